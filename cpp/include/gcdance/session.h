@@ -1,0 +1,104 @@
+// An ONNX Runtime session whose inputs and outputs live in buffers the session owns. Buffers are
+// allocated once per set of input shapes and reused: a call with the shapes of the previous call
+// allocates nothing, it only copies the new inputs in and runs over the same IoBinding.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace gcdance {
+
+struct SessionConfig {
+  std::string provider = "cpu";  // "cpu" | "cuda" | "tensorrt"
+  int intra_op_threads = 0;      // 0 = ORT's default (one per physical core)
+  int inter_op_threads = 1;
+  bool allow_spinning = false;   // spinning lowers latency but burns a shared machine's cores
+  int device_id = 0;
+  std::map<std::string, std::string> provider_options;  // passed to the CUDA/TensorRT provider
+};
+
+struct TensorInfo {
+  std::string name;
+  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  std::vector<int64_t> shape;  // -1 for a dynamic dimension
+};
+
+// A host buffer with an Ort::Value viewing it (64-byte aligned for SIMD kernels).
+class HostTensor {
+ public:
+  HostTensor(ONNXTensorElementDataType type, std::vector<int64_t> shape);
+  HostTensor(const HostTensor&) = delete;
+  HostTensor& operator=(const HostTensor&) = delete;
+
+  void* data() { return data_.get(); }
+  const void* data() const { return data_.get(); }
+  size_t bytes() const { return bytes_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  ONNXTensorElementDataType type() const { return type_; }
+  Ort::Value& value() { return value_; }
+
+ private:
+  struct AlignedFree {
+    void operator()(std::byte* p) const;
+  };
+  ONNXTensorElementDataType type_;
+  std::vector<int64_t> shape_;
+  size_t bytes_ = 0;
+  std::unique_ptr<std::byte[], AlignedFree> data_;
+  Ort::Value value_{nullptr};
+};
+
+size_t ElementSize(ONNXTensorElementDataType type);
+std::string TypeName(ONNXTensorElementDataType type);
+std::string ShapeString(const std::vector<int64_t>& shape);
+
+class Session {
+ public:
+  Session(const std::string& model_path, const SessionConfig& config);
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::vector<TensorInfo>& inputs() const { return inputs_; }
+  const std::vector<TensorInfo>& outputs() const { return outputs_; }
+  const std::string& provider() const { return provider_; }
+  const std::string& model_path() const { return model_path_; }
+
+  // Makes the input buffers match `shapes` (one per input, in input order); checks ranks and
+  // fixed dimensions. Allocates only when the shapes differ from the current ones.
+  void Prepare(const std::vector<std::vector<int64_t>>& shapes);
+  HostTensor& input(size_t i) { return *input_buffers_.at(i); }
+  // Runs over the bound buffers. The first run for a set of shapes lets ORT size the outputs,
+  // then binds buffers of ours; later runs write into those same buffers.
+  void Run();
+  const HostTensor& output(size_t i) const { return *output_buffers_.at(i); }
+
+  // Number of buffer allocations made so far (inputs and outputs): constant across calls with
+  // unchanged shapes.
+  size_t allocations() const { return allocations_; }
+  // Serialises use of one session's buffers by several threads.
+  std::mutex& mutex() { return mutex_; }
+
+ private:
+  void BindOutputsToOwnBuffers();
+
+  std::string model_path_;
+  std::string provider_;
+  Ort::Session session_{nullptr};
+  Ort::MemoryInfo cpu_memory_{nullptr};
+  std::unique_ptr<Ort::IoBinding> binding_;
+  Ort::RunOptions run_options_;
+  std::vector<TensorInfo> inputs_, outputs_;
+  std::vector<std::unique_ptr<HostTensor>> input_buffers_, output_buffers_;
+  bool outputs_bound_ = false;
+  size_t allocations_ = 0;
+  std::mutex mutex_;
+};
+
+}  // namespace gcdance
