@@ -1,0 +1,220 @@
+"""Reference DDIM sampler: step formula, determinism, inpainting, long sequences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gcdance import masks  # noqa: E402
+from gcdance.errors import InputError  # noqa: E402
+from gcdance.layout import FINEDANCE  # noqa: E402
+from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
+from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
+from gcdance.schedule import ddim_schedule  # noqa: E402
+from training.denoiser import build_denoiser  # noqa: E402
+from training.sampler import (  # noqa: E402
+    InjectedNoise,
+    SeededNoise,
+    ddim_step,
+    guided_x0,
+    overlap_constraint,
+    sample,
+    sample_windows,
+    step_coefficients,
+    window_plan_for,
+)
+
+torch.set_num_threads(1)
+D = 319
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_denoiser("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def normalizer() -> MinMaxNormalizer:
+    lo, hi = np.full(D, -1.0), np.full(D, 1.0)
+    lo[0:4], hi[0:4] = 0.0, 1.0  # contacts
+    lo[4:7], hi[4:7] = np.array([-3.0, 0.0, -3.0]), np.array([3.0, 2.0, 3.0])  # root
+    return MinMaxNormalizer(lo, hi)
+
+
+def _music(frames: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((frames, 35)).astype(np.float32)
+
+
+TEXT = np.random.default_rng(1).standard_normal(512).astype(np.float32)
+
+
+def _raw_motion(frames: int, seed: int = 2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = np.zeros((frames, D))
+    m[:, 0:4] = rng.integers(0, 2, (frames, 4))
+    t = np.arange(frames)[:, None] / 30
+    m[:, 4:7] = np.concatenate([np.sin(t), 0.9 + 0.1 * np.cos(t), np.cos(t)], axis=1)
+    aa = rng.standard_normal((52, 3))[None] * (1 + 0.3 * np.sin(t))[..., None]
+    m[:, 7:] = axis_angle_to_rotation_6d(aa).reshape(frames, -1)
+    return m
+
+
+def test_ddim_step_formula() -> None:
+    table = ddim_schedule(10, eta=1.0, guidance=2.7)
+    c = step_coefficients(table)[3]
+    g = torch.Generator().manual_seed(0)
+    x, xc, xu, z = (torch.randn(2, 8, 5, generator=g) for _ in range(4))
+    x_prev, x0 = ddim_step(x, xc, xu, c, z)
+    f = {k: float(v[3]) for k, v in table.items()}
+    xn, xcn, xun, zn = (a.double().numpy() for a in (x, xc, xu, z))
+    x0_ref = np.clip(xun + f["guidance"] * (xcn - xun), -1, 1)
+    eps = (xn - f["sqrt_alpha_bar"] * x0_ref) / f["sqrt_one_minus_alpha_bar"]
+    ref = f["sqrt_alpha_bar_prev"] * x0_ref + f["eps_coef"] * eps + f["sigma"] * zn
+    np.testing.assert_allclose(x0.numpy(), x0_ref, atol=1e-6)
+    np.testing.assert_allclose(x_prev.numpy(), ref, atol=1e-5)
+    assert x0.abs().max() <= 1 and (x0.abs() == 1).any()  # the clamp is active here
+
+
+def test_single_step_returns_guided_clamped_x0(model) -> None:
+    table = ddim_schedule(1, eta=1.0, guidance=2.7)
+    g = torch.Generator().manual_seed(5)
+    x_T = torch.randn(1, 120, D, generator=g)
+    music = torch.from_numpy(_music(120))[None]
+    noise = InjectedNoise(x_T, torch.randn(1, 1, 120, D, generator=g))
+    out = sample_windows(model, music, TEXT, table, noise)
+    with torch.no_grad():
+        xc, xu = guided_x0(model, x_T, torch.tensor(999.0), music,
+                           torch.from_numpy(TEXT)[None])
+    torch.testing.assert_close(out, torch.clamp(xu + np.float32(2.7) * (xc - xu), -1, 1))
+
+
+class _Counting(torch.nn.Module):
+    """Wraps a denoiser and records each forward's batch and cond_mask."""
+
+    def __init__(self, inner) -> None:
+        super().__init__()
+        self.inner, self.config, self.dim = inner, inner.config, inner.dim
+        self.calls: list[tuple[int, list[float]]] = []
+
+    def forward(self, x, t, music, text, cond_mask=None):
+        self.calls.append((x.shape[0], cond_mask.tolist()))
+        return self.inner(x, t, music, text, cond_mask)
+
+
+def test_guidance_is_one_batch_of_two_per_step(model) -> None:
+    wrapped = _Counting(model)
+    sample(wrapped, _music(240), TEXT, steps=4, seed=0)
+    assert len(wrapped.calls) == 4  # one forward per step, 3 windows x (cond, uncond)
+    assert all(b == 6 and cm == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0] for b, cm in wrapped.calls)
+
+
+def test_deterministic_with_injected_and_seeded_noise(model) -> None:
+    p = window_plan_for(150)
+    g = torch.Generator().manual_seed(0)
+    shape = (p.num_windows, 120, D)
+    x_T, z = torch.randn(shape, generator=g), torch.randn((STEPS, *shape), generator=g)
+    kw = dict(steps=STEPS, eta=1.0)
+    a = sample(model, _music(150), TEXT, noise=InjectedNoise(x_T, z), **kw)
+    b = sample(model, _music(150), TEXT, noise=InjectedNoise(x_T.numpy(), z.numpy()), **kw)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (150, D) and a.dtype == np.float32 and np.isfinite(a).all()
+    c = sample(model, _music(150), TEXT, noise=InjectedNoise(x_T, torch.randn_like(z)), **kw)
+    assert np.abs(c - a).max() > 1e-4  # with eta = 1, z matters
+    s1 = sample(model, _music(150), TEXT, seed=3, **kw)
+    s2 = sample(model, _music(150), TEXT, seed=3, **kw)
+    s3 = sample(model, _music(150), TEXT, seed=4, **kw)
+    np.testing.assert_array_equal(s1, s2)
+    assert np.abs(s3 - s1).max() > 1e-4
+
+
+def test_eta_zero_ignores_z(model) -> None:
+    g = torch.Generator().manual_seed(1)
+    x_T = torch.randn(2, 120, D, generator=g)
+    z1 = torch.randn(STEPS, 2, 120, D, generator=g)
+    z2 = 100.0 * torch.randn(STEPS, 2, 120, D, generator=g)
+    a = sample(model, _music(180), TEXT, steps=STEPS, eta=0.0, noise=InjectedNoise(x_T, z1))
+    b = sample(model, _music(180), TEXT, steps=STEPS, eta=0.0, noise=InjectedNoise(x_T, z2))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("frames", [120, 301])
+def test_inpainting_keeps_known_region(model, normalizer, frames: int) -> None:
+    raw = _raw_motion(frames)
+    known = normalizer.transform(raw).astype(np.float32)
+    keep = masks.joints("body") | masks.frames(0, 30)
+    out = sample(model, _music(frames), TEXT, steps=STEPS, eta=1.0, guidance=2.7,
+                 guidance_ramp=0.5, seed=7, known=known, mask=keep, normalizer=normalizer)
+    assert out.shape == (frames, D) and np.isfinite(out).all()
+    m = keep.resolve(FINEDANCE, frames)
+    back = normalizer.inverse(out.astype(np.float64))
+    assert np.abs(back[m] - raw[m]).max() <= 1e-5
+    assert np.abs(back[~m] - raw[~m]).max() > 1e-2  # the hands were regenerated
+
+
+def test_inpainting_without_normalizer_is_exact_in_normalized_space(model) -> None:
+    known = np.random.default_rng(0).uniform(-1, 1, (100, D)).astype(np.float32)
+    mask = np.zeros((100, D), bool)
+    mask[10:50, 139:] = True  # an explicit array works too
+    g = torch.Generator().manual_seed(2)
+    shape = (1, 120, D)
+    noise = InjectedNoise(torch.randn(shape, generator=g), torch.randn((STEPS, *shape),
+                          generator=g), torch.randn((STEPS, *shape), generator=g))
+    out = sample(model, _music(100), TEXT, steps=STEPS, eta=1.0, noise=noise, known=known,
+                 mask=mask)
+    np.testing.assert_array_equal(out[mask], known[mask])
+    with pytest.raises(InputError, match="zq"):
+        sample(model, _music(100), TEXT, steps=STEPS, noise=InjectedNoise(
+            torch.zeros(shape), torch.zeros((STEPS, *shape))), known=known, mask=mask)
+
+
+@pytest.mark.parametrize(("frames", "windows"), [(240, 3), (301, 5), (37, 1)])
+def test_long_sequences_and_overlap_after_every_step(model, normalizer, frames, windows) -> None:
+    seen: list[torch.Tensor] = []
+
+    def check(i: int, x: torch.Tensor) -> None:
+        assert x.shape == (windows, 120, D)
+        if windows > 1:
+            torch.testing.assert_close(x[1:, :60], x[:-1, 60:], rtol=0, atol=0)
+        seen.append(x.clone())
+
+    out = sample(model, _music(frames), TEXT, steps=STEPS, eta=1.0, seed=1,
+                 normalizer=normalizer, callback=check)
+    assert len(seen) == STEPS
+    assert out.shape == (frames, D) and np.isfinite(out).all()
+    # the stitched song is the windows' union: window w's frames sit at w * 60
+    last = seen[-1].numpy()
+    raw = normalizer.inverse(last.astype(np.float64))
+    for w in range(windows):
+        lo, hi = w * 60, min(w * 60 + 120, frames)
+        want = normalizer.transform(raw[w, : hi - lo])
+        np.testing.assert_allclose(out[lo:hi, :7], want[:, :7], atol=1e-5)
+
+
+def test_overlap_constraint_helper() -> None:
+    x = torch.arange(3 * 4 * 1, dtype=torch.float32).reshape(3, 4, 1)
+    y = overlap_constraint(x, hop=2)
+    assert y[1, :2].flatten().tolist() == [2.0, 3.0] and y[2, :2].flatten().tolist() == [6.0, 7.0]
+    assert y[0].flatten().tolist() == [0.0, 1.0, 2.0, 3.0] and y[2, 2:].flatten().tolist() == [
+        10.0, 11.0]
+    assert x[1, 0].item() == 4.0  # the input is not modified
+
+
+def test_bad_inputs(model) -> None:
+    with pytest.raises(InputError, match="music"):
+        sample(model, np.zeros((10, 34), np.float32), TEXT, steps=2)
+    with pytest.raises(InputError, match="NaN"):
+        sample(model, np.full((10, 35), np.nan, np.float32), TEXT, steps=2)
+    with pytest.raises(InputError, match="both"):
+        sample(model, _music(10), TEXT, steps=2, mask=masks.joints("body"))
+    with pytest.raises(InputError, match="shape"):
+        sample(model, _music(10), TEXT, steps=2, noise=InjectedNoise(np.zeros((1, 60, D)),
+               np.zeros((2, 1, 60, D))))
+    with pytest.raises(InputError, match="steps"):
+        sample(model, _music(10), TEXT, steps=3, noise=InjectedNoise(np.zeros((1, 120, D)),
+               np.zeros((2, 1, 120, D))))
+    with pytest.raises(InputError, match="seed"):
+        SeededNoise(1.5)  # type: ignore[arg-type]

@@ -1,0 +1,160 @@
+"""DDIM schedule table: re-derived independently, float32 storage, last step returns x0."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from gcdance.errors import BundleError, InputError
+from gcdance.schedule import (
+    TABLE_KEYS,
+    alphas_cumprod,
+    cosine_betas,
+    ddim_schedule,
+    ddim_timesteps,
+    guidance_weights,
+    load_schedule,
+    save_schedule,
+)
+
+
+def _reference_alpha_bar(T: int = 1000, s: float = 0.008) -> list[float]:
+    """Plain-Python re-derivation: closed-form f(t), clipped betas, running product."""
+    def f(t: int) -> float:
+        return math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+
+    out, prod = [], 1.0
+    for t in range(T):
+        beta = min(1.0 - f(t + 1) / f(t), 0.999)
+        prod *= 1.0 - beta
+        out.append(prod)
+    return out
+
+
+def _reference_table(steps: int, eta: float) -> dict[str, list[float]]:
+    ab = _reference_alpha_bar()
+    # EDGE: linspace(-1, 999, steps + 1), truncated toward zero, reversed; exact rationals here.
+    times = [math.trunc(Fraction(-1) + Fraction(1000 * k, steps)) for k in range(steps + 1)]
+    times = times[::-1]
+    rows: dict[str, list[float]] = {k: [] for k in TABLE_KEYS}
+    for t, tp in itertools.pairwise(times):
+        a, ap = ab[t], (ab[tp] if tp >= 0 else 1.0)
+        sig = eta * math.sqrt((1 - ap) / (1 - a)) * math.sqrt(1 - a / ap)
+        vals = [t, tp, math.sqrt(a), math.sqrt(1 - a), math.sqrt(ap), math.sqrt(1 - ap), sig,
+                math.sqrt(max(1 - ap - sig * sig, 0.0)), 2.5]
+        for k, v in zip(TABLE_KEYS, vals, strict=True):
+            rows[k].append(v)
+    return rows
+
+
+@pytest.mark.parametrize(("steps", "eta"), [(50, 0.0), (50, 1.0), (30, 0.5), (7, 1.0)])
+def test_table_matches_independent_derivation(steps: int, eta: float) -> None:
+    table = ddim_schedule(steps, eta, 2.5)
+    ref = _reference_table(steps, eta)
+    assert set(table) == set(TABLE_KEYS)
+    for k in TABLE_KEYS:
+        assert table[k].dtype == np.float32 and table[k].shape == (steps,), k
+        want = np.array(ref[k], dtype=np.float64)
+        # float64 computation rounded once to float32: within float32 rounding of the truth
+        np.testing.assert_allclose(table[k], want.astype(np.float32), rtol=3e-7, atol=1e-12,
+                                   err_msg=k)
+
+
+def test_timesteps_follow_edge_linspace() -> None:
+    t = ddim_timesteps(50)
+    assert t[0] == 999 and t[-1] == -1 and len(t) == 51
+    assert np.all(np.diff(t) == -20)
+    edge = np.trunc(np.linspace(-1, 999, 51, dtype=np.float32)).astype(np.int64)[::-1]
+    np.testing.assert_array_equal(t, edge)
+    assert list(ddim_timesteps(1)) == [999, -1]
+    assert len(set(ddim_timesteps(1000).tolist())) == 1001  # every timestep once
+
+
+def test_alpha_bar_monotone_and_betas_clipped() -> None:
+    betas = cosine_betas()
+    ab = alphas_cumprod()
+    assert betas.dtype == np.float64 and ab.shape == (1000,)
+    assert np.all(betas > 0) and np.all(betas <= 0.999) and betas[-1] == 0.999
+    assert np.all(np.diff(ab) < 0), "alpha_bar must decrease strictly"
+    assert 0 < ab[-1] < 1e-4 and 0.99 < ab[0] < 1
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_last_step_returns_x0(eta: float) -> None:
+    table = ddim_schedule(10, eta, 2.7)
+    last = {k: v[-1] for k, v in table.items()}
+    assert last["timestep_prev"] == -1
+    assert last["sqrt_alpha_bar_prev"] == 1 and last["eps_coef"] == 0 and last["sigma"] == 0
+    assert last["sqrt_one_minus_alpha_bar_prev"] == 0
+    rng = np.random.default_rng(0)
+    x_t, x0, z = (rng.standard_normal((4, 5)).astype(np.float32) for _ in range(3))
+    x0 = np.clip(x0, -1, 1)
+    eps = (x_t - last["sqrt_alpha_bar"] * x0) / last["sqrt_one_minus_alpha_bar"]
+    x_prev = last["sqrt_alpha_bar_prev"] * x0 + last["eps_coef"] * eps + last["sigma"] * z
+    np.testing.assert_array_equal(x_prev, x0)
+
+
+def test_sigma_and_variance_budget() -> None:
+    det = ddim_schedule(50, 0.0)
+    assert np.all(det["sigma"] == 0)
+    sto = ddim_schedule(50, 1.0)
+    assert np.all(sto["sigma"][:-1] > 0)
+    budget = sto["eps_coef"].astype(np.float64) ** 2 + sto["sigma"].astype(np.float64) ** 2
+    one_minus_prev = 1 - sto["sqrt_alpha_bar_prev"].astype(np.float64) ** 2
+    np.testing.assert_allclose(budget, one_minus_prev, atol=2e-6)
+    # sqrt(ab) rises toward the clean end
+    assert np.all(np.diff(sto["sqrt_alpha_bar"]) > 0)
+
+
+def test_guidance_ramp() -> None:
+    assert np.all(ddim_schedule(20, guidance=2.7)["guidance"] == np.float32(2.7))
+    w = guidance_weights(50, 2.7, guidance_ramp=0.5)
+    assert w[0] == 1.0 and w[25] == pytest.approx(2.7) and np.all(w[25:] == 2.7)
+    assert np.all(np.diff(w[:26]) > 0)
+    np.testing.assert_allclose(w[:26], 1.0 + 1.7 * np.arange(26) / 25)
+    w0 = guidance_weights(10, 3.0, guidance_ramp=1.0, guidance_start=0.0)
+    np.testing.assert_allclose(w0, 3.0 * np.arange(10) / 10)
+    table = ddim_schedule(50, 0.0, 2.7, 0.5)
+    np.testing.assert_array_equal(table["guidance"], w.astype(np.float32))
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(InputError):
+        ddim_schedule(0)
+    with pytest.raises(InputError):
+        ddim_schedule(1001)
+    with pytest.raises(InputError):
+        ddim_schedule(50, eta=-0.1)
+    with pytest.raises(InputError):
+        ddim_schedule(50, guidance=float("nan"))
+    with pytest.raises(InputError):
+        ddim_schedule(50, guidance_ramp=1.5)
+    with pytest.raises(InputError):
+        cosine_betas(max_beta=1.0)
+
+
+def test_save_load_roundtrip(tmp_path) -> None:
+    table = ddim_schedule(25, 1.0, 2.7, 0.5)
+    path = tmp_path / "schedule.npz"
+    save_schedule(path, table)
+    back = load_schedule(path)
+    for k in TABLE_KEYS:
+        np.testing.assert_array_equal(back[k], table[k])
+
+    bad = dict(table)
+    bad.pop("sigma")
+    np.savez(tmp_path / "missing.npz", format_version=np.array(1), **bad)
+    with pytest.raises(BundleError, match="sigma"):
+        load_schedule(tmp_path / "missing.npz")
+    np.savez(tmp_path / "version.npz", format_version=np.array(99), **table)
+    with pytest.raises(BundleError, match="format_version"):
+        load_schedule(tmp_path / "version.npz")
+    f64 = {k: v.astype(np.float64) for k, v in table.items()}
+    with pytest.raises(BundleError, match="float32"):
+        save_schedule(tmp_path / "f64.npz", f64)
+    with pytest.raises(BundleError, match="does not exist"):
+        load_schedule(tmp_path / "nope.npz")

@@ -1,0 +1,1 @@
+"""GCDance training side (PyTorch): denoiser, diffusion, reference sampler, losses, training."""

@@ -1,0 +1,402 @@
+"""PyTorch reference sampler: DDIM with classifier-free guidance, inpainting and long sequences.
+
+This is the reference the C++ engine must match to 1e-4: both read the same schedule table
+(:func:`gcdance.schedule.ddim_schedule`) and the engine copies the operation order below.
+
+One step ``i`` over ``W`` windows ``x`` (W, L, D), normalized space, float32 (:func:`sampler_step`):
+
+1. ``out = model([x; x], [t_i] * 2W, [music; music], [text; text], cond_mask=[1]*W + [0]*W)``
+   -- ONE forward over the batch of two; ``x0_cond = out[:W]``, ``x0_uncond = out[W:]``.
+2. ``x0 = x0_uncond + guidance_i * (x0_cond - x0_uncond)``            (:func:`ddim_step`)
+3. ``x0 = clamp(x0, -1, 1)``
+4. ``eps = (x - sqrt_alpha_bar_i * x0) / sqrt_one_minus_alpha_bar_i``
+5. ``x = (sqrt_alpha_bar_prev_i * x0 + eps_coef_i * eps) + sigma_i * z_i``  (left to right)
+6. inpainting, paper Eq. 15, only with a mask (:func:`inpaint`):
+   ``known_i = sqrt_alpha_bar_prev_i * m_known + sqrt_one_minus_alpha_bar_prev_i * zq_i``;
+   ``x = where(B, known_i, x)`` (B boolean: the blend ``B known + (1 - B) x`` as a select)
+7. long sequences, only with W > 1 (:func:`overlap_constraint`): ``x[w + 1, :O] = x[w, hop:]``
+   for every window w (``O = L - hop`` = 60 frames: window w+1's first 2 s := window w's last
+   2 s; reads only tails, writes only heads, so the order over windows does not matter).
+
+Every coefficient is a float32 scalar from the table. The last step has
+``sqrt_alpha_bar_prev = 1`` and ``eps_coef = sigma = sqrt_one_minus_alpha_bar_prev = 0``: it
+returns x0, with the known values exactly where the mask keeps them and equal overlaps.
+
+Noise is injectable (:class:`InjectedNoise`: x_T and every z and zq given as tensors); production
+uses :class:`SeededNoise` (a seeded ``torch.Generator`` on the CPU, drawn in the order x_T, then
+per step z_i and, with a mask, zq_i). With ``eta = 0`` every sigma is 0 and the result does not
+depend on z.
+
+:func:`sample` is the whole-song entry: windows (:mod:`gcdance.stitching`), batched sampling
+and stitching; it returns normalized motion (frames, dim).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gcdance import masks as masks_mod
+from gcdance.errors import InputError
+from gcdance.schedule import TABLE_KEYS, ddim_schedule, validate_schedule
+from gcdance.stitching import HOP_FRAMES, WINDOW_FRAMES, plan_windows, split_windows, stitch_windows
+
+__all__ = [
+    "InjectedNoise",
+    "NoiseSource",
+    "SeededNoise",
+    "StepCoefficients",
+    "ddim_step",
+    "guided_x0",
+    "inpaint",
+    "overlap_constraint",
+    "sample",
+    "sample_windows",
+    "sampler_step",
+    "step_coefficients",
+    "window_plan_for",
+]
+
+StepCallback = Callable[[int, Tensor], None]
+
+
+class StepCoefficients(NamedTuple):
+    """One row of the schedule table as float32 0-d tensors (fields = ``TABLE_KEYS``)."""
+
+    timestep: Tensor
+    timestep_prev: Tensor
+    sqrt_alpha_bar: Tensor
+    sqrt_one_minus_alpha_bar: Tensor
+    sqrt_alpha_bar_prev: Tensor
+    sqrt_one_minus_alpha_bar_prev: Tensor
+    sigma: Tensor
+    eps_coef: Tensor
+    guidance: Tensor
+
+
+if StepCoefficients._fields != TABLE_KEYS:  # the table and the step must agree on names
+    raise ImportError("training.sampler.StepCoefficients is out of sync with gcdance.schedule")
+
+
+def step_coefficients(
+    schedule: dict[str, np.ndarray], device: torch.device | str = "cpu"
+) -> list[StepCoefficients]:
+    """The table as one :class:`StepCoefficients` per step (validated, float32)."""
+    steps = validate_schedule(schedule)
+    cols = {k: torch.from_numpy(np.asarray(schedule[k], np.float32)).to(device)
+            for k in TABLE_KEYS}
+    return [StepCoefficients(*(cols[k][i] for k in TABLE_KEYS)) for i in range(steps)]
+
+
+# ----------------------------------------------------------------------------------- noise
+class NoiseSource(Protocol):
+    """Where the sampler's noise comes from: x_T, z per step and zq (inpainting) per step."""
+
+    def initial(self, shape: tuple[int, ...]) -> Tensor: ...
+
+    def step(self, i: int, shape: tuple[int, ...]) -> Tensor: ...
+
+    def known(self, i: int, shape: tuple[int, ...]) -> Tensor: ...
+
+
+class SeededNoise:
+    """Standard normal noise from a CPU ``torch.Generator`` seeded with ``seed``."""
+
+    def __init__(self, seed: int) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InputError(f"seed must be an int, got {seed!r}")
+        self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
+
+    def _draw(self, shape: tuple[int, ...]) -> Tensor:
+        return torch.randn(shape, generator=self.generator, dtype=torch.float32)
+
+    def initial(self, shape: tuple[int, ...]) -> Tensor:
+        return self._draw(shape)
+
+    def step(self, i: int, shape: tuple[int, ...]) -> Tensor:
+        return self._draw(shape)
+
+    def known(self, i: int, shape: tuple[int, ...]) -> Tensor:
+        return self._draw(shape)
+
+
+class InjectedNoise:
+    """Given noise: ``x_T`` (W, L, D), ``z`` (steps, W, L, D), ``zq`` (steps, W, L, D) or None.
+
+    ``zq`` is needed only with an inpainting mask. Arrays may be numpy or torch.
+    """
+
+    def __init__(self, x_T: Any, z: Any, zq: Any | None = None) -> None:
+        self.x_T = torch.as_tensor(np.asarray(x_T, np.float32))
+        self.z = torch.as_tensor(np.asarray(z, np.float32))
+        self.zq = None if zq is None else torch.as_tensor(np.asarray(zq, np.float32))
+        if self.z.ndim != self.x_T.ndim + 1 or self.z.shape[1:] != self.x_T.shape:
+            raise InputError(
+                f"z must be (steps, *{tuple(self.x_T.shape)}), got {tuple(self.z.shape)}"
+            )
+        if self.zq is not None and self.zq.shape != self.z.shape:
+            raise InputError(f"zq must have z's shape {tuple(self.z.shape)}, got "
+                             f"{tuple(self.zq.shape)}")
+
+    def _check(self, got: Tensor, shape: tuple[int, ...], what: str) -> Tensor:
+        if tuple(got.shape) != tuple(shape):
+            raise InputError(f"injected {what} has shape {tuple(got.shape)}, the sampler needs "
+                             f"{tuple(shape)}")
+        return got
+
+    def initial(self, shape: tuple[int, ...]) -> Tensor:
+        return self._check(self.x_T, shape, "x_T")
+
+    def step(self, i: int, shape: tuple[int, ...]) -> Tensor:
+        if i >= self.z.shape[0]:
+            raise InputError(f"injected z has {self.z.shape[0]} steps, step {i} was requested")
+        return self._check(self.z[i], shape, f"z[{i}]")
+
+    def known(self, i: int, shape: tuple[int, ...]) -> Tensor:
+        if self.zq is None:
+            raise InputError("inpainting needs injected zq noise (InjectedNoise(x_T, z, zq))")
+        if i >= self.zq.shape[0]:
+            raise InputError(f"injected zq has {self.zq.shape[0]} steps, step {i} was requested")
+        return self._check(self.zq[i], shape, f"zq[{i}]")
+
+
+# ------------------------------------------------------------------------------ step pieces
+def guided_x0(
+    model: nn.Module, x: Tensor, t: Tensor, music: Tensor, text_emb: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Step 1: ``(x0_cond, x0_uncond)`` from one forward over the batch of two (2W rows)."""
+    w = x.shape[0]
+    cond_mask = torch.cat((torch.ones(w), torch.zeros(w))).to(x.device)
+    out = model(
+        torch.cat((x, x)),
+        t.reshape(1).expand(2 * w),
+        torch.cat((music, music)),
+        torch.cat((text_emb, text_emb)),
+        cond_mask,
+    )
+    return out[:w], out[w:]
+
+
+def ddim_step(
+    x: Tensor, x0_cond: Tensor, x0_uncond: Tensor, c: StepCoefficients, z: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Steps 2-5: guidance, clamp, eps, DDIM update; returns ``(x_prev, x0)``."""
+    x0 = x0_uncond + c.guidance * (x0_cond - x0_uncond)
+    x0 = torch.clamp(x0, -1.0, 1.0)
+    eps = (x - c.sqrt_alpha_bar * x0) / c.sqrt_one_minus_alpha_bar
+    x_prev = c.sqrt_alpha_bar_prev * x0 + c.eps_coef * eps + c.sigma * z
+    return x_prev, x0
+
+
+def inpaint(x: Tensor, known: Tensor, mask: Tensor, c: StepCoefficients, zq: Tensor) -> Tensor:
+    """Step 6 (Eq. 15): replace the kept values by ``q(m_known, t_prev)``."""
+    noisy_known = c.sqrt_alpha_bar_prev * known + c.sqrt_one_minus_alpha_bar_prev * zq
+    return torch.where(mask, noisy_known, x)
+
+
+def overlap_constraint(x: Tensor, hop: int) -> Tensor:
+    """Step 7: window w+1's first ``L - hop`` frames := window w's last ``L - hop`` frames."""
+    length = x.shape[1]
+    overlap = length - hop
+    if x.shape[0] < 2 or overlap <= 0:
+        return x
+    out = x.clone()
+    out[1:, :overlap] = x[:-1, hop:]
+    return out
+
+
+def sampler_step(
+    model: nn.Module,
+    x: Tensor,
+    music: Tensor,
+    text_emb: Tensor,
+    c: StepCoefficients,
+    z: Tensor,
+    *,
+    known: Tensor | None = None,
+    mask: Tensor | None = None,
+    zq: Tensor | None = None,
+    hop: int | None = None,
+) -> Tensor:
+    """One full step (1-7 in the module docstring) over windows ``x`` (W, L, D)."""
+    x0_cond, x0_uncond = guided_x0(model, x, c.timestep, music, text_emb)
+    x, _ = ddim_step(x, x0_cond, x0_uncond, c, z)
+    if mask is not None:
+        if known is None or zq is None:
+            raise InputError("inpainting needs both the known motion and zq noise")
+        x = inpaint(x, known, mask, c, zq)
+    if hop is not None:
+        x = overlap_constraint(x, hop)
+    return x
+
+
+# ----------------------------------------------------------------------------------- loops
+def _as_tensor(a: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
+    if isinstance(a, Tensor):
+        return a.to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+
+class _EvalMode:
+    """Put a module in eval mode for the duration of a ``with`` block and restore it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self) -> None:
+        self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.was_training)
+
+
+def sample_windows(
+    model: nn.Module,
+    music: Tensor | np.ndarray,
+    text_emb: Tensor | np.ndarray,
+    schedule: dict[str, np.ndarray],
+    noise: NoiseSource,
+    *,
+    known: Tensor | np.ndarray | None = None,
+    mask: Tensor | np.ndarray | None = None,
+    hop: int | None = None,
+    callback: StepCallback | None = None,
+) -> Tensor:
+    """Run the whole DDIM loop over a batch of windows; returns x0 windows (W, L, D).
+
+    ``music`` (W, L, music_dim); ``text_emb`` (text_dim,) or (W, text_dim); ``known`` (W, L, D)
+    in normalized space and ``mask`` (W, L, D) bool, together or not at all; ``hop`` enables the
+    overlap constraint between consecutive windows (None: independent windows). ``callback(i, x)``
+    sees ``x`` after every step ``i``. The model runs in eval mode without gradients.
+    """
+    device = next(model.parameters()).device
+    dim = int(model.dim)
+    music_t = _as_tensor(music, torch.float32, device)
+    if music_t.ndim != 3:
+        raise InputError(f"music windows must be (windows, frames, music_dim), got "
+                         f"{tuple(music_t.shape)}")
+    w, length = music_t.shape[:2]
+    text_t = _as_tensor(text_emb, torch.float32, device)
+    if text_t.ndim == 1:
+        text_t = text_t.expand(w, -1)
+    if text_t.ndim != 2 or text_t.shape[0] != w:
+        raise InputError(f"text_emb must be (text_dim,) or ({w}, text_dim), got "
+                         f"{tuple(text_t.shape)}")
+    shape = (w, length, dim)
+    if (known is None) != (mask is None):
+        raise InputError("inpainting needs both `known` and `mask` (or neither)")
+    known_t = mask_t = None
+    if mask is not None:
+        known_t = _as_tensor(known, torch.float32, device)
+        mask_t = _as_tensor(mask, torch.bool, device)
+        if tuple(known_t.shape) != shape or tuple(mask_t.shape) != shape:
+            raise InputError(f"known and mask must be {shape}, got {tuple(known_t.shape)} and "
+                             f"{tuple(mask_t.shape)}")
+        if not torch.isfinite(known_t[mask_t]).all():
+            raise InputError("the known motion has NaN or inf where the mask keeps it")
+    if hop is not None and not 0 < hop <= length:
+        raise InputError(f"hop must be in 1..{length}, got {hop}")
+    coeffs = step_coefficients(schedule, device)
+
+    with torch.no_grad(), _EvalMode(model):
+        x = noise.initial(shape).to(device=device, dtype=torch.float32)
+        for i, c in enumerate(coeffs):
+            z = noise.step(i, shape).to(device=device, dtype=torch.float32)
+            zq = None
+            if mask_t is not None:
+                zq = noise.known(i, shape).to(device=device, dtype=torch.float32)
+            x = sampler_step(model, x, music_t, text_t, c, z, known=known_t, mask=mask_t, zq=zq,
+                             hop=hop)
+            if callback is not None:
+                callback(i, x)
+    return x
+
+
+def sample(
+    model: nn.Module,
+    music: np.ndarray | Tensor,
+    text_emb: np.ndarray | Tensor,
+    *,
+    steps: int = 50,
+    eta: float = 0.0,
+    guidance: float = 2.7,
+    guidance_ramp: float = 0.0,
+    seed: int = 0,
+    noise: NoiseSource | None = None,
+    known: np.ndarray | None = None,
+    mask: masks_mod.Mask | np.ndarray | None = None,
+    normalizer: Any | None = None,
+    window: int = WINDOW_FRAMES,
+    hop: int = HOP_FRAMES,
+    schedule: dict[str, np.ndarray] | None = None,
+    callback: StepCallback | None = None,
+) -> np.ndarray:
+    """Generate normalized motion (frames, dim) float32 for a whole song.
+
+    Args:
+        model: a :class:`training.denoiser.GCDanceDenoiser` (any module with its signature and
+            a ``dim`` attribute and a ``config.motion_layout``).
+        music: per-frame music features of the whole song (frames, music_dim), 30 fps.
+        text_emb: the genre text embedding C_E (text_dim,).
+        steps, eta, guidance, guidance_ramp: DDIM settings (the table of
+            :func:`gcdance.schedule.ddim_schedule`); ``schedule`` overrides them.
+        seed, noise: a seed for :class:`SeededNoise`, or an explicit :class:`NoiseSource`
+            (shapes are per window: (windows, window, dim); see :func:`window_plan_for`).
+        known, mask: optional inpainting: known motion (frames, dim) in normalized space and a
+            keep-mask (a :mod:`gcdance.masks` expression or a (frames, dim) bool array).
+        normalizer: the motion normalizer (``transform``/``inverse``); with it windows are
+            stitched in the unnormalized representation with slerped rotations (recommended),
+            without it they are cross-faded linearly in normalized space.
+        window, hop: window length and hop in frames (4 s / 2 s).
+        callback: ``callback(i, x)`` after every step, x = the (W, window, dim) windows.
+    """
+    cfg = model.config
+    layout = cfg.motion_layout
+    music_np = np.asarray(music.detach().cpu() if isinstance(music, Tensor) else music,
+                          dtype=np.float32)
+    if music_np.ndim != 2 or music_np.shape[1] != cfg.music_dim:
+        raise InputError(f"music must be (frames, {cfg.music_dim}), got {music_np.shape}")
+    if music_np.shape[0] < 1:
+        raise InputError("music has no frames; give at least one frame of features")
+    if not np.isfinite(music_np).all():
+        raise InputError("music features contain NaN or inf")
+    frames = music_np.shape[0]
+    plan = plan_windows(frames, window, hop)
+    music_w = split_windows(music_np, plan, pad="reflect")
+
+    known_w = mask_w = None
+    if mask is not None or known is not None:
+        if mask is None or known is None:
+            raise InputError("inpainting needs both `known` motion and a `mask`")
+        mask_arr = masks_mod.resolve(mask, layout, frames)
+        known_arr = np.asarray(known, dtype=np.float32)
+        if known_arr.shape != (frames, layout.dim):
+            raise InputError(f"known motion must be ({frames}, {layout.dim}) to match the music, "
+                             f"got {known_arr.shape}")
+        known_w = split_windows(np.where(mask_arr, known_arr, 0.0).astype(np.float32), plan,
+                                pad="zeros")
+        mask_w = split_windows(mask_arr, plan, pad="zeros")
+
+    table = schedule if schedule is not None else ddim_schedule(steps, eta, guidance,
+                                                                guidance_ramp)
+    src = noise if noise is not None else SeededNoise(seed)
+    windows = sample_windows(
+        model, music_w, text_emb, table, src, known=known_w, mask=mask_w,
+        hop=plan.hop if plan.num_windows > 1 else None, callback=callback,
+    ).cpu().numpy()
+
+    if normalizer is None:
+        out = stitch_windows(windows, plan, layout, slerp_rotations=False)
+    else:
+        raw = normalizer.inverse(windows.astype(np.float64))
+        out = normalizer.transform(stitch_windows(raw, plan, layout))
+    return np.asarray(out, dtype=np.float32)
+
+
+def window_plan_for(frames: int, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES) -> Any:
+    """The :class:`gcdance.stitching.WindowPlan` :func:`sample` uses (to size injected noise)."""
+    return plan_windows(frames, window, hop)
