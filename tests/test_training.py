@@ -1,0 +1,248 @@
+"""Training pipeline: data cache, overfitting, resume, torchrun consistency, config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from gcdance.genres import FINEDANCE_GENRES
+from gcdance.rotation import axis_angle_to_rotation_6d
+from training.data import WindowDataset, load_text_bank, prepare_data, prepare_text
+from training.train import ConfigError, load_config, train
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+MUSIC_DIM = 35
+
+
+def write_finedance(root: Path, names: list[str], frames: int = 120, seed: int = 0) -> Path:
+    """Small FineDance-format files: motion/NNN.npy (T, 315), label_json, music_wav, and
+    precomputed 35-dim music features in features/NNN.npy."""
+    rng = np.random.default_rng(seed)
+    for d in ("motion", "label_json", "music_wav", "features"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        aa = np.cumsum(rng.normal(scale=0.05, size=(frames, 52, 3)), axis=0)
+        aa += rng.normal(scale=0.3, size=(1, 52, 3))
+        trans = np.cumsum(rng.normal(scale=0.01, size=(frames, 3)), axis=0)
+        trans += np.array([0.0, 0.9, 0.0])
+        raw = np.concatenate([trans, axis_angle_to_rotation_6d(aa).reshape(frames, 312)], 1)
+        np.save(root / "motion" / f"{name}.npy", raw.astype(np.float32))
+        genre = FINEDANCE_GENRES[i % len(FINEDANCE_GENRES)]
+        (root / "label_json" / f"{name}.json").write_text(
+            json.dumps({"style1": "Street", "style2": genre}))
+        sf.write(root / "music_wav" / f"{name}.wav",
+                 rng.normal(scale=0.1, size=frames * 512).astype(np.float32), 15360)
+        t = np.arange(frames)[:, None]
+        feats = np.sin(t * rng.uniform(0.05, 0.5, MUSIC_DIM) + rng.uniform(0, 6, MUSIC_DIM))
+        np.save(root / "features" / f"{name}.npy", feats.astype(np.float32))
+    return root
+
+
+def write_corpus(path: Path) -> Path:
+    lines = []
+    for g in FINEDANCE_GENRES:
+        for k, words in enumerate(("fast spins", "slow waves")):
+            lines.append(json.dumps({"id": f"finedance/{g}/{k:03d}", "dataset": "finedance",
+                                     "genre": g, "split": "train",
+                                     "text": f"{g} dance with {words}"}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def make_config(tmp: Path, names: list[str], **overrides: object) -> dict:
+    data = write_finedance(tmp / "finedance", names)
+    corpus = write_corpus(tmp / "corpus.jsonl")
+    cfg = {
+        "data": {"dataset": "finedance", "root": str(data), "features": "baseline",
+                 "features_dir": str(data / "features"), "cache_dir": str(tmp / "cache"),
+                 "descriptions": str(corpus), "min_std": 0.0, "num_workers": 0},
+        "model": {"name": "tiny", "overrides": {"dropout": 0.0}},
+        "optim": {"lr": 1e-3, "weight_decay": 0.0, "ema_decay": 0.99},
+        "mtl": {"method": "fixed"},
+        "train": {"out_dir": str(tmp / "run"), "batch_size": 2, "max_steps": 10,
+                  "log_every": 5, "save_every": 1000, "device": "cpu", "seed": 3},
+    }
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        cfg[section][name] = value
+    return cfg
+
+
+def _config(tree: dict):
+    from training.train import Config
+
+    return Config.from_dict(tree)
+
+
+# ------------------------------------------------------------------------------------- data
+def test_data_cache_and_dataset(tmp_path: Path):
+    tree = make_config(tmp_path, ["001", "002", "003"])
+    tree["data"]["stride"] = 30
+    cfg = _config(tree).data
+    data = prepare_data(cfg)
+    assert len(data) == 3 and data.music_dim == MUSIC_DIM
+    assert data.motion.shape == (3, 120, 319)
+    assert sorted(data.genre.tolist()) == [0, 1, 2]
+    # Cached once: the same key reuses the directory; touching an input rebuilds.
+    again = prepare_data(cfg)
+    assert again.path == data.path
+    motion_file = Path(cfg.root) / "motion" / "002.npy"
+    os.utime(motion_file, ns=(1, 1))
+    assert prepare_data(cfg).path != data.path
+    # The normalizer was fitted on the training windows: they span [-1, 1].
+    ds = WindowDataset(data, load_text_bank(prepare_text(cfg)), seed=0)
+    motions = torch.stack([ds[i]["motion"] for i in range(len(ds))])
+    assert motions.min().item() >= -1 - 1e-5 and motions.max().item() <= 1 + 1e-5
+    assert np.isclose(motions.amax(dim=(0, 1)).max().item(), 1.0, atol=1e-5)
+    item = ds[1]
+    assert item["music"].shape == (120, MUSIC_DIM) and item["text"].shape == (384,)
+    np.testing.assert_array_equal(item["music"].numpy(),
+                                  np.load(Path(cfg.root) / "features" / "002.npy")[:120])
+    # Each sample draws a description of its own genre, reproducibly per (seed, epoch, index).
+    bank = ds.text
+    assert bank is not None
+    drawn = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        row = int(np.flatnonzero((bank.embeddings == ds[0]["text"].numpy()).all(1))[0])
+        assert bank.genre[row] == int(ds[0]["genre"])
+        torch.testing.assert_close(ds[0]["text"], ds[0]["text"])
+        drawn.add(row)
+    assert len(drawn) == 2  # both descriptions of the genre are used
+
+
+def test_features_extracted_from_audio(tmp_path: Path):
+    tree = make_config(tmp_path, ["001", "002"])
+    tree["data"].update(features="stft", features_dir=None)
+    data = prepare_data(_config(tree).data)
+    assert data.music.shape == (2, 120, 193)  # 4 s of audio -> 120 frames, |STFT| 193 bins
+    assert data.meta["features"]["sets"] == ["stft"]
+    assert np.isfinite(data.music).all() and data.music.std() > 0
+
+
+# ---------------------------------------------------------------------------------- training
+def test_tiny_denoiser_overfits_two_windows(tmp_path: Path):
+    tree = make_config(tmp_path, ["001", "002"], train__max_steps=300, train__log_every=100,
+                       train__cond_drop_prob=0.0)
+    summary = train(_config(tree))
+    loss = np.array([h["loss"] for h in summary["history"]])
+    assert len(loss) == 300
+    first, last = loss[:10].mean(), loss[-10:].mean()
+    assert last * 10 <= first, (first, last)
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and len(log) == 4
+
+
+def _params(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_file(str(path)).items()
+            if k.startswith(("model.", "ema.", "optim."))}
+
+
+def test_resume_equals_uninterrupted_training(tmp_path: Path):
+    base = make_config(tmp_path, ["001", "002", "003"], mtl__method="nash",
+                       train__batch_size=2, train__save_every=10)
+    straight = dict(base, train=dict(base["train"], out_dir=str(tmp_path / "a"),
+                                     max_steps=20))
+    train(_config(straight))
+    first = dict(base, train=dict(base["train"], out_dir=str(tmp_path / "b"), max_steps=10))
+    train(_config(first))
+    resumed = dict(first, train=dict(first["train"], max_steps=20))
+    train(_config(resumed), resume=tmp_path / "b")
+    a = _params(tmp_path / "a" / "ckpt-00000020.safetensors")
+    b = _params(tmp_path / "b" / "ckpt-00000020.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    # The run really moved (3 windows, batch 2: the resume point is mid-epoch).
+    c10 = _params(tmp_path / "b" / "ckpt-00000010.safetensors")
+    assert any(not torch.equal(a[k], c10[k]) for k in a if k.startswith("model."))
+    state = json.loads((tmp_path / "b" / "ckpt-00000020.json").read_text())
+    assert state["step"] == 20 and state["config"]["mtl"]["method"] == "nash"
+
+
+def test_torchrun_two_processes_stay_identical(tmp_path: Path):
+    tree = make_config(tmp_path, ["001", "002", "003", "004", "005"], mtl__method="nash",
+                       train__max_steps=20, train__log_every=10)
+    cfg_path = tmp_path / "run.json"
+    cfg_path.write_text(json.dumps(tree))
+    # Build the caches once, before the processes start.
+    assert subprocess.run([sys.executable, "-m", "training", "--config", str(cfg_path),
+                           "--prepare"], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=120).returncode == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", str(29500 + os.getpid() % 1000), "-m", "training",
+         "--config", str(cfg_path)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((tmp_path / "run" / "ckpt-00000020.json").read_text())
+    assert state["world_size"] == 2 and state["step"] == 20
+    sums = state["param_sha256"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+    # The checksum is that of the saved parameters (so it reflects real training).
+    from training.train import _param_checksum
+
+    tensors = load_file(str(tmp_path / "run" / "ckpt-00000020.safetensors"))
+    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+    class _Holder(torch.nn.Module):
+        def state_dict(self, *args, **kwargs):  # type: ignore[override]
+            return model
+
+    assert _param_checksum(_Holder()) == sums[0]
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(log) == 3
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), str(ROOT)])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+# ------------------------------------------------------------------------------------ config
+def test_config_errors_are_clear(tmp_path: Path):
+    good = tmp_path / "c.toml"
+    good.write_text('[data]\nroot = "/data/finedance"\n[train]\nmax_steps = 5\n')
+    cfg = load_config(good, ["mtl.method=nash", "optim.lr=0.001"])
+    assert cfg.train.max_steps == 5 and cfg.mtl.method == "nash" and cfg.optim.lr == 1e-3
+    cases = [
+        ('[data]\nroot = "x"\n[trian]\n', "unknown section"),
+        ('[data]\nroot = "x"\n[train]\nmax_step = 5\n', "unknown key"),
+        ('[data]\nroot = "x"\n[train]\nmax_steps = "5"\n', "must be an integer"),
+        ('[data]\nroot = "x"\n[mtl]\nmethod = "pcgrad"\n', "mtl.method"),
+        ('[data]\nroot = "x"\n[mtl]\ntasks = ["simple", "fk2"]\n', "mtl.tasks"),
+        ('[data]\nroot = "x"\n[model]\noverrides = {music_dim = 3}\n', "follow from the data"),
+        ('[train]\nmax_steps = 5\n', "[data] section is required"),
+        ('[data]\nroot = "x"\n[optim]\noptimizer = "sgd"\n', "optim.optimizer"),
+        ('[data]\nroot = "x"\n[train\n', "not valid TOML"),
+    ]
+    for text, message in cases:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+            load_config(bad)
+
+
+def test_adan_without_package_is_a_clear_error(tmp_path: Path):
+    pytest.importorskip("torch")
+    try:
+        import adan_pytorch  # noqa: F401
+    except ImportError:
+        tree = make_config(tmp_path, ["001", "002"], optim__optimizer="adan")
+        with pytest.raises(ConfigError, match="adan-pytorch"):
+            train(_config(tree))
+    else:
+        pytest.skip("adan-pytorch is installed")
