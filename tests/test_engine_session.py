@@ -10,9 +10,10 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
 import gcdance  # noqa: E402
 from gcdance import engine  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
 def write_model(path: Path, seed: int = 0) -> Path:
@@ -199,3 +200,16 @@ def test_threads_share_a_session_and_use_their_own(model_path: Path) -> None:
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_cli_info(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from gcdance.cli import main
+
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["onnxruntime_version"] == ort.__version__
+    assert "cpu" in info["providers"]
+    assert main(["info"]) == 0
+    assert "providers: cpu" in capsys.readouterr().out

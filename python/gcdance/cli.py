@@ -81,9 +81,35 @@ def _list_genres(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- info
+
+
+def add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info", help="show the engine, its ONNX Runtime and the execution providers",
+        description="Load the native engine and print its version, the ONNX Runtime library it "
+                    "loaded (the onnxruntime wheel's) and the providers available here.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .engine import runtime_info
+
+    info = {"gcdance": __version__, **runtime_info()}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(f"gcdance {info['gcdance']} (engine {info['engine_version']})")
+    print(f"ONNX Runtime {info['onnxruntime_version']}: {info['onnxruntime_library']}")
+    print(f"  built against headers of API version {info['headers_api_version']}")
+    print(f"providers: {', '.join(info['providers'])}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- entry
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_genres]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_genres, add_info]
 
 
 def build_parser() -> argparse.ArgumentParser:
