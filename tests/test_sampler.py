@@ -107,7 +107,7 @@ class _Counting(torch.nn.Module):
 
 def test_guidance_is_one_batch_of_two_per_step(model) -> None:
     wrapped = _Counting(model)
-    sample(wrapped, _music(240), TEXT, steps=4, seed=0)
+    sample(wrapped, _music(240), TEXT, steps=4, seed=0, relative_axes="")
     assert len(wrapped.calls) == 4  # one forward per step, 3 windows x (cond, uncond)
     assert all(b == 6 and cm == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0] for b, cm in wrapped.calls)
 
@@ -117,7 +117,7 @@ def test_deterministic_with_injected_and_seeded_noise(model) -> None:
     g = torch.Generator().manual_seed(0)
     shape = (p.num_windows, 120, D)
     x_T, z = torch.randn(shape, generator=g), torch.randn((STEPS, *shape), generator=g)
-    kw = dict(steps=STEPS, eta=1.0)
+    kw = dict(steps=STEPS, eta=1.0, relative_axes="")
     a = sample(model, _music(150), TEXT, noise=InjectedNoise(x_T, z), **kw)
     b = sample(model, _music(150), TEXT, noise=InjectedNoise(x_T.numpy(), z.numpy()), **kw)
     np.testing.assert_array_equal(a, b)
@@ -136,8 +136,10 @@ def test_eta_zero_ignores_z(model) -> None:
     x_T = torch.randn(2, 120, D, generator=g)
     z1 = torch.randn(STEPS, 2, 120, D, generator=g)
     z2 = 100.0 * torch.randn(STEPS, 2, 120, D, generator=g)
-    a = sample(model, _music(180), TEXT, steps=STEPS, eta=0.0, noise=InjectedNoise(x_T, z1))
-    b = sample(model, _music(180), TEXT, steps=STEPS, eta=0.0, noise=InjectedNoise(x_T, z2))
+    a = sample(model, _music(180), TEXT, steps=STEPS, eta=0.0, noise=InjectedNoise(x_T, z1),
+               relative_axes="")
+    b = sample(model, _music(180), TEXT, steps=STEPS, eta=0.0, noise=InjectedNoise(x_T, z2),
+               relative_axes="")
     np.testing.assert_array_equal(a, b)
 
 
@@ -164,11 +166,12 @@ def test_inpainting_without_normalizer_is_exact_in_normalized_space(model) -> No
     noise = InjectedNoise(torch.randn(shape, generator=g), torch.randn((STEPS, *shape),
                           generator=g), torch.randn((STEPS, *shape), generator=g))
     out = sample(model, _music(100), TEXT, steps=STEPS, eta=1.0, noise=noise, known=known,
-                 mask=mask)
+                 mask=mask, relative_axes="")
     np.testing.assert_array_equal(out[mask], known[mask])
     with pytest.raises(InputError, match="zq"):
         sample(model, _music(100), TEXT, steps=STEPS, noise=InjectedNoise(
-            torch.zeros(shape), torch.zeros((STEPS, *shape))), known=known, mask=mask)
+            torch.zeros(shape), torch.zeros((STEPS, *shape))), known=known, mask=mask,
+            relative_axes="")
 
 
 @pytest.mark.parametrize(("frames", "windows"), [(240, 3), (301, 5), (37, 1)])
@@ -203,18 +206,75 @@ def test_overlap_constraint_helper() -> None:
     assert x[1, 0].item() == 4.0  # the input is not modified
 
 
-def test_bad_inputs(model) -> None:
+def test_bad_inputs(model, normalizer) -> None:
     with pytest.raises(InputError, match="music"):
-        sample(model, np.zeros((10, 34), np.float32), TEXT, steps=2)
+        sample(model, np.zeros((10, 34), np.float32), TEXT, steps=2, relative_axes="")
     with pytest.raises(InputError, match="NaN"):
-        sample(model, np.full((10, 35), np.nan, np.float32), TEXT, steps=2)
+        sample(model, np.full((10, 35), np.nan, np.float32), TEXT, steps=2, relative_axes="")
     with pytest.raises(InputError, match="both"):
-        sample(model, _music(10), TEXT, steps=2, mask=masks.joints("body"))
+        sample(model, _music(10), TEXT, steps=2, mask=masks.joints("body"), relative_axes="")
     with pytest.raises(InputError, match="shape"):
-        sample(model, _music(10), TEXT, steps=2, noise=InjectedNoise(np.zeros((1, 60, D)),
-               np.zeros((2, 1, 60, D))))
+        sample(model, _music(10), TEXT, steps=2, relative_axes="", noise=InjectedNoise(
+            np.zeros((1, 60, D)), np.zeros((2, 1, 60, D))))
     with pytest.raises(InputError, match="steps"):
-        sample(model, _music(10), TEXT, steps=3, noise=InjectedNoise(np.zeros((1, 120, D)),
-               np.zeros((2, 1, 120, D))))
+        sample(model, _music(10), TEXT, steps=3, relative_axes="", noise=InjectedNoise(
+            np.zeros((1, 120, D)), np.zeros((2, 1, 120, D))))
     with pytest.raises(InputError, match="seed"):
         SeededNoise(1.5)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="normalizer"):
+        sample(model, _music(10), TEXT, steps=2)  # root anchoring ("xz") needs the normalizer
+    with pytest.raises(InputError, match="relative_axes"):
+        sample(model, _music(10), TEXT, steps=2, normalizer=normalizer, relative_axes="xw")
+
+
+class _Walker(torch.nn.Module):
+    """A stand-in network trained on window-relative roots: every window walks from the origin."""
+
+    def __init__(self, inner, speed: float) -> None:
+        super().__init__()
+        self.config, self.dim = inner.config, inner.dim
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.speed = speed
+
+    def forward(self, x, t, music, text, cond_mask=None):
+        out = torch.zeros_like(x)
+        f = torch.arange(x.shape[1], dtype=x.dtype)
+        out[..., 4] = self.speed * f  # root x (normalized; raw 0 is normalized 0 here)
+        out[..., 6] = -0.5 * self.speed * f  # root z
+        out[..., 5] = 0.5  # height (absolute, never anchored)
+        out[..., 7:] = torch.tensor([1.0, 0, 0, 0, 1.0, 0]).repeat(52)  # identity rotations
+        return out
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_root_anchoring_lets_long_dances_travel(model, normalizer, steps: int) -> None:
+    frames, speed = 301, 0.005  # 1.5 normalized units by the end: beyond the normalizer range
+    walker = _Walker(model, speed)
+    out = sample(walker, _music(frames), TEXT, steps=steps, eta=1.0, seed=0,
+                 normalizer=normalizer, relative_axes="xz")
+    raw = normalizer.inverse(out.astype(np.float64))
+    f = np.arange(frames)
+    np.testing.assert_allclose(raw[:, 4], 3.0 * speed * f, atol=1e-4)  # half range 3 m
+    np.testing.assert_allclose(raw[:, 6], -1.5 * speed * f, atol=1e-4)
+    np.testing.assert_allclose(raw[:, 5], 1.0 + 0.5, atol=1e-5)  # height center 1, half range 1
+    # Without anchoring every window restarts at the origin: the stitched root jumps back.
+    plain = normalizer.inverse(sample(walker, _music(frames), TEXT, steps=steps, seed=0,
+                                      normalizer=normalizer, relative_axes="").astype(np.float64))
+    assert np.abs(np.diff(plain[:, 4])).max() > 0.5
+
+
+def test_update_anchors_chain_and_known() -> None:
+    from training.sampler import RootAnchor, update_anchors
+
+    anchor = RootAnchor([4, 6], torch.tensor([0.1, -0.2]))
+    x0 = torch.zeros(3, 6, 8)
+    x0[..., 4] = torch.arange(6.0)  # every window moves +1 per frame on dim 4
+    x0[..., 6] = -0.2
+    a = update_anchors(x0, anchor, hop=3)
+    torch.testing.assert_close(a, torch.tensor([[-0.1, 0.0], [2.9, 0.0], [5.9, 0.0]]))
+    mask = torch.zeros(3, 6, 8, dtype=torch.bool)
+    mask[0, 0, 4] = True
+    known = torch.full((3, 6, 8), 10.0)
+    a = update_anchors(x0, anchor, hop=3, known=known, mask=mask)
+    # window 0 is known to start at 10; its move over the first hop is then 3 - 10
+    torch.testing.assert_close(a[:, 0], torch.tensor([9.9, 2.9, 5.9]))

@@ -3,24 +3,45 @@
 This is the reference the C++ engine must match to 1e-4: both read the same schedule table
 (:func:`gcdance.schedule.ddim_schedule`) and the engine copies the operation order below.
 
-One step ``i`` over ``W`` windows ``x`` (W, L, D), normalized space, float32 (:func:`sampler_step`):
+One step ``i`` over ``W`` windows ``x`` (W, L, D), normalized space, float32 (:func:`sampler_step`).
+``offset`` (W, 1, D) is zero except on the root-anchor dims (root anchoring, below; without it
+the offset terms vanish):
 
-1. ``out = model([x; x], [t_i] * 2W, [music; music], [text; text], cond_mask=[1]*W + [0]*W)``
-   -- ONE forward over the batch of two; ``x0_cond = out[:W]``, ``x0_uncond = out[W:]``.
-2. ``x0 = x0_uncond + guidance_i * (x0_cond - x0_uncond)``            (:func:`ddim_step`)
+0. ``x_in = x - sqrt_alpha_bar_i * offset``                      (windows made root-relative)
+1. ``out = model([x_in; x_in], [t_i] * 2W, [music; music], [text; text],
+   cond_mask=[1]*W + [0]*W)`` -- ONE forward over the batch of two;
+   ``x0_cond = out[:W]``, ``x0_uncond = out[W:]``.
+2. ``x0 = x0_uncond + guidance_i * (x0_cond - x0_uncond)``              (:func:`guide`)
 3. ``x0 = clamp(x0, -1, 1)``
-4. ``eps = (x - sqrt_alpha_bar_i * x0) / sqrt_one_minus_alpha_bar_i``
-5. ``x = (sqrt_alpha_bar_prev_i * x0 + eps_coef_i * eps) + sigma_i * z_i``  (left to right)
-6. inpainting, paper Eq. 15, only with a mask (:func:`inpaint`):
+4. root anchoring only (:func:`update_anchors`): ``g = where(B, m_known, x0 + offset)``
+   (``g = x0 + offset`` without a mask), ``r = g[..., anchor_dims]``, ``a_0 = r[0, 0] - zero``,
+   ``a_{w+1} = a_w + (r[w, hop] - r[w, 0])``; ``offset[w, 0, anchor_dims] = a_w`` (kept for
+   the next step's step 0); ``x0 = x0 + offset``
+5. ``eps = (x - sqrt_alpha_bar_i * x0) / sqrt_one_minus_alpha_bar_i``   (:func:`ddim_update`)
+6. ``x = (sqrt_alpha_bar_prev_i * x0 + eps_coef_i * eps) + sigma_i * z_i``  (left to right)
+7. inpainting, paper Eq. 15, only with a mask (:func:`inpaint`):
    ``known_i = sqrt_alpha_bar_prev_i * m_known + sqrt_one_minus_alpha_bar_prev_i * zq_i``;
    ``x = where(B, known_i, x)`` (B boolean: the blend ``B known + (1 - B) x`` as a select)
-7. long sequences, only with W > 1 (:func:`overlap_constraint`): ``x[w + 1, :O] = x[w, hop:]``
+8. long sequences, only with W > 1 (:func:`overlap_constraint`): ``x[w + 1, :O] = x[w, hop:]``
    for every window w (``O = L - hop`` = 60 frames: window w+1's first 2 s := window w's last
    2 s; reads only tails, writes only heads, so the order over windows does not matter).
 
+The offset before the first step is step 4's rule applied to an x0 that equals ``zero`` on the
+anchor dims (so it is 0 unless the mask keeps root values).
+
 Every coefficient is a float32 scalar from the table. The last step has
 ``sqrt_alpha_bar_prev = 1`` and ``eps_coef = sigma = sqrt_one_minus_alpha_bar_prev = 0``: it
-returns x0, with the known values exactly where the mask keeps them and equal overlaps.
+returns x0, with the known values exactly where the mask keeps it and equal overlaps.
+
+Root anchoring (``relative_axes``, default ``"xz"``): the training clips have the root's
+horizontal coordinates relative to their first frame (``gcdance.windows``), but with the overlap
+constraint window w+1 starts where window w was at frame ``hop``, i.e. anywhere on the floor. The
+state ``x`` stays in song (global) coordinates; the network sees each window relative to where
+it starts (step 0) and its window-relative prediction is placed back at that start (step 4), so
+DDIM, inpainting, overlaps and stitching are untouched. The starts chain through the windows
+within the step, so they are exact for the step's prediction whatever the number of windows;
+the clamp applies to the window-relative prediction, so the dancer may travel beyond the
+normalizer's range. ``zero`` is the normalized value of a raw 0 on the anchor dims.
 
 Noise is injectable (:class:`InjectedNoise`: x_T and every z and zq given as tensors); production
 uses :class:`SeededNoise` (a seeded ``torch.Generator`` on the CPU, drawn in the order x_T, then
@@ -44,13 +65,17 @@ from gcdance import masks as masks_mod
 from gcdance.errors import InputError
 from gcdance.schedule import TABLE_KEYS, ddim_schedule, validate_schedule
 from gcdance.stitching import HOP_FRAMES, WINDOW_FRAMES, plan_windows, split_windows, stitch_windows
+from gcdance.windows import DEFAULT_RELATIVE_AXES
 
 __all__ = [
     "InjectedNoise",
     "NoiseSource",
+    "RootAnchor",
     "SeededNoise",
     "StepCoefficients",
     "ddim_step",
+    "ddim_update",
+    "guide",
     "guided_x0",
     "inpaint",
     "overlap_constraint",
@@ -58,6 +83,7 @@ __all__ = [
     "sample_windows",
     "sampler_step",
     "step_coefficients",
+    "update_anchors",
     "window_plan_for",
 ]
 
@@ -181,25 +207,34 @@ def guided_x0(
     return out[:w], out[w:]
 
 
+def guide(x0_cond: Tensor, x0_uncond: Tensor, c: StepCoefficients) -> Tensor:
+    """Steps 2-3: classifier-free guidance, then clamp to [-1, 1]."""
+    x0 = x0_uncond + c.guidance * (x0_cond - x0_uncond)
+    return torch.clamp(x0, -1.0, 1.0)
+
+
+def ddim_update(x: Tensor, x0: Tensor, c: StepCoefficients, z: Tensor) -> Tensor:
+    """Steps 5-6: eps from x0, then the DDIM update to the previous timestep."""
+    eps = (x - c.sqrt_alpha_bar * x0) / c.sqrt_one_minus_alpha_bar
+    return c.sqrt_alpha_bar_prev * x0 + c.eps_coef * eps + c.sigma * z
+
+
 def ddim_step(
     x: Tensor, x0_cond: Tensor, x0_uncond: Tensor, c: StepCoefficients, z: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Steps 2-5: guidance, clamp, eps, DDIM update; returns ``(x_prev, x0)``."""
-    x0 = x0_uncond + c.guidance * (x0_cond - x0_uncond)
-    x0 = torch.clamp(x0, -1.0, 1.0)
-    eps = (x - c.sqrt_alpha_bar * x0) / c.sqrt_one_minus_alpha_bar
-    x_prev = c.sqrt_alpha_bar_prev * x0 + c.eps_coef * eps + c.sigma * z
-    return x_prev, x0
+    """Steps 2-3 and 5-6 (no anchoring): returns ``(x_prev, x0)``."""
+    x0 = guide(x0_cond, x0_uncond, c)
+    return ddim_update(x, x0, c, z), x0
 
 
 def inpaint(x: Tensor, known: Tensor, mask: Tensor, c: StepCoefficients, zq: Tensor) -> Tensor:
-    """Step 6 (Eq. 15): replace the kept values by ``q(m_known, t_prev)``."""
+    """Step 7 (Eq. 15): replace the kept values by ``q(m_known, t_prev)``."""
     noisy_known = c.sqrt_alpha_bar_prev * known + c.sqrt_one_minus_alpha_bar_prev * zq
     return torch.where(mask, noisy_known, x)
 
 
 def overlap_constraint(x: Tensor, hop: int) -> Tensor:
-    """Step 7: window w+1's first ``L - hop`` frames := window w's last ``L - hop`` frames."""
+    """Step 8: window w+1's first ``L - hop`` frames := window w's last ``L - hop`` frames."""
     length = x.shape[1]
     overlap = length - hop
     if x.shape[0] < 2 or overlap <= 0:
@@ -207,6 +242,51 @@ def overlap_constraint(x: Tensor, hop: int) -> Tensor:
     out = x.clone()
     out[1:, :overlap] = x[:-1, hop:]
     return out
+
+
+class RootAnchor(NamedTuple):
+    """Root dims that the training clips made relative to their first frame (step 4)."""
+
+    dims: list[int]
+    zero: Tensor  # (K,) float32: normalized value of a raw 0 on ``dims``
+
+    @classmethod
+    def from_normalizer(
+        cls, layout: Any, normalizer: Any, relative_axes: str, device: torch.device | str = "cpu"
+    ) -> RootAnchor | None:
+        """The anchor of ``relative_axes`` (e.g. ``"xz"``; ``""`` gives None)."""
+        if not isinstance(relative_axes, str) or set(relative_axes) - set("xyz") or len(
+                set(relative_axes)) != len(relative_axes):
+            raise InputError(f"relative_axes must be distinct letters of 'xyz' (e.g. 'xz' or ''), "
+                             f"got {relative_axes!r}")
+        if not relative_axes:
+            return None
+        if normalizer is None:
+            raise InputError(f"relative_axes={relative_axes!r} needs the motion normalizer (to "
+                             "place the root's zero); pass normalizer=... or relative_axes=''")
+        dims = [layout.root.start + "xyz".index(a) for a in sorted(relative_axes)]
+        zero = np.asarray(normalizer.transform(np.zeros(layout.dim)), np.float64)[dims]
+        return cls(dims, torch.tensor(zero, dtype=torch.float32, device=device))
+
+    def offset(self, anchors: Tensor, dim: int) -> Tensor:
+        """``(W, 1, dim)`` offsets: ``anchors`` (W, K) on ``dims``, 0 elsewhere."""
+        out = torch.zeros(anchors.shape[0], 1, dim, dtype=anchors.dtype, device=anchors.device)
+        out[:, 0, self.dims] = anchors
+        return out
+
+
+def update_anchors(
+    x0: Tensor, anchor: RootAnchor, hop: int | None,
+    known: Tensor | None = None, mask: Tensor | None = None,
+) -> Tensor:
+    """Step 4: where each window starts on the anchor dims, ``(W, K)``, chained over windows."""
+    g = x0 if mask is None else torch.where(mask, known, x0)
+    r = g[:, :, anchor.dims]  # (W, L, K)
+    first = (r[0, 0] - anchor.zero).unsqueeze(0)
+    if r.shape[0] == 1 or hop is None:
+        return first
+    steps = r[:-1, hop] - r[:-1, 0]
+    return torch.cat((first, first + torch.cumsum(steps, dim=0)), dim=0)
 
 
 def sampler_step(
@@ -221,17 +301,30 @@ def sampler_step(
     mask: Tensor | None = None,
     zq: Tensor | None = None,
     hop: int | None = None,
-) -> Tensor:
-    """One full step (1-7 in the module docstring) over windows ``x`` (W, L, D)."""
-    x0_cond, x0_uncond = guided_x0(model, x, c.timestep, music, text_emb)
-    x, _ = ddim_step(x, x0_cond, x0_uncond, c, z)
+    anchor: RootAnchor | None = None,
+    offset: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """One step (0-8, module docstring) over windows ``x`` (W, L, D).
+
+    Returns ``(x_prev, offset)``: the new root-anchor offset (None without ``anchor``), to pass
+    to the next step.
+    """
+    if anchor is not None and offset is None:
+        raise InputError("root anchoring needs the offset of the previous step")
+    x_in = x if anchor is None else x - c.sqrt_alpha_bar * offset
+    x0_cond, x0_uncond = guided_x0(model, x_in, c.timestep, music, text_emb)
+    x0 = guide(x0_cond, x0_uncond, c)
+    if anchor is not None:
+        offset = anchor.offset(update_anchors(x0 + offset, anchor, hop, known, mask), x.shape[-1])
+        x0 = x0 + offset
+    x = ddim_update(x, x0, c, z)
     if mask is not None:
         if known is None or zq is None:
             raise InputError("inpainting needs both the known motion and zq noise")
         x = inpaint(x, known, mask, c, zq)
     if hop is not None:
         x = overlap_constraint(x, hop)
-    return x
+    return x, offset
 
 
 # ----------------------------------------------------------------------------------- loops
@@ -264,14 +357,17 @@ def sample_windows(
     known: Tensor | np.ndarray | None = None,
     mask: Tensor | np.ndarray | None = None,
     hop: int | None = None,
+    anchor: RootAnchor | None = None,
     callback: StepCallback | None = None,
 ) -> Tensor:
     """Run the whole DDIM loop over a batch of windows; returns x0 windows (W, L, D).
 
     ``music`` (W, L, music_dim); ``text_emb`` (text_dim,) or (W, text_dim); ``known`` (W, L, D)
     in normalized space and ``mask`` (W, L, D) bool, together or not at all; ``hop`` enables the
-    overlap constraint between consecutive windows (None: independent windows). ``callback(i, x)``
-    sees ``x`` after every step ``i``. The model runs in eval mode without gradients.
+    overlap constraint between consecutive windows (None: independent windows); ``anchor``
+    shows the network each window relative to where it starts (step 4; the windows must then be
+    consecutive, ``hop`` given, or a single window). ``callback(i, x)`` sees ``x`` after every
+    step ``i``. The model runs in eval mode without gradients.
     """
     device = next(model.parameters()).device
     dim = int(model.dim)
@@ -300,17 +396,25 @@ def sample_windows(
             raise InputError("the known motion has NaN or inf where the mask keeps it")
     if hop is not None and not 0 < hop <= length:
         raise InputError(f"hop must be in 1..{length}, got {hop}")
+    if anchor is not None and hop is None and w > 1:
+        raise InputError("root anchoring chains consecutive windows: give their hop")
     coeffs = step_coefficients(schedule, device)
 
     with torch.no_grad(), _EvalMode(model):
         x = noise.initial(shape).to(device=device, dtype=torch.float32)
+        offset = None
+        if anchor is not None:
+            anchor = RootAnchor(anchor.dims, anchor.zero.to(device=device, dtype=torch.float32))
+            start = torch.zeros(shape, device=device)
+            start[..., anchor.dims] = anchor.zero
+            offset = anchor.offset(update_anchors(start, anchor, hop, known_t, mask_t), dim)
         for i, c in enumerate(coeffs):
             z = noise.step(i, shape).to(device=device, dtype=torch.float32)
             zq = None
             if mask_t is not None:
                 zq = noise.known(i, shape).to(device=device, dtype=torch.float32)
-            x = sampler_step(model, x, music_t, text_t, c, z, known=known_t, mask=mask_t, zq=zq,
-                             hop=hop)
+            x, offset = sampler_step(model, x, music_t, text_t, c, z, known=known_t,
+                                     mask=mask_t, zq=zq, hop=hop, anchor=anchor, offset=offset)
             if callback is not None:
                 callback(i, x)
     return x
@@ -330,6 +434,7 @@ def sample(
     known: np.ndarray | None = None,
     mask: masks_mod.Mask | np.ndarray | None = None,
     normalizer: Any | None = None,
+    relative_axes: str = DEFAULT_RELATIVE_AXES,
     window: int = WINDOW_FRAMES,
     hop: int = HOP_FRAMES,
     schedule: dict[str, np.ndarray] | None = None,
@@ -351,6 +456,10 @@ def sample(
         normalizer: the motion normalizer (``transform``/``inverse``); with it windows are
             stitched in the unnormalized representation with slerped rotations (recommended),
             without it they are cross-faded linearly in normalized space.
+        relative_axes: root axes the training clips made relative to their first frame
+            (``gcdance.windows``; default ``"xz"``): each window is shown to the network
+            relative to where it starts (root anchoring, step 4; needs ``normalizer``).
+            ``""`` turns it off (absolute roots, as EDGE).
         window, hop: window length and hop in frames (4 s / 2 s).
         callback: ``callback(i, x)`` after every step, x = the (W, window, dim) windows.
     """
@@ -381,12 +490,13 @@ def sample(
                                 pad="zeros")
         mask_w = split_windows(mask_arr, plan, pad="zeros")
 
+    anchor = RootAnchor.from_normalizer(layout, normalizer, relative_axes)
     table = schedule if schedule is not None else ddim_schedule(steps, eta, guidance,
                                                                 guidance_ramp)
     src = noise if noise is not None else SeededNoise(seed)
     windows = sample_windows(
         model, music_w, text_emb, table, src, known=known_w, mask=mask_w,
-        hop=plan.hop if plan.num_windows > 1 else None, callback=callback,
+        hop=plan.hop if plan.num_windows > 1 else None, anchor=anchor, callback=callback,
     ).cpu().numpy()
 
     if normalizer is None:
