@@ -16,6 +16,7 @@ from gcdance.schedule import (
     cosine_betas,
     ddim_schedule,
     ddim_timesteps,
+    diffusion_config,
     guidance_weights,
     load_schedule,
     save_schedule,
@@ -158,3 +159,11 @@ def test_save_load_roundtrip(tmp_path) -> None:
         save_schedule(tmp_path / "f64.npz", f64)
     with pytest.raises(BundleError, match="does not exist"):
         load_schedule(tmp_path / "nope.npz")
+
+
+def test_diffusion_config_is_json() -> None:
+    import json
+
+    cfg = json.loads(json.dumps(diffusion_config()))
+    assert cfg["num_timesteps"] == 1000 and cfg["cosine_s"] == 0.008 and cfg["max_beta"] == 0.999
+    assert cfg["prediction"] == "x0" and cfg["table_keys"] == list(TABLE_KEYS)

@@ -63,6 +63,7 @@ __all__ = [
     "cosine_betas",
     "ddim_schedule",
     "ddim_timesteps",
+    "diffusion_config",
     "guidance_weights",
     "load_schedule",
     "save_schedule",
@@ -187,6 +188,22 @@ def ddim_schedule(
         "guidance": guidance_weights(steps, guidance, guidance_ramp, guidance_start),
     }
     return {k: table64[k].astype(np.float32) for k in TABLE_KEYS}
+
+
+def diffusion_config(
+    num_timesteps: int = NUM_TIMESTEPS, s: float = COSINE_S, max_beta: float = MAX_BETA
+) -> dict[str, Any]:
+    """JSON-ready description of the diffusion for a bundle manifest (``diffusion`` entry)."""
+    return {
+        "format_version": SCHEDULE_FORMAT_VERSION,
+        "num_timesteps": _check_positive_int(num_timesteps, "num_timesteps"),
+        "beta_schedule": "cosine",
+        "cosine_s": _check_finite(s, "s", 0.0),
+        "max_beta": _check_finite(max_beta, "max_beta", 0.0),
+        "prediction": "x0",
+        "ddim_timesteps": "edge: trunc(linspace(-1, T - 1, steps + 1)), reversed; -1 = x0",
+        "table_keys": list(TABLE_KEYS),
+    }
 
 
 def validate_schedule(table: dict[str, np.ndarray]) -> int:
