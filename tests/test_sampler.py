@@ -278,3 +278,80 @@ def test_update_anchors_chain_and_known() -> None:
     a = update_anchors(x0, anchor, hop=3, known=known, mask=mask)
     # window 0 is known to start at 10; its move over the first hop is then 3 - 10
     torch.testing.assert_close(a[:, 0], torch.tensor([9.9, 2.9, 5.9]))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy (TorchScript) exporter
+def test_documented_step_order_reproduced_with_numpy_and_onnxruntime(model, normalizer,
+                                                                       tmp_path) -> None:
+    """An engine that follows the module docstring (numpy + ONNX Runtime) matches to 1e-4."""
+    ort = pytest.importorskip("onnxruntime")
+    from training.sampler import RootAnchor
+
+    names = ["x_t", "t", "music", "text_emb", "cond_mask"]
+    dyn = {k: {0: "b"} for k in names} | {"x_t": {0: "b", 1: "n"}, "music": {0: "b", 1: "n"}}
+    args = (torch.zeros(2, 120, D), torch.zeros(2), torch.zeros(2, 120, 35),
+            torch.zeros(2, 512), torch.ones(2))
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(model, args, str(path), input_names=names, output_names=["x0"],
+                      dynamic_axes=dyn, opset_version=17, dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    frames, steps, hop = 200, 5, 60
+    plan = window_plan_for(frames)
+    w_count = plan.num_windows
+    rng = np.random.default_rng(11)
+    shape = (w_count, 120, D)
+    x_T = rng.standard_normal(shape).astype(np.float32)
+    z = rng.standard_normal((steps, *shape)).astype(np.float32)
+    zq = rng.standard_normal((steps, *shape)).astype(np.float32)
+    from gcdance.stitching import split_windows
+
+    music = split_windows(_music(frames), plan)
+    known_full = normalizer.transform(_raw_motion(frames)).astype(np.float32)
+    mask_full = (masks.joints("lower_body") & masks.frames(0, 90)).resolve(FINEDANCE, frames)
+    known = split_windows(np.where(mask_full, known_full, 0).astype(np.float32), plan, "zeros")
+    mask = split_windows(mask_full, plan, "zeros")
+    table = ddim_schedule(steps, eta=1.0, guidance=2.7, guidance_ramp=0.5)
+    anchor = RootAnchor.from_normalizer(FINEDANCE, normalizer, "xz")
+
+    ref = sample_windows(model, music, TEXT, table, InjectedNoise(x_T, z, zq), known=known,
+                         mask=mask, hop=hop, anchor=anchor).numpy()
+
+    dims, zero = anchor.dims, anchor.zero.numpy()
+
+    def anchors_of(g: np.ndarray) -> np.ndarray:
+        r = np.where(mask, known, g)[..., dims]
+        a = np.empty((w_count, len(dims)), np.float32)
+        a[0] = r[0, 0] - zero
+        for w in range(1, w_count):
+            a[w] = a[w - 1] + (r[w - 1, hop] - r[w - 1, 0])
+        out = np.zeros((w_count, 1, D), np.float32)
+        out[:, 0, dims] = a
+        return out
+
+    start = np.zeros(shape, np.float32)
+    start[..., dims] = zero
+    offset = anchors_of(start)
+    x = x_T.copy()
+    text2 = np.repeat(TEXT[None], 2 * w_count, 0)
+    cm = np.concatenate([np.ones(w_count), np.zeros(w_count)]).astype(np.float32)
+    for i in range(steps):
+        c = {k: v[i] for k, v in table.items()}
+        x_in = x - c["sqrt_alpha_bar"] * offset
+        out = sess.run(None, {"x_t": np.concatenate([x_in, x_in]),
+                              "t": np.full(2 * w_count, c["timestep"], np.float32),
+                              "music": np.concatenate([music, music]), "text_emb": text2,
+                              "cond_mask": cm})[0]
+        x0 = out[w_count:] + c["guidance"] * (out[:w_count] - out[w_count:])
+        x0 = np.clip(x0, -1, 1)
+        offset = anchors_of(x0 + offset)
+        x0 = x0 + offset
+        eps = (x - c["sqrt_alpha_bar"] * x0) / c["sqrt_one_minus_alpha_bar"]
+        x = c["sqrt_alpha_bar_prev"] * x0 + c["eps_coef"] * eps + c["sigma"] * z[i]
+        noisy_known = c["sqrt_alpha_bar_prev"] * known + c["sqrt_one_minus_alpha_bar_prev"] * zq[i]
+        x = np.where(mask, noisy_known, x)
+        x[1:, : 120 - hop] = x[:-1, hop:].copy()
+    assert x.dtype == np.float32
+    diff = np.abs(x - ref).max()
+    print("max abs diff numpy+ORT vs torch reference:", diff)
+    assert diff <= 1e-4
