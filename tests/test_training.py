@@ -181,8 +181,8 @@ def test_torchrun_two_processes_stay_identical(tmp_path: Path):
                            "--prepare"], cwd=ROOT, env=_env(), capture_output=True,
                           text=True, timeout=120).returncode == 0
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", str(29500 + os.getpid() % 1000), "-m", "training",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "training",
          "--config", str(cfg_path)],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -246,3 +246,38 @@ def test_adan_without_package_is_a_clear_error(tmp_path: Path):
             train(_config(tree))
     else:
         pytest.skip("adan-pytorch is installed")
+
+
+def test_example_config_is_valid():
+    cfg = load_config(ROOT / "training" / "configs" / "finedance_nash.toml",
+                      ["data.root=/somewhere"])
+    assert cfg.mtl.method == "nash" and cfg.model.name == "paper" and cfg.data.root == "/somewhere"
+
+
+def test_aistpp_pipeline_trains(tmp_path: Path):
+    import pickle
+
+    rng = np.random.default_rng(5)
+    root = tmp_path / "aist"
+    (root / "motions").mkdir(parents=True)
+    (root / "features").mkdir()
+    names = ["gBR_sBM_cAll_d04_mBR0_ch01", "gPO_sBM_cAll_d10_mPO1_ch02",
+             "gLO_sBM_cAll_d13_mLO2_ch03"]
+    for name in names:
+        n = 240  # 60 fps -> 120 frames at 30 fps
+        poses = np.cumsum(rng.normal(scale=0.03, size=(n, 72)), axis=0)
+        trans = np.cumsum(rng.normal(scale=0.5, size=(n, 3)), axis=0)
+        trans += np.array([0.0, 90.0, 0.0])
+        with open(root / "motions" / f"{name}.pkl", "wb") as f:
+            pickle.dump({"smpl_poses": poses, "smpl_trans": trans,
+                         "smpl_scaling": np.array([100.0])}, f)
+        music_id = name.split("_")[4]
+        np.save(root / "features" / f"{music_id}.npy",
+                rng.normal(size=(130, MUSIC_DIM)).astype(np.float32))
+    tree = make_config(tmp_path, ["001"], train__max_steps=3, mtl__method="aligned")
+    tree["data"].update(dataset="aistpp", root=str(root), features_dir=str(root / "features"))
+    cfg = _config(tree)
+    data = prepare_data(cfg.data)
+    assert data.motion.shape == (3, 120, 151) and sorted(data.genre.tolist()) == [0, 1, 2]
+    summary = train(cfg)
+    assert summary["step"] == 3 and np.isfinite(summary["history"][-1]["loss_fk"])

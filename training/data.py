@@ -76,7 +76,8 @@ class DataConfig:
     """The ``[data]`` section of a training config.
 
     ``dataset``: ``"finedance"`` or ``"aistpp"``. ``root``: the data set directory.
-    ``split``: FineDance ``"train"``/``"test"``/``"all"``; AIST++: a split file (None = all).
+    ``split``: FineDance ``"train"`` (None), ``"test"`` or ``"all"``; AIST++: a split file
+    (None = every sequence).
     ``aistpp_ignore`` / ``aistpp_music_dir``: AIST++ ignore list and music directory.
     ``features``: ``"full"`` (Wav2CLIP + STFT, 705), ``"baseline"`` (35) or ``"stft"`` (193),
     extracted from the audio with :func:`gcdance.features.extract_features` (``wav2clip_onnx``:
@@ -91,7 +92,7 @@ class DataConfig:
 
     dataset: str = "finedance"
     root: str = ""
-    split: str | None = "train"
+    split: str | None = None
     aistpp_ignore: str | None = None
     aistpp_music_dir: str | None = None
     features: str = "full"
@@ -114,6 +115,9 @@ class DataConfig:
         if not self.root:
             raise InputError("data.root is empty: set it to the data set directory (FineDance: "
                              "motion/, music_wav/, label_json/; AIST++: motions/)")
+        if self.dataset == "finedance" and self.split not in (None, "train", "test", "all"):
+            raise InputError(f"data.split for FineDance must be 'train', 'test' or 'all', got "
+                             f"{self.split!r}")
         if self.features not in _FEATURE_PRESETS:
             raise InputError(f"data.features must be one of {list(_FEATURE_PRESETS)}, got "
                              f"{self.features!r}")

@@ -25,6 +25,7 @@ directory also receives ``config.json``, ``normalizer.npz``, ``log.csv`` and Ten
 from __future__ import annotations
 
 import base64
+import collections
 import csv
 import dataclasses
 import datetime
@@ -84,6 +85,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = 1
+_HISTORY = 10_000  # per-step rows kept in memory for the summary fit() returns
 
 
 class ConfigError(InputError):
@@ -667,7 +669,8 @@ class _Logger:
         if self.tb is not None:
             for k, v in row.items():
                 if k != "step":
-                    self.tb.add_scalar(k.replace("_", "/", 1), v, step)
+                    tag = k.replace("_", "/", 1) if k.startswith(("loss_", "weight_")) else k
+                    self.tb.add_scalar(tag, v, step)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4g}")
 
@@ -785,7 +788,6 @@ class Trainer:
         self.sampler = _ResumableSampler(self.dataset, num_replicas=self.dist.world,
                                          rank=self.dist.rank, shuffle=True,
                                          seed=cfg.train.seed, drop_last=True)
-        self.batches_per_epoch = len(self.sampler) // cfg.train.batch_size
 
     # -- checkpoints ------------------------------------------------------------------------
     def _checksums(self) -> list[str]:
@@ -919,14 +921,15 @@ class Trainer:
         return out
 
     def fit(self) -> dict[str, Any]:
-        """Train until ``train.max_steps``; returns a summary (last logged values, paths)."""
+        """Train until ``train.max_steps``; returns a summary: ``step``, ``epoch``, ``out_dir``
+        and ``history`` (this rank's per-step losses/weights, the last 10000 steps)."""
         cfg = self.config.train
         if self.dist.main:
             (self.out_dir / "config.json").write_text(
                 json.dumps(self.config.to_dict(), indent=1), encoding="utf-8")
             shutil.copyfile(self.data.path / "normalizer.npz", self.out_dir / "normalizer.npz")
         logger = _Logger(self.out_dir, self.dist.main, cfg.max_steps, self.step)
-        history: list[dict[str, float]] = []
+        history: collections.deque[dict[str, float]] = collections.deque(maxlen=_HISTORY)
         acc: dict[str, list[float]] = {}
         last_saved = self.step if self.step else None
         start = time.time()
@@ -959,7 +962,7 @@ class Trainer:
                 self.save()
         finally:
             logger.close()
-        return {"step": self.step, "epoch": self.epoch, "history": history,
+        return {"step": self.step, "epoch": self.epoch, "history": list(history),
                 "out_dir": str(self.out_dir)}
 
     def _reduce_log(self, acc: Mapping[str, list[float]], start: float) -> dict[str, float]:
