@@ -5,6 +5,7 @@ Importing the package is cheap: the native engine and ONNX Runtime are loaded on
 
 from __future__ import annotations
 
+from . import masks
 from .errors import (
     AudioError,
     BundleError,
@@ -43,4 +44,5 @@ __all__ = [
     "__version__",
     "classify_genre",
     "genres",
+    "masks",
 ]
