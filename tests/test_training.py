@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from gcdance.genres import FINEDANCE_GENRES
 from gcdance.rotation import axis_angle_to_rotation_6d
 from training.data import WindowDataset, load_text_bank, prepare_data, prepare_text
-from training.train import ConfigError, load_config, train
+from training.train import ConfigError, load_config, load_trained, train
 
 torch.set_num_threads(1)
 
@@ -169,6 +169,15 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path):
     assert any(not torch.equal(a[k], c10[k]) for k in a if k.startswith("model."))
     state = json.loads((tmp_path / "b" / "ckpt-00000020.json").read_text())
     assert state["step"] == 20 and state["config"]["mtl"]["method"] == "nash"
+    # The checkpoint rebuilds the EMA denoiser for export/evaluation.
+    trained = load_trained(tmp_path / "a")
+    assert trained.step == 20 and trained.normalizer.dim == 319
+    for name, value in trained.denoiser.state_dict().items():
+        torch.testing.assert_close(value, a[f"ema.denoiser.{name}"], rtol=0, atol=0)
+    with torch.no_grad():
+        x0 = trained.denoiser(torch.zeros(1, 120, 319), torch.tensor([10]),
+                              torch.zeros(1, 120, MUSIC_DIM), trained.control[:1])
+    assert x0.shape == (1, 120, 319) and torch.isfinite(x0).all()
 
 
 def test_torchrun_two_processes_stay_identical(tmp_path: Path):

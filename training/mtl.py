@@ -197,6 +197,17 @@ def _flat(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor],
     return torch.cat(parts)
 
 
+def _write(out: torch.Tensor, grads: Sequence[torch.Tensor | None],
+           params: Sequence[torch.Tensor]) -> None:
+    """Copy gradients (None = zero) into the flat slice ``out``."""
+    offset = 0
+    for g, p in zip(grads, params, strict=True):
+        n = p.numel()
+        if g is not None:
+            out[offset:offset + n].copy_(g.reshape(-1))
+        offset += n
+
+
 def _assign(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
     offset = 0
     for p in params:
@@ -265,23 +276,28 @@ class _GradientWeighting(Weighting):
         shared = list(shared)
         _all_params(shared, specific)  # disjointness check
         n_shared = sum(p.numel() for p in shared)
-        rows, own = [], []
-        for i, (task, loss) in enumerate(zip(self.tasks, values, strict=True)):
-            mine = list(specific.get(task, ()))
+        k = len(self.tasks)
+        mine_of = [list(specific.get(t, ())) for t in self.tasks]
+        n_own = [sum(p.numel() for p in ps) for ps in mine_of]
+        device = shared[0].device if shared else values[0].device
+        # One buffer: rows of G (K x n_shared), then each task's own-parameter gradient, so a
+        # single all-reduce averages everything.
+        big = torch.zeros(k * n_shared + sum(n_own), dtype=torch.float32, device=device)
+        offset = k * n_shared
+        for i, (loss, mine) in enumerate(zip(values, mine_of, strict=True)):
             targets = shared + mine
-            last = i == len(self.tasks) - 1
-            grads = torch.autograd.grad(loss, targets, retain_graph=not last, allow_unused=True)
-            rows.append(_flat(grads[: len(shared)], shared, torch.float32))
-            own.append(_flat(grads[len(shared):], mine, torch.float32))
-        big = torch.cat([torch.stack(rows).reshape(-1), *own])
+            grads = torch.autograd.grad(loss, targets, retain_graph=i < k - 1,
+                                        allow_unused=True)
+            _write(big[i * n_shared:(i + 1) * n_shared], grads[: len(shared)], shared)
+            _write(big[offset:offset + n_own[i]], grads[len(shared):], mine)
+            offset += n_own[i]
         if reduce is not None:
             big = reduce(big)
-        g = big[: len(self.tasks) * n_shared].view(len(self.tasks), n_shared)
-        offset = len(self.tasks) * n_shared
-        for task, o in zip(self.tasks, own, strict=True):
-            mine = list(specific.get(task, ()))
-            _assign(mine, big[offset: offset + o.numel()])
-            offset += o.numel()
+        g = big[: k * n_shared].view(k, n_shared)
+        offset = k * n_shared
+        for mine, n in zip(mine_of, n_own, strict=True):
+            _assign(mine, big[offset:offset + n])
+            offset += n
         gtg = _gram(g)
         active = np.diag(gtg) > 0
         alpha = np.zeros(len(self.tasks))

@@ -77,10 +77,12 @@ __all__ = [
     "OptimConfig",
     "RunConfig",
     "TrainModule",
+    "TrainedModel",
     "Trainer",
     "find_checkpoint",
     "load_checkpoint",
     "load_config",
+    "load_trained",
     "train",
 ]
 
@@ -619,6 +621,43 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     return tensors, state
 
 
+@dataclass
+class TrainedModel:
+    """What export and evaluation need from a checkpoint (see :func:`load_trained`)."""
+
+    denoiser: GCDanceDenoiser
+    denoiser_config: DenoiserConfig
+    head: GenreHead | None
+    control: torch.Tensor  # (genres, text_dim) C_E table the model was trained with
+    normalizer: Any  # gcdance.normalizer.MinMaxNormalizer
+    config: Config
+    step: int
+
+
+def load_trained(path: str | os.PathLike[str], *, ema: bool = True) -> TrainedModel:
+    """Rebuild the denoiser (EMA weights by default), genre head P, C_E table and normalizer
+    from a checkpoint file or run directory; modules are in eval mode on the CPU."""
+    from gcdance.normalizer import MinMaxNormalizer
+
+    ckpt = find_checkpoint(path)
+    tensors, state = load_checkpoint(ckpt)
+    config = Config.from_dict(state["config"], str(ckpt))
+    den_cfg = DenoiserConfig.from_dict(state["denoiser"])
+    prefix = "ema." if ema else "model."
+    weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    control = weights["control"]
+    head = None
+    if any(k.startswith("head.") for k in weights):
+        head = GenreHead(den_cfg.text_dim, config.model.genre_hidden, control.shape[0],
+                         config.model.genre_dropout)
+    module = TrainModule(GCDanceDenoiser(den_cfg), control, head, config.model.control)
+    module.load_state_dict(weights)
+    module.eval()
+    norm_path = ckpt.parent / str(state.get("normalizer", "normalizer.npz"))
+    return TrainedModel(module.denoiser, den_cfg, module.head, module.control,
+                        MinMaxNormalizer.load(norm_path), config, int(state["step"]))
+
+
 # ----------------------------------------------------------------------------------- logging
 class _Logger:
     """CSV + TensorBoard (if installed) + tqdm on a terminal; rank 0 only."""
@@ -914,8 +953,11 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.update(self.module)
-        out = {f"loss_{k}": float(v.detach()) for k, v in losses.items()}
-        out["loss"] = float(sum(weights[k] * float(v.detach()) for k, v in losses.items()))
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        out = {f"loss_{k}": v for k, v in values.items()}
+        out["loss"] = float(sum(weights[k] * v for k, v in values.items()))
+        # EDGE-weighted sum: comparable across weighting methods.
+        out["loss_edge"] = float(sum(EDGE_WEIGHTS[k] * v for k, v in values.items()))
         out.update({f"weight_{k}": float(w) for k, w in weights.items()})
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         return out
