@@ -23,9 +23,11 @@ Aligned-MTL branch computes the aligned gradients and then discards them (the pl
 back-propagated), and the Nash-MTL branch overwrites the solved weights before they are used.
 Here the update applied is exactly ``G alpha`` of the paper's algorithms.
 
-Distributed training: pass ``reduce`` (an all-reduce mean) to :meth:`Weighting.backward`. The
-per-task gradients are averaged over ranks *before* the weights are solved, so every rank solves
-the same ``G^T G`` with the same deterministic float64 solver and applies the same update.
+Distributed training: pass ``reduce`` (an all-reduce mean) and ``broadcast`` (from rank 0) to
+:meth:`Weighting.backward`. The per-task gradients (and the task-specific ones, in the same
+buffer) are averaged over ranks *before* the weights are solved, so every rank solves the same
+``G^T G`` with the same deterministic float64 solver; the solved weights are then taken from
+rank 0 so that all ranks apply a bit-identical update.
 """
 
 from __future__ import annotations
@@ -172,11 +174,14 @@ class Weighting(ABC):
     @abstractmethod
     def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[torch.Tensor],
                  specific: Mapping[str, Sequence[torch.Tensor]] | None = None,
-                 reduce: Reduce | None = None) -> dict[str, float]:
+                 reduce: Reduce | None = None,
+                 broadcast: Reduce | None = None) -> dict[str, float]:
         """Set ``.grad`` of ``shared`` and ``specific`` params; return the task weights used.
 
         ``specific`` maps a task name to the parameters only that task uses (disjoint from
-        ``shared``). ``reduce`` averages a flat gradient tensor over ranks (identity if None).
+        ``shared``). ``reduce`` averages a flat gradient tensor over ranks (identity if None);
+        ``broadcast`` replaces a small tensor by rank 0's copy (the solved task weights, so
+        that all ranks use bit-identical weights whatever their floating-point paths).
         """
 
     def state_dict(self) -> dict[str, object]:
@@ -248,7 +253,8 @@ class FixedWeighting(Weighting):
 
     def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[torch.Tensor],
                  specific: Mapping[str, Sequence[torch.Tensor]] | None = None,
-                 reduce: Reduce | None = None) -> dict[str, float]:
+                 reduce: Reduce | None = None,
+                 broadcast: Reduce | None = None) -> dict[str, float]:
         values = self._check_losses(losses)
         params = _all_params(shared, specific or {})
         total = sum(self.weights[t] * v for t, v in zip(self.tasks, values, strict=True))
@@ -267,7 +273,8 @@ class _GradientWeighting(Weighting):
 
     def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[torch.Tensor],
                  specific: Mapping[str, Sequence[torch.Tensor]] | None = None,
-                 reduce: Reduce | None = None) -> dict[str, float]:
+                 reduce: Reduce | None = None,
+                 broadcast: Reduce | None = None) -> dict[str, float]:
         specific = dict(specific or {})
         unknown = sorted(set(specific) - set(self.tasks))
         if unknown:
@@ -303,6 +310,8 @@ class _GradientWeighting(Weighting):
         alpha = np.zeros(len(self.tasks))
         if active.any():
             alpha[active] = self.solve(gtg[np.ix_(active, active)], active)
+        if broadcast is not None:
+            alpha = broadcast(torch.from_numpy(alpha).to(g.device)).cpu().numpy()
         update = (torch.from_numpy(alpha).to(g) @ g) if n_shared else g.sum(0)
         if self.max_norm is not None:
             norm = float(torch.linalg.vector_norm(update))

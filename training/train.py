@@ -475,6 +475,11 @@ class _Dist:
         if self.enabled:
             dist.barrier()
 
+    def from_main(self, t: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            dist.broadcast(t, 0)
+        return t
+
     def mean(self, t: torch.Tensor) -> torch.Tensor:
         if self.enabled:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
@@ -946,8 +951,10 @@ class Trainer:
         losses = {k: losses[k] for k in cfg.mtl.tasks}
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
+        on = self.dist.enabled
         weights = self.weighting.backward(losses, self.shared, self.specific,
-                                          reduce=self.dist.mean if self.dist.enabled else None)
+                                          reduce=self.dist.mean if on else None,
+                                          broadcast=self.dist.from_main if on else None)
         if cfg.optim.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
         self.optimizer.step()
