@@ -158,7 +158,7 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path):
     first = dict(base, train=dict(base["train"], out_dir=str(tmp_path / "b"), max_steps=10))
     train(_config(first))
     resumed = dict(first, train=dict(first["train"], max_steps=20))
-    train(_config(resumed), resume=tmp_path / "b")
+    train(_config(resumed), resume="auto")  # out_dir b holds ckpt-00000010
     a = _params(tmp_path / "a" / "ckpt-00000020.safetensors")
     b = _params(tmp_path / "b" / "ckpt-00000020.safetensors")
     assert a.keys() == b.keys()

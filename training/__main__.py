@@ -3,6 +3,7 @@
     python -m training --config run.toml                       # train
     python -m training --config run.toml --set train.max_steps=1000 --set mtl.method=nash
     python -m training --config run.toml --resume runs/x       # resume (latest checkpoint)
+    python -m training --config run.toml --resume auto         # resume out_dir if possible
     python -m training --config run.toml --prepare             # build the data cache only
     torchrun --nproc_per_node 4 -m training --config run.toml  # multi-process (DDP-style)
 
@@ -27,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         metavar="SECTION.KEY=VALUE",
                         help="override a config value (JSON values; repeatable)")
     parser.add_argument("--resume", metavar="PATH",
-                        help="checkpoint (.safetensors/.json) or run directory to resume from")
+                        help="checkpoint (.safetensors/.json) or run directory to resume "
+                             "from; 'auto': train.out_dir's latest checkpoint if any")
     parser.add_argument("--prepare", action="store_true",
                         help="build the preprocessing cache (windows, features, text) and exit")
     args = parser.parse_args(argv)

@@ -768,6 +768,8 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
+        if resume == "auto":  # the output directory's latest checkpoint, if there is one
+            resume = self.out_dir if any(self.out_dir.glob("ckpt-*.safetensors")) else None
         if resume is not None:
             self._resume(resume)
         if self.dist.enabled:  # identical start on every rank
