@@ -60,8 +60,8 @@ def write_corpus(path: Path) -> Path:
     return path
 
 
-def make_config(tmp: Path, names: list[str], **overrides: object) -> dict:
-    data = write_finedance(tmp / "finedance", names)
+def make_config(tmp: Path, names: list[str], frames: int = 120, **overrides: object) -> dict:
+    data = write_finedance(tmp / "finedance", names, frames)
     corpus = write_corpus(tmp / "corpus.jsonl")
     cfg = {
         "data": {"dataset": "finedance", "root": str(data), "features": "baseline",
@@ -150,7 +150,8 @@ def _params(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_resume_equals_uninterrupted_training(tmp_path: Path):
-    base = make_config(tmp_path, ["001", "002", "003"], mtl__method="nash",
+    # 3 files x 3 windows, batch 2: 4 batches per epoch, so step 10 is in the middle of one.
+    base = make_config(tmp_path, ["001", "002", "003"], frames=144, mtl__method="nash",
                        train__batch_size=2, train__save_every=10)
     straight = dict(base, train=dict(base["train"], out_dir=str(tmp_path / "a"),
                                      max_steps=20))
@@ -164,8 +165,10 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
-    # The run really moved (3 windows, batch 2: the resume point is mid-epoch).
+    # The run really moved, and stopped mid-epoch.
     c10 = _params(tmp_path / "b" / "ckpt-00000010.safetensors")
+    mid = json.loads((tmp_path / "b" / "ckpt-00000010.json").read_text())
+    assert (mid["epoch"], mid["batch_in_epoch"]) == (2, 2)
     assert any(not torch.equal(a[k], c10[k]) for k in a if k.startswith("model."))
     state = json.loads((tmp_path / "b" / "ckpt-00000020.json").read_text())
     assert state["step"] == 20 and state["config"]["mtl"]["method"] == "nash"
