@@ -15,6 +15,26 @@ class AudioError(InputError):
     """Audio that cannot be read or used (missing, corrupt, empty, too short)."""
 
 
+class AudioNotFoundError(AudioError, FileNotFoundError):
+    """An audio path that does not exist or is not a regular file."""
+
+
+class AudioDecodeError(AudioError):
+    """Audio data that cannot be decoded: unknown format, corrupt or truncated file, bad array."""
+
+
+class EmptyAudioError(AudioError):
+    """Audio that decodes to zero samples (or a start offset at or past its end)."""
+
+
+class AudioTooShortError(AudioError):
+    """Audio shorter than the minimum duration the features need (one second)."""
+
+
+class FeatureConfigError(InputError):
+    """Music features computed with a configuration other than the one a consumer expects."""
+
+
 class DataFormatError(GCDanceError):
     """A dataset file that does not follow its documented format."""
 
