@@ -20,6 +20,7 @@ from training.data import WindowDataset, load_text_bank, prepare_data, prepare_t
 from training.train import ConfigError, load_config, load_trained, train
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.filterwarnings("ignore:TensorBoard logging is off")
 
 ROOT = Path(__file__).resolve().parents[1]
 MUSIC_DIM = 35
@@ -266,6 +267,7 @@ def test_example_config_is_valid():
     assert cfg.mtl.method == "nash" and cfg.model.name == "paper" and cfg.data.root == "/somewhere"
 
 
+@pytest.mark.filterwarnings("ignore:the description corpus has no aistpp")
 def test_aistpp_pipeline_trains(tmp_path: Path):
     import pickle
 
