@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "gcdance/generator.h"
 #include "gcdance/runtime.h"
 #include "gcdance/session.h"
 
@@ -51,7 +52,7 @@ std::string Names(const std::vector<TensorInfo>& infos) {
 }
 
 py::dict Run(Session& session, const py::dict& feeds) {
-  const auto& inputs = session.inputs();
+  const auto& inputs = session.model().inputs();
   for (const auto& item : feeds) {
     const std::string name = py::str(item.first);
     bool known = false;
@@ -85,16 +86,17 @@ py::dict Run(Session& session, const py::dict& feeds) {
   py::dict result;
   py::gil_scoped_release release;
   std::lock_guard<std::mutex> lock(session.mutex());
-  session.Prepare(shapes);
+  gcdance::Binding& binding = session.binding();
+  binding.Prepare(shapes);
   for (size_t i = 0; i < arrays.size(); ++i) {
-    HostTensor& buffer = session.input(i);
+    HostTensor& buffer = binding.input(i);
     std::memcpy(buffer.data(), arrays[i].data(), buffer.bytes());
   }
-  session.Run();
+  binding.Run();
   py::gil_scoped_acquire acquire;
-  const auto& outputs = session.outputs();
+  const auto& outputs = session.model().outputs();
   for (size_t i = 0; i < outputs.size(); ++i) {
-    const HostTensor& buffer = session.output(i);
+    const HostTensor& buffer = binding.output(i);
     py::array out(py::dtype(NumpyDtype(buffer.type())), buffer.shape());
     std::memcpy(out.mutable_data(), buffer.data(), buffer.bytes());
     result[outputs[i].name.c_str()] = std::move(out);
@@ -104,17 +106,101 @@ py::dict Run(Session& session, const py::dict& feeds) {
 
 uintptr_t BufferAddress(Session& session, const std::string& name) {
   std::lock_guard<std::mutex> lock(session.mutex());
-  for (size_t i = 0; i < session.inputs().size(); ++i) {
-    if (session.inputs()[i].name == name) {
-      return reinterpret_cast<uintptr_t>(session.input(i).data());
+  const auto& model = session.model();
+  for (size_t i = 0; i < model.inputs().size(); ++i) {
+    if (model.inputs()[i].name == name) {
+      return reinterpret_cast<uintptr_t>(session.binding().input(i).data());
     }
   }
-  for (size_t i = 0; i < session.outputs().size(); ++i) {
-    if (session.outputs()[i].name == name) {
-      return reinterpret_cast<uintptr_t>(session.output(i).data());
+  for (size_t i = 0; i < model.outputs().size(); ++i) {
+    if (model.outputs()[i].name == name) {
+      return reinterpret_cast<uintptr_t>(session.binding().output(i).data());
     }
   }
   throw gcdance::InputError("no input or output named '" + name + "'");
+}
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// Checks that `array` has exactly `shape` (-1 = any) and returns a pointer to its data.
+const float* Checked(const FloatArray& array, const std::vector<int64_t>& shape,
+                     const std::string& what) {
+  bool ok = array.ndim() == py::ssize_t(shape.size());
+  for (size_t d = 0; ok && d < shape.size(); ++d) {
+    ok = shape[d] < 0 || array.shape(py::ssize_t(d)) == shape[d];
+  }
+  if (!ok) {
+    std::vector<int64_t> got(array.shape(), array.shape() + array.ndim());
+    throw gcdance::InputError(what + " must have shape " + gcdance::ShapeString(shape) +
+                              ", got " + gcdance::ShapeString(got));
+  }
+  return array.data();
+}
+
+py::array_t<float> ToNumpy(const std::vector<float>& data, std::vector<py::ssize_t> shape) {
+  py::array_t<float> out(shape);
+  std::memcpy(out.mutable_data(), data.data(), data.size() * sizeof(float));
+  return out;
+}
+
+// Generator.generate: arrays in, (motion, windows) out; the GIL is released while sampling.
+py::tuple Generate(gcdance::Generator& generator, const gcdance::Model& model,
+                   const FloatArray& music, const FloatArray& text, const FloatArray& schedule,
+                   uint64_t seed, const py::object& known, const py::object& mask,
+                   const py::object& x_T, const py::object& z, const py::object& zq,
+                   const py::object& progress) {
+  const gcdance::ModelConfig& c = model.config();
+  gcdance::GenerateRequest req;
+  req.music = Checked(music, {-1, c.music_dim}, "music");
+  req.frames = music.shape(0);
+  req.text = Checked(text, {c.text_dim}, "text_emb");
+  req.schedule = Checked(schedule, {-1, gcdance::kScheduleColumns}, "schedule");
+  req.steps = schedule.shape(0);
+  req.seed = seed;
+  const auto plan = generator.Plan(req.frames);
+  const int64_t W = plan.num_windows();
+  FloatArray known_a, xt_a, z_a, zq_a;
+  py::array_t<uint8_t, py::array::c_style | py::array::forcecast> mask_a;
+  if (!known.is_none()) {
+    known_a = known.cast<FloatArray>();
+    req.known = Checked(known_a, {req.frames, c.dim}, "known");
+  }
+  if (!mask.is_none()) {
+    mask_a = mask.cast<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>();
+    std::vector<int64_t> got(mask_a.shape(), mask_a.shape() + mask_a.ndim());
+    if (got != std::vector<int64_t>{req.frames, c.dim}) {
+      throw gcdance::InputError("mask must have shape " +
+                                gcdance::ShapeString({req.frames, c.dim}) + ", got " +
+                                gcdance::ShapeString(got));
+    }
+    req.mask = mask_a.data();
+  }
+  if (!x_T.is_none()) {
+    xt_a = x_T.cast<FloatArray>();
+    req.x_T = Checked(xt_a, {W, c.window, c.dim}, "x_T");
+  }
+  if (!z.is_none()) {
+    z_a = z.cast<FloatArray>();
+    req.z = Checked(z_a, {req.steps, W, c.window, c.dim}, "z");
+  }
+  if (!zq.is_none()) {
+    zq_a = zq.cast<FloatArray>();
+    req.zq = Checked(zq_a, {req.steps, W, c.window, c.dim}, "zq");
+  }
+  if (!progress.is_none()) {
+    req.progress = [&progress](int64_t step, int64_t steps) {
+      py::gil_scoped_acquire acquire;
+      py::object keep_going = progress(step, steps);
+      return keep_going.is_none() || keep_going.cast<bool>();
+    };
+  }
+  std::vector<float> motion, windows;
+  {
+    py::gil_scoped_release release;
+    generator.Generate(req, &windows, &motion);
+  }
+  return py::make_tuple(ToNumpy(motion, {req.frames, c.dim}),
+                        ToNumpy(windows, {W, c.window, c.dim}));
 }
 
 }  // namespace
@@ -170,14 +256,86 @@ PYBIND11_MODULE(_engine, m) {
            py::arg("inter_op_threads") = 1, py::arg("allow_spinning") = false,
            py::arg("device_id") = 0,
            py::arg("provider_options") = std::map<std::string, std::string>{})
-      .def_property_readonly("inputs", [](const Session& s) { return InfosToPython(s.inputs()); })
-      .def_property_readonly("outputs", [](const Session& s) { return InfosToPython(s.outputs()); })
-      .def_property_readonly("provider", &Session::provider)
-      .def_property_readonly("model_path", &Session::model_path)
-      .def_property_readonly("allocations", &Session::allocations,
+      .def_property_readonly("inputs",
+                             [](const Session& s) { return InfosToPython(s.model().inputs()); })
+      .def_property_readonly("outputs",
+                             [](const Session& s) { return InfosToPython(s.model().outputs()); })
+      .def_property_readonly("provider", [](const Session& s) { return s.model().provider(); })
+      .def_property_readonly("model_path",
+                             [](const Session& s) { return s.model().model_path(); })
+      .def_property_readonly("allocations",
+                             [](Session& s) { return s.binding().allocations(); },
                              "Buffer allocations so far; unchanged by calls with the same shapes.")
       .def("run", &Run, py::arg("feeds"),
            "Copy `feeds` (name -> array) into the bound buffers, run, return copies of the outputs.")
       .def("buffer_address", &BufferAddress, py::arg("name"),
            "Address of the buffer bound to an input or output (to check reuse).");
+
+  py::class_<gcdance::ModelConfig>(m, "ModelConfig", "What the engine reads from a manifest.")
+      .def(py::init<>())
+      .def_readwrite("dim", &gcdance::ModelConfig::dim)
+      .def_readwrite("music_dim", &gcdance::ModelConfig::music_dim)
+      .def_readwrite("text_dim", &gcdance::ModelConfig::text_dim)
+      .def_readwrite("window", &gcdance::ModelConfig::window)
+      .def_readwrite("hop", &gcdance::ModelConfig::hop)
+      .def_readwrite("input_x", &gcdance::ModelConfig::input_x)
+      .def_readwrite("input_t", &gcdance::ModelConfig::input_t)
+      .def_readwrite("input_music", &gcdance::ModelConfig::input_music)
+      .def_readwrite("input_text", &gcdance::ModelConfig::input_text)
+      .def_readwrite("input_cond", &gcdance::ModelConfig::input_cond)
+      .def_readwrite("output_x0", &gcdance::ModelConfig::output_x0)
+      .def_readwrite("anchor_dims", &gcdance::ModelConfig::anchor_dims)
+      .def_readwrite("anchor_zero", &gcdance::ModelConfig::anchor_zero)
+      .def_readwrite("norm_center", &gcdance::ModelConfig::norm_center)
+      .def_readwrite("norm_half_range", &gcdance::ModelConfig::norm_half_range)
+      .def_readwrite("rot_start", &gcdance::ModelConfig::rot_start)
+      .def_readwrite("num_joints", &gcdance::ModelConfig::num_joints);
+
+  py::class_<gcdance::Model, std::shared_ptr<gcdance::Model>>(
+      m, "Model", "The denoiser session and its configuration; shared by Generators.")
+      .def(py::init([](const std::string& path, const gcdance::ModelConfig& config,
+                       const std::string& provider, int intra_op_threads, bool allow_spinning,
+                       int device_id, std::map<std::string, std::string> provider_options) {
+             SessionConfig session;
+             session.provider = provider;
+             session.intra_op_threads = intra_op_threads;
+             session.allow_spinning = allow_spinning;
+             session.device_id = device_id;
+             session.provider_options = std::move(provider_options);
+             py::gil_scoped_release release;
+             return std::make_shared<gcdance::Model>(path, config, session);
+           }),
+           py::arg("path"), py::arg("config"), py::arg("provider") = "cpu",
+           py::arg("intra_op_threads") = 0, py::arg("allow_spinning") = false,
+           py::arg("device_id") = 0,
+           py::arg("provider_options") = std::map<std::string, std::string>{})
+      .def_property_readonly("provider", [](const gcdance::Model& m) { return m.ort()->provider(); })
+      .def_property_readonly("config", &gcdance::Model::config);
+
+  py::class_<gcdance::Generator>(
+      m, "Generator",
+      "Preallocated sampling state over a Model; one per thread (they may share the Model).")
+      .def(py::init([](std::shared_ptr<gcdance::Model> model) {
+             return std::make_unique<gcdance::Generator>(std::move(model));
+           }),
+           py::arg("model"), py::keep_alive<1, 2>())
+      .def(
+          "generate",
+          [](gcdance::Generator& g, const gcdance::Model& model, const FloatArray& music,
+             const FloatArray& text, const FloatArray& schedule, uint64_t seed,
+             const py::object& known, const py::object& mask, const py::object& x_T,
+             const py::object& z, const py::object& zq, const py::object& progress) {
+            return Generate(g, model, music, text, schedule, seed, known, mask, x_T, z, zq,
+                            progress);
+          },
+          py::arg("model"), py::arg("music"), py::arg("text_emb"), py::arg("schedule"),
+          py::arg("seed") = 0, py::arg("known") = py::none(), py::arg("mask") = py::none(),
+          py::arg("x_T") = py::none(), py::arg("z") = py::none(), py::arg("zq") = py::none(),
+          py::arg("progress") = py::none(),
+          "Sample a whole song: returns (motion (frames, dim), windows (W, window, dim)), "
+          "normalized.")
+      .def("num_windows", [](const gcdance::Generator& g, int64_t frames) {
+        return g.Plan(frames).num_windows();
+      })
+      .def_property_readonly("allocations", &gcdance::Generator::allocations);
 }

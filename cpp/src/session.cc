@@ -171,7 +171,7 @@ HostTensor::HostTensor(ONNXTensorElementDataType type, std::vector<int64_t> shap
   value_ = Ort::Value::CreateTensor(info, data_.get(), bytes_, shape_.data(), shape_.size(), type_);
 }
 
-Session::Session(const std::string& model_path, const SessionConfig& config)
+OrtModel::OrtModel(const std::string& model_path, const SessionConfig& config)
     : model_path_(model_path), provider_(Lower(config.provider)) {
   if (!std::ifstream(model_path).good()) {
     throw InputError("model file not found or unreadable: '" + model_path + "'");
@@ -215,20 +215,44 @@ Session::Session(const std::string& model_path, const SessionConfig& config)
   }
   inputs_ = ReadInfos(session_, true);
   outputs_ = ReadInfos(session_, false);
-  cpu_memory_ = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault);
-  binding_ = std::make_unique<Ort::IoBinding>(session_);
-  input_buffers_.resize(inputs_.size());
-  output_buffers_.resize(outputs_.size());
 }
 
-void Session::Prepare(const std::vector<std::vector<int64_t>>& shapes) {
-  if (shapes.size() != inputs_.size()) {
-    throw InputError("model '" + model_path_ + "' takes " + std::to_string(inputs_.size()) +
-                     " inputs, got " + std::to_string(shapes.size()));
+static size_t IndexOf(const std::vector<TensorInfo>& infos, const std::string& name,
+                      const char* what, const std::string& model_path) {
+  std::string names;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    if (infos[i].name == name) return i;
+    names += (i ? ", '" : "'") + infos[i].name + "'";
+  }
+  throw InputError("model '" + model_path + "' has no " + what + " '" + name + "' (its " + what +
+                   "s: " + names + ")");
+}
+
+size_t OrtModel::input_index(const std::string& name) const {
+  return IndexOf(inputs_, name, "input", model_path_);
+}
+
+size_t OrtModel::output_index(const std::string& name) const {
+  return IndexOf(outputs_, name, "output", model_path_);
+}
+
+Binding::Binding(std::shared_ptr<OrtModel> model) : model_(std::move(model)) {
+  cpu_memory_ = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault);
+  binding_ = std::make_unique<Ort::IoBinding>(model_->session());
+  input_buffers_.resize(model_->inputs().size());
+  output_buffers_.resize(model_->outputs().size());
+}
+
+void Binding::Prepare(const std::vector<std::vector<int64_t>>& shapes) {
+  const auto& inputs = model_->inputs();
+  if (shapes.size() != inputs.size()) {
+    throw InputError("model '" + model_->model_path() + "' takes " +
+                     std::to_string(inputs.size()) + " inputs, got " +
+                     std::to_string(shapes.size()));
   }
   bool changed = false;
-  for (size_t i = 0; i < inputs_.size(); ++i) {
-    const TensorInfo& info = inputs_[i];
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorInfo& info = inputs[i];
     const auto& shape = shapes[i];
     bool ok = shape.size() == info.shape.size();
     for (size_t d = 0; ok && d < shape.size(); ++d) {
@@ -247,46 +271,48 @@ void Session::Prepare(const std::vector<std::vector<int64_t>>& shapes) {
   if (changed) outputs_bound_ = false;
 }
 
-void Session::BindOutputsToOwnBuffers() {
+void Binding::BindOutputsToOwnBuffers() {
   // First run for these shapes: ORT allocates the outputs, which tells us their shapes.
+  const auto& outputs = model_->outputs();
   binding_->ClearBoundOutputs();
-  for (const auto& info : outputs_) binding_->BindOutput(info.name.c_str(), cpu_memory_);
-  session_.Run(run_options_, *binding_);
+  for (const auto& info : outputs) binding_->BindOutput(info.name.c_str(), cpu_memory_);
+  model_->session().Run(run_options_, *binding_);
   std::vector<Ort::Value> values = binding_->GetOutputValues();
   binding_->ClearBoundOutputs();
-  for (size_t i = 0; i < outputs_.size(); ++i) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
     auto shape_info = values[i].GetTensorTypeAndShapeInfo();
     std::vector<int64_t> shape = shape_info.GetShape();
     if (!output_buffers_[i] || output_buffers_[i]->shape() != shape) {
-      output_buffers_[i] = std::make_unique<HostTensor>(outputs_[i].type, shape);
+      output_buffers_[i] = std::make_unique<HostTensor>(outputs[i].type, shape);
       ++allocations_;
     }
     std::memcpy(output_buffers_[i]->data(), values[i].GetTensorRawData(),
                 output_buffers_[i]->bytes());
-    binding_->BindOutput(outputs_[i].name.c_str(), output_buffers_[i]->value());
+    binding_->BindOutput(outputs[i].name.c_str(), output_buffers_[i]->value());
   }
   outputs_bound_ = true;
 }
 
-void Session::Run() {
-  for (size_t i = 0; i < inputs_.size(); ++i) {
+void Binding::Run() {
+  const auto& inputs = model_->inputs();
+  for (size_t i = 0; i < inputs.size(); ++i) {
     if (!input_buffers_[i]) {
-      throw InputError("input '" + inputs_[i].name + "' has no buffer: call Prepare() first");
+      throw InputError("input '" + inputs[i].name + "' has no buffer: call Prepare() first");
     }
   }
   try {
     if (!outputs_bound_) {
       BindOutputsToOwnBuffers();
     } else {
-      session_.Run(run_options_, *binding_);
+      model_->session().Run(run_options_, *binding_);
     }
   } catch (const Ort::Exception& e) {
     std::string shapes;
-    for (size_t i = 0; i < inputs_.size(); ++i) {
-      shapes += (i ? ", " : "") + inputs_[i].name + ShapeString(input_buffers_[i]->shape());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      shapes += (i ? ", " : "") + inputs[i].name + ShapeString(input_buffers_[i]->shape());
     }
-    throw Error("ONNX Runtime failed running '" + model_path_ + "' with inputs " + shapes + ": " +
-                e.what());
+    throw Error("ONNX Runtime failed running '" + model_->model_path() + "' with inputs " +
+                shapes + ": " + e.what());
   }
 }
 

@@ -59,17 +59,39 @@ size_t ElementSize(ONNXTensorElementDataType type);
 std::string TypeName(ONNXTensorElementDataType type);
 std::string ShapeString(const std::vector<int64_t>& shape);
 
-class Session {
+// An ONNX model loaded into one ORT session: weights are held once and `Run` is thread-safe, so
+// one OrtModel serves any number of Bindings (one per thread or generator).
+class OrtModel {
  public:
-  Session(const std::string& model_path, const SessionConfig& config);
-  Session(const Session&) = delete;
-  Session& operator=(const Session&) = delete;
+  OrtModel(const std::string& model_path, const SessionConfig& config);
+  OrtModel(const OrtModel&) = delete;
+  OrtModel& operator=(const OrtModel&) = delete;
 
   const std::vector<TensorInfo>& inputs() const { return inputs_; }
   const std::vector<TensorInfo>& outputs() const { return outputs_; }
   const std::string& provider() const { return provider_; }
   const std::string& model_path() const { return model_path_; }
+  Ort::Session& session() { return session_; }
+  // Index of the input/output called `name`; throws InputError naming the model's names.
+  size_t input_index(const std::string& name) const;
+  size_t output_index(const std::string& name) const;
 
+ private:
+  std::string model_path_;
+  std::string provider_;
+  Ort::Session session_{nullptr};
+  std::vector<TensorInfo> inputs_, outputs_;
+};
+
+// Input and output buffers of one user of an OrtModel, bound with IoBinding. Buffers are
+// allocated once per set of input shapes and reused. Not thread-safe: one Binding per thread.
+class Binding {
+ public:
+  explicit Binding(std::shared_ptr<OrtModel> model);
+  Binding(const Binding&) = delete;
+  Binding& operator=(const Binding&) = delete;
+
+  OrtModel& model() { return *model_; }
   // Makes the input buffers match `shapes` (one per input, in input order); checks ranks and
   // fixed dimensions. Allocates only when the shapes differ from the current ones.
   void Prepare(const std::vector<std::vector<int64_t>>& shapes);
@@ -78,26 +100,36 @@ class Session {
   // then binds buffers of ours; later runs write into those same buffers.
   void Run();
   const HostTensor& output(size_t i) const { return *output_buffers_.at(i); }
-
   // Number of buffer allocations made so far (inputs and outputs): constant across calls with
   // unchanged shapes.
   size_t allocations() const { return allocations_; }
-  // Serialises use of one session's buffers by several threads.
-  std::mutex& mutex() { return mutex_; }
 
  private:
   void BindOutputsToOwnBuffers();
 
-  std::string model_path_;
-  std::string provider_;
-  Ort::Session session_{nullptr};
+  std::shared_ptr<OrtModel> model_;
   Ort::MemoryInfo cpu_memory_{nullptr};
   std::unique_ptr<Ort::IoBinding> binding_;
   Ort::RunOptions run_options_;
-  std::vector<TensorInfo> inputs_, outputs_;
   std::vector<std::unique_ptr<HostTensor>> input_buffers_, output_buffers_;
   bool outputs_bound_ = false;
   size_t allocations_ = 0;
+};
+
+// A model with one Binding behind a mutex: the general-purpose session exposed to Python.
+class Session {
+ public:
+  Session(const std::string& model_path, const SessionConfig& config)
+      : model_(std::make_shared<OrtModel>(model_path, config)), binding_(model_) {}
+
+  OrtModel& model() { return *model_; }
+  const OrtModel& model() const { return *model_; }
+  Binding& binding() { return binding_; }
+  std::mutex& mutex() { return mutex_; }
+
+ private:
+  std::shared_ptr<OrtModel> model_;
+  Binding binding_;
   std::mutex mutex_;
 };
 

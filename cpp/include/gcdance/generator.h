@@ -1,0 +1,118 @@
+// The sampling engine: a Model (the denoiser session and the configuration read from the model
+// bundle's manifest) and Generators (preallocated state and the DDIM step loop). The step order is
+// the reference sampler's (training/sampler.py, module docstring), operation for operation.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gcdance/motion_math.h"
+#include "gcdance/session.h"
+
+namespace gcdance {
+
+// What the engine needs from the bundle manifest (filled by gcdance.bundle in Python).
+struct ModelConfig {
+  int64_t dim = 0;        // motion dims (319 FineDance, 151 AIST++)
+  int64_t music_dim = 0;  // per-frame music features
+  int64_t text_dim = 0;   // genre control embedding C_E
+  int64_t window = 120;   // frames per window (4 s)
+  int64_t hop = 60;       // frames between window starts (2 s)
+  // Denoiser I/O names: forward(x_t, t, music, text_emb, cond_mask) -> x0.
+  std::string input_x = "x_t", input_t = "t", input_music = "music", input_text = "text_emb",
+              input_cond = "cond_mask", output_x0 = "x0";
+  // Root anchoring: dims the training windows made relative to their first frame and the
+  // normalized value of a raw 0 on them (empty: off).
+  std::vector<int64_t> anchor_dims;
+  std::vector<float> anchor_zero;
+  // Normalizer (x_norm = (x - center) / half_range); empty: stitch linearly in normalized space.
+  std::vector<double> norm_center, norm_half_range;
+  int64_t rot_start = 7;    // first 6D rotation dim
+  int64_t num_joints = 52;  // number of 6D blocks
+};
+
+class Model {
+ public:
+  Model(const std::string& onnx_path, ModelConfig config, const SessionConfig& session);
+  const ModelConfig& config() const { return config_; }
+  const std::shared_ptr<OrtModel>& ort() const { return ort_; }
+  // Input positions of x_t, t, music, text_emb, cond_mask and the output position of x0.
+  size_t ix = 0, it = 0, imusic = 0, itext = 0, icond = 0, ox0 = 0;
+
+ private:
+  ModelConfig config_;
+  std::shared_ptr<OrtModel> ort_;
+};
+
+// Columns of the schedule table (gcdance.schedule.TABLE_KEYS), one row per step.
+enum ScheduleColumn : int {
+  kTimestep, kTimestepPrev, kSqrtAlphaBar, kSqrtOneMinusAlphaBar, kSqrtAlphaBarPrev,
+  kSqrtOneMinusAlphaBarPrev, kSigma, kEpsCoef, kGuidance, kScheduleColumns
+};
+
+struct GenerateRequest {
+  const float* music = nullptr;     // (frames, music_dim), normalized as the model expects
+  int64_t frames = 0;
+  const float* text = nullptr;      // (text_dim,)
+  const float* schedule = nullptr;  // (steps, kScheduleColumns)
+  int64_t steps = 0;
+  const float* known = nullptr;     // (frames, dim) normalized; with `mask`, inpainting
+  const uint8_t* mask = nullptr;    // (frames, dim), 1 = keep `known`
+  uint64_t seed = 0;
+  // Injected noise (parity tests): x_T (W, L, dim), z and zq (steps, W, L, dim). When x_T is
+  // given, z (and zq with a mask) must be too; otherwise all noise comes from `seed`.
+  const float* x_T = nullptr;
+  const float* z = nullptr;
+  const float* zq = nullptr;
+  // Called after every step with (step, steps); returning false cancels the generation.
+  std::function<bool(int64_t, int64_t)> progress;
+};
+
+// Seeded standard normal noise (mt19937_64 + Box-Muller in double). Same seed, same sequence,
+// on every platform (std::normal_distribution is implementation-defined, so it is not used).
+class NormalNoise {
+ public:
+  explicit NormalNoise(uint64_t seed) : engine_(seed) {}
+  void Fill(float* out, size_t n);
+
+ private:
+  std::mt19937_64 engine_;
+  bool has_spare_ = false;
+  double spare_ = 0.0;
+};
+
+// Generates with one Model. Buffers are sized once per number of windows and reused; a
+// Generator is not thread-safe: use one per thread (they may share the Model).
+class Generator {
+ public:
+  explicit Generator(std::shared_ptr<Model> model);
+  Generator(const Generator&) = delete;
+  Generator& operator=(const Generator&) = delete;
+
+  // Runs the whole loop. `windows` (optional) receives the final x0 windows (W, L, dim) and
+  // `motion` the stitched sequence (frames, dim), both normalized.
+  void Generate(const GenerateRequest& request, std::vector<float>* windows,
+                std::vector<float>* motion);
+  WindowPlan Plan(int64_t frames) const;
+  // Buffer allocations so far (engine vectors and ORT bindings).
+  size_t allocations() const { return allocations_ + binding_.allocations(); }
+
+ private:
+  void Reserve(int64_t num_windows);
+  void Step(const float* c, const float* z, const float* zq, bool masked, bool overlap);
+  void UpdateAnchors(const float* x0, const float* add, bool masked);
+
+  std::shared_ptr<Model> model_;
+  Binding binding_;
+  int64_t num_windows_ = -1;
+  size_t allocations_ = 0;
+  // (W, L, D) state, guided x0, known motion and mask; (W, K) anchors; per-step noise.
+  std::vector<float> x_, x0_, known_, noise_z_, noise_zq_, anchors_, scratch_;
+  std::vector<uint8_t> mask_;
+};
+
+}  // namespace gcdance

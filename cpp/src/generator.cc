@@ -1,0 +1,367 @@
+#include "gcdance/generator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "gcdance/runtime.h"
+
+namespace gcdance {
+namespace {
+
+std::string Num(int64_t v) { return std::to_string(v); }
+
+// Rejects NaN/inf in a (rows, cols) array, naming the first offending row and column.
+void RequireFinite(const float* data, int64_t rows, int64_t cols, const std::string& what,
+                   const char* row_name) {
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    if (!std::isfinite(data[i])) {
+      throw InputError(what + " contain NaN or inf (first at " + row_name + " " +
+                       std::to_string(i / cols) + ", column " + std::to_string(i % cols) + ")");
+    }
+  }
+}
+
+// Writes `value` into element `i` of a tensor of any numeric element type.
+void SetScalar(HostTensor& t, size_t i, double value) {
+  void* p = t.data();
+  switch (t.type()) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: static_cast<float*>(p)[i] = float(value); break;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: static_cast<double*>(p)[i] = value; break;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: static_cast<int64_t*>(p)[i] = int64_t(value); break;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: static_cast<int32_t*>(p)[i] = int32_t(value); break;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: static_cast<bool*>(p)[i] = value != 0.0; break;
+    default:
+      throw Error("unsupported element type " + TypeName(t.type()) +
+                  " for a denoiser timestep or condition-mask input");
+  }
+}
+
+void CheckInput(const TensorInfo& info, size_t rank, int64_t last, const std::string& role) {
+  if (info.shape.size() != rank ||
+      (last > 0 && info.shape.back() >= 0 && info.shape.back() != last)) {
+    throw Error("denoiser input '" + info.name + "' (" + role + ") has shape " +
+                ShapeString(info.shape) + "; the manifest implies rank " + std::to_string(rank) +
+                (last > 0 ? " with last dimension " + Num(last) : std::string()));
+  }
+}
+
+}  // namespace
+
+void NormalNoise::Fill(float* out, size_t n) {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  constexpr double kScale = 1.0 / 9007199254740992.0;  // 2^-53
+  for (size_t i = 0; i < n; ++i) {
+    if (has_spare_) {
+      out[i] = static_cast<float>(spare_);
+      has_spare_ = false;
+      continue;
+    }
+    const double u1 = 1.0 - static_cast<double>(engine_() >> 11) * kScale;  // (0, 1]
+    const double u2 = static_cast<double>(engine_() >> 11) * kScale;        // [0, 1)
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    out[i] = static_cast<float>(r * std::cos(kTwoPi * u2));
+    spare_ = r * std::sin(kTwoPi * u2);
+    has_spare_ = true;
+  }
+}
+
+Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConfig& session)
+    : config_(std::move(config)) {
+  const ModelConfig& c = config_;
+  if (c.dim < 1 || c.music_dim < 1 || c.text_dim < 1) {
+    throw InputError("model config needs positive dim, music_dim and text_dim; got dim=" +
+                     Num(c.dim) + ", music_dim=" + Num(c.music_dim) +
+                     ", text_dim=" + Num(c.text_dim));
+  }
+  PlanWindows(c.window, c.window, c.hop);  // validates window and hop
+  if (c.anchor_dims.size() != c.anchor_zero.size()) {
+    throw InputError("anchor_dims and anchor_zero differ in length (" +
+                     Num(int64_t(c.anchor_dims.size())) + " vs " +
+                     Num(int64_t(c.anchor_zero.size())) + ")");
+  }
+  for (int64_t d : c.anchor_dims) {
+    if (d < 0 || d >= c.dim) throw InputError("anchor dim " + Num(d) + " is outside the motion");
+  }
+  const bool has_norm = !c.norm_center.empty() || !c.norm_half_range.empty();
+  if (has_norm) {
+    if (int64_t(c.norm_center.size()) != c.dim || int64_t(c.norm_half_range.size()) != c.dim) {
+      throw InputError("normalizer center/half_range must have " + Num(c.dim) + " values, got " +
+                       Num(int64_t(c.norm_center.size())) + "/" +
+                       Num(int64_t(c.norm_half_range.size())));
+    }
+    for (int64_t d = 0; d < c.dim; ++d) {
+      if (!std::isfinite(c.norm_half_range[d]) || c.norm_half_range[d] == 0.0 ||
+          !std::isfinite(c.norm_center[d])) {
+        throw InputError("normalizer dim " + Num(d) + " is not finite or has zero range");
+      }
+    }
+    if (c.rot_start < 0 || c.num_joints < 0 || c.rot_start + 6 * c.num_joints > c.dim) {
+      throw InputError("rotation blocks [" + Num(c.rot_start) + ", " +
+                       Num(c.rot_start + 6 * c.num_joints) + ") exceed the motion's " +
+                       Num(c.dim) + " dims");
+    }
+  }
+  ort_ = std::make_shared<OrtModel>(onnx_path, session);
+  ix = ort_->input_index(c.input_x);
+  it = ort_->input_index(c.input_t);
+  imusic = ort_->input_index(c.input_music);
+  itext = ort_->input_index(c.input_text);
+  icond = ort_->input_index(c.input_cond);
+  ox0 = ort_->output_index(c.output_x0);
+  if (ort_->inputs().size() != 5) {
+    throw Error("the denoiser '" + onnx_path + "' has " + Num(int64_t(ort_->inputs().size())) +
+                " inputs; the engine feeds exactly x_t, t, music, text_emb and cond_mask");
+  }
+  const auto& in = ort_->inputs();
+  CheckInput(in[ix], 3, c.dim, "noisy motion");
+  CheckInput(in[it], 1, 0, "timestep");
+  CheckInput(in[imusic], 3, c.music_dim, "music features");
+  CheckInput(in[itext], 2, c.text_dim, "text embedding");
+  CheckInput(in[icond], 1, 0, "condition mask");
+  for (size_t i : {ix, imusic, itext}) {
+    if (in[i].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+      throw Error("denoiser input '" + in[i].name + "' must be float32, it is " +
+                  TypeName(in[i].type));
+    }
+  }
+  if (ort_->outputs()[ox0].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+    throw Error("denoiser output '" + c.output_x0 + "' must be float32");
+  }
+}
+
+Generator::Generator(std::shared_ptr<Model> model)
+    : model_(std::move(model)), binding_(model_->ort()) {}
+
+WindowPlan Generator::Plan(int64_t frames) const {
+  const ModelConfig& c = model_->config();
+  return PlanWindows(frames, c.window, c.hop);
+}
+
+void Generator::Reserve(int64_t num_windows) {
+  if (num_windows == num_windows_) return;
+  const ModelConfig& c = model_->config();
+  const int64_t W = num_windows, L = c.window, B = 2 * num_windows;
+  std::vector<std::vector<int64_t>> shapes(model_->ort()->inputs().size());
+  shapes[model_->ix] = {B, L, c.dim};
+  shapes[model_->it] = {B};
+  shapes[model_->imusic] = {B, L, c.music_dim};
+  shapes[model_->itext] = {B, c.text_dim};
+  shapes[model_->icond] = {B};
+  binding_.Prepare(shapes);
+  HostTensor& cond = binding_.input(model_->icond);
+  for (int64_t b = 0; b < B; ++b) SetScalar(cond, size_t(b), b < W ? 1.0 : 0.0);
+  const size_t n = size_t(W * L * c.dim);
+  for (auto* v : {&x_, &x0_, &known_, &noise_z_, &noise_zq_}) {
+    if (v->capacity() < n) ++allocations_;
+    v->assign(n, 0.0f);
+  }
+  if (mask_.capacity() < n) ++allocations_;
+  mask_.assign(n, 0);
+  anchors_.assign(size_t(W) * c.anchor_dims.size(), 0.0f);
+  num_windows_ = num_windows;
+}
+
+// Step 4 of the reference (training.sampler.update_anchors): where each window starts on the
+// anchor dims, chained over windows, from g = x0 + previous offset (`x0` (W, L, D) plus `add`
+// (W, K)); without `x0`, g equals the normalized zero on the anchor dims (before the first
+// step). Known values replace g where the mask keeps them.
+void Generator::UpdateAnchors(const float* x0, const float* add, bool masked) {
+  const ModelConfig& c = model_->config();
+  const int64_t W = num_windows_, L = c.window, D = c.dim;
+  const size_t K = c.anchor_dims.size();
+  auto r = [&](int64_t w, int64_t f, size_t k) {
+    const size_t i = size_t((w * L + f) * D + c.anchor_dims[k]);
+    if (masked && mask_[i]) return known_[i];
+    return x0 == nullptr ? c.anchor_zero[k] : x0[i] + add[size_t(w) * K + k];
+  };
+  for (size_t k = 0; k < K; ++k) {
+    const float first = r(0, 0, k) - c.anchor_zero[k];
+    anchors_[k] = first;
+    double cumulative = 0.0;  // torch's CPU cumsum accumulates in double
+    for (int64_t w = 0; w + 1 < W; ++w) {
+      const float step = r(w, c.hop, k) - r(w, 0, k);
+      cumulative += step;
+      anchors_[size_t(w + 1) * K + k] = first + static_cast<float>(cumulative);
+    }
+  }
+}
+
+void Generator::Step(const float* coef, const float* z, const float* zq, bool masked,
+                     bool overlap) {
+  const ModelConfig& c = model_->config();
+  const int64_t W = num_windows_, L = c.window, D = c.dim;
+  const size_t n = size_t(W * L * D), frame_dims = size_t(L * D);
+  const size_t K = c.anchor_dims.size();
+  const float sab = coef[kSqrtAlphaBar], s1mab = coef[kSqrtOneMinusAlphaBar];
+  const float sab_prev = coef[kSqrtAlphaBarPrev], s1mab_prev = coef[kSqrtOneMinusAlphaBarPrev];
+  const float sigma = coef[kSigma], eps_coef = coef[kEpsCoef], guidance = coef[kGuidance];
+
+  // 0. The network's input, twice (conditional and unconditional halves), window-relative.
+  float* xin = static_cast<float*>(binding_.input(model_->ix).data());
+  std::memcpy(xin, x_.data(), n * sizeof(float));
+  for (int64_t w = 0; w < W; ++w) {
+    for (size_t k = 0; k < K; ++k) {
+      const float shift = sab * anchors_[size_t(w) * K + k];
+      float* p = xin + size_t(w) * frame_dims + size_t(c.anchor_dims[k]);
+      for (int64_t f = 0; f < L; ++f) p[f * D] = p[f * D] - shift;
+    }
+  }
+  std::memcpy(xin + n, xin, n * sizeof(float));
+  HostTensor& t = binding_.input(model_->it);
+  for (int64_t b = 0; b < 2 * W; ++b) SetScalar(t, size_t(b), coef[kTimestep]);
+
+  // 1. One forward over the batch of two.
+  binding_.Run();
+  const float* out = static_cast<const float*>(binding_.output(model_->ox0).data());
+
+  // 2-3. Guidance and clamp.
+  for (size_t i = 0; i < n; ++i) {
+    const float cond = out[i], uncond = out[n + i];
+    x0_[i] = std::clamp(uncond + guidance * (cond - uncond), -1.0f, 1.0f);
+  }
+  // 4. Root anchoring: new offset from g = x0 + previous offset, then x0 += new offset.
+  if (K > 0) {
+    scratch_.assign(anchors_.begin(), anchors_.end());
+    UpdateAnchors(x0_.data(), scratch_.data(), masked);
+    for (int64_t w = 0; w < W; ++w) {
+      for (size_t k = 0; k < K; ++k) {
+        const float a = anchors_[size_t(w) * K + k];
+        float* p = x0_.data() + size_t(w) * frame_dims + size_t(c.anchor_dims[k]);
+        for (int64_t f = 0; f < L; ++f) p[f * D] = p[f * D] + a;
+      }
+    }
+  }
+  // 5-6. DDIM update (left to right, as the reference).
+  for (size_t i = 0; i < n; ++i) {
+    const float eps = (x_[i] - sab * x0_[i]) / s1mab;
+    const float base = sab_prev * x0_[i] + eps_coef * eps;
+    x_[i] = z != nullptr ? base + sigma * z[i] : base;
+  }
+  // 7. Inpainting (Eq. 15) as a select.
+  if (masked) {
+    for (size_t i = 0; i < n; ++i) {
+      if (mask_[i]) x_[i] = sab_prev * known_[i] + s1mab_prev * zq[i];
+    }
+  }
+  // 8. Window w+1's first (L - hop) frames := window w's last (L - hop) frames.
+  if (overlap) {
+    const size_t o = size_t(L - c.hop) * size_t(D), tail = size_t(c.hop) * size_t(D);
+    for (int64_t w = 0; w + 1 < W; ++w) {
+      std::memcpy(x_.data() + size_t(w + 1) * frame_dims, x_.data() + size_t(w) * frame_dims + tail,
+                  o * sizeof(float));
+    }
+  }
+}
+
+void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows,
+                         std::vector<float>* motion) {
+  const ModelConfig& c = model_->config();
+  if (req.music == nullptr || req.text == nullptr || req.schedule == nullptr) {
+    throw InputError("generate needs music features, a text embedding and a schedule table");
+  }
+  if (req.frames < 1) throw InputError("music has no frames; give at least one frame of features");
+  if (req.steps < 1) throw InputError("the schedule table has no steps");
+  if ((req.known == nullptr) != (req.mask == nullptr)) {
+    throw InputError("inpainting needs both known motion and a mask (or neither)");
+  }
+  const bool masked = req.mask != nullptr;
+  if (req.x_T != nullptr && (req.z == nullptr || (masked && req.zq == nullptr))) {
+    throw InputError("injected noise needs x_T, z and (with a mask) zq together");
+  }
+  RequireFinite(req.music, req.frames, c.music_dim, "music features", "frame");
+  RequireFinite(req.text, 1, c.text_dim, "the text embedding's values", "row");
+  RequireFinite(req.schedule, req.steps, kScheduleColumns, "the schedule table's rows", "step");
+  for (int64_t s = 0; s < req.steps; ++s) {
+    if (!(req.schedule[s * kScheduleColumns + kSqrtOneMinusAlphaBar] > 0.0f)) {
+      throw InputError("schedule row " + Num(s) + " has sqrt(1 - alpha_bar) <= 0");
+    }
+  }
+  const WindowPlan plan = Plan(req.frames);
+  const int64_t W = plan.num_windows(), L = c.window, D = c.dim, F = req.frames;
+  Reserve(W);
+  const size_t n = size_t(W * L * D);
+
+  // Music (reflect-padded) and text, identical in both halves of the batch.
+  float* music = static_cast<float*>(binding_.input(model_->imusic).data());
+  const size_t md = size_t(c.music_dim);
+  for (int64_t w = 0; w < W; ++w) {
+    for (int64_t f = 0; f < L; ++f) {
+      const int64_t src = ReflectIndex(w * c.hop + f, F);
+      std::memcpy(music + size_t(w * L + f) * md, req.music + size_t(src) * md, md * sizeof(float));
+    }
+  }
+  std::memcpy(music + size_t(W * L) * md, music, size_t(W * L) * md * sizeof(float));
+  float* text = static_cast<float*>(binding_.input(model_->itext).data());
+  for (int64_t b = 0; b < 2 * W; ++b) {
+    std::memcpy(text + size_t(b * c.text_dim), req.text, size_t(c.text_dim) * sizeof(float));
+  }
+  // Known motion and mask, zero-padded ("unknown") past the end.
+  if (masked) {
+    for (int64_t w = 0; w < W; ++w) {
+      for (int64_t f = 0; f < L; ++f) {
+        const int64_t p = w * c.hop + f;
+        const size_t dst = size_t((w * L + f) * D);
+        for (int64_t d = 0; d < D; ++d) {
+          const bool keep = p < F && req.mask[size_t(p * D + d)] != 0;
+          mask_[dst + size_t(d)] = keep;
+          known_[dst + size_t(d)] = keep ? req.known[size_t(p * D + d)] : 0.0f;
+          if (keep && !std::isfinite(known_[dst + size_t(d)])) {
+            throw InputError("the known motion has NaN or inf at frame " + Num(p) + ", dim " +
+                             Num(d) + " where the mask keeps it");
+          }
+        }
+      }
+    }
+  }
+
+  NormalNoise rng(req.seed);
+  if (req.x_T != nullptr) {
+    std::memcpy(x_.data(), req.x_T, n * sizeof(float));
+  } else {
+    rng.Fill(x_.data(), n);
+  }
+  if (!c.anchor_dims.empty()) UpdateAnchors(nullptr, nullptr, masked);  // offset before step 0
+
+  for (int64_t s = 0; s < req.steps; ++s) {
+    const float* coef = req.schedule + s * kScheduleColumns;
+    const float* z = nullptr;
+    const float* zq = nullptr;
+    if (req.x_T != nullptr) {
+      z = req.z + size_t(s) * n;
+      zq = masked ? req.zq + size_t(s) * n : nullptr;
+    } else {
+      if (coef[kSigma] != 0.0f) {
+        rng.Fill(noise_z_.data(), n);
+        z = noise_z_.data();
+      }
+      if (masked) {
+        rng.Fill(noise_zq_.data(), n);
+        zq = noise_zq_.data();
+      }
+    }
+    Step(coef, z, zq, masked, W > 1);
+    if (req.progress && !req.progress(s + 1, req.steps)) {
+      throw Error("generation cancelled after step " + Num(s + 1) + " of " + Num(req.steps));
+    }
+  }
+
+  if (windows != nullptr) windows->assign(x_.begin(), x_.end());
+  if (motion == nullptr) return;
+  const bool has_norm = !c.norm_center.empty();
+  std::vector<double> raw(n), stitched(size_t(F * D));
+  for (size_t i = 0; i < n; ++i) {
+    const size_t d = i % size_t(D);
+    raw[i] = has_norm ? double(x_[i]) * c.norm_half_range[d] + c.norm_center[d] : double(x_[i]);
+  }
+  StitchWindows(raw.data(), plan, D, c.rot_start, c.num_joints, has_norm, stitched.data());
+  motion->resize(size_t(F * D));
+  for (size_t i = 0; i < stitched.size(); ++i) {
+    const size_t d = i % size_t(D);
+    const double v = has_norm ? (stitched[i] - c.norm_center[d]) / c.norm_half_range[d]
+                              : stitched[i];
+    (*motion)[i] = static_cast<float>(v);
+  }
+}
+
+}  // namespace gcdance
