@@ -1,0 +1,359 @@
+"""Model bundle: round trip of a tiny random bundle, and every refusal of load_bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gcdance import bundle as bundle_mod
+from gcdance.bundle import (
+    DENOISER_INPUTS,
+    DENOISER_OUTPUTS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    Bundle,
+    default_bundle_path,
+    file_sha256,
+    load_bundle,
+)
+from gcdance.errors import BundleError
+from gcdance.genres import REGISTRY
+from gcdance.normalizer import MinMaxNormalizer
+from gcdance.schedule import ddim_schedule, load_schedule
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from export.bundle import (  # noqa: E402
+    MINILM_CONTROL_PATH,
+    placeholder_normalizer,
+    random_bundle,
+    random_control_embeddings,
+)
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = ((2, 120), (6, 120))
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    return random_bundle(out, "tiny", seed=3, check_shapes=SHAPES)
+
+
+@pytest.fixture
+def copy(tiny_bundle: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the tiny bundle to damage."""
+    return Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+
+
+def _manifest(path: Path) -> dict:
+    return json.loads((path / "manifest.json").read_text())
+
+
+def _edit(path: Path, change: Callable[[dict], None]) -> None:
+    m = _manifest(path)
+    change(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def _rehash(path: Path, name: str) -> None:
+    """Record a deliberately replaced file's new size and sha256 (to reach the later checks)."""
+    def change(m: dict) -> None:
+        m["files"][name] = {"sha256": file_sha256(path / name),
+                            "size": (path / name).stat().st_size}
+    _edit(path, change)
+
+
+# ------------------------------------------------------------------------------ round trip
+def test_round_trip_fields(tiny_bundle: Path) -> None:
+    b = load_bundle(tiny_bundle)
+    assert isinstance(b, Bundle) and b.path == tiny_bundle
+    m = b.manifest
+    assert m["format"] == FORMAT_NAME and m["format_version"] == FORMAT_VERSION
+    assert (b.dim, b.music_dim, b.text_dim) == (319, 35, 512)
+    assert b.model_config["latent_dim"] == 32 and b.model_config["layout"] == "finedance"
+    assert b.layout.name == "finedance" and b.layout.dim == 319 and b.fps == 30
+    assert b.dataset == "finedance" and b.genres == REGISTRY.names("finedance")
+    assert m["genres"]["names"] == list(REGISTRY.names("finedance"))
+    # C_E: a 512-dim model has no offline prompt table -> deterministic random rows, declared.
+    assert b.control_embeddings.shape == (16, 512) and b.control_embeddings.dtype == np.float32
+    np.testing.assert_array_equal(b.control_embeddings, random_control_embeddings(16, 512, 3))
+    assert m["text"]["control_embeddings"]["source"] == "random"
+    assert "random" in m["text"]["control_embeddings"]["note"]
+    assert b.classifier.encoder_name == "minilm" and "finedance" in b.classifier.layers
+    assert b.features.sets == ("baseline",) and b.features.dim == 35
+    s = b.sampling
+    assert (s.steps, s.guidance, s.eta, s.guidance_ramp) == (50, 2.7, 0.0, 0.0)
+    assert (b.window, b.hop, b.relative_axes, s.overlap) == (120, 60, "xz", 60)
+    assert b.anchor_dims == (4, 6)
+    ref = placeholder_normalizer(b.layout)
+    np.testing.assert_array_equal(b.normalizer.data_min, ref.data_min)
+    np.testing.assert_allclose(b.anchor_zero, ref.transform(np.zeros(319))[[4, 6]])
+    for k, v in ddim_schedule(50, 0.0, 2.7).items():
+        np.testing.assert_array_equal(b.schedule[k], v)
+    assert b.schedule_table() is b.schedule
+    assert b.schedule_table(steps=10)["timestep"].shape == (10,)
+    assert b.input_names == DENOISER_INPUTS and b.output_names == DENOISER_OUTPUTS
+    assert b.onnx_inputs[0].shape == ("batch", "frames", 319)
+    assert b.onnx_inputs[2].shape == ("batch", "frames", 35)
+    assert b.onnx_inputs[3].shape == ("batch", 512)
+    assert m["onnx"]["opset"] >= 17 and m["onnx"]["check"]["max_abs_diff"] <= 1e-4
+    assert m["diffusion"]["num_timesteps"] == 1000 and m["diffusion"]["prediction"] == "x0"
+    p = b.provenance
+    assert p["source"] == "random" and p["untrained"] and p["seed"] == 3
+    assert {"created", "git_commit", "torch", "onnx", "onnxruntime"} <= set(p)
+    assert set(b.files) == {"manifest.json"} ^ {f.name for f in tiny_bundle.iterdir()}
+    for name, info in m["files"].items():
+        assert info["size"] == (tiny_bundle / name).stat().st_size
+    assert b.file("wav2clip.onnx") is None and m["assets"]["wav2clip"] is None
+    assert b.genre_id("Popping") == 1
+    with pytest.raises(BundleError, match=r"no genre"):
+        b.genre_id("Waltz")
+
+
+def test_denoiser_in_bundle_runs_with_cfg_batch(tiny_bundle: Path) -> None:
+    import onnxruntime as ort
+
+    b = load_bundle(tiny_bundle)
+    sess = ort.InferenceSession(str(b.denoiser_path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 120, 319)).astype(np.float32)
+    music = rng.standard_normal((1, 120, 35)).astype(np.float32)
+    feeds = {"x_t": np.concatenate([x, x]), "t": np.full(2, 500, np.float32),
+             "music": np.concatenate([music, music]),
+             "text_emb": np.repeat(b.control_embeddings[:1], 2, 0),
+             "cond_mask": np.array([1, 0], np.float32)}
+    (x0,) = sess.run(list(b.output_names), feeds)
+    assert x0.shape == (2, 120, 319) and np.isfinite(x0).all()
+    assert np.abs(x0[0] - x0[1]).max() > 1e-3  # conditional and null rows differ
+
+
+def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
+    npz = sorted(tiny_bundle.glob("*.npz"))
+    assert {p.name for p in npz} == {"normalizer.npz", "control_embeddings.npz",
+                                     "genre_classifier.npz", "schedule.npz"}
+    for path in npz:
+        with np.load(path, allow_pickle=False) as z:
+            for key in z.files:
+                assert z[key].dtype != object, (path.name, key)
+    load_schedule(tiny_bundle / "schedule.npz")
+    MinMaxNormalizer.load(tiny_bundle / "normalizer.npz")
+
+
+def test_minilm_bundle_uses_packaged_prompt_table(tmp_path: Path) -> None:
+    out = random_bundle(tmp_path / "minilm", "tiny", text_encoder="minilm", check_shapes=((2, 8),))
+    b = load_bundle(out)
+    assert b.text_dim == 384 and b.onnx_inputs[3].shape == ("batch", 384)
+    with np.load(MINILM_CONTROL_PATH, allow_pickle=False) as z:
+        np.testing.assert_array_equal(b.control_embeddings, z["finedance"])
+    assert b.manifest["text"]["control_embeddings"]["encoder"] == "minilm"
+    assert b.manifest["text"]["control_embeddings"]["source"].startswith("package")
+
+
+def test_loading_imports_no_torch(tiny_bundle: Path) -> None:
+    code = ("import sys; from gcdance.bundle import load_bundle; "
+            f"b = load_bundle({str(tiny_bundle)!r}); assert b.dim == 319; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+# -------------------------------------------------------------------------------- refusals
+def test_missing_directory_manifest_and_not_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match=r"does not exist.*export.bundle"):
+        load_bundle(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match=r"no manifest.json"):
+        load_bundle(tmp_path / "empty")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BundleError, match=r"not a directory"):
+        load_bundle(tmp_path / "file")
+
+
+def test_invalid_json_and_wrong_format(copy: Path) -> None:
+    (copy / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match=r"not valid JSON"):
+        load_bundle(copy)
+    (copy / "manifest.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(BundleError, match=r"not a gcdance model bundle"):
+        load_bundle(copy)
+
+
+def test_other_format_version(copy: Path) -> None:
+    _edit(copy, lambda m: m.update(format_version=2))
+    with pytest.raises(BundleError, match=r"format_version 2.*reads version 1.*re-export"):
+        load_bundle(copy)
+
+
+def test_missing_manifest_field(copy: Path) -> None:
+    _edit(copy, lambda m: m.pop("features"))
+    with pytest.raises(BundleError, match=r"lacks the field\(s\) \['features'\]"):
+        load_bundle(copy)
+
+
+def test_listed_file_missing(copy: Path) -> None:
+    (copy / "schedule.npz").unlink()
+    with pytest.raises(BundleError, match=r"schedule.npz is listed in the manifest but missing"):
+        load_bundle(copy)
+
+
+def test_required_file_not_listed(copy: Path) -> None:
+    _edit(copy, lambda m: m["files"].pop("normalizer.npz"))
+    with pytest.raises(BundleError, match=r"does not list.*normalizer.npz"):
+        load_bundle(copy)
+
+
+def test_tampered_byte_is_refused(copy: Path) -> None:
+    path = copy / "denoiser.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one weight: same size, valid protobuf
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"does not match its sha256.*tampered"):
+        load_bundle(copy)
+
+
+def test_truncated_file_is_refused(copy: Path) -> None:
+    path = copy / "control_embeddings.npz"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(BundleError, match=r"truncated or was modified"):
+        load_bundle(copy)
+
+
+def test_unsafe_file_name(copy: Path) -> None:
+    _edit(copy, lambda m: m["files"].update({"../escape": {"sha256": "0" * 64, "size": 1}}))
+    with pytest.raises(BundleError, match=r"invalid file name"):
+        load_bundle(copy)
+
+
+def test_model_dim_inconsistent_with_layout(copy: Path) -> None:
+    _edit(copy, lambda m: m["model"].update(dim=151))
+    with pytest.raises(BundleError, match=r"model.dim is 151 but the finedance layout has 319"):
+        load_bundle(copy)
+
+
+def test_music_dim_inconsistent_with_onnx_manifest(copy: Path) -> None:
+    def change(m: dict) -> None:
+        m["model"]["config"]["music_dim"] = 36
+        m["model"]["music_dim"] = 36
+    _edit(copy, change)
+    with pytest.raises(BundleError, match=r"onnx.inputs .* inconsistent with the model config"):
+        load_bundle(copy)
+
+
+def test_onnx_file_inconsistent_with_manifest(copy: Path) -> None:
+    def change(m: dict) -> None:  # a consistent manifest for text_dim 384, but the graph is 512
+        m["model"]["config"]["text_dim"] = 384
+        m["model"]["text_dim"] = 384
+        m["onnx"]["inputs"][3]["shape"] = ["batch", 384]
+    _edit(copy, change)
+    with pytest.raises(BundleError, match=r"denoiser.onnx has inputs"):
+        load_bundle(copy)
+
+
+def test_normalizer_dim_inconsistent(copy: Path) -> None:
+    MinMaxNormalizer(np.zeros(151), np.ones(151)).save(copy / "normalizer.npz")
+    _rehash(copy, "normalizer.npz")
+    with pytest.raises(BundleError, match=r"normalizer.npz has 151 dims but the finedance layout"):
+        load_bundle(copy)
+
+
+def test_control_rows_inconsistent_with_text_dim(copy: Path) -> None:
+    with np.load(copy / "control_embeddings.npz", allow_pickle=False) as z:
+        meta = str(z["meta"])
+    np.savez(copy / "control_embeddings.npz", meta=np.array(meta),
+             finedance=np.zeros((16, 384), np.float32))
+    _rehash(copy, "control_embeddings.npz")
+    with pytest.raises(BundleError, match=r"C_E table of shape \(16, 384\).*text_dim is 512"):
+        load_bundle(copy)
+
+
+def test_genre_count_inconsistent_with_control_rows(copy: Path) -> None:
+    with np.load(copy / "control_embeddings.npz", allow_pickle=False) as z:
+        meta, table = str(z["meta"]), z["finedance"]
+    np.savez(copy / "control_embeddings.npz", meta=np.array(meta), finedance=table[:15])
+    _rehash(copy, "control_embeddings.npz")
+    with pytest.raises(BundleError, match=r"rows do not match"):
+        load_bundle(copy)
+
+
+def test_genre_list_differs_from_registry(copy: Path) -> None:
+    _edit(copy, lambda m: m["genres"]["names"].reverse())
+    with pytest.raises(BundleError, match=r"differ from this gcdance's registry"):
+        load_bundle(copy)
+
+
+def test_feature_dim_inconsistent_with_music_dim(copy: Path) -> None:
+    def change(m: dict) -> None:
+        m["features"].update(sets=["stft"], dims={"stft": 193}, dim=193)
+    _edit(copy, change)
+    with pytest.raises(BundleError, match=r"feature config gives 193 dims.*music_dim is 35"):
+        load_bundle(copy)
+
+
+def test_schedule_inconsistent_with_sampling(copy: Path) -> None:
+    _edit(copy, lambda m: m["sampling"].update(steps=40))
+    with pytest.raises(BundleError, match=r"schedule.npz has 50 steps but sampling.steps is 40"):
+        load_bundle(copy)
+    _edit(copy, lambda m: m["sampling"].update(steps=50, guidance=3.0))
+    with pytest.raises(BundleError, match=r"column 'guidance' does not match"):
+        load_bundle(copy)
+
+
+def test_anchor_inconsistent(copy: Path) -> None:
+    _edit(copy, lambda m: m["sampling"].update(relative_axes="xyz"))
+    with pytest.raises(BundleError, match=r"anchor_dims"):
+        load_bundle(copy)
+
+
+def test_default_bundle_absent_says_how_to_build(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundle_mod, "DEFAULT_BUNDLE_DIR", tmp_path / "default_bundle")
+    with pytest.raises(BundleError, match=r"no default model is bundled yet.*python -m export"):
+        default_bundle_path()
+    with pytest.raises(BundleError, match=r"no default model is bundled yet"):
+        load_bundle(None)
+
+
+def test_default_bundle_present(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundle_mod, "DEFAULT_BUNDLE_DIR", tiny_bundle)
+    assert default_bundle_path() == tiny_bundle
+    assert load_bundle().path == tiny_bundle
+
+
+# ------------------------------------------------------------------------------- hashing
+def test_hash_cache_sees_same_size_rewrites(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    fresh = tmp_path / "fresh.bin"
+    fresh.write_bytes(b"c")
+    assert file_sha256(fresh) == hashlib.sha256(b"c").hexdigest()
+    assert not any(k[0] == str(fresh.resolve()) for k in bundle_mod._HASH_CACHE)  # racy
+
+    class Later:  # pretend the files were written long ago, so they get cached
+        @staticmethod
+        def time() -> float:
+            return time.time() + 3600
+
+    monkeypatch.setattr(bundle_mod, "time", Later)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"a" * 5000)
+    old = path.stat().st_mtime_ns
+    assert file_sha256(path) == hashlib.sha256(b"a" * 5000).hexdigest()
+    assert any(k[0] == str(path.resolve()) for k in bundle_mod._HASH_CACHE)
+    time.sleep(0.05)  # let the file-timestamp clock tick
+    path.write_bytes(b"b" * 5000)  # same size, mtime restored: the ctime still differs
+    os.utime(path, ns=(old, old))
+    assert file_sha256(path) == hashlib.sha256(b"b" * 5000).hexdigest()

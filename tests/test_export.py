@@ -1,0 +1,283 @@
+"""Export: denoiser ONNX vs PyTorch, checkpoint -> bundle, the CLI, TensorRT options/errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from export import bundle as export_bundle  # noqa: E402
+from export import tensorrt as trt  # noqa: E402
+from export.onnx_denoiser import (  # noqa: E402
+    ExportError,
+    export_denoiser,
+    load_denoiser,
+    random_inputs,
+    verify_denoiser,
+)
+from gcdance.bundle import (  # noqa: E402
+    DENOISER_INPUTS,
+    DENOISER_OUTPUTS,
+    load_bundle,
+    read_onnx_signature,
+)
+from gcdance.errors import InputError, ProviderError  # noqa: E402
+from gcdance.genres import FINEDANCE_GENRES  # noqa: E402
+from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
+from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
+from training.denoiser import build_denoiser  # noqa: E402
+
+torch.set_num_threads(1)
+pytestmark = pytest.mark.filterwarnings("ignore:TensorBoard logging is off")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_denoiser("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_denoiser(tiny, tmp_path_factory.mktemp("onnx") / "denoiser.onnx")
+
+
+# ------------------------------------------------------------------------------ ONNX export
+def test_onnx_matches_pytorch_on_random_inputs(tiny, tiny_onnx: Path) -> None:
+    shapes = ((2, 120), (6, 120), (4, 37), (1, 1))
+    diff = verify_denoiser(tiny, tiny_onnx, shapes=shapes, seed=5)
+    assert 0 < diff <= 1e-4
+    sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == list(DENOISER_INPUTS)
+    assert [o.name for o in sess.get_outputs()] == list(DENOISER_OUTPUTS)
+    assert all(i.type == "tensor(float)" for i in sess.get_inputs())
+
+
+def test_cfg_batch_of_two_is_cond_and_null_rows(tiny, tiny_onnx: Path) -> None:
+    """One call over [cond; uncond] equals the two conditions computed separately."""
+    sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    one = random_inputs(tiny.config, 1, 120, seed=7)
+    feeds = {k: np.concatenate([v, v]) for k, v in one.items()}
+    feeds["cond_mask"] = np.array([1.0, 0.0], np.float32)
+    (both,) = sess.run(["x0"], feeds)
+    with torch.no_grad():
+        args = [torch.from_numpy(one[n]) for n in DENOISER_INPUTS[:4]]
+        cond = tiny(*args, torch.ones(1)).numpy()
+        null = tiny(*args, torch.zeros(1)).numpy()
+    assert np.abs(both[0] - cond[0]).max() <= 1e-4
+    assert np.abs(both[1] - null[0]).max() <= 1e-4
+    assert np.abs(cond - null).max() > 1e-3
+
+
+def test_verify_detects_a_wrong_graph(tiny_onnx: Path) -> None:
+    torch.manual_seed(0)
+    other = build_denoiser("tiny").eval()
+    with torch.no_grad():
+        other.body.output_proj.bias.add_(1e-3)  # the graph no longer matches this model
+    with pytest.raises(ExportError, match=r"differs from PyTorch by .* \(> 0.0001\)"):
+        verify_denoiser(other, tiny_onnx, shapes=((2, 120),))
+
+
+def test_graph_is_one_file_with_metadata_and_signature(tiny, tiny_onnx: Path) -> None:
+    assert [p.name for p in tiny_onnx.parent.iterdir()] == ["denoiser.onnx"]  # no external data
+    model = onnx.load(str(tiny_onnx))
+    assert model.opset_import[0].version >= 17
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["gcdance.denoiser_config"]) == tiny.config.to_dict()
+    sig = read_onnx_signature(tiny_onnx)  # the bundle's protobuf reader agrees with onnx
+    assert not sig.external_data and sig.opsets["ai.onnx"] == model.opset_import[0].version
+    for spec, vi in zip(sig.inputs, model.graph.input, strict=True):
+        dims = tuple(d.dim_value or d.dim_param for d in vi.type.tensor_type.shape.dim)
+        assert (spec.name, spec.shape) == (vi.name, dims)
+    assert sig.inputs[0].shape == ("batch", "frames", 319)
+    assert sig.outputs[0].shape == ("batch", "frames", 319)
+    assert sig.metadata["gcdance.denoiser_config"] == meta["gcdance.denoiser_config"]
+
+
+# ------------------------------------------------------------------------ from a checkpoint
+class _FakeEncoder:
+    """A deterministic 384-dim text encoder (stands in for MiniLM, keeps the test fast)."""
+
+    name, dim = "minilm", 384
+
+    def encode(self, texts):
+        out = np.stack([np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dim)
+                        for t in texts]).astype(np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _write_finedance(root: Path, names: list[str], frames: int = 120) -> None:
+    rng = np.random.default_rng(0)
+    for d in ("motion", "label_json", "features"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        aa = np.cumsum(rng.normal(scale=0.05, size=(frames, 52, 3)), axis=0)
+        trans = np.cumsum(rng.normal(scale=0.01, size=(frames, 3)), axis=0)
+        trans[:, 1] += 0.9
+        raw = np.concatenate([trans, axis_angle_to_rotation_6d(aa).reshape(frames, 312)], 1)
+        np.save(root / "motion" / f"{name}.npy", raw.astype(np.float32))
+        (root / "label_json" / f"{name}.json").write_text(
+            json.dumps({"style1": "Street", "style2": FINEDANCE_GENRES[i]}))
+        np.save(root / "features" / f"{name}.npy",
+                rng.normal(size=(frames, 35)).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.train import Config, train
+
+    tmp = tmp_path_factory.mktemp("train")
+    _write_finedance(tmp / "finedance", ["001", "002"])
+    corpus = tmp / "corpus.jsonl"
+    corpus.write_text("\n".join(
+        json.dumps({"id": f"finedance/{g}/000", "dataset": "finedance", "genre": g,
+                    "split": "train", "text": f"{g} dance"}) for g in FINEDANCE_GENRES) + "\n")
+    cfg = Config.from_dict({
+        "data": {"dataset": "finedance", "root": str(tmp / "finedance"), "features": "baseline",
+                 "features_dir": str(tmp / "finedance" / "features"),
+                 "cache_dir": str(tmp / "cache"), "descriptions": str(corpus),
+                 "min_std": 0.0, "num_workers": 0},
+        "model": {"name": "tiny"},
+        "optim": {"lr": 1e-2, "ema_decay": 0.5},
+        "train": {"out_dir": str(tmp / "run"), "batch_size": 2, "max_steps": 2,
+                  "log_every": 1, "device": "cpu"},
+    })
+    train(cfg, text_encoder=_FakeEncoder())
+    return tmp / "run"
+
+
+def test_bundle_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    loaded = load_denoiser(run_dir)
+    assert loaded.weights == "ema" and loaded.step == 2
+    raw = load_denoiser(run_dir, prefer_ema=False)
+    assert raw.weights == "model"
+    ema_w, raw_w = loaded.model.state_dict(), raw.model.state_dict()
+    assert any(not torch.equal(ema_w[k], raw_w[k]) for k in ema_w)  # EMA 0.5 after 2 steps
+
+    out = export_bundle.bundle_from_checkpoint(run_dir, tmp_path / "b", classifier="checkpoint",
+                                               check_shapes=((2, 120), (6, 120)))
+    b = load_bundle(out)
+    assert (b.dim, b.music_dim, b.text_dim) == (319, 35, 384)
+    tensors = load_file(str(loaded.checkpoint))
+    np.testing.assert_array_equal(b.control_embeddings, tensors["ema.control"].numpy())
+    norm = MinMaxNormalizer.load(run_dir / "normalizer.npz")
+    np.testing.assert_array_equal(b.normalizer.data_max, norm.data_max)
+    assert b.features.sets == ("baseline",)
+    assert (b.window, b.hop, b.relative_axes) == (120, 60, "xz")
+    p = b.provenance
+    assert p["source"] == "checkpoint" and not p["untrained"]
+    assert p["checkpoint"]["step"] == 2 and p["checkpoint"]["weights"] == "ema"
+    assert p["training_data"]["dataset"] == "finedance"
+    assert p["training_data"]["root"] == "finedance"
+    assert b.manifest["model"]["weights"] == "ema"
+    assert b.manifest["text"]["classifier"]["source"].startswith("checkpoint")
+    assert b.classifier.dim == 384 and b.classifier.encoder_name == "minilm"
+    # The bundle's graph computes the EMA model.
+    sess = ort.InferenceSession(str(b.denoiser_path), providers=["CPUExecutionProvider"])
+    feeds = random_inputs(loaded.config, 2, 120, seed=1)
+    with torch.no_grad():
+        ref = loaded.model(*(torch.from_numpy(feeds[n]) for n in DENOISER_INPUTS)).numpy()
+    assert np.abs(sess.run(["x0"], feeds)[0] - ref).max() <= 1e-4
+    # P exported from the checkpoint gives the head's probabilities.
+    head = [tensors[f"ema.head.{i}.{p}"].numpy() for i in (1, 4) for p in ("weight", "bias")]
+    x = _FakeEncoder().encode(["fast spins"])
+    logits = np.maximum(x @ head[0].T + head[1], 0) @ head[2].T + head[3]
+    np.testing.assert_allclose(b.classifier.logits(x), logits, atol=1e-5)
+
+
+def test_checkpoint_without_normalizer_is_a_clear_error(run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    (run / "normalizer.npz").unlink()
+    with pytest.raises(InputError, match=r"normalizer.*--normalizer"):
+        export_bundle.bundle_from_checkpoint(run, tmp_path / "b")
+
+
+# -------------------------------------------------------------------------------- the CLI
+def test_cli_random_bundle_and_force(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "cli"
+    args = ["--random", "tiny", "--seed", "1", "--out", str(out), "--quiet", "--steps", "20",
+            "--guidance-ramp", "0.5"]
+    assert export_bundle.main(args) == 0
+    b = load_bundle(out)
+    assert b.sampling.steps == 20 and b.schedule["timestep"].shape == (20,)
+    assert b.schedule["guidance"][0] == pytest.approx(1.0) and b.schedule["guidance"][-1] == \
+        pytest.approx(2.7)
+    assert export_bundle.main(args) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert export_bundle.main([*args, "--force", "--seed", "2"]) == 0
+    assert load_bundle(out).provenance["seed"] == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_cli_refuses_a_non_bundle_directory(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("precious")
+    args = ["--random", "tiny", "--out", str(tmp_path / "data"), "--force", "--quiet"]
+    assert export_bundle.main(args) == 1
+    assert (tmp_path / "data" / "keep.txt").read_text() == "precious"
+
+
+# ------------------------------------------------------------------------------- TensorRT
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("trt") / "tiny"
+    return load_bundle(export_bundle.random_bundle(out, "tiny", check_shapes=((2, 8),)))
+
+
+def test_profile_shape_strings(tiny_bundle) -> None:
+    assert trt.shape_string({"x_t": (2, 120, 319), "t": (2,)}) == "x_t:2x120x319,t:2"
+    with pytest.raises(InputError):
+        trt.shape_string({"x:t": (1,)})
+    with pytest.raises(InputError):
+        trt.shape_string({"x_t": (0, 120)})
+    opts = trt.provider_options(tiny_bundle, "/tmp/engines",
+                                trt.EngineProfile(min_windows=1, opt_windows=2, max_windows=8))
+    assert opts["trt_profile_min_shapes"] == (
+        "x_t:2x120x319,t:2,music:2x120x35,text_emb:2x512,cond_mask:2")
+    assert opts["trt_profile_opt_shapes"] == (
+        "x_t:4x120x319,t:4,music:4x120x35,text_emb:4x512,cond_mask:4")
+    assert opts["trt_profile_max_shapes"] == (
+        "x_t:16x120x319,t:16,music:16x120x35,text_emb:16x512,cond_mask:16")
+    assert opts["trt_fp16_enable"] == "1" and opts["trt_engine_cache_enable"] == "1"
+    assert opts["trt_timing_cache_enable"] == "1"
+    assert opts["trt_engine_cache_path"] == str(Path("/tmp/engines").resolve())
+    assert trt.provider_options(tiny_bundle, "/tmp/e", fp16=False)["trt_fp16_enable"] == "0"
+    with pytest.raises(InputError, match=r"min_windows <= opt_windows <= max_windows"):
+        trt.EngineProfile(min_windows=2, opt_windows=1, max_windows=4)
+    assert trt.default_engine_dir(tiny_bundle).parent.name == "tensorrt"
+
+
+def test_tensorrt_unavailable_is_a_clear_error(tiny_bundle, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    class NoTrt:
+        __version__ = "1.32.0"
+
+        @staticmethod
+        def get_available_providers():
+            return ["CPUExecutionProvider"]
+
+    with pytest.raises(ProviderError, match=r"onnxruntime-gpu.*TensorRT"):
+        trt.require_tensorrt(NoTrt)
+    with pytest.raises(ProviderError, match=r"onnxruntime-gpu"):
+        trt.build_engine(tiny_bundle, engine_dir=tmp_path / "e", ort=NoTrt)
+    assert not (tmp_path / "e").exists()  # refused before any work
+
+    class WithTrt(NoTrt):
+        @staticmethod
+        def get_available_providers():
+            return ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+
+    assert trt.require_tensorrt(WithTrt) is WithTrt
+    if "TensorrtExecutionProvider" not in ort.get_available_providers():  # this machine
+        assert trt.main(["--bundle", str(tiny_bundle.path), "--cache", str(tmp_path)]) == 1
+        assert "onnxruntime-gpu" in capsys.readouterr().err
