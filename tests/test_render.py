@@ -83,6 +83,17 @@ def test_frame_draws_a_coloured_skeleton(tmp_path: Path) -> None:
     mask = np.abs(np.asarray(im).astype(int) - render_mod._RIGHT).sum(-1) < 30
     ys, xs = np.nonzero(mask)
     assert 60 < xs.mean() < 260 and 30 < ys.mean() < 220
+    # the floor reaches behind the camera: clipped at the near plane, it fills the bottom edge
+    bottom = np.asarray(im)[-1].astype(int)
+    assert (np.abs(bottom - render_mod._BACKGROUND).sum(-1) > 20).mean() > 0.9
+
+
+@pytest.mark.parametrize("fps", [30.0, 24.0, 60.0])
+def test_gif_delays_keep_the_frame_rate(fps: float) -> None:
+    delays = render_mod._gif_delays(300, fps)
+    assert all(d % 10 == 0 and d >= 10 for d in delays)
+    assert abs(np.cumsum(delays)[-1] - 300 * 1000 / fps) <= 5
+    assert np.abs(np.cumsum(delays) - np.arange(1, 301) * 1000 / fps).max() <= 5 + 1e-9
 
 
 def test_gif_frame_count_and_timing(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ Drawing uses numpy and Pillow only (no matplotlib, no OpenGL):
   song, is encoded as AAC. ffmpeg comes from ``imageio-ffmpeg`` (``pip install imageio-ffmpeg``,
   a static build in its wheel) or else ``ffmpeg`` on ``PATH``; ``ffmpeg=`` overrides both.
 - ``.gif``: Pillow, a fixed palette; GIF delays are whole centiseconds, so 30 fps is written as
-  the repeating delays 30, 30, 40 ms (exactly 30 frames per second on average). No audio.
+  the repeating delays 30, 40, 30 ms (exactly 30 frames per second on average). No audio.
+  Pillow holds all frames in memory, so GIFs over 1 GiB of frames (about two minutes at
+  640x480) are refused: use ``.mp4`` for long dances.
 
 Output files are written atomically (a temporary file next to the target, then ``os.replace``).
 """
@@ -63,8 +65,9 @@ _BONE_RADIUS = 0.022  # metres: half the drawn width of a body bone
 _FINGER_RADIUS = 0.007
 _HEAD_RADIUS = 0.095
 _GRID_STEP = 0.5  # metres between floor grid lines
-_GRID_HALF = 3.0  # floor drawn within this many metres of the camera target
+_GRID_HALF = 6.0  # floor drawn within this many metres of the camera target
 _NEAR = 0.05
+_GIF_MAX_BYTES = 1 << 30
 
 
 def _require_pillow() -> Any:
@@ -103,6 +106,20 @@ def find_ffmpeg(ffmpeg: str | os.PathLike[str] | None = None) -> str:
             "(ships one), or install ffmpeg on PATH, or write a .gif instead"
         )
     return p
+
+
+def _clip_polygon_near(poly: np.ndarray, near: float) -> np.ndarray:
+    """Clip a convex polygon ``(N, 3)`` in camera coordinates to depth >= ``near``."""
+    out = []
+    n = len(poly)
+    for i in range(n):
+        p, q = poly[i], poly[(i + 1) % n]
+        p_in, q_in = p[2] >= near, q[2] >= near
+        if p_in:
+            out.append(p)
+        if p_in != q_in:
+            out.append(p + (near - p[2]) / (q[2] - p[2]) * (q - p))
+    return np.asarray(out, dtype=np.float64).reshape(-1, 3)
 
 
 def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
@@ -209,14 +226,21 @@ class SkeletonRenderer:
         unique = list(dict.fromkeys(out))
         return unique[:256]
 
-    def _project(self, pts: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """World points ``(..., 3)`` -> pixel coordinates ``(..., 2)`` (supersampled) and depth."""
-        cam = (pts - self.eye[t]) @ self.basis.T
+    def _to_camera(self, pts: np.ndarray, t: int) -> np.ndarray:
+        """World points ``(..., 3)`` -> camera coordinates (right, up, depth)."""
+        return (pts - self.eye[t]) @ self.basis.T
+
+    def _screen(self, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Camera points -> pixel coordinates ``(..., 2)`` (supersampled) and depth."""
         z = np.maximum(cam[..., 2], _NEAR)
         w, h = self.size[0] * self.ss, self.size[1] * self.ss
         x = 0.5 * w + self.focal * cam[..., 0] / z
         y = 0.5 * h - self.focal * cam[..., 1] / z
         return np.stack([x, y], -1), z
+
+    def _project(self, pts: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """World points ``(..., 3)`` -> pixel coordinates ``(..., 2)`` (supersampled) and depth."""
+        return self._screen(self._to_camera(pts, t))
 
     def frame(self, t: int, caption: str | None = None) -> PILImage.Image:
         """RGB image of frame ``t``."""
@@ -274,22 +298,39 @@ class SkeletonRenderer:
         return self._cached_font
 
     def _draw_floor(self, dr: Any, t: int) -> None:
+        """Floor square around the camera target and a world-fixed grid, clipped at the near
+        plane (the floor reaches behind the camera)."""
         cx, cz = self.target[t, 0], self.target[t, 2]
         y = self.floor
         lo_x, hi_x, lo_z, hi_z = cx - _GRID_HALF, cx + _GRID_HALF, cz - _GRID_HALF, cz + _GRID_HALF
         quad = np.array([[lo_x, y, lo_z], [hi_x, y, lo_z], [hi_x, y, hi_z], [lo_x, y, hi_z]])
-        qxy, _ = self._project(quad, t)
-        dr.polygon([tuple(p) for p in qxy], fill=_FLOOR)
+        poly = _clip_polygon_near(self._to_camera(quad, t), 2 * _NEAR)
+        if len(poly) >= 3:
+            dr.polygon([tuple(p) for p in self._screen(poly)[0]], fill=_FLOOR)
         width = max(1, self.ss)
         segs = []
         for gx in np.arange(math.ceil(lo_x / _GRID_STEP), math.floor(hi_x / _GRID_STEP) + 1):
             segs.append(((gx * _GRID_STEP, y, lo_z), (gx * _GRID_STEP, y, hi_z)))
         for gz in np.arange(math.ceil(lo_z / _GRID_STEP), math.floor(hi_z / _GRID_STEP) + 1):
             segs.append(((lo_x, y, gz * _GRID_STEP), (hi_x, y, gz * _GRID_STEP)))
-        if segs:
-            sxy, _ = self._project(np.asarray(segs, dtype=np.float64), t)
-            for a, b in sxy:
-                dr.line([tuple(a), tuple(b)], fill=_GRID, width=width)
+        if not segs:
+            return
+        cam = self._to_camera(np.asarray(segs, dtype=np.float64), t)  # (S, 2, 3)
+        a, b = cam[:, 0], cam[:, 1]
+        za, zb = a[:, 2], b[:, 2]
+        near = 2 * _NEAR
+        keep = (za > near) | (zb > near)
+        # move the endpoint behind the near plane onto it
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.clip((near - za) / (zb - za), 0.0, 1.0)
+        a = np.where((za < near)[:, None], a + f[:, None] * (b - a), a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.clip((near - zb) / (za - zb), 0.0, 1.0)
+        b = np.where((zb < near)[:, None], b + g[:, None] * (cam[:, 0] - b), b)
+        axy, _ = self._screen(a[keep])
+        bxy, _ = self._screen(b[keep])
+        for p0, p1 in zip(axy, bxy, strict=True):
+            dr.line([tuple(p0), tuple(p1)], fill=_GRID, width=width)
 
     def frames(self, captions: Sequence[str | None] | None = None) -> Iterator[PILImage.Image]:
         """All frames in order."""
@@ -437,6 +478,13 @@ def _gif_delays(n: int, fps: float) -> list[int]:
 def _write_gif(
     path: Path, renderer: SkeletonRenderer, captions: Sequence[str | None] | None, fps: float
 ) -> None:
+    w, h = renderer.size
+    need = renderer.num_frames * w * h  # Pillow keeps every palette frame until it writes
+    if need > _GIF_MAX_BYTES:
+        raise InputError(
+            f"a GIF of {renderer.num_frames} frames at {w}x{h} needs about {need / 2**30:.1f} GiB "
+            "of memory; write .mp4 instead, or pass a smaller size="
+        )
     image_mod = renderer._pil[0]
     pal = renderer.palette()
     pal_img = image_mod.new("P", (1, 1))
