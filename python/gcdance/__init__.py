@@ -20,6 +20,18 @@ from .genres import genres
 
 __version__ = "0.1.0"
 
+_LAZY = {"Generator": "generator", "Dance": "dance", "metrics": None}
+
+
+def __getattr__(name: str) -> object:
+    """``Generator``, ``Dance`` and ``metrics`` load on first use (they pull in more modules)."""
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name] or name}", __name__)
+        return module if _LAZY[name] is None else getattr(module, name)
+    raise AttributeError(f"module 'gcdance' has no attribute {name!r}")
+
 
 def classify_genre(text: str, dataset: str = "finedance") -> dict[str, float]:
     """Map a prompt to a distribution over ``dataset``'s genres (name -> probability).
@@ -35,9 +47,11 @@ def classify_genre(text: str, dataset: str = "finedance") -> dict[str, float]:
 __all__ = [
     "AudioError",
     "BundleError",
+    "Dance",
     "DataFormatError",
     "EngineError",
     "GCDanceError",
+    "Generator",
     "InputError",
     "ProviderError",
     "WeightsError",
@@ -45,4 +59,5 @@ __all__ = [
     "classify_genre",
     "genres",
     "masks",
+    "metrics",
 ]

@@ -12,7 +12,10 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import GCDanceError
@@ -81,6 +84,190 @@ def _list_genres(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- progress
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr when it is a terminal (``progress(step, steps)``)."""
+
+    def __init__(self, label: str, quiet: bool = False, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = not quiet and self.stream.isatty()
+        self.label = label
+        self.start = time.perf_counter()
+
+    def __call__(self, step: int, steps: int) -> bool:
+        if self.enabled:
+            width = 30
+            done = int(width * step / max(steps, 1))
+            elapsed = time.perf_counter() - self.start
+            self.stream.write(f"\r{self.label} [{'#' * done}{'.' * (width - done)}] "
+                              f"{step}/{steps} {elapsed:5.1f}s")
+            if step >= steps:
+                self.stream.write("\n")
+            self.stream.flush()
+        return True
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- generate / edit
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("song", help="audio file (wav, mp3, flac, ogg/opus)")
+    p.add_argument("--prompt", required=True, help="a genre name or a free-text description")
+    p.add_argument("-o", "--output", action="append", metavar="PATH",
+                   help="output file, repeatable: .npz, .bvh, .pkl, .mp4, .gif "
+                        "(default: SONG's name with .npz, in the current directory)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (bundle default: 50)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance weight (default 2.7)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM eta (default 0: deterministic)")
+    p.add_argument("--start", type=float, default=None, metavar="SEC",
+                   help="seconds into the song where the dance starts")
+    p.add_argument("--duration", type=float, default=None, metavar="SEC",
+                   help="seconds of the song to dance to (default: to the end)")
+    p.add_argument("--bundle", default=None, metavar="DIR",
+                   help="model bundle (default: the bundled default model)")
+    p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+
+
+def add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate a dance for a song and a prompt",
+                       description="Generate a dance for SONG in the genre the prompt names or "
+                                   "describes, and write it in the formats of -o.")
+    _add_sampling_args(p)
+    p.set_defaults(func=cmd_generate)
+
+
+def add_edit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "edit", help="regenerate parts of a dance (joints and/or time ranges)",
+        description="Keep the given joints and frame ranges of a reference dance (.npz written "
+                    "by `gcdance generate`) and regenerate the rest for the same song segment.")
+    _add_sampling_args(p)
+    p.add_argument("--reference", required=True, metavar="DANCE.npz", help="dance to edit")
+    p.add_argument("--keep-joints", action="append", default=[], metavar="GROUP",
+                   help="keep a joint group (body, hands, upper_body, lower_body, left_hand, "
+                        "right_hand) or a joint name; repeatable")
+    p.add_argument("--keep-seconds", action="append", default=[], metavar="A:B",
+                   help="keep every joint from A to B seconds; repeatable")
+    p.set_defaults(func=cmd_edit)
+
+
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    if args.output:
+        return [Path(o) for o in args.output]
+    return [Path(Path(args.song).stem + ".npz")]
+
+
+def _generator(args: argparse.Namespace) -> Any:
+    from .generator import Generator
+
+    return Generator(args.bundle, provider=args.provider, threads=args.threads)
+
+
+def _write(args: argparse.Namespace, dance: Any) -> None:
+    for path in _outputs(args):
+        written = dance.save(path)
+        _say(args, f"wrote {written}")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    outputs = _outputs(args)  # unknown suffixes fail before any work
+    _check_suffixes(outputs)
+    gen = _generator(args)
+    dance = gen.generate(args.song, args.prompt, seed=args.seed, steps=args.steps,
+                         guidance=args.guidance, eta=args.eta, start=args.start,
+                         duration=args.duration,
+                         progress=ProgressBar("generating", args.quiet))
+    _say(args, f"{dance.motion.shape[0]} frames ({dance.motion.shape[0] / dance.fps:.1f} s), "
+               f"genre {dance.genre} ({dance.genre_probs[dance.genre]:.0%})")
+    _write(args, dance)
+    return EXIT_OK
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from . import masks
+    from .dance import Dance
+
+    _check_suffixes(_outputs(args))
+    if not args.keep_joints and not args.keep_seconds:
+        print("error: nothing to keep: give --keep-joints and/or --keep-seconds",
+              file=sys.stderr)
+        return EXIT_ERROR
+    reference = Dance.load(args.reference)
+    keep = masks.nothing()
+    for group in args.keep_joints:
+        keep = keep | masks.joints(group)
+    for span in args.keep_seconds:
+        try:
+            a, b = (float(v) for v in span.split(":"))
+        except ValueError:
+            print(f"error: --keep-seconds expects A:B in seconds, got {span!r}", file=sys.stderr)
+            return EXIT_ERROR
+        keep = keep | masks.frames(round(a * reference.fps), round(b * reference.fps))
+    gen = _generator(args)
+    dance = gen.edit(args.song, args.prompt, reference=reference, keep=keep, seed=args.seed,
+                     steps=args.steps, guidance=args.guidance, eta=args.eta, start=args.start,
+                     duration=args.duration, progress=ProgressBar("editing", args.quiet))
+    _write(args, dance)
+    return EXIT_OK
+
+
+def _check_suffixes(paths: list[Path]) -> None:
+    from .errors import InputError
+
+    known = (".npz", ".bvh", ".pkl", ".mp4", ".gif")
+    for p in paths:
+        if p.suffix.lower() not in known:
+            raise InputError(f"cannot write {p}: unknown format {p.suffix!r}; use one of "
+                             f"{', '.join(known)}")
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="time the C++ engine against the PyTorch reference sampler",
+        description="Same model (random weights of --config), same steps, schedule and noise, "
+                    "measured in one run. Needs torch and the source tree (run it in the "
+                    "repository).")
+    p.add_argument("--config", default="paper", choices=("paper", "tiny"))
+    p.add_argument("--seconds", type=float, default=4.0, help="music length (default 4: one "
+                   "window)")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--threads", type=int, default=None, help="threads for both (default: all)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--provider", default="cpu", choices=("cpu", "cuda", "tensorrt"))
+    p.add_argument("--no-torch", action="store_true", help="time the engine only")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_benchmark
+
+    result = run_benchmark(config=args.config, frames=round(args.seconds * 30), steps=args.steps,
+                           threads=args.threads, repeat=args.repeat, provider=args.provider,
+                           torch_reference=not args.no_torch,
+                           log=lambda m: _say(args, m))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    for key, value in result.items():
+        print(f"{key:>22}: {value}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- info
 
 
@@ -109,7 +296,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- entry
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_genres, add_info]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_generate, add_edit, add_genres, add_info, add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,179 @@
+"""``gcdance bench``: the C++ engine against the PyTorch reference sampler, same model and noise.
+
+Both samplers run the same denoiser weights (a bundle of a randomly initialised configuration,
+``paper`` by default, built once into the cache by ``export.bundle.random_bundle``), the same
+schedule table, music features, control embedding and injected noise, in one process:
+
+- PyTorch: ``training.sampler.sample`` under ``torch.inference_mode()``, the model in eval mode,
+  ``torch.set_num_threads(threads)``; guidance as one forward over a batch of two per step.
+- Engine: ``gcdance._engine.Generator`` on ONNX Runtime with ``intra_op_threads = threads``;
+  the same batch of two per step.
+
+Each sampler first runs a 2-step warm-up, then ``repeat`` timed runs; the median is reported.
+``max_abs_diff`` compares the final windows in normalized space (the sampling loops);
+``max_abs_diff_stitched`` the stitched outputs. Needs torch and the source tree (``training/``,
+``export/``): run it from the repository with the ``train`` extra installed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import GCDanceError
+
+__all__ = ["run_benchmark"]
+
+
+def _import_training() -> None:
+    """Make ``training`` and ``export`` importable from the source tree (cwd) if needed."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise GCDanceError("gcdance bench compares against the PyTorch reference sampler and "
+                           "needs torch: pip install '.[train]' (or run with --no-torch)") from exc
+    try:
+        import export.bundle  # noqa: F401
+        import training.sampler  # noqa: F401
+    except ImportError:
+        root = Path.cwd()
+        if not (root / "training" / "sampler.py").is_file():
+            raise GCDanceError("gcdance bench needs the source tree (training/ and export/): run "
+                               "it from the gcdance repository") from None
+        sys.path.insert(0, str(root))
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _device(provider: str) -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if provider == "cpu":
+        return f"{_cpu_name()} ({cores} cores available)"
+    return f"GPU via ONNX Runtime {provider} provider; host {_cpu_name()}"
+
+
+def _bundle_dir(config: str, seed: int) -> Path:
+    base = Path(os.environ.get("GCDANCE_CACHE", Path.home() / ".cache" / "gcdance"))
+    return base / "bench" / f"{config}-seed{seed}"
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000.0, out
+
+
+def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
+                  threads: int | None = None, seed: int = 0, repeat: int = 3,
+                  provider: str = "cpu", torch_reference: bool = True,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
+    from .bundle import load_bundle
+    from .engine import native, runtime_info
+    from .generator import engine_config, schedule_array
+    from .stitching import plan_windows
+
+    log = log or (lambda _m: None)
+    if frames < 30 or steps < 1 or repeat < 1:
+        raise GCDanceError(f"need frames >= 30, steps >= 1, repeat >= 1; got {frames}, {steps}, "
+                           f"{repeat}")
+    threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count() or 1)
+    path = _bundle_dir(config, seed)
+    if not (path / "manifest.json").is_file():
+        _import_training()
+        from export.bundle import random_bundle
+
+        log(f"building a random '{config}' bundle (seed {seed}) in {path} (once)")
+        random_bundle(path, config, seed=seed, force=path.exists())
+    bundle = load_bundle(path)
+    plan = plan_windows(frames, bundle.window, bundle.hop)
+    rng = np.random.default_rng(seed)
+    music = rng.standard_normal((frames, bundle.music_dim)).astype(np.float32)
+    text = np.ascontiguousarray(bundle.control_embeddings[0], np.float32)
+    table = bundle.schedule_table(steps)
+    rows = schedule_array(table)
+    shape = (plan.num_windows, bundle.window, bundle.dim)
+    # Injected noise only when comparing (a 60 s song's z for 50 steps is ~200 MB).
+    noise: dict[str, np.ndarray] = {}
+    if torch_reference:
+        noise["x_T"] = rng.standard_normal(shape).astype(np.float32)
+        noise["z"] = (rng.standard_normal((steps, *shape)) if np.any(table["sigma"])
+                      else np.zeros((steps, *shape))).astype(np.float32)
+
+    model = native().Model(str(bundle.denoiser_path), engine_config(bundle), provider=provider,
+                           intra_op_threads=threads)
+    gen = native().Generator(model)
+    log(f"engine: warm-up, then {repeat} x {steps} steps over {plan.num_windows} window(s)")
+    warm = {k: (v[:2] if k == "z" else v) for k, v in noise.items()}
+    gen.generate(model, music, text, rows[:2], seed=seed, **warm)
+    engine_ms, (eng_motion, eng_windows) = _timed(
+        lambda: gen.generate(model, music, text, rows, seed=seed, **noise), repeat)
+
+    result: dict[str, Any] = {
+        "device": _device(provider), "provider": provider, "config": config,
+        "frames": frames, "seconds": frames / bundle.fps, "windows": plan.num_windows,
+        "steps": steps, "threads": threads, "repeat": repeat,
+        "torch_ms": None, "engine_ms": round(engine_ms, 1), "speedup": None,
+        "max_abs_diff": None, "max_abs_diff_stitched": None,
+        "onnxruntime": runtime_info()["onnxruntime_version"],
+        "baseline": "PyTorch reference sampler (training.sampler.sample) under "
+                    "torch.inference_mode(), eval mode, guidance as one batch of two per step, "
+                    f"torch.set_num_threads({threads}); engine with intra_op_threads={threads}; "
+                    "same weights, schedule, features and injected noise; median of "
+                    f"{repeat} runs after a 2-step warm-up",
+    }
+    if not torch_reference:
+        return result
+
+    _import_training()
+    import torch
+
+    from training.denoiser import build_denoiser, count_parameters
+    from training.sampler import InjectedNoise, sample
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)  # random_bundle's construction: the same weights
+    tmodel = build_denoiser(config).eval()
+    result["parameters"] = count_parameters(tmodel)
+    last: dict[str, np.ndarray] = {}
+
+    def reference(n_steps: int = steps) -> np.ndarray:
+        def keep(_i: int, x: torch.Tensor) -> None:
+            last["windows"] = x.numpy().copy()
+
+        with torch.inference_mode():
+            return sample(tmodel, music, text, schedule=table if n_steps == steps else
+                          bundle.schedule_table(n_steps),
+                          noise=InjectedNoise(noise["x_T"], noise["z"][:n_steps]),
+                          normalizer=bundle.normalizer, relative_axes=bundle.relative_axes,
+                          window=bundle.window, hop=bundle.hop, callback=keep)
+
+    log(f"PyTorch: warm-up, then {repeat} x {steps} steps")
+    reference(2)
+    torch_ms, ref_motion = _timed(reference, repeat)
+    result.update(
+        torch_ms=round(torch_ms, 1), speedup=round(torch_ms / engine_ms, 2),
+        max_abs_diff=float(np.abs(eng_windows - last["windows"]).max()),
+        max_abs_diff_stitched=float(np.abs(eng_motion - ref_motion).max()),
+        torch_version=torch.__version__)
+    return result

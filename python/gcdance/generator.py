@@ -1,0 +1,238 @@
+"""``gcdance.Generator``: music + prompt -> ``Dance``, sampled by the C++ engine (API.md).
+
+Pipeline of :meth:`Generator.generate`: audio -> per-frame music features (the bundle's feature
+configuration, checked) -> genre from the prompt (exact name/alias, else the bundle's classifier
+P) -> its control embedding C_E -> the engine's DDIM loop over 4 s windows (guidance, root
+anchoring, window overlap, stitching; ``gcdance._engine``) -> unnormalized motion -> ``Dance``.
+
+Threading: one ``Generator`` may be used from several threads at once. The denoiser session
+(weights) is shared; each thread gets its own engine state (buffers), created on first use. The
+GIL is released while the engine samples.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import masks as masks_mod
+from .bundle import Bundle, load_bundle
+from .dance import AudioInfo, Dance
+from .engine import available_providers, native
+from .errors import InputError, ProviderError
+from .schedule import TABLE_KEYS
+
+__all__ = ["Generator", "engine_config", "schedule_array"]
+
+Progress = Callable[[int, int], Any]
+"""``progress(step, steps)`` after every DDIM step; returning ``False`` cancels."""
+
+_DEVICES = ("auto", "cpu", "cuda")
+_PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+
+
+def engine_config(bundle: Bundle) -> Any:
+    """The engine's ``ModelConfig`` for a bundle (everything comes from its manifest)."""
+    cfg = native().ModelConfig()
+    cfg.dim, cfg.music_dim, cfg.text_dim = bundle.dim, bundle.music_dim, bundle.text_dim
+    cfg.window, cfg.hop = bundle.window, bundle.hop
+    (cfg.input_x, cfg.input_t, cfg.input_music, cfg.input_text,
+     cfg.input_cond) = bundle.input_names
+    (cfg.output_x0,) = bundle.output_names
+    cfg.anchor_dims = [int(d) for d in bundle.anchor_dims]
+    cfg.anchor_zero = [float(v) for v in np.asarray(bundle.anchor_zero, np.float32)]
+    cfg.norm_center = [float(v) for v in bundle.normalizer.center]
+    cfg.norm_half_range = [float(v) for v in bundle.normalizer.half_range]
+    cfg.rot_start = bundle.layout.rotations.start
+    cfg.num_joints = bundle.layout.num_joints
+    return cfg
+
+
+def schedule_array(table: dict[str, np.ndarray]) -> np.ndarray:
+    """A schedule table (``gcdance.schedule``) as the engine's ``(steps, 9)`` float32 rows."""
+    return np.ascontiguousarray(np.stack([np.asarray(table[k], np.float32) for k in TABLE_KEYS],
+                                         axis=1))
+
+
+def _pick_provider(device: str, provider: str) -> str:
+    device, provider = str(device).lower(), str(provider).lower()
+    if device not in _DEVICES:
+        raise InputError(f"unknown device {device!r}: use one of {', '.join(_DEVICES)}")
+    if provider not in _PROVIDERS:
+        raise InputError(f"unknown provider {provider!r}: use one of {', '.join(_PROVIDERS)}")
+    available = available_providers()
+    if provider == "auto":
+        if device == "cpu":
+            return "cpu"
+        if device == "cuda" and "cuda" not in available:
+            raise ProviderError("device='cuda' but this ONNX Runtime has no CUDA provider "
+                                f"(available: {', '.join(available)}); install onnxruntime-gpu "
+                                "instead of onnxruntime, or use device='cpu'")
+        return "cuda" if "cuda" in available else "cpu"
+    if device == "cpu" and provider != "cpu":
+        raise InputError(f"device='cpu' contradicts provider={provider!r}; use provider='cpu' or "
+                         "device='cuda'/'auto'")
+    if device == "cuda" and provider == "cpu":
+        raise InputError("device='cuda' contradicts provider='cpu'")
+    return provider
+
+
+class Generator:
+    """Generates dances with a model bundle (``bundle=None``: the bundled default model).
+
+    Args:
+        bundle: a model bundle directory (``python -m export.bundle``), or None.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        provider: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
+            ``"tensorrt"``.
+        threads: ONNX Runtime intra-op threads (0: one per physical core).
+        allow_spinning: let ORT's threads spin between operators (lower latency, busier cores).
+        provider_options: extra CUDA/TensorRT provider options (e.g. ``trt_fp16_enable``).
+    """
+
+    def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None,
+                 device: str = "auto", provider: str = "auto", *, threads: int = 0,
+                 allow_spinning: bool = False,
+                 provider_options: dict[str, str] | None = None) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.provider = _pick_provider(device, provider)
+        self._model = native().Model(
+            str(self.bundle.denoiser_path), engine_config(self.bundle), provider=self.provider,
+            intra_op_threads=int(threads), allow_spinning=bool(allow_spinning),
+            provider_options={str(k): str(v) for k, v in (provider_options or {}).items()})
+        self._local = threading.local()
+        self._wav2clip: Any = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------- pieces
+    def _engine(self) -> Any:
+        gen = getattr(self._local, "generator", None)
+        if gen is None:
+            gen = self._local.generator = native().Generator(self._model)
+        return gen
+
+    def _encoder(self) -> Any:
+        if "wav2clip" not in self.bundle.features.sets:
+            return None
+        with self._lock:
+            if self._wav2clip is None:
+                from .features.wav2clip import Wav2CLIPEncoder, default_onnx_path
+
+                path = self.bundle.file("wav2clip.onnx") or default_onnx_path()
+                self._wav2clip = Wav2CLIPEncoder(path)
+        return self._wav2clip
+
+    def music_features(self, audio: Any, start: float | None = None,
+                       duration: float | None = None) -> np.ndarray:
+        """Per-frame features ``(frames, music_dim)`` of the audio, as the model was trained."""
+        from .features.music import extract_features
+
+        feats = extract_features(audio, self.bundle.features, start=start, duration=duration,
+                                 wav2clip=self._encoder())
+        feats.check(self.bundle.features)
+        return np.ascontiguousarray(feats.features, dtype=np.float32)
+
+    def choose_genre(self, prompt: str) -> tuple[str, dict[str, float]]:
+        """``(genre, probabilities)`` of the bundle's genres for a prompt."""
+        probs = self.bundle.classifier.classify(prompt, self.bundle.dataset)
+        return max(probs, key=probs.__getitem__), probs
+
+    def _table(self, steps: int | None, guidance: float | None, eta: float | None) -> np.ndarray:
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                                  or steps < 1):
+            raise InputError(f"steps must be a positive integer, got {steps!r}")
+        for name, v in (("guidance", guidance), ("eta", eta)):
+            if v is not None and not np.isfinite(v):
+                raise InputError(f"{name} must be a finite number, got {v!r}")
+        if eta is not None and eta < 0:
+            raise InputError(f"eta must be >= 0 (0 = deterministic DDIM), got {eta}")
+        return schedule_array(self.bundle.schedule_table(steps, eta, guidance))
+
+    def _sample(self, features: np.ndarray, genre: str, seed: int, table: np.ndarray,
+                known: np.ndarray | None, mask: np.ndarray | None,
+                progress: Progress | None) -> np.ndarray:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+        text = np.ascontiguousarray(self.bundle.control_embeddings[self.bundle.genre_id(genre)],
+                                    dtype=np.float32)
+        motion, _ = self._engine().generate(self._model, features, text, table, seed=int(seed),
+                                            known=known, mask=mask, progress=progress)
+        return self.bundle.normalizer.inverse(motion.astype(np.float64)).astype(np.float32)
+
+    def _dance(self, motion: np.ndarray, genre: str, probs: dict[str, float], prompt: str,
+               seed: int, audio: Any, start: float | None, duration: float | None,
+               table: np.ndarray, **settings: Any) -> Dance:
+        path = (str(Path(audio).expanduser().resolve()) if isinstance(audio, (str, os.PathLike))
+                else None)
+        rate = None if path is not None else int(audio[1])
+        info = AudioInfo(path=path, start=float(start or 0.0),
+                         duration=motion.shape[0] / self.bundle.fps if duration is None
+                         else float(duration), sample_rate=rate)
+        return Dance(motion, layout=self.bundle.layout, fps=self.bundle.fps, genre=genre,
+                     genre_probs=probs, prompt=prompt, seed=int(seed), audio=info,
+                     settings={"steps": int(table.shape[0]), "bundle": str(self.bundle.path),
+                               "provider": self.provider, **settings})
+
+    # ---------------------------------------------------------------------------- public
+    def generate(self, audio: Any, prompt: str = "energetic hip-hop with sharp arm hits", *,
+                 seed: int = 0, steps: int | None = None, guidance: float | None = None,
+                 eta: float | None = None, start: float | None = None,
+                 duration: float | None = None, progress: Progress | None = None) -> Dance:
+        """A dance to ``audio`` (a path, or ``(samples, sample_rate)``) in the prompt's genre.
+
+        ``steps``/``guidance``/``eta`` default to the bundle's (50 / 2.7 / 0); ``start`` and
+        ``duration`` select seconds of the audio (None: all of it). Same inputs and seed give
+        the same dance on the same machine and provider.
+        """
+        table = self._table(steps, guidance, eta)
+        genre, probs = self.choose_genre(prompt)
+        features = self.music_features(audio, start, duration)
+        motion = self._sample(features, genre, seed, table, None, None, progress)
+        return self._dance(motion, genre, probs, prompt, seed, audio, start, duration, table,
+                           guidance=guidance, eta=eta)
+
+    def edit(self, audio: Any, prompt: str, reference: Dance | np.ndarray,
+             keep: masks_mod.Mask | np.ndarray, *, seed: int = 0, steps: int | None = None,
+             guidance: float | None = None, eta: float | None = None,
+             start: float | None = None, duration: float | None = None,
+             progress: Progress | None = None) -> Dance:
+        """Regenerate what ``keep`` does not keep of ``reference`` (inpainting, Eq. 15).
+
+        ``reference``: a ``Dance`` or unnormalized ``(frames, dim)`` motion, frame-aligned with
+        the audio segment; ``keep``: a ``gcdance.masks`` expression (``joints("body")``,
+        ``frames(0, 30)``, combined with ``|``, ``&``, ``~``) or a boolean ``(frames, dim)``
+        array. Kept values come back unchanged.
+        """
+        motion_ref = reference.motion if isinstance(reference, Dance) else np.asarray(reference)
+        layout = self.bundle.layout
+        if motion_ref.ndim != 2 or motion_ref.shape[1] != layout.dim:
+            raise InputError(f"reference motion must be (frames, {layout.dim}) for this "
+                             f"{layout.name} model, got {motion_ref.shape}")
+        table = self._table(steps, guidance, eta)
+        genre, probs = self.choose_genre(prompt)
+        features = self.music_features(audio, start, duration)
+        frames = features.shape[0]
+        if motion_ref.shape[0] != frames:
+            raise InputError(
+                f"the reference has {motion_ref.shape[0]} frames but the audio segment has "
+                f"{frames} ({frames / self.bundle.fps:.2f} s at {self.bundle.fps} fps); pass the "
+                "same audio, start and duration the reference was made with")
+        mask = masks_mod.resolve(keep, layout, frames)
+        ref = np.asarray(motion_ref, np.float64)
+        if not np.isfinite(ref[mask]).all():
+            raise InputError("the reference motion has NaN or inf where the mask keeps it")
+        known = self.bundle.normalizer.transform(np.where(mask, ref, 0.0)).astype(np.float32)
+        out = self._sample(features, genre, seed, table, known, mask.view(np.uint8), progress)
+        out[mask] = ref[mask].astype(np.float32)  # exactly the given values where kept
+        return self._dance(out, genre, probs, prompt, seed, audio, start, duration, table,
+                           guidance=guidance, eta=eta, edited=True)
+
+    def __repr__(self) -> str:
+        return (f"Generator(bundle={str(self.bundle.path)!r}, provider={self.provider!r}, "
+                f"dataset={self.bundle.dataset!r})")
+

@@ -1,0 +1,117 @@
+"""gcdance.Generator end to end on a random tiny bundle: audio + prompt -> Dance, edit, errors."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("librosa")
+
+import gcdance
+from gcdance import masks
+from gcdance.layout import FINEDANCE
+
+SR = 22050
+
+
+def clicks(seconds: float, bpm: float = 120.0, sr: int = SR) -> tuple[np.ndarray, int]:
+    """A click track with a bass note: music with an unambiguous beat."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.2 * np.sin(2 * np.pi * 110 * t)
+    for beat in np.arange(0, seconds, 60.0 / bpm):
+        i = int(beat * sr)
+        y[i : i + 400] += np.hanning(800)[400:] * np.sin(2 * np.pi * 2000 * t[: 400])
+    return y.astype(np.float32), sr
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from export.bundle import random_bundle
+
+    return random_bundle(tmp_path_factory.mktemp("bundle") / "tiny", "tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def generator(bundle: Path) -> gcdance.Generator:
+    return gcdance.Generator(bundle, device="cpu", threads=1)
+
+
+def test_generate_gives_a_dance(generator: gcdance.Generator) -> None:
+    dance = generator.generate(clicks(5.0), "Jazz", seed=1, steps=8)
+    assert dance.motion.shape == (150, FINEDANCE.dim)
+    assert np.isfinite(dance.motion).all()
+    assert dance.genre == "Jazz" and dance.genre_probs["Jazz"] == 1.0
+    assert dance.fps == 30
+    assert dance.joints().shape == (150, 52, 3)
+    again = generator.generate(clicks(5.0), "Jazz", seed=1, steps=8)
+    np.testing.assert_array_equal(dance.motion, again.motion)
+    other = generator.generate(clicks(5.0), "Jazz", seed=2, steps=8)
+    assert not np.allclose(dance.motion, other.motion)
+
+
+def test_start_and_duration_select_the_segment(generator: gcdance.Generator) -> None:
+    dance = generator.generate(clicks(9.0), "Breaking", steps=4, start=2.0, duration=3.5)
+    assert dance.motion.shape[0] == 105
+    assert dance.audio.start == 2.0
+
+
+def test_long_music_uses_windows(generator: gcdance.Generator) -> None:
+    dance = generator.generate(clicks(13.3), "Popping", steps=4)
+    assert dance.motion.shape == (399, FINEDANCE.dim)
+    assert np.isfinite(dance.motion).all()
+
+
+def test_edit_keeps_what_the_mask_keeps(generator: gcdance.Generator) -> None:
+    audio = clicks(6.0)
+    ref = generator.generate(audio, "Locking", seed=3, steps=6)
+    keep = masks.joints("body") | masks.frames(0, 30)
+    edited = generator.edit(audio, "Locking", reference=ref, keep=keep, seed=4, steps=6)
+    mask = keep.resolve(FINEDANCE, ref.motion.shape[0])
+    np.testing.assert_array_equal(edited.motion[mask], ref.motion[mask])
+    assert not np.allclose(edited.motion[~mask], ref.motion[~mask])
+    with pytest.raises(gcdance.InputError, match="reference has 90 frames"):
+        generator.edit(audio, "Locking", reference=ref.motion[:90], keep=keep, steps=2)
+
+
+def test_threads_share_one_generator(generator: gcdance.Generator) -> None:
+    audio = clicks(4.0)
+    want = generator.generate(audio, "Urban", seed=5, steps=4).motion
+    out: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            out.append(generator.generate(audio, "Urban", seed=5, steps=4).motion)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for motion in out:
+        np.testing.assert_array_equal(motion, want)
+
+
+def test_bad_input(generator: gcdance.Generator, tmp_path: Path) -> None:
+    with pytest.raises(gcdance.AudioError):
+        generator.generate(tmp_path / "missing.wav", "Jazz")
+    with pytest.raises(gcdance.InputError, match="steps must be a positive integer"):
+        generator.generate(clicks(2.0), "Jazz", steps=0)
+    with pytest.raises(gcdance.InputError, match="seed"):
+        generator.generate(clicks(2.0), "Jazz", seed=-1, steps=2)
+    with pytest.raises(gcdance.InputError, match="unknown provider"):
+        gcdance.Generator(generator.bundle, provider="metal")
+    with pytest.raises(gcdance.InputError, match="contradicts"):
+        gcdance.Generator(generator.bundle, device="cpu", provider="cuda")
+
+
+def test_missing_bundle_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(gcdance.BundleError):
+        gcdance.Generator(tmp_path / "nothing-here")
