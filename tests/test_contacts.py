@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from gcdance.contacts import foot_contacts
 from gcdance.errors import InputError
 

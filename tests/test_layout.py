@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from gcdance.errors import BundleError, InputError
 from gcdance.layout import AISTPP, FINEDANCE, MotionLayout, get_layout
 

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 from gcdance.errors import BundleError, InputError
 from gcdance.normalizer import MinMaxNormalizer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from gcdance.errors import InputError
 from gcdance.rotation import (
     axis_angle_to_matrix,

@@ -7,6 +7,7 @@ from importlib import resources
 
 import numpy as np
 import pytest
+
 from gcdance.errors import DataFormatError, InputError
 from gcdance.layout import AISTPP, FINEDANCE
 from gcdance.representation import build_motion

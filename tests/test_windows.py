@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from gcdance.errors import InputError
 from gcdance.layout import AISTPP, FINEDANCE
 from gcdance.windows import make_root_relative, make_windows, slice_windows, window_starts
