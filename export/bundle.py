@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +233,18 @@ def _dumps(obj: Any, indent: int = 0) -> str:
     return json.dumps(obj)
 
 
+def _sampling(base: SamplingSpec, overrides: Mapping[str, Any] | None) -> SamplingSpec:
+    known = {f.name for f in fields(SamplingSpec)}
+    unknown = sorted(set(overrides or {}) - known)
+    if unknown:
+        raise InputError(f"unknown sampling settings {unknown}; known: {sorted(known)}")
+    spec = replace(base, **(overrides or {}))
+    axes = spec.relative_axes
+    if not isinstance(axes, str) or set(axes) - set("xyz") or len(set(axes)) != len(axes):
+        raise InputError(f"relative_axes must be distinct letters of 'xyz', got {axes!r}")
+    return spec
+
+
 # ----------------------------------------------------------------------------------- writer
 def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: BundleSpec, *,
                  force: bool = False, check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
@@ -273,6 +285,9 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                          "replace it")
     schedule = ddim_schedule(s.steps, s.eta, s.guidance, s.guidance_ramp,
                              guidance_start=s.guidance_start)
+    if "wav2clip" in spec.features.sets and spec.wav2clip_onnx is None:
+        log("note: the model uses Wav2CLIP features but the bundle will not include "
+            "wav2clip.onnx (--wav2clip-onnx); inference then looks for it in the gcdance cache")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -400,12 +415,13 @@ def random_bundle(out: str | os.PathLike[str], config: str = "tiny", *, seed: in
                   control_embeddings: str | os.PathLike[str] | None = None,
                   normalizer: str | os.PathLike[str] | None = None,
                   classifier: str | os.PathLike[str] | None = None,
-                  sampling: SamplingSpec | None = None, force: bool = False,
+                  sampling: Mapping[str, Any] | None = None, force: bool = False,
                   wav2clip_onnx: str | os.PathLike[str] | None = None,
                   text_encoder_onnx: str | os.PathLike[str] | None = None,
                   check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
                   log: Log | None = None) -> Path:
-    """A bundle of a randomly initialised ``config`` (``paper``/``tiny``), seeded by ``seed``."""
+    """A bundle of a randomly initialised ``config`` (``paper``/``tiny``), seeded by ``seed``;
+    ``sampling`` overrides fields of :class:`SamplingSpec`."""
     if str(classifier) == "checkpoint":
         raise InputError("--classifier checkpoint needs --checkpoint")
     overrides: dict[str, Any] = {}
@@ -451,7 +467,7 @@ def random_bundle(out: str | os.PathLike[str], config: str = "tiny", *, seed: in
                            "placeholder ranges (untrained bundle)"),
         provenance={"source": "random", "untrained": True, "config_name": config,
                     "seed": seed, "checkpoint": None, "training_data": None},
-        sampling=sampling or SamplingSpec(), weights="random",
+        sampling=_sampling(SamplingSpec(), sampling), weights="random",
         wav2clip_onnx=Path(wav2clip_onnx) if wav2clip_onnx else None,
         text_encoder_onnx=Path(text_encoder_onnx) if text_encoder_onnx else None)
     return write_bundle(out, model, spec, force=force, check_shapes=check_shapes, log=log)
@@ -466,12 +482,14 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
                            prefer_ema: bool = True, features: str | None = None,
                            control_embeddings: str | os.PathLike[str] | None = None,
                            classifier: str | os.PathLike[str] | None = None,
-                           sampling: SamplingSpec | None = None, force: bool = False,
+                           sampling: Mapping[str, Any] | None = None, force: bool = False,
                            wav2clip_onnx: str | os.PathLike[str] | None = None,
                            text_encoder_onnx: str | os.PathLike[str] | None = None,
                            check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
                            log: Log | None = None) -> Path:
-    """A bundle of a training checkpoint (file or run directory; see the module docstring)."""
+    """A bundle of a training checkpoint (file or run directory; see the module docstring);
+    ``sampling`` overrides fields of :class:`SamplingSpec` (window, hop and relative axes
+    default to the training config's)."""
     loaded = load_denoiser(checkpoint, prefer_ema=prefer_ema)
     state, cfg = loaded.state, loaded.config
     data = dict(state.get("config", {}).get("data", {}))
@@ -502,10 +520,10 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
         cl_source = "checkpoint (genre head trained with the model)"
     else:
         cl, cl_source = _classifier_spec(classifier)
-    samp = sampling or SamplingSpec(
-        window=int(data.get("window", WINDOW_FRAMES)),
-        hop=int(data.get("window", WINDOW_FRAMES)) // 2,
-        relative_axes=str(data.get("relative_axes", DEFAULT_RELATIVE_AXES)))
+    window = int(data.get("window", WINDOW_FRAMES))
+    samp = _sampling(SamplingSpec(window=window, hop=window // 2,
+                                  relative_axes=str(data.get("relative_axes",
+                                                             DEFAULT_RELATIVE_AXES))), sampling)
     feats = _features_for(cfg.music_dim, features or data.get("features"))
     log = log or (lambda _m: None)
     log(f"checkpoint {loaded.checkpoint} (step {loaded.step}, {loaded.weights} weights)")
@@ -574,20 +592,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "force": args.force, "wav2clip_onnx": args.wav2clip_onnx,
         "text_encoder_onnx": args.text_encoder_onnx, "log": log}
     try:
+        sampling = {"steps": args.steps, "guidance": args.guidance, "eta": args.eta,
+                    "guidance_ramp": args.guidance_ramp}
         if args.checkpoint:
-            from training.train import load_checkpoint
-
-            _, state = load_checkpoint(args.checkpoint)
-            data = state.get("config", {}).get("data", {})
-            window = int(data.get("window", WINDOW_FRAMES))
-            sampling = SamplingSpec(args.steps, args.guidance, args.eta, args.guidance_ramp,
-                                    window=window, hop=window // 2,
-                                    relative_axes=str(data.get("relative_axes",
-                                                               DEFAULT_RELATIVE_AXES)))
             bundle_from_checkpoint(args.checkpoint, args.out, prefer_ema=not args.no_ema,
                                    sampling=sampling, **common)
         else:
-            sampling = SamplingSpec(args.steps, args.guidance, args.eta, args.guidance_ramp)
             random_bundle(args.out, args.random, seed=args.seed, text_encoder=args.text_encoder,
                           sampling=sampling, **common)
     except GCDanceError as exc:

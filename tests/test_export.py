@@ -193,6 +193,16 @@ def test_bundle_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(b.classifier.logits(x), logits, atol=1e-5)
 
 
+def test_cli_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    assert export_bundle.main(["--checkpoint", str(run_dir), "--out", str(out), "--quiet",
+                               "--steps", "25", "--no-ema"]) == 0
+    b = load_bundle(out)
+    assert b.sampling.steps == 25 and (b.window, b.hop) == (120, 60)
+    assert b.manifest["model"]["weights"] == "model"
+    assert b.manifest["text"]["classifier"]["source"].startswith("package")
+
+
 def test_checkpoint_without_normalizer_is_a_clear_error(run_dir: Path, tmp_path: Path) -> None:
     import shutil
 
