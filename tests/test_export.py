@@ -291,3 +291,37 @@ def test_tensorrt_unavailable_is_a_clear_error(tiny_bundle, tmp_path: Path,
     if "TensorrtExecutionProvider" not in ort.get_available_providers():  # this machine
         assert trt.main(["--bundle", str(tiny_bundle.path), "--cache", str(tmp_path)]) == 1
         assert "onnxruntime-gpu" in capsys.readouterr().err
+
+
+def test_build_engine_flow_with_a_stand_in_runtime(tiny_bundle, tmp_path: Path) -> None:
+    """The build path (session options, warm-up per window count, report) with a stand-in
+    runtime that offers the TensorRT provider but runs on the CPU."""
+    created: list[list] = []
+
+    class StandIn:
+        __version__ = ort.__version__
+        SessionOptions = ort.SessionOptions
+
+        @staticmethod
+        def get_available_providers():
+            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        class InferenceSession(ort.InferenceSession):
+            def __init__(self, path, so, providers):
+                created.append(providers)
+                super().__init__(path, so, providers=["CPUExecutionProvider"])
+                self._first = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+
+            def get_providers(self):
+                return [self._first]
+
+    profile = trt.EngineProfile(min_windows=1, opt_windows=2, max_windows=3, frames=16)
+    out = trt.build_engine(tiny_bundle, engine_dir=tmp_path / "engines", profile=profile,
+                           ort=StandIn)
+    name, opts = created[0][0]
+    assert name == "TensorrtExecutionProvider"
+    assert opts == trt.provider_options(tiny_bundle, tmp_path / "engines", profile)
+    assert opts["trt_profile_max_shapes"].startswith("x_t:6x16x319,")
+    report = json.loads((out / "gcdance-trt.json").read_text())
+    assert [r["windows"] for r in report["runs"]] == [1, 2, 3]
+    assert all(r["max_abs_diff_vs_cpu_fp32"] == 0.0 for r in report["runs"])
