@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 import gcdance  # noqa: E402
+from export.onnx_denoiser import export_denoiser  # noqa: E402
 from gcdance import engine, masks  # noqa: E402
 from gcdance.layout import FINEDANCE  # noqa: E402
 from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
@@ -20,7 +21,6 @@ from gcdance.stitching import stitch_windows  # noqa: E402
 from training.denoiser import build_denoiser  # noqa: E402
 from training.sampler import InjectedNoise, RootAnchor, sample, window_plan_for  # noqa: E402
 
-NAMES = ["x_t", "t", "music", "text_emb", "cond_mask"]
 STEPS = 50
 
 
@@ -33,18 +33,7 @@ def model() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def onnx_path(model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("engine") / "denoiser.onnx"
-    dyn = {k: {0: "batch"} for k in NAMES}
-    for k in ("x_t", "music"):
-        dyn[k] = {0: "batch", 1: "frames"}
-    dyn["x0"] = {0: "batch", 1: "frames"}
-    g = torch.Generator().manual_seed(1)
-    args = (torch.randn(2, 120, 319, generator=g), torch.tensor([10.0, 10.0]),
-            torch.randn(2, 120, 35, generator=g), torch.randn(2, 512, generator=g),
-            torch.tensor([1.0, 0.0]))
-    torch.onnx.export(model, args, str(path), input_names=NAMES, output_names=["x0"],
-                      dynamic_axes=dyn, opset_version=17, dynamo=False)
-    return path
+    return export_denoiser(model, tmp_path_factory.mktemp("engine") / "denoiser.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ schedule table, music features, control embedding and injected noise, in one pro
 - PyTorch: ``training.sampler.sample`` under ``torch.inference_mode()``, the model in eval mode,
   ``torch.set_num_threads(threads)``; guidance as one forward over a batch of two per step.
 - Engine: ``gcdance._engine.Generator`` on ONNX Runtime with ``intra_op_threads = threads``;
-  the same batch of two per step.
+  the same batch of two per step. Its threads spin between operators like PyTorch's OpenMP
+  threads do by default (``allow_spinning``; ``--no-spin`` turns it off).
 
 Each sampler first runs a 2-step warm-up, then ``repeat`` timed runs; the median is reported.
 ``max_abs_diff`` compares the final windows in normalized space (the sampling loops);
@@ -85,6 +86,7 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                   threads: int | None = None, seed: int = 0, repeat: int = 3,
                   provider: str = "cpu", torch_reference: bool = True,
+                  allow_spinning: bool = True,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
     from .bundle import load_bundle
@@ -121,7 +123,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                       else np.zeros((steps, *shape))).astype(np.float32)
 
     model = native().Model(str(bundle.denoiser_path), engine_config(bundle), provider=provider,
-                           intra_op_threads=threads)
+                           intra_op_threads=threads, allow_spinning=allow_spinning)
     gen = native().Generator(model)
     log(f"engine: warm-up, then {repeat} x {steps} steps over {plan.num_windows} window(s)")
     warm = {k: (v[:2] if k == "z" else v) for k, v in noise.items()}
@@ -133,12 +135,15 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         "device": _device(provider), "provider": provider, "config": config,
         "frames": frames, "seconds": frames / bundle.fps, "windows": plan.num_windows,
         "steps": steps, "threads": threads, "repeat": repeat,
+        "allow_spinning": allow_spinning,
         "torch_ms": None, "engine_ms": round(engine_ms, 1), "speedup": None,
         "max_abs_diff": None, "max_abs_diff_stitched": None,
         "onnxruntime": runtime_info()["onnxruntime_version"],
         "baseline": "PyTorch reference sampler (training.sampler.sample) under "
                     "torch.inference_mode(), eval mode, guidance as one batch of two per step, "
-                    f"torch.set_num_threads({threads}); engine with intra_op_threads={threads}; "
+                    f"torch.set_num_threads({threads}) (its OpenMP threads spin-wait by default); "
+                    f"engine with intra_op_threads={threads}, "
+                    f"allow_spinning={'on' if allow_spinning else 'off'}; "
                     "same weights, schedule, features and injected noise; median of "
                     f"{repeat} runs after a 2-step warm-up",
     }
