@@ -215,3 +215,21 @@ def test_bad_requests_raise_clear_errors(onnx_path, normalizer) -> None:
     # Still usable afterwards.
     out, _ = gen.generate(native, music, text, table(3))
     assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_gpu_parity(model, onnx_path, normalizer, provider: str) -> None:
+    """Where a GPU provider exists, the engine on it matches the reference (TF32 off)."""
+    if provider not in engine.available_providers():
+        pytest.skip(f"no {provider} provider in this ONNX Runtime "
+                    f"({', '.join(engine.available_providers())}): install onnxruntime-gpu "
+                    "on a machine with an NVIDIA GPU")
+    frames = 240
+    music, text, x_T, z, _ = inputs(frames, seed=11)
+    _, want_windows = reference(model, music, text, x_T, z, None, normalizer)
+    native = engine.native()
+    cfg = engine_model(onnx_path, normalizer).config
+    options = {"use_tf32": "0"} if provider == "cuda" else {}
+    gpu = native.Model(str(onnx_path), cfg, provider=provider, provider_options=options)
+    got, windows = native.Generator(gpu).generate(gpu, music, text, table(), x_T=x_T, z=z)
+    assert_parity(got, windows, want_windows, normalizer)

@@ -1,0 +1,147 @@
+"""Run the native engine's code paths under valgrind and fail on errors in gcdance's own code.
+
+    python tools/memcheck_engine.py            # needs valgrind and an installed gcdance
+
+It writes a small denoiser-shaped ONNX model (onnx.helper; no torch), then, inside valgrind
+(memcheck), runs gcdance._engine: Session runs with buffer reuse and reshapes, a Generator over
+one and three windows, with root anchoring, inpainting, seeded and injected noise, error paths.
+Python and ONNX Runtime produce reports of their own (uninitialised reads in the interpreter's
+GC, an overlapping memcpy in ORT's environment set-up); an error counts as ours when the first
+stack frame outside valgrind's preload library is in gcdance's module. Exit 0: none of ours.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+WORKLOAD = r'''
+import sys
+import numpy as np
+import gcdance
+from gcdance import engine
+from onnx import TensorProto, helper, numpy_helper
+import onnx
+
+D, M, T = 319, 35, 512
+rng = np.random.default_rng(0)
+w = numpy_helper.from_array((rng.standard_normal((M, D)) * 0.1).astype(np.float32), "W")
+nodes = [
+    helper.make_node("MatMul", ["music", "W"], ["mw"]),
+    helper.make_node("Add", ["x_t", "mw"], ["s"]),
+    helper.make_node("Unsqueeze", ["t", "ax"], ["t1"]),
+    helper.make_node("Unsqueeze", ["t1", "ax2"], ["t2"]),
+    helper.make_node("Div", ["t2", "k"], ["tk"]),
+    helper.make_node("Add", ["s", "tk"], ["s2"]),
+    helper.make_node("Tanh", ["s2"], ["x0"]),
+]
+graph = helper.make_graph(nodes, "den", [
+    helper.make_tensor_value_info("x_t", TensorProto.FLOAT, ["b", "n", D]),
+    helper.make_tensor_value_info("t", TensorProto.FLOAT, ["b"]),
+    helper.make_tensor_value_info("music", TensorProto.FLOAT, ["b", "n", M]),
+    helper.make_tensor_value_info("text_emb", TensorProto.FLOAT, ["b", T]),
+    helper.make_tensor_value_info("cond_mask", TensorProto.FLOAT, ["b"])],
+    [helper.make_tensor_value_info("x0", TensorProto.FLOAT, ["b", "n", D])],
+    initializer=[w, numpy_helper.from_array(np.array([1], np.int64), "ax"),
+                 numpy_helper.from_array(np.array([2], np.int64), "ax2"),
+                 numpy_helper.from_array(np.array(1000.0, np.float32), "k")])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+path = sys.argv[1]
+onnx.save(model, path)
+
+s = engine.Session(path, provider="cpu", intra_op_threads=1)
+feeds = {"x_t": np.zeros((2, 120, D), np.float32), "t": np.ones(2, np.float32),
+         "music": np.zeros((2, 120, M), np.float32), "text_emb": np.zeros((2, T), np.float32),
+         "cond_mask": np.ones(2, np.float32)}
+for n in (120, 120, 37):
+    feeds["x_t"] = rng.standard_normal((2, n, D)).astype(np.float32)
+    feeds["music"] = rng.standard_normal((2, n, M)).astype(np.float32)
+    s.run(feeds)
+try:
+    s.run({"x_t": feeds["x_t"]})
+except gcdance.InputError:
+    pass
+
+native = engine.native()
+cfg = native.ModelConfig()
+cfg.dim, cfg.music_dim, cfg.text_dim = D, M, T
+cfg.anchor_dims, cfg.anchor_zero = [4, 6], [0.0, 0.0]
+cfg.norm_center = [0.0] * D
+cfg.norm_half_range = [1.0] * D
+m = native.Model(path, cfg, intra_op_threads=1)
+g = native.Generator(m)
+table = np.tile(np.array([[500, 400, 0.6, 0.8, 0.7, 0.71, 0.1, 0.7, 2.7]], np.float32), (4, 1))
+table[-1, 4:8] = [1.0, 0.0, 0.0, 0.0]
+for frames in (120, 250):
+    music = rng.standard_normal((frames, M)).astype(np.float32)
+    text = rng.standard_normal(T).astype(np.float32)
+    g.generate(m, music, text, table, seed=1)
+    known = rng.standard_normal((frames, D)).astype(np.float32)
+    mask = np.zeros((frames, D), np.uint8)
+    mask[:30] = 1
+    g.generate(m, music, text, table, seed=2, known=known, mask=mask)
+    wnd = g.num_windows(frames)
+    x_T = rng.standard_normal((wnd, 120, D)).astype(np.float32)
+    z = rng.standard_normal((4, wnd, 120, D)).astype(np.float32)
+    g.generate(m, music, text, table, x_T=x_T, z=z)
+try:
+    g.generate(m, music[:, :3], text, table)
+except gcdance.InputError:
+    pass
+print("workload done")
+'''
+
+
+def ours(block: list[str]) -> bool:
+    """True when the error's first frame outside valgrind's preload library is gcdance's."""
+    for line in block[1:]:
+        m = re.search(r"(?:at|by) 0x[0-9A-F]+: (.*)", line)
+        if not m:
+            continue
+        if "vgpreload" in m.group(1):
+            continue
+        return "_engine" in m.group(1) or "gcdance::" in m.group(1)
+    return False
+
+
+def main() -> int:
+    if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "workload.py"
+        script.write_text(WORKLOAD)
+        log = Path(tmp) / "valgrind.log"
+        env = dict(os.environ, PYTHONMALLOC="malloc")
+        run = subprocess.run(
+            ["valgrind", "--tool=memcheck", "--num-callers=30", "--errors-for-leak-kinds=none",
+             f"--log-file={log}", sys.executable, str(script), str(Path(tmp) / "den.onnx")],
+            env=env, capture_output=True, text=True, check=False)
+        print(run.stdout.strip())
+        if run.returncode != 0 or "workload done" not in run.stdout:
+            print(run.stderr[-4000:], file=sys.stderr)
+            return 1
+        blocks: list[list[str]] = []
+        for line in log.read_text(errors="replace").splitlines():
+            body = re.sub(r"^==\d+== ", "", line)
+            if re.match(r"[A-Z][a-z]", body) and not body.startswith(("Memcheck", "Copyright",
+                                                                       "Using", "Command")):
+                blocks.append([body])
+            elif blocks and body.strip():
+                blocks[-1].append(body)
+        errors = [b for b in blocks if ("Invalid" in b[0] or "uninitialised" in b[0]
+                                        or "overlap" in b[0] or "Mismatched" in b[0])]
+        mine = [b for b in errors if ours(b)]
+        print(f"valgrind: {len(errors)} error reports in total, {len(mine)} in gcdance's code")
+        for b in mine[:5]:
+            print("\n".join(b[:12]), file=sys.stderr)
+        return 1 if mine else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
