@@ -1,0 +1,168 @@
+"""Vectorized kinematics helpers: elementary rotations, minimum-jerk timing, two-bone IK.
+
+Conventions follow ``gcdance.skeleton``: Y-up, metres, rotation matrices act on column vectors,
+local rotations are relative to the parent, the SMPL-H rest pose is a T-pose facing +Z with the
+character's left arm along +X. All functions work on arrays with a leading frame axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "frame_from",
+    "interp_keys",
+    "min_jerk",
+    "mirror_axis_angle",
+    "rot_x",
+    "rot_y",
+    "rot_z",
+    "two_bone_ik",
+]
+
+
+def _axis_rot(angle: np.ndarray | float, i: int, j: int) -> np.ndarray:
+    a = np.asarray(angle, dtype=np.float64)
+    c, s = np.cos(a), np.sin(a)
+    out = np.zeros((*a.shape, 3, 3))
+    k = 3 - i - j
+    out[..., k, k] = 1.0
+    out[..., i, i] = c
+    out[..., j, j] = c
+    out[..., i, j] = -s
+    out[..., j, i] = s
+    return out
+
+
+def rot_x(angle: np.ndarray | float) -> np.ndarray:
+    """Rotation about +X (``y -> z``); ``(...) -> (..., 3, 3)``."""
+    return _axis_rot(angle, 1, 2)
+
+
+def rot_y(angle: np.ndarray | float) -> np.ndarray:
+    """Rotation about +Y (``z -> x``); a positive yaw turns a +Z-facing body towards +X."""
+    return _axis_rot(angle, 2, 0)
+
+
+def rot_z(angle: np.ndarray | float) -> np.ndarray:
+    """Rotation about +Z (``x -> y``)."""
+    return _axis_rot(angle, 0, 1)
+
+
+def mirror_axis_angle(aa: np.ndarray) -> np.ndarray:
+    """Mirror an axis-angle rotation through the body's sagittal (x = 0) plane."""
+    out = np.array(aa, dtype=np.float64, copy=True)
+    out[..., 1:] *= -1.0
+    return out
+
+
+def min_jerk(u: np.ndarray) -> np.ndarray:
+    """Minimum-jerk (quintic) ease ``10u^3 - 15u^4 + 6u^5`` of ``u`` clipped to [0, 1]."""
+    u = np.clip(u, 0.0, 1.0)
+    return u * u * u * (10.0 + u * (-15.0 + 6.0 * u))
+
+
+def interp_keys(
+    t: np.ndarray,
+    key_times: np.ndarray,
+    values: np.ndarray,
+    widths: np.ndarray | None = None,
+    arcs: np.ndarray | None = None,
+) -> np.ndarray:
+    """Piecewise minimum-jerk interpolation of key values at frame times ``t``.
+
+    Between key ``k`` and ``k + 1`` the transition occupies the central fraction ``widths[k+1]``
+    of the interval (1 = smooth quintic over the whole interval, small = a sharp hit with holds
+    either side), so velocity is zero at every key. ``arcs[k+1]`` (same trailing shape as the
+    values) is added with a ``sin(pi s)`` bump: a curved path through the interval. Before the
+    first / after the last key the values hold.
+
+    Args:
+        t: ``(n,)`` sample times.
+        key_times: ``(K,)`` strictly increasing key times.
+        values: ``(K, ...)`` key values.
+        widths: ``(K,)`` transition width into each key (first entry unused), default 1.
+        arcs: ``(K, ...)`` path bump into each key, default none.
+    """
+    kt = np.asarray(key_times, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if kt.size == 1:
+        return np.broadcast_to(v[0], (t.size, *v.shape[1:])).copy()
+    idx = np.clip(np.searchsorted(kt, t, side="right") - 1, 0, kt.size - 2)
+    t0, t1 = kt[idx], kt[idx + 1]
+    u = (t - t0) / (t1 - t0)
+    w = np.ones(kt.size) if widths is None else np.asarray(widths, dtype=np.float64)
+    wk = np.clip(w[idx + 1], 1e-3, 1.0)
+    s = min_jerk((u - 0.5 * (1.0 - wk)) / wk)
+    shape = (-1,) + (1,) * (v.ndim - 1)
+    s_b = s.reshape(shape)
+    out = v[idx] + (v[idx + 1] - v[idx]) * s_b
+    if arcs is not None:
+        a = np.asarray(arcs, dtype=np.float64)
+        out = out + a[idx + 1] * np.sin(np.pi * s_b)
+    return out
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def frame_from(direction: np.ndarray, hint: np.ndarray) -> np.ndarray:
+    """Orthonormal frames ``[d, cross(h, d), h]`` (as columns) from a direction and a hint
+    orthogonalized against it; ``(..., 3), (..., 3) -> (..., 3, 3)``."""
+    d = _unit(direction)
+    h = hint - np.sum(hint * d, axis=-1, keepdims=True) * d
+    h = _unit(h)
+    y = np.cross(h, d)
+    return np.stack([d, y, h], axis=-1)
+
+
+def two_bone_ik(
+    base: np.ndarray,
+    target: np.ndarray,
+    pole: np.ndarray,
+    upper_rest: np.ndarray,
+    lower_rest: np.ndarray,
+    hinge_rest: np.ndarray,
+    reach: float = 0.995,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Analytic two-bone IK (hip-knee-ankle, shoulder-elbow-wrist) in world space.
+
+    The middle joint bends towards ``pole``; both bones rotate so that the rest hinge axis
+    ``hinge_rest`` maps onto the bend-plane normal, hence the middle joint is a pure hinge about
+    its rest axis (no twist is introduced). A target out of reach is pulled in to ``reach`` of
+    the chain length (the caller keeps that from happening for planted feet).
+
+    Args:
+        base: ``(n, 3)`` world position of the first joint.
+        target: ``(n, 3)`` desired world position of the end joint.
+        pole: ``(n, 3)`` direction the middle joint should point to.
+        upper_rest, lower_rest: rest offsets (world rest frame) of the middle and end joints.
+        hinge_rest: rest hinge axis (world rest frame).
+
+    Returns:
+        Global rotations of the upper and lower bone ``(n, 3, 3)`` and the end position reached.
+    """
+    l1 = float(np.linalg.norm(upper_rest))
+    l2 = float(np.linalg.norm(lower_rest))
+    to = target - base
+    dist = np.linalg.norm(to, axis=-1)
+    d = np.clip(dist, abs(l1 - l2) + 1e-4, reach * (l1 + l2))
+    u = _unit(to)
+    w = pole - np.sum(pole * u, axis=-1, keepdims=True) * u
+    fallback = np.linalg.norm(w, axis=-1) < 1e-6
+    if np.any(fallback):  # pole parallel to the chain: any perpendicular works
+        alt = np.cross(u[fallback], np.array([0.0, 0.0, 1.0]))
+        w[fallback] = alt
+    w = _unit(w)
+    cos_a = np.clip((l1 * l1 + d * d - l2 * l2) / (2.0 * l1 * d), -1.0, 1.0)
+    sin_a = np.sqrt(1.0 - cos_a * cos_a)
+    mid = base + l1 * (cos_a[:, None] * u + sin_a[:, None] * w)
+    end = base + d[:, None] * u
+    normal = np.cross(w, u)
+    hinge = np.broadcast_to(np.asarray(hinge_rest, dtype=np.float64), mid.shape)
+    rest1 = frame_from(np.broadcast_to(upper_rest, mid.shape), hinge)
+    rest2 = frame_from(np.broadcast_to(lower_rest, mid.shape), hinge)
+    g1 = frame_from(mid - base, normal) @ np.swapaxes(rest1, -1, -2)
+    g2 = frame_from(end - mid, normal) @ np.swapaxes(rest2, -1, -2)
+    return g1, g2, end

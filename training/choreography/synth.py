@@ -1,0 +1,252 @@
+"""Pose layer: a :class:`~.sequencer.Timeline` -> SMPL-H local rotations + root translation.
+
+Order of solving, per frame (all vectorized over frames):
+
+1. Feet: planted feet stay exactly where they landed (position and heading); a swing follows a
+   minimum-jerk path with a smooth ``16 u^2 (1-u)^2`` lift (zero velocity at lift-off and
+   touch-down) and, for classical genres, a pointed toe.
+2. Root from the feet: the pelvis sits over the support - between the feet, shifted towards the
+   supporting foot during swings (weight shifts start before lift-off) - plus hip sway; its yaw
+   is the mean foot heading; its height is the genre level minus the bounce, softly capped so
+   that both planted legs can reach their ankles (no foot is ever pulled off its spot).
+3. Legs by two-bone IK (hip-knee-ankle, knee over the toes), ankle rotation from the foot
+   heading/pitch: planted feet therefore do not slide.
+4. Spine, neck and head from the torso/head keys (bend, side bend, twist) plus a per-pulse
+   chest accent; collars shrug with raised arms.
+5. Arms by two-bone IK towards wrist targets given in the chest frame, pushed out of an
+   elliptic torso cylinder and a head sphere (no arms through the body), elbows towards the
+   key's pole; wrists and fingers (hand shapes) from the keys.
+
+Key tracks are interpolated with :func:`~.kinematics.interp_keys` (min-jerk, zero velocity on
+every key, i.e. on every pulse), so movement accents coincide with beats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gcdance.metrics.beats import gaussian_smooth as gaussian
+from gcdance.rotation import axis_angle_to_matrix
+from gcdance.skeleton import Skeleton
+
+from .hands import hand_rotations
+from .kinematics import interp_keys, min_jerk, rot_x, rot_y, rot_z, two_bone_ik
+from .sequencer import Timeline
+from .vocab.base import GenreStyle
+
+__all__ = ["PLANT_HEIGHT", "TORSO_ELLIPSE", "synthesize"]
+
+PLANT_HEIGHT = 0.08
+"""Ankle height (m) of a planted foot: puts the toe joints ~2 cm above the floor (y = 0)."""
+TORSO_ELLIPSE = (0.2, 0.16, -0.6, 0.22)
+"""Chest-frame keep-out cylinder for the wrists: x and z radii, y range (m)."""
+_HEAD_CENTER = np.array([0.0, 0.33, 0.02])
+_HEAD_RADIUS = 0.16
+_WEIGHT_SHIFT = 0.6  # fraction of the way from the feet's midpoint to the supporting foot
+_LEG_REACH = 0.97
+
+
+def _swap(m: np.ndarray) -> np.ndarray:
+    return np.swapaxes(m, -1, -2)
+
+
+def _foot_tracks(
+    tl: Timeline, style: GenreStyle, t: np.ndarray
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per foot: ``pos`` (n, 3), ``heading`` (n,), ``pitch`` (n,), ``swing`` (n,) bool."""
+    out = {}
+    for foot in "LR":
+        (x0, z0), h0 = tl.start[foot]
+        pos = np.empty((t.size, 3))
+        pos[:] = (x0, PLANT_HEIGHT, z0)
+        heading = np.full(t.size, h0)
+        pitch = np.zeros(t.size)
+        swing = np.zeros(t.size, dtype=bool)
+        cur = np.array([x0, z0])
+        cur_h = h0
+        for st in (s for s in tl.steps if s.foot == foot):
+            i0 = int(np.searchsorted(t, st.t0, side="left"))
+            i1 = int(np.searchsorted(t, st.t1, side="left"))
+            tgt = np.array(st.pos)
+            if i1 > i0:
+                u = (t[i0:i1] - st.t0) / (st.t1 - st.t0)
+                s = min_jerk(u)[:, None]
+                bump = 16.0 * u * u * (1.0 - u) ** 2
+                pos[i0:i1, [0, 2]] = cur + (tgt - cur) * s
+                pos[i0:i1, 1] = PLANT_HEIGHT + st.lift * bump
+                heading[i0:i1] = cur_h + (st.heading - cur_h) * s[:, 0]
+                pitch[i0:i1] = style.point * min(1.0, st.lift / 0.2) * bump
+                swing[i0:i1] = True
+            pos[i1:] = (tgt[0], PLANT_HEIGHT, tgt[1])
+            heading[i1:] = st.heading
+            pitch[i1:] = 0.0
+            cur, cur_h = tgt, st.heading
+        out[foot] = {"pos": pos, "heading": heading, "pitch": pitch, "swing": swing}
+    return out
+
+
+def _support(tl: Timeline, t: np.ndarray, fps: float) -> np.ndarray:
+    """Weight side per frame: +1 on the left foot, -1 on the right, 0 centred."""
+    target = np.full(t.size, np.nan)
+    pulse = float(np.median(np.diff(tl.pulses)))
+    lead = 0.2 * pulse
+    for st in tl.steps:
+        side = -1.0 if st.foot == "L" else 1.0
+        m = (t >= st.t0 - lead) & (t <= st.t1)
+        target[m] = side
+        if st.weight:  # weight ends on the landed foot
+            m2 = (t > st.t1) & (t <= st.t1 + 0.25 * pulse)
+            target[m2 & np.isnan(target)] = -side * 0.5
+    known = np.flatnonzero(~np.isnan(target))
+    if known.size == 0:
+        return np.zeros(t.size)
+    # Long gaps between steps settle to the centre.
+    gaps = np.flatnonzero(np.diff(known) > 1.5 * pulse * fps)
+    for g in gaps:
+        a, b = known[g], known[g + 1]
+        target[(a + b) // 2] = 0.0
+    known = np.flatnonzero(~np.isnan(target))
+    filled = np.interp(np.arange(t.size), known, target[known])
+    return gaussian(filled, 3.0)
+
+
+def synthesize(
+    tl: Timeline, style: GenreStyle, n_frames: int, fps: float = 30.0,
+    skeleton: Skeleton | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Local rotations ``(n, 52, 3, 3)``, root translation ``(n, 3)`` and per-frame foot
+    support flags ``{"L": (n,) bool, "R": ...}`` (True while the foot is planted)."""
+    skel = skeleton or Skeleton.load("smplh52")
+    off = skel.offsets
+    n = n_frames
+    t = np.arange(n) / fps
+    phase = np.interp(t, tl.pulses, np.arange(tl.pulses.size), left=np.nan, right=np.nan)
+    d0 = tl.pulses[1] - tl.pulses[0]
+    d1 = tl.pulses[-1] - tl.pulses[-2]
+    phase = np.where(t < tl.pulses[0], (t - tl.pulses[0]) / d0, phase)
+    phase = np.where(t > tl.pulses[-1], tl.pulses.size - 1 + (t - tl.pulses[-1]) / d1, phase)
+
+    def track(values: np.ndarray, arcs: np.ndarray | None = None) -> np.ndarray:
+        return interp_keys(t, tl.key_times, values, tl.widths, arcs)
+
+    feet = _foot_tracks(tl, style, t)
+    lf, rf = feet["L"], feet["R"]
+
+    # ---- root: over the support, heading = mean foot heading.
+    s = _support(tl, t, fps)
+    mid = 0.5 * (lf["pos"] + rf["pos"])
+    half = 0.5 * (lf["pos"] - rf["pos"])
+    yaw = 0.5 * (lf["heading"] + rf["heading"])
+    hips = track(tl.hips)
+    lateral = np.stack([np.cos(yaw), np.zeros(n), -np.sin(yaw)], axis=-1)  # body +X in world
+    sway = hips[:, 0] + style.sway * np.cos(np.pi * phase)
+    pelvis = mid + _WEIGHT_SHIFT * s[:, None] * half + sway[:, None] * lateral
+
+    torso = track(tl.torso)
+    beat_dip = 0.5 * (1.0 + np.cos(2.0 * np.pi * phase))  # 1 on every pulse
+    if not style.bounce_down:
+        beat_dip = 1.0 - beat_dip
+    torso[:, 0] += style.chest_pulse * beat_dip
+    pelvis_pitch = 0.3 * torso[:, 0] + hips[:, 1]
+    r0 = rot_y(yaw) @ rot_x(pelvis_pitch)
+
+    l_leg = float(np.linalg.norm(off[4]) + np.linalg.norm(off[7]))
+    r_leg = float(np.linalg.norm(off[5]) + np.linalg.norm(off[8]))
+    hip_drop = -0.5 * (off[1, 1] + off[2, 1])
+    stand = PLANT_HEIGHT + 0.985 * 0.5 * (l_leg + r_leg) + hip_drop
+    height = stand - style.level - track(tl.level) - style.bounce * beat_dip
+    # Cap the pelvis so planted legs reach their ankles (hip positions from the rotated offsets).
+    cap = np.full(n, np.inf)
+    for foot, hip_j, length in (("L", 1, l_leg), ("R", 2, r_leg)):
+        hip_off = np.einsum("nij,j->ni", r0, off[hip_j])
+        dh = np.linalg.norm(pelvis[:, [0, 2]] + hip_off[:, [0, 2]] - feet[foot]["pos"][:, [0, 2]],
+                            axis=-1)
+        reach = _LEG_REACH * length
+        hy = np.sqrt(np.maximum(reach * reach - dh * dh, 0.05))
+        c = feet[foot]["pos"][:, 1] + hy - hip_off[:, 1]
+        cap = np.minimum(cap, np.where(feet[foot]["swing"], np.inf, c))
+    soft = 0.015
+    excess = height - cap
+    height = height - soft * np.logaddexp(0.0, excess / soft) * (np.isfinite(cap))
+    height = np.where(np.isfinite(height), height, stand)
+    pelvis[:, 1] = height
+
+    rot = np.broadcast_to(np.eye(3), (n, skel.num_joints, 3, 3)).copy()
+    rot[:, 0] = r0
+
+    # ---- legs.
+    for foot, (hip_j, knee_j, ankle_j) in (("L", (1, 4, 7)), ("R", (2, 5, 8))):
+        f = feet[foot]
+        hip = pelvis + np.einsum("nij,j->ni", r0, off[hip_j])
+        fwd = np.stack([np.sin(f["heading"]), np.zeros(n), np.cos(f["heading"])], axis=-1)
+        g_up, g_lo, _ = two_bone_ik(hip, f["pos"], fwd, off[knee_j], off[ankle_j],
+                                    np.array([1.0, 0.0, 0.0]), reach=0.999)
+        g_ankle = rot_y(f["heading"]) @ rot_x(f["pitch"])
+        rot[:, hip_j] = _swap(r0) @ g_up
+        rot[:, knee_j] = _swap(g_up) @ g_lo
+        rot[:, ankle_j] = _swap(g_lo) @ g_ankle
+
+    # ---- spine / neck / head.
+    rest_bend = 0.7 * torso[:, 0]
+    spine = [rot_y(torso[:, 2] / 3) @ rot_x(rest_bend / 3) @ rot_z(-torso[:, 1] / 3)] * 3
+    for j, r in zip((3, 6, 9), spine, strict=True):
+        rot[:, j] = r
+    head = track(tl.head)
+    neck = rot_y(head[:, 2] / 2) @ rot_x(head[:, 0] / 2) @ rot_z(-head[:, 1] / 2)
+    rot[:, 12] = neck
+    rot[:, 15] = neck
+    g = {0: r0}
+    p = {0: pelvis}
+    for j, parent in ((3, 0), (6, 3), (9, 6)):
+        g[j] = g[parent] @ rot[:, j]
+        p[j] = p[parent] + np.einsum("nij,j->ni", g[parent], off[j])
+
+    # ---- arms.
+    targets = track(tl.arm_target, tl.arm_arc)  # (n, 2, 3)
+    poles = track(tl.arm_pole)
+    wrists = track(tl.wrist)
+    rest = skel.rest_joints
+    for k, (side, collar, shoulder, elbow, wrist, sign) in enumerate(
+        (("L", 13, 16, 18, 20, 1.0), ("R", 14, 17, 19, 21, -1.0))
+    ):
+        tgt = targets[:, k]
+        shrug = 0.3 * np.clip((tgt[:, 1] + 0.05) / 0.45, 0.0, 1.0)
+        rot[:, collar] = rot_z(sign * shrug)
+        g_collar = g[9] @ rot[:, collar]
+        p_collar = p[9] + np.einsum("nij,j->ni", g[9], off[collar])
+        p_sh = p_collar + np.einsum("nij,j->ni", g_collar, off[shoulder])
+        chest_pt = _keep_out(tgt + (rest[shoulder] - rest[9]))
+        local_tgt = chest_pt - (rest[shoulder] - rest[9])
+        world_tgt = p_sh + np.einsum("nij,nj->ni", g[9], local_tgt)
+        pole = np.einsum("nij,nj->ni", g[9], poles[:, k])
+        hinge = np.array([0.0, -sign, 0.0])
+        g_up, g_lo, _ = two_bone_ik(p_sh, world_tgt, pole, off[elbow], off[wrist], hinge)
+        rot[:, shoulder] = _swap(g_collar) @ g_up
+        rot[:, elbow] = _swap(g_up) @ g_lo
+        rot[:, wrist] = axis_angle_to_matrix(wrists[:, k])
+        hw = np.clip(track(tl.hand_weights[:, k]), 0.0, None)
+        hw /= hw.sum(axis=1, keepdims=True)
+        fingers, sl = hand_rotations(hw, side)
+        rot[:, sl] = fingers
+
+    trans = pelvis - off[0]
+    planted = {f: ~feet[f]["swing"] for f in "LR"}
+    return rot, trans, planted
+
+
+def _keep_out(pt: np.ndarray) -> np.ndarray:
+    """Push chest-frame wrist points out of the torso cylinder and the head sphere."""
+    rx, rz, y0, y1 = TORSO_ELLIPSE
+    out = pt.copy()
+    e = np.sqrt((out[:, 0] / rx) ** 2 + (out[:, 2] / rz) ** 2)
+    inside = (e < 1.0) & (out[:, 1] > y0) & (out[:, 1] < y1)
+    scale = np.where(inside, 1.0 / np.maximum(e, 1e-3), 1.0)
+    # Points right on the axis go forward.
+    on_axis = inside & (e < 1e-3)
+    out[:, 0] *= scale
+    out[:, 2] = np.where(on_axis, rz, out[:, 2] * scale)
+    d = out - _HEAD_CENTER
+    r = np.linalg.norm(d, axis=1)
+    in_head = r < _HEAD_RADIUS
+    out[in_head] = _HEAD_CENTER + d[in_head] / np.maximum(r[in_head, None], 1e-3) * _HEAD_RADIUS
+    return out
