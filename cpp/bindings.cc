@@ -284,6 +284,10 @@ PYBIND11_MODULE(_engine, m) {
       .def_readwrite("input_text", &gcdance::ModelConfig::input_text)
       .def_readwrite("input_cond", &gcdance::ModelConfig::input_cond)
       .def_readwrite("output_x0", &gcdance::ModelConfig::output_x0)
+      .def_readwrite("condition_path", &gcdance::ModelConfig::condition_path)
+      .def_readwrite("cache_dim", &gcdance::ModelConfig::cache_dim)
+      .def_readwrite("input_cache", &gcdance::ModelConfig::input_cache)
+      .def_readwrite("output_cache", &gcdance::ModelConfig::output_cache)
       .def_readwrite("anchor_dims", &gcdance::ModelConfig::anchor_dims)
       .def_readwrite("anchor_zero", &gcdance::ModelConfig::anchor_zero)
       .def_readwrite("norm_center", &gcdance::ModelConfig::norm_center)
@@ -310,6 +314,8 @@ PYBIND11_MODULE(_engine, m) {
            py::arg("device_id") = 0,
            py::arg("provider_options") = std::map<std::string, std::string>{})
       .def_property_readonly("provider", [](const gcdance::Model& m) { return m.ort()->provider(); })
+      .def_property_readonly("split", &gcdance::Model::split,
+                             "True when a condition graph computes the step-invariant cache")
       .def_property_readonly("config", &gcdance::Model::config);
 
   py::class_<gcdance::Generator>(

@@ -103,35 +103,72 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
     }
   }
   ort_ = std::make_shared<OrtModel>(onnx_path, session);
+  const bool split = !c.condition_path.empty();
+  if (split) {
+    if (c.cache_dim < 1) throw InputError("split graphs need a positive cache_dim");
+    condition_ = std::make_shared<OrtModel>(c.condition_path, session);
+  }
   ix = ort_->input_index(c.input_x);
   it = ort_->input_index(c.input_t);
-  imusic = ort_->input_index(c.input_music);
   itext = ort_->input_index(c.input_text);
   icond = ort_->input_index(c.input_cond);
   ox0 = ort_->output_index(c.output_x0);
-  if (ort_->inputs().size() != 5) {
-    throw Error("the denoiser '" + onnx_path + "' has " + Num(int64_t(ort_->inputs().size())) +
-                " inputs; the engine feeds exactly x_t, t, music, text_emb and cond_mask");
-  }
   const auto& in = ort_->inputs();
+  const std::string what = split ? "step graph" : "denoiser";
+  if (in.size() != 5) {
+    throw Error("the " + what + " '" + onnx_path + "' has " + Num(int64_t(in.size())) +
+                " inputs; the engine feeds exactly x_t, t, text_emb, cond_mask and " +
+                (split ? "cond_cache" : "music"));
+  }
   CheckInput(in[ix], 3, c.dim, "noisy motion");
   CheckInput(in[it], 1, 0, "timestep");
-  CheckInput(in[imusic], 3, c.music_dim, "music features");
   CheckInput(in[itext], 2, c.text_dim, "text embedding");
   CheckInput(in[icond], 1, 0, "condition mask");
-  for (size_t i : {ix, imusic, itext}) {
+  std::vector<size_t> floats = {ix, itext};
+  if (split) {
+    icache = ort_->input_index(c.input_cache);
+    CheckInput(in[icache], 3, c.cache_dim, "condition cache");
+    floats.push_back(icache);
+    const auto& cin = condition_->inputs();
+    if (cin.size() != 3) {
+      throw Error("the condition graph '" + c.condition_path + "' has " +
+                  Num(int64_t(cin.size())) + " inputs; expected music, text_emb, cond_mask");
+    }
+    c_music = condition_->input_index(c.input_music);
+    c_text = condition_->input_index(c.input_text);
+    c_cond = condition_->input_index(c.input_cond);
+    c_out = condition_->output_index(c.output_cache);
+    CheckInput(cin[c_music], 3, c.music_dim, "music features");
+    CheckInput(cin[c_text], 2, c.text_dim, "text embedding");
+    CheckInput(cin[c_cond], 1, 0, "condition mask");
+    for (size_t i : {c_music, c_text}) {
+      if (cin[i].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+        throw Error("condition graph input '" + cin[i].name + "' must be float32");
+      }
+    }
+    if (condition_->outputs()[c_out].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+      throw Error("condition graph output '" + c.output_cache + "' must be float32");
+    }
+  } else {
+    imusic = ort_->input_index(c.input_music);
+    CheckInput(in[imusic], 3, c.music_dim, "music features");
+    floats.push_back(imusic);
+  }
+  for (size_t i : floats) {
     if (in[i].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-      throw Error("denoiser input '" + in[i].name + "' must be float32, it is " +
+      throw Error(what + " input '" + in[i].name + "' must be float32, it is " +
                   TypeName(in[i].type));
     }
   }
   if (ort_->outputs()[ox0].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-    throw Error("denoiser output '" + c.output_x0 + "' must be float32");
+    throw Error(what + " output '" + c.output_x0 + "' must be float32");
   }
 }
 
 Generator::Generator(std::shared_ptr<Model> model)
-    : model_(std::move(model)), binding_(model_->ort()) {}
+    : model_(std::move(model)), binding_(model_->ort()) {
+  if (model_->split()) condition_ = std::make_unique<Binding>(model_->condition());
+}
 
 WindowPlan Generator::Plan(int64_t frames) const {
   const ModelConfig& c = model_->config();
@@ -145,9 +182,20 @@ void Generator::Reserve(int64_t num_windows) {
   std::vector<std::vector<int64_t>> shapes(model_->ort()->inputs().size());
   shapes[model_->ix] = {B, L, c.dim};
   shapes[model_->it] = {B};
-  shapes[model_->imusic] = {B, L, c.music_dim};
   shapes[model_->itext] = {B, c.text_dim};
   shapes[model_->icond] = {B};
+  if (model_->split()) {
+    shapes[model_->icache] = {B, L, c.cache_dim};
+    std::vector<std::vector<int64_t>> cshapes(model_->condition()->inputs().size());
+    cshapes[model_->c_music] = {B, L, c.music_dim};
+    cshapes[model_->c_text] = {B, c.text_dim};
+    cshapes[model_->c_cond] = {B};
+    condition_->Prepare(cshapes);
+    HostTensor& ccond = condition_->input(model_->c_cond);
+    for (int64_t b = 0; b < B; ++b) SetScalar(ccond, size_t(b), b < W ? 1.0 : 0.0);
+  } else {
+    shapes[model_->imusic] = {B, L, c.music_dim};
+  }
   binding_.Prepare(shapes);
   HostTensor& cond = binding_.input(model_->icond);
   for (int64_t b = 0; b < B; ++b) SetScalar(cond, size_t(b), b < W ? 1.0 : 0.0);
@@ -283,7 +331,9 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
   const size_t n = size_t(W * L * D);
 
   // Music (reflect-padded) and text, identical in both halves of the batch.
-  float* music = static_cast<float*>(binding_.input(model_->imusic).data());
+  Binding& music_binding = model_->split() ? *condition_ : binding_;
+  float* music = static_cast<float*>(
+      music_binding.input(model_->split() ? model_->c_music : model_->imusic).data());
   const size_t md = size_t(c.music_dim);
   for (int64_t w = 0; w < W; ++w) {
     for (int64_t f = 0; f < L; ++f) {
@@ -295,6 +345,19 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
   float* text = static_cast<float*>(binding_.input(model_->itext).data());
   for (int64_t b = 0; b < 2 * W; ++b) {
     std::memcpy(text + size_t(b * c.text_dim), req.text, size_t(c.text_dim) * sizeof(float));
+  }
+  if (model_->split()) {
+    // The step-invariant cache, once per generation: condition(music, text, cond_mask).
+    std::memcpy(condition_->input(model_->c_text).data(), text,
+                size_t(2 * W * c.text_dim) * sizeof(float));
+    condition_->Run();
+    const HostTensor& cache = condition_->output(model_->c_out);
+    HostTensor& cache_in = binding_.input(model_->icache);
+    if (cache.bytes() != cache_in.bytes()) {
+      throw Error("the condition graph returned " + ShapeString(cache.shape()) +
+                  ", the step graph takes " + ShapeString(cache_in.shape()));
+    }
+    std::memcpy(cache_in.data(), cache.data(), cache.bytes());
   }
   // Known motion and mask, zero-padded ("unknown") past the end.
   if (masked) {

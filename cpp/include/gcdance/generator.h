@@ -25,6 +25,12 @@ struct ModelConfig {
   // Denoiser I/O names: forward(x_t, t, music, text_emb, cond_mask) -> x0.
   std::string input_x = "x_t", input_t = "t", input_music = "music", input_text = "text_emb",
               input_cond = "cond_mask", output_x0 = "x0";
+  // Split graphs (optional): `condition_path` computes the step-invariant per-frame cache once
+  // per generation, condition(music, text_emb, cond_mask) -> cond_cache (B, N, cache_dim); the
+  // main graph is then the step graph step(x_t, t, text_emb, cond_mask, cond_cache) -> x0.
+  std::string condition_path;
+  int64_t cache_dim = 0;
+  std::string input_cache = "cond_cache", output_cache = "cond_cache";
   // Root anchoring: dims the training windows made relative to their first frame and the
   // normalized value of a raw 0 on them (empty: off).
   std::vector<int64_t> anchor_dims;
@@ -40,12 +46,16 @@ class Model {
   Model(const std::string& onnx_path, ModelConfig config, const SessionConfig& session);
   const ModelConfig& config() const { return config_; }
   const std::shared_ptr<OrtModel>& ort() const { return ort_; }
-  // Input positions of x_t, t, music, text_emb, cond_mask and the output position of x0.
-  size_t ix = 0, it = 0, imusic = 0, itext = 0, icond = 0, ox0 = 0;
+  const std::shared_ptr<OrtModel>& condition() const { return condition_; }  // null: one graph
+  bool split() const { return condition_ != nullptr; }
+  // Input positions in the main graph: x_t, t, text_emb, cond_mask, and music (one graph) or
+  // cond_cache (split); output x0. In the condition graph: music, text_emb, cond_mask -> cache.
+  size_t ix = 0, it = 0, imusic = 0, itext = 0, icond = 0, icache = 0, ox0 = 0;
+  size_t c_music = 0, c_text = 0, c_cond = 0, c_out = 0;
 
  private:
   ModelConfig config_;
-  std::shared_ptr<OrtModel> ort_;
+  std::shared_ptr<OrtModel> ort_, condition_;
 };
 
 // Columns of the schedule table (gcdance.schedule.TABLE_KEYS), one row per step.
@@ -99,7 +109,9 @@ class Generator {
                 std::vector<float>* motion);
   WindowPlan Plan(int64_t frames) const;
   // Buffer allocations so far (engine vectors and ORT bindings).
-  size_t allocations() const { return allocations_ + binding_.allocations(); }
+  size_t allocations() const {
+    return allocations_ + binding_.allocations() + (condition_ ? condition_->allocations() : 0);
+  }
 
  private:
   void Reserve(int64_t num_windows);
@@ -108,6 +120,7 @@ class Generator {
 
   std::shared_ptr<Model> model_;
   Binding binding_;
+  std::unique_ptr<Binding> condition_;  // split graphs only
   int64_t num_windows_ = -1;
   size_t allocations_ = 0;
   // (W, L, D) state, guided x0, known motion and mask; (W, K) anchors; per-step noise.
