@@ -38,17 +38,17 @@ from gcdance.errors import InputError
 from gcdance.genres import FINEDANCE_GENRES
 from gcdance.rotation import matrix_to_rotation_6d
 
-from .music import Track, TrackAudio, discover_tracks, load_track, split_tracks
+from .music import Track, TrackAudio, discover_tracks, load_track, split_tracks, user_track
 from .sequencer import pulse_grid, sequence
 from .synth import synthesize
 from .vocab import style_for
 from .vocab.base import GenreStyle
 
-__all__ = ["CorpusFile", "dance_for_music", "generate_corpus", "plan_files"]
+__all__ = ["CorpusFile", "dance_for_music", "generate_corpus", "plan_files", "select_tracks"]
 
 GENERATOR_VERSION = 1
 TEST_FRACTION = 0.2
-MIN_FILE_SECONDS = 8.0
+MIN_SECONDS_PER_GENRE = 10.0
 _FADE_SECONDS = 0.01
 
 
@@ -65,10 +65,11 @@ class CorpusFile:
 
 def plan_files(genres: list[str], seconds_per_genre: float) -> list[CorpusFile]:
     """Assign FineDance file names, splits and durations (see the module docstring)."""
-    if seconds_per_genre < MIN_FILE_SECONDS / TEST_FRACTION / 2:
+    if not seconds_per_genre >= MIN_SECONDS_PER_GENRE:
         raise InputError(
-            f"seconds_per_genre must be >= {MIN_FILE_SECONDS / TEST_FRACTION / 2:g} (each "
-            f"genre needs a training and a held-out file of >= {MIN_FILE_SECONDS / 2:g} s)"
+            f"seconds_per_genre must be >= {MIN_SECONDS_PER_GENRE:g} (each genre gets a "
+            f"training file and a held-out file of {TEST_FRACTION:.0%} of it), got "
+            f"{seconds_per_genre}"
         )
     train_names = list(finedance_split("train"))
     test_names = list(FINEDANCE_TEST)
@@ -153,17 +154,36 @@ def dance_for_music(
     return raw, info
 
 
-def _select_tracks(tracks: list[Track], patterns: list[str] | None) -> list[Track]:
+_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
+
+
+def _is_file_spec(spec: str) -> bool:
+    """A path (``PATH`` / ``PATH@BPM``) rather than a catalogue id pattern."""
+    path = spec.rsplit("@", 1)[0] if "@" in Path(spec).name else spec
+    return Path(path).is_file() or Path(path).suffix.lower() in _AUDIO_SUFFIXES
+
+
+def select_tracks(patterns: list[str] | None) -> list[Track]:
+    """Catalogue tracks matching ``patterns`` (ids or shell patterns; all when None), plus
+    user audio files given as ``PATH`` or ``PATH@BPM``."""
     if not patterns:
-        return tracks
-    chosen = [t for t in tracks if any(fnmatch.fnmatch(t.id, p) or t.id.endswith(p)
-                                       for p in patterns)]
-    if not chosen:
-        raise InputError(
-            f"--tracks {patterns} matches none of {len(tracks)} tracks (ids look like "
-            f"{tracks[0].id!r}; shell-style patterns are accepted)"
-        )
-    return chosen
+        return discover_tracks()
+    files = [user_track(p) for p in patterns if _is_file_spec(p)]
+    rest = [p for p in patterns if not _is_file_spec(p)]
+    chosen: list[Track] = []
+    if rest:
+        catalogue = discover_tracks()
+        chosen = [t for t in catalogue
+                  if any(fnmatch.fnmatch(t.id, p) or t.id.endswith(p) for p in rest)]
+        if not chosen:
+            raise InputError(
+                f"--tracks {rest} matches none of {len(catalogue)} tracks (ids look like "
+                f"{catalogue[0].id!r}; shell-style patterns and audio file paths are accepted)"
+            )
+    ids = [t.id for t in files + chosen]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"two tracks share an id (file stems must differ): {sorted(ids)}")
+    return sorted(files + chosen, key=lambda t: t.id)
 
 
 def _write_wav(path: Path, audio: np.ndarray, sr: int) -> None:
@@ -173,9 +193,9 @@ def _write_wav(path: Path, audio: np.ndarray, sr: int) -> None:
         sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
 
 
-def _write_json(path: Path, data: object) -> None:
+def _write_json(path: Path, data: object, indent: int | None = 1) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
 
 
 def generate_corpus(
@@ -197,7 +217,7 @@ def generate_corpus(
                          "(--overwrite) or choose another folder")
     genre_list = list(genres) if genres else list(FINEDANCE_GENRES)
     styles = [style_for(g) for g in genre_list]
-    all_tracks = _select_tracks(discover_tracks(), tracks)
+    all_tracks = select_tracks(tracks)
     log(f"decoding {len(all_tracks)} tracks and tracking beats ...")
     audio = [load_track(t, sample_rate) for t in all_tracks]
     split = split_tracks([a.track for a in audio], {a.track.id: a.track.tempo for a in audio})
@@ -229,7 +249,7 @@ def generate_corpus(
             "beats": [round(float(b), 4) for b in beats if b < n / FINEDANCE_FPS],
             "segments": segments,
         }
-        _write_json(root / "label_json" / f"{cf.name}.json", label)
+        _write_json(root / "label_json" / f"{cf.name}.json", label, indent=None)
         files_meta.append({
             "name": cf.name, "genre": style.name, "style1": style.family, "split": cf.split,
             "frames": n, "seconds": round(n / FINEDANCE_FPS, 3), "segments": segments,

@@ -68,6 +68,10 @@ def interp_keys(
     values: np.ndarray,
     widths: np.ndarray | None = None,
     arcs: np.ndarray | None = None,
+    *,
+    min_dur: float = 0.0,
+    sub: int = 1,
+    sub_blend: float = 0.85,
 ) -> np.ndarray:
     """Piecewise minimum-jerk interpolation of key values at frame times ``t``.
 
@@ -75,7 +79,10 @@ def interp_keys(
     of the interval (1 = smooth quintic over the whole interval, small = a sharp hit with holds
     either side), so velocity is zero at every key. ``arcs[k+1]`` (same trailing shape as the
     values) is added with a ``sin(pi s)`` bump: a curved path through the interval. Before the
-    first / after the last key the values hold.
+    first / after the last key the values hold. A transition never takes less than
+    ``min_dur`` seconds. With ``sub > 1`` (keys ``sub`` beats apart) the ease is blended
+    (``sub_blend``) with a staircase of ``sub`` min-jerk steps, so the movement slows to a
+    local speed minimum on every beat in between: an accent per beat without extra keys.
 
     Args:
         t: ``(n,)`` sample times.
@@ -92,8 +99,13 @@ def interp_keys(
     t0, t1 = kt[idx], kt[idx + 1]
     u = (t - t0) / (t1 - t0)
     w = np.ones(kt.size) if widths is None else np.asarray(widths, dtype=np.float64)
-    wk = np.clip(w[idx + 1], 1e-3, 1.0)
-    s = min_jerk((u - 0.5 * (1.0 - wk)) / wk)
+    wk = np.clip(np.maximum(w[idx + 1], min_dur / (t1 - t0)), 1e-3, 1.0)
+    v_u = np.clip((u - 0.5 * (1.0 - wk)) / wk, 0.0, 1.0)
+    s = min_jerk(v_u)
+    if sub > 1:
+        k = np.minimum(np.floor(v_u * sub), sub - 1)
+        stair = (k + min_jerk(v_u * sub - k)) / sub
+        s = (1.0 - sub_blend) * s + sub_blend * stair
     shape = (-1,) + (1,) * (v.ndim - 1)
     s_b = s.reshape(shape)
     out = v[idx] + (v[idx + 1] - v[idx]) * s_b
@@ -126,43 +138,50 @@ def two_bone_ik(
     hinge_rest: np.ndarray,
     reach: float = 0.995,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Analytic two-bone IK (hip-knee-ankle, shoulder-elbow-wrist) in world space.
+    """Analytic two-bone IK (hip-knee-ankle, shoulder-elbow-wrist) with a true hinge.
 
-    The middle joint bends towards ``pole``; both bones rotate so that the rest hinge axis
-    ``hinge_rest`` maps onto the bend-plane normal, hence the middle joint is a pure hinge about
-    its rest axis (no twist is introduced). A target out of reach is pulled in to ``reach`` of
-    the chain length (the caller keeps that from happening for planted feet).
+    The middle joint rotates only about its rest ``hinge_rest`` axis, by the angle that makes
+    the base-to-end distance right (positive = flexion); the upper bone then rotates the whole
+    chain onto the target, twisted so that the hinge axis is normal to the plane of the chain
+    and ``pole`` (the middle joint bends towards the pole). Targets out of reach are pulled in
+    to ``reach`` of the straightest chain.
 
     Args:
         base: ``(n, 3)`` world position of the first joint.
         target: ``(n, 3)`` desired world position of the end joint.
         pole: ``(n, 3)`` direction the middle joint should point to.
-        upper_rest, lower_rest: rest offsets (world rest frame) of the middle and end joints.
-        hinge_rest: rest hinge axis (world rest frame).
+        upper_rest, lower_rest: rest offsets of the middle and end joints (parent frame).
+        hinge_rest: the middle joint's hinge axis (its local frame).
 
     Returns:
         Global rotations of the upper and lower bone ``(n, 3, 3)`` and the end position reached.
     """
-    l1 = float(np.linalg.norm(upper_rest))
-    l2 = float(np.linalg.norm(lower_rest))
+    a = np.asarray(upper_rest, dtype=np.float64)
+    b = np.asarray(lower_rest, dtype=np.float64)
+    h = _unit(np.asarray(hinge_rest, dtype=np.float64))
+    ah, bh = float(a @ h), float(b @ h)
+    p_cos = float(a @ b) - ah * bh
+    q_sin = float(a @ np.cross(h, b))
+    r = float(np.hypot(p_cos, q_sin))
+    phi = float(np.arctan2(q_sin, p_cos))
+    base_sq = float(a @ a + b @ b) + 2.0 * ah * bh
+    d_max = np.sqrt(base_sq + 2.0 * r)
+    d_min = np.sqrt(max(base_sq - 2.0 * r, 0.0))
     to = target - base
-    dist = np.linalg.norm(to, axis=-1)
-    d = np.clip(dist, abs(l1 - l2) + 1e-4, reach * (l1 + l2))
+    dist = np.clip(np.linalg.norm(to, axis=-1), d_min + 1e-4, reach * d_max)
+    theta = phi + np.arccos(np.clip((0.5 * dist * dist - 0.5 * base_sq) / r, -1.0, 1.0))
+    c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
+    hx = np.array([[0.0, -h[2], h[1]], [h[2], 0.0, -h[0]], [-h[1], h[0], 0.0]])
+    knee = np.eye(3) + s * hx + (1.0 - c) * (hx @ hx)  # Rodrigues about h
+    chain = a + knee @ b  # (n, 3) base-to-end in the upper bone's rest frame
     u = _unit(to)
     w = pole - np.sum(pole * u, axis=-1, keepdims=True) * u
     fallback = np.linalg.norm(w, axis=-1) < 1e-6
     if np.any(fallback):  # pole parallel to the chain: any perpendicular works
-        alt = np.cross(u[fallback], np.array([0.0, 0.0, 1.0]))
-        w[fallback] = alt
-    w = _unit(w)
-    cos_a = np.clip((l1 * l1 + d * d - l2 * l2) / (2.0 * l1 * d), -1.0, 1.0)
-    sin_a = np.sqrt(1.0 - cos_a * cos_a)
-    mid = base + l1 * (cos_a[:, None] * u + sin_a[:, None] * w)
-    end = base + d[:, None] * u
+        w[fallback] = np.cross(u[fallback], np.array([0.0, 0.0, 1.0]))
     normal = np.cross(w, u)
-    hinge = np.broadcast_to(np.asarray(hinge_rest, dtype=np.float64), mid.shape)
-    rest1 = frame_from(np.broadcast_to(upper_rest, mid.shape), hinge)
-    rest2 = frame_from(np.broadcast_to(lower_rest, mid.shape), hinge)
-    g1 = frame_from(mid - base, normal) @ np.swapaxes(rest1, -1, -2)
-    g2 = frame_from(end - mid, normal) @ np.swapaxes(rest2, -1, -2)
+    g1 = frame_from(u, normal) @ np.swapaxes(frame_from(chain, np.broadcast_to(h, chain.shape)),
+                                             -1, -2)
+    g2 = g1 @ knee
+    end = base + np.einsum("nij,nj->ni", g1, chain)
     return g1, g2, end

@@ -39,6 +39,7 @@ __all__ = [
     "discover_tracks",
     "load_track",
     "split_tracks",
+    "user_track",
 ]
 
 SONIC_PI_DIR = Path("/usr/share/sonic-pi/samples")
@@ -153,6 +154,26 @@ def discover_tracks() -> list[Track]:
     return sorted(tracks, key=lambda t: t.id)
 
 
+def user_track(spec: str) -> Track:
+    """A track from a user's audio file: ``PATH`` or ``PATH@BPM`` (tempo estimated by librosa
+    when not given)."""
+    path, _, bpm = spec.partition("@") if "@" in Path(spec).name else (spec, "", "")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"music file {p} does not exist")
+    try:
+        tempo = float(bpm) if bpm else 0.0
+    except ValueError:
+        raise InputError(f"bad tempo in {spec!r}; write PATH@BPM, e.g. song.wav@120") from None
+    if bpm and not 30.0 <= tempo <= 300.0:
+        raise InputError(f"tempo {tempo} bpm in {spec!r} is outside 30..300")
+    return Track(
+        id=f"file/{p.stem}", path=str(p), source="user-supplied file", licence="user-supplied",
+        url=str(p.resolve()), tempo=tempo,
+        tempo_source="given" if bpm else "librosa estimate",
+    )
+
+
 def split_tracks(tracks: list[Track], tempos: dict[str, float]) -> dict[str, str]:
     """Track id -> "train" / "test" (see the module docstring)."""
     order = sorted(tracks, key=lambda t: (round(tempos[t.id], 3), t.id))
@@ -206,7 +227,12 @@ def load_track(track: Track, sr: int) -> TrackAudio:
     else:
         y15 = load_audio(track.path, sr=SAMPLE_RATE, min_duration=0.5)
     if track.tempo <= 0:
-        raise InputError(f"track {track.id} has no tempo")
+        import librosa
+
+        est = float(np.atleast_1d(librosa.feature.tempo(y=y15, sr=SAMPLE_RATE))[0])
+        if not est > 0:
+            raise AudioError(f"no tempo could be estimated for {track.path}; give PATH@BPM")
+        track = Track(**{**asdict(track), "tempo": round(est, 3)})
     beats, grid = _beats(y15, track.tempo, y.size / sr)
     return TrackAudio(track, y.astype(np.float32), sr, beats, grid)
 

@@ -1,7 +1,9 @@
 """Sequencer: music beats -> pulse grid -> a timeline of phrases (key poses + footsteps).
 
-The pulse is the beat times a factor in {1/2, 1, 2} (half beats, beats or every other beat),
-whichever rate is nearest (in log tempo) to the genre's preferred ``pulse_bpm``. Phrases from
+The pulse is every beat or every other beat, whichever rate is nearest (in log tempo) to the
+genre's preferred ``pulse_bpm`` (half-beat pulses are not used: BAS smooths speed over 5 frames,
+so accents faster than ~2.5 per second vanish from it; fast genres put extra hits on half
+pulses inside their phrases instead). Phrases from
 the genre vocabulary are drawn at random (seeded), mirrored at random, slightly varied in
 amplitude, and laid end to end on the pulse grid: key poses land on pulses, footsteps swing
 between them. A stance frame (origin, heading) tracks travel and turns; travel that would leave
@@ -25,6 +27,14 @@ __all__ = ["FootStep", "Timeline", "pulse_grid", "sequence"]
 
 STAGE_RADIUS = 1.3
 """Metres from the start the dancer's stance may travel to."""
+MIN_DOUBLE_SUPPORT = 0.08
+TRANSFER_S_PER_M = 0.35
+"""Both feet stay down between one foot's landing and the other's lift-off for
+``MIN_DOUBLE_SUPPORT + TRANSFER_S_PER_M * distance between the feet`` seconds (weight transfer)."""
+MAX_STRIDE = 0.65
+"""Metres; a landing further from the other foot is pulled in."""
+MIN_SWING = 0.15
+"""Shortest swing (s); a step squeezed below it is dropped."""
 _SHAPE_INDEX = {n: i for i, n in enumerate(SHAPE_NAMES)}
 
 
@@ -47,6 +57,7 @@ class Timeline:
     """Numeric key tracks and footsteps for one dance (times in seconds)."""
 
     pulses: np.ndarray  # (P,) pulse times
+    beats_per_pulse: int  # 2 when pulses are every other beat, else 1
     key_times: np.ndarray  # (K,)
     widths: np.ndarray  # (K,)
     arm_target: np.ndarray  # (K, 2, 3) chest frame, relative to each shoulder (right mirrored)
@@ -69,14 +80,11 @@ def pulse_grid(beats: np.ndarray, style: GenreStyle) -> tuple[np.ndarray, float]
     if b.ndim != 1 or b.size < 2 or np.any(np.diff(b) <= 0):
         raise InputError("beat times must be a strictly increasing 1-D array of >= 2 values")
     bpm = 60.0 / float(np.median(np.diff(b)))
-    factors = (0.5, 1.0, 2.0)
+    factors = (1.0, 2.0)
     factor = min(factors, key=lambda f: abs(np.log(bpm / f / style.pulse_bpm)))
-    if factor == 1.0:
-        return b, factor
-    if factor == 2.0:
-        return b[::2], factor
-    mids = 0.5 * (b[1:] + b[:-1])
-    return np.sort(np.concatenate([b, mids])), factor
+    if factor == 1.0 or b.size < 4:
+        return b, 1.0
+    return b[::2], factor
 
 
 def _pulse_time(pulses: np.ndarray, x: float) -> float:
@@ -122,7 +130,7 @@ def sequence(
     beats: np.ndarray, duration: float, style: GenreStyle, rng: np.random.Generator
 ) -> Timeline:
     """Lay the genre's phrases over the beats (seconds) of ``duration`` seconds of music."""
-    pulses, _ = pulse_grid(beats, style)
+    pulses, factor = pulse_grid(beats, style)
     phrases = style.phrases
     probs = np.array([p.weight for p in phrases], dtype=np.float64)
     probs /= probs.sum()
@@ -135,6 +143,7 @@ def sequence(
     start = {f: ((float(foot_pos[f][0]), float(foot_pos[f][1])), heading) for f in "LR"}
     busy = {"L": -np.inf, "R": -np.inf}
     swing_start = {"L": -np.inf, "R": -np.inf}
+    land_sep = {"L": 2 * style.stance, "R": 2 * style.stance}
 
     times: list[float] = []
     rows: list[dict[str, np.ndarray | float]] = []
@@ -165,8 +174,12 @@ def sequence(
             t0 = _pulse_time(pulses, p_index + st.at)
             t1 = _pulse_time(pulses, p_index + st.at + st.dur)
             other = "R" if st.foot == "L" else "L"
-            # No flight: the other foot must be planted through this swing.
-            if t0 < busy[st.foot] + 0.05 or t0 < busy[other] + 0.03 or swing_start[other] > t0:
+            # No flight: the other foot must be planted through this swing, with a moment of
+            # double support to move the weight across (the lift-off waits for it).
+            # Moving the weight across a wide stance takes longer.
+            t0 = max(t0, busy[other] + MIN_DOUBLE_SUPPORT + TRANSFER_S_PER_M * land_sep[other],
+                     busy[st.foot] + 0.05)
+            if t1 - t0 < MIN_SWING or swing_start[other] > t0:
                 continue
             move = _rot2(heading, st.move)
             if np.linalg.norm(origin + move) > STAGE_RADIUS and np.linalg.norm(
@@ -177,6 +190,12 @@ def sequence(
             heading += st.turn
             hx, hz = home[st.foot]
             target = origin + _rot2(heading, (hx + st.place[0], hz + st.place[1]))
+            apart = target - foot_pos[other]
+            sep = float(np.linalg.norm(apart))
+            if sep > MAX_STRIDE:  # no splits: land within MAX_STRIDE of the other foot
+                target = foot_pos[other] + apart * (MAX_STRIDE / sep)
+                sep = MAX_STRIDE
+            land_sep[st.foot] = sep
             lift = style.lift if st.lift is None else st.lift
             steps.append(FootStep(st.foot, t0, t1, (float(target[0]), float(target[1])),
                                   heading, lift, st.weight))
@@ -188,7 +207,8 @@ def sequence(
     kt = np.array(times)
     stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     return Timeline(
-        pulses=pulses, key_times=kt, widths=stack["width"], arm_target=stack["target"],
+        pulses=pulses, beats_per_pulse=2 if factor == 2.0 else 1, key_times=kt,
+        widths=stack["width"], arm_target=stack["target"],
         arm_pole=stack["pole"], arm_arc=stack["arc"], wrist=stack["wrist"],
         hand_weights=stack["hands"], torso=stack["torso"], head=stack["head"],
         hips=stack["hips"], level=stack["level"], start=start, steps=steps, phrases=names,

@@ -40,9 +40,12 @@ PLANT_HEIGHT = 0.08
 """Ankle height (m) of a planted foot: puts the toe joints ~2 cm above the floor (y = 0)."""
 TORSO_ELLIPSE = (0.2, 0.16, -0.6, 0.22)
 """Chest-frame keep-out cylinder for the wrists: x and z radii, y range (m)."""
+MIN_TRANSITION = 0.2
+"""Shortest key-to-key transition (s): caps the speed of hits."""
 _HEAD_CENTER = np.array([0.0, 0.33, 0.02])
 _HEAD_RADIUS = 0.16
 _WEIGHT_SHIFT = 0.6  # fraction of the way from the feet's midpoint to the supporting foot
+_MAX_OFF_SUPPORT = 0.08  # m, pelvis from the supporting ankle during a swing (before sway)
 _LEG_REACH = 0.97
 
 
@@ -86,28 +89,31 @@ def _foot_tracks(
 
 
 def _support(tl: Timeline, t: np.ndarray, fps: float) -> np.ndarray:
-    """Weight side per frame: +1 on the left foot, -1 on the right, 0 centred."""
+    """Weight side per frame: +1 on the left foot, -1 on the right, 0 centred.
+
+    During a swing the weight is on the other foot; the transfer happens in the double-support
+    time between swings (linear, corners smoothed); after a weighted landing the weight settles
+    half onto the landed foot, and long pauses between steps drift back to the centre.
+    """
     target = np.full(t.size, np.nan)
     pulse = float(np.median(np.diff(tl.pulses)))
-    lead = 0.2 * pulse
+    for st in tl.steps:
+        if st.weight:  # weight settles onto the landed foot (unless another swing says else)
+            side = 1.0 if st.foot == "L" else -1.0
+            target[(t > st.t1 + 0.1 * pulse) & (t <= st.t1 + 0.3 * pulse)] = 0.5 * side
     for st in tl.steps:
         side = -1.0 if st.foot == "L" else 1.0
-        m = (t >= st.t0 - lead) & (t <= st.t1)
-        target[m] = side
-        if st.weight:  # weight ends on the landed foot
-            m2 = (t > st.t1) & (t <= st.t1 + 0.25 * pulse)
-            target[m2 & np.isnan(target)] = -side * 0.5
+        target[(t >= st.t0) & (t <= st.t1)] = side
     known = np.flatnonzero(~np.isnan(target))
     if known.size == 0:
         return np.zeros(t.size)
-    # Long gaps between steps settle to the centre.
     gaps = np.flatnonzero(np.diff(known) > 1.5 * pulse * fps)
     for g in gaps:
         a, b = known[g], known[g + 1]
         target[(a + b) // 2] = 0.0
     known = np.flatnonzero(~np.isnan(target))
     filled = np.interp(np.arange(t.size), known, target[known])
-    return gaussian(filled, 3.0)
+    return gaussian(filled, 1.5)
 
 
 def synthesize(
@@ -127,7 +133,8 @@ def synthesize(
     phase = np.where(t > tl.pulses[-1], tl.pulses.size - 1 + (t - tl.pulses[-1]) / d1, phase)
 
     def track(values: np.ndarray, arcs: np.ndarray | None = None) -> np.ndarray:
-        return interp_keys(t, tl.key_times, values, tl.widths, arcs)
+        return interp_keys(t, tl.key_times, values, tl.widths, arcs, min_dur=MIN_TRANSITION,
+                           sub=tl.beats_per_pulse)
 
     feet = _foot_tracks(tl, style, t)
     lf, rf = feet["L"], feet["R"]
@@ -140,7 +147,10 @@ def synthesize(
     hips = track(tl.hips)
     lateral = np.stack([np.cos(yaw), np.zeros(n), -np.sin(yaw)], axis=-1)  # body +X in world
     sway = hips[:, 0] + style.sway * np.cos(np.pi * phase)
-    pelvis = mid + _WEIGHT_SHIFT * s[:, None] * half + sway[:, None] * lateral
+    # Shift most of the way to the support, and never leave it by more than _MAX_OFF_SUPPORT.
+    sep = np.linalg.norm(half[:, [0, 2]], axis=-1)
+    k = np.maximum(_WEIGHT_SHIFT, 1.0 - _MAX_OFF_SUPPORT / np.maximum(sep, 1e-6))
+    pelvis = mid + (k * s)[:, None] * half + sway[:, None] * lateral
 
     torso = track(tl.torso)
     beat_dip = 0.5 * (1.0 + np.cos(2.0 * np.pi * phase))  # 1 on every pulse

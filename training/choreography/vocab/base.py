@@ -9,7 +9,7 @@ genre's move vocabulary. A phrase spans a whole number of pulses and holds
 - footwork (:class:`Step`): which foot lifts at which pulse offset, for how long, where it lands
   in the dancer's stance frame, and how the stance frame travels or turns.
 
-Keys land on pulses (beats, half beats or every other beat, whichever is nearest the genre's
+Keys land on pulses (beats or every other beat, whichever is nearest the genre's
 preferred pulse rate), which is what puts movement accents on the music's beats. Phrases are
 written for one side; the sequencer mirrors them at random (``Phrase.mirrored``).
 """

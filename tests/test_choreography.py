@@ -1,0 +1,220 @@
+"""Procedural choreography corpus (training/choreography): format, determinism, physics, beats,
+genre separability. Music is synthesized click tracks, so no music package is needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gcdance.datasets.finedance import FineDanceDataset
+from gcdance.errors import InputError
+from gcdance.genres import FINEDANCE_GENRES
+from gcdance.metrics import beat_align_score
+from gcdance.rotation import matrix_to_axis_angle, rotation_6d_to_matrix
+from gcdance.skeleton import Skeleton
+from training.choreography import FAMILIES, GENRE_STYLES, dance_for_music, generate_corpus
+from training.choreography.__main__ import main as cli_main
+from training.choreography.hands import hand_axis_angles
+from training.choreography.report import arm_in_torso, joints_of, motion_features, separability
+from training.choreography.synth import PLANT_HEIGHT
+
+SKEL = Skeleton.load("smplh52")
+FPS = 30
+
+
+def _click_track(path: Path, bpm: float, seconds: float, sr: int = 8000) -> Path:
+    """A 16-bit wav of decaying noise bursts on every beat (a steady, trackable pulse)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(int(bpm))
+    y = np.zeros(int(seconds * sr), dtype=np.float32)
+    burst = (rng.standard_normal(int(0.05 * sr)) * np.exp(-np.linspace(0, 8, int(0.05 * sr))))
+    for k, t in enumerate(np.arange(0.25, seconds - 0.1, 60.0 / bpm)):
+        i = int(t * sr)
+        amp = 0.8 if k % 4 == 0 else 0.5
+        y[i : i + burst.size] += amp * burst[: y.size - i].astype(np.float32)
+    sf.write(str(path), y, sr, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def click_tracks(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    d = tmp_path_factory.mktemp("music")
+    return [f"{_click_track(d / f'click{b}.wav', b, 24.0)}@{b}" for b in (96, 110, 128)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, click_tracks: list[str]) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    generate_corpus(out, 25.0, seed=3, tracks=click_tracks, sample_rate=8000, log=lambda *_: None)
+    return out
+
+
+def _beats(bpm: float, seconds: float, phase: float = 0.1) -> np.ndarray:
+    return np.arange(phase, seconds + 1.0, 60.0 / bpm)
+
+
+def test_corpus_loads_through_finedance_reader(corpus: Path) -> None:
+    import soundfile as sf
+
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    assert manifest["split"]["test"] == ["file/click128"]  # every 5th by tempo, from the 3rd
+    for split in ("train", "test"):
+        ds = FineDanceDataset(corpus, split)
+        assert len(ds) == 16
+        assert sorted(s.genre for s in ds) == sorted(FINEDANCE_GENRES)
+        for seq in ds:
+            assert seq.fps == FPS and seq.motion.shape[1] == 319
+            assert seq.style1 == FAMILIES[seq.genre]
+            info = sf.info(str(seq.music_path))
+            assert abs(info.duration - seq.num_frames / FPS) < 0.05
+            label = json.loads((corpus / "label_json" / f"{seq.name}.json").read_text())
+            tracks = {s["track"] for s in label["segments"]}
+            assert tracks <= set(manifest["split"][split])
+        expected = 20.0 if split == "train" else 5.0
+        assert all(abs(s.seconds - expected) < 1.5 for s in ds)
+    assert {f["style1"] for f in manifest["files"]} == {"Street", "Folk", "Classic", "Mix"}
+    assert "MIT" in (corpus / "README.md").read_text() or "user-supplied" in (
+        corpus / "README.md").read_text()
+
+
+def test_motion_is_finite_with_valid_rotations(corpus: Path) -> None:
+    for f in sorted((corpus / "motion").glob("*.npy")):
+        raw = np.load(f)
+        assert raw.dtype == np.float32 and raw.shape[1] == 315 and np.isfinite(raw).all()
+        rows = raw[:, 3:].astype(np.float64).reshape(-1, 52, 2, 3)
+        np.testing.assert_allclose(np.linalg.norm(rows, axis=-1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(np.sum(rows[..., 0, :] * rows[..., 1, :], -1), 0.0, atol=1e-5)
+        rot = rotation_6d_to_matrix(raw[:, 3:].astype(np.float64).reshape(-1, 52, 6))
+        np.testing.assert_allclose(np.linalg.det(rot), 1.0, atol=1e-6)
+
+
+def test_deterministic_for_a_seed(tmp_path: Path, click_tracks: list[str]) -> None:
+    kw = dict(tracks=click_tracks[:2], genres=["Popping", "Kun"], sample_rate=8000,
+              log=lambda *_: None)
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    generate_corpus(a, 12.0, seed=7, **kw)
+    generate_corpus(b, 12.0, seed=7, **kw)
+    generate_corpus(c, 12.0, seed=8, **kw)
+    names = sorted(p.name for p in (a / "motion").iterdir())
+    assert names and names == sorted(p.name for p in (b / "motion").iterdir())
+    for sub in ("motion", "music_wav", "label_json"):
+        for p in (a / sub).iterdir():
+            assert p.read_bytes() == (b / sub / p.name).read_bytes(), p
+    assert any((a / "motion" / n).read_bytes() != (c / "motion" / n).read_bytes() for n in names)
+    with pytest.raises(InputError, match="already holds a corpus"):
+        generate_corpus(a, 12.0, seed=7, **kw)
+
+
+@pytest.mark.parametrize("genre", FINEDANCE_GENRES)
+def test_planted_feet_do_not_slide_and_legs_are_valid(genre: str) -> None:
+    style = GENRE_STYLES[FINEDANCE_GENRES.index(genre)]
+    raw, info = dance_for_music(_beats(104, 20), 20.0, style, np.random.default_rng(1))
+    joints, _ = joints_of(raw)
+    for foot, (ankle, toe) in (("L", (7, 10)), ("R", (8, 11))):
+        planted = info["planted"][foot]
+        both = planted[1:] & planted[:-1]
+        assert both.mean() > 0.3  # feet do support the body
+        for j in (ankle, toe):
+            step = np.linalg.norm(np.diff(joints[:, j, [0, 2]], axis=0), axis=-1)
+            assert step[both].max() < 1e-4, f"{genre}: joint {j} slides while planted"
+        # Planted ankles are on the floor (the IK reached them).
+        np.testing.assert_allclose(joints[planted, ankle, 1], PLANT_HEIGHT, atol=2e-3)
+    # Never both feet in the air; nothing below the floor.
+    assert (info["planted"]["L"] | info["planted"]["R"]).all()
+    assert joints[:, :22, 1].min() > 0.0
+    # Knees only flex (rotation about +X, no hyperextension, no twist).
+    rot = rotation_6d_to_matrix(raw[:, 3:].astype(np.float64).reshape(-1, 52, 6))
+    for knee in (4, 5):
+        aa = matrix_to_axis_angle(rot[:, knee])
+        assert aa[:, 0].min() > -0.02 and np.abs(aa[:, 1:]).max() < 0.05
+    # Balance: the pelvis stays over the support: near the segment between the planted ankles
+    # (or the one planted ankle).
+    pelvis = joints[:, 0, [0, 2]]
+    lft, rgt = joints[:, 7, [0, 2]], joints[:, 8, [0, 2]]
+    pl, pr = info["planted"]["L"], info["planted"]["R"]
+    seg = rgt - lft
+    u = np.clip(np.sum((pelvis - lft) * seg, -1) / np.maximum(np.sum(seg * seg, -1), 1e-9), 0, 1)
+    u = np.where(pl & pr, u, np.where(pl, 0.0, 1.0))
+    dist = np.linalg.norm(pelvis - (lft + u[:, None] * seg), axis=-1)
+    assert dist.max() < 0.2, f"{genre}: pelvis {dist.max():.2f} m off the support"
+
+
+def test_accents_align_with_beats() -> None:
+    """BAS against the grid the dance was made on beats a half-beat-shifted grid, per genre."""
+    bpm, seconds = 100.0, 30.0
+    beats = _beats(bpm, seconds)
+    scores, controls = [], []
+    for style in GENRE_STYLES:
+        raw, _ = dance_for_music(beats, seconds, style, np.random.default_rng(5))
+        joints, _ = joints_of(raw)
+        frames = beats[beats * FPS < len(joints) - 1] * FPS
+        bas = beat_align_score(joints, frames)
+        ctrl = beat_align_score(joints, frames + 0.5 * 60.0 / bpm * FPS)
+        assert bas > ctrl + 0.1, style.name
+        scores.append(bas)
+        controls.append(ctrl)
+    assert np.mean(scores) > 0.6 and np.mean(controls) < 0.3
+
+
+def test_genres_are_separable_on_new_music() -> None:
+    """Nearest-centroid/logistic classifiers on simple motion features, trained on dances to
+    one tempo and seed, tested on another tempo and seed."""
+    train, test = [], []
+    for gid, style in enumerate(GENRE_STYLES):
+        for bpm, seed, bucket in ((96, 0, train), (120, 1, test)):
+            raw, _ = dance_for_music(_beats(bpm, 24), 24.0, style, np.random.default_rng(seed))
+            bucket.append((motion_features(joints_of(raw)[0]), gid))
+    acc = separability(train, test, len(GENRE_STYLES))
+    assert acc["logreg"] >= 0.7, acc
+    assert acc["centroid"] >= 0.5, acc
+    # And two genres of different families are far apart in feature space.
+    pop, kun = test[1][0].mean(0), test[11][0].mean(0)
+    pop2 = train[1][0].mean(0)
+    assert np.linalg.norm(pop - pop2) < np.linalg.norm(pop - kun)
+
+
+def test_arms_stay_out_of_the_torso() -> None:
+    for style in GENRE_STYLES:
+        raw, _ = dance_for_music(_beats(110, 20), 20.0, style, np.random.default_rng(2))
+        joints, glob = joints_of(raw)
+        assert arm_in_torso(joints, glob) < 0.01, style.name
+
+
+def test_hand_shapes_differ_and_mirror() -> None:
+    fist, flat = hand_axis_angles("fist", "L"), hand_axis_angles("flat", "L")
+    assert np.abs(fist - flat).max() > 1.0
+    right = hand_axis_angles("orchid", "R")
+    left = hand_axis_angles("orchid", "L")
+    np.testing.assert_allclose(right[:, 0], left[:, 0])
+    np.testing.assert_allclose(right[:, 1:], -left[:, 1:])
+    # Curling fingers brings the fingertips towards the wrist.
+    rot = np.broadcast_to(np.eye(3), (2, 52, 3, 3)).copy()
+    from gcdance.rotation import axis_angle_to_matrix
+
+    rot[0, 22:37] = axis_angle_to_matrix(fist)
+    rot[1, 22:37] = axis_angle_to_matrix(flat)
+    j = SKEL.forward_kinematics(rot, np.zeros((2, 3)))
+    tip = np.linalg.norm(j[:, 24] - j[:, 20], axis=-1)  # left index tip to wrist
+    assert tip[0] < tip[1] - 0.04
+
+
+def test_errors_and_cli(tmp_path: Path, click_tracks: list[str]) -> None:
+    with pytest.raises(InputError, match="unknown genre"):
+        generate_corpus(tmp_path / "x", 20.0, genres=["Salsa"], tracks=click_tracks[:1],
+                        log=lambda *_: None)
+    with pytest.raises(InputError, match="seconds_per_genre"):
+        generate_corpus(tmp_path / "y", 3.0, tracks=click_tracks[:1], log=lambda *_: None)
+    with pytest.raises(InputError, match="does not exist"):
+        generate_corpus(tmp_path / "z", 20.0, tracks=[str(tmp_path / "nope.wav@120")],
+                        log=lambda *_: None)
+    out = tmp_path / "cli"
+    code = cli_main(["--out", str(out), "--seconds-per-genre", "10", "--seed", "1",
+                     "--genres", "Dai", "--sample-rate", "8000", "--tracks", click_tracks[0]])
+    assert code == 0
+    assert FineDanceDataset(out, "all")[0].genre == "Dai"
+    assert cli_main(["--out", str(out), "--seconds-per-genre", "10", "--genres", "Dai",
+                     "--tracks", click_tracks[0]]) == 2  # exists, no --overwrite
