@@ -12,9 +12,11 @@ import pytest
 from gcdance.datasets.finedance import FineDanceDataset
 from gcdance.errors import InputError
 from gcdance.genres import FINEDANCE_GENRES
+from gcdance.layout import FINEDANCE
 from gcdance.metrics import beat_align_score
 from gcdance.rotation import matrix_to_axis_angle, rotation_6d_to_matrix
 from gcdance.skeleton import Skeleton
+from gcdance.windows import make_windows
 from training.choreography import FAMILIES, GENRE_STYLES, dance_for_music, generate_corpus
 from training.choreography.__main__ import main as cli_main
 from training.choreography.hands import hand_axis_angles
@@ -175,6 +177,20 @@ def test_genres_are_separable_on_new_music() -> None:
     pop, kun = test[1][0].mean(0), test[11][0].mean(0)
     pop2 = train[1][0].mean(0)
     assert np.linalg.norm(pop - pop2) < np.linalg.norm(pop - kun)
+
+
+def test_training_windows_pass_the_motion_filter(corpus: Path) -> None:
+    """The training pipeline keeps a 4 s window only when its mean per-dim std > 0.07 (a
+    mocap-era filter of static clips): most windows of every genre must pass it."""
+    kept: dict[str, list[float]] = {}
+    for seq in FineDanceDataset(corpus, "all"):
+        n_all = len(make_windows(seq.motion, FINEDANCE, min_std=None).starts)
+        n_kept = len(make_windows(seq.motion, FINEDANCE).starts)
+        if n_all:
+            kept.setdefault(seq.genre, []).append(n_kept / n_all)
+    assert len(kept) == 16
+    for genre, fractions in kept.items():
+        assert np.mean(fractions) >= 0.6, (genre, fractions)
 
 
 def test_arms_stay_out_of_the_torso() -> None:

@@ -106,14 +106,26 @@ def hand_axis_angles(name: str, side: str) -> np.ndarray:
     return vec.copy() if side == "L" else mirror_axis_angle(vec)
 
 
-def hand_rotations(weights: np.ndarray, side: str) -> tuple[np.ndarray, slice]:
+# Unit curl direction per left-hand joint (fingers flex about -Z, the thumb opposes).
+_CURL = np.array([(0.0, 0.0, -1.0)] * 12 + [(0.5, 0.0, -0.3), (0.6, 0.0, -0.4),
+                                            (0.5, 0.0, -0.3)])
+_CURL_GAIN = np.array([0.8, 1.0, 0.7] * 4 + [0.4, 0.5, 0.5])[:, None]
+
+
+def hand_rotations(
+    weights: np.ndarray, side: str, curl: np.ndarray | None = None
+) -> tuple[np.ndarray, slice]:
     """Finger local rotations ``(n, 15, 3, 3)`` of a per-frame blend of shapes.
 
     ``weights`` is ``(n, len(SHAPE_NAMES))``, rows summing to 1 (blending axis-angles of these
-    moderate angles is smooth and stays close to the geodesic blend). Returns the rotations and
-    the joint slice they belong to.
+    moderate angles is smooth and stays close to the geodesic blend); ``curl`` ``(n,)`` adds
+    a flexion (rad) to every finger joint (articulation). Returns the rotations and the joint
+    slice they belong to.
     """
     table = np.stack([hand_axis_angles(n, side) for n in SHAPE_NAMES])  # (S, 15, 3)
     aa = np.einsum("ns,sjk->njk", weights, table)
+    if curl is not None:
+        unit = _CURL * _CURL_GAIN
+        aa = aa + curl[:, None, None] * (unit if side == "L" else mirror_axis_angle(unit))
     first = _LEFT_FIRST if side == "L" else _RIGHT_FIRST
     return axis_angle_to_matrix(aa), slice(first, first + 15)

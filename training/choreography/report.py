@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     keys = ["pfc", "skate", "bas", "bas_shift", "bas_lib", "speed_mean", "speed_p99", "arm_in"]
     heads = ["PFC", "skate m/s", "BAS", "BAS_shift", "BAS_lib", "speed", "speed_p99", "arm_in%"]
+    if a.no_librosa_bas:
+        keys.remove("bas_lib")
+        heads.remove("BAS_lib")
     print(f"{'genre':13s} {'files':>5s} " + " ".join(f"{h:>9s}" for h in heads))
     summary: dict[str, dict[str, float]] = {}
     for g in FINEDANCE_GENRES:

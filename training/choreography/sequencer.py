@@ -167,7 +167,7 @@ def sequence(
             if times and t <= times[-1] + 1e-3:
                 continue
             times.append(t)
-            rows.append(_resolve(key, style, prev, amp, jitter))
+            rows.append(_resolve(key, style, prev, amp, jitter, len(rows)))
         for st in phrase.steps:
             if st.at >= phrase.pulses:
                 continue
@@ -216,9 +216,12 @@ def sequence(
 
 
 def _resolve(
-    key: Key, style: GenreStyle, prev: dict[str, str], amp: float, jitter: np.ndarray
+    key: Key, style: GenreStyle, prev: dict[str, str], amp: float, jitter: np.ndarray,
+    count: int,
 ) -> dict[str, np.ndarray | float]:
-    """Numeric rows of one key (arms hold their previous position when unspecified)."""
+    """Numeric rows of one key (arms hold their previous position when unspecified, hands
+    take the genre's hand-shape cycle)."""
+    cycle = style.hands
     left = key.left or prev["L"]
     right = key.right or prev["R"]
     prev["L"], prev["R"] = left, right
@@ -232,8 +235,8 @@ def _resolve(
         "pole": np.stack([pl, pr]),
         "arc": np.stack([arc, arc_r]),
         "wrist": np.stack([wl, wr]),
-        "hands": np.stack([_hand_vec(key.lhand or style.hands[0]),
-                           _hand_vec(key.rhand or style.hands[1])]),
+        "hands": np.stack([_hand_vec(key.lhand or cycle[(count + 1) % len(cycle)]),
+                           _hand_vec(key.rhand or cycle[count % len(cycle)])]),
         "torso": amp * np.array(key.torso or zero3) + np.array(style.torso),
         "head": amp * np.array(key.head or zero3) + np.array(style.head),
         "hips": amp * np.array(key.hips or (0.0, 0.0)),

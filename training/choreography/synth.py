@@ -211,7 +211,11 @@ def synthesize(
         g[j] = g[parent] @ rot[:, j]
         p[j] = p[parent] + np.einsum("nij,j->ni", g[parent], off[j])
 
-    # ---- arms.
+    # ---- arms and hands. Articulation: 0 on the accents (pulses), 1 between them.
+    def flow_of(ph: np.ndarray) -> np.ndarray:
+        return 0.5 * (1.0 - np.cos(2.0 * np.pi * ph / style.flow_pulses))
+
+    flow = flow_of(phase)
     targets = track(tl.arm_target, tl.arm_arc)  # (n, 2, 3)
     poles = track(tl.arm_pole)
     wrists = track(tl.wrist)
@@ -233,10 +237,13 @@ def synthesize(
         g_up, g_lo, _ = two_bone_ik(p_sh, world_tgt, pole, off[elbow], off[wrist], hinge)
         rot[:, shoulder] = _swap(g_collar) @ g_up
         rot[:, elbow] = _swap(g_up) @ g_lo
-        rot[:, wrist] = axis_angle_to_matrix(wrists[:, k])
+        wrist_aa = wrists[:, k].copy()
+        wrist_aa[:, 2] -= sign * style.flow[1] * (flow - 0.5)  # flex between accents
+        rot[:, wrist] = axis_angle_to_matrix(wrist_aa)
         hw = np.clip(track(tl.hand_weights[:, k]), 0.0, None)
         hw /= hw.sum(axis=1, keepdims=True)
-        fingers, sl = hand_rotations(hw, side)
+        lag = flow_of(phase - 0.08 * k)  # the hands articulate slightly out of unison
+        fingers, sl = hand_rotations(hw, side, style.flow[0] * (lag - 0.3))
         rot[:, sl] = fingers
 
     trans = pelvis - off[0]

@@ -189,9 +189,14 @@ class GenreStyle:
         width: default transition sharpness (see :class:`Key`).
         lift: default swing lift (m); point: toe point during swings (rad, classical).
         torso, head: base posture added to every key.
-        hands: default hand shapes (left, right).
+        hands: default hand shapes, cycled key by key (the left hand one step ahead of the
+            right): the fingers articulate with the arms as dancers' hands do.
         chest_pulse: (amplitude rad) torso forward/back accent per pulse (hiphop groove).
         sway: sideways hip sway amplitude (m) over two pulses (Dai, Korean, Jazz).
+        flow: (finger curl, wrist flexion) amplitudes (rad) of the hands' articulation: the
+            fingers and wrists close between accents and open on them (period ``flow_pulses``
+            pulses), on top of the key hand shapes - dancers' hands are never frozen.
+        flow_pulses: period of that articulation in pulses (1 or 2).
         phrases: the move vocabulary.
     """
 
@@ -209,7 +214,9 @@ class GenreStyle:
     point: float
     torso: Vec3
     head: Vec3
-    hands: tuple[str, str]
+    hands: tuple[str, ...]
     chest_pulse: float
     sway: float
+    flow: tuple[float, float] = (0.3, 0.2)
+    flow_pulses: int = 1
     phrases: tuple[Phrase, ...] = field(default_factory=tuple)

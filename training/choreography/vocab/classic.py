@@ -24,7 +24,8 @@ HANTANG = GenreStyle(
                 "twists, orchid hands, small gliding steps.",
     pulse_bpm=56, level=0.04, bounce=0.0, bounce_down=False, stance=0.1, turnout=0.2,
     width=1.0, lift=0.05, point=0.5, torso=(-0.05, 0.0, 0.0), head=(-0.05, 0.0, 0.0),
-    hands=("orchid", "orchid"), chest_pulse=0.0, sway=0.02,
+    hands=("orchid", "flat", "cupped", "lotus"), chest_pulse=0.0, sway=0.02,
+    flow=(0.6, 0.45), flow_pulses=2,
     phrases=(
         Phrase("sleeve_sweep", 4, (
             (0, K("side_high", "down_out", torso=(-0.05, -0.1, 0.35), head=(0.0, 0.1, 0.4),
@@ -56,7 +57,8 @@ SHENYUN = GenreStyle(
                 "twist) that lead the arms, breath-driven, hands in sword or orchid shape.",
     pulse_bpm=52, level=0.1, bounce=0.0, bounce_down=False, stance=0.13, turnout=0.2,
     width=1.0, lift=0.05, point=0.4, torso=(0.0, 0.0, 0.0), head=(0.0, 0.0, 0.0),
-    hands=("sword", "orchid"), chest_pulse=0.0, sway=0.0,
+    hands=("sword", "orchid", "flat"), chest_pulse=0.0, sway=0.0,
+    flow=(0.45, 0.35), flow_pulses=2,
     phrases=(
         Phrase("torso_circle", 4, (
             (0, K("chest", "wing_low", torso=(0.55, 0.0, 0.0), head=(0.3, 0.0, 0.0),
@@ -89,7 +91,8 @@ KUN = GenreStyle(
                 "sword fingers, deliberate head and eye lines, tiny turned-out steps.",
     pulse_bpm=44, level=0.14, bounce=0.0, bounce_down=False, stance=0.09, turnout=0.45,
     width=1.0, lift=0.03, point=0.2, torso=(0.08, 0.0, 0.0), head=(0.05, 0.0, 0.0),
-    hands=("orchid", "sword"), chest_pulse=0.0, sway=0.0,
+    hands=("orchid", "sword", "orchid", "cupped"), chest_pulse=0.0, sway=0.0,
+    flow=(0.45, 0.4), flow_pulses=2,
     phrases=(
         Phrase("face_frame", 4, (
             (0, K("head_frame", "chest", torso=(0.05, 0.1, 0.2), head=(0.1, 0.15, 0.4))),
@@ -122,7 +125,8 @@ DUNHUANG = GenreStyle(
                 "overhead and one low behind, lotus hands with flexed wrists, leg lifted back.",
     pulse_bpm=56, level=0.1, bounce=0.0, bounce_down=False, stance=0.11, turnout=0.35,
     width=1.0, lift=0.06, point=0.6, torso=(0.0, 0.0, 0.0), head=(0.0, 0.0, 0.0),
-    hands=("lotus", "lotus"), chest_pulse=0.0, sway=0.0,
+    hands=("lotus", "orchid", "flat", "cupped"), chest_pulse=0.0, sway=0.0,
+    flow=(0.6, 0.5), flow_pulses=2,
     phrases=(
         Phrase("apsara_pose", 4, (
             (0, K("palm_up_high", "wing_low", torso=(0.05, -0.35, 0.1), head=(0.0, 0.35, 0.2),
@@ -157,7 +161,8 @@ CHINESE = GenreStyle(
                 "overhead and sideways, step turns, orchid hands, pointed feet.",
     pulse_bpm=64, level=0.04, bounce=0.0, bounce_down=False, stance=0.12, turnout=0.3,
     width=1.0, lift=0.16, point=0.7, torso=(-0.08, 0.0, 0.0), head=(-0.08, 0.0, 0.0),
-    hands=("orchid", "orchid"), chest_pulse=0.0, sway=0.0,
+    hands=("orchid", "flat", "orchid", "fist"), chest_pulse=0.0, sway=0.0,
+    flow=(0.6, 0.45), flow_pulses=2,
     phrases=(
         Phrase("cloud_hands", 4, (
             (0, K("overhead", "side_low", torso=(-0.1, 0.15, 0.25), arc=(0.2, 0.15, 0.15))),

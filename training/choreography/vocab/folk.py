@@ -21,7 +21,8 @@ DAI = GenreStyle(
                 "hands on flexed wrists, wing-like arms, undulating knees, gliding steps.",
     pulse_bpm=62, level=0.13, bounce=0.04, bounce_down=False, stance=0.13, turnout=0.1,
     width=1.0, lift=0.08, point=0.3, torso=(0.1, 0.0, 0.0), head=(0.0, 0.0, 0.0),
-    hands=("peacock", "peacock"), chest_pulse=0.0, sway=0.07,
+    hands=("peacock", "flat", "peacock", "claw"), chest_pulse=0.0, sway=0.07,
+    flow=(0.4, 0.35), flow_pulses=2,
     phrases=(
         Phrase("peacock_wings", 4, (
             (0, K("wing", "wing_low", torso=(0.1, -0.25, 0.0), head=(0.0, 0.3, 0.0),
@@ -66,7 +67,8 @@ WEI = GenreStyle(
                 "side with open palms and turning wrists, quick light steps and spins.",
     pulse_bpm=128, level=0.02, bounce=0.02, bounce_down=False, stance=0.12, turnout=0.2,
     width=0.6, lift=0.08, point=0.2, torso=(-0.1, 0.0, 0.0), head=(-0.1, 0.0, 0.0),
-    hands=("lotus", "lotus"), chest_pulse=0.0, sway=0.0,
+    hands=("lotus", "cupped", "flat", "relaxed"), chest_pulse=0.0, sway=0.0,
+    flow=(0.6, 0.5), flow_pulses=1,
     phrases=(
         Phrase("head_slide", 4, (
             (0, K("overhead", "side", head=(-0.1, 0.0, 0.35))),
@@ -101,7 +103,8 @@ MIAO = GenreStyle(
                 "and back with cupped hands, stamping steps, slightly bowed torso.",
     pulse_bpm=108, level=0.09, bounce=0.06, bounce_down=True, stance=0.14, turnout=0.05,
     width=0.85, lift=0.12, point=0.0, torso=(0.2, 0.0, 0.0), head=(0.05, 0.0, 0.0),
-    hands=("cupped", "cupped"), chest_pulse=0.05, sway=0.0,
+    hands=("cupped", "flat", "claw", "relaxed"), chest_pulse=0.05, sway=0.0,
+    flow=(0.45, 0.35), flow_pulses=1,
     phrases=(
         Phrase("swing_arms", 4, (
             (0, K("down_fwd", "back_low", torso=(0.2, 0.0, 0.15))),

@@ -21,7 +21,8 @@ KOREAN = GenreStyle(
                 "hip sways, pointing lines, formation walks.",
     pulse_bpm=122, level=0.05, bounce=0.02, bounce_down=True, stance=0.13, turnout=0.1,
     width=0.45, lift=0.1, point=0.2, torso=(0.0, 0.0, 0.0), head=(0.0, 0.0, 0.0),
-    hands=("flat", "flat"), chest_pulse=0.05, sway=0.05,
+    hands=("flat", "spread", "point"), chest_pulse=0.05, sway=0.05,
+    flow=(0.3, 0.25), flow_pulses=1,
     phrases=(
         Phrase("cute_frame", 4, (
             (0, K("cheek", "cheek", "spread", "spread", head=(0.0, 0.3, 0.0),
@@ -65,7 +66,8 @@ CHOREOGRAPHY = GenreStyle(
                 "spirals, sweeping reaches and scoops, relaxed hands, release-style flow.",
     pulse_bpm=72, level=0.12, bounce=0.0, bounce_down=False, stance=0.18, turnout=0.1,
     width=0.9, lift=0.12, point=0.3, torso=(0.1, 0.0, 0.0), head=(0.05, 0.0, 0.0),
-    hands=("relaxed", "relaxed"), chest_pulse=0.0, sway=0.0,
+    hands=("relaxed", "flat", "spread"), chest_pulse=0.0, sway=0.0,
+    flow=(0.5, 0.4), flow_pulses=2,
     phrases=(
         Phrase("curve_reach", 4, (
             (0, K("scoop", "scoop", torso=(0.7, 0.0, 0.0), head=(0.4, 0.0, 0.0), level=0.3)),

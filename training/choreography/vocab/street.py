@@ -31,7 +31,8 @@ BREAKING = GenreStyle(
                 "forward; drops to a deep crouch (get-down) with claw hands.",
     pulse_bpm=112, level=0.10, bounce=0.035, bounce_down=True, stance=0.17, turnout=0.35,
     width=0.55, lift=0.14, point=0.0, torso=(0.28, 0.0, 0.0), head=(0.1, 0.0, 0.0),
-    hands=("fist", "fist"), chest_pulse=0.06, sway=0.0,
+    hands=("fist", "claw", "fist", "relaxed"), chest_pulse=0.06, sway=0.0,
+    flow=(0.3, 0.2), flow_pulses=1,
     phrases=(
         Phrase("toprock_cross", 4, (
             (0, K("side_low", "guard", torso=(0.3, 0.0, -0.25))),
@@ -72,7 +73,8 @@ POPPING = GenreStyle(
                 "beat and off-beat, flat hands, head isolations, little travel.",
     pulse_bpm=98, level=0.05, bounce=0.025, bounce_down=True, stance=0.15, turnout=0.15,
     width=0.22, lift=0.06, point=0.0, torso=(0.05, 0.0, 0.0), head=(0.0, 0.0, 0.0),
-    hands=("flat", "flat"), chest_pulse=0.14, sway=0.0,
+    hands=("flat", "fist"), chest_pulse=0.14, sway=0.0,
+    flow=(0.25, 0.25), flow_pulses=1,
     phrases=(
         Phrase("tut_box", 4, (
             (0, K("goalpost", "front", head=(0.0, 0.0, 0.5))),
@@ -112,6 +114,7 @@ LOCKING = GenreStyle(
     pulse_bpm=108, level=0.06, bounce=0.03, bounce_down=True, stance=0.16, turnout=0.25,
     width=0.35, lift=0.2, point=0.0, torso=(0.08, 0.0, 0.0), head=(0.0, 0.0, 0.0),
     hands=("point", "fist"), chest_pulse=0.06, sway=0.0,
+    flow=(0.45, 0.35), flow_pulses=1,
     phrases=(
         Phrase("points", 4, (
             (0, K("point_up", "hip", "point", "fist", torso=(0.0, -0.2, 0.3))),
@@ -146,7 +149,8 @@ HIPHOP = GenreStyle(
                 "low, side-to-side bounce steps, forward-leaning torso.",
     pulse_bpm=94, level=0.1, bounce=0.055, bounce_down=True, stance=0.19, turnout=0.2,
     width=0.8, lift=0.1, point=0.0, torso=(0.18, 0.0, 0.0), head=(0.12, 0.0, 0.0),
-    hands=("relaxed", "relaxed"), chest_pulse=0.16, sway=0.0,
+    hands=("relaxed", "fist"), chest_pulse=0.16, sway=0.0,
+    flow=(0.3, 0.2), flow_pulses=1,
     phrases=(
         Phrase("bounce_side", 4, (
             (0, K("down_fwd", "elbow_back", torso=(0.2, 0.1, 0.2))),
@@ -181,7 +185,8 @@ URBAN = GenreStyle(
                 "claw and spread hands, body twists, travelling steps and turns.",
     pulse_bpm=100, level=0.08, bounce=0.03, bounce_down=True, stance=0.18, turnout=0.15,
     width=0.45, lift=0.12, point=0.0, torso=(0.1, 0.0, 0.0), head=(0.0, 0.0, 0.0),
-    hands=("claw", "claw"), chest_pulse=0.08, sway=0.02,
+    hands=("claw", "spread", "fist"), chest_pulse=0.08, sway=0.02,
+    flow=(0.3, 0.25), flow_pulses=1,
     phrases=(
         Phrase("push_cross", 4, (
             (0, K("push_front", "elbow_back", "spread", "fist", torso=(0.1, 0.0, -0.35))),
@@ -216,31 +221,32 @@ JAZZ = GenreStyle(
                 "sways, jazz squares and pirouette turns, lifted chest.",
     pulse_bpm=118, level=0.04, bounce=0.015, bounce_down=True, stance=0.14, turnout=0.35,
     width=0.6, lift=0.15, point=0.6, torso=(-0.08, 0.0, 0.0), head=(-0.08, 0.0, 0.0),
-    hands=("spread", "spread"), chest_pulse=0.0, sway=0.045,
+    hands=("spread", "fist", "flat", "cupped"), chest_pulse=0.0, sway=0.045,
+    flow=(0.5, 0.4), flow_pulses=1,
     phrases=(
         Phrase("jazz_square", 4, (
             (0, K("diag_up", "diag_down", torso=(-0.1, -0.15, 0.2))),
             (1, K("side_high", "side_high", head=(-0.15, 0.0, 0.0))),
             (2, K("diag_down", "diag_up", torso=(-0.1, 0.15, -0.2))),
-            (3, K("hip", "overhead", "flat", "spread", hips=(0.05, 0.0))),
+            (3, K("hip", "overhead", hips=(0.05, 0.0))),
         ), box(0.22, "R", 0)),
         Phrase("kick_line", 4, (
-            (0, K("side", "side", "spread", "spread")),
+            (0, K("side", "side")),
             (1, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0))),
-            (2, K("side", "side", "spread", "spread")),
+            (2, K("side", "side")),
             (3, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0))),
         ), kick("L", 0, reach=0.35, lift=0.45) + kick("R", 2, reach=0.35, lift=0.45)),
         Phrase("pirouette", 4, (
-            (0, K("front_low", "side", "flat", "flat", level=0.08)),
-            (1, K("front", "front", "flat", "flat", level=0.0)),
-            (2, K("overhead", "overhead", "flat", "flat")),
-            (3, K("diag_up", "down_out", "spread", "spread", hips=(-0.05, 0.0))),
+            (0, K("front_low", "side", level=0.08)),
+            (1, K("front", "front", level=0.0)),
+            (2, K("overhead", "overhead")),
+            (3, K("diag_up", "down_out", hips=(-0.05, 0.0))),
         ), turn(2, 2 * math.pi, "L", 1, dur=0.7), weight=0.8),
         Phrase("hip_sway_walk", 4, (
-            (0, K("hip", "side_low", "flat", "spread", hips=(0.06, 0.0), head=(0.0, 0.15, 0.0))),
-            (1, K("side_low", "hip", "spread", "flat", hips=(-0.06, 0.0), head=(0.0, -0.15, 0.0))),
-            (2, K("hip", "side_low", "flat", "spread", hips=(0.06, 0.0))),
-            (3, K("diag_up", "diag_up", "spread", "spread", hips=(0.0, 0.0))),
+            (0, K("hip", "side_low", hips=(0.06, 0.0), head=(0.0, 0.15, 0.0))),
+            (1, K("side_low", "hip", hips=(-0.06, 0.0), head=(0.0, -0.15, 0.0))),
+            (2, K("hip", "side_low", hips=(0.06, 0.0))),
+            (3, K("diag_up", "diag_up", hips=(0.0, 0.0))),
         ), walk(4, 0.18, lift=0.08)),
     ),
 )
