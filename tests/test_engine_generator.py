@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -169,27 +168,16 @@ def test_seeded_generation_is_deterministic_and_reuses_buffers(onnx_path, normal
     assert np.isfinite(d).all()
 
 
-def test_threads_generate_at_once(onnx_path, normalizer) -> None:
+def test_threads_generate_at_once(onnx_path, normalizer, concurrently) -> None:
     native = engine_model(onnx_path, normalizer)
     music, text, *_ = inputs(200, seed=2)
     want, _ = engine.native().Generator(native).generate(native, music, text, table(5), seed=9)
-    results: list[np.ndarray] = []
-    errors: list[BaseException] = []
 
-    def work() -> None:
-        try:
-            gen = engine.native().Generator(native)
-            for _ in range(3):
-                results.append(gen.generate(native, music, text, table(5), seed=9)[0])
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+    def work() -> list[np.ndarray]:
+        gen = engine.native().Generator(native)
+        return [gen.generate(native, music, text, table(5), seed=9)[0] for _ in range(3)]
 
-    threads = [threading.Thread(target=work) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    results = [r for rs in concurrently(work, 3) for r in rs]
     assert len(results) == 9
     for r in results:
         np.testing.assert_array_equal(r, want)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -77,24 +76,11 @@ def test_edit_keeps_what_the_mask_keeps(generator: gcdance.Generator) -> None:
         generator.edit(audio, "Locking", reference=ref.motion[:90], keep=keep, steps=2)
 
 
-def test_threads_share_one_generator(generator: gcdance.Generator) -> None:
+def test_threads_share_one_generator(generator: gcdance.Generator, concurrently) -> None:
     audio = clicks(4.0)
     want = generator.generate(audio, "Urban", seed=5, steps=4).motion
-    out: list[np.ndarray] = []
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            out.append(generator.generate(audio, "Urban", seed=5, steps=4).motion)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    out = concurrently(lambda: generator.generate(audio, "Urban", seed=5, steps=4).motion, 3)
+    assert len(out) == 3
     for motion in out:
         np.testing.assert_array_equal(motion, want)
 

@@ -24,16 +24,7 @@ from training.genre_classifier import evaluate, evaluate_classifier, load_corpus
 CONTROL_PATH = DATA_DIR / "genre_control_minilm.npz"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_blas_thread():
-    """Multi-threaded BLAS stalls on a CPU shared with other jobs; one thread is steady."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,16 +27,7 @@ TEXTS = ["smooth waves and robotic hits",
          "k-pop", "This is a Kun type of music."]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_blas_thread():
-    """Multi-threaded BLAS stalls on a CPU shared with other jobs; one thread is steady."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 @pytest.fixture(scope="module")
