@@ -129,6 +129,37 @@ def frame_from(direction: np.ndarray, hint: np.ndarray) -> np.ndarray:
     return np.stack([d, y, h], axis=-1)
 
 
+def _continuous_bend(w: np.ndarray, u: np.ndarray, max_step: float = 0.35) -> np.ndarray:
+    """Bend directions with a turning-rate limit: frame to frame the direction turns about the
+    chain axis ``u_t`` towards the pole's ``w_t`` by at most ``max_step`` radians, less where
+    the pole is weak (``|w_t|`` small, i.e. nearly along the chain), so the middle joint never
+    whips around the chain."""
+    out = np.empty_like(w)
+    prev = None
+    for t in range(w.shape[0]):
+        ut = u[t]
+        cur = w[t]
+        mag = float(np.sqrt(cur @ cur))
+        if prev is None:
+            if mag < 1e-9:
+                out[t] = cur
+                continue
+            prev = cur / mag
+            out[t] = prev
+            continue
+        p = prev - (prev @ ut) * ut
+        pn = float(np.sqrt(p @ p))
+        p = p / pn if pn > 1e-9 else cur / max(mag, 1e-12)
+        if mag > 1e-9:
+            phi = float(np.arctan2(ut @ np.cross(p, cur), p @ cur))
+            limit = max_step * min(1.0, mag / 0.4)
+            phi = max(-limit, min(limit, phi))
+            p = p * np.cos(phi) + np.cross(ut, p) * np.sin(phi)
+        prev = p
+        out[t] = p
+    return out
+
+
 def two_bone_ik(
     base: np.ndarray,
     target: np.ndarray,
@@ -137,6 +168,8 @@ def two_bone_ik(
     lower_rest: np.ndarray,
     hinge_rest: np.ndarray,
     reach: float = 0.995,
+    pole2: np.ndarray | None = None,
+    continuous: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Analytic two-bone IK (hip-knee-ankle, shoulder-elbow-wrist) with a true hinge.
 
@@ -152,6 +185,10 @@ def two_bone_ik(
         pole: ``(n, 3)`` direction the middle joint should point to.
         upper_rest, lower_rest: rest offsets of the middle and end joints (parent frame).
         hinge_rest: the middle joint's hinge axis (its local frame).
+        pole2: a second pole hint, blended in where ``pole`` is nearly parallel to the chain
+            (keeps the middle joint from flipping around the chain axis).
+        continuous: frames form a sequence: where the pole is weak (nearly along the chain)
+            the bend direction follows the previous frame's instead of swinging around.
 
     Returns:
         Global rotations of the upper and lower bone ``(n, 3, 3)`` and the end position reached.
@@ -175,7 +212,15 @@ def two_bone_ik(
     knee = np.eye(3) + s * hx + (1.0 - c) * (hx @ hx)  # Rodrigues about h
     chain = a + knee @ b  # (n, 3) base-to-end in the upper bone's rest frame
     u = _unit(to)
+    pole = _unit(pole)
     w = pole - np.sum(pole * u, axis=-1, keepdims=True) * u
+    if pole2 is not None:  # near-parallel pole: lean on the second hint, smoothly
+        p2 = _unit(pole2)
+        w2 = p2 - np.sum(p2 * u, axis=-1, keepdims=True) * u
+        strength = np.linalg.norm(w, axis=-1, keepdims=True)
+        w = w + np.clip(0.6 - strength, 0.0, None) * 2.0 * w2
+    if continuous:
+        w = _continuous_bend(w, u)
     fallback = np.linalg.norm(w, axis=-1) < 1e-6
     if np.any(fallback):  # pole parallel to the chain: any perpendicular works
         w[fallback] = np.cross(u[fallback], np.array([0.0, 0.0, 1.0]))

@@ -42,11 +42,22 @@ TORSO_ELLIPSE = (0.2, 0.16, -0.6, 0.22)
 """Chest-frame keep-out cylinder for the wrists: x and z radii, y range (m)."""
 MIN_TRANSITION = 0.2
 """Shortest key-to-key transition (s): caps the speed of hits."""
+MAX_WRIST_SPEED = 2.2
+"""Mean wrist speed (m/s, path length / transition time) a transition may not exceed; the
+min-jerk peak is 1.875 times this."""
+ELBOW_ELLIPSE = (0.19, 0.15)
+"""Chest-frame x/z radii the elbows are kept out of (the torso plus the arm's thickness)."""
 _HEAD_CENTER = np.array([0.0, 0.33, 0.02])
 _HEAD_RADIUS = 0.16
+_SHOULDER_CLEARANCE = 0.26
 _WEIGHT_SHIFT = 0.6  # fraction of the way from the feet's midpoint to the supporting foot
 _MAX_OFF_SUPPORT = 0.08  # m, pelvis from the supporting ankle during a swing (before sway)
 _LEG_REACH = 0.97
+
+
+def _wrap(a: np.ndarray) -> np.ndarray:
+    """Angles wrapped to [-pi, pi)."""
+    return (a + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def _swap(m: np.ndarray) -> np.ndarray:
@@ -132,8 +143,18 @@ def synthesize(
     phase = np.where(t < tl.pulses[0], (t - tl.pulses[0]) / d0, phase)
     phase = np.where(t > tl.pulses[-1], tl.pulses.size - 1 + (t - tl.pulses[-1]) / d1, phase)
 
+    rest = skel.rest_joints
+    shoulders = np.stack([rest[16] - rest[9], rest[17] - rest[9]])  # chest frame
+    arm_arcs = _detour_arcs(tl.arm_target, tl.arm_arc, shoulders)
+    # Transitions last long enough for the wrists' paths (speed cap).
+    path = np.linalg.norm(np.diff(tl.arm_target, axis=0), axis=-1) + 2.0 * np.linalg.norm(
+        arm_arcs[1:], axis=-1)
+    gaps = np.diff(tl.key_times)
+    widths = tl.widths.copy()
+    widths[1:] = np.maximum(widths[1:], path.max(axis=1) / MAX_WRIST_SPEED / gaps)
+
     def track(values: np.ndarray, arcs: np.ndarray | None = None) -> np.ndarray:
-        return interp_keys(t, tl.key_times, values, tl.widths, arcs, min_dur=MIN_TRANSITION,
+        return interp_keys(t, tl.key_times, values, widths, arcs, min_dur=MIN_TRANSITION,
                            sub=tl.beats_per_pulse)
 
     feet = _foot_tracks(tl, style, t)
@@ -165,8 +186,9 @@ def synthesize(
     hip_drop = -0.5 * (off[1, 1] + off[2, 1])
     stand = PLANT_HEIGHT + 0.985 * 0.5 * (l_leg + r_leg) + hip_drop
     height = stand - style.level - track(tl.level) - style.bounce * beat_dip
-    # Cap the pelvis so planted legs reach their ankles (hip positions from the rotated offsets).
+    # Cap the pelvis so both legs reach their ankles (hip positions from the rotated offsets).
     cap = np.full(n, np.inf)
+    soft = 0.015
     for foot, hip_j, length in (("L", 1, l_leg), ("R", 2, r_leg)):
         hip_off = np.einsum("nij,j->ni", r0, off[hip_j])
         dh = np.linalg.norm(pelvis[:, [0, 2]] + hip_off[:, [0, 2]] - feet[foot]["pos"][:, [0, 2]],
@@ -174,11 +196,10 @@ def synthesize(
         reach = _LEG_REACH * length
         hy = np.sqrt(np.maximum(reach * reach - dh * dh, 0.05))
         c = feet[foot]["pos"][:, 1] + hy - hip_off[:, 1]
-        cap = np.minimum(cap, np.where(feet[foot]["swing"], np.inf, c))
-    soft = 0.015
-    excess = height - cap
-    height = height - soft * np.logaddexp(0.0, excess / soft) * (np.isfinite(cap))
-    height = np.where(np.isfinite(height), height, stand)
+        cap = -soft * np.logaddexp(-cap / soft, -c / soft) if np.isfinite(cap).all() else c
+    # Soft minimum of the desired height and the cap (swinging feet count too: their cap
+    # moves with them, so the pelvis never jumps when a foot lifts or lands).
+    height = height - soft * np.logaddexp(0.0, (height - cap) / soft)
     pelvis[:, 1] = height
 
     rot = np.broadcast_to(np.eye(3), (n, skel.num_joints, 3, 3)).copy()
@@ -188,7 +209,8 @@ def synthesize(
     for foot, (hip_j, knee_j, ankle_j) in (("L", (1, 4, 7)), ("R", (2, 5, 8))):
         f = feet[foot]
         hip = pelvis + np.einsum("nij,j->ni", r0, off[hip_j])
-        fwd = np.stack([np.sin(f["heading"]), np.zeros(n), np.cos(f["heading"])], axis=-1)
+        knee_dir = f["heading"] + 0.5 * _wrap(yaw - f["heading"])  # between foot and pelvis
+        fwd = np.stack([np.sin(knee_dir), np.zeros(n), np.cos(knee_dir)], axis=-1)
         g_up, g_lo, _ = two_bone_ik(hip, f["pos"], fwd, off[knee_j], off[ankle_j],
                                     np.array([1.0, 0.0, 0.0]), reach=0.999)
         g_ankle = rot_y(f["heading"]) @ rot_x(f["pitch"])
@@ -216,10 +238,9 @@ def synthesize(
         return 0.5 * (1.0 - np.cos(2.0 * np.pi * ph / style.flow_pulses))
 
     flow = flow_of(phase)
-    targets = track(tl.arm_target, tl.arm_arc)  # (n, 2, 3)
+    targets = track(tl.arm_target, arm_arcs)
     poles = track(tl.arm_pole)
     wrists = track(tl.wrist)
-    rest = skel.rest_joints
     for k, (side, collar, shoulder, elbow, wrist, sign) in enumerate(
         (("L", 13, 16, 18, 20, 1.0), ("R", 14, 17, 19, 21, -1.0))
     ):
@@ -229,12 +250,28 @@ def synthesize(
         g_collar = g[9] @ rot[:, collar]
         p_collar = p[9] + np.einsum("nij,j->ni", g[9], off[collar])
         p_sh = p_collar + np.einsum("nij,j->ni", g_collar, off[shoulder])
-        chest_pt = _keep_out(tgt + (rest[shoulder] - rest[9]))
+        chest_pt = _keep_out(tgt + (rest[shoulder] - rest[9]), rest[shoulder] - rest[9])
         local_tgt = chest_pt - (rest[shoulder] - rest[9])
         world_tgt = p_sh + np.einsum("nij,nj->ni", g[9], local_tgt)
         pole = np.einsum("nij,nj->ni", g[9], poles[:, k])
         hinge = np.array([0.0, -sign, 0.0])
-        g_up, g_lo, _ = two_bone_ik(p_sh, world_tgt, pole, off[elbow], off[wrist], hinge)
+        pole2 = np.einsum("nij,j->ni", g[9], np.array([sign * 0.7, -0.7, -0.3]))
+        g_up, g_lo, _ = two_bone_ik(p_sh, world_tgt, pole, off[elbow], off[wrist], hinge,
+                                    pole2=pole2, continuous=True)
+        # Elbows out of the torso: where the elbow would sink into the chest, the pole leans
+        # outwards in proportion to the depth, and the arm is solved again.
+        p_el = p_sh + np.einsum("nij,j->ni", g_up, off[elbow])
+        el = np.einsum("nji,nj->ni", g[9], p_el - p[9])  # chest frame
+        ex, ez = ELBOW_ELLIPSE
+        depth = np.clip(1.0 - np.hypot(el[:, 0] / ex, el[:, 2] / ez), 0.0, None)
+        if np.any(depth > 0):
+            radial = el * np.array([1.0, 0.0, 1.0])
+            radial /= np.maximum(np.linalg.norm(radial, axis=1, keepdims=True), 1e-6)
+            radial = np.einsum("nij,nj->ni", g[9], radial)
+            pole = (pole / np.linalg.norm(pole, axis=1, keepdims=True)
+                    + 8.0 * depth[:, None] * radial)
+            g_up, g_lo, _ = two_bone_ik(p_sh, world_tgt, pole, off[elbow], off[wrist], hinge,
+                                        pole2=pole2, continuous=True)
         rot[:, shoulder] = _swap(g_collar) @ g_up
         rot[:, elbow] = _swap(g_up) @ g_lo
         wrist_aa = wrists[:, k].copy()
@@ -251,10 +288,40 @@ def synthesize(
     return rot, trans, planted
 
 
-def _keep_out(pt: np.ndarray) -> np.ndarray:
-    """Push chest-frame wrist points out of the torso cylinder and the head sphere."""
+def _detour_arcs(targets: np.ndarray, arcs: np.ndarray, shoulders: np.ndarray) -> np.ndarray:
+    """Key arcs plus detours: a key-to-key wrist path that would cut through a keep-out zone
+    (shoulder sphere, torso, head) bows around it. The detour is constant per segment, so the
+    path stays smooth; the per-frame projection in :func:`_keep_out` is then only a safety net.
+
+    ``targets``/``arcs``: ``(K, 2, 3)`` shoulder-relative (chest frame); returns new arcs.
+    """
+    out = np.array(arcs, dtype=np.float64, copy=True)
+    s = np.linspace(0.1, 0.9, 9)
+    bump = np.sin(np.pi * s)
+    for k in range(2):
+        a = targets[:-1, k] + shoulders[k]
+        b = targets[1:, k] + shoulders[k]
+        for _ in range(2):  # a second pass checks the bowed path
+            path = (a[:, None] + (b - a)[:, None] * s[None, :, None]
+                    + out[1:, k][:, None] * bump[None, :, None])  # (K-1, 9, 3)
+            flat = path.reshape(-1, 3)
+            push = (_keep_out(flat, shoulders[k]) - flat).reshape(path.shape)
+            mag = np.linalg.norm(push, axis=-1)
+            worst = np.argmax(mag, axis=1)
+            rows = np.arange(len(worst))
+            need = mag[rows, worst] > 1e-6
+            out[1:, k][need] += 1.15 * push[rows, worst][need] / bump[worst][need, None]
+    return out
+
+
+def _keep_out(pt: np.ndarray, shoulder: np.ndarray) -> np.ndarray:
+    """Push chest-frame wrist points out of a sphere around the shoulder (a wrist that close
+    folds the arm so far that the elbow would whip around), the torso cylinder and the head
+    sphere."""
     rx, rz, y0, y1 = TORSO_ELLIPSE
-    out = pt.copy()
+    d = pt - shoulder
+    r = np.linalg.norm(d, axis=1, keepdims=True)
+    out = shoulder + d * np.maximum(1.0, _SHOULDER_CLEARANCE / np.maximum(r, 1e-3))
     e = np.sqrt((out[:, 0] / rx) ** 2 + (out[:, 2] / rz) ** 2)
     inside = (e < 1.0) & (out[:, 1] > y0) & (out[:, 1] < y1)
     scale = np.where(inside, 1.0 / np.maximum(e, 1e-3), 1.0)

@@ -129,7 +129,7 @@ MIAO = GenreStyle(
             (1, K("back_low", "down_fwd")),
             (2, K("down_fwd", "back_low")),
             (3, K("back_low", "down_fwd")),
-        ), tuple(s for s in turn(4, math.pi, "L", 0, dur=0.55, lift=0.1))),
+        ), turn(4, math.pi, "L", 0, dur=0.55, lift=0.1)),
     ),
 )
 

@@ -56,7 +56,7 @@ KOREAN = GenreStyle(
             (1, K("side", "side")),
             (2, K("cheek", "hip", "point", "flat", head=(0.0, 0.3, 0.0))),
             (3, K("point_front", "hip", "point", "flat")),
-        ), turn(2, 2 * math.pi, "L", 0, dur=0.6), weight=0.6),
+        ), turn(4, 2 * math.pi, "L", 0, dur=0.6), weight=0.6),
     ),
 )
 

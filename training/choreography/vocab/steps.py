@@ -118,7 +118,10 @@ def swing_step(foot: str = "L", start: int = 0, dur: float = 0.7, lift: float = 
 
 def turn(n: int, total: float = 2 * math.pi, foot: str = "L", start: int = 0,
          dur: float = 0.6, lift: float | None = None) -> tuple[Step, ...]:
-    """Step turn: ``n`` alternating steps, each turning the stance by ``total / n``."""
+    """Step turn: ``n`` alternating steps, each turning the stance by ``total / n`` (at most a
+    quarter turn per step: a foot is never swung round further in one step)."""
+    if abs(total) / n > math.pi / 2 + 1e-9:
+        raise ValueError(f"turn: {total:.2f} rad in {n} steps is more than 90 degrees a step")
     out = []
     for i in range(n):
         out.append(Step(_at(start + i, dur), dur, foot, turn=total / n, lift=lift))

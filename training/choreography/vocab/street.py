@@ -63,7 +63,7 @@ BREAKING = GenreStyle(
             (1, K("side_low", "side_low", "claw", "claw")),
             (2, K("guard", "side", torso=(0.3, 0.0, -0.2))),
             (3, K("down_out", "down_out", torso=(0.4, 0.0, 0.0), level=0.12)),
-        ), turn(3, 2 * math.pi, "L", 0, dur=0.55), weight=0.6),
+        ), turn(4, 2 * math.pi, "L", 0, dur=0.55), weight=0.6),
     ),
 )
 
@@ -241,7 +241,7 @@ JAZZ = GenreStyle(
             (1, K("front", "front", level=0.0)),
             (2, K("overhead", "overhead")),
             (3, K("diag_up", "down_out", hips=(-0.05, 0.0))),
-        ), turn(2, 2 * math.pi, "L", 1, dur=0.7), weight=0.8),
+        ), turn(4, 2 * math.pi, "L", 0, dur=0.7), weight=0.8),
         Phrase("hip_sway_walk", 4, (
             (0, K("hip", "side_low", hips=(0.06, 0.0), head=(0.0, 0.15, 0.0))),
             (1, K("side_low", "hip", hips=(-0.06, 0.0), head=(0.0, -0.15, 0.0))),
