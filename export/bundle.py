@@ -18,7 +18,10 @@ metadata) unless ``--classifier checkpoint`` (the head trained with the model) o
 Wav2CLIP and text-encoder graphs can be included (``--wav2clip-onnx``, ``--text-encoder-onnx``).
 
 The denoiser is exported to ONNX and checked against PyTorch (max abs diff <= 1e-4, else no
-bundle). The directory appears atomically; an existing bundle is replaced only with ``--force``.
+bundle). By default the bundle also holds the split graphs ``condition.onnx`` (the step-invariant
+music conditioning, run once per generation) and ``denoiser_step.onnx`` (the per-step rest),
+checked the same way and composed against the full model; ``--no-split`` leaves them out.
+The directory appears atomically; an existing bundle is replaced only with ``--force``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import torch
 import gcdance
 from gcdance.bundle import (
     CLASSIFIER_FILE,
+    CONDITION_FILE,
     CONTROL_FILE,
     DENOISER_FILE,
     FORMAT_NAME,
@@ -50,11 +54,13 @@ from gcdance.bundle import (
     MANIFEST,
     NORMALIZER_FILE,
     SCHEDULE_FILE,
+    STEP_FILE,
     TEXT_ENCODER_FILE,
     WAV2CLIP_FILE,
     denoiser_io,
     file_sha256,
     read_onnx_signature,
+    split_io,
 )
 from gcdance.errors import GCDanceError, InputError
 from gcdance.features.config import FeatureConfig
@@ -68,10 +74,12 @@ from gcdance.windows import DEFAULT_RELATIVE_AXES
 from training.denoiser import GCDanceDenoiser, build_denoiser, count_parameters
 
 from .onnx_denoiser import (
+    CACHE_LAYOUT,
     CHECK_SHAPES,
     OPSET,
     TOLERANCE,
     export_denoiser,
+    export_split,
     load_denoiser,
     verify_denoiser,
 )
@@ -248,8 +256,11 @@ def _sampling(base: SamplingSpec, overrides: Mapping[str, Any] | None) -> Sampli
 # ----------------------------------------------------------------------------------- writer
 def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: BundleSpec, *,
                  force: bool = False, check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
-                 log: Log | None = None) -> Path:
-    """Export ``model`` and write the bundle directory ``out`` (atomically); returns ``out``."""
+                 split: bool = True, log: Log | None = None) -> Path:
+    """Export ``model`` and write the bundle directory ``out`` (atomically); returns ``out``.
+
+    ``split`` adds ``condition.onnx`` and ``denoiser_step.onnx`` (``manifest["onnx"]["split"]``).
+    """
     log = log or (lambda _m: None)
     out = Path(out).expanduser()
     cfg = model.config
@@ -298,6 +309,31 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                         metadata={"gcdance.bundle_format": f"{FORMAT_NAME}/{FORMAT_VERSION}"})
         log("checking ONNX Runtime against PyTorch on random inputs")
         max_diff = verify_denoiser(model, tmp / DENOISER_FILE, shapes=check_shapes, log=log)
+        split_section: dict[str, Any] | None = None
+        if split:
+            log(f"exporting the split graphs ({CONDITION_FILE} + {STEP_FILE}, cache width "
+                f"{model.cache_dim}) and checking them and their composition")
+            graphs = export_split(
+                model, tmp, metadata={"gcdance.bundle_format": f"{FORMAT_NAME}/{FORMAT_VERSION}"},
+                shapes=check_shapes, log=log)
+            io = split_io(layout.dim, cfg.music_dim, cfg.text_dim, graphs.cache_dim)
+            for name, key in ((CONDITION_FILE, "condition"), (STEP_FILE, "step")):
+                got = read_onnx_signature(tmp / name)
+                if (got.inputs, got.outputs) != io[key]:
+                    raise GCDanceError(f"the exported {name} signature {got.inputs} -> "
+                                       f"{got.outputs} differs from the contract {io[key]}; "
+                                       "this is a bug")
+            split_section = {
+                "condition": CONDITION_FILE, "step": STEP_FILE, "cache_dim": graphs.cache_dim,
+                "inputs": {k: [t.to_dict() for t in io[k][0]] for k in ("condition", "step")},
+                "outputs": {k: [t.to_dict() for t in io[k][1]] for k in ("condition", "step")},
+                "cache_layout": CACHE_LAYOUT,
+                "usage": "condition once per generation (the same batch rows and cond_mask as "
+                         "the steps, e.g. the CFG batch of two), then the step graph at every "
+                         "step with that cond_cache; the composition equals the main graph",
+                "check": {"shapes": [list(x) for x in check_shapes],
+                          "max_abs_diff": graphs.max_abs_diff, "tolerance": TOLERANCE},
+            }
         spec.normalizer.save(tmp / NORMALIZER_FILE)
         ce_meta = {"format": 1, "dim": cfg.text_dim, "encoder": spec.control_info.get("encoder"),
                    "source": spec.control_info.get("source"),
@@ -365,7 +401,8 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                      "guidance": "one call over a batch of two: rows [:W] with cond_mask 1, "
                                  "rows [W:] (same inputs) with cond_mask 0",
                      "check": {"shapes": [list(x) for x in check_shapes],
-                               "max_abs_diff": max_diff, "tolerance": TOLERANCE}},
+                               "max_abs_diff": max_diff, "tolerance": TOLERANCE},
+                     **({"split": split_section} if split_section is not None else {})},
             "normalizer": {"file": NORMALIZER_FILE, "kind": "minmax", "dim": layout.dim,
                            "range": [-1.0, 1.0], "source": spec.normalizer_source},
             "assets": assets,
@@ -419,7 +456,7 @@ def random_bundle(out: str | os.PathLike[str], config: str = "tiny", *, seed: in
                   wav2clip_onnx: str | os.PathLike[str] | None = None,
                   text_encoder_onnx: str | os.PathLike[str] | None = None,
                   check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
-                  log: Log | None = None) -> Path:
+                  split: bool = True, log: Log | None = None) -> Path:
     """A bundle of a randomly initialised ``config`` (``paper``/``tiny``), seeded by ``seed``;
     ``sampling`` overrides fields of :class:`SamplingSpec`."""
     if str(classifier) == "checkpoint":
@@ -470,7 +507,8 @@ def random_bundle(out: str | os.PathLike[str], config: str = "tiny", *, seed: in
         sampling=_sampling(SamplingSpec(), sampling), weights="random",
         wav2clip_onnx=Path(wav2clip_onnx) if wav2clip_onnx else None,
         text_encoder_onnx=Path(text_encoder_onnx) if text_encoder_onnx else None)
-    return write_bundle(out, model, spec, force=force, check_shapes=check_shapes, log=log)
+    return write_bundle(out, model, spec, force=force, check_shapes=check_shapes, split=split,
+                        log=log)
 
 
 _DATA_KEYS = ("dataset", "split", "features", "window", "stride", "min_std", "relative_axes",
@@ -486,7 +524,7 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
                            wav2clip_onnx: str | os.PathLike[str] | None = None,
                            text_encoder_onnx: str | os.PathLike[str] | None = None,
                            check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
-                           log: Log | None = None) -> Path:
+                           split: bool = True, log: Log | None = None) -> Path:
     """A bundle of a training checkpoint (file or run directory; see the module docstring);
     ``sampling`` overrides fields of :class:`SamplingSpec` (window, hop and relative axes
     default to the training config's)."""
@@ -545,7 +583,8 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
         sampling=samp, weights=loaded.weights,
         wav2clip_onnx=Path(wav2clip_onnx) if wav2clip_onnx else None,
         text_encoder_onnx=Path(text_encoder_onnx) if text_encoder_onnx else None)
-    return write_bundle(out, loaded.model, spec, force=force, check_shapes=check_shapes, log=log)
+    return write_bundle(out, loaded.model, spec, force=force, check_shapes=check_shapes,
+                        split=split, log=log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -579,6 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eta", type=float, default=0.0, help="default DDIM eta")
     parser.add_argument("--guidance-ramp", type=float, default=0.0,
                         help="default guidance ramp (fraction of the steps; 0 = constant)")
+    parser.add_argument("--no-split", action="store_true",
+                        help=f"leave out the split graphs ({CONDITION_FILE}, {STEP_FILE})")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -590,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "normalizer": args.normalizer, "features": args.features,
         "control_embeddings": args.control_embeddings, "classifier": args.classifier,
         "force": args.force, "wav2clip_onnx": args.wav2clip_onnx,
-        "text_encoder_onnx": args.text_encoder_onnx, "log": log}
+        "text_encoder_onnx": args.text_encoder_onnx, "split": not args.no_split, "log": log}
     try:
         sampling = {"steps": args.steps, "guidance": args.guidance, "eta": args.eta,
                     "guidance_ramp": args.guidance_ramp}

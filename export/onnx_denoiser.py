@@ -18,6 +18,19 @@ first W with ``cond_mask = 1`` and the same inputs again with ``cond_mask = 0``;
 the learned null embeddings per row (no control flow). The denoiser config is stored in the
 model's metadata (``gcdance.denoiser_config``).
 
+Split graphs (:func:`export_split`; the bundle's ``condition.onnx`` and ``denoiser_step.onnx``):
+the step-invariant part of the model runs once per generation and the rest at every step::
+
+    condition.onnx      music (B, N, music_dim), text_emb (B, text_dim), cond_mask (B,)
+                        -> cond_cache (B, N, C)
+    denoiser_step.onnx  x_t (B, N, dim), t (B,), text_emb, cond_mask, cond_cache (B, N, C)
+                        -> x0 (B, N, dim)
+
+``C = GCDanceDenoiser.cache_dim`` (``4 * num_layers * latent_dim``; layout in
+``GCDanceDenoiser.condition``); the composition equals ``denoiser.onnx``. ``text_emb`` is an
+input of ``condition.onnx`` that the current cache does not read. Both graphs are checked like
+the full one, and their composition against the full PyTorch model.
+
 Weights come from a training checkpoint (``training/train.py`` format: the EMA weights
 ``ema.denoiser.*`` when present, else ``model.denoiser.*``) or an in-memory model. Every export
 is run through ONNX Runtime (CPU) on random inputs of several shapes (batch 2 x 120 frames, batch
@@ -40,22 +53,38 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
-from gcdance.bundle import BATCH_AXIS, DENOISER_INPUTS, DENOISER_OUTPUTS, FRAMES_AXIS
+from gcdance.bundle import (
+    BATCH_AXIS,
+    CONDITION_FILE,
+    CONDITION_INPUTS,
+    CONDITION_OUTPUTS,
+    DENOISER_INPUTS,
+    DENOISER_OUTPUTS,
+    FRAMES_AXIS,
+    STEP_FILE,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+)
 from gcdance.errors import GCDanceError, InputError
 from training.denoiser import DenoiserConfig, GCDanceDenoiser, build_denoiser, count_parameters
 from training.train import find_checkpoint, load_checkpoint
 
 __all__ = [
+    "CACHE_LAYOUT",
     "CHECK_SHAPES",
     "OPSET",
     "TOLERANCE",
     "ExportError",
     "LoadedDenoiser",
+    "SplitExport",
     "export_denoiser",
+    "export_split",
     "load_denoiser",
     "random_inputs",
     "verify_denoiser",
+    "verify_split",
 ]
 
 OPSET = 17
@@ -63,6 +92,10 @@ TOLERANCE = 1e-4
 CHECK_SHAPES: tuple[tuple[int, int], ...] = ((2, 120), (6, 120), (4, 37), (1, 1))
 """(batch, frames) pairs the export is checked on: CFG over 1 and 3 windows, odd shapes."""
 MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit for one file without external data
+CACHE_LAYOUT = ("per frame: for each decoder layer (body 0..L-1, then hands 0..L-1) the "
+                "cross-attention [K | V] of the music token (K with rotary at the frame index, "
+                "heads in order); width 4 * num_layers * latent_dim")
+"""The cache layout, as stored in the split graphs' metadata (``gcdance.cache_layout``)."""
 
 
 class ExportError(GCDanceError):
@@ -126,45 +159,78 @@ def random_inputs(config: DenoiserConfig, batch: int, frames: int, seed: int = 0
     }
 
 
-def _dynamic_axes() -> dict[str, dict[int, str]]:
-    b, n = BATCH_AXIS, FRAMES_AXIS
-    return {"x_t": {0: b, 1: n}, "t": {0: b}, "music": {0: b, 1: n}, "text_emb": {0: b},
-            "cond_mask": {0: b}, "x0": {0: b, 1: n}}
+def _dynamic_axes(names: Sequence[str]) -> dict[str, dict[int, str]]:
+    """Batch (and frames, for per-frame tensors) dynamic axes of the named graph tensors."""
+    per_frame = {"x_t", "music", "cond_cache", "x0"}
+    return {k: ({0: BATCH_AXIS, 1: FRAMES_AXIS} if k in per_frame else {0: BATCH_AXIS})
+            for k in names}
 
 
-def export_denoiser(model: GCDanceDenoiser, out: str | os.PathLike[str], *,
-                    opset: int = OPSET, metadata: dict[str, str] | None = None) -> Path:
-    """Write ``model`` to ``out`` as one ONNX file (see the module docstring for the graph).
+class _ConditionGraph(nn.Module):
+    def __init__(self, model: GCDanceDenoiser) -> None:
+        super().__init__()
+        self.model = model
 
-    The file appears atomically (temporary file + rename); ``metadata`` is added to the model's
-    metadata next to ``gcdance.denoiser_config``.
-    """
+    def forward(self, music: Tensor, text_emb: Tensor, cond_mask: Tensor) -> Tensor:
+        return self.model.condition(music, text_emb, cond_mask)
+
+
+class _StepGraph(nn.Module):
+    def __init__(self, model: GCDanceDenoiser) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_t: Tensor, t: Tensor, text_emb: Tensor, cond_mask: Tensor,
+                cond_cache: Tensor) -> Tensor:
+        return self.model.denoise(x_t, t, text_emb, cond_mask, cond_cache)
+
+
+def _write_graph(module: nn.Module, model: GCDanceDenoiser, example: tuple[Tensor, ...],
+                 out: Path, inputs: Sequence[str], outputs: Sequence[str], opset: int,
+                 metadata: dict[str, str]) -> Path:
+    """Export ``module`` (which runs ``model``) to ``out`` atomically, with ``metadata`` next to
+    the config; graph inputs the trace dropped (unused) are restored, in ``inputs`` order."""
     import onnx
 
     if opset < 17:
         raise InputError(f"opset {opset} is too old: LayerNormalization needs opset >= 17")
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if param_bytes >= MAX_PROTO_BYTES:
         raise ExportError(f"the model has {param_bytes / 2**30:.2f} GiB of weights: an ONNX "
                           "file without external data is limited to 2 GiB")
-    cfg = model.config
-    example = tuple(torch.from_numpy(v) for v in random_inputs(cfg, 2, 8).values())
     was_training = model.training
     model.eval()
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
+    axes = _dynamic_axes([*inputs, *outputs])
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer notes
-            torch.onnx.export(model, example, str(tmp), input_names=list(DENOISER_INPUTS),
-                              output_names=list(DENOISER_OUTPUTS), dynamic_axes=_dynamic_axes(),
+            result = module(*example)
+            torch.onnx.export(module, example, str(tmp), input_names=list(inputs),
+                              output_names=list(outputs), dynamic_axes=axes,
                               opset_version=opset, do_constant_folding=True, dynamo=False)
         proto = onnx.load(str(tmp))
-        meta = {"gcdance.denoiser_config": json.dumps(cfg.to_dict(), sort_keys=True),
-                "gcdance.parameters": str(count_parameters(model)), **(metadata or {})}
+        results = result if isinstance(result, tuple) else (result,)
+        for vi, value in zip(proto.graph.output, results, strict=True):
+            for i, d in enumerate(vi.type.tensor_type.shape.dim):
+                if i not in axes[vi.name]:  # a static width the tracer left symbolic
+                    d.dim_value = int(value.shape[i])
+        present = {vi.name: vi for vi in proto.graph.input}
+        if list(present) != list(inputs):
+            graph_inputs = []
+            for name, value in zip(inputs, example, strict=True):
+                if name not in present:
+                    shape = [axes[name].get(i, d) for i, d in enumerate(value.shape)]
+                    present[name] = onnx.helper.make_tensor_value_info(
+                        name, onnx.TensorProto.FLOAT, shape)
+                graph_inputs.append(present[name])
+            del proto.graph.input[:]
+            proto.graph.input.extend(graph_inputs)
+        meta = {"gcdance.denoiser_config": json.dumps(model.config.to_dict(), sort_keys=True),
+                "gcdance.parameters": str(count_parameters(model)), **metadata}
         del proto.metadata_props[:]
         for key, value in meta.items():
             entry = proto.metadata_props.add()
@@ -182,20 +248,26 @@ def export_denoiser(model: GCDanceDenoiser, out: str | os.PathLike[str], *,
     return out
 
 
+def export_denoiser(model: GCDanceDenoiser, out: str | os.PathLike[str], *,
+                    opset: int = OPSET, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model`` to ``out`` as one ONNX file (see the module docstring for the graph).
+
+    The file appears atomically (temporary file + rename); ``metadata`` is added to the model's
+    metadata next to ``gcdance.denoiser_config``.
+    """
+    feeds = random_inputs(model.config, 2, 8)
+    example = tuple(torch.from_numpy(feeds[n]) for n in DENOISER_INPUTS)
+    return _write_graph(model, model, example, Path(out), DENOISER_INPUTS, DENOISER_OUTPUTS,
+                        opset, dict(metadata or {}))
+
+
 def verify_denoiser(model: GCDanceDenoiser, onnx_path: str | os.PathLike[str], *,
                     shapes: Sequence[tuple[int, int]] = CHECK_SHAPES, seed: int = 0,
                     tolerance: float = TOLERANCE, log: Any = None) -> float:
     """Run the graph with ONNX Runtime (CPU) and the model with PyTorch on random inputs of each
     (batch, frames) shape; return the largest absolute difference, raise :class:`ExportError`
     when it exceeds ``tolerance``."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    if tuple(names) != DENOISER_INPUTS:
-        raise ExportError(f"{onnx_path} has inputs {names}, expected {list(DENOISER_INPUTS)}")
+    session = _session(onnx_path, DENOISER_INPUTS)
     was_training = model.training
     model.eval()
     worst = 0.0
@@ -218,6 +290,118 @@ def verify_denoiser(model: GCDanceDenoiser, onnx_path: str | os.PathLike[str], *
     finally:
         model.train(was_training)
     return worst
+
+
+@dataclass(frozen=True)
+class SplitExport:
+    """The split graphs written by :func:`export_split` and their check results."""
+
+    condition: Path
+    step: Path
+    cache_dim: int
+    max_abs_diff: dict[str, float]  # "condition", "step", "composed" (empty: not verified)
+
+
+def export_split(model: GCDanceDenoiser, out_dir: str | os.PathLike[str], *, opset: int = OPSET,
+                 metadata: dict[str, str] | None = None, verify: bool = True,
+                 shapes: Sequence[tuple[int, int]] = CHECK_SHAPES, seed: int = 0,
+                 tolerance: float = TOLERANCE, log: Any = None) -> SplitExport:
+    """Write ``condition.onnx`` and ``denoiser_step.onnx`` (module docstring) into ``out_dir``.
+
+    With ``verify`` (default) both are checked by :func:`verify_split` and removed again when
+    the check fails (:class:`ExportError`).
+    """
+    out_dir = Path(out_dir)
+    cfg = model.config
+    feeds = random_inputs(cfg, 2, 8)
+    music, text, mask = (torch.from_numpy(feeds[n]) for n in CONDITION_INPUTS)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            cache = model.condition(music, text, mask)
+    finally:
+        model.train(was_training)
+    meta = {**(metadata or {}), "gcdance.cache_dim": str(model.cache_dim),
+            "gcdance.cache_layout": CACHE_LAYOUT}
+    cond = _write_graph(_ConditionGraph(model), model, (music, text, mask),
+                        out_dir / CONDITION_FILE, CONDITION_INPUTS, CONDITION_OUTPUTS, opset,
+                        {**meta, "gcdance.graph": "condition"})
+    step_example = (*(torch.from_numpy(feeds[n]) for n in STEP_INPUTS[:-1]), cache)
+    step = _write_graph(_StepGraph(model), model, step_example, out_dir / STEP_FILE,
+                        STEP_INPUTS, STEP_OUTPUTS, opset, {**meta, "gcdance.graph": "step"})
+    diffs: dict[str, float] = {}
+    if verify:
+        try:
+            diffs = verify_split(model, cond, step, shapes=shapes, seed=seed,
+                                 tolerance=tolerance, log=log)
+        except BaseException:
+            cond.unlink(missing_ok=True)
+            step.unlink(missing_ok=True)
+            raise
+    return SplitExport(cond, step, model.cache_dim, diffs)
+
+
+def verify_split(model: GCDanceDenoiser, condition_path: str | os.PathLike[str],
+                 step_path: str | os.PathLike[str], *,
+                 shapes: Sequence[tuple[int, int]] = CHECK_SHAPES, seed: int = 0,
+                 tolerance: float = TOLERANCE, log: Any = None) -> dict[str, float]:
+    """Check the split graphs with ONNX Runtime (CPU) on random inputs of each (batch, frames)
+    shape: ``condition`` against ``model.condition``, ``step`` (fed PyTorch's cache) against
+    ``model.denoise``, and ``composed`` (step fed the graph's cache) against ``model`` itself.
+    Returns the largest absolute difference of each; raises :class:`ExportError` above
+    ``tolerance``."""
+    cond_sess = _session(condition_path, CONDITION_INPUTS)
+    step_sess = _session(step_path, STEP_INPUTS)
+    was_training = model.training
+    model.eval()
+    worst = {"condition": 0.0, "step": 0.0, "composed": 0.0}
+    try:
+        for i, (batch, frames) in enumerate(shapes):
+            feeds = random_inputs(model.config, batch, frames, seed + i)
+            x_t, t, music, text, mask = (torch.from_numpy(feeds[n]) for n in DENOISER_INPUTS)
+            with torch.no_grad():
+                cache_ref = model.condition(music, text, mask)
+                step_ref = model.denoise(x_t, t, text, mask, cache_ref).numpy()
+                full_ref = model(x_t, t, music, text, mask).numpy()
+            (cache,) = cond_sess.run(list(CONDITION_OUTPUTS),
+                                     {n: feeds[n] for n in CONDITION_INPUTS})
+            step_feeds = {n: feeds[n] for n in STEP_INPUTS[:-1]}
+            (step,) = step_sess.run(list(STEP_OUTPUTS),
+                                    {**step_feeds, "cond_cache": cache_ref.numpy()})
+            (composed,) = step_sess.run(list(STEP_OUTPUTS), {**step_feeds, "cond_cache": cache})
+            diffs: dict[str, float] = {}
+            for what, got, ref in (("condition", cache, cache_ref.numpy()),
+                                   ("step", step, step_ref), ("composed", composed, full_ref)):
+                if got.shape != ref.shape:
+                    raise ExportError(f"{what}: ONNX output shape {got.shape} != PyTorch "
+                                      f"{ref.shape} for batch {batch} x {frames} frames")
+                diff = float(np.abs(got - ref).max())
+                if not np.isfinite(diff) or diff > tolerance:
+                    raise ExportError(f"split export ({what}) differs from PyTorch by "
+                                      f"{diff:.3e} (> {tolerance:g}) at batch {batch} x "
+                                      f"{frames} frames")
+                diffs[what] = diff
+                worst[what] = max(worst[what], diff)
+            if log is not None:
+                log(f"  split, batch {batch:>2} x {frames:>3} frames: max |onnx - torch| = "
+                    + ", ".join(f"{k} {v:.3e}" for k, v in diffs.items()))
+    finally:
+        model.train(was_training)
+    return worst
+
+
+def _session(path: str | os.PathLike[str], inputs: Sequence[str]) -> Any:
+    """A CPU session of ``path`` whose inputs must be ``inputs`` in order."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = tuple(i.name for i in session.get_inputs())
+    if names != tuple(inputs):
+        raise ExportError(f"{path} has inputs {list(names)}, expected {list(inputs)}")
+    return session
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,11 +16,16 @@ import pytest
 
 from gcdance import bundle as bundle_mod
 from gcdance.bundle import (
+    CONDITION_INPUTS,
+    CONDITION_OUTPUTS,
     DENOISER_INPUTS,
     DENOISER_OUTPUTS,
     FORMAT_NAME,
     FORMAT_VERSION,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
     Bundle,
+    SplitGraphs,
     default_bundle_path,
     file_sha256,
     load_bundle,
@@ -140,6 +145,61 @@ def test_denoiser_in_bundle_runs_with_cfg_batch(tiny_bundle: Path) -> None:
     assert np.abs(x0[0] - x0[1]).max() > 1e-3  # conditional and null rows differ
 
 
+def test_split_graphs_round_trip_and_compose(tiny_bundle: Path) -> None:
+    import onnxruntime as ort
+
+    b = load_bundle(tiny_bundle)
+    sp = b.split
+    assert isinstance(sp, SplitGraphs)
+    assert sp.condition_path == tiny_bundle / "condition.onnx"
+    assert sp.step_path == tiny_bundle / "denoiser_step.onnx"
+    assert sp.cache_dim == 256 == 4 * b.model_config["num_layers"] * b.model_config["latent_dim"]
+    assert (sp.condition_inputs, sp.condition_outputs) == (CONDITION_INPUTS, CONDITION_OUTPUTS)
+    assert (sp.step_inputs, sp.step_outputs) == (STEP_INPUTS, STEP_OUTPUTS)
+    split = b.manifest["onnx"]["split"]
+    assert {"condition.onnx", "denoiser_step.onnx"} <= set(b.manifest["files"])
+    assert split["inputs"]["step"][-1] == {"name": "cond_cache", "dtype": "float32",
+                                           "shape": ["batch", "frames", 256]}
+    assert max(split["check"]["max_abs_diff"].values()) <= 1e-4
+    opts = {"providers": ["CPUExecutionProvider"]}
+    full = ort.InferenceSession(str(b.denoiser_path), **opts)
+    cond = ort.InferenceSession(str(sp.condition_path), **opts)
+    step = ort.InferenceSession(str(sp.step_path), **opts)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 120, 319)).astype(np.float32)
+    music = rng.standard_normal((1, 120, 35)).astype(np.float32)
+    feeds = {"x_t": np.concatenate([x, x]), "t": np.full(2, 250, np.float32),
+             "music": np.concatenate([music, music]),
+             "text_emb": np.repeat(b.control_embeddings[2:3], 2, 0),
+             "cond_mask": np.array([1, 0], np.float32)}
+    (cache,) = cond.run(list(sp.condition_outputs), {n: feeds[n] for n in sp.condition_inputs})
+    feeds["cond_cache"] = cache
+    (x0,) = step.run(list(sp.step_outputs), {n: feeds[n] for n in sp.step_inputs})
+    (ref,) = full.run(list(b.output_names), {n: feeds[n] for n in b.input_names})
+    assert np.abs(x0 - ref).max() <= 1e-4 and np.abs(x0[0] - x0[1]).max() > 1e-3
+
+
+def test_bundle_without_split_is_valid(tmp_path: Path) -> None:
+    out = random_bundle(tmp_path / "nosplit", "tiny", seed=3, check_shapes=((2, 8),),
+                        split=False)
+    b = load_bundle(out)
+    assert b.split is None and "split" not in b.manifest["onnx"]
+    assert set(b.files) == {"denoiser.onnx", "normalizer.npz", "control_embeddings.npz",
+                            "genre_classifier.npz", "schedule.npz"}
+
+
+def test_old_bundle_without_split_section(copy: Path) -> None:
+    """A bundle written before the split graphs existed (no section, no files) still loads."""
+    def change(m: dict) -> None:
+        del m["onnx"]["split"]
+        for name in ("condition.onnx", "denoiser_step.onnx"):
+            del m["files"][name]
+    _edit(copy, change)
+    for name in ("condition.onnx", "denoiser_step.onnx"):
+        (copy / name).unlink()
+    assert load_bundle(copy).split is None
+
+
 def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
     npz = sorted(tiny_bundle.glob("*.npz"))
     assert {p.name for p in npz} == {"normalizer.npz", "control_embeddings.npz",
@@ -222,6 +282,52 @@ def test_tampered_byte_is_refused(copy: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"does not match its sha256.*tampered"):
         load_bundle(copy)
+
+
+@pytest.mark.parametrize("name", ["condition.onnx", "denoiser_step.onnx"])
+def test_tampered_split_graph_is_refused(copy: Path, name: str) -> None:
+    path = copy / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=rf"{name} does not match its sha256.*tampered"):
+        load_bundle(copy)
+
+
+def test_split_graph_swapped_is_refused(copy: Path) -> None:
+    shutil.copyfile(copy / "denoiser_step.onnx", copy / "condition.onnx")
+    _rehash(copy, "condition.onnx")  # hashes match: the signature check must catch it
+    with pytest.raises(BundleError, match=r"condition.onnx has inputs"):
+        load_bundle(copy)
+
+
+def test_split_section_inconsistent(copy: Path) -> None:
+    original = (copy / "manifest.json").read_text()
+
+    def refused(change: Callable[[dict], None], match: str) -> None:
+        (copy / "manifest.json").write_text(original)
+        _edit(copy, change)
+        with pytest.raises(BundleError, match=match):
+            load_bundle(copy)
+
+    def wider(m: dict) -> None:  # a manifest consistent with itself for C = 512
+        split = m["onnx"]["split"]
+        split["cache_dim"] = 512
+        split["outputs"]["condition"][0]["shape"][2] = 512
+        split["inputs"]["step"][4]["shape"][2] = 512
+
+    refused(lambda m: m["onnx"]["split"].update(cache_dim=512),
+            r"onnx.split.outputs.condition .*inconsistent")
+    refused(wider, r"condition.onnx has inputs .* cache_dim 512")
+    refused(lambda m: m["onnx"]["split"].update(step="denoiser.onnx"),
+            r"onnx.split.step must be 'denoiser_step.onnx'")
+    refused(lambda m: m["files"].pop("denoiser_step.onnx"),
+            r"denoiser_step.onnx, which is not listed")
+    refused(lambda m: m["onnx"].update(split=["condition.onnx"]),
+            r"onnx.split must be an object")
+    refused(lambda m: m["onnx"]["split"].pop("inputs"), r"onnx.split.inputs must map")
+    (copy / "manifest.json").write_text(original)
+    assert load_bundle(copy).split is not None
 
 
 def test_truncated_file_is_refused(copy: Path) -> None:

@@ -185,3 +185,138 @@ def test_onnx_export_matches_onnxruntime(tiny: GCDanceDenoiser, tmp_path) -> Non
         got = sess.run(None, dict(zip(names, (a.numpy() for a in (x, t, m, e, cm)), strict=True)))
         assert got[0].shape == (b, n, 319)
         assert np.abs(got[0] - ref).max() <= 1e-4
+
+
+# ------------------------------------------------------------- condition / denoise split
+MEDIUM = DenoiserConfig(layout="aistpp", music_dim=35, latent_dim=96, ff_dim=160, num_layers=3,
+                        num_heads=4, music_layers=2, num_time_tokens=3)
+
+
+def _reference_forward(model: GCDanceDenoiser, x_t, t, music, text_emb, cond_mask):
+    """The pre-split forward written out from the modules: the whole frame memory (music, and
+    body features for the hands) is layer-normed and projected to K/V at every step."""
+    from training.denoiser import _heads, _merge, _positions, _rotate
+
+    cos, sin = model.rotary(_positions(x_t))
+    m = model.music_proj(music)
+    for layer in model.music_layers:
+        m = layer(m, cos, sin)
+    text = model.text_adapter(text_emb)
+    keep = cond_mask.reshape(-1, 1) > 0.5
+    text = torch.where(keep, text, model.null_text)
+    m = torch.where(keep.unsqueeze(-1), m, model.null_music)
+    t_emb = model.time_embedding(t)
+
+    def cross(att, x, frames, fcos, fsin, tokens):
+        h = att.num_heads
+        q = _heads(att.q(x), h) * att.scale
+        kf, vf = (_heads(a, h) for a in att.kv(frames).chunk(2, dim=-1))
+        kg, vg = (_heads(a, h) for a in att.kv(tokens).chunk(2, dim=-1))
+        scores = torch.cat((_rotate(q, cos, sin) @ _rotate(kf, fcos, fsin).transpose(-1, -2),
+                            q @ kg.transpose(-1, -2)), dim=-1)
+        attn = att.drop(torch.softmax(scores, dim=-1))
+        return att.out(_merge(attn @ torch.cat((vf, vg), dim=2)))
+
+    def part(dec, x, frames, fcos, fsin):
+        th = dec.time_mlp(t_emb)
+        cond = dec.time_cond(th) + text
+        tokens = torch.cat((text.unsqueeze(1),
+                            dec.time_tokens(th).unflatten(-1, (dec.num_time_tokens, -1))), dim=1)
+        frames, tokens = dec.memory_norm(frames), dec.memory_norm(tokens)
+        h = dec.input_proj(x)
+        for lay in dec.layers:
+            h = h + lay.film1(lay.drop(lay.self_attn(lay.norm1(h), cos, sin)), cond)
+            y = lay.drop(cross(lay.cross_attn, lay.norm2(h), frames, fcos, fsin, tokens))
+            h = h + lay.film2(y, cond)
+            h = h + lay.film3(lay.drop(lay.ff(lay.norm3(h))), cond)
+        h = dec.final_norm(h)
+        return dec.output_proj(h), h
+
+    body_out, feat = part(model.body, x_t[..., : model.body_dim], m, cos, sin)
+    hand_out, _ = part(model.hands, x_t[..., model.body_dim :], torch.cat((m, feat), dim=1),
+                       torch.cat((cos, cos)), torch.cat((sin, sin)))
+    return torch.cat((body_out, hand_out), dim=-1)
+
+
+@pytest.mark.parametrize("config", ["tiny", "medium"])
+def test_forward_is_denoise_of_condition(config: str) -> None:
+    torch.manual_seed(1)
+    model = build_denoiser("tiny") if config == "tiny" else GCDanceDenoiser(MEDIUM)
+    cfg = model.config
+    x, t, m, _ = _inputs(b=4, n=37, music_dim=cfg.music_dim, dim=model.dim, seed=3)
+    e = torch.randn(4, cfg.text_dim)
+    mask = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    assert model.cache_dim == 4 * cfg.num_layers * cfg.latent_dim
+    model.eval()
+    with torch.no_grad():
+        for cm in (mask, None):
+            cache = model.condition(m, e, cm)
+            assert cache.shape == (4, 37, model.cache_dim) and cache.dtype == torch.float32
+            full = model(x, t, m, e, cm)
+            assert (full - model.denoise(x, t, e, cm, cache)).abs().max() <= 1e-6
+        # unchanged model: the pre-split computation gives the same x0 (float rounding only)
+        assert (full - _reference_forward(model, x, t, m, e, torch.ones(4))).abs().max() <= 1e-5
+        ref = _reference_forward(model, x, t, m, e, mask)
+        assert (model(x, t, m, e, mask) - ref).abs().max() <= 1e-5
+    # training: dropout stays where it was, so the same seed draws the same masks
+    model.train()
+    torch.manual_seed(7)
+    a = model(x, t, m, e, mask)
+    torch.manual_seed(7)
+    b = model.denoise(x, t, e, mask, model.condition(m, e, mask))
+    torch.manual_seed(7)
+    r = _reference_forward(model, x, t, m, e, mask)
+    torch.manual_seed(8)
+    other = model(x, t, m, e, mask)
+    assert (a - b).abs().max() <= 1e-6
+    assert (a - r).abs().max() <= 1e-5
+    assert (a - other).abs().max() > 1e-3  # dropout is active
+    a.square().mean().backward()  # gradients reach the music path through the cache
+    assert model.music_proj.weight.grad is not None and model.music_proj.weight.grad.any()
+
+
+def test_condition_cache_layout(tiny: GCDanceDenoiser) -> None:
+    """Per frame: [K | V] of body layers 0..L-1, then hand layers; K rotary at the frame."""
+    from training.denoiser import _positions
+
+    _, _, m, e = _inputs(b=2, n=12)
+    mask = torch.tensor([1.0, 0.0])
+    d = tiny.config.latent_dim
+    with torch.no_grad():
+        cache = tiny.condition(m, e, mask)
+        cos, sin = tiny.rotary(_positions(m))
+        music = tiny.music_proj(m)
+        for layer in tiny.music_layers:
+            music = layer(music, cos, sin)
+        music[1] = tiny.null_music
+        layers = [(tiny.body, lay) for lay in tiny.body.layers]
+        layers += [(tiny.hands, lay) for lay in tiny.hands.layers]
+        assert cache.shape[-1] == 2 * d * len(layers)
+        for i, (dec, lay) in enumerate(layers):
+            k, v = lay.cross_attn.kv(dec.memory_norm(music)).chunk(2, dim=-1)
+            got_k = cache[..., 2 * d * i : 2 * d * i + d]
+            got_v = cache[..., 2 * d * i + d : 2 * d * (i + 1)]
+            torch.testing.assert_close(got_v, v, rtol=0, atol=1e-6)
+            torch.testing.assert_close(got_k[:, 0], k[:, 0], rtol=0, atol=1e-6)  # position 0
+            assert (got_k[:, 1:] - k[:, 1:]).abs().max() > 1e-3  # rotated elsewhere
+            torch.testing.assert_close(got_k.norm(dim=-1), k.norm(dim=-1), rtol=1e-5, atol=1e-5)
+        # null rows ignore music and text; conditional rows do not
+        other = tiny.condition(torch.randn_like(m), torch.randn_like(e), mask)
+    torch.testing.assert_close(other[1], cache[1], rtol=0, atol=0)
+    assert (other[0] - cache[0]).abs().max() > 1e-3
+
+
+def test_split_input_validation(tiny: GCDanceDenoiser) -> None:
+    x, t, m, e = _inputs()
+    with torch.no_grad():
+        cache = tiny.condition(m, e)
+        with pytest.raises(InputError, match="cond_cache must be"):
+            tiny.denoise(x, t, e, None, cache[:, :-1])
+        with pytest.raises(InputError, match="cond_cache must be"):
+            tiny.denoise(x, t, e, None, cache[..., :-1])
+        with pytest.raises(InputError, match="music must be"):
+            tiny.condition(m[..., :-1], e)
+        with pytest.raises(InputError, match="text_emb"):
+            tiny.condition(m, e[:1])
+        with pytest.raises(InputError, match="cond_mask"):
+            tiny.condition(m, e, torch.ones(3))

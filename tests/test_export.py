@@ -13,17 +13,24 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from export import bundle as export_bundle  # noqa: E402
+from export import onnx_denoiser  # noqa: E402
 from export import tensorrt as trt  # noqa: E402
 from export.onnx_denoiser import (  # noqa: E402
     ExportError,
     export_denoiser,
+    export_split,
     load_denoiser,
     random_inputs,
     verify_denoiser,
+    verify_split,
 )
 from gcdance.bundle import (  # noqa: E402
+    CONDITION_INPUTS,
+    CONDITION_OUTPUTS,
     DENOISER_INPUTS,
     DENOISER_OUTPUTS,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
     load_bundle,
     read_onnx_signature,
 )
@@ -98,6 +105,71 @@ def test_graph_is_one_file_with_metadata_and_signature(tiny, tiny_onnx: Path) ->
     assert sig.inputs[0].shape == ("batch", "frames", 319)
     assert sig.outputs[0].shape == ("batch", "frames", 319)
     assert sig.metadata["gcdance.denoiser_config"] == meta["gcdance.denoiser_config"]
+
+
+# ------------------------------------------------------------------------ split export
+@pytest.fixture(scope="module")
+def tiny_split(tiny, tmp_path_factory: pytest.TempPathFactory):
+    return export_split(tiny, tmp_path_factory.mktemp("split"),
+                        shapes=((2, 120), (6, 120), (4, 37)))
+
+
+def test_split_export_matches_pytorch_and_the_full_graph(tiny, tiny_onnx: Path,
+                                                         tiny_split) -> None:
+    assert tiny_split.cache_dim == tiny.cache_dim == 256
+    assert set(tiny_split.max_abs_diff) == {"condition", "step", "composed"}
+    assert all(0 <= d <= 1e-4 for d in tiny_split.max_abs_diff.values())
+    cond = ort.InferenceSession(str(tiny_split.condition), providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(str(tiny_split.step), providers=["CPUExecutionProvider"])
+    full = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    assert tuple(i.name for i in cond.get_inputs()) == CONDITION_INPUTS
+    assert tuple(o.name for o in cond.get_outputs()) == CONDITION_OUTPUTS
+    assert tuple(i.name for i in step.get_inputs()) == STEP_INPUTS
+    assert tuple(o.name for o in step.get_outputs()) == STEP_OUTPUTS
+    for batch, frames in ((2, 120), (6, 120), (4, 37)):
+        feeds = random_inputs(tiny.config, batch, frames, seed=11 + batch)
+        (cache,) = cond.run(None, {n: feeds[n] for n in CONDITION_INPUTS})
+        assert cache.shape == (batch, frames, 256)
+        # the cache is computed once and reused at every step (other x_t and t)
+        for t in (999.0, 500.0, 3.0):
+            step_feeds = {**feeds, "t": np.full(batch, t, np.float32), "cond_cache": cache}
+            (x0,) = step.run(None, {n: step_feeds[n] for n in STEP_INPUTS})
+            (ref,) = full.run(None, {n: step_feeds[n] for n in DENOISER_INPUTS})
+            assert np.abs(x0 - ref).max() <= 1e-4
+    for path, graph in ((tiny_split.condition, "condition"), (tiny_split.step, "step")):
+        sig = read_onnx_signature(path)
+        assert sig.metadata["gcdance.graph"] == graph and not sig.external_data
+        assert sig.metadata["gcdance.cache_dim"] == "256" and sig.opsets["ai.onnx"] == 17
+        assert json.loads(sig.metadata["gcdance.denoiser_config"]) == tiny.config.to_dict()
+    assert read_onnx_signature(tiny_split.condition).outputs[0].shape == ("batch", "frames", 256)
+
+
+def test_verify_split_detects_wrong_graphs(tiny_split) -> None:
+    torch.manual_seed(0)
+    other = build_denoiser("tiny").eval()
+    with torch.no_grad():  # the condition graph is stale (a shifted bias would be normed away)
+        other.music_proj.weight.add_(1e-2 * torch.randn_like(other.music_proj.weight))
+    with pytest.raises(ExportError, match=r"split export \(condition\) differs"):
+        verify_split(other, tiny_split.condition, tiny_split.step, shapes=((2, 120),))
+    torch.manual_seed(0)
+    other = build_denoiser("tiny").eval()
+    with torch.no_grad():
+        other.hands.output_proj.bias.add_(1e-3)  # only the step graph is stale
+    with pytest.raises(ExportError, match=r"split export \(step\) differs"):
+        verify_split(other, tiny_split.condition, tiny_split.step, shapes=((2, 120),))
+    with pytest.raises(ExportError, match=r"has inputs"):
+        verify_split(other, tiny_split.step, tiny_split.condition, shapes=((2, 120),))
+
+
+def test_failed_split_check_leaves_no_files(tiny, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*_a, **_k):
+        raise ExportError("stale")
+
+    monkeypatch.setattr(onnx_denoiser, "verify_split", fail)
+    with pytest.raises(ExportError, match="stale"):
+        export_split(tiny, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------ from a checkpoint
@@ -224,8 +296,11 @@ def test_cli_random_bundle_and_force(tmp_path: Path, capsys: pytest.CaptureFixtu
         pytest.approx(2.7)
     assert export_bundle.main(args) == 1
     assert "already exists" in capsys.readouterr().err
-    assert export_bundle.main([*args, "--force", "--seed", "2"]) == 0
-    assert load_bundle(out).provenance["seed"] == 2
+    assert load_bundle(out).split is not None  # split graphs by default
+    assert export_bundle.main([*args, "--force", "--seed", "2", "--no-split"]) == 0
+    b = load_bundle(out)
+    assert b.provenance["seed"] == 2 and b.split is None
+    assert "split" not in b.manifest["onnx"] and not (out / "condition.onnx").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 

@@ -35,6 +35,14 @@ decoder, dropout 0.1, GELU, pre-norm):
   and the frame tokens of the memory (keyed by frame index, so hand frame i finds body frame i);
   global tokens carry no position. Both kinds of keys share one softmax.
 
+Step-invariant split (``condition`` / ``denoise``): during sampling, music, text and
+``cond_mask`` are fixed, so the music adapter and every decoder layer's cross-attention keys
+(rotary applied) and values of the music tokens are computed once per generation by
+``condition(music, text_emb, cond_mask) -> cond_cache (B, N, cache_dim)`` and reused by
+``denoise(x_t, t, text_emb, cond_mask, cond_cache) -> x0`` at every step; ``forward`` is exactly
+their composition, so training is unaffected. ``cache_dim = 4 * num_layers * latent_dim``
+(tiny 256, paper 16384); the layout is in ``GCDanceDenoiser.condition``.
+
 The genre loss (paper Eq. 2) trains the text classifier P (``training/genre_classifier.py``),
 not this network, so the denoiser outputs x0 only.
 """
@@ -42,6 +50,7 @@ not this network, so the denoiser outputs x0 only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -184,7 +193,12 @@ class SelfAttention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Attention of frames to frame-aligned memory (rotary) and global tokens (no position)."""
+    """Attention of frames to frame-aligned memory (rotary) and global tokens (no position).
+
+    Frame tokens that do not change across diffusion steps (the music) enter already projected
+    by :meth:`frame_kv`, which ``GCDanceDenoiser.condition`` calls once per generation; the
+    per-step frame tokens (the body features seen by the hands) are projected in ``forward``.
+    """
 
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
@@ -195,18 +209,39 @@ class CrossAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
 
+    def frame_kv(self, frames: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """``[K | V]`` (B, M, 2 dim) of frame tokens (B, M, dim): K carries the rotary embedding
+        of the frames' positions (cos/sin (M, head_dim)); each half is head-major."""
+        k, v = self._frame_heads(frames, cos, sin)
+        return torch.cat((_merge(k), _merge(v)), dim=-1)
+
+    def _frame_heads(self, frames: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+        """K (rotary applied) and V of frame tokens, per head: 2 x (B, H, M, head_dim)."""
+        k, v = (_heads(a, self.num_heads) for a in self.kv(frames).chunk(2, dim=-1))
+        return _rotate(k, cos, sin), v
+
     def forward(
-        self, x: Tensor, cos: Tensor, sin: Tensor,
-        frames: Tensor, frames_cos: Tensor, frames_sin: Tensor, tokens: Tensor,
+        self, x: Tensor, cos: Tensor, sin: Tensor, frames_kv: tuple[Tensor, Tensor],
+        tokens: Tensor, frames: Tensor | None = None,
     ) -> Tensor:
+        """Attend from ``x`` (B, N, dim) to, in this order: the frame tokens given as
+        ``frames_kv = (K, V)`` (2 x (B, M, dim), the halves of :meth:`frame_kv`), the optional
+        ``frames`` (B, N, dim, aligned with ``x``, projected here) and the global ``tokens``
+        (B, G, dim)."""
         h = self.num_heads
         q = _heads(self.q(x), h) * self.scale
-        kf, vf = (_heads(a, h) for a in self.kv(frames).chunk(2, dim=-1))
+        qr = _rotate(q, cos, sin)
+        kf, vf = (_heads(a, h) for a in frames_kv)
+        scores, values = [qr @ kf.transpose(-1, -2)], [vf]
+        if frames is not None:
+            ke, ve = self._frame_heads(frames, cos, sin)
+            scores.append(qr @ ke.transpose(-1, -2))
+            values.append(ve)
         kg, vg = (_heads(a, h) for a in self.kv(tokens).chunk(2, dim=-1))
-        scores_f = _rotate(q, cos, sin) @ _rotate(kf, frames_cos, frames_sin).transpose(-1, -2)
-        scores_g = q @ kg.transpose(-1, -2)
-        attn = self.drop(torch.softmax(torch.cat((scores_f, scores_g), dim=-1), dim=-1))
-        return self.out(_merge(attn @ torch.cat((vf, vg), dim=2)))
+        scores.append(q @ kg.transpose(-1, -2))
+        values.append(vg)
+        attn = self.drop(torch.softmax(torch.cat(scores, dim=-1), dim=-1))
+        return self.out(_merge(attn @ torch.cat(values, dim=2)))
 
 
 class FeedForward(nn.Sequential):
@@ -261,13 +296,11 @@ class DecoderLayer(nn.Module):
 
     def forward(
         self, x: Tensor, cond: Tensor, cos: Tensor, sin: Tensor,
-        frames: Tensor, frames_cos: Tensor, frames_sin: Tensor, tokens: Tensor,
+        frames_kv: tuple[Tensor, Tensor], tokens: Tensor, frames: Tensor | None = None,
     ) -> Tensor:
         y = self.drop(self.self_attn(self.norm1(x), cos, sin))
         x = x + self.film1(y, cond)
-        y = self.drop(
-            self.cross_attn(self.norm2(x), cos, sin, frames, frames_cos, frames_sin, tokens)
-        )
+        y = self.drop(self.cross_attn(self.norm2(x), cos, sin, frames_kv, tokens, frames))
         x = x + self.film2(y, cond)
         y = self.drop(self.ff(self.norm3(x)))
         return x + self.film3(y, cond)
@@ -296,6 +329,7 @@ class PartDecoder(nn.Module):
         super().__init__()
         d = cfg.latent_dim
         self.num_time_tokens = cfg.num_time_tokens
+        self.latent_dim = d
         self.input_proj = nn.Linear(part_dim, d)
         self.time_mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.Mish())
         self.time_cond = nn.Linear(4 * d, d)
@@ -305,22 +339,39 @@ class PartDecoder(nn.Module):
         self.final_norm = nn.LayerNorm(d)
         self.output_proj = nn.Linear(d, part_dim)
 
+    @property
+    def cache_dim(self) -> int:
+        """Width of :meth:`music_cache`: ``[K | V]`` of every layer, ``num_layers * 2 latent``."""
+        return len(self.layers) * 2 * self.latent_dim
+
+    def music_cache(self, music: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """Step-invariant cross-attention ``[K | V]`` of the music tokens (B, N, latent) for
+        every layer, in layer order: (B, N, :attr:`cache_dim`)."""
+        m = self.memory_norm(music)
+        return torch.cat([layer.cross_attn.frame_kv(m, cos, sin) for layer in self.layers],
+                         dim=-1)
+
     def forward(
         self, x: Tensor, t_emb: Tensor, text: Tensor, cos: Tensor, sin: Tensor,
-        frames: Tensor, frames_cos: Tensor, frames_sin: Tensor,
+        music_kv: Sequence[Tensor], features: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Returns (prediction (B, N, part_dim), features (B, N, latent))."""
+        """Returns (prediction (B, N, part_dim), features (B, N, latent)).
+
+        ``music_kv`` is :meth:`music_cache` cut into its ``2 * num_layers`` pieces of width
+        latent (K0, V0, K1, V1, ...); ``features`` (B, N, latent) are extra frame tokens placed
+        after the music ones (the body decoder's output, for the hands).
+        """
         th = self.time_mlp(t_emb)
         cond = self.time_cond(th) + text
         tokens = torch.cat(
             (text.unsqueeze(1), self.time_tokens(th).unflatten(-1, (self.num_time_tokens, -1))),
             dim=1,
         )
-        frames = self.memory_norm(frames)
         tokens = self.memory_norm(tokens)
+        extra = None if features is None else self.memory_norm(features)
         h = self.input_proj(x)
-        for layer in self.layers:
-            h = layer(h, cond, cos, sin, frames, frames_cos, frames_sin, tokens)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, cond, cos, sin, (music_kv[2 * i], music_kv[2 * i + 1]), tokens, extra)
         h = self.final_norm(h)
         return self.output_proj(h), h
 
@@ -350,6 +401,11 @@ class GCDanceDenoiser(nn.Module):
         self.body = PartDecoder(cfg, self.body_dim)
         self.hands = PartDecoder(cfg, self.hand_dim)
 
+    @property
+    def cache_dim(self) -> int:
+        """C, the width of :meth:`condition`'s cache: ``4 * num_layers * latent_dim``."""
+        return self.body.cache_dim + self.hands.cache_dim
+
     def forward(
         self,
         x_t: Tensor,
@@ -358,50 +414,117 @@ class GCDanceDenoiser(nn.Module):
         text_emb: Tensor,
         cond_mask: Tensor | None = None,
     ) -> Tensor:
-        """Predict x0 (B, N, dim); see the module docstring for the shapes."""
-        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
-            self._check_inputs(x_t, t, music, text_emb, cond_mask)
-        cos, sin = self.rotary(_positions(x_t))
+        """Predict x0 (B, N, dim); see the module docstring for the shapes.
 
+        Exactly ``denoise(x_t, t, text_emb, cond_mask, condition(music, text_emb, cond_mask))``.
+        """
+        if not _exporting():
+            self._check_inputs(x_t, t, text_emb, cond_mask)
+            self._check_music(music, (x_t.shape[0], x_t.shape[1]))
+        cache = self._condition(music, cond_mask)
+        return self._denoise(x_t, t, text_emb, cond_mask, cache)
+
+    def condition(
+        self, music: Tensor, text_emb: Tensor, cond_mask: Tensor | None = None
+    ) -> Tensor:
+        """The step-invariant part of the model: ``cond_cache`` (B, N, :attr:`cache_dim`).
+
+        Row ``[b, n]`` is, for each decoder layer in order (body layers 0..L-1, then hand
+        layers 0..L-1), that layer's cross-attention ``[K | V]`` (2 latent) of music token n:
+        ``K | V = kv(memory_norm(m_n))`` with rotary at position n applied to K (heads in order
+        within each half), where ``m`` is the music adapter's output, or the learned null music
+        embedding for rows with ``cond_mask = 0``. The cache does not depend on ``text_emb``
+        (the text token depends on it but is one per sample, so :meth:`denoise` projects it);
+        it is taken so the signature names every per-generation condition.
+        """
+        if not _exporting():
+            self._check_music(music)
+            self._check_condition(text_emb, cond_mask, music.shape[0])
+        return self._condition(music, cond_mask)
+
+    def denoise(
+        self, x_t: Tensor, t: Tensor, text_emb: Tensor, cond_mask: Tensor | None,
+        cond_cache: Tensor,
+    ) -> Tensor:
+        """Predict x0 (B, N, dim) from the cache of :meth:`condition` (same batch rows,
+        ``cond_mask`` and frames): the per-step part of :meth:`forward`."""
+        if not _exporting():
+            self._check_inputs(x_t, t, text_emb, cond_mask)
+            b, n = x_t.shape[:2]
+            if tuple(cond_cache.shape) != (b, n, self.cache_dim):
+                raise InputError(f"cond_cache must be ({b}, {n}, {self.cache_dim}) (from "
+                                 f"condition()), got {tuple(cond_cache.shape)}")
+        return self._denoise(x_t, t, text_emb, cond_mask, cond_cache)
+
+    def _condition(self, music: Tensor, cond_mask: Tensor | None) -> Tensor:
+        cos, sin = self.rotary(_positions(music))
         m = self.music_proj(music)
         for layer in self.music_layers:
             m = layer(m, cos, sin)
+        if cond_mask is not None:
+            m = torch.where(_keep(cond_mask).unsqueeze(-1), m, self.null_music)
+        return torch.cat((self.body.music_cache(m, cos, sin), self.hands.music_cache(m, cos, sin)),
+                         dim=-1)
+
+    def _denoise(
+        self, x_t: Tensor, t: Tensor, text_emb: Tensor, cond_mask: Tensor | None, cache: Tensor
+    ) -> Tensor:
+        cos, sin = self.rotary(_positions(x_t))
         text = self.text_adapter(text_emb)
         if cond_mask is not None:
-            keep = cond_mask.reshape(-1, 1) > 0.5  # (B, 1)
-            text = torch.where(keep, text, self.null_text)
-            m = torch.where(keep.unsqueeze(-1), m, self.null_music)
-
+            text = torch.where(_keep(cond_mask), text, self.null_text)
         t_emb = self.time_embedding(t)
+        kv = cache.split(self.config.latent_dim, dim=-1)  # one pass: K0, V0, K1, ... per part
+        split = 2 * len(self.body.layers)
         body_out, body_feat = self.body(
-            x_t[..., : self.body_dim], t_emb, text, cos, sin, m, cos, sin
+            x_t[..., : self.body_dim], t_emb, text, cos, sin, kv[:split]
         )
-        frames = torch.cat((m, body_feat), dim=1)
-        fcos, fsin = torch.cat((cos, cos), dim=0), torch.cat((sin, sin), dim=0)
-        hand_out, _ = self.hands(x_t[..., self.body_dim :], t_emb, text, cos, sin, frames, fcos,
-                                 fsin)
+        hand_out, _ = self.hands(
+            x_t[..., self.body_dim :], t_emb, text, cos, sin, kv[split:], body_feat
+        )
         return torch.cat((body_out, hand_out), dim=-1)
 
     def _check_inputs(
-        self, x_t: Tensor, t: Tensor, music: Tensor, text_emb: Tensor, cond_mask: Tensor | None
+        self, x_t: Tensor, t: Tensor, text_emb: Tensor, cond_mask: Tensor | None
     ) -> None:
-        cfg = self.config
         if x_t.ndim != 3 or x_t.shape[-1] != self.dim:
             raise InputError(f"x_t must be (batch, frames, {self.dim}), got {tuple(x_t.shape)}")
         b, n = x_t.shape[:2]
         if n < 1:
             raise InputError("x_t has no frames")
-        if tuple(music.shape) != (b, n, cfg.music_dim):
-            raise InputError(
-                f"music must be ({b}, {n}, {cfg.music_dim}) to match x_t, got "
-                f"{tuple(music.shape)} (music_dim is a config value: 705 full / 35 baseline)"
-            )
-        if tuple(text_emb.shape) != (b, cfg.text_dim):
-            raise InputError(f"text_emb must be ({b}, {cfg.text_dim}), got {tuple(text_emb.shape)}")
         if tuple(t.shape) != (b,):
             raise InputError(f"t must be ({b},), got {tuple(t.shape)}")
+        self._check_condition(text_emb, cond_mask, b)
+
+    def _check_music(self, music: Tensor, like: tuple[int, int] | None = None) -> None:
+        """``music`` is (B, N >= 1, music_dim), with (B, N) = ``like`` when given (x_t's)."""
+        md = self.config.music_dim
+        if like is not None:
+            if tuple(music.shape) != (*like, md):
+                raise InputError(
+                    f"music must be ({like[0]}, {like[1]}, {md}) to match x_t, got "
+                    f"{tuple(music.shape)} (music_dim is a config value: 705 full / 35 baseline)"
+                )
+        elif music.ndim != 3 or music.shape[1] < 1 or music.shape[2] != md:
+            raise InputError(f"music must be (batch, frames >= 1, {md}) (music_dim is a config "
+                             f"value: 705 full / 35 baseline), got {tuple(music.shape)}")
+
+    def _check_condition(self, text_emb: Tensor, cond_mask: Tensor | None, b: int) -> None:
+        if tuple(text_emb.shape) != (b, self.config.text_dim):
+            raise InputError(
+                f"text_emb must be ({b}, {self.config.text_dim}), got {tuple(text_emb.shape)}"
+            )
         if cond_mask is not None and tuple(cond_mask.shape) != (b,):
             raise InputError(f"cond_mask must be ({b},), got {tuple(cond_mask.shape)}")
+
+
+def _exporting() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def _keep(cond_mask: Tensor) -> Tensor:
+    """(B,) condition mask -> (B, 1) bool, True = conditional row."""
+    return cond_mask.reshape(-1, 1) > 0.5
 
 
 def build_denoiser(config: DenoiserConfig | str = "paper", **overrides: Any) -> GCDanceDenoiser:

@@ -11,6 +11,8 @@ A bundle (written by ``python -m export.bundle``; format described in ``docs/exp
     schedule.npz             the default DDIM table (``gcdance.schedule.save_schedule``)
     wav2clip.onnx            optional: the Wav2CLIP feature graph (``export.wav2clip_onnx``)
     text_encoder.onnx        optional: the text encoder graph (``export.text_encoder_onnx``)
+    condition.onnx           optional (``manifest["onnx"]["split"]``): the step-invariant part
+    denoiser_step.onnx       optional: the per-step part (see "Split graphs" below)
 
 :func:`load_bundle` refuses (:class:`~gcdance.errors.BundleError` naming the problem and the fix)
 a missing directory or manifest, a listed file that is missing or whose size or sha256 differs, an
@@ -32,6 +34,15 @@ ONNX signature (``manifest["onnx"]``; B = batch, N = frames, both dynamic; all f
 
 Classifier-free guidance is one call over a batch of two: rows ``[:W]`` with ``cond_mask = 1``
 and rows ``[W:]`` (the same inputs) with ``cond_mask = 0``.
+
+Split graphs (optional, ``manifest["onnx"]["split"]``, :attr:`Bundle.split`): the same model cut
+at what stays fixed for a whole generation; C = ``cache_dim``::
+
+    condition.onnx      music, text_emb, cond_mask -> cond_cache (B, N, C)       (once)
+    denoiser_step.onnx  x_t, t, text_emb, cond_mask, cond_cache -> x0 (B, N, dim) (every step)
+
+Their files are hashed like every other, and their signatures are checked against the manifest
+and the model's widths. A bundle without the section is valid (``Bundle.split`` is None).
 """
 
 from __future__ import annotations
@@ -60,21 +71,29 @@ from .text import GenreClassifier, load_control_embeddings
 
 __all__ = [
     "BUILD_COMMAND",
+    "CONDITION_FILE",
+    "CONDITION_INPUTS",
+    "CONDITION_OUTPUTS",
     "DEFAULT_BUNDLE_DIR",
     "DENOISER_INPUTS",
     "DENOISER_OUTPUTS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "REQUIRED_FILES",
+    "STEP_FILE",
+    "STEP_INPUTS",
+    "STEP_OUTPUTS",
     "Bundle",
     "OnnxSignature",
     "SamplingDefaults",
+    "SplitGraphs",
     "TensorSpec",
     "default_bundle_path",
     "denoiser_io",
     "file_sha256",
     "load_bundle",
     "read_onnx_signature",
+    "split_io",
 ]
 
 FORMAT_NAME = "gcdance-bundle"
@@ -93,6 +112,12 @@ REQUIRED_FILES: tuple[str, ...] = (DENOISER_FILE, NORMALIZER_FILE, CONTROL_FILE,
 
 DENOISER_INPUTS: tuple[str, ...] = ("x_t", "t", "music", "text_emb", "cond_mask")
 DENOISER_OUTPUTS: tuple[str, ...] = ("x0",)
+CONDITION_FILE = "condition.onnx"
+STEP_FILE = "denoiser_step.onnx"
+CONDITION_INPUTS: tuple[str, ...] = ("music", "text_emb", "cond_mask")
+CONDITION_OUTPUTS: tuple[str, ...] = ("cond_cache",)
+STEP_INPUTS: tuple[str, ...] = ("x_t", "t", "text_emb", "cond_mask", "cond_cache")
+STEP_OUTPUTS: tuple[str, ...] = ("x0",)
 BATCH_AXIS = "batch"
 FRAMES_AXIS = "frames"
 
@@ -332,6 +357,21 @@ def denoiser_io(dim: int, music_dim: int, text_dim: int
     return inputs, (TensorSpec("x0", "float32", (b, n, dim)),)
 
 
+def split_io(dim: int, music_dim: int, text_dim: int, cache_dim: int
+             ) -> dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:
+    """(inputs, outputs) of the split graphs, ``{"condition": ..., "step": ...}``."""
+    b, n = BATCH_AXIS, FRAMES_AXIS
+    music = TensorSpec("music", "float32", (b, n, music_dim))
+    text = TensorSpec("text_emb", "float32", (b, text_dim))
+    mask = TensorSpec("cond_mask", "float32", (b,))
+    cache = TensorSpec("cond_cache", "float32", (b, n, cache_dim))
+    return {
+        "condition": ((music, text, mask), (cache,)),
+        "step": ((TensorSpec("x_t", "float32", (b, n, dim)), TensorSpec("t", "float32", (b,)),
+                  text, mask, cache), (TensorSpec("x0", "float32", (b, n, dim)),)),
+    }
+
+
 # -------------------------------------------------------------------------------- the bundle
 @dataclass(frozen=True)
 class SamplingDefaults:
@@ -349,6 +389,23 @@ class SamplingDefaults:
     @property
     def overlap(self) -> int:
         return self.window - self.hop
+
+
+@dataclass(frozen=True)
+class SplitGraphs:
+    """The split denoiser graphs of a bundle (``manifest["onnx"]["split"]``).
+
+    ``condition_path`` maps ``condition_inputs`` to ``condition_outputs`` (``cond_cache``,
+    width ``cache_dim``); ``step_path`` maps ``step_inputs`` to ``step_outputs`` (``x0``).
+    """
+
+    condition_path: Path
+    step_path: Path
+    cache_dim: int
+    condition_inputs: tuple[str, ...]
+    condition_outputs: tuple[str, ...]
+    step_inputs: tuple[str, ...]
+    step_outputs: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -375,6 +432,7 @@ class Bundle:
         onnx_inputs / onnx_outputs: the denoiser graph's signature.
         text: the manifest's text section (encoder, template, C_E source).
         provenance: how the bundle was made.
+        split: the split graphs (:class:`SplitGraphs`), or None when the bundle has none.
     """
 
     path: Path
@@ -401,6 +459,7 @@ class Bundle:
     onnx_outputs: tuple[TensorSpec, ...]
     text: dict[str, Any] = field(repr=False)
     provenance: dict[str, Any] = field(repr=False)
+    split: SplitGraphs | None = None
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -636,6 +695,7 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
             f"{[s.to_dict() for s in sig.outputs]}, but the manifest (dim {dim}, music_dim "
             f"{music_dim}, text_dim {text_dim}) expects {[s.to_dict() for s in inputs]} -> "
             f"{[s.to_dict() for s in outputs]}"))
+    split = _check_split(onnx_section, files, dim, music_dim, text_dim)
 
     # -- normalizer --------------------------------------------------------------------------
     normalizer = MinMaxNormalizer.load(files[NORMALIZER_FILE])
@@ -753,5 +813,49 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         genres=registry_names, control_embeddings=control, classifier=classifier,
         features=features, diffusion=dict(diffusion), sampling=sampling, schedule=schedule,
         anchor_dims=anchor_dims, anchor_zero=zero, onnx_inputs=inputs, onnx_outputs=outputs,
-        text=dict(text), provenance=dict(_section(manifest, "provenance")),
+        text=dict(text), provenance=dict(_section(manifest, "provenance")), split=split,
     )
+
+
+def _check_split(onnx_section: Mapping[str, Any], files: Mapping[str, Path], dim: int,
+                 music_dim: int, text_dim: int) -> SplitGraphs | None:
+    """The validated ``onnx.split`` section, or None when absent (or null)."""
+    section = onnx_section.get("split")
+    if section is None:
+        return None
+    if not isinstance(section, Mapping):
+        raise BundleError(_fix(f"manifest onnx.split must be an object or absent, got "
+                               f"{section!r}"))
+    cache_dim = _int(section, "cache_dim", "onnx.split")
+    expected = split_io(dim, music_dim, text_dim, cache_dim)
+    paths: dict[str, Path] = {}
+    for key, fname in (("condition", CONDITION_FILE), ("step", STEP_FILE)):
+        if section.get(key) != fname:
+            raise BundleError(_fix(f"manifest onnx.split.{key} must be {fname!r}"))
+        if fname not in files:
+            raise BundleError(_fix(f"manifest onnx.split names {fname}, which is not listed "
+                                   "in files"))
+        paths[key] = files[fname]
+        want_in, want_out = expected[key]
+        for what, want in (("inputs", want_in), ("outputs", want_out)):
+            specs = section.get(what)
+            if not isinstance(specs, Mapping):
+                raise BundleError(_fix(f"manifest onnx.split.{what} must map 'condition' and "
+                                       "'step' to tensor lists"))
+            _check_io(specs.get(key), want, f"split.{what}.{key}")
+        sig = read_onnx_signature(paths[key])
+        if sig.external_data:
+            raise BundleError(_fix(f"{paths[key]} stores weights as external data; a bundle's "
+                                   "graphs must be self-contained files"))
+        if sig.inputs != want_in or sig.outputs != want_out:
+            raise BundleError(_fix(
+                f"{paths[key]} has inputs {[s.to_dict() for s in sig.inputs]} and outputs "
+                f"{[s.to_dict() for s in sig.outputs]}, but the manifest (dim {dim}, music_dim "
+                f"{music_dim}, text_dim {text_dim}, cache_dim {cache_dim}) expects "
+                f"{[s.to_dict() for s in want_in]} -> {[s.to_dict() for s in want_out]}"))
+    (c_in, c_out), (s_in, s_out) = expected["condition"], expected["step"]
+    return SplitGraphs(
+        condition_path=paths["condition"], step_path=paths["step"], cache_dim=cache_dim,
+        condition_inputs=tuple(t.name for t in c_in),
+        condition_outputs=tuple(t.name for t in c_out),
+        step_inputs=tuple(t.name for t in s_in), step_outputs=tuple(t.name for t in s_out))
