@@ -109,6 +109,14 @@ def test_deterministic_for_a_seed(tmp_path: Path, click_tracks: list[str]) -> No
     assert any((a / "motion" / n).read_bytes() != (c / "motion" / n).read_bytes() for n in names)
     with pytest.raises(InputError, match="already holds a corpus"):
         generate_corpus(a, 12.0, seed=7, **kw)
+    # Overwriting with fewer genres leaves no stale files of the earlier corpus behind.
+    generate_corpus(a, 12.0, seed=7, overwrite=True, **{**kw, "genres": ["Kun"]})
+    assert {s.genre for s in FineDanceDataset(a, "all")} == {"Kun"}
+    foreign = tmp_path / "foreign"
+    (foreign / "motion").mkdir(parents=True)
+    (foreign / "motion" / "001.npy").write_bytes(b"")
+    with pytest.raises(InputError, match="not a generated corpus"):
+        generate_corpus(foreign, 12.0, seed=7, **kw)
 
 
 @pytest.mark.parametrize("genre", FINEDANCE_GENRES)
@@ -142,7 +150,7 @@ def test_planted_feet_do_not_slide_and_legs_are_valid(genre: str) -> None:
     u = np.clip(np.sum((pelvis - lft) * seg, -1) / np.maximum(np.sum(seg * seg, -1), 1e-9), 0, 1)
     u = np.where(pl & pr, u, np.where(pl, 0.0, 1.0))
     dist = np.linalg.norm(pelvis - (lft + u[:, None] * seg), axis=-1)
-    assert dist.max() < 0.2, f"{genre}: pelvis {dist.max():.2f} m off the support"
+    assert dist.max() < 0.16, f"{genre}: pelvis {dist.max():.2f} m off the support"
 
 
 def test_accents_align_with_beats() -> None:

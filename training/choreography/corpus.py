@@ -50,6 +50,7 @@ GENERATOR_VERSION = 1
 TEST_FRACTION = 0.2
 MIN_SECONDS_PER_GENRE = 10.0
 _FADE_SECONDS = 0.01
+_DATA_DIRS = ("motion", "music_wav", "label_json")
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,11 @@ def generate_corpus(
     if (root / "corpus.json").exists() and not overwrite:
         raise InputError(f"{root} already holds a corpus (corpus.json); pass overwrite=True "
                          "(--overwrite) or choose another folder")
+    if not (root / "corpus.json").exists() and any(
+        any((root / d).glob("*")) for d in _DATA_DIRS if (root / d).is_dir()
+    ):
+        raise InputError(f"{root} holds FineDance-style files that are not a generated corpus "
+                         "(no corpus.json); choose an empty or new folder")
     genre_list = list(genres) if genres else list(FINEDANCE_GENRES)
     styles = [style_for(g) for g in genre_list]
     all_tracks = select_tracks(tracks)
@@ -226,10 +232,14 @@ def generate_corpus(
         pools["test"] = pools["train"]
     if not pools["train"]:
         pools["train"] = pools["test"]
-    for d in ("motion", "music_wav", "label_json"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    files_meta = []
     plan = plan_files(genre_list, seconds_per_genre)
+    keep = {cf.name for cf in plan}
+    for d, suffix in zip(_DATA_DIRS, (".npy", ".wav", ".json"), strict=True):
+        (root / d).mkdir(parents=True, exist_ok=True)
+        for old in (root / d).glob(f"*{suffix}"):  # files of an earlier, larger corpus
+            if old.stem not in keep:
+                old.unlink()
+    files_meta = []
     for cf in plan:
         style = styles[genre_list.index(cf.genre)]
         gid = FINEDANCE_GENRES.index(cf.genre)

@@ -51,6 +51,7 @@ _HEAD_CENTER = np.array([0.0, 0.33, 0.02])
 _HEAD_RADIUS = 0.16
 _SHOULDER_CLEARANCE = 0.26
 _WEIGHT_SHIFT = 0.6  # fraction of the way from the feet's midpoint to the supporting foot
+_BALANCE_RADIUS = 0.13  # m, pelvis from the supporting ankle on one foot (sway included)
 _MAX_OFF_SUPPORT = 0.08  # m, pelvis from the supporting ankle during a swing (before sway)
 _LEG_REACH = 0.97
 
@@ -172,6 +173,15 @@ def synthesize(
     sep = np.linalg.norm(half[:, [0, 2]], axis=-1)
     k = np.maximum(_WEIGHT_SHIFT, 1.0 - _MAX_OFF_SUPPORT / np.maximum(sep, 1e-6))
     pelvis = mid + (k * s)[:, None] * half + sway[:, None] * lateral
+    # Balance: on one foot, the pelvis (hip sway included) stays within _BALANCE_RADIUS of the
+    # supporting ankle (a soft tanh clamp, blended in with the weight on that foot).
+    sup = np.where((s >= 0)[:, None], lf["pos"], rf["pos"])
+    d = pelvis - sup
+    d[:, 1] = 0.0
+    r = np.linalg.norm(d, axis=1)
+    shrink = _BALANCE_RADIUS * np.tanh(r / _BALANCE_RADIUS) / np.maximum(r, 1e-9)
+    pelvis = sup * [1.0, 0.0, 1.0] + d * (1.0 + np.abs(s) * (shrink - 1.0))[:, None] \
+        + pelvis * [0.0, 1.0, 0.0]
 
     torso = track(tl.torso)
     beat_dip = 0.5 * (1.0 + np.cos(2.0 * np.pi * phase))  # 1 on every pulse

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from .base import GenreStyle, Key, Phrase
-from .steps import march, side_touch, swing_step, touch, turn, walk
+from .steps import march, side_touch, step_touch, swing_step, touch, turn, walk
 
 K = Key
 
@@ -25,7 +25,7 @@ HANTANG = GenreStyle(
     pulse_bpm=56, level=0.04, bounce=0.0, bounce_down=False, stance=0.1, turnout=0.2,
     width=1.0, lift=0.05, point=0.5, torso=(-0.05, 0.0, 0.0), head=(-0.05, 0.0, 0.0),
     hands=("orchid", "flat", "cupped", "lotus"), chest_pulse=0.0, sway=0.02,
-    flow=(0.6, 0.45), flow_pulses=2,
+    flow=(0.7, 0.5), flow_pulses=2,
     phrases=(
         Phrase("sleeve_sweep", 4, (
             (0, K("side_high", "down_out", torso=(-0.05, -0.1, 0.35), head=(0.0, 0.1, 0.4),
@@ -48,6 +48,19 @@ HANTANG = GenreStyle(
                   arc=(0.0, 0.1, 0.15))),
             (3, K("diag_up", "down_out", torso=(-0.1, -0.15, 0.2), head=(-0.1, 0.15, 0.3))),
         ), march(4, "L", dur=0.7, lift=0.03)),
+        Phrase("sleeve_throw", 4, (
+            (0, K("cross", "cross", torso=(0.25, 0.0, 0.0), head=(0.2, 0.0, 0.0), level=0.1)),
+            (1, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0), level=0.0,
+                  arc=(0.15, 0.2, 0.15))),
+            (2, K("front_high", "back_low", torso=(0.0, -0.15, 0.3), head=(-0.1, 0.15, 0.3))),
+            (3, K("palm_up_high", "down_out", torso=(-0.1, -0.2, 0.15), arc=(0.1, 0.15, 0.1))),
+        ), touch((0.0, -0.2), "R", 1, lift=0.05)),
+        Phrase("side_glide", 4, (
+            (0, K("side_high", "chest", torso=(0.0, -0.15, 0.2), head=(0.0, 0.15, 0.35))),
+            (1, K("side_high", "chest", torso=(0.05, -0.2, 0.25), head=(0.1, 0.2, 0.4))),
+            (2, K("chest", "side_high", torso=(0.0, 0.15, -0.2), head=(0.0, -0.15, -0.35))),
+            (3, K("chest", "side_high", torso=(0.05, 0.2, -0.25), head=(0.1, -0.2, -0.4))),
+        ), step_touch(0.2, "L", 0, lift=0.04) + step_touch(0.2, "R", 2, lift=0.04)),
     ),
 )
 
@@ -82,6 +95,21 @@ SHENYUN = GenreStyle(
                   head=(-0.3, 0.0, 0.3), level=0.0)),
             (3, K("chest", "side_low", torso=(0.2, 0.0, -0.3), level=0.12)),
         ), walk(2, 0.15, dur=0.8, start=2)),
+        Phrase("lean_reach", 4, (
+            (0, K("overhead", "hip", "flat", "orchid", torso=(0.0, -0.45, 0.0),
+                  head=(0.0, -0.2, 0.2))),
+            (1, K("side", "side_low", torso=(0.2, -0.1, 0.2), level=0.12)),
+            (2, K("hip", "overhead", "orchid", "flat", torso=(0.0, 0.45, 0.0),
+                  head=(0.0, 0.2, -0.2))),
+            (3, K("side_low", "side", torso=(0.2, 0.1, -0.2), level=0.12)),
+        ), side_touch(0.25, "R", 0, lift=0.04) + side_touch(0.25, "L", 2, lift=0.04)),
+        Phrase("contract_release", 4, (
+            (0, K("prayer", "prayer", torso=(0.6, 0.0, 0.0), head=(0.45, 0.0, 0.0), level=0.2)),
+            (1, K("wing", "wing", "flat", "flat", torso=(-0.3, 0.0, 0.0), head=(-0.35, 0.0, 0.0),
+                  level=0.0)),
+            (2, K("chest", "chest", torso=(0.35, 0.0, 0.4), level=0.1)),
+            (3, K("wing_low", "wing_low", torso=(-0.15, 0.0, -0.3), level=0.0)),
+        ), ()),
     ),
 )
 
@@ -116,6 +144,20 @@ KUN = GenreStyle(
             (2, K("head_frame", "hip", torso=(0.05, 0.15, 0.1), head=(0.0, 0.2, 0.3))),
             (3, K("chest", "chest", torso=(0.15, 0.0, 0.0), head=(0.2, 0.0, 0.0))),
         ), turn(4, math.pi, "L", 0, dur=0.8, lift=0.02)),
+        Phrase("sleeve_flick", 4, (
+            (0, K("chest_high", "hip", torso=(0.1, 0.0, 0.2), head=(0.2, 0.0, 0.3))),
+            (1, K("flick", "hip", "flat", "orchid", torso=(0.0, 0.0, 0.35), head=(0.0, 0.0, 0.5))),
+            (2, K("down_out", "chest_high", torso=(0.1, 0.0, -0.2), head=(0.2, 0.0, -0.3))),
+            (3, K("down_out", "flick", "orchid", "flat", torso=(0.0, 0.0, -0.35),
+                  head=(0.0, 0.0, -0.5))),
+        ), walk(4, 0.05, dur=0.8, lift=0.02)),
+        Phrase("wanfu_bow", 4, (
+            (0, K("bent_low", "scoop", torso=(0.1, 0.0, -0.3), head=(0.2, 0.0, -0.3))),
+            (1, K("bent_low", "scoop", torso=(0.3, 0.0, -0.3), head=(0.4, 0.0, -0.3),
+                  level=0.1)),
+            (2, K("chest", "chest", torso=(0.1, 0.0, 0.0), head=(0.1, 0.0, 0.0), level=0.0)),
+            (3, K("head_frame", "chest", torso=(0.05, 0.1, 0.2), head=(0.0, 0.2, 0.4))),
+        ), touch((-0.1, -0.12), "R", 0, lift=0.02, hold=2)),
     ),
 )
 
@@ -152,6 +194,22 @@ DUNHUANG = GenreStyle(
             (2, K("wing", "wing", torso=(0.2, 0.0, 0.0), level=0.15)),
             (3, K("wing", "palm_up_high", torso=(0.05, 0.3, 0.0), hips=(-0.07, 0.0))),
         ), walk(4, 0.12, dur=0.8, lift=0.04)),
+        Phrase("lotus_offering", 4, (
+            (0, K("push_front", "push_front", torso=(0.15, -0.25, 0.0), head=(0.2, 0.3, 0.0),
+                  hips=(0.08, 0.0), level=0.12)),
+            (1, K("palm_up_high", "push_front", torso=(0.0, -0.35, 0.1), head=(0.0, 0.35, 0.2),
+                  hips=(0.09, 0.0), level=0.05)),
+            (2, K("push_front", "push_front", torso=(0.15, 0.25, 0.0), head=(0.2, -0.3, 0.0),
+                  hips=(-0.08, 0.0), level=0.12)),
+            (3, K("push_front", "palm_up_high", torso=(0.0, 0.35, -0.1), head=(0.0, -0.35, -0.2),
+                  hips=(-0.09, 0.0), level=0.05)),
+        ), side_touch(0.18, "L", 0, lift=0.05) + side_touch(0.18, "R", 2, lift=0.05)),
+        Phrase("dancing_ribbons", 4, (
+            (0, K("overhead", "wing_low", torso=(-0.05, -0.2, 0.2), arc=(0.2, 0.2, 0.1))),
+            (1, K("side", "side_high", torso=(0.05, 0.1, -0.1), arc=(0.1, 0.2, 0.2))),
+            (2, K("wing_low", "overhead", torso=(-0.05, 0.2, -0.2), arc=(0.2, 0.2, 0.1))),
+            (3, K("side_high", "side", torso=(0.05, -0.1, 0.1), arc=(0.1, 0.2, 0.2))),
+        ), turn(4, math.pi, "L", 0, dur=0.7, lift=0.04)),
     ),
 )
 
@@ -188,6 +246,13 @@ CHINESE = GenreStyle(
             (2, K("back_low", "cross", torso=(0.3, 0.0, -0.35), level=0.12)),
             (3, K("side", "overhead", torso=(-0.2, -0.1, 0.0), level=0.0, arc=(0.2, 0.2, 0.2))),
         ), side_touch(0.25, "L", 0) + side_touch(0.25, "R", 2)),
+        Phrase("swallow_balance", 4, (
+            (0, K("wing_low", "wing_low", torso=(0.15, 0.0, 0.0), level=0.08)),
+            (1, K("wing", "wing", "flat", "flat", torso=(0.3, 0.0, 0.0), head=(-0.2, 0.0, 0.0),
+                  level=0.0)),
+            (2, K("wing", "wing", "flat", "flat", torso=(0.35, 0.0, 0.0), head=(-0.25, 0.0, 0.0))),
+            (3, K("chest", "side_high", torso=(0.0, 0.1, -0.2), level=0.06)),
+        ), touch((0.0, -0.35), "R", 0, lift=0.35, hold=2)),
     ),
 )
 

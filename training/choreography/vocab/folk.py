@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .base import GenreStyle, Key, Phrase
-from .steps import march, side_touch, stomp, swing_step, touch, turn, walk
+from .steps import chasse, march, side_touch, stomp, swing_step, touch, turn, walk
 
 K = Key
 
@@ -58,6 +58,16 @@ DAI = GenreStyle(
             (2, K("wing", "wing", head=(0.0, -0.2, 0.0))),
             (3, K("palm_up_high", "wing_low", hips=(0.07, 0.0), torso=(0.1, -0.25, 0.0))),
         ), turn(4, 2 * math.pi, "L", 0, dur=0.6), weight=0.7),
+        Phrase("golden_rooster", 4, (
+            (0, K("side_high", "wing_low", torso=(0.05, -0.2, 0.1), head=(-0.1, 0.25, 0.3),
+                  hips=(0.07, 0.0))),
+            (1, K("front_high", "wing_low", "peacock", "claw", torso=(0.1, -0.25, 0.2),
+                  head=(0.1, 0.3, 0.35), hips=(0.08, 0.0))),
+            (2, K("wing_low", "side_high", torso=(0.05, 0.2, -0.1), head=(-0.1, -0.25, -0.3),
+                  hips=(-0.07, 0.0))),
+            (3, K("wing_low", "front_high", "claw", "peacock", torso=(0.1, 0.25, -0.2),
+                  head=(0.1, -0.3, -0.35), hips=(-0.08, 0.0))),
+        ), touch((0.05, -0.15), "R", 0, lift=0.2) + touch((-0.05, -0.15), "L", 2, lift=0.2)),
     ),
 )
 
@@ -94,6 +104,16 @@ WEI = GenreStyle(
             (2, K("side", "chest", "lotus", "flat", torso=(0.25, 0.0, 0.0), head=(0.2, 0.0, 0.0))),
             (3, K("side_high", "chest", "lotus", "flat", torso=(-0.1, 0.0, 0.0))),
         ), touch((0.0, 0.22), "L", 0, lift=0.05) + touch((0.0, 0.22), "R", 2, lift=0.05)),
+        Phrase("shoulder_shake", 4, (
+            (0, K("hip", "side_high", "flat", "lotus", torso=(-0.1, 0.1, 0.25),
+                  head=(-0.1, 0.0, -0.3))),
+            (0.5, K("hip", "side_high", "flat", "lotus", torso=(-0.1, 0.1, -0.1))),
+            (1, K("hip", "side_high", "flat", "lotus", torso=(-0.1, 0.1, 0.25))),
+            (2, K("side_high", "hip", "lotus", "flat", torso=(-0.1, -0.1, -0.25),
+                  head=(-0.1, 0.0, 0.3))),
+            (2.5, K("side_high", "hip", "lotus", "flat", torso=(-0.1, -0.1, 0.1))),
+            (3, K("side_high", "hip", "lotus", "flat", torso=(-0.1, -0.1, -0.25))),
+        ), chasse(0.3, "L", 0) + chasse(0.3, "R", 2)),
     ),
 )
 
@@ -130,6 +150,14 @@ MIAO = GenreStyle(
             (2, K("down_fwd", "back_low")),
             (3, K("back_low", "down_fwd")),
         ), turn(4, math.pi, "L", 0, dur=0.55, lift=0.1)),
+        Phrase("reed_pipe_dip", 4, (
+            (0, K("front_low", "front_low", "cupped", "cupped", torso=(0.35, 0.0, 0.0),
+                  level=0.12)),
+            (1, K("chest", "chest", "cupped", "cupped", torso=(0.15, 0.0, 0.2), level=0.0)),
+            (2, K("front_low", "front_low", "cupped", "cupped", torso=(0.35, 0.0, 0.0),
+                  level=0.12)),
+            (3, K("chest", "chest", "cupped", "cupped", torso=(0.15, 0.0, -0.2), level=0.0)),
+        ), stomp("L", 1, lift=0.16) + stomp("R", 3, lift=0.16)),
     ),
 )
 

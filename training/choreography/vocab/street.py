@@ -18,6 +18,7 @@ from .steps import (
     side_touch,
     step_touch,
     stomp,
+    swing_step,
     touch,
     turn,
     walk,
@@ -104,6 +105,14 @@ POPPING = GenreStyle(
             (2.5, K("down", "front", head=(-0.2, 0.0, -0.8))),
             (3, K("guard", "guard", "fist", "fist", head=(0.0, 0.0, 0.0))),
         ), touch((0.12, 0.0), "L", 1, lift=0.05)),
+        Phrase("dime_stops", 4, (
+            (0, K("side_low", "side_low", torso=(0.0, 0.0, 0.3))),
+            (0.5, K("side", "side_low", torso=(0.0, 0.0, 0.3))),
+            (1, K("side", "side", torso=(0.0, 0.0, 0.0))),
+            (2, K("front", "side", "point", "flat", torso=(0.05, 0.0, -0.3))),
+            (2.5, K("front_high", "side", "point", "flat", torso=(0.05, 0.0, -0.3))),
+            (3, K("chest", "chest", "fist", "fist", torso=(0.15, 0.0, 0.0), level=0.08)),
+        ), walk(2, 0.1, dur=0.45, lift=0.04, start=2)),
     ),
 )
 
@@ -140,6 +149,12 @@ LOCKING = GenreStyle(
             (2, K("chest", "chest", "fist", "fist", arc=(0.0, 0.1, 0.08))),
             (3, K("point_side", "point_side", "point", "point")),
         ), march(4, "L", lift=0.1)),
+        Phrase("stop_and_go", 4, (
+            (0, K("point_side", "point_side", "point", "point", torso=(0.0, 0.0, 0.0))),
+            (1, K("goalpost", "goalpost", "fist", "fist", torso=(-0.1, 0.0, 0.0), width=0.2)),
+            (2, K("down_fwd", "down_fwd", "flat", "flat", torso=(0.35, 0.0, 0.0), level=0.18)),
+            (3, K("point_up", "hip", "point", "fist", torso=(-0.05, 0.15, 0.0), level=0.0)),
+        ), stomp("R", 1, lift=0.18)),
     ),
 )
 
@@ -176,6 +191,14 @@ HIPHOP = GenreStyle(
             (2, K("point_down", "elbow_back", "point", "fist")),
             (3, K("elbow_back", "point_down", "fist", "point")),
         ), cross_step("R", 0, cross=0.2) + cross_step("L", 2, cross=0.2)),
+        Phrase("cabbage_patch", 4, (
+            (0, K("chest", "chest", "fist", "fist", torso=(0.2, 0.1, 0.25), arc=(0.1, 0.0, 0.1))),
+            (1, K("chest_high", "bent_low", "fist", "fist", torso=(0.2, -0.1, -0.25),
+                  arc=(0.1, 0.0, 0.1))),
+            (2, K("chest", "chest", "fist", "fist", torso=(0.2, 0.1, 0.25), arc=(0.1, 0.0, 0.1))),
+            (3, K("bent_low", "chest_high", "fist", "fist", torso=(0.2, -0.1, -0.25),
+                  arc=(0.1, 0.0, 0.1))),
+        ), march(4, "L", dur=0.55, lift=0.08)),
     ),
 )
 
@@ -212,6 +235,12 @@ URBAN = GenreStyle(
             (2, K("point_front", "hip", "point", "fist", torso=(0.05, 0.0, -0.2))),
             (3, K("cross", "cross", "claw", "claw", torso=(0.3, 0.0, 0.0), level=0.15)),
         ), stomp("L", 0) + stomp("R", 2)),
+        Phrase("wave_travel", 4, (
+            (0, K("side_high", "side_low", torso=(-0.1, 0.25, 0.0), head=(0.0, 0.2, 0.0))),
+            (1, K("side_low", "side_high", torso=(0.2, -0.25, 0.0), head=(0.1, -0.2, 0.0))),
+            (2, K("push_side", "elbow_back", "spread", "fist", torso=(0.0, 0.0, 0.4))),
+            (3, K("elbow_back", "push_side", "fist", "spread", torso=(0.0, 0.0, -0.4))),
+        ), chasse(0.45, "L", 0) + step_touch(0.0, "R", 2)),
     ),
 )
 
@@ -248,6 +277,12 @@ JAZZ = GenreStyle(
             (2, K("hip", "side_low", hips=(0.06, 0.0))),
             (3, K("diag_up", "diag_up", hips=(0.0, 0.0))),
         ), walk(4, 0.18, lift=0.08)),
+        Phrase("fan_kick", 4, (
+            (0, K("side_low", "side_low", level=0.06)),
+            (1, K("overhead", "side", torso=(-0.1, 0.1, 0.0))),
+            (2, K("side", "overhead", torso=(-0.1, -0.1, 0.0))),
+            (3, K("diag_up", "diag_down", torso=(-0.15, -0.15, 0.2), hips=(0.05, 0.0))),
+        ), swing_step("R", 1, lift=0.45) + march(1, "L", start=3)),
     ),
 )
 
