@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 
 import numpy as np
@@ -134,6 +135,24 @@ def test_clip_pools_the_end_of_text_token() -> None:
         assert torch.allclose(model(a).norm(dim=-1), torch.ones(1))
 
 
+@pytest.fixture
+def clip_vocab(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """open_clip's vocabulary when installed; else a small one the test writes in its format
+    (a gzip text file: a header line, then BPE merges), so the ONNX check always runs."""
+    try:
+        gtext.clip_vocab_path()
+        return
+    except WeightsError:
+        pass
+    path = tmp_path_factory.mktemp("clip") / "bpe_simple_vocab_16e6.txt.gz"
+    merges = ["t h", "th e</w>", "a n", "an d</w>", "i n", "in g</w>", "e r", "o n", "r e",
+              "h i", "hi p</w>", "d a", "da n", "dan c", "danc e</w>", "j a", "ja z", "jaz z</w>"]
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("#version: test\n" + "\n".join(merges) + "\n")
+    monkeypatch.setenv("GCDANCE_CLIP_VOCAB", str(path))
+
+
+@pytest.mark.usefixtures("clip_vocab")
 def test_clip_onnx_matches_torch_at_random_init(tmp_path) -> None:
     torch.manual_seed(0)
     model = CLIPTextEncoder(SMALL).eval()

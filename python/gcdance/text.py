@@ -195,7 +195,7 @@ class CLIPTokenizer:
         path = Path(vocab_path) if vocab_path is not None else clip_vocab_path()
         with gzip.open(path, "rt", encoding="utf-8") as f:
             lines = f.read().split("\n")
-        merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
+        merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1] if line.strip()]
         symbols = list(_bytes_to_unicode().values())
         vocab_list = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
         vocab_list += ["<start_of_text>", "<end_of_text>"]
