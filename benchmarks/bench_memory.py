@@ -40,7 +40,7 @@ def main() -> int:
     from gcdance import bench
     from gcdance.bundle import load_bundle
     from gcdance.engine import native
-    from gcdance.generator import engine_config
+    from gcdance.generator import engine_config, engine_graph
 
     config = "tiny" if args.front else args.config
     path = bench._bundle_dir(config, 0)
@@ -64,7 +64,7 @@ def main() -> int:
         def run(i: int) -> None:
             gen.generate((audio, sr), "hip hop", seed=i, steps=args.steps)
     else:
-        model = native().Model(str(bundle.denoiser_path), engine_config(bundle))
+        model = native().Model(str(engine_graph(bundle)), engine_config(bundle))
         generator = native().Generator(model)
         music = rng.standard_normal((frames, bundle.music_dim)).astype(np.float32)
         text = np.ascontiguousarray(bundle.control_embeddings[0], np.float32)

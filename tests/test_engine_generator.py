@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 import gcdance  # noqa: E402
-from export.onnx_denoiser import export_denoiser  # noqa: E402
+from export.onnx_denoiser import export_denoiser, export_split  # noqa: E402
 from gcdance import engine, masks  # noqa: E402
 from gcdance.layout import FINEDANCE  # noqa: E402
 from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
@@ -45,7 +45,7 @@ def normalizer() -> MinMaxNormalizer:
     return MinMaxNormalizer(lo, hi)
 
 
-def engine_model(onnx_path: Path, normalizer: MinMaxNormalizer, relative_axes: str = "xz"):
+def engine_config(normalizer: MinMaxNormalizer, relative_axes: str = "xz"):
     native = engine.native()
     config = native.ModelConfig()
     config.dim, config.music_dim, config.text_dim = FINEDANCE.dim, 35, 512
@@ -56,7 +56,12 @@ def engine_model(onnx_path: Path, normalizer: MinMaxNormalizer, relative_axes: s
     config.norm_center = normalizer.center.tolist()
     config.norm_half_range = normalizer.half_range.tolist()
     config.rot_start, config.num_joints = FINEDANCE.rotations.start, FINEDANCE.num_joints
-    return native.Model(str(onnx_path), config, provider="cpu", intra_op_threads=1)
+    return config
+
+
+def engine_model(onnx_path: Path, normalizer: MinMaxNormalizer, relative_axes: str = "xz"):
+    return engine.native().Model(str(onnx_path), engine_config(normalizer, relative_axes),
+                                 provider="cpu", intra_op_threads=1)
 
 
 def table(steps: int = STEPS, eta: float = 1.0) -> np.ndarray:
@@ -142,6 +147,21 @@ def test_parity_with_inpainting(model, onnx_path, normalizer) -> None:
     np.testing.assert_allclose(got[keep_root], known[keep_root], atol=1e-5)
 
 
+def test_split_graphs_match_the_reference(model, normalizer, tmp_path_factory) -> None:
+    """Condition once + step graph per step: the same sampling as the single graph."""
+    split = export_split(model, tmp_path_factory.mktemp("split"))
+    native = engine.native()
+    cfg = engine_config(normalizer)
+    cfg.condition_path, cfg.cache_dim = str(split.condition), split.cache_dim
+    m = native.Model(str(split.step), cfg, provider="cpu", intra_op_threads=1)
+    assert m.split
+    frames = 240
+    music, text, x_T, z, _ = inputs(frames, seed=21)
+    _, want_windows = reference(model, music, text, x_T, z, None, normalizer)
+    got, windows = native.Generator(m).generate(m, music, text, table(), x_T=x_T, z=z)
+    assert_parity(got, windows, want_windows, normalizer)
+
+
 def test_without_root_anchoring(model, onnx_path, normalizer) -> None:
     frames = 240
     music, text, x_T, z, _ = inputs(frames, seed=3)
@@ -216,7 +236,7 @@ def test_gpu_parity(model, onnx_path, normalizer, provider: str) -> None:
     music, text, x_T, z, _ = inputs(frames, seed=11)
     _, want_windows = reference(model, music, text, x_T, z, None, normalizer)
     native = engine.native()
-    cfg = engine_model(onnx_path, normalizer).config
+    cfg = engine_config(normalizer)
     options = {"use_tf32": "0"} if provider == "cuda" else {}
     gpu = native.Model(str(onnx_path), cfg, provider=provider, provider_options=options)
     got, windows = native.Generator(gpu).generate(gpu, music, text, table(), x_T=x_T, z=z)

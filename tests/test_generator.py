@@ -52,6 +52,15 @@ def test_generate_gives_a_dance(generator: gcdance.Generator) -> None:
     assert not np.allclose(dance.motion, other.motion)
 
 
+def test_split_graphs_give_the_single_graph_result(generator: gcdance.Generator) -> None:
+    assert generator.bundle.split is not None and generator._model.split
+    single = gcdance.Generator(generator.bundle, device="cpu", threads=1, split=False)
+    assert not single._model.split
+    a = generator.generate(clicks(6.0), "Korean", seed=3, steps=6).motion
+    b = single.generate(clicks(6.0), "Korean", seed=3, steps=6).motion
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 def test_start_and_duration_select_the_segment(generator: gcdance.Generator) -> None:
     dance = generator.generate(clicks(9.0), "Breaking", steps=4, start=2.0, duration=3.5)
     assert dance.motion.shape[0] == 105

@@ -8,7 +8,10 @@ schedule table, music features, control embedding and injected noise, in one pro
   ``torch.set_num_threads(threads)``; guidance as one forward over a batch of two per step.
 - Engine: ``gcdance._engine.Generator`` on ONNX Runtime with ``intra_op_threads = threads``;
   the same batch of two per step. Its threads spin between operators like PyTorch's OpenMP
-  threads do by default (``allow_spinning``; ``--no-spin`` turns it off).
+  threads do by default (``allow_spinning``; ``--no-spin`` turns it off). With the bundle's
+  split graphs (default; ``--single-graph`` turns them off) the music-dependent cache is
+  computed once per generation and only the step graph runs per step: the same model and
+  numbers, less work per step.
 
 Each sampler first runs a 2-step warm-up, then ``repeat`` timed runs; the median is reported.
 ``max_abs_diff`` compares the final windows in normalized space (the sampling loops);
@@ -86,12 +89,12 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                   threads: int | None = None, seed: int = 0, repeat: int = 3,
                   provider: str = "cpu", torch_reference: bool = True,
-                  allow_spinning: bool = True,
+                  allow_spinning: bool = True, split: bool = True,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
     from .bundle import load_bundle
     from .engine import native, runtime_info
-    from .generator import engine_config, schedule_array
+    from .generator import engine_config, engine_graph, schedule_array
     from .stitching import plan_windows
 
     log = log or (lambda _m: None)
@@ -122,8 +125,9 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         noise["z"] = (rng.standard_normal((steps, *shape)) if np.any(table["sigma"])
                       else np.zeros((steps, *shape))).astype(np.float32)
 
-    model = native().Model(str(bundle.denoiser_path), engine_config(bundle), provider=provider,
-                           intra_op_threads=threads, allow_spinning=allow_spinning)
+    model = native().Model(str(engine_graph(bundle, split)), engine_config(bundle, split),
+                           provider=provider, intra_op_threads=threads,
+                           allow_spinning=allow_spinning)
     gen = native().Generator(model)
     log(f"engine: warm-up, then {repeat} x {steps} steps over {plan.num_windows} window(s)")
     warm = {k: (v[:2] if k == "z" else v) for k, v in noise.items()}
@@ -135,7 +139,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         "device": _device(provider), "provider": provider, "config": config,
         "frames": frames, "seconds": frames / bundle.fps, "windows": plan.num_windows,
         "steps": steps, "threads": threads, "repeat": repeat,
-        "allow_spinning": allow_spinning,
+        "allow_spinning": allow_spinning, "split_graphs": bool(model.split),
         "torch_ms": None, "engine_ms": round(engine_ms, 1), "speedup": None,
         "max_abs_diff": None, "max_abs_diff_stitched": None,
         "onnxruntime": runtime_info()["onnxruntime_version"],

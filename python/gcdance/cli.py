@@ -248,6 +248,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--provider", default="cpu", choices=("cpu", "cuda", "tensorrt"))
     p.add_argument("--no-torch", action="store_true", help="time the engine only")
+    p.add_argument("--single-graph", action="store_true",
+                   help="run the whole denoiser every step (default: the split graphs)")
     p.add_argument("--no-spin", action="store_true",
                    help="engine threads sleep between operators (default: spin, as PyTorch's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -261,7 +263,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = run_benchmark(config=args.config, frames=round(args.seconds * 30), steps=args.steps,
                            threads=args.threads, repeat=args.repeat, provider=args.provider,
                            torch_reference=not args.no_torch,
-                           allow_spinning=not args.no_spin, log=lambda m: _say(args, m))
+                           allow_spinning=not args.no_spin, split=not args.single_graph,
+                           log=lambda m: _say(args, m))
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK

@@ -27,7 +27,7 @@ from .engine import available_providers, native
 from .errors import InputError, ProviderError
 from .schedule import TABLE_KEYS
 
-__all__ = ["Generator", "engine_config", "schedule_array"]
+__all__ = ["Generator", "engine_config", "engine_graph", "schedule_array"]
 
 Progress = Callable[[int, int], Any]
 """``progress(step, steps)`` after every DDIM step; returning ``False`` cancels."""
@@ -36,8 +36,12 @@ _DEVICES = ("auto", "cpu", "cuda")
 _PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
-def engine_config(bundle: Bundle) -> Any:
-    """The engine's ``ModelConfig`` for a bundle (everything comes from its manifest)."""
+def engine_config(bundle: Bundle, split: bool = True) -> Any:
+    """The engine's ``ModelConfig`` for a bundle (everything comes from its manifest).
+
+    With ``split`` and a bundle that has split graphs, the engine computes the step-invariant
+    cache once per generation (``condition.onnx``) and runs ``denoiser_step.onnx`` per step.
+    """
     cfg = native().ModelConfig()
     cfg.dim, cfg.music_dim, cfg.text_dim = bundle.dim, bundle.music_dim, bundle.text_dim
     cfg.window, cfg.hop = bundle.window, bundle.hop
@@ -50,7 +54,19 @@ def engine_config(bundle: Bundle) -> Any:
     cfg.norm_half_range = [float(v) for v in bundle.normalizer.half_range]
     cfg.rot_start = bundle.layout.rotations.start
     cfg.num_joints = bundle.layout.num_joints
+    if split and bundle.split is not None:
+        graphs = bundle.split
+        cfg.condition_path = str(graphs.condition_path)
+        cfg.cache_dim = graphs.cache_dim
+        (cfg.output_cache,) = graphs.condition_outputs
+        known = {cfg.input_x, cfg.input_t, cfg.input_text, cfg.input_cond}
+        (cfg.input_cache,) = [n for n in graphs.step_inputs if n not in known]
     return cfg
+
+
+def engine_graph(bundle: Bundle, split: bool = True) -> Path:
+    """The graph the engine runs per step: the step graph when split, else the denoiser."""
+    return bundle.split.step_path if split and bundle.split is not None else bundle.denoiser_path
 
 
 def schedule_array(table: dict[str, np.ndarray]) -> np.ndarray:
@@ -93,16 +109,19 @@ class Generator:
         threads: ONNX Runtime intra-op threads (0: one per physical core).
         allow_spinning: let ORT's threads spin between operators (lower latency, busier cores).
         provider_options: extra CUDA/TensorRT provider options (e.g. ``trt_fp16_enable``).
+        split: use the bundle's split graphs when it has them (the music-dependent cache is
+            computed once per generation instead of every step; same results).
     """
 
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None,
                  device: str = "auto", provider: str = "auto", *, threads: int = 0,
                  allow_spinning: bool = False,
-                 provider_options: dict[str, str] | None = None) -> None:
+                 provider_options: dict[str, str] | None = None, split: bool = True) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.provider = _pick_provider(device, provider)
         self._model = native().Model(
-            str(self.bundle.denoiser_path), engine_config(self.bundle), provider=self.provider,
+            str(engine_graph(self.bundle, split)), engine_config(self.bundle, split),
+            provider=self.provider,
             intra_op_threads=int(threads), allow_spinning=bool(allow_spinning),
             provider_options={str(k): str(v) for k, v in (provider_options or {}).items()})
         self._local = threading.local()
