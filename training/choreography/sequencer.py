@@ -27,8 +27,8 @@ __all__ = ["FootStep", "Timeline", "pulse_grid", "sequence"]
 
 STAGE_RADIUS = 1.3
 """Metres from the start the dancer's stance may travel to."""
-MIN_DOUBLE_SUPPORT = 0.08
-TRANSFER_S_PER_M = 0.35
+MIN_DOUBLE_SUPPORT = 0.1
+TRANSFER_S_PER_M = 0.5
 """Both feet stay down between one foot's landing and the other's lift-off for
 ``MIN_DOUBLE_SUPPORT + TRANSFER_S_PER_M * distance between the feet`` seconds (weight transfer)."""
 MAX_STRIDE = 0.65

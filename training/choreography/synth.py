@@ -23,7 +23,10 @@ every key, i.e. on every pulse), so movement accents coincide with beats.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+from scipy.ndimage import minimum_filter1d
 
 from gcdance.metrics.beats import gaussian_smooth as gaussian
 from gcdance.rotation import axis_angle_to_matrix
@@ -103,16 +106,11 @@ def _foot_tracks(
 def _support(tl: Timeline, t: np.ndarray, fps: float) -> np.ndarray:
     """Weight side per frame: +1 on the left foot, -1 on the right, 0 centred.
 
-    During a swing the weight is on the other foot; the transfer happens in the double-support
-    time between swings (linear, corners smoothed); after a weighted landing the weight settles
-    half onto the landed foot, and long pauses between steps drift back to the centre.
+    During a swing the weight is on the other foot; the transfer takes the whole double-support
+    time between swings (a min-jerk ramp); long pauses between steps settle to the centre.
     """
     target = np.full(t.size, np.nan)
     pulse = float(np.median(np.diff(tl.pulses)))
-    for st in tl.steps:
-        if st.weight:  # weight settles onto the landed foot (unless another swing says else)
-            side = 1.0 if st.foot == "L" else -1.0
-            target[(t > st.t1 + 0.1 * pulse) & (t <= st.t1 + 0.3 * pulse)] = 0.5 * side
     for st in tl.steps:
         side = -1.0 if st.foot == "L" else 1.0
         target[(t >= st.t0) & (t <= st.t1)] = side
@@ -125,6 +123,11 @@ def _support(tl: Timeline, t: np.ndarray, fps: float) -> np.ndarray:
         target[(a + b) // 2] = 0.0
     known = np.flatnonzero(~np.isnan(target))
     filled = np.interp(np.arange(t.size), known, target[known])
+    # Min-jerk ramps across the gaps (zero velocity where the weight arrives).
+    for a, b in itertools.pairwise(known):
+        if b - a > 1 and target[a] != target[b]:
+            u = (np.arange(a + 1, b) - a) / (b - a)
+            filled[a + 1 : b] = target[a] + (target[b] - target[a]) * min_jerk(u)
     return gaussian(filled, 1.5)
 
 
@@ -207,6 +210,10 @@ def synthesize(
         hy = np.sqrt(np.maximum(reach * reach - dh * dh, 0.05))
         c = feet[foot]["pos"][:, 1] + hy - hip_off[:, 1]
         cap = -soft * np.logaddexp(-cap / soft, -c / soft) if np.isfinite(cap).all() else c
+    # The cap can change fast (a foot landing far out): lower it over a window around each
+    # frame, then smooth - the result stays below the true cap, so legs always reach.
+    r = 7
+    cap = gaussian(minimum_filter1d(cap, 2 * r + 1, mode="nearest"), r / 3.0)
     # Soft minimum of the desired height and the cap (swinging feet count too: their cap
     # moves with them, so the pelvis never jumps when a foot lifts or lands).
     height = height - soft * np.logaddexp(0.0, (height - cap) / soft)

@@ -1,7 +1,8 @@
 """Footwork building blocks shared by the genre tables (offsets in pulses).
 
-A swing of ``dur`` pulses between pulse ``i`` and ``i + 1`` is centred on the half pulse, so
-both feet are still around every pulse (the accent lands on the beat).
+A swing of ``dur`` pulses between pulse ``i`` and ``i + 1`` lands ON pulse ``i + 1`` (dancers
+step on the beat): the foot arrives with zero speed on the beat and the weight transfer onto it
+follows after the beat, so every beat is a moment of least motion (a kinematic beat).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = [
 
 
 def _at(i: float, dur: float) -> float:
-    return i + 0.5 * (1.0 - dur)
+    return i + 1.0 - dur
 
 
 def _other(foot: str) -> str:
