@@ -114,7 +114,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
     plan = plan_windows(frames, bundle.window, bundle.hop)
     rng = np.random.default_rng(seed)
     music = rng.standard_normal((frames, bundle.music_dim)).astype(np.float32)
-    text = np.ascontiguousarray(bundle.control_embeddings[0], np.float32)
+    text = np.array(bundle.control_embeddings[0], np.float32)  # writable (torch warns otherwise)
     table = bundle.schedule_table(steps)
     rows = schedule_array(table)
     shape = (plan.num_windows, bundle.window, bundle.dim)
