@@ -33,6 +33,8 @@ TRANSFER_S_PER_M = 0.5
 ``MIN_DOUBLE_SUPPORT + TRANSFER_S_PER_M * distance between the feet`` seconds (weight transfer)."""
 MAX_STRIDE = 0.65
 """Metres; a landing further from the other foot is pulled in."""
+MIN_FOOT_GAP = 0.17
+"""Metres between the ankles at least; a closer landing is pushed out."""
 MIN_SWING = 0.15
 """Shortest swing (s); a step squeezed below it is dropped."""
 _SHAPE_INDEX = {n: i for i, n in enumerate(SHAPE_NAMES)}
@@ -195,6 +197,11 @@ def sequence(
             if sep > MAX_STRIDE:  # no splits: land within MAX_STRIDE of the other foot
                 target = foot_pos[other] + apart * (MAX_STRIDE / sep)
                 sep = MAX_STRIDE
+            elif sep < MIN_FOOT_GAP:  # and never on top of it
+                side = apart / sep if sep > 1e-6 else _rot2(heading, (1.0 if st.foot == "L"
+                                                                     else -1.0, 0.0))
+                target = foot_pos[other] + side * MIN_FOOT_GAP
+                sep = MIN_FOOT_GAP
             land_sep[st.foot] = sep
             lift = style.lift if st.lift is None else st.lift
             steps.append(FootStep(st.foot, t0, t1, (float(target[0]), float(target[1])),

@@ -43,6 +43,8 @@ PLANT_HEIGHT = 0.08
 """Ankle height (m) of a planted foot: puts the toe joints ~2 cm above the floor (y = 0)."""
 TORSO_ELLIPSE = (0.2, 0.16, -0.6, 0.22)
 """Chest-frame keep-out cylinder for the wrists: x and z radii, y range (m)."""
+FOOT_CLEARANCE = 0.17
+"""Metres a swinging ankle keeps from the planted one (legs do not brush through)."""
 MIN_TRANSITION = 0.2
 """Shortest key-to-key transition (s): caps the speed of hits."""
 MAX_WRIST_SPEED = 2.2
@@ -57,6 +59,7 @@ _WEIGHT_SHIFT = 0.6  # fraction of the way from the feet's midpoint to the suppo
 _BALANCE_RADIUS = 0.13  # m, pelvis from the supporting ankle on one foot (sway included)
 _MAX_OFF_SUPPORT = 0.08  # m, pelvis from the supporting ankle during a swing (before sway)
 _LEG_REACH = 0.97
+_KNEE_OUT = 0.4
 
 
 def _wrap(a: np.ndarray) -> np.ndarray:
@@ -71,7 +74,19 @@ def _swap(m: np.ndarray) -> np.ndarray:
 def _foot_tracks(
     tl: Timeline, style: GenreStyle, t: np.ndarray
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Per foot: ``pos`` (n, 3), ``heading`` (n,), ``pitch`` (n,), ``swing`` (n,) bool."""
+    """Per foot: ``pos`` (n, 3), ``heading`` (n,), ``pitch`` (n,), ``swing`` (n,) bool.
+
+    A swing whose straight path would pass close to the other (planted) foot bows around it,
+    so the legs do not brush through each other (crossing steps go round the front).
+    """
+    plain = _foot_tracks_once(tl, style, t, None)
+    return _foot_tracks_once(tl, style, t, plain)
+
+
+def _foot_tracks_once(
+    tl: Timeline, style: GenreStyle, t: np.ndarray,
+    others: dict[str, dict[str, np.ndarray]] | None,
+) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for foot in "LR":
         (x0, z0), h0 = tl.start[foot]
@@ -91,6 +106,9 @@ def _foot_tracks(
                 s = min_jerk(u)[:, None]
                 bump = 16.0 * u * u * (1.0 - u) ** 2
                 pos[i0:i1, [0, 2]] = cur + (tgt - cur) * s
+                if others is not None:
+                    other = others["R" if foot == "L" else "L"]["pos"][(i0 + i1) // 2, [0, 2]]
+                    pos[i0:i1, [0, 2]] += _bow(cur, tgt, other)[None, :] * np.sin(np.pi * s)
                 pos[i0:i1, 1] = PLANT_HEIGHT + st.lift * bump
                 heading[i0:i1] = cur_h + (st.heading - cur_h) * s[:, 0]
                 pitch[i0:i1] = style.point * min(1.0, st.lift / 0.2) * bump
@@ -101,6 +119,24 @@ def _foot_tracks(
             cur, cur_h = tgt, st.heading
         out[foot] = {"pos": pos, "heading": heading, "pitch": pitch, "swing": swing}
     return out
+
+
+def _bow(a: np.ndarray, b: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Sideways bow (x, z) for a swing from ``a`` to ``b`` that keeps ``FOOT_CLEARANCE`` from
+    the other ankle at ``other`` (zero when the straight path is clear)."""
+    ab = b - a
+    length2 = float(ab @ ab)
+    s = float(np.clip((other - a) @ ab / length2, 0.0, 1.0)) if length2 > 1e-12 else 0.0
+    closest = a + s * ab
+    away = closest - other
+    dist = float(np.sqrt(away @ away))
+    if dist >= FOOT_CLEARANCE or s <= 0.0 or s >= 1.0:
+        return np.zeros(2)
+    if dist < 1e-6:  # straight through: go round the side away from the body's centre line
+        away = np.array([-ab[1], ab[0]])
+        dist = 0.0
+    direction = away / max(float(np.sqrt(away @ away)), 1e-9)
+    return direction * (FOOT_CLEARANCE - dist) / max(np.sin(np.pi * s), 0.3)
 
 
 def _support(tl: Timeline, t: np.ndarray, fps: float) -> np.ndarray:
@@ -227,7 +263,9 @@ def synthesize(
         f = feet[foot]
         hip = pelvis + np.einsum("nij,j->ni", r0, off[hip_j])
         knee_dir = f["heading"] + 0.5 * _wrap(yaw - f["heading"])  # between foot and pelvis
+        side = 1.0 if foot == "L" else -1.0
         fwd = np.stack([np.sin(knee_dir), np.zeros(n), np.cos(knee_dir)], axis=-1)
+        fwd = fwd + _KNEE_OUT * side * lateral  # knees open a little: they never meet
         g_up, g_lo, _ = two_bone_ik(hip, f["pos"], fwd, off[knee_j], off[ankle_j],
                                     np.array([1.0, 0.0, 0.0]), reach=0.999)
         g_ankle = rot_y(f["heading"]) @ rot_x(f["pitch"])

@@ -82,7 +82,7 @@ def stomp(
     return (Step(_at(start, dur), dur, foot, lift=lift, weight=False),)
 
 
-def cross_step(foot: str = "R", start: int = 0, cross: float = 0.28, fwd: float = 0.22,
+def cross_step(foot: str = "R", start: int = 0, cross: float = 0.22, fwd: float = 0.32,
                dur: float = 0.6, lift: float | None = None) -> tuple[Step, ...]:
     """Toprock cross: ``foot`` crosses in front of the other foot, then steps back home."""
     sign = 1.0 if foot == "L" else -1.0
