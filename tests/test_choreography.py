@@ -106,6 +106,8 @@ def test_deterministic_for_a_seed(tmp_path: Path, click_tracks: list[str]) -> No
     for sub in ("motion", "music_wav", "label_json"):
         for p in (a / sub).iterdir():
             assert p.read_bytes() == (b / sub / p.name).read_bytes(), p
+    for name in ("corpus.json", "README.md"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert any((a / "motion" / n).read_bytes() != (c / "motion" / n).read_bytes() for n in names)
     with pytest.raises(InputError, match="already holds a corpus"):
         generate_corpus(a, 12.0, seed=7, **kw)
@@ -201,11 +203,17 @@ def test_training_windows_pass_the_motion_filter(corpus: Path) -> None:
         assert np.mean(fractions) >= 0.6, (genre, fractions)
 
 
-def test_arms_stay_out_of_the_torso() -> None:
+def test_limbs_do_not_interpenetrate() -> None:
+    """Wrists/elbows stay out of the torso; the knees never meet (legs do not pass through
+    each other); hands do not pass through the head."""
     for style in GENRE_STYLES:
         raw, _ = dance_for_music(_beats(110, 20), 20.0, style, np.random.default_rng(2))
         joints, glob = joints_of(raw)
         assert arm_in_torso(joints, glob) < 0.01, style.name
+        knees = np.linalg.norm(joints[:, 4] - joints[:, 5], axis=-1)
+        assert knees.min() > 0.06, (style.name, knees.min())
+        head = np.linalg.norm(joints[:, [20, 21]] - joints[:, 15:16], axis=-1)
+        assert head.min() > 0.08, (style.name, head.min())
 
 
 def test_hand_shapes_differ_and_mirror() -> None:

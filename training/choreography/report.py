@@ -253,9 +253,6 @@ def main(argv: list[str] | None = None) -> int:
         result["separability"] = sep
     else:
         print("\nseparability: needs files of >= 4 s in both splits", file=sys.stderr)
-    if "generation_seconds" in manifest:
-        total = sum(f["seconds"] for f in manifest["files"])
-        print(f"\ngeneration: {total:.0f} s of dance in {manifest['generation_seconds']} s")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0
