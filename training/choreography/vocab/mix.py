@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .base import GenreStyle, Key, Phrase
-from .steps import chasse, kick, march, side_touch, step_touch, swing_step, turn, walk
+from .steps import chasse, kick, march, side_touch, slide, step_touch, swing_step, turn, walk
 
 K = Key
 
@@ -99,12 +99,12 @@ CHOREOGRAPHY = GenreStyle(
             (2, K("diag_up", "diag_down", "flat", "flat", torso=(-0.2, -0.3, 0.0))),
             (3, K("scoop", "back_low", torso=(0.5, 0.0, -0.3), level=0.25)),
         ), turn(2, math.pi, "L", 0, dur=0.7) + march(1, "L", start=3), weight=0.8),
-        Phrase("lunge_walk", 4, (
+        Phrase("slide_lunge", 4, (
             (0, K("front_low", "elbow_back", torso=(0.3, 0.0, 0.2), level=0.2)),
             (1, K("elbow_back", "front_low", torso=(0.3, 0.0, -0.2), level=0.2)),
             (2, K("push_front", "down_out", "flat", "relaxed", torso=(0.1, 0.0, 0.3), level=0.1)),
             (3, K("down_out", "push_front", "relaxed", "flat", torso=(0.1, 0.0, -0.3), level=0.1)),
-        ), walk(4, 0.25, dur=0.8)),
+        ), slide(2, 0.3, dur=0.85) + walk(2, 0.25, dur=0.8, start=2)),
     ),
 )
 

@@ -12,8 +12,8 @@ import math
 from .base import Step
 
 __all__ = [
-    "box", "chasse", "cross_step", "kick", "march", "side_touch", "step_touch", "stomp",
-    "swing_step", "touch", "turn", "walk",
+    "box", "chasse", "cross_step", "kick", "march", "side_touch", "slide", "step_touch",
+    "stomp", "swing_step", "touch", "turn", "walk",
 ]
 
 
@@ -23,6 +23,18 @@ def _at(i: float, dur: float) -> float:
 
 def _other(foot: str) -> str:
     return "R" if foot == "L" else "L"
+
+
+def slide(n: int, dz: float, dx: float = 0.0, foot: str = "L", dur: float = 0.8,
+          start: int = 0) -> tuple[Step, ...]:
+    """Glides: the unloaded foot slides along the floor (1 cm clearance) to its new spot, then
+    takes the weight; alternating feet, the stance moving (dx, dz) per slide (moonwalk-style
+    travel with dz < 0)."""
+    out = []
+    for i in range(n):
+        out.append(Step(_at(start + i, dur), dur, foot, move=(dx, dz), lift=0.01))
+        foot = _other(foot)
+    return tuple(out)
 
 
 def march(n: int, foot: str = "L", dur: float = 0.6, lift: float | None = None,

@@ -16,6 +16,7 @@ from .steps import (
     kick,
     march,
     side_touch,
+    slide,
     step_touch,
     stomp,
     swing_step,
@@ -91,12 +92,12 @@ POPPING = GenreStyle(
             (2, K("side_low", "side_high", torso=(0.0, 0.1, 0.0), head=(0.0, -0.25, 0.0))),
             (3, K("front", "front", "fist", "fist", head=(0.0, 0.0, 0.0))),
         ), side_touch(0.2, "L", 0, lift=0.05)),
-        Phrase("walkout", 4, (
+        Phrase("backslide", 4, (
             (0, K("elbow_back", "front_low", torso=(0.08, 0.0, 0.25))),
             (1, K("front_low", "elbow_back", torso=(0.08, 0.0, -0.25))),
             (2, K("elbow_back", "front_low", torso=(0.08, 0.0, 0.25))),
             (3, K("goalpost", "goalpost", "fist", "fist", torso=(0.0, 0.0, 0.0))),
-        ), walk(3, 0.12, dur=0.45, lift=0.04)),
+        ), slide(4, -0.14, dur=0.7)),
         Phrase("robot_head", 4, (
             (0, K("front", "down", head=(0.0, 0.0, 0.8))),
             (0.5, K("front", "down", head=(0.3, 0.0, 0.8))),
