@@ -27,6 +27,7 @@ import fnmatch
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,7 +209,7 @@ def generate_corpus(
     genres: list[str] | None = None,
     sample_rate: int = 22050,
     overwrite: bool = False,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> dict[str, object]:
     """Write the corpus to ``out`` and return its manifest (see the module docstring)."""
     t_start = time.perf_counter()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from gcdance.errors import InputError
 from gcdance.genres import FINEDANCE_GENRES
 
 from .base import ARM_POSES, ArmPose, GenreStyle, Key, Phrase, Step
@@ -29,8 +30,6 @@ FAMILIES: dict[str, str] = {s.name: s.family for s in GENRE_STYLES}
 
 def style_for(genre: str) -> GenreStyle:
     """The style of a FineDance genre name (exact spelling of ``FINEDANCE_GENRES``)."""
-    from gcdance.errors import InputError
-
     try:
         return _BY_NAME[genre]
     except KeyError:

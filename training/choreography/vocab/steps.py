@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from gcdance.errors import InputError
+
 from .base import Step
 
 __all__ = [
@@ -134,7 +136,7 @@ def turn(n: int, total: float = 2 * math.pi, foot: str = "L", start: int = 0,
     """Step turn: ``n`` alternating steps, each turning the stance by ``total / n`` (at most a
     quarter turn per step: a foot is never swung round further in one step)."""
     if abs(total) / n > math.pi / 2 + 1e-9:
-        raise ValueError(f"turn: {total:.2f} rad in {n} steps is more than 90 degrees a step")
+        raise InputError(f"turn: {total:.2f} rad in {n} steps is more than 90 degrees a step")
     out = []
     for i in range(n):
         out.append(Step(_at(start + i, dur), dur, foot, turn=total / n, lift=lift))
