@@ -250,3 +250,45 @@ def test_errors_and_cli(tmp_path: Path, click_tracks: list[str]) -> None:
     assert FineDanceDataset(out, "all")[0].genre == "Dai"
     assert cli_main(["--out", str(out), "--seconds-per-genre", "10", "--genres", "Dai",
                      "--tracks", click_tracks[0]]) == 2  # exists, no --overwrite
+
+
+def test_two_bone_ik_reaches_with_a_true_hinge() -> None:
+    from training.choreography.kinematics import two_bone_ik
+
+    rng = np.random.default_rng(0)
+    off = SKEL.offsets
+    n = 200
+    base = rng.normal(size=(n, 3))
+    direction = rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    target = base + direction * rng.uniform(0.3, 0.7, size=(n, 1))  # within reach of a leg
+    pole = rng.normal(size=(n, 3))
+    g_up, g_lo, end = two_bone_ik(base, target, pole, off[4], off[7], np.array([1.0, 0, 0]))
+    knee = base + np.einsum("nij,j->ni", g_up, off[4])
+    ankle = knee + np.einsum("nij,j->ni", g_lo, off[7])
+    np.testing.assert_allclose(ankle, target, atol=1e-9)
+    np.testing.assert_allclose(end, target, atol=1e-9)
+    local = np.swapaxes(g_up, -1, -2) @ g_lo
+    aa = matrix_to_axis_angle(local)
+    np.testing.assert_allclose(aa[:, 1:], 0.0, atol=1e-9)  # hinge about X only
+    assert aa[:, 0].min() > 0.0  # flexion, never hyperextension
+    # The knee bends towards the pole.
+    mid = 0.5 * (base + target)
+    w = pole - np.sum(pole * direction, axis=1, keepdims=True) * direction
+    assert np.all(np.sum((knee - mid) * w, axis=1) > 0)
+
+
+def test_key_interpolation_rests_on_keys() -> None:
+    from training.choreography.kinematics import interp_keys
+
+    keys = np.array([0.0, 0.5, 1.0, 2.0])
+    vals = np.array([[0.0], [1.0], [-1.0], [2.0]])
+    t = np.arange(0, 2.0 + 1e-9, 1 / 300)
+    out = interp_keys(t, keys, vals, widths=np.array([1.0, 1.0, 0.3, 1.0]))[:, 0]
+    idx = np.round(keys * 300).astype(int)
+    np.testing.assert_allclose(out[idx], vals[:, 0], atol=1e-9)
+    vel = np.gradient(out, t)
+    assert np.abs(vel[idx[1:-1]]).max() < 1e-2 * np.abs(vel).max()
+    # A sharp key (width 0.3) holds still around its neighbours' keys.
+    hold = (t > 0.5) & (t < 0.5 + 0.5 * 0.35)
+    np.testing.assert_allclose(out[hold], 1.0, atol=1e-12)
