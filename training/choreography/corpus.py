@@ -141,18 +141,18 @@ def dance_for_music(
     fps: float = FINEDANCE_FPS,
 ) -> tuple[np.ndarray, dict[str, object]]:
     """FineDance raw motion ``(T, 315)`` float32 for beats (s) over ``seconds`` of music, and
-    facts about it (pulse factor, phrases, planted-foot masks)."""
+    facts about it (pulse factor, phrases, planted-foot masks, relevé)."""
     n = math.floor(seconds * fps)
     if n < 2:
         raise InputError(f"music of {seconds:.3f} s is too short for a dance")
     tl = sequence(beats, seconds, style, rng)
-    rot, trans, planted = synthesize(tl, style, n, fps)
+    rot, trans, planted, rise = synthesize(tl, style, n, fps)
     raw = np.concatenate(
         [trans, matrix_to_rotation_6d(rot).reshape(n, -1)], axis=1
     ).astype(np.float32)
     _, factor = pulse_grid(beats, style)
     info = {"pulse_factor": factor, "phrases": tl.phrases, "planted": planted,
-            "pulses": tl.pulses}
+            "rise": rise, "pulses": tl.pulses}
     return raw, info
 
 

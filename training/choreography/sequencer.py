@@ -71,6 +71,7 @@ class Timeline:
     head: np.ndarray  # (K, 3)
     hips: np.ndarray  # (K, 2)
     level: np.ndarray  # (K,)
+    rise: np.ndarray  # (K,) relevé 0..1
     start: dict[str, tuple[tuple[float, float], float]]  # foot -> (pos, heading)
     steps: list[FootStep] = field(default_factory=list)
     phrases: list[str] = field(default_factory=list)
@@ -218,7 +219,8 @@ def sequence(
         widths=stack["width"], arm_target=stack["target"],
         arm_pole=stack["pole"], arm_arc=stack["arc"], wrist=stack["wrist"],
         hand_weights=stack["hands"], torso=stack["torso"], head=stack["head"],
-        hips=stack["hips"], level=stack["level"], start=start, steps=steps, phrases=names,
+        hips=stack["hips"], level=stack["level"], rise=stack["rise"], start=start,
+        steps=steps, phrases=names,
     )
 
 
@@ -248,5 +250,6 @@ def _resolve(
         "head": amp * np.array(key.head or zero3) + np.array(style.head),
         "hips": amp * np.array(key.hips or (0.0, 0.0)),
         "level": amp * (key.level or 0.0),
+        "rise": float(np.clip(key.rise or 0.0, 0.0, 1.0)),
         "width": style.width if key.width is None else key.width,
     }

@@ -4,7 +4,8 @@ Order of solving, per frame (all vectorized over frames):
 
 1. Feet: planted feet stay exactly where they landed (position and heading); a swing follows a
    minimum-jerk path with a smooth ``16 u^2 (1-u)^2`` lift (zero velocity at lift-off and
-   touch-down) and, for classical genres, a pointed toe.
+   touch-down) and, for classical genres, a pointed toe. A relevé rolls the foot about its toe
+   joint, which stays put while the heel and ankle rise (and the body with them).
 2. Root from the feet: the pelvis sits over the support - between the feet, shifted towards the
    supporting foot during swings (weight shifts start before lift-off) - plus hip sway; its yaw
    is the mean foot heading; its height is the genre level minus the bounce, softly capped so
@@ -45,6 +46,8 @@ TORSO_ELLIPSE = (0.2, 0.16, -0.6, 0.22)
 """Chest-frame keep-out cylinder for the wrists: x and z radii, y range (m)."""
 FOOT_CLEARANCE = 0.17
 """Metres a swinging ankle keeps from the planted one (legs do not brush through)."""
+RISE_ANGLE = 0.6
+"""Heel-raise angle (rad) of a full relevé (``Key.rise`` = 1)."""
 MIN_TRANSITION = 0.2
 """Shortest key-to-key transition (s): caps the speed of hits."""
 MAX_WRIST_SPEED = 2.2
@@ -170,9 +173,10 @@ def _support(tl: Timeline, t: np.ndarray, fps: float) -> np.ndarray:
 def synthesize(
     tl: Timeline, style: GenreStyle, n_frames: int, fps: float = 30.0,
     skeleton: Skeleton | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Local rotations ``(n, 52, 3, 3)``, root translation ``(n, 3)`` and per-frame foot
-    support flags ``{"L": (n,) bool, "R": ...}`` (True while the foot is planted)."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Local rotations ``(n, 52, 3, 3)``, root translation ``(n, 3)``, per-frame foot support
+    flags ``{"L": (n,) bool, "R": ...}`` (True while the foot is planted; its toe joint is then
+    fixed, and so is its ankle unless it rises) and the relevé ``(n,)`` in [0, 1]."""
     skel = skeleton or Skeleton.load("smplh52")
     off = skel.offsets
     n = n_frames
@@ -199,6 +203,17 @@ def synthesize(
 
     feet = _foot_tracks(tl, style, t)
     lf, rf = feet["L"], feet["R"]
+    # Relevé: each foot rolls about its toe joint (which stays put); the ankle rises.
+    rise = np.clip(track(tl.rise), 0.0, 1.0)
+    lift = np.zeros(n)
+    for foot, toe_j in (("L", 10), ("R", 11)):
+        f = feet[foot]
+        before = rot_y(f["heading"]) @ rot_x(f["pitch"])
+        f["pitch"] = f["pitch"] + RISE_ANGLE * rise
+        after = rot_y(f["heading"]) @ rot_x(f["pitch"])
+        shift = np.einsum("nij,j->ni", before - after, off[toe_j])
+        f["pos"] = f["pos"] + shift
+        lift += 0.5 * shift[:, 1]
 
     # ---- root: over the support, heading = mean foot heading.
     s = _support(tl, t, fps)
@@ -234,7 +249,7 @@ def synthesize(
     r_leg = float(np.linalg.norm(off[5]) + np.linalg.norm(off[8]))
     hip_drop = -0.5 * (off[1, 1] + off[2, 1])
     stand = PLANT_HEIGHT + 0.985 * 0.5 * (l_leg + r_leg) + hip_drop
-    height = stand - style.level - track(tl.level) - style.bounce * beat_dip
+    height = stand - style.level - track(tl.level) - style.bounce * beat_dip + lift
     # Cap the pelvis so both legs reach their ankles (hip positions from the rotated offsets).
     cap = np.full(n, np.inf)
     soft = 0.015
@@ -340,7 +355,7 @@ def synthesize(
 
     trans = pelvis - off[0]
     planted = {f: ~feet[f]["swing"] for f in "LR"}
-    return rot, trans, planted
+    return rot, trans, planted, rise
 
 
 def _detour_arcs(targets: np.ndarray, arcs: np.ndarray, shoulders: np.ndarray) -> np.ndarray:

@@ -98,7 +98,9 @@ class Key:
             three spine joints.
         head: (nod down, tilt to the left, turn to the left) radians.
         hips: (sideways pelvis shift to the left (m), forward pelvis tilt (rad)).
-        level: extra knee bend (m) on top of the genre's level.
+        level: extra knee bend (m) on top of the genre's level (low level).
+        rise: relevé, 0..1 of a full heel raise: the feet roll onto the balls (toe joints stay
+            put) and the body rises (high level).
         width: transition sharpness into this key (1 = smooth over the whole interval, 0.25 = a
             sharp hit); ``None`` = the genre default.
         arc: path bump (x, y, z, chest frame, left arm; mirrored for the right) on the way in.
@@ -112,6 +114,7 @@ class Key:
     head: Vec3 | None = None
     hips: tuple[float, float] | None = None
     level: float | None = None
+    rise: float | None = None
     width: float | None = None
     arc: Vec3 = (0.0, 0.0, 0.0)
 

@@ -50,7 +50,7 @@ HANTANG = GenreStyle(
         ), march(4, "L", dur=0.7, lift=0.03)),
         Phrase("sleeve_throw", 4, (
             (0, K("cross", "cross", torso=(0.25, 0.0, 0.0), head=(0.2, 0.0, 0.0), level=0.1)),
-            (1, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0), level=0.0,
+            (1, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0), level=0.0, rise=0.6,
                   arc=(0.15, 0.2, 0.15))),
             (2, K("front_high", "back_low", torso=(0.0, -0.15, 0.3), head=(-0.1, 0.15, 0.3))),
             (3, K("palm_up_high", "down_out", torso=(-0.1, -0.2, 0.15), arc=(0.1, 0.15, 0.1))),
@@ -92,7 +92,7 @@ SHENYUN = GenreStyle(
                   head=(0.4, 0.0, 0.0), level=0.25)),
             (1, K("front_high", "front_high", torso=(0.1, 0.0, 0.0), level=0.1)),
             (2, K("palm_up_high", "side", "orchid", "sword", torso=(-0.25, 0.15, 0.2),
-                  head=(-0.3, 0.0, 0.3), level=0.0)),
+                  head=(-0.3, 0.0, 0.3), level=0.0, rise=0.7)),
             (3, K("chest", "side_low", torso=(0.2, 0.0, -0.3), level=0.12)),
         ), walk(2, 0.15, dur=0.8, start=2)),
         Phrase("lean_reach", 4, (
@@ -198,11 +198,11 @@ DUNHUANG = GenreStyle(
             (0, K("push_front", "push_front", torso=(0.15, -0.25, 0.0), head=(0.2, 0.3, 0.0),
                   hips=(0.08, 0.0), level=0.12)),
             (1, K("palm_up_high", "push_front", torso=(0.0, -0.35, 0.1), head=(0.0, 0.35, 0.2),
-                  hips=(0.09, 0.0), level=0.05)),
+                  hips=(0.09, 0.0), level=0.0, rise=0.5)),
             (2, K("push_front", "push_front", torso=(0.15, 0.25, 0.0), head=(0.2, -0.3, 0.0),
                   hips=(-0.08, 0.0), level=0.12)),
             (3, K("push_front", "palm_up_high", torso=(0.0, 0.35, -0.1), head=(0.0, -0.35, -0.2),
-                  hips=(-0.09, 0.0), level=0.05)),
+                  hips=(-0.09, 0.0), level=0.0, rise=0.5)),
         ), side_touch(0.18, "L", 0, lift=0.05) + side_touch(0.18, "R", 2, lift=0.05)),
         Phrase("dancing_ribbons", 4, (
             (0, K("overhead", "wing_low", torso=(-0.05, -0.2, 0.2), arc=(0.2, 0.2, 0.1))),
@@ -237,8 +237,9 @@ CHINESE = GenreStyle(
         Phrase("turn_open", 4, (
             (0, K("chest", "chest", torso=(0.1, 0.0, 0.0), level=0.1)),
             (1, K("side", "side", torso=(-0.1, 0.0, 0.0), level=0.0, arc=(0.0, 0.2, 0.2))),
-            (2, K("overhead", "side", torso=(-0.15, 0.0, 0.0))),
-            (3, K("side_high", "side_high", torso=(-0.2, 0.0, 0.0), head=(-0.2, 0.0, 0.0))),
+            (2, K("overhead", "side", torso=(-0.15, 0.0, 0.0), rise=0.8)),
+            (3, K("side_high", "side_high", torso=(-0.2, 0.0, 0.0), head=(-0.2, 0.0, 0.0),
+                  rise=0.8)),
         ), turn(4, 2 * math.pi, "L", 0, dur=0.65)),
         Phrase("sleeve_toss", 4, (
             (0, K("cross", "back_low", torso=(0.3, 0.0, 0.35), level=0.12)),

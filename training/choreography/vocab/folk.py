@@ -81,9 +81,9 @@ WEI = GenreStyle(
     flow=(0.6, 0.5), flow_pulses=1,
     phrases=(
         Phrase("head_slide", 4, (
-            (0, K("overhead", "side", head=(-0.1, 0.0, 0.35))),
-            (1, K("overhead", "side", head=(-0.1, 0.0, -0.35))),
-            (2, K("overhead", "side", head=(-0.1, 0.0, 0.35))),
+            (0, K("overhead", "side", head=(-0.1, 0.0, 0.35), rise=0.4)),
+            (1, K("overhead", "side", head=(-0.1, 0.0, -0.35), rise=0.4)),
+            (2, K("overhead", "side", head=(-0.1, 0.0, 0.35), rise=0.4)),
             (3, K("side", "overhead", head=(-0.1, 0.0, 0.0))),
         ), march(4, "L", dur=0.5, lift=0.06)),
         Phrase("wrist_turns", 4, (
@@ -94,8 +94,8 @@ WEI = GenreStyle(
         ), walk(4, 0.15, dur=0.5, lift=0.05)),
         Phrase("spin", 4, (
             (0, K("side", "side", "lotus", "lotus")),
-            (1, K("overhead", "side", head=(0.0, 0.0, 0.2))),
-            (2, K("side", "overhead", head=(0.0, 0.0, -0.2))),
+            (1, K("overhead", "side", head=(0.0, 0.0, 0.2), rise=0.8)),
+            (2, K("side", "overhead", head=(0.0, 0.0, -0.2), rise=0.8)),
             (3, K("head_frame", "hip", "lotus", "flat")),
         ), turn(4, 2 * math.pi, "L", 0, dur=0.5, lift=0.05)),
         Phrase("hand_on_chest_bow", 4, (

@@ -32,10 +32,10 @@ KOREAN = GenreStyle(
             (3, K("point_front", "point_front", "point", "point", head=(0.0, 0.0, 0.0))),
         ), side_touch(0.2, "L", 0) + side_touch(0.2, "R", 2)),
         Phrase("point_lines", 4, (
-            (0, K("point_up", "hip", "point", "flat", torso=(0.0, -0.1, 0.2))),
+            (0, K("point_up", "hip", "point", "flat", torso=(0.0, -0.1, 0.2), rise=0.5)),
             (0.5, K("point_up", "hip", "point", "flat", torso=(0.0, -0.1, 0.2), hips=(0.05, 0.0))),
             (1, K("chest_high", "chest_high", "flat", "flat", torso=(0.05, 0.0, 0.0))),
-            (2, K("hip", "point_up", "flat", "point", torso=(0.0, 0.1, -0.2))),
+            (2, K("hip", "point_up", "flat", "point", torso=(0.0, 0.1, -0.2), rise=0.5)),
             (2.5, K("hip", "point_up", "flat", "point", torso=(0.0, 0.1, -0.2), hips=(-0.05, 0.0))),
             (3, K("push_front", "push_front", "flat", "flat")),
         ), step_touch(0.25, "L", 0) + step_touch(0.25, "R", 2)),
@@ -90,7 +90,8 @@ CHOREOGRAPHY = GenreStyle(
                   level=0.25)),
             (1, K("front_high", "front_high", torso=(0.0, 0.0, 0.0), level=0.05,
                   arc=(0.0, -0.1, 0.25))),
-            (2, K("wing", "wing", "flat", "flat", torso=(-0.25, 0.0, 0.0), head=(-0.35, 0.0, 0.0))),
+            (2, K("wing", "wing", "flat", "flat", torso=(-0.25, 0.0, 0.0), head=(-0.35, 0.0, 0.0),
+                  rise=0.8)),
             (3, K("chest", "chest", torso=(0.35, 0.0, 0.0), level=0.15)),
         ), swing_step("L", 0, lift=0.3) + swing_step("R", 2, lift=0.3, back=True)),
         Phrase("turn_reach", 4, (

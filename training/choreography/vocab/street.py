@@ -262,14 +262,14 @@ JAZZ = GenreStyle(
         ), box(0.22, "R", 0)),
         Phrase("kick_line", 4, (
             (0, K("side", "side")),
-            (1, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0))),
+            (1, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0), rise=0.6)),
             (2, K("side", "side")),
-            (3, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0))),
+            (3, K("side_high", "side_high", torso=(-0.15, 0.0, 0.0), rise=0.6)),
         ), kick("L", 0, reach=0.35, lift=0.45) + kick("R", 2, reach=0.35, lift=0.45)),
         Phrase("pirouette", 4, (
             (0, K("front_low", "side", level=0.08)),
-            (1, K("front", "front", level=0.0)),
-            (2, K("overhead", "overhead")),
+            (1, K("front", "front", level=0.0, rise=0.8)),
+            (2, K("overhead", "overhead", rise=1.0)),
             (3, K("diag_up", "down_out", hips=(-0.05, 0.0))),
         ), turn(4, 2 * math.pi, "L", 0, dur=0.7), weight=0.8),
         Phrase("hip_sway_walk", 4, (
@@ -280,8 +280,8 @@ JAZZ = GenreStyle(
         ), walk(4, 0.18, lift=0.08)),
         Phrase("fan_kick", 4, (
             (0, K("side_low", "side_low", level=0.06)),
-            (1, K("overhead", "side", torso=(-0.1, 0.1, 0.0))),
-            (2, K("side", "overhead", torso=(-0.1, -0.1, 0.0))),
+            (1, K("overhead", "side", torso=(-0.1, 0.1, 0.0), rise=0.5)),
+            (2, K("side", "overhead", torso=(-0.1, -0.1, 0.0), rise=0.5)),
             (3, K("diag_up", "diag_down", torso=(-0.15, -0.15, 0.2), hips=(0.05, 0.0))),
         ), swing_step("R", 1, lift=0.45) + march(1, "L", start=3)),
     ),
