@@ -73,7 +73,7 @@ def main() -> int:
         table = schedule_array(bundle.schedule_table(args.steps))
 
         def run(i: int) -> None:
-            generator.generate(model, music, text, table, seed=i)
+            generator.generate(music, text, table, seed=i)
 
     run(0)
     first = rss_mib()

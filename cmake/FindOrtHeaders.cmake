@@ -12,10 +12,10 @@ option(GCDANCE_ORT_SEARCH_SYSTEM "Look for ONNX Runtime headers in system locati
 option(GCDANCE_ORT_FETCH "Fetch Debian's libonnxruntime-dev headers when none are found" ON)
 if(DEFINED ENV{XDG_CACHE_HOME} AND NOT "$ENV{XDG_CACHE_HOME}" STREQUAL "")
   set(_gcdance_cache_base "$ENV{XDG_CACHE_HOME}")
-elseif(DEFINED ENV{HOME})
+elseif(DEFINED ENV{HOME} AND IS_DIRECTORY "$ENV{HOME}")
   set(_gcdance_cache_base "$ENV{HOME}/.cache")
 else()
-  set(_gcdance_cache_base "${CMAKE_BINARY_DIR}")
+  set(_gcdance_cache_base "${CMAKE_BINARY_DIR}")  # no usable home (containers): the build dir
 endif()
 set(GCDANCE_ORT_CACHE "${_gcdance_cache_base}/gcdance/onnxruntime-headers" CACHE PATH
     "Where tools/fetch_ort_headers.sh unpacks Debian's libonnxruntime-dev")
@@ -93,5 +93,9 @@ endif()
 
 file(STRINGS "${ORT_INCLUDE_DIR}/onnxruntime_c_api.h" _api_line REGEX "^#define ORT_API_VERSION [0-9]+")
 string(REGEX REPLACE "^#define ORT_API_VERSION ([0-9]+).*" "\\1" ORT_HEADERS_API_VERSION "${_api_line}")
+if(NOT ORT_HEADERS_API_VERSION MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "${ORT_INCLUDE_DIR}/onnxruntime_c_api.h defines no ORT_API_VERSION: these "
+                      "are not ONNX Runtime's C API headers.\n${_gcdance_ort_help}")
+endif()
 message(STATUS "gcdance: ONNX Runtime headers (API ${ORT_HEADERS_API_VERSION}) from "
                "${ORT_HEADERS_SOURCE}: ${ORT_INCLUDE_DIR}")

@@ -105,6 +105,9 @@ py::dict Run(Session& session, const py::dict& feeds) {
 }
 
 uintptr_t BufferAddress(Session& session, const std::string& name) {
+  // Every path takes the session mutex with the GIL released (Run holds the mutex while it
+  // re-acquires the GIL): taking it while holding the GIL could deadlock.
+  py::gil_scoped_release release;
   std::lock_guard<std::mutex> lock(session.mutex());
   const auto& model = session.model();
   for (size_t i = 0; i < model.inputs().size(); ++i) {
@@ -144,12 +147,12 @@ py::array_t<float> ToNumpy(const std::vector<float>& data, std::vector<py::ssize
 }
 
 // Generator.generate: arrays in, (motion, windows) out; the GIL is released while sampling.
-py::tuple Generate(gcdance::Generator& generator, const gcdance::Model& model,
+py::tuple Generate(gcdance::Generator& generator,
                    const FloatArray& music, const FloatArray& text, const FloatArray& schedule,
                    uint64_t seed, const py::object& known, const py::object& mask,
                    const py::object& x_T, const py::object& z, const py::object& zq,
                    const py::object& progress) {
-  const gcdance::ModelConfig& c = model.config();
+  const gcdance::ModelConfig& c = generator.model().config();
   gcdance::GenerateRequest req;
   req.music = Checked(music, {-1, c.music_dim}, "music");
   req.frames = music.shape(0);
@@ -160,13 +163,19 @@ py::tuple Generate(gcdance::Generator& generator, const gcdance::Model& model,
   const auto plan = generator.Plan(req.frames);
   const int64_t W = plan.num_windows();
   FloatArray known_a, xt_a, z_a, zq_a;
-  py::array_t<uint8_t, py::array::c_style | py::array::forcecast> mask_a;
+  py::array_t<uint8_t, py::array::c_style> mask_a;
   if (!known.is_none()) {
     known_a = known.cast<FloatArray>();
     req.known = Checked(known_a, {req.frames, c.dim}, "known");
   }
   if (!mask.is_none()) {
-    mask_a = mask.cast<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>();
+    py::array given = py::array::ensure(mask);
+    const std::string kind = given ? std::string(py::str(given.dtype())) : "not an array";
+    if (kind != "bool" && kind != "uint8") {
+      throw gcdance::InputError("mask must be a bool or uint8 array, got " + kind);
+    }
+    mask_a = py::array_t<uint8_t, py::array::c_style>::ensure(
+        kind == "bool" ? given.attr("view")("uint8") : given);
     std::vector<int64_t> got(mask_a.shape(), mask_a.shape() + mask_a.ndim());
     if (got != std::vector<int64_t>{req.frames, c.dim}) {
       throw gcdance::InputError("mask must have shape " +
@@ -230,8 +239,9 @@ PYBIND11_MODULE(_engine, m) {
   });
 
   m.def("init_runtime", &gcdance::InitRuntime, py::arg("library_path") = "",
-        py::call_guard<py::gil_scoped_release>(),
-        "Load ONNX Runtime (idempotent). `library_path` is the wheel's libonnxruntime.");
+        py::arg("path_first") = false, py::call_guard<py::gil_scoped_release>(),
+        "Load ONNX Runtime (idempotent). `library_path` is the wheel's libonnxruntime; "
+        "`path_first` prefers it over a libonnxruntime.so.1 already loaded.");
   m.def("runtime_ready", &gcdance::RuntimeReady);
   m.def("runtime_version", &gcdance::RuntimeVersion);
   m.def("runtime_library", &gcdance::RuntimeLibraryPath);
@@ -324,17 +334,8 @@ PYBIND11_MODULE(_engine, m) {
       .def(py::init([](std::shared_ptr<gcdance::Model> model) {
              return std::make_unique<gcdance::Generator>(std::move(model));
            }),
-           py::arg("model"), py::keep_alive<1, 2>())
-      .def(
-          "generate",
-          [](gcdance::Generator& g, const gcdance::Model& model, const FloatArray& music,
-             const FloatArray& text, const FloatArray& schedule, uint64_t seed,
-             const py::object& known, const py::object& mask, const py::object& x_T,
-             const py::object& z, const py::object& zq, const py::object& progress) {
-            return Generate(g, model, music, text, schedule, seed, known, mask, x_T, z, zq,
-                            progress);
-          },
-          py::arg("model"), py::arg("music"), py::arg("text_emb"), py::arg("schedule"),
+           py::arg("model"))
+      .def("generate", &Generate, py::arg("music"), py::arg("text_emb"), py::arg("schedule"),
           py::arg("seed") = 0, py::arg("known") = py::none(), py::arg("mask") = py::none(),
           py::arg("x_T") = py::none(), py::arg("z") = py::none(), py::arg("zq") = py::none(),
           py::arg("progress") = py::none(),

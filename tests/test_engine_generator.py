@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,7 @@ def test_parity_with_the_reference_sampler(model, onnx_path, normalizer, frames:
     want, want_windows = reference(model, music, text, x_T, z, None, normalizer)
     native = engine_model(onnx_path, normalizer)
     gen = engine.native().Generator(native)
-    got, windows = gen.generate(native, music, text, table(), x_T=x_T, z=z)
+    got, windows = gen.generate(music, text, table(), x_T=x_T, z=z)
     assert got.shape == want.shape == (frames, 319)
     assert windows.shape[0] == window_plan_for(frames).num_windows
     assert np.isfinite(got).all()
@@ -138,7 +139,7 @@ def test_parity_with_inpainting(model, onnx_path, normalizer) -> None:
                                 mask=mask)
     native = engine_model(onnx_path, normalizer)
     gen = engine.native().Generator(native)
-    got, windows = gen.generate(native, music, text, table(), known=known, mask=mask, x_T=x_T,
+    got, windows = gen.generate(music, text, table(), known=known, mask=mask, x_T=x_T,
                                 z=z, zq=zq)
     assert_parity(got, windows, want_windows, normalizer)
     # The kept region comes back as given (up to the 6D re-encoding of stitching).
@@ -158,7 +159,7 @@ def test_split_graphs_match_the_reference(model, normalizer, tmp_path_factory) -
     frames = 240
     music, text, x_T, z, _ = inputs(frames, seed=21)
     _, want_windows = reference(model, music, text, x_T, z, None, normalizer)
-    got, windows = native.Generator(m).generate(m, music, text, table(), x_T=x_T, z=z)
+    got, windows = native.Generator(m).generate(music, text, table(), x_T=x_T, z=z)
     assert_parity(got, windows, want_windows, normalizer)
 
 
@@ -167,7 +168,7 @@ def test_without_root_anchoring(model, onnx_path, normalizer) -> None:
     music, text, x_T, z, _ = inputs(frames, seed=3)
     _, want_windows = reference(model, music, text, x_T, z, None, normalizer, relative_axes="")
     native = engine_model(onnx_path, normalizer, relative_axes="")
-    got, windows = engine.native().Generator(native).generate(native, music, text, table(),
+    got, windows = engine.native().Generator(native).generate(music, text, table(),
                                                               x_T=x_T, z=z)
     assert_parity(got, windows, want_windows, normalizer)
 
@@ -176,26 +177,26 @@ def test_seeded_generation_is_deterministic_and_reuses_buffers(onnx_path, normal
     native = engine_model(onnx_path, normalizer)
     gen = engine.native().Generator(native)
     music, text, *_ = inputs(300, seed=1)
-    a, _ = gen.generate(native, music, text, table(10), seed=5)
+    a, _ = gen.generate(music, text, table(10), seed=5)
     allocations = gen.allocations
-    b, _ = gen.generate(native, music, text, table(10), seed=5)
-    c, _ = gen.generate(native, music, text, table(10), seed=6)
+    b, _ = gen.generate(music, text, table(10), seed=5)
+    c, _ = gen.generate(music, text, table(10), seed=6)
     assert gen.allocations == allocations
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
     # eta = 0: deterministic whatever the noise after x_T.
-    d, _ = gen.generate(native, music, text, table(10, eta=0.0), seed=5)
+    d, _ = gen.generate(music, text, table(10, eta=0.0), seed=5)
     assert np.isfinite(d).all()
 
 
 def test_threads_generate_at_once(onnx_path, normalizer, concurrently) -> None:
     native = engine_model(onnx_path, normalizer)
     music, text, *_ = inputs(200, seed=2)
-    want, _ = engine.native().Generator(native).generate(native, music, text, table(5), seed=9)
+    want, _ = engine.native().Generator(native).generate(music, text, table(5), seed=9)
 
     def work() -> list[np.ndarray]:
         gen = engine.native().Generator(native)
-        return [gen.generate(native, music, text, table(5), seed=9)[0] for _ in range(3)]
+        return [gen.generate(music, text, table(5), seed=9)[0] for _ in range(3)]
 
     results = [r for rs in concurrently(work, 3) for r in rs]
     assert len(results) == 9
@@ -203,25 +204,58 @@ def test_threads_generate_at_once(onnx_path, normalizer, concurrently) -> None:
         np.testing.assert_array_equal(r, want)
 
 
+def test_one_generator_refuses_a_second_thread(onnx_path, normalizer) -> None:
+    native = engine_model(onnx_path, normalizer)
+    gen = engine.native().Generator(native)
+    music, text, *_ = inputs(400, seed=2)
+    started, attempted = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def slow(step: int, steps: int) -> bool:
+        started.set()
+        attempted.wait(timeout=30)  # keep the first generation busy until the second tried
+        return True
+
+    def first() -> None:
+        gen.generate(music, text, table(20), progress=slow)
+
+    t = threading.Thread(target=first)
+    t.start()
+    started.wait(timeout=30)
+    try:
+        gen.generate(music, text, table(2))
+    except gcdance.InputError as exc:
+        errors.append(exc)
+    finally:
+        attempted.set()
+    t.join()
+    assert errors and "another thread" in str(errors[0])
+
+
 def test_bad_requests_raise_clear_errors(onnx_path, normalizer) -> None:
     native = engine_model(onnx_path, normalizer)
     gen = engine.native().Generator(native)
     music, text, *_ = inputs(130, seed=4)
     with pytest.raises(gcdance.InputError, match=r"music must have shape \(\?, 35\)"):
-        gen.generate(native, music[:, :30], text, table(3))
+        gen.generate(music[:, :30], text, table(3))
     bad = music.copy()
     bad[5, 2] = np.nan
     with pytest.raises(gcdance.InputError, match="music features contain NaN"):
-        gen.generate(native, bad, text, table(3))
+        gen.generate(bad, text, table(3))
     with pytest.raises(gcdance.InputError, match="both known motion and a mask"):
-        gen.generate(native, music, text, table(3), known=np.zeros((130, 319), np.float32))
+        gen.generate(music, text, table(3), known=np.zeros((130, 319), np.float32))
     with pytest.raises(gcdance.InputError, match=r"x_T must have shape \(2, 120, 319\)"):
-        gen.generate(native, music, text, table(3), x_T=np.zeros((1, 120, 319), np.float32),
+        gen.generate(music, text, table(3), x_T=np.zeros((1, 120, 319), np.float32),
                      z=np.zeros((3, 1, 120, 319), np.float32))
+    with pytest.raises(gcdance.InputError, match="bool or uint8"):
+        gen.generate(music, text, table(3), known=np.zeros((130, 319), np.float32),
+                     mask=np.zeros((130, 319), np.float32))
+    with pytest.raises(gcdance.InputError, match="x_T, z and"):
+        gen.generate(music, text, table(3), z=np.zeros((3, 2, 120, 319), np.float32))
     with pytest.raises(gcdance.EngineError, match="cancelled after step 2"):
-        gen.generate(native, music, text, table(3), progress=lambda i, n: i < 2)
+        gen.generate(music, text, table(3), progress=lambda i, n: i < 2)
     # Still usable afterwards.
-    out, _ = gen.generate(native, music, text, table(3))
+    out, _ = gen.generate(music, text, table(3))
     assert np.isfinite(out).all()
 
 
@@ -239,5 +273,5 @@ def test_gpu_parity(model, onnx_path, normalizer, provider: str) -> None:
     cfg = engine_config(normalizer)
     options = {"use_tf32": "0"} if provider == "cuda" else {}
     gpu = native.Model(str(onnx_path), cfg, provider=provider, provider_options=options)
-    got, windows = native.Generator(gpu).generate(gpu, music, text, table(), x_T=x_T, z=z)
+    got, windows = native.Generator(gpu).generate(music, text, table(), x_T=x_T, z=z)
     assert_parity(got, windows, want_windows, normalizer)

@@ -213,3 +213,31 @@ def test_cli_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cpu" in info["providers"]
     assert main(["info"]) == 0
     assert "providers: cpu" in capsys.readouterr().out
+
+
+def test_buffers_before_the_first_run_are_an_error_not_a_crash(model_path: Path) -> None:
+    s = engine.Session(model_path, provider="cpu")
+    with pytest.raises(gcdance.EngineError, match="no buffer yet"):
+        s.buffer_address("x")
+
+
+def test_inspecting_a_session_while_another_thread_runs_it(model_path: Path) -> None:
+    """run() holds the session's lock while it takes the GIL back; buffer_address must not
+    wait for that lock while holding the GIL (a deadlock before the fix)."""
+    s = engine.Session(model_path, provider="cpu", intra_op_threads=1)
+    s.run(feeds(1, 8, 0))
+    stop = threading.Event()
+
+    def runner() -> None:
+        while not stop.is_set():
+            s.run(feeds(2, 64, 1))
+
+    t = threading.Thread(target=runner, daemon=True)
+    t.start()
+    try:
+        for _ in range(200):
+            s.buffer_address("x")
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert not t.is_alive()

@@ -49,10 +49,16 @@ mirror=${mirror:-http://deb.debian.org/debian}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-echo "deb $mirror $suite main" >"$work/sources.list"
+# Verify with Debian's archive keyring where it is installed (Debian 13 ships it as .pgp).
+signed=""
+for key in /usr/share/keyrings/debian-archive-keyring.pgp /usr/share/keyrings/debian-archive-keyring.gpg; do
+  if [ -r "$key" ]; then signed="[signed-by=$key] "; break; fi
+done
+echo "deb ${signed}$mirror $suite main" >"$work/sources.list"
 apt_opts=(
   -o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
   -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
+  -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=/dev/null"
   -o "Debug::NoLocking=1" -o "APT::Sandbox::User=$(id -un)"
   -o "Acquire::Retries=1" -o "Acquire::http::Timeout=30" -o "Acquire::https::Timeout=30"
   -o "Acquire::Languages=none" -q

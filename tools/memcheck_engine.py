@@ -80,17 +80,17 @@ table[-1, 4:8] = [1.0, 0.0, 0.0, 0.0]
 for frames in (120, 250):
     music = rng.standard_normal((frames, M)).astype(np.float32)
     text = rng.standard_normal(T).astype(np.float32)
-    g.generate(m, music, text, table, seed=1)
+    g.generate(music, text, table, seed=1)
     known = rng.standard_normal((frames, D)).astype(np.float32)
     mask = np.zeros((frames, D), np.uint8)
     mask[:30] = 1
-    g.generate(m, music, text, table, seed=2, known=known, mask=mask)
+    g.generate(music, text, table, seed=2, known=known, mask=mask)
     wnd = g.num_windows(frames)
     x_T = rng.standard_normal((wnd, 120, D)).astype(np.float32)
     z = rng.standard_normal((4, wnd, 120, D)).astype(np.float32)
-    g.generate(m, music, text, table, x_T=x_T, z=z)
+    g.generate(music, text, table, x_T=x_T, z=z)
 try:
-    g.generate(m, music[:, :3], text, table)
+    g.generate(music[:, :3], text, table)
 except gcdance.InputError:
     pass
 print("workload done")

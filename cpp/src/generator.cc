@@ -80,8 +80,19 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
                      Num(int64_t(c.anchor_dims.size())) + " vs " +
                      Num(int64_t(c.anchor_zero.size())) + ")");
   }
-  for (int64_t d : c.anchor_dims) {
-    if (d < 0 || d >= c.dim) throw InputError("anchor dim " + Num(d) + " is outside the motion");
+  for (size_t i = 0; i < c.anchor_dims.size(); ++i) {
+    const int64_t d = c.anchor_dims[i];
+    if (d < 0 || d >= c.dim) {
+      throw InputError("anchor dim " + Num(d) + " is outside the motion's dims 0.." +
+                       Num(c.dim - 1));
+    }
+    if (std::count(c.anchor_dims.begin(), c.anchor_dims.end(), d) > 1) {
+      throw InputError("anchor dim " + Num(d) + " is listed twice");
+    }
+  }
+  if (!c.anchor_dims.empty() && c.hop >= c.window) {
+    throw InputError("root anchoring chains overlapping windows: hop (" + Num(c.hop) +
+                     ") must be smaller than the window (" + Num(c.window) + ")");
   }
   const bool has_norm = !c.norm_center.empty() || !c.norm_half_range.empty();
   if (has_norm) {
@@ -105,7 +116,9 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
   ort_ = std::make_shared<OrtModel>(onnx_path, session);
   const bool split = !c.condition_path.empty();
   if (split) {
-    if (c.cache_dim < 1) throw InputError("split graphs need a positive cache_dim");
+    if (c.cache_dim < 1) {
+      throw InputError("split graphs need a positive cache_dim, got " + Num(c.cache_dim));
+    }
     condition_ = std::make_shared<OrtModel>(c.condition_path, session);
   }
   ix = ort_->input_index(c.input_x);
@@ -177,6 +190,7 @@ WindowPlan Generator::Plan(int64_t frames) const {
 
 void Generator::Reserve(int64_t num_windows) {
   if (num_windows == num_windows_) return;
+  num_windows_ = -1;  // set again only once every buffer matches
   const ModelConfig& c = model_->config();
   const int64_t W = num_windows, L = c.window, B = 2 * num_windows;
   std::vector<std::vector<int64_t>> shapes(model_->ort()->inputs().size());
@@ -207,7 +221,7 @@ void Generator::Reserve(int64_t num_windows) {
   if (mask_.capacity() < n) ++allocations_;
   mask_.assign(n, 0);
   anchors_.assign(size_t(W) * c.anchor_dims.size(), 0.0f);
-  num_windows_ = num_windows;
+  num_windows_ = num_windows;  // W, as the buffers now are
 }
 
 // Step 4 of the reference (training.sampler.update_anchors): where each window starts on the
@@ -304,6 +318,11 @@ void Generator::Step(const float* coef, const float* z, const float* zq, bool ma
 
 void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows,
                          std::vector<float>* motion) {
+  std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+  if (!busy.owns_lock()) {
+    throw InputError("this Generator is generating in another thread; create one Generator per "
+                     "thread (they may share the Model)");
+  }
   const ModelConfig& c = model_->config();
   if (req.music == nullptr || req.text == nullptr || req.schedule == nullptr) {
     throw InputError("generate needs music features, a text embedding and a schedule table");
@@ -314,15 +333,19 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
     throw InputError("inpainting needs both known motion and a mask (or neither)");
   }
   const bool masked = req.mask != nullptr;
-  if (req.x_T != nullptr && (req.z == nullptr || (masked && req.zq == nullptr))) {
+  if ((req.x_T != nullptr && (req.z == nullptr || (masked && req.zq == nullptr))) ||
+      (req.x_T == nullptr && (req.z != nullptr || req.zq != nullptr))) {
     throw InputError("injected noise needs x_T, z and (with a mask) zq together");
   }
   RequireFinite(req.music, req.frames, c.music_dim, "music features", "frame");
   RequireFinite(req.text, 1, c.text_dim, "the text embedding's values", "row");
   RequireFinite(req.schedule, req.steps, kScheduleColumns, "the schedule table's rows", "step");
   for (int64_t s = 0; s < req.steps; ++s) {
-    if (!(req.schedule[s * kScheduleColumns + kSqrtOneMinusAlphaBar] > 0.0f)) {
-      throw InputError("schedule row " + Num(s) + " has sqrt(1 - alpha_bar) <= 0");
+    const float v = req.schedule[s * kScheduleColumns + kSqrtOneMinusAlphaBar];
+    if (!(v > 0.0f)) {
+      throw InputError("schedule row " + Num(s) + " has sqrt(1 - alpha_bar) = " +
+                       std::to_string(v) + "; it must be > 0 (is the table's column order "
+                       "gcdance.schedule.TABLE_KEYS?)");
     }
   }
   const WindowPlan plan = Plan(req.frames);

@@ -22,17 +22,23 @@ std::string LoadedPath(void* handle, const char* symbol) {
 
 }  // namespace
 
-void InitRuntime(const std::string& library_path) {
+void InitRuntime(const std::string& library_path, bool path_first) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_ready) return;
 
   std::ostringstream tried;
-  void* handle = dlopen("libonnxruntime.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-  if (handle == nullptr) tried << "  already loaded libonnxruntime.so.1: no\n";
-  if (handle == nullptr && !library_path.empty()) {
+  void* handle = nullptr;
+  auto try_path = [&]() {
+    if (handle != nullptr || library_path.empty()) return;
     handle = dlopen(library_path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) tried << "  " << library_path << ": " << dlerror() << "\n";
+  };
+  if (path_first) try_path();
+  if (handle == nullptr) {
+    handle = dlopen("libonnxruntime.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (handle == nullptr) tried << "  already loaded libonnxruntime.so.1: no\n";
   }
+  try_path();
   if (handle == nullptr) {
     handle = dlopen("libonnxruntime.so.1", RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) tried << "  libonnxruntime.so.1 on the loader path: " << dlerror() << "\n";
@@ -44,7 +50,9 @@ void InitRuntime(const std::string& library_path) {
   using GetApiBaseFn = const OrtApiBase* (*)();
   auto get_base = reinterpret_cast<GetApiBaseFn>(dlsym(handle, "OrtGetApiBase"));
   if (get_base == nullptr) {
-    throw Error("the library loaded for ONNX Runtime (" + library_path +
+    const std::string loaded = LoadedPath(handle, "dlopen");
+    throw Error("the library loaded for ONNX Runtime (" +
+                (loaded.empty() ? library_path : loaded) +
                 ") does not export OrtGetApiBase: it is not a usable libonnxruntime");
   }
   const OrtApiBase* base = get_base();

@@ -243,6 +243,21 @@ Binding::Binding(std::shared_ptr<OrtModel> model) : model_(std::move(model)) {
   output_buffers_.resize(model_->outputs().size());
 }
 
+HostTensor& Binding::input(size_t i) {
+  if (!input_buffers_.at(i)) {
+    throw Error("input '" + model_->inputs()[i].name + "' has no buffer yet: call Prepare() "
+                "(or run once) first");
+  }
+  return *input_buffers_[i];
+}
+
+const HostTensor& Binding::output(size_t i) const {
+  if (!output_buffers_.at(i)) {
+    throw Error("output '" + model_->outputs()[i].name + "' has no buffer yet: run once first");
+  }
+  return *output_buffers_[i];
+}
+
 void Binding::Prepare(const std::vector<std::vector<int64_t>>& shapes) {
   const auto& inputs = model_->inputs();
   if (shapes.size() != inputs.size()) {
@@ -250,7 +265,7 @@ void Binding::Prepare(const std::vector<std::vector<int64_t>>& shapes) {
                      std::to_string(inputs.size()) + " inputs, got " +
                      std::to_string(shapes.size()));
   }
-  bool changed = false;
+  // Validate every shape before replacing any buffer, so a rejected call changes nothing.
   for (size_t i = 0; i < inputs.size(); ++i) {
     const TensorInfo& info = inputs[i];
     const auto& shape = shapes[i];
@@ -262,6 +277,11 @@ void Binding::Prepare(const std::vector<std::vector<int64_t>>& shapes) {
       throw InputError("input '" + info.name + "' expects shape " + ShapeString(info.shape) +
                        " (? = any size >= 1), got " + ShapeString(shape));
     }
+  }
+  bool changed = false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorInfo& info = inputs[i];
+    const auto& shape = shapes[i];
     if (input_buffers_[i] && input_buffers_[i]->shape() == shape) continue;
     input_buffers_[i] = std::make_unique<HostTensor>(info.type, shape);
     ++allocations_;
@@ -301,6 +321,13 @@ void Binding::Run() {
     }
   }
   try {
+    // On CPU the bound values view our buffers. A GPU provider copies a CPU input to the device
+    // when it is bound, so the inputs are re-bound before every run to send their new contents.
+    if (model_->provider() != "cpu") {
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        binding_->BindInput(inputs[i].name.c_str(), input_buffers_[i]->value());
+      }
+    }
     if (!outputs_bound_) {
       BindOutputsToOwnBuffers();
     } else {

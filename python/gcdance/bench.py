@@ -131,9 +131,9 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
     gen = native().Generator(model)
     log(f"engine: warm-up, then {repeat} x {steps} steps over {plan.num_windows} window(s)")
     warm = {k: (v[:2] if k == "z" else v) for k, v in noise.items()}
-    gen.generate(model, music, text, rows[:2], seed=seed, **warm)
+    gen.generate(music, text, rows[:2], seed=seed, **warm)
     engine_ms, (eng_motion, eng_windows) = _timed(
-        lambda: gen.generate(model, music, text, rows, seed=seed, **noise), repeat)
+        lambda: gen.generate(music, text, rows, seed=seed, **noise), repeat)
 
     result: dict[str, Any] = {
         "device": _device(provider), "provider": provider, "config": config,

@@ -53,7 +53,8 @@ def native() -> Any:
             except ImportError as exc:
                 raise EngineError(f"the native engine gcdance._engine is missing ({exc}); "
                                   "reinstall gcdance: pip install . (in the source tree)") from exc
-            module.init_runtime(str(find_ort_library()))
+            module.init_runtime(str(find_ort_library()),
+                                path_first=bool(os.environ.get("GCDANCE_ORT_LIBRARY")))
             _engine = module
     return _engine
 

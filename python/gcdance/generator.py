@@ -179,7 +179,7 @@ class Generator:
             raise InputError(f"seed must be a non-negative integer, got {seed!r}")
         text = np.ascontiguousarray(self.bundle.control_embeddings[self.bundle.genre_id(genre)],
                                     dtype=np.float32)
-        motion, _ = self._engine().generate(self._model, features, text, table, seed=int(seed),
+        motion, _ = self._engine().generate(features, text, table, seed=int(seed),
                                             known=known, mask=mask, progress=progress)
         return self.bundle.normalizer.inverse(motion.astype(np.float64)).astype(np.float32)
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -84,6 +85,8 @@ struct GenerateRequest {
 
 // Seeded standard normal noise (mt19937_64 + Box-Muller in double). Same seed, same sequence,
 // on every platform (std::normal_distribution is implementation-defined, so it is not used).
+// The engine's stream is its own (parity with the reference uses injected noise): x_T, then per
+// step z when sigma != 0 (z is not drawn where it would be multiplied by 0) and zq with a mask.
 class NormalNoise {
  public:
   explicit NormalNoise(uint64_t seed) : engine_(seed) {}
@@ -95,13 +98,16 @@ class NormalNoise {
   double spare_ = 0.0;
 };
 
-// Generates with one Model. Buffers are sized once per number of windows and reused; a
-// Generator is not thread-safe: use one per thread (they may share the Model).
+// Generates with one Model. Buffers are sized once per number of windows and reused. One
+// Generator serves one thread at a time (a second concurrent call is refused with an error);
+// use one per thread: they may share the Model.
 class Generator {
  public:
   explicit Generator(std::shared_ptr<Model> model);
   Generator(const Generator&) = delete;
   Generator& operator=(const Generator&) = delete;
+
+  const Model& model() const { return *model_; }
 
   // Runs the whole loop. `windows` (optional) receives the final x0 windows (W, L, dim) and
   // `motion` the stitched sequence (frames, dim), both normalized.
@@ -121,6 +127,7 @@ class Generator {
   std::shared_ptr<Model> model_;
   Binding binding_;
   std::unique_ptr<Binding> condition_;  // split graphs only
+  std::mutex busy_;
   int64_t num_windows_ = -1;
   size_t allocations_ = 0;
   // (W, L, D) state, guided x0, known motion and mask; (W, K) anchors; per-step noise.

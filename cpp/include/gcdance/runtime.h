@@ -27,8 +27,9 @@ class ProviderError : public Error {  // unknown or unavailable execution provid
 
 // Loads ONNX Runtime once per process. Order (as onnxruntime-genai does): a libonnxruntime.so.1
 // already in the process, then `library_path` (the wheel's library, found by Python), then the
-// dynamic loader's search path. Thread-safe and idempotent; throws Error naming every place tried.
-void InitRuntime(const std::string& library_path);
+// dynamic loader's search path; with `path_first` (a user's explicit override) `library_path`
+// comes first. Thread-safe and idempotent; throws Error naming every place tried.
+void InitRuntime(const std::string& library_path, bool path_first = false);
 bool RuntimeReady();
 const std::string& RuntimeLibraryPath();
 std::string RuntimeVersion();

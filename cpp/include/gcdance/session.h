@@ -95,11 +95,11 @@ class Binding {
   // Makes the input buffers match `shapes` (one per input, in input order); checks ranks and
   // fixed dimensions. Allocates only when the shapes differ from the current ones.
   void Prepare(const std::vector<std::vector<int64_t>>& shapes);
-  HostTensor& input(size_t i) { return *input_buffers_.at(i); }
+  HostTensor& input(size_t i);
   // Runs over the bound buffers. The first run for a set of shapes lets ORT size the outputs,
   // then binds buffers of ours; later runs write into those same buffers.
   void Run();
-  const HostTensor& output(size_t i) const { return *output_buffers_.at(i); }
+  const HostTensor& output(size_t i) const;
   // Number of buffer allocations made so far (inputs and outputs): constant across calls with
   // unchanged shapes.
   size_t allocations() const { return allocations_; }
