@@ -73,8 +73,10 @@ def _device(provider: str) -> str:
 
 
 def _bundle_dir(config: str, seed: int) -> Path:
+    from . import __version__
+
     base = Path(os.environ.get("GCDANCE_CACHE", Path.home() / ".cache" / "gcdance"))
-    return base / "bench" / f"{config}-seed{seed}"
+    return base / "bench" / f"{config}-seed{seed}-v{__version__}"
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -185,4 +187,8 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         max_abs_diff=float(np.abs(eng_windows - last["windows"]).max()),
         max_abs_diff_stitched=float(np.abs(eng_motion - ref_motion).max()),
         torch_version=torch.__version__)
+    if result["max_abs_diff"] > 1e-3:
+        result["warning"] = (f"the engine and PyTorch disagree ({result['max_abs_diff']:.2e}): "
+                             f"the cached bundle {path} may hold other weights than this code "
+                             "builds; delete it and run again")
     return result
