@@ -3,8 +3,9 @@
 Per genre (means over its files):
 
 - ``PFC``: ``gcdance.metrics.pfc`` (lower = less foot sliding; 0 when a foot is always planted).
-- ``skate``: mean horizontal speed (m/s) of ankles whose height is within 5 mm of the planted
-  height (i.e. on the floor) - direct foot sliding, should be ~0.
+- ``skate``: mean horizontal speed (m/s) of feet on the floor (toe joint within 5 mm of its
+  planted height; per foot the slower of ankle and toe, as in PFC) - direct foot sliding,
+  ~0 except deliberate unloaded glides.
 - ``BAS``: ``gcdance.metrics.beat_align_score`` against the beat grid the dance was made on
   (label ``beats``), against librosa's own beat tracking of the wav (``BAS_lib``, the paper's
   protocol; librosa often picks another tempo octave than the listed one), and a control: the
@@ -125,9 +126,12 @@ def file_report(raw: np.ndarray, beats_s: np.ndarray, wav: Path | None) -> dict[
     shifted = beats + period / 2
     shifted = shifted[shifted < n - 1]
     vel = np.linalg.norm(np.diff(joints[:, _BODY], axis=0), axis=-1) * FINEDANCE_FPS
-    ank = joints[:, [7, 8]]
-    on_floor = ank[1:, :, 1] < PLANT_HEIGHT + 0.005
-    hspeed = np.linalg.norm(np.diff(ank[:, :, [0, 2]], axis=0), axis=-1) * FINEDANCE_FPS
+    toe_floor = PLANT_HEIGHT + float(Skeleton.load("smplh52").offsets[10, 1])
+    on_floor = joints[1:, [10, 11], 1] < toe_floor + 0.005
+    hspeed = np.minimum(  # per foot, the slower of ankle and toe (PFC's convention)
+        np.linalg.norm(np.diff(joints[:, [7, 8]][:, :, [0, 2]], axis=0), axis=-1),
+        np.linalg.norm(np.diff(joints[:, [10, 11]][:, :, [0, 2]], axis=0), axis=-1),
+    ) * FINEDANCE_FPS
     rep = {
         "pfc": pfc(joints),
         "skate": float(hspeed[on_floor].mean()) if on_floor.any() else 0.0,
