@@ -151,7 +151,7 @@ py::tuple Generate(gcdance::Generator& generator,
                    const FloatArray& music, const FloatArray& text, const FloatArray& schedule,
                    uint64_t seed, const py::object& known, const py::object& mask,
                    const py::object& x_T, const py::object& z, const py::object& zq,
-                   const py::object& progress) {
+                   const py::object& progress, bool return_windows) {
   const gcdance::ModelConfig& c = generator.model().config();
   gcdance::GenerateRequest req;
   req.music = Checked(music, {-1, c.music_dim}, "music");
@@ -206,10 +206,11 @@ py::tuple Generate(gcdance::Generator& generator,
   std::vector<float> motion, windows;
   {
     py::gil_scoped_release release;
-    generator.Generate(req, &windows, &motion);
+    generator.Generate(req, return_windows ? &windows : nullptr, &motion);
   }
-  return py::make_tuple(ToNumpy(motion, {req.frames, c.dim}),
-                        ToNumpy(windows, {W, c.window, c.dim}));
+  py::object windows_out = py::none();
+  if (return_windows) windows_out = ToNumpy(windows, {W, c.window, c.dim});
+  return py::make_tuple(ToNumpy(motion, {req.frames, c.dim}), windows_out);
 }
 
 }  // namespace
@@ -338,9 +339,9 @@ PYBIND11_MODULE(_engine, m) {
       .def("generate", &Generate, py::arg("music"), py::arg("text_emb"), py::arg("schedule"),
           py::arg("seed") = 0, py::arg("known") = py::none(), py::arg("mask") = py::none(),
           py::arg("x_T") = py::none(), py::arg("z") = py::none(), py::arg("zq") = py::none(),
-          py::arg("progress") = py::none(),
-          "Sample a whole song: returns (motion (frames, dim), windows (W, window, dim)), "
-          "normalized.")
+          py::arg("progress") = py::none(), py::arg("return_windows") = true,
+          "Sample a whole song: returns (motion (frames, dim), windows (W, window, dim) or "
+          "None), normalized.")
       .def("num_windows", [](const gcdance::Generator& g, int64_t frames) {
         return g.Plan(frames).num_windows();
       })

@@ -180,7 +180,8 @@ class Generator:
         text = np.ascontiguousarray(self.bundle.control_embeddings[self.bundle.genre_id(genre)],
                                     dtype=np.float32)
         motion, _ = self._engine().generate(features, text, table, seed=int(seed),
-                                            known=known, mask=mask, progress=progress)
+                                            known=known, mask=mask, progress=progress,
+                                            return_windows=False)
         return self.bundle.normalizer.inverse(motion.astype(np.float64)).astype(np.float32)
 
     def _dance(self, motion: np.ndarray, genre: str, probs: dict[str, float], prompt: str,
