@@ -113,7 +113,7 @@ def step_coefficients(
 ) -> list[StepCoefficients]:
     """The table as one :class:`StepCoefficients` per step (validated, float32)."""
     steps = validate_schedule(schedule)
-    cols = {k: torch.from_numpy(np.asarray(schedule[k], np.float32)).to(device)
+    cols = {k: torch.from_numpy(np.array(schedule[k], np.float32)).to(device)
             for k in TABLE_KEYS}
     return [StepCoefficients(*(cols[k][i] for k in TABLE_KEYS)) for i in range(steps)]
 
