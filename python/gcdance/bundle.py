@@ -628,6 +628,20 @@ def _check_files(manifest: Mapping[str, Any], root: Path) -> dict[str, Path]:
     return out
 
 
+def _check_graph(path: Path, want_in: tuple[TensorSpec, ...], want_out: tuple[TensorSpec, ...],
+                 dims: str) -> None:
+    """Refuse a graph with external data or a signature other than the manifest implies."""
+    sig = read_onnx_signature(path)
+    if sig.external_data:
+        raise BundleError(_fix(f"{path} stores weights as external data; a bundle's graphs "
+                               "must be self-contained files"))
+    if sig.inputs != want_in or sig.outputs != want_out:
+        raise BundleError(_fix(
+            f"{path} has inputs {[s.to_dict() for s in sig.inputs]} and outputs "
+            f"{[s.to_dict() for s in sig.outputs]}, but the manifest ({dims}) expects "
+            f"{[s.to_dict() for s in want_in]} -> {[s.to_dict() for s in want_out]}"))
+
+
 def _check_io(specs: Any, expected: tuple[TensorSpec, ...], what: str) -> tuple[TensorSpec, ...]:
     if not isinstance(specs, list):
         raise BundleError(_fix(f"manifest onnx.{what} must be a list"))
@@ -685,16 +699,8 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
     want_in, want_out = denoiser_io(dim, music_dim, text_dim)
     inputs = _check_io(onnx_section.get("inputs"), want_in, "inputs")
     outputs = _check_io(onnx_section.get("outputs"), want_out, "outputs")
-    sig = read_onnx_signature(files[DENOISER_FILE])
-    if sig.external_data:
-        raise BundleError(_fix(f"{files[DENOISER_FILE]} stores weights as external data; a "
-                               "bundle's denoiser must be one self-contained file"))
-    if sig.inputs != inputs or sig.outputs != outputs:
-        raise BundleError(_fix(
-            f"{files[DENOISER_FILE]} has inputs {[s.to_dict() for s in sig.inputs]} and outputs "
-            f"{[s.to_dict() for s in sig.outputs]}, but the manifest (dim {dim}, music_dim "
-            f"{music_dim}, text_dim {text_dim}) expects {[s.to_dict() for s in inputs]} -> "
-            f"{[s.to_dict() for s in outputs]}"))
+    _check_graph(files[DENOISER_FILE], inputs, outputs,
+                 f"dim {dim}, music_dim {music_dim}, text_dim {text_dim}")
     split = _check_split(onnx_section, files, dim, music_dim, text_dim)
 
     # -- normalizer --------------------------------------------------------------------------
@@ -843,16 +849,8 @@ def _check_split(onnx_section: Mapping[str, Any], files: Mapping[str, Path], dim
                 raise BundleError(_fix(f"manifest onnx.split.{what} must map 'condition' and "
                                        "'step' to tensor lists"))
             _check_io(specs.get(key), want, f"split.{what}.{key}")
-        sig = read_onnx_signature(paths[key])
-        if sig.external_data:
-            raise BundleError(_fix(f"{paths[key]} stores weights as external data; a bundle's "
-                                   "graphs must be self-contained files"))
-        if sig.inputs != want_in or sig.outputs != want_out:
-            raise BundleError(_fix(
-                f"{paths[key]} has inputs {[s.to_dict() for s in sig.inputs]} and outputs "
-                f"{[s.to_dict() for s in sig.outputs]}, but the manifest (dim {dim}, music_dim "
-                f"{music_dim}, text_dim {text_dim}, cache_dim {cache_dim}) expects "
-                f"{[s.to_dict() for s in want_in]} -> {[s.to_dict() for s in want_out]}"))
+        _check_graph(paths[key], want_in, want_out, f"dim {dim}, music_dim {music_dim}, "
+                     f"text_dim {text_dim}, cache_dim {cache_dim}")
     (c_in, c_out), (s_in, s_out) = expected["condition"], expected["step"]
     return SplitGraphs(
         condition_path=paths["condition"], step_path=paths["step"], cache_dim=cache_dim,
