@@ -435,17 +435,15 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
   if (windows != nullptr) windows->assign(x_.begin(), x_.end());
   if (motion == nullptr) return;
   const bool has_norm = !c.norm_center.empty();
-  std::vector<double> raw(n), stitched(size_t(F * D));
-  for (size_t i = 0; i < n; ++i) {
-    const size_t d = i % size_t(D);
-    raw[i] = has_norm ? double(x_[i]) * c.norm_half_range[d] + c.norm_center[d] : double(x_[i]);
-  }
-  StitchWindows(raw.data(), plan, D, c.rot_start, c.num_joints, has_norm, stitched.data());
+  if (stitch_.capacity() < size_t(plan.padded_frames() * D)) ++allocations_;
+  StitchWindows(x_.data(), has_norm ? c.norm_half_range.data() : nullptr,
+                has_norm ? c.norm_center.data() : nullptr, plan, D, c.rot_start, c.num_joints,
+                has_norm, &stitch_);
   motion->resize(size_t(F * D));
-  for (size_t i = 0; i < stitched.size(); ++i) {
+  for (size_t i = 0; i < size_t(F * D); ++i) {
     const size_t d = i % size_t(D);
-    const double v = has_norm ? (stitched[i] - c.norm_center[d]) / c.norm_half_range[d]
-                              : stitched[i];
+    const double v = has_norm ? (stitch_[i] - c.norm_center[d]) / c.norm_half_range[d]
+                              : stitch_[i];
     (*motion)[i] = static_cast<float>(v);
   }
 }

@@ -110,32 +110,39 @@ void Slerp(const double* q0_in, const double* q1_in, double t, double* out) {
   for (int k = 0; k < 4; ++k) out[k] /= n;
 }
 
-void StitchWindows(const double* windows, const WindowPlan& plan, int64_t dim, int64_t rot_start,
-                   int64_t num_joints, bool slerp_rotations, double* out) {
+void StitchWindows(const float* windows, const double* scale, const double* shift,
+                   const WindowPlan& plan, int64_t dim, int64_t rot_start, int64_t num_joints,
+                   bool slerp_rotations, std::vector<double>* out) {
   const int64_t L = plan.length, h = plan.hop, o = plan.overlap(), W = plan.num_windows();
   if (slerp_rotations && (rot_start < 0 || rot_start + 6 * num_joints > dim)) {
     throw InputError("rotation blocks [" + std::to_string(rot_start) + ", " +
                      std::to_string(rot_start + 6 * num_joints) + ") exceed the motion's " +
                      std::to_string(dim) + " dims");
   }
-  std::vector<double> full(static_cast<size_t>(plan.padded_frames() * dim));
-  std::vector<double> prev(static_cast<size_t>(dim));
-  std::copy(windows, windows + L * dim, full.begin());
+  auto raw_row = [&](int64_t w, int64_t f, double* dst) {
+    const float* src = windows + (w * L + f) * dim;
+    for (int64_t d = 0; d < dim; ++d) {
+      dst[d] = scale != nullptr ? double(src[d]) * scale[d] + shift[d] : double(src[d]);
+    }
+  };
+  out->resize(static_cast<size_t>(plan.padded_frames() * dim));
+  double* full = out->data();
+  std::vector<double> prev(static_cast<size_t>(dim)), next(static_cast<size_t>(dim));
+  for (int64_t f = 0; f < L; ++f) raw_row(0, f, full + f * dim);
   double m0[9], m1[9], q0[4], q1[4], q[4], m[9];
   for (int64_t i = 1; i < W; ++i) {
     const int64_t s = i * h;
-    const double* win = windows + i * L * dim;
     for (int64_t k = 0; k < o; ++k) {
       const double alpha = (k + 1.0) / (o + 1.0);
-      double* row = full.data() + (s + k) * dim;
-      const double* next = win + k * dim;
+      double* row = full + (s + k) * dim;
+      raw_row(i, k, next.data());
       std::copy(row, row + dim, prev.begin());
       for (int64_t d = 0; d < dim; ++d) row[d] = (1.0 - alpha) * prev[d] + alpha * next[d];
       if (!slerp_rotations) continue;
       for (int64_t j = 0; j < num_joints; ++j) {
         const int64_t r = rot_start + 6 * j;
         Rotation6dToMatrix(prev.data() + r, m0);
-        Rotation6dToMatrix(next + r, m1);
+        Rotation6dToMatrix(next.data() + r, m1);
         MatrixToQuaternion(m0, q0);
         MatrixToQuaternion(m1, q1);
         Slerp(q0, q1, alpha, q);
@@ -143,15 +150,12 @@ void StitchWindows(const double* windows, const WindowPlan& plan, int64_t dim, i
         std::copy(m, m + 6, row + r);  // 6D = the first two rows
       }
     }
-    for (int64_t k = o; k < L; ++k) {
-      std::copy(win + k * dim, win + (k + 1) * dim, full.data() + (s + k) * dim);
-    }
+    for (int64_t k = o; k < L; ++k) raw_row(i, k, full + (s + k) * dim);
   }
-  std::copy(full.begin(), full.begin() + plan.frames * dim, out);
   if (!slerp_rotations) return;
   for (int64_t f = 0; f < plan.frames; ++f) {
     for (int64_t j = 0; j < num_joints; ++j) {
-      double* block = out + f * dim + rot_start + 6 * j;
+      double* block = full + f * dim + rot_start + 6 * j;
       Rotation6dToMatrix(block, m);
       std::copy(m, m + 6, block);
     }

@@ -133,6 +133,7 @@ class Generator {
   // (W, L, D) state, guided x0, known motion and mask; (W, K) anchors; per-step noise.
   std::vector<float> x_, x0_, known_, noise_z_, noise_zq_, anchors_, scratch_;
   std::vector<uint8_t> mask_;
+  std::vector<double> stitch_;  // stitching work buffer (raw representation, float64)
 };
 
 }  // namespace gcdance

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace gcdance {
 
@@ -28,11 +29,14 @@ void MatrixToQuaternion(const double* m, double* q);
 void QuaternionToMatrix(const double* q, double* m);
 void Slerp(const double* q0, const double* q1, double t, double* out);
 
-// Stitches raw windows (W, L, dim) into (frames, dim): window 0 whole, each later window's
-// first `overlap` frames blended with weight (k + 1) / (overlap + 1); contacts/root linearly,
-// the `num_joints` 6D blocks from `rot_start` slerped (when `slerp_rotations`), then every 6D
-// block re-encoded from its Gram-Schmidt matrix. `out` holds frames * dim doubles.
-void StitchWindows(const double* windows, const WindowPlan& plan, int64_t dim, int64_t rot_start,
-                   int64_t num_joints, bool slerp_rotations, double* out);
+// Stitches windows (W, L, dim) into (frames, dim): window 0 whole, each later window's first
+// `overlap` frames blended with weight (k + 1) / (overlap + 1); contacts/root linearly, the
+// `num_joints` 6D blocks from `rot_start` slerped (when `slerp_rotations`), then every 6D block
+// re-encoded from its Gram-Schmidt matrix. The float windows are mapped to the raw
+// representation on the fly, raw = x * scale[d] + shift[d] in double (scale/shift null: raw = x).
+// `out` is a work buffer (resized to padded_frames * dim); the result is its first frames * dim.
+void StitchWindows(const float* windows, const double* scale, const double* shift,
+                   const WindowPlan& plan, int64_t dim, int64_t rot_start, int64_t num_joints,
+                   bool slerp_rotations, std::vector<double>* out);
 
 }  // namespace gcdance
