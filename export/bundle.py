@@ -98,6 +98,7 @@ __all__ = [
 
 FEATURE_PRESETS: dict[str, tuple[str, ...]] = {
     "full": ("wav2clip", "stft"), "baseline": ("baseline",), "stft": ("stft",),
+    "stft_baseline": ("stft", "baseline"),
 }
 """The music-feature presets of the training config (``data.features``)."""
 MINILM_CONTROL_PATH = DATA_DIR / "genre_control_minilm.npz"

@@ -62,6 +62,7 @@ __all__ = [
 CACHE_FORMAT = 1
 _FEATURE_PRESETS: dict[str, tuple[str, ...]] = {
     "full": ("wav2clip", "stft"), "baseline": ("baseline",), "stft": ("stft",),
+    "stft_baseline": ("stft", "baseline"),
 }
 
 
@@ -79,10 +80,11 @@ class DataConfig:
     ``split``: FineDance ``"train"`` (None), ``"test"`` or ``"all"``; AIST++: a split file
     (None = every sequence).
     ``aistpp_ignore`` / ``aistpp_music_dir``: AIST++ ignore list and music directory.
-    ``features``: ``"full"`` (Wav2CLIP + STFT, 705), ``"baseline"`` (35) or ``"stft"`` (193),
-    extracted from the audio with :func:`gcdance.features.extract_features` (``wav2clip_onnx``:
-    the exported Wav2CLIP graph, default location if None) unless ``features_dir`` holds
-    precomputed ``<name>.npy`` arrays (30 fps, ``(frames, F)``).
+    ``features``: ``"full"`` (Wav2CLIP + STFT, 705), ``"baseline"`` (35), ``"stft"`` (193) or
+    ``"stft_baseline"`` (|STFT| + baseline, 228; needs no external weights), extracted from the
+    audio with :func:`gcdance.features.extract_features` (``wav2clip_onnx``: the exported
+    Wav2CLIP graph, default location if None) unless ``features_dir`` holds precomputed
+    ``<name>.npy`` arrays (30 fps, ``(frames, F)``).
     ``window`` / ``stride`` / ``min_std`` / ``relative_axes``: see :mod:`gcdance.windows`.
     ``descriptions``: genre-description corpus (JSON lines; None = the packaged one).
     ``text_encoder``: ``"minilm"`` (offline) or ``"clip"`` (needs its exported ONNX graph).

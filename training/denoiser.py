@@ -135,8 +135,14 @@ CONFIGS: dict[str, DenoiserConfig] = {
     "tiny": DenoiserConfig(
         music_dim=35, latent_dim=32, ff_dim=64, num_layers=2, num_heads=2, music_layers=1
     ),
+    "small": DenoiserConfig(
+        music_dim=228, text_dim=384, latent_dim=192, ff_dim=384, num_layers=3, num_heads=4,
+        music_layers=1
+    ),
 }
-"""``paper``: the published model (~88M parameters); ``tiny``: < 1M parameters, for tests."""
+"""``paper``: the published model (~88M parameters); ``small``: a few million parameters, the
+default model trained on the CPU (``training/configs/default_corpus.toml``); ``tiny``: < 1M
+parameters, for tests."""
 
 
 # --------------------------------------------------------------------------------- components

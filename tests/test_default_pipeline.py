@@ -1,0 +1,180 @@
+"""End to end, the way the default model is built: corpus -> training -> bundle -> generation.
+
+``tools/train_default_model.py`` runs with ``training/configs/default_corpus.toml`` as it is,
+only smaller (three genres of 12 s, the ``tiny`` denoiser, a few steps); the bundle it writes
+is then loaded by ``gcdance.Generator`` and the ``gcdance generate`` command line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("immich_memories_music")
+
+import gcdance
+from gcdance.errors import InputError
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "training" / "configs" / "default_corpus.toml"
+GENRES = ("Jazz", "Popping", "Korean")
+STEPS = 6
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "train_default_model", REPO / "tools" / "train_default_model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tool() -> ModuleType:
+    return _tool()
+
+
+@pytest.fixture(scope="module")
+def built(tool: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("default")
+    paths = {"corpus": root / "corpus", "run": root / "run", "bundle": root / "bundle",
+             "cache": root / "cache"}
+    overrides = [
+        "model.name=tiny", f"train.out_dir={paths['run']}", f"data.cache_dir={paths['cache']}",
+        "train.batch_size=8", f"train.max_steps={STEPS}", "train.save_every=3",
+        "train.log_every=1", "optim.warmup_steps=2",
+    ]
+    argv = ["--corpus", str(paths["corpus"]), "--seconds-per-genre", "12", "--genres", *GENRES,
+            "--out", str(paths["bundle"]), *[a for o in overrides for a in ("--set", o)]]
+    assert tool.main(argv) == 0
+    return paths
+
+
+def _tracks(corpus: Path, split: str) -> list[tuple[str, str]]:
+    labels = (json.loads(p.read_text()) for p in sorted((corpus / "label_json").glob("*.json")))
+    return [(d["name"], d["style2"]) for d in labels if d["split"] == split]
+
+
+def test_default_config_is_the_cpu_model() -> None:
+    from training.denoiser import GCDanceDenoiser, count_parameters
+    from training.train import load_config
+
+    cfg = load_config(CONFIG)
+    assert cfg.model.name == "small" and cfg.data.dataset == "finedance"
+    assert cfg.data.features == "stft_baseline" and cfg.data.wav2clip_onnx is None
+    assert cfg.data.text_encoder == "minilm" and cfg.mtl.method in ("fixed", "nash")
+    assert cfg.train.device == "cpu" and 0 < cfg.optim.ema_decay < 1
+    assert cfg.train.save_every < cfg.train.max_steps
+    from training.data import _feature_config
+    from training.denoiser import build_denoiser
+
+    music_dim = _feature_config(cfg.data).dim
+    assert music_dim == 228
+    model = build_denoiser("small", music_dim=music_dim, text_dim=384)
+    assert isinstance(model, GCDanceDenoiser)
+    assert 2_000_000 < count_parameters(model) < 10_000_000  # float32: < 40 MB per graph
+
+
+def test_pipeline_outputs(built: dict[str, Path]) -> None:
+    corpus_meta = json.loads((built["corpus"] / "corpus.json").read_text())
+    assert sorted(g["name"] for g in corpus_meta["genres"]) == sorted(GENRES)
+    assert (built["run"] / f"ckpt-{STEPS:08d}.safetensors").is_file()
+    manifest = json.loads((built["bundle"] / "manifest.json").read_text())
+    assert manifest["model"]["weights"] == "ema"
+    assert manifest["model"]["music_dim"] == 228
+    assert manifest["features"]["sets"] == ["stft", "baseline"]
+    # the features the model was trained on are the ones the bundle asks for
+    windows = next(built["cache"].glob("windows-*"))
+    trained = json.loads((windows / "meta.json").read_text())["features"]
+    assert {k: manifest["features"][k] for k in trained} == trained
+    # the run's normalizer and C_E table went into the bundle
+    from training.train import load_trained
+
+    model = load_trained(built["run"])
+    assert model.step == STEPS
+    with np.load(built["bundle"] / "normalizer.npz") as b, np.load(built["run"] /
+                                                                   "normalizer.npz") as r:
+        assert set(b.files) == set(r.files)
+        for k in r.files:
+            np.testing.assert_array_equal(b[k], r[k])
+    from gcdance.bundle import load_bundle
+
+    bundle = load_bundle(built["bundle"])
+    assert bundle.dataset == "finedance" and len(bundle.genres) == 16
+    assert bundle.split is not None and bundle.sampling.window == 120
+    np.testing.assert_allclose(bundle.control_embeddings, model.control.numpy(), atol=1e-6)
+
+
+def test_generate_for_a_held_out_track(built: dict[str, Path]) -> None:
+    held_out = _tracks(built["corpus"], "test")
+    assert held_out, "the corpus holds no test tracks"
+    name, genre = held_out[0]
+    wav = built["corpus"] / "music_wav" / f"{name}.wav"
+    gen = gcdance.Generator(bundle=str(built["bundle"]), device="cpu")
+    dance = gen.generate(str(wav), prompt=genre, seed=3, steps=4)
+    assert dance.genre == genre
+    assert max(dance.genre_probs, key=dance.genre_probs.get) == genre
+    motion = np.asarray(dance.motion)
+    seconds = len(np.load(built["corpus"] / "motion" / f"{name}.npy")) / 30.0
+    assert motion.ndim == 2 and motion.shape[1] == 319
+    assert abs(motion.shape[0] - round(seconds * 30)) <= 2
+    assert np.isfinite(motion).all() and np.abs(motion).max() > 0
+    joints = np.asarray(dance.joints())
+    assert joints.shape == (motion.shape[0], 52, 3) and np.isfinite(joints).all()
+    again = gen.generate(str(wav), prompt=genre, seed=3, steps=4)
+    np.testing.assert_array_equal(np.asarray(again.motion), motion)
+    assert gen.generate(str(wav), prompt="k-pop", seed=3, steps=4).genre == "Korean"
+
+
+def test_cli_generate_writes_bvh(built: dict[str, Path], tmp_path: Path) -> None:
+    from gcdance.cli import main
+
+    name, _ = _tracks(built["corpus"], "train")[0]
+    wav = built["corpus"] / "music_wav" / f"{name}.wav"
+    out = tmp_path / "dance.bvh"
+    assert main(["generate", str(wav), "--prompt", "Popping", "--bundle", str(built["bundle"]),
+                 "-o", str(out), "--steps", "3", "--duration", "4", "--quiet"]) == 0
+    text = out.read_text()
+    assert text.startswith("HIERARCHY") and "MOTION" in text
+    frames = int(text.split("Frames:")[1].split()[0])
+    assert frames == 120
+    rows = text.split("Frame Time:")[1].strip().splitlines()[1:]
+    assert len(rows) == frames
+    assert np.isfinite(np.array(rows[-1].split(), dtype=float)).all()
+
+
+def test_default_bundle_location(built: dict[str, Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed as the package's default bundle, it needs no --bundle."""
+    import gcdance.bundle
+    from gcdance.cli import main
+
+    monkeypatch.setattr(gcdance.bundle, "DEFAULT_BUNDLE_DIR", built["bundle"])
+    name, genre = _tracks(built["corpus"], "test")[0]
+    wav = built["corpus"] / "music_wav" / f"{name}.wav"
+    assert gcdance.Generator(device="cpu").generate(str(wav), prompt=genre, steps=2).genre == genre
+    out = tmp_path / "dance.npz"
+    assert main(["generate", str(wav), "--prompt", genre, "-o", str(out), "--steps", "2",
+                 "--quiet"]) == 0
+    assert out.is_file()
+
+
+def test_bundle_sizes_and_refusal(built: dict[str, Path], tool: ModuleType) -> None:
+    total = tool._check_sizes(built["bundle"])
+    assert 0 < total < tool.MAX_FILE_BYTES
+    before = (built["bundle"] / "manifest.json").read_bytes()
+    with pytest.raises(InputError, match="--force"):
+        tool.build_default_model(config=CONFIG, corpus=built["corpus"], out=built["bundle"])
+    assert tool.main(["--corpus", str(built["corpus"]), "--out", str(built["bundle"])]) == 2
+    assert (built["bundle"] / "manifest.json").read_bytes() == before
+    cmds = tool.evaluation_commands(built["bundle"], built["corpus"])
+    assert any("gcdance.evaluate" in c for c in cmds)
