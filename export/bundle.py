@@ -71,6 +71,7 @@ from gcdance.schedule import ddim_schedule, diffusion_config, save_schedule
 from gcdance.stitching import HOP_FRAMES, WINDOW_FRAMES
 from gcdance.text import CLASSIFIER_PATH, DATA_DIR
 from gcdance.windows import DEFAULT_RELATIVE_AXES
+from training.data import FEATURE_PRESETS  # the training config's data.features
 from training.denoiser import GCDanceDenoiser, build_denoiser, count_parameters
 
 from .onnx_denoiser import (
@@ -96,11 +97,6 @@ __all__ = [
     "write_bundle",
 ]
 
-FEATURE_PRESETS: dict[str, tuple[str, ...]] = {
-    "full": ("wav2clip", "stft"), "baseline": ("baseline",), "stft": ("stft",),
-    "stft_baseline": ("stft", "baseline"),
-}
-"""The music-feature presets of the training config (``data.features``)."""
 MINILM_CONTROL_PATH = DATA_DIR / "genre_control_minilm.npz"
 TEXT_DIMS = {"minilm": 384, "clip": 512}
 

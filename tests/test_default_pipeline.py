@@ -133,16 +133,27 @@ def test_generate_for_a_held_out_track(built: dict[str, Path]) -> None:
     again = gen.generate(str(wav), prompt=genre, seed=3, steps=4)
     np.testing.assert_array_equal(np.asarray(again.motion), motion)
     assert gen.generate(str(wav), prompt="k-pop", seed=3, steps=4).genre == "Korean"
+    # a whole training track: several 4 s windows, stitched, the root travelling across them
+    name, genre = _tracks(built["corpus"], "train")[0]
+    frames = len(np.load(built["corpus"] / "motion" / f"{name}.npy"))
+    assert frames > 2 * 120
+    long = gen.generate(str(built["corpus"] / "music_wav" / f"{name}.wav"), prompt=genre,
+                        seed=0, steps=3)
+    assert long.genre == genre
+    assert abs(np.asarray(long.motion).shape[0] - frames) <= 2
+    assert np.isfinite(np.asarray(long.joints())).all()
 
 
-def test_cli_generate_writes_bvh(built: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_generate_writes_bvh_and_mp4(built: dict[str, Path], tmp_path: Path) -> None:
     from gcdance.cli import main
 
     name, _ = _tracks(built["corpus"], "train")[0]
     wav = built["corpus"] / "music_wav" / f"{name}.wav"
-    out = tmp_path / "dance.bvh"
+    out, video = tmp_path / "dance.bvh", tmp_path / "dance.mp4"
     assert main(["generate", str(wav), "--prompt", "Popping", "--bundle", str(built["bundle"]),
-                 "-o", str(out), "--steps", "3", "--duration", "4", "--quiet"]) == 0
+                 "-o", str(out), "-o", str(video), "--steps", "3", "--duration", "4",
+                 "--quiet"]) == 0
+    assert video.stat().st_size > 10_000 and video.read_bytes()[4:8] == b"ftyp"
     text = out.read_text()
     assert text.startswith("HIERARCHY") and "MOTION" in text
     frames = int(text.split("Frames:")[1].split()[0])

@@ -50,6 +50,7 @@ from gcdance.windows import make_windows, slice_windows
 
 __all__ = [
     "CACHE_FORMAT",
+    "FEATURE_PRESETS",
     "DataConfig",
     "PreparedData",
     "TextBank",
@@ -60,10 +61,11 @@ __all__ = [
 ]
 
 CACHE_FORMAT = 1
-_FEATURE_PRESETS: dict[str, tuple[str, ...]] = {
+FEATURE_PRESETS: dict[str, tuple[str, ...]] = {
     "full": ("wav2clip", "stft"), "baseline": ("baseline",), "stft": ("stft",),
     "stft_baseline": ("stft", "baseline"),
 }
+"""``data.features`` presets: feature sets in concatenation order (export reads this table)."""
 
 
 def _default_cache_dir() -> str:
@@ -120,8 +122,8 @@ class DataConfig:
         if self.dataset == "finedance" and self.split not in (None, "train", "test", "all"):
             raise InputError(f"data.split for FineDance must be 'train', 'test' or 'all', got "
                              f"{self.split!r}")
-        if self.features not in _FEATURE_PRESETS:
-            raise InputError(f"data.features must be one of {list(_FEATURE_PRESETS)}, got "
+        if self.features not in FEATURE_PRESETS:
+            raise InputError(f"data.features must be one of {list(FEATURE_PRESETS)}, got "
                              f"{self.features!r}")
         if self.window < 2 or self.stride < 1:
             raise InputError(f"data.window must be >= 2 and data.stride >= 1, got "
@@ -189,7 +191,7 @@ def _sequences(cfg: DataConfig) -> list[_Sequence]:
 def _feature_config(cfg: DataConfig) -> Any:
     from gcdance.features.config import FeatureConfig
 
-    return FeatureConfig(sets=_FEATURE_PRESETS[cfg.features])
+    return FeatureConfig(sets=FEATURE_PRESETS[cfg.features])
 
 
 def _extract_features(seq: _Sequence, cfg: DataConfig) -> np.ndarray:
