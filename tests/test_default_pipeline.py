@@ -179,7 +179,8 @@ def test_default_bundle_location(built: dict[str, Path], tmp_path: Path,
     assert out.is_file()
 
 
-def test_bundle_sizes_and_refusal(built: dict[str, Path], tool: ModuleType) -> None:
+def test_bundle_sizes_and_refusal(built: dict[str, Path], tool: ModuleType,
+                                  tmp_path: Path) -> None:
     total = tool._check_sizes(built["bundle"])
     assert 0 < total < tool.MAX_FILE_BYTES
     before = (built["bundle"] / "manifest.json").read_bytes()
@@ -187,5 +188,26 @@ def test_bundle_sizes_and_refusal(built: dict[str, Path], tool: ModuleType) -> N
         tool.build_default_model(config=CONFIG, corpus=built["corpus"], out=built["bundle"])
     assert tool.main(["--corpus", str(built["corpus"]), "--out", str(built["bundle"])]) == 2
     assert (built["bundle"] / "manifest.json").read_bytes() == before
+    with pytest.raises(InputError, match="other settings"):  # 600 s per genre by default
+        tool.build_default_model(config=CONFIG, corpus=built["corpus"], out=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
     cmds = tool.evaluation_commands(built["bundle"], built["corpus"])
     assert any("gcdance.evaluate" in c for c in cmds)
+
+
+def test_rerun_with_force_resumes_and_replaces(built: dict[str, Path], tool: ModuleType) -> None:
+    """A second run reuses the corpus and the finished run (no new steps) and, with --force,
+    writes the bundle again."""
+    corpus_stamp = (built["corpus"] / "corpus.json").stat().st_mtime_ns
+    log_rows = len((built["run"] / "log.csv").read_text().splitlines())
+    out = tool.build_default_model(
+        config=CONFIG, corpus=built["corpus"], out=built["bundle"], seconds_per_genre=12,
+        genres=GENRES, force=True, overrides=[
+            "model.name=tiny", f"train.out_dir={built['run']}",
+            f"data.cache_dir={built['cache']}", "train.batch_size=8",
+            f"train.max_steps={STEPS}", "train.save_every=3", "train.log_every=1",
+            "optim.warmup_steps=2"])
+    assert out == built["bundle"].resolve()
+    assert (built["corpus"] / "corpus.json").stat().st_mtime_ns == corpus_stamp
+    assert len((built["run"] / "log.csv").read_text().splitlines()) == log_rows
+    assert json.loads((out / "manifest.json").read_text())["model"]["weights"] == "ema"

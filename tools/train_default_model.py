@@ -43,27 +43,25 @@ def _bundle_present(out: Path) -> bool:
     return out.exists() and (not out.is_dir() or any(out.iterdir()))
 
 
-def _corpus(root: Path, seconds: float, seed: int, genres: Sequence[str] | None,
-            force: bool) -> None:
+def _corpus_reusable(root: Path, seconds: float, seed: int, genres: Sequence[str] | None,
+                     force: bool) -> bool:
+    """True when ``root`` holds a corpus with these settings; one with other settings is an
+    error unless ``force`` (it is then rebuilt)."""
     from gcdance.errors import InputError
-    from training.choreography.corpus import generate_corpus
 
     meta_path = root / "corpus.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        have = sorted(g["name"] for g in meta.get("genres", []))
-        same = (meta.get("seed") == seed and float(meta.get("seconds_per_genre", -1)) == seconds
-                and (genres is None or have == sorted(genres)))
-        if same:
-            _log(f"reusing the corpus in {root} (seed {seed}, {seconds:g} s per genre)")
-            return
-        if not force:
-            raise InputError(f"{root} holds a corpus with other settings (seed "
-                             f"{meta.get('seed')}, {meta.get('seconds_per_genre')} s per genre, "
-                             f"genres {have}); pass --force to rebuild it or --corpus DIR")
-    _log(f"building the corpus in {root} (seed {seed}, {seconds:g} s per genre)")
-    generate_corpus(root, seconds, seed, genres=list(genres) if genres else None,
-                    overwrite=force)
+    if not meta_path.is_file():
+        return False
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    have = sorted(g["name"] for g in meta.get("genres", []))
+    if (meta.get("seed") == seed and float(meta.get("seconds_per_genre", -1)) == seconds
+            and (genres is None or have == sorted(genres))):
+        return True
+    if not force:
+        raise InputError(f"{root} holds a corpus with other settings (seed {meta.get('seed')}, "
+                         f"{meta.get('seconds_per_genre')} s per genre, genres {have}); pass "
+                         "--force to rebuild it or choose another --corpus")
+    return False
 
 
 def _check_sizes(bundle: Path) -> int:
@@ -92,17 +90,27 @@ def build_default_model(*, config: Path = DEFAULT_CONFIG, corpus: Path = DEFAULT
     if _bundle_present(out) and not force:  # before any work
         raise InputError(f"{out} already holds a bundle; pass --force to replace it")
     corpus = Path(corpus).expanduser().resolve()
-    started = time.monotonic()
-    _corpus(corpus, seconds_per_genre, seed, genres, force)
 
     from training.train import load_config, train
 
-    cfg = load_config(config, [f"data.root={corpus}", *overrides])
+    cfg = load_config(config, [f"data.root={corpus}", *overrides])  # a bad config fails now
     run_dir = Path(cfg.train.out_dir).expanduser()
     if not run_dir.is_absolute():  # runs/... of the repository, wherever this is started from
         run_dir = (REPO / run_dir).resolve()
         cfg = load_config(config, [f"data.root={corpus}", *overrides,
                                    f"train.out_dir={run_dir}"])
+    started = time.monotonic()
+    if _corpus_reusable(corpus, seconds_per_genre, seed, genres, force):
+        _log(f"reusing the corpus in {corpus} (seed {seed}, {seconds_per_genre:g} s per genre)")
+    else:
+        if any(run_dir.glob("ckpt-*.safetensors")):
+            raise InputError(f"{run_dir} holds checkpoints of a run on another corpus; remove "
+                             "it (or set train.out_dir) to train on a new corpus")
+        from training.choreography.corpus import generate_corpus
+
+        _log(f"building the corpus in {corpus} (seed {seed}, {seconds_per_genre:g} s per genre)")
+        generate_corpus(corpus, seconds_per_genre, seed,
+                        genres=list(genres) if genres else None, overwrite=force)
     _log(f"training {cfg.model.name!r} for {cfg.train.max_steps} steps into {run_dir}")
     summary = train(cfg, resume="auto")
     _log(f"trained to step {summary['step']} in {(time.monotonic() - started) / 60:.1f} min "
