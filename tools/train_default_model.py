@@ -139,6 +139,8 @@ def evaluation_commands(bundle: Path, corpus: Path) -> list[str]:
         "--quiet; done",
         f"python -m gcdance.evaluate eval/generated --finedance {c} --split test "
         f"--audio-dir {c}/music_wav --name gcdance-small -o eval/default_model",
+        f"python -m training.choreography.evaluate_model --corpus {c} --bundle {b}"
+        "    # genre control, BAS, PFC on held-out music",
         f"PYTHONPATH=python:. python -m training.choreography.report {c}    # the corpus itself",
     ]
 
