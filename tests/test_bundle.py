@@ -463,3 +463,65 @@ def test_hash_cache_sees_same_size_rewrites(tmp_path: Path,
     path.write_bytes(b"b" * 5000)  # same size, mtime restored: the ctime still differs
     os.utime(path, ns=(old, old))
     assert file_sha256(path) == hashlib.sha256(b"b" * 5000).hexdigest()
+
+
+# ------------------------------------------------------------------------------ model card
+def _evaluation() -> dict:
+    """The structure python -m training.choreography.evaluate_model --json writes."""
+    genres = list(REGISTRY.names("finedance"))
+    conf = np.eye(len(genres), dtype=int) * 2
+    return {"held_out_files": 2, "genres": genres, "dances": 2 * len(genres), "seconds": 12.0,
+            "start": 20.0, "steps": 50, "seed": 0, "prompts": "names",
+            "classifier_heldout_corpus_accuracy": 0.99, "genre_accuracy_dance": 0.875,
+            "genre_accuracy_window": 0.8, "prompt_to_genre_accuracy": 1.0,
+            "per_genre_accuracy": {g: 1.0 for g in genres}, "confusion": conf.tolist(),
+            "generated": {"bas": 0.31, "bas_shift": 0.12, "pfc": 0.004},
+            "corpus": {"bas": 0.6, "bas_shift": 0.1, "pfc": 0.0}, "seconds_per_dance": 1.5}
+
+
+def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from export.model_card import main as card_main
+    from gcdance.cli import main as cli_main
+
+    assert load_bundle(copy).model_card is None
+    ev = tmp_path / "eval.json"
+    ev.write_text(json.dumps(_evaluation()))
+    notes = tmp_path / "notes.md"
+    notes.write_text("## What it cannot do\n\nFly.\n")
+    assert card_main(["--bundle", str(copy), "--evaluation", str(ev), "--notes", str(notes),
+                      "--name", "tiny test model"]) == 0
+    b = load_bundle(copy)
+    assert b.model_card == copy / "MODEL_CARD.md"
+    text = b.model_card.read_text()
+    assert text.startswith("# Model card: tiny test model")
+    assert "158,175 parameters" in text and "**87.5%**" in text and "0.310" in text
+    assert "UNTRAINED" not in text and "WARNING" in text  # a random bundle says so
+    assert text.rstrip().endswith("Fly.")
+    m = _manifest(copy)
+    assert m["model_card"] == "MODEL_CARD.md" and "MODEL_CARD.md" in m["files"]
+    # written twice: one entry, the new text
+    assert card_main(["--bundle", str(copy), "--name", "again"]) == 0
+    assert load_bundle(copy).model_card.read_text().startswith("# Model card: again")
+    # `gcdance info BUNDLE` shows the model and its card
+    capsys.readouterr()
+    assert cli_main(["info", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny denoiser, 158,175 parameters" in out and "UNTRAINED" in out
+    assert f"model card: {copy / 'MODEL_CARD.md'}" in out
+    assert cli_main(["info", str(copy), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["bundle"]["parameters"] == 158175 and info["bundle"]["trained"] is False
+    # a changed card is a tampered bundle
+    with (copy / "MODEL_CARD.md").open("a") as f:
+        f.write("better numbers\n")
+    with pytest.raises(BundleError, match=r"MODEL_CARD\.md"):
+        load_bundle(copy)
+    assert cli_main(["info", str(copy)]) == 2
+    assert card_main(["--bundle", str(tmp_path / "none")]) == 2
+
+
+def test_model_card_entry_must_be_listed(copy: Path) -> None:
+    _edit(copy, lambda m: m.__setitem__("model_card", "MODEL_CARD.md"))
+    with pytest.raises(BundleError, match="model_card"):
+        load_bundle(copy)

@@ -106,6 +106,7 @@ CLASSIFIER_FILE = "genre_classifier.npz"
 SCHEDULE_FILE = "schedule.npz"
 WAV2CLIP_FILE = "wav2clip.onnx"
 TEXT_ENCODER_FILE = "text_encoder.onnx"
+MODEL_CARD_FILE = "MODEL_CARD.md"  # optional (python -m export.model_card)
 REQUIRED_FILES: tuple[str, ...] = (DENOISER_FILE, NORMALIZER_FILE, CONTROL_FILE,
                                    CLASSIFIER_FILE, SCHEDULE_FILE)
 """Files every bundle has (``manifest["files"]`` may list optional ones too)."""
@@ -485,6 +486,11 @@ class Bundle:
     def relative_axes(self) -> str:
         return self.sampling.relative_axes
 
+    @property
+    def model_card(self) -> Path | None:
+        """``MODEL_CARD.md`` (training data, abilities, limits, measured numbers), or None."""
+        return self.files.get(MODEL_CARD_FILE) if self.manifest.get("model_card") else None
+
     def file(self, name: str) -> Path | None:
         """Path of an optional listed file (``wav2clip.onnx``, ``text_encoder.onnx``), or None."""
         return self.files.get(name)
@@ -511,6 +517,14 @@ class Bundle:
         except ValueError:
             raise BundleError(f"this bundle has no genre {name!r}; its {self.dataset} genres "
                               f"are {', '.join(self.genres)}") from None
+
+
+def config_name(manifest: Mapping[str, Any]) -> str | None:
+    """The denoiser's named configuration (``paper``, ``small``, ``tiny``) per the provenance,
+    or None (a custom configuration)."""
+    prov = manifest.get("provenance") or {}
+    name = prov.get("config_name") or ((prov.get("training") or {}).get("model") or {}).get("name")
+    return str(name) if name else None
 
 
 def default_bundle_path() -> Path:
@@ -812,6 +826,10 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         if ref is not None and fname not in files:
             raise BundleError(_fix(f"manifest assets.{key} names {fname}, which is not listed "
                                    "in files"))
+    card = manifest.get("model_card")
+    if card is not None and (card != MODEL_CARD_FILE or card not in files):
+        raise BundleError(_fix(f"manifest model_card must be {MODEL_CARD_FILE!r}, listed in "
+                               f"files, or absent; got {card!r}"))
     return Bundle(
         path=root, manifest=manifest, files=files, denoiser_path=files[DENOISER_FILE],
         model_config=dict(config), dim=dim, music_dim=music_dim, text_dim=text_dim,

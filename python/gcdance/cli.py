@@ -278,17 +278,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "info", help="show the engine, its ONNX Runtime and the execution providers",
+        "info", help="show the engine, its ONNX Runtime, the providers and a model bundle",
         description="Load the native engine and print its version, the ONNX Runtime library it "
-                    "loaded (the onnxruntime wheel's) and the providers available here.")
+                    "loaded (the onnxruntime wheel's), the providers available here, and a "
+                    "model bundle's summary (BUNDLE, else the bundled default model).")
+    p.add_argument("bundle", nargs="?", default=None,
+                   help="model bundle directory (default: the bundled default model)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
 
+def bundle_summary(bundle: Any) -> dict[str, Any]:
+    """What ``gcdance info`` says about a loaded bundle."""
+    from .bundle import config_name
+
+    m = bundle.manifest
+    prov = bundle.provenance
+    sizes = {n: int(f["size"]) for n, f in m["files"].items()}
+    return {
+        "path": str(bundle.path), "model": config_name(m) or "custom",
+        "parameters": m["model"]["parameters"], "weights": m["model"].get("weights"),
+        "trained": not prov.get("untrained", False),
+        "checkpoint_step": (prov.get("checkpoint") or {}).get("step"),
+        "dataset": bundle.dataset, "genres": list(bundle.genres),
+        "features": list(bundle.features.sets), "music_dim": bundle.music_dim,
+        "steps": bundle.sampling.steps, "guidance": bundle.sampling.guidance,
+        "split_graphs": bundle.split is not None, "size_bytes": sum(sizes.values()),
+        "model_card": str(bundle.model_card) if bundle.model_card else None,
+    }
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    from .bundle import DEFAULT_BUNDLE_DIR, MANIFEST, load_bundle
     from .engine import runtime_info
 
-    info = {"gcdance": __version__, **runtime_info()}
+    info: dict[str, Any] = {"gcdance": __version__, **runtime_info()}
+    if args.bundle is not None or (DEFAULT_BUNDLE_DIR / MANIFEST).is_file():
+        info["bundle"] = bundle_summary(load_bundle(args.bundle))  # a bad bundle: exit 2
+    else:
+        info["bundle"] = None
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -296,6 +324,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"ONNX Runtime {info['onnxruntime_version']}: {info['onnxruntime_library']}")
     print(f"  built against headers of API version {info['headers_api_version']}")
     print(f"providers: {', '.join(info['providers'])}")
+    b = info["bundle"]
+    if b is None:
+        print(f"model: no default model is installed ({DEFAULT_BUNDLE_DIR}); pass a bundle")
+        return EXIT_OK
+    kind = "default model" if args.bundle is None else "model"
+    state = (f"trained, checkpoint step {b['checkpoint_step']}" if b["trained"]
+             else "UNTRAINED (random weights)")
+    print(f"{kind}: {b['path']}")
+    print(f"  {b['model']} denoiser, {b['parameters']:,} parameters, {b['weights']} weights, "
+          f"{state}")
+    print(f"  {b['dataset']}: {len(b['genres'])} genres; music features "
+          f"{'+'.join(b['features'])} ({b['music_dim']} dims); {b['steps']} steps, guidance "
+          f"{b['guidance']:g}; {b['size_bytes'] / 1e6:.1f} MB")
+    if b["model_card"]:
+        print(f"  model card: {b['model_card']}")
     return EXIT_OK
 
 

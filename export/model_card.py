@@ -1,0 +1,222 @@
+"""Write a model card into a bundle: ``MODEL_CARD.md``, listed (sha256) in the manifest.
+
+    python -m export.model_card --bundle DIR --evaluation eval.json \
+        [--corpus-report corpus.json] [--notes NOTES.md] [--run RUN_DIR]
+
+The card's facts come from the bundle's manifest (architecture, parameters, features, genres,
+sampling, training provenance, file sizes), the run's ``log.csv`` (steps, time, final losses),
+the measurements of :mod:`training.choreography.evaluate_model` (``--json``) and, optionally,
+of the corpus report (``python -m training.choreography.report --json``). ``--notes`` adds
+hand-written sections (what the model can and cannot do). The manifest is rewritten with the
+card in ``files`` and ``model_card``; everything else in the bundle is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gcdance._atomic import atomic_path
+from gcdance.bundle import MANIFEST, MODEL_CARD_FILE, config_name, file_sha256, load_bundle
+from gcdance.errors import GCDanceError, InputError
+
+__all__ = ["render_model_card", "write_model_card"]
+
+
+def _read_json(path: str | os.PathLike[str] | None, what: str) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the {what} {path}: {exc}") from None
+
+
+def _training_log(run: Path | None) -> dict[str, Any] | None:
+    """Last row of the run's log.csv (step, elapsed seconds, losses), or None."""
+    if run is None:
+        return None
+    path = run / "log.csv"
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    except OSError as exc:
+        raise InputError(f"cannot read the training log {path}: {exc}") from None
+    if not rows:
+        raise InputError(f"the training log {path} has no rows")
+    first, last = rows[0], rows[-1]
+    return {"step": int(last["step"]), "elapsed_s": float(last["elapsed_s"]),
+            "loss_first": float(first["loss"]), "loss_last": float(last["loss"]),
+            "losses": {k[5:]: float(v) for k, v in last.items()
+                       if k.startswith("loss_") and v not in ("", None)}}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def render_model_card(manifest: Mapping[str, Any], *, name: str,
+                      evaluation: Mapping[str, Any] | None = None,
+                      corpus_report: Mapping[str, Any] | None = None,
+                      training_log: Mapping[str, Any] | None = None,
+                      notes: str | None = None) -> str:
+    """The card's Markdown text (see the module docstring)."""
+    model, prov = manifest["model"], manifest.get("provenance", {})
+    samp, feats = manifest["sampling"], manifest["features"]
+    genres = manifest["genres"]["names"]
+    training = prov.get("training") or {}
+    data = prov.get("training_data") or {}
+    ckpt = prov.get("checkpoint") or {}
+    sizes = {n: int(f["size"]) for n, f in manifest["files"].items()}
+    total = sum(sizes.values())
+    lines = [f"# Model card: {name}", ""]
+    rows = [
+        ("architecture", f"GCDance denoiser, `{config_name(manifest) or 'custom'}` configuration: "
+                         f"{model['parameters']:,} parameters, x0 prediction, "
+                         f"{manifest['layout']['name']} layout ({model['dim']} dims, 52 joints)"),
+        ("genres", f"{len(genres)} ({manifest['genres']['dataset']}): {', '.join(genres)}"),
+        ("music features", f"{', '.join(feats.get('sets', []))}: {model['music_dim']} dims per "
+                           "frame at 30 fps"),
+        ("prompt to genre", manifest["text"].get("prompt_to_genre", "")),
+        ("sampling", f"DDIM, {samp['steps']} steps, guidance {samp['guidance']}, eta "
+                     f"{samp['eta']}, {samp['window']}-frame windows every {samp['hop']} "
+                     "frames"),
+        ("weights", f"{model.get('weights', '?')} weights"
+                    + (f" of checkpoint step {ckpt['step']}" if "step" in ckpt else "")),
+        ("bundle", f"{total / 1e6:.1f} MB in {len(sizes)} files (largest "
+                   f"{max(sizes, key=sizes.__getitem__)}, {max(sizes.values()) / 1e6:.1f} MB)"),
+    ]
+    if prov.get("untrained"):
+        rows.append(("WARNING", "untrained (random) weights: for testing the pipeline, not for "
+                                "dancing"))
+    lines += ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows] + [""]
+
+    lines += ["## Training", ""]
+    optim, mtl = training.get("optim", {}), training.get("mtl", {})
+    if data:
+        lines.append(f"- Data: {data.get('dataset', '?')}-format folder `{data.get('root')}`, "
+                     f"split `{data.get('split', 'train')}`, {data.get('window', '?')}-frame "
+                     f"windows every {data.get('stride', '?')} frames, features "
+                     f"`{data.get('features', '?')}`, text encoder "
+                     f"`{data.get('text_encoder', '?')}`.")
+    if optim:
+        lines.append(f"- Optimiser: {optim.get('optimizer', '?')}, lr {optim.get('lr', '?')} "
+                     f"(warm-up {optim.get('warmup_steps', '?')} steps), weight decay "
+                     f"{optim.get('weight_decay', '?')}, EMA {optim.get('ema_decay', '?')}; "
+                     f"loss weighting `{mtl.get('method', ckpt.get('mtl', '?'))}`.")
+    if training_log:
+        lines.append(f"- {training_log['step']} steps in {training_log['elapsed_s'] / 60:.0f} "
+                     f"min; loss {training_log['loss_first']:.3f} at the first log row, "
+                     f"{training_log['loss_last']:.3f} at the last ("
+                     + ", ".join(f"{k} {v:.4f}" for k, v in training_log["losses"].items()
+                                 if k != "edge") + ").")
+    env = {k: prov[k] for k in ("torch", "onnx", "onnxruntime", "python") if k in prov}
+    if env or prov.get("git_commit"):
+        lines.append("- Built with " + ", ".join(f"{k} {v}" for k, v in env.items())
+                     + (f"; git {prov['git_commit'][:12]}" if prov.get("git_commit") else "")
+                     + ".")
+    lines.append("")
+
+    if evaluation:
+        e = evaluation
+        g, c = e["generated"], e["corpus"]
+        lines += [
+            "## Measured on held-out music", "",
+            f"`python -m training.choreography.evaluate_model` ({e['held_out_files']} held-out "
+            f"corpus files, {e['seconds']:g} s clips from {e['start']:g} s, every genre on every "
+            f"clip: {e['dances']} dances, {e['steps']} steps, seed {e['seed']}, prompts = "
+            f"{e['prompts']}).", "",
+            "| measure | value |", "| --- | ---: |",
+            f"| genre control, top-1 per dance (independent motion classifier; chance "
+            f"{_pct(1 / len(e['genres']))}) | **{_pct(e['genre_accuracy_dance'])}** |",
+            f"| genre control, top-1 per 4 s window | {_pct(e['genre_accuracy_window'])} |",
+            f"| the classifier on the corpus's own held-out dances (per window) | "
+            f"{_pct(e['classifier_heldout_corpus_accuracy'])} |",
+            f"| BAS, generated / same dances shifted half a beat | **{g['bas']:.3f}** / "
+            f"{g['bas_shift']:.3f} |",
+            f"| BAS, corpus on the same clips / shifted | {c['bas']:.3f} / {c['bas_shift']:.3f} |",
+            f"| PFC, generated / corpus on the same clips | **{g['pfc']:.4f}** / "
+            f"{c['pfc']:.4f} |",
+            f"| time per {e['seconds']:g} s dance (CPU) | {e['seconds_per_dance']:.1f} s |", "",
+            "Per genre (top-1 per dance): " + ", ".join(
+                f"{k} {v:.2f}" for k, v in e["per_genre_accuracy"].items()) + ".", ""]
+        if "descriptions" in e:
+            d = e["descriptions"]
+            lines += [f"With held-out free-text descriptions as prompts (classifier P first): "
+                      f"top-1 per dance {_pct(d['genre_accuracy_dance'])}, prompt -> genre "
+                      f"{_pct(d['prompt_to_genre_accuracy'])}.", ""]
+    if corpus_report:
+        nan = float("nan")
+        a = corpus_report.get("all", {})
+        sep = corpus_report.get("separability", {})
+        lines += ["## The training corpus", "",
+                  f"`python -m training.choreography.report`: PFC {a.get('pfc', nan):.4f}, "
+                  f"BAS {a.get('bas', nan):.3f} against its beat grid vs "
+                  f"{a.get('bas_shift', nan):.3f} shifted half a beat; genres "
+                  f"separable on held-out tracks at {_pct(sep.get('logreg', nan))} "
+                  "(logistic regression per window).", ""]
+    if notes:
+        lines += [notes.strip(), ""]
+    return "\n".join(lines)
+
+
+def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
+                     evaluation: str | os.PathLike[str] | None = None,
+                     corpus_report: str | os.PathLike[str] | None = None,
+                     notes: str | os.PathLike[str] | None = None,
+                     run: str | os.PathLike[str] | None = None) -> Path:
+    """Render the card into ``bundle/MODEL_CARD.md`` and list it in the manifest."""
+    root = Path(bundle)
+    load_bundle(root)  # a valid bundle first: the card describes what is there
+    manifest_path = root / MANIFEST
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["files"].pop(MODEL_CARD_FILE, None)
+    text = render_model_card(
+        manifest, name=name or root.name, evaluation=_read_json(evaluation, "evaluation"),
+        corpus_report=_read_json(corpus_report, "corpus report"),
+        training_log=_training_log(Path(run) if run else None),
+        notes=Path(notes).read_text(encoding="utf-8") if notes else None)
+    card = root / MODEL_CARD_FILE
+    with atomic_path(card) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    manifest["files"][MODEL_CARD_FILE] = {"sha256": file_sha256(card),
+                                          "size": card.stat().st_size}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    manifest["model_card"] = MODEL_CARD_FILE
+    from .bundle import _dumps  # the manifest's own formatting
+
+    with atomic_path(manifest_path) as tmp:
+        tmp.write_text(_dumps(manifest) + "\n", encoding="utf-8")
+    load_bundle(root)  # and still valid after
+    return card
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m export.model_card",
+                                description="Write MODEL_CARD.md into a model bundle.")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--name", default=None, help="title (default: the bundle folder's name)")
+    p.add_argument("--evaluation", default=None,
+                   help="JSON of python -m training.choreography.evaluate_model --json")
+    p.add_argument("--corpus-report", default=None,
+                   help="JSON of python -m training.choreography.report --json")
+    p.add_argument("--notes", default=None, help="Markdown sections to append")
+    p.add_argument("--run", default=None, help="training run folder (its log.csv)")
+    a = p.parse_args(argv)
+    try:
+        card = write_model_card(a.bundle, name=a.name, evaluation=a.evaluation,
+                                corpus_report=a.corpus_report, notes=a.notes, run=a.run)
+    except GCDanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(card)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
