@@ -205,8 +205,8 @@ def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path
 
     out = tmp_path / "eval.json"
     assert main(["--corpus", str(built["corpus"]), "--bundle", str(built["bundle"]),
-                 "--start", "0", "--seconds", "4", "--steps", "3", "--json", str(out),
-                 "--quiet"]) == 0
+                 "--start", "0", "--seconds", "4", "--steps", "3", "--prompts", "both",
+                 "--json", str(out), "--quiet"]) == 0
     r = json.loads(out.read_text())
     held = len(_tracks(built["corpus"], "test"))
     assert r["held_out_files"] == held and r["dances"] == held * len(r["genres"])
@@ -214,6 +214,9 @@ def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path
     assert conf.sum() == r["dances"] and (conf.sum(axis=1) == held).all()
     assert r["genre_accuracy_dance"] == pytest.approx(np.trace(conf) / r["dances"])
     assert r["prompt_to_genre_accuracy"] == 1.0  # genre names always pick their genre
+    d = r["descriptions"]  # free-text prompts go through classifier P
+    assert np.asarray(d["confusion"]).sum() == r["dances"]
+    assert 0.5 <= d["prompt_to_genre_accuracy"] <= 1.0
     # the classifier recognises the corpus's own held-out dances (3 well separated genres)
     assert r["classifier_heldout_corpus_accuracy"] >= 0.6
     for k in ("generated", "corpus"):
