@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gcdance._atomic import atomic_path
-from gcdance.bundle import MANIFEST, MODEL_CARD_FILE, config_name, file_sha256, load_bundle
-from gcdance.errors import GCDanceError, InputError
+from gcdance.bundle import MANIFEST, MODEL_CARD_FILE, config_name, load_bundle
+from gcdance.errors import BundleError, GCDanceError, InputError
 
 __all__ = ["render_model_card", "write_model_card"]
 
@@ -39,7 +41,9 @@ def _read_json(path: str | os.PathLike[str] | None, what: str) -> dict[str, Any]
 
 
 def _training_log(run: Path | None) -> dict[str, Any] | None:
-    """Last row of the run's log.csv (step, elapsed seconds, losses), or None."""
+    """Steps, training time and losses from the run's log.csv, or None. A resumed run restarts
+    its clock: each drop of ``elapsed_s`` starts a new segment, and the segments are added up.
+    Incomplete rows (a run killed while writing) are skipped."""
     if run is None:
         return None
     path = run / "log.csv"
@@ -47,13 +51,31 @@ def _training_log(run: Path | None) -> dict[str, Any] | None:
         rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
     except OSError as exc:
         raise InputError(f"cannot read the training log {path}: {exc}") from None
-    if not rows:
-        raise InputError(f"the training log {path} has no rows")
-    first, last = rows[0], rows[-1]
-    return {"step": int(last["step"]), "elapsed_s": float(last["elapsed_s"]),
-            "loss_first": float(first["loss"]), "loss_last": float(last["loss"]),
-            "losses": {k[5:]: float(v) for k, v in last.items()
-                       if k.startswith("loss_") and v not in ("", None)}}
+    good = []
+    for row in rows:
+        try:
+            good.append((int(row["step"]), float(row["elapsed_s"]), float(row["loss"]), row))
+        except (KeyError, TypeError, ValueError):
+            continue
+    if not good:
+        raise InputError(f"the training log {path} has no complete rows with step, elapsed_s "
+                         "and loss; pass the run folder of a training run (--run)")
+    total, last_elapsed = 0.0, 0.0
+    for _, elapsed, _, _ in good:
+        if elapsed < last_elapsed:  # resumed: the previous segment ended at last_elapsed
+            total += last_elapsed
+        last_elapsed = elapsed
+    total += last_elapsed
+    step, _, loss, row = good[-1]
+    losses = {}
+    for k, v in row.items():
+        if k and k.startswith("loss_"):
+            try:
+                losses[k[5:]] = float(v)
+            except (TypeError, ValueError):
+                pass
+    return {"step": step, "elapsed_s": total, "loss_first": good[0][2], "loss_last": loss,
+            "losses": losses}
 
 
 def _pct(x: float) -> str:
@@ -142,7 +164,10 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
             f"| BAS, corpus on the same clips / shifted | {c['bas']:.3f} / {c['bas_shift']:.3f} |",
             f"| PFC, generated / corpus on the same clips | **{g['pfc']:.4f}** / "
             f"{c['pfc']:.4f} |",
-            f"| time per {e['seconds']:g} s dance (CPU) | {e['seconds_per_dance']:.1f} s |", "",
+            f"| mean body-joint speed, generated / corpus (m/s) | {g['speed']:.2f} / "
+            f"{c['speed']:.2f} |",
+            f"| time per {e['seconds']:g} s dance ({e.get('provider', '?')} provider) | "
+            f"{e['seconds_per_dance']:.1f} s |", "",
             "Per genre (top-1 per dance): " + ", ".join(
                 f"{k} {v:.2f}" for k, v in e["per_genre_accuracy"].items()) + ".", ""]
         if "descriptions" in e:
@@ -165,34 +190,83 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
     return "\n".join(lines)
 
 
+def _check_evaluation(ev: Any, manifest: Mapping[str, Any], path: Any) -> None:
+    keys = ("held_out_files", "genres", "dances", "seconds", "start", "steps", "seed", "prompts",
+            "genre_accuracy_dance", "genre_accuracy_window", "per_genre_accuracy",
+            "classifier_heldout_corpus_accuracy", "generated", "corpus", "seconds_per_dance")
+    if not isinstance(ev, dict) or any(k not in ev for k in keys):
+        raise InputError(f"{path} is not the --json output of python -m "
+                         "training.choreography.evaluate_model (missing fields)")
+    want = manifest["files"]["denoiser.onnx"]["sha256"]
+    if ev.get("denoiser_sha256") not in (None, want):
+        raise InputError(f"{path} measured another model (denoiser sha256 "
+                         f"{ev['denoiser_sha256'][:12]}..., this bundle's is {want[:12]}...); "
+                         "run the evaluation on this bundle")
+
+
+def _validate_without_card(root: Path, manifest: dict[str, Any]) -> None:
+    """load_bundle on the bundle as it would be without its card (an edited or half-written
+    card must not stop the card from being written again)."""
+    bare = {k: v for k, v in manifest.items() if k != "model_card"}
+    bare["files"] = {k: v for k, v in manifest["files"].items() if k != MODEL_CARD_FILE}
+    with tempfile.TemporaryDirectory(prefix=".card-check-", dir=root.parent) as tmp:
+        for name in bare["files"]:
+            os.symlink((root / name).resolve(), Path(tmp) / name)
+        (Path(tmp) / MANIFEST).write_text(json.dumps(bare), encoding="utf-8")
+        try:
+            load_bundle(tmp)
+        except BundleError as exc:
+            raise BundleError(str(exc).replace(tmp, str(root))) from None
+
+
 def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
                      evaluation: str | os.PathLike[str] | None = None,
                      corpus_report: str | os.PathLike[str] | None = None,
                      notes: str | os.PathLike[str] | None = None,
                      run: str | os.PathLike[str] | None = None) -> Path:
-    """Render the card into ``bundle/MODEL_CARD.md`` and list it in the manifest."""
-    root = Path(bundle)
-    load_bundle(root)  # a valid bundle first: the card describes what is there
+    """Render the card into ``bundle/MODEL_CARD.md`` and list it in the manifest.
+
+    The bundle is validated first (ignoring an existing card). The new card's hash goes into the
+    manifest (written atomically) before the card itself is moved into place, so an interruption
+    leaves either the old pair or a card that this function can simply write again.
+    """
+    root = Path(bundle).expanduser().resolve()
     manifest_path = root / MANIFEST
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    manifest["files"].pop(MODEL_CARD_FILE, None)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise ValueError("no files section")
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{root} is not a model bundle with a readable {MANIFEST} ({exc})") \
+            from None
+    _validate_without_card(root, manifest)
+    ev = _read_json(evaluation, "evaluation")
+    if ev is not None:
+        _check_evaluation(ev, manifest, evaluation)
+    report = _read_json(corpus_report, "corpus report")
+    if report is not None and not isinstance(report, dict):
+        raise InputError(f"{corpus_report} is not the --json output of python -m "
+                         "training.choreography.report")
+    try:
+        notes_text = Path(notes).read_text(encoding="utf-8") if notes else None
+    except OSError as exc:
+        raise InputError(f"cannot read the notes {notes}: {exc}") from None
     text = render_model_card(
-        manifest, name=name or root.name, evaluation=_read_json(evaluation, "evaluation"),
-        corpus_report=_read_json(corpus_report, "corpus report"),
-        training_log=_training_log(Path(run) if run else None),
-        notes=Path(notes).read_text(encoding="utf-8") if notes else None)
-    card = root / MODEL_CARD_FILE
-    with atomic_path(card) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    manifest["files"][MODEL_CARD_FILE] = {"sha256": file_sha256(card),
-                                          "size": card.stat().st_size}
+        manifest, name=name or root.name, evaluation=ev, corpus_report=report,
+        training_log=_training_log(Path(run) if run else None), notes=notes_text)
+    data = text.encode("utf-8")
+    manifest["files"][MODEL_CARD_FILE] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                          "size": len(data)}
     manifest["files"] = dict(sorted(manifest["files"].items()))
     manifest["model_card"] = MODEL_CARD_FILE
     from .bundle import _dumps  # the manifest's own formatting
 
-    with atomic_path(manifest_path) as tmp:
-        tmp.write_text(_dumps(manifest) + "\n", encoding="utf-8")
-    load_bundle(root)  # and still valid after
+    card = root / MODEL_CARD_FILE
+    with atomic_path(card) as card_tmp:
+        card_tmp.write_bytes(data)
+        with atomic_path(manifest_path) as tmp:
+            tmp.write_text(_dumps(manifest) + "\n", encoding="utf-8")
+    load_bundle(root)  # and valid after
     return card
 
 

@@ -475,8 +475,9 @@ def _evaluation() -> dict:
             "classifier_heldout_corpus_accuracy": 0.99, "genre_accuracy_dance": 0.875,
             "genre_accuracy_window": 0.8, "prompt_to_genre_accuracy": 1.0,
             "per_genre_accuracy": {g: 1.0 for g in genres}, "confusion": conf.tolist(),
-            "generated": {"bas": 0.31, "bas_shift": 0.12, "pfc": 0.004},
-            "corpus": {"bas": 0.6, "bas_shift": 0.1, "pfc": 0.0}, "seconds_per_dance": 1.5}
+            "generated": {"bas": 0.31, "bas_shift": 0.12, "pfc": 0.004, "speed": 0.8},
+            "corpus": {"bas": 0.6, "bas_shift": 0.1, "pfc": 0.0, "speed": 0.9},
+            "provider": "cpu", "seconds_per_dance": 1.5}
 
 
 def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
@@ -512,13 +513,58 @@ def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
     assert cli_main(["info", str(copy), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["bundle"]["parameters"] == 158175 and info["bundle"]["trained"] is False
-    # a changed card is a tampered bundle
+    # a changed card is a tampered bundle, which the card command repairs
     with (copy / "MODEL_CARD.md").open("a") as f:
         f.write("better numbers\n")
     with pytest.raises(BundleError, match=r"MODEL_CARD\.md"):
         load_bundle(copy)
     assert cli_main(["info", str(copy)]) == 2
+    assert "is unusable" in capsys.readouterr().err
+    assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 0
+    assert "better numbers" not in load_bundle(copy).model_card.read_text()
+    # refusals: not a bundle, an evaluation of another model, a broken evaluation file
     assert card_main(["--bundle", str(tmp_path / "none")]) == 2
+    other = dict(_evaluation(), denoiser_sha256="0" * 64)
+    ev.write_text(json.dumps(other))
+    assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 2
+    assert "another model" in capsys.readouterr().err
+    ev.write_text("[1, 2]")
+    assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 2
+    assert "evaluate_model" in capsys.readouterr().err
+    load_bundle(copy)  # refusals changed nothing
+
+
+def test_model_card_training_time_adds_resumed_segments(tmp_path: Path) -> None:
+    from export.model_card import _training_log
+
+    rows = ["step,loss,loss_simple,elapsed_s", "100,1.0,0.5,60", "200,0.8,0.4,120",
+            "300,0.7,0.3,50", "400,0.6,0.2,110", "500,0.5,"]  # resumed at 200; last row cut
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    log = _training_log(tmp_path)
+    assert log["step"] == 400 and log["elapsed_s"] == pytest.approx(230.0)
+    assert log["loss_first"] == 1.0 and log["losses"] == {"simple": 0.2}
+
+
+def test_info_with_and_without_a_default_model(copy: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from gcdance.cli import main as cli_main
+
+    monkeypatch.setattr(bundle_mod, "DEFAULT_BUNDLE_DIR", tmp_path / "empty")
+    assert cli_main(["info"]) == 0
+    assert "no default model is installed" in capsys.readouterr().out
+    assert cli_main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bundle"] is None
+    monkeypatch.setattr(bundle_mod, "DEFAULT_BUNDLE_DIR", copy)
+    assert cli_main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"default model: {copy}" in out and "158,175 parameters" in out
+    assert cli_main(["info", "--bundle", str(copy)]) == 0
+    assert f"model: {copy}" in capsys.readouterr().out
+    (copy / "schedule.npz").write_bytes(b"broken")
+    assert cli_main(["info"]) == 2
+    captured = capsys.readouterr()
+    assert "providers: cpu" in captured.out and "is unusable" in captured.err
 
 
 def test_model_card_entry_must_be_listed(copy: Path) -> None:

@@ -297,3 +297,35 @@ def test_key_interpolation_rests_on_keys() -> None:
     # A sharp key (width 0.3) holds still around its neighbours' keys.
     hold = (t > 0.5) & (t < 0.5 + 0.5 * 0.35)
     np.testing.assert_allclose(out[hold], 1.0, atol=1e-12)
+
+
+def test_clip_beats_cut_and_shift() -> None:
+    from training.choreography.evaluate_model import clip_beats
+
+    beats = np.arange(0.0, 20.0, 0.5)  # 120 BPM: a beat every 15 frames
+    inside, shifted = clip_beats(beats, start=4.2, frames=120)
+    # beats at 4.5, 5.0, ... s -> frames 9, 24, ...; all below frame 119
+    np.testing.assert_allclose(inside, np.arange(9.0, 119.0, 15.0))
+    # half a period later; the beat at 4.0 s (before the clip) shifts to 4.25 s = frame 1.5
+    np.testing.assert_allclose(shifted, np.arange(1.5, 119.0, 15.0))
+    with pytest.raises(InputError, match="fewer than two beats"):
+        clip_beats(beats, start=30.0, frames=120)
+
+
+def test_motion_genre_classifier_separates_genres_and_judges_a_dance() -> None:
+    """Fitted on dances of three genres to one tempo, it recognises each genre to another tempo
+    and seed (per window and per dance)."""
+    from training.choreography.evaluate_model import MotionGenreClassifier
+
+    picked = [GENRE_STYLES[i] for i in (1, 6, 11)]
+    train = [(motion_features(joints_of(dance_for_music(_beats(96, 16), 16.0, s,
+                                                        np.random.default_rng(0))[0])[0]), g)
+             for g, s in enumerate(picked)]
+    clf = MotionGenreClassifier.fit(train, [s.name for s in picked])
+    for g, s in enumerate(picked):
+        raw, _ = dance_for_music(_beats(120, 12), 12.0, s, np.random.default_rng(1))
+        windows, verdict = clf.judge(joints_of(raw)[0])
+        assert verdict == g, s.name
+        assert np.mean(windows == g) >= 0.6, s.name
+    with pytest.raises(InputError, match="no training dances"):
+        MotionGenreClassifier.fit([], ["Jazz"])

@@ -1,7 +1,7 @@
 """End to end, the way the default model is built: corpus -> training -> bundle -> generation.
 
 ``tools/train_default_model.py`` runs with ``training/configs/default_corpus.toml`` as it is,
-only smaller (three genres of 12 s, the ``tiny`` denoiser, a few steps); the bundle it writes
+only smaller (three genres of 20 s, the ``tiny`` denoiser, a few steps); the bundle it writes
 is then loaded by ``gcdance.Generator`` and the ``gcdance generate`` command line.
 """
 
@@ -198,7 +198,8 @@ def test_bundle_sizes_and_refusal(built: dict[str, Path], tool: ModuleType,
     assert any("training.choreography.evaluate_model" in c for c in cmds)
 
 
-def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path) -> None:
+def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     """Point 3's command runs end to end: every (held-out file, genre) pair is generated and
     judged, and the numbers are consistent with each other."""
     from training.choreography.evaluate_model import main
@@ -222,9 +223,30 @@ def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path
     for k in ("generated", "corpus"):
         assert 0 <= r[k]["bas"] <= 1 and 0 <= r[k]["bas_shift"] <= 1 and r[k]["pfc"] >= 0
     assert r["corpus"]["bas"] > r["corpus"]["bas_shift"]  # the corpus dances on the beat
+    assert sorted(r["genres"]) == sorted(GENRES)  # only the corpus's genres are judged
+    assert r["generated"]["speed"] > 0 and r["corpus"]["speed"] > 0
+    # the real output makes the bundle's model card
+    import shutil
+
+    from export.model_card import main as card_main
+    from gcdance.bundle import load_bundle
+
+    bundle = Path(shutil.copytree(built["bundle"], tmp_path / "bundle"))
+    assert card_main(["--bundle", str(bundle), "--evaluation", str(out), "--run",
+                      str(built["run"]), "--notes",
+                      str(REPO / "training" / "configs" / "default_corpus.card.md")]) == 0
+    card = load_bundle(bundle).model_card.read_text()
+    assert "## Measured on held-out music" in card and "## What it cannot do" in card
+    assert f"{STEPS} steps in" in card
+    # refusals name the problem
+    capsys.readouterr()
     assert main(["--corpus", str(tmp_path), "--bundle", str(built["bundle"]), "--quiet"]) == 2
+    assert "corpus.json" in capsys.readouterr().err
     assert main(["--corpus", str(built["corpus"]), "--bundle", str(built["bundle"]),
                  "--start", "3", "--seconds", "4", "--quiet"]) == 2  # past the files' end
+    assert "shorter than --start" in capsys.readouterr().err
+    assert main(["--corpus", str(built["corpus"]), "--seconds", "2", "--quiet"]) == 2
+    assert "at least 4" in capsys.readouterr().err
 
 
 def test_rerun_with_force_resumes_and_replaces(built: dict[str, Path], tool: ModuleType) -> None:

@@ -2,8 +2,9 @@
 
     python tools/quickstart_picture.py [--bundle DIR] [--out docs/quickstart.png]
 
-Rows are prompts, columns are moments of the same 12 s of music (default: the held-out
-``immich-memories-music`` track ``happy/happy_electronic_s411``, needs that package). Every
+Rows are prompts, columns are moments of the same 12 s of music (default: the
+``immich-memories-music`` track ``happy/happy_electronic_s411``, held out of the default
+model's training corpus (seed 0); needs that package). Every
 dance comes from ``gcdance.Generator`` exactly as a user gets it (seed 0).
 """
 
@@ -38,10 +39,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--columns", type=int, default=6)
     p.add_argument("--out", default="docs/quickstart.png")
     a = p.parse_args(argv)
+    if a.columns < 1 or a.seconds <= 0:
+        p.error("--columns must be >= 1 and --seconds > 0")
 
+    from gcdance.errors import GCDanceError
+
+    try:
+        picture(a)
+    except GCDanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(a.out)
+    return 0
+
+
+def picture(a: argparse.Namespace) -> None:
     from PIL import Image, ImageDraw
 
     import gcdance
+    from gcdance._atomic import atomic_path
     from gcdance.render import SkeletonRenderer
 
     track = Path(a.track) if a.track else default_track()
@@ -64,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prompt!r}: {dance.genre}", file=sys.stderr)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, optimize=True)
-    print(out)
-    return 0
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
 
 
 if __name__ == "__main__":

@@ -139,9 +139,15 @@ def evaluation_commands(bundle: Path, corpus: Path) -> list[str]:
         "--quiet; done",
         f"python -m gcdance.evaluate eval/generated --finedance {c} --split test "
         f"--audio-dir {c}/music_wav --name gcdance-small -o eval/default_model",
-        f"python -m training.choreography.evaluate_model --corpus {c} --bundle {b}"
+        f"mkdir -p eval && python -m training.choreography.evaluate_model --corpus {c} "
+        f"--bundle {b} --prompts both --json eval/held_out.json"
         "    # genre control, BAS, PFC on held-out music",
-        f"PYTHONPATH=python:. python -m training.choreography.report {c}    # the corpus itself",
+        f"python -m training.choreography.report {c} --json eval/corpus_report.json"
+        "    # the corpus itself",
+        f"python -m export.model_card --bundle {b} --name 'gcdance default model' "
+        f"--evaluation eval/held_out.json --corpus-report eval/corpus_report.json "
+        f"--run {shlex.quote(str(REPO / 'runs' / 'default_corpus'))} "
+        "--notes training/configs/default_corpus.card.md    # MODEL_CARD.md in the bundle",
     ]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import GCDanceError
+from .errors import GCDanceError, InputError
 from .genres import DATASETS, DEFAULT_DATASET, REGISTRY
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -284,6 +284,8 @@ def add_info(sub: argparse._SubParsersAction) -> None:
                     "model bundle's summary (BUNDLE, else the bundled default model).")
     p.add_argument("bundle", nargs="?", default=None,
                    help="model bundle directory (default: the bundled default model)")
+    p.add_argument("--bundle", dest="bundle_opt", default=None, metavar="DIR",
+                   help="the same as BUNDLE")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
@@ -312,25 +314,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .bundle import DEFAULT_BUNDLE_DIR, MANIFEST, load_bundle
     from .engine import runtime_info
 
-    info: dict[str, Any] = {"gcdance": __version__, **runtime_info()}
-    if args.bundle is not None or (DEFAULT_BUNDLE_DIR / MANIFEST).is_file():
-        info["bundle"] = bundle_summary(load_bundle(args.bundle))  # a bad bundle: exit 2
-    else:
-        info["bundle"] = None
+    if args.bundle and args.bundle_opt and args.bundle != args.bundle_opt:
+        raise InputError(f"two bundles given ({args.bundle} and --bundle {args.bundle_opt}); "
+                         "give one")
+    named = args.bundle or args.bundle_opt
+    info: dict[str, Any] = {"gcdance": __version__, **runtime_info(), "bundle": None}
+    problem = None
+    if named is not None or (DEFAULT_BUNDLE_DIR / MANIFEST).is_file():
+        try:
+            info["bundle"] = bundle_summary(load_bundle(named))
+        except GCDanceError as exc:  # the runtime part is still worth printing
+            problem = str(exc)
+            info["bundle_error"] = problem
     if args.json:
         print(json.dumps(info, indent=2))
-        return EXIT_OK
+        return EXIT_ERROR if problem else EXIT_OK
     print(f"gcdance {info['gcdance']} (engine {info['engine_version']})")
     print(f"ONNX Runtime {info['onnxruntime_version']}: {info['onnxruntime_library']}")
     print(f"  built against headers of API version {info['headers_api_version']}")
     print(f"providers: {', '.join(info['providers'])}")
     b = info["bundle"]
+    if problem is not None:
+        print(f"error: model {named or DEFAULT_BUNDLE_DIR} is unusable: {problem}",
+              file=sys.stderr)
+        return EXIT_ERROR
     if b is None:
         print(f"model: no default model is installed ({DEFAULT_BUNDLE_DIR}); pass a bundle")
         return EXIT_OK
-    kind = "default model" if args.bundle is None else "model"
-    state = (f"trained, checkpoint step {b['checkpoint_step']}" if b["trained"]
-             else "UNTRAINED (random weights)")
+    kind = "default model" if named is None else "model"
+    step = f", checkpoint step {b['checkpoint_step']}" if b["checkpoint_step"] else ""
+    state = f"trained{step}" if b["trained"] else "UNTRAINED (random weights)"
     print(f"{kind}: {b['path']}")
     print(f"  {b['model']} denoiser, {b['parameters']:,} parameters, {b['weights']} weights, "
           f"{state}")

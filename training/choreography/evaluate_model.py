@@ -8,19 +8,26 @@ tracks):
 - **Genre control.** An independent motion-genre classifier (:func:`report.motion_features`:
   pose, speed, sharpness, finger and travel statistics of 4 s windows; multinomial logistic
   regression) is fitted on the corpus's *training* files only; its own accuracy on the corpus's
-  held-out files is printed as a sanity check. Then, for every held-out file's music (a clip of
+  held-out clips is printed as a sanity check. Then, for every held-out file's music (a clip of
   ``--seconds`` from ``--start``) and every genre, the model generates a dance with the genre
   as the prompt (``--prompts names``, the genre's name; ``descriptions``: a held-out free-text
   description of the genre from the text corpus, which goes through classifier P first). Top-1
   accuracy of the classifier's verdict against the requested genre: per 4 s window, and per
-  dance (sum of the windows' log-probabilities). Chance is 1/16. ``--prompts both`` runs the
+  dance (sum of the windows' log-probabilities). ``--prompts both`` runs the
   names (the headline numbers, BAS and PFC) and then the descriptions.
 - **Beat alignment.** BAS (:func:`gcdance.metrics.beat_align_score`) of each generated dance
   against the clip's beat grid, and of the same dance shifted by half a beat (equivalently the
   grid shifted by half a beat period): a dance that moves on the beat scores clearly higher
   unshifted. The corpus's own dance on the same clip gives the reference.
 - **Foot contact.** PFC (:func:`gcdance.metrics.pfc`) of the generated dances against the
-  corpus's dances on the same clips.
+  corpus's dances on the same clips, with the mean body-joint speed beside it (a dance that
+  hardly moves would have a perfect PFC).
+
+Only genres with training and held-out files in the corpus are requested and judged (all 16
+in the default corpus); chance is one over their number. All genres on one clip share a seed
+(a paired comparison: only the prompt differs). The held-out files are medleys of the held-out
+tracks, so clips of different files can share a track; "held out" means recordings never used
+in training, of the same styles as the training music.
 
 Everything is seeded (``--seed``): the same bundle, corpus and options print the same numbers on
 the same machine.
@@ -29,6 +36,7 @@ the same machine.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -39,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from gcdance._atomic import atomic_path
 from gcdance.datasets.finedance import FINEDANCE_FPS, read_finedance_label, read_finedance_motion
 from gcdance.errors import GCDanceError, InputError
 from gcdance.metrics import beat_align_score, pfc
@@ -84,26 +93,35 @@ class MotionGenreClassifier:
 
 def clip_beats(beats_s: Sequence[float], start: float, frames: int,
                fps: float = FINEDANCE_FPS) -> tuple[np.ndarray, np.ndarray]:
-    """Beat frames of a clip (``start`` s, ``frames`` long) and the grid shifted half a beat."""
-    b = (np.asarray(beats_s, dtype=np.float64) - start) * fps
-    b = b[(b >= 0) & (b < frames - 1)]
-    if b.size < 2:
-        raise InputError(f"the clip at {start:g} s has fewer than two beats; use a longer clip")
-    shifted = b + float(np.median(np.diff(b))) / 2
-    return b, shifted[shifted < frames - 1]
+    """Beat frames of a clip (``start`` s, ``frames`` long) and the same grid shifted by half a
+    beat period (shifted before cutting, so a beat just before the clip still counts)."""
+    all_b = (np.asarray(beats_s, dtype=np.float64) - start) * fps
+    inside = all_b[(all_b >= 0) & (all_b < frames - 1)]
+    if inside.size < 2:
+        raise InputError(f"the clip {start:g}-{start + frames / fps:g} s holds fewer than two "
+                         "beats; choose a longer --seconds or another --start")
+    shifted = all_b + float(np.median(np.diff(inside))) / 2
+    return inside, shifted[(shifted >= 0) & (shifted < frames - 1)]
 
 
-def _beat_scores(joints: np.ndarray, beats: np.ndarray, shifted: np.ndarray) -> dict[str, float]:
+_BODY = np.arange(22)
+
+
+def _clip_scores(joints: np.ndarray, beats: np.ndarray, shifted: np.ndarray) -> dict[str, float]:
+    """BAS against the beats and the shifted grid, PFC, and mean body-joint speed (m/s: a
+    frozen dance would have a perfect PFC)."""
+    speed = np.linalg.norm(np.diff(joints[:, _BODY], axis=0), axis=-1).mean() * FINEDANCE_FPS
     return {"bas": beat_align_score(joints, beats), "bas_shift": beat_align_score(joints, shifted),
-            "pfc": pfc(joints)}
+            "pfc": pfc(joints), "speed": float(speed)}
+
+
+SCORES = ("bas", "bas_shift", "pfc", "speed")
 
 
 def _prompts(mode: str, genres: Sequence[str], n_files: int, seed: int) -> list[list[str]]:
     """``[file][genre]`` prompts: the genre names, or held-out descriptions (seeded choice)."""
     if mode == "names":
         return [list(genres) for _ in range(n_files)]
-    if mode != "descriptions":
-        raise InputError(f"prompts must be 'names' or 'descriptions', got {mode!r}")
     from training.genre_classifier import load_corpus
 
     pool: dict[str, list[str]] = {g: [] for g in genres}
@@ -117,6 +135,28 @@ def _prompts(mode: str, genres: Sequence[str], n_files: int, seed: int) -> list[
     return [[pool[g][int(rng.integers(len(pool[g])))] for g in genres] for _ in range(n_files)]
 
 
+def _corpus_files(root: Path) -> list[tuple[str, str, str, list[float]]]:
+    """``(name, split, genre, beats in s)`` of every file of a corpus, checked."""
+    try:
+        manifest = json.loads((root / "corpus.json").read_text(encoding="utf-8"))
+        files = [(str(f["name"]), str(f["split"])) for f in manifest["files"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{root} has no readable corpus.json with a files list ({exc}); build "
+                         "a corpus with python -m training.choreography --out DIR") from None
+    out = []
+    for name, split in files:
+        path = root / "label_json" / f"{name}.json"
+        genre = read_finedance_label(path).genre
+        try:
+            beats = json.loads(path.read_text(encoding="utf-8"))["beats"]
+            beats = [float(b) for b in beats]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path} has no beat list ('beats', seconds): {exc}; evaluate on "
+                             "a corpus written by python -m training.choreography") from None
+        out.append((name, split, genre, beats))
+    return out
+
+
 def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seconds: float = 12.0,
                    start: float = 20.0, prompts: str = "names", seed: int = 0,
                    steps: int | None = None, threads: int = 0,
@@ -125,53 +165,67 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     from gcdance import Generator
 
     say = log or (lambda _msg: None)
-    root = Path(corpus)
-    try:
-        manifest = json.loads((root / "corpus.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{root} has no readable corpus.json ({exc}); build one with "
-                         "python -m training.choreography --out DIR") from exc
-    gen = Generator(bundle, threads=threads)
-    genres = list(gen.bundle.genres)
-    frames = round(seconds * FINEDANCE_FPS)
+    if prompts not in ("names", "descriptions", "both"):
+        raise InputError(f"prompts must be 'names', 'descriptions' or 'both', got {prompts!r}")
+    if not (np.isfinite(start) and start >= 0):
+        raise InputError(f"start must be a non-negative number of seconds, got {start}")
+    frames = round(seconds * FINEDANCE_FPS) if np.isfinite(seconds) else 0
     if frames < WINDOW:
         raise InputError(f"seconds must be at least {WINDOW / FINEDANCE_FPS:g} (one classifier "
                          f"window), got {seconds}")
+    a0 = round(start * FINEDANCE_FPS)
+    start = a0 / FINEDANCE_FPS  # on the frame grid: generated and corpus clips align exactly
+    root = Path(corpus)
+    files = _corpus_files(root)
+    gen = Generator(bundle, threads=threads)
+    corpus_genres = {g for _, _, g, _ in files}
+    unknown = sorted(corpus_genres - set(gen.bundle.genres))
+    if unknown:
+        raise InputError(f"corpus genres {unknown} are not among the model's "
+                         f"{list(gen.bundle.genres)}")
+    # Only genres the classifier can learn (training files) and the corpus holds out.
+    have = {split: {g for _, s, g, _ in files if s == split} for split in ("train", "test")}
+    genres = [g for g in gen.bundle.genres if g in have["train"] and g in have["test"]]
+    if not genres:
+        raise InputError(f"{root} has no genre with both training and held-out (test) files")
+    trained_on = ((gen.bundle.provenance.get("training_data") or {}).get("root"))
+    if trained_on and trained_on != root.resolve().name:
+        say(f"warning: the model was trained on a corpus folder named {trained_on!r}, this is "
+            f"{root.resolve().name!r}: held-out music is only held out for the same corpus")
 
     t0 = time.monotonic()
     train: list[tuple[np.ndarray, int]] = []
-    held: list[tuple[str, np.ndarray, list[float]]] = []  # name, raw motion, beats (s)
-    for f in manifest["files"]:
-        name = f["name"]
+    held: list[tuple[str, int, np.ndarray, list[float]]] = []  # name, genre id, joints, beats
+    for name, split, genre, beats in files:
+        if genre not in genres:
+            continue
         raw = read_finedance_motion(root / "motion" / f"{name}.npy")
-        label = read_finedance_label(root / "label_json" / f"{name}.json")
-        if label.genre not in genres:
-            raise InputError(f"corpus genre {label.genre!r} is not one of the model's {genres}")
-        if f["split"] == "train":
-            if raw.shape[0] >= WINDOW:
-                train.append((motion_features(joints_of(raw)[0]), genres.index(label.genre)))
-        else:
-            beats = json.loads((root / "label_json" / f"{name}.json").read_text())["beats"]
-            held.append((name, raw, beats))
-    if not held:
-        raise InputError(f"{root} has no held-out (test) files")
-    clf = MotionGenreClassifier.fit(train, genres)
-    say(f"motion classifier fitted on {sum(len(x) for x, _ in train)} windows of "
-        f"{len(train)} training files ({time.monotonic() - t0:.0f} s)")
-
-    # The classifier's own accuracy on the corpus's held-out dances, and the corpus references.
-    own, corpus_clips = [], []
-    for name, raw, beats in held:
-        label = read_finedance_label(root / "label_json" / f"{name}.json")
         joints = joints_of(raw)[0]
-        if joints.shape[0] >= WINDOW:
-            own.extend((clf.judge(joints)[0] == genres.index(label.genre)).tolist())
-        a = round(start * FINEDANCE_FPS)
-        clip = joints[a : a + frames]
-        if clip.shape[0] < frames:
-            raise InputError(f"held-out file {name} is {raw.shape[0] / FINEDANCE_FPS:.1f} s, "
-                             f"shorter than --start {start:g} + --seconds {seconds:g}")
-        corpus_clips.append(_beat_scores(clip, *clip_beats(beats, start, frames)))
+        if split == "train":
+            if joints.shape[0] >= WINDOW:
+                train.append((motion_features(joints), genres.index(genre)))
+        elif split == "test":
+            if joints.shape[0] < a0 + frames:
+                raise InputError(f"held-out file {name} is {joints.shape[0] / FINEDANCE_FPS:.1f}"
+                                 f" s, shorter than --start {start:g} + --seconds {seconds:g}")
+            held.append((name, genres.index(genre), joints, beats))
+    clf = MotionGenreClassifier.fit(train, genres)
+    say(f"motion classifier ({len(genres)} genres) fitted on "
+        f"{sum(len(x) for x, _ in train)} windows of {len(train)} training files "
+        f"({time.monotonic() - t0:.0f} s)")
+
+    # The classifier's own accuracy on the corpus's held-out clips, and the corpus references.
+    own, corpus_clips = [], []
+    for name, g, joints, beats in held:
+        clip = joints[a0 : a0 + frames]
+        own.extend((clf.judge(clip)[0] == g).tolist())
+        try:
+            corpus_clips.append(_clip_scores(clip, *clip_beats(beats, start, frames)))
+        except InputError as exc:
+            raise InputError(f"held-out file {name}: {exc}") from None
+    if float(np.mean(own)) < 0.5:
+        say(f"warning: the motion classifier recognises only {np.mean(own):.0%} of the corpus's "
+            "own held-out clips; its verdicts on generated dances mean little")
 
     if prompts not in ("names", "descriptions", "both"):
         raise InputError(f"prompts must be 'names', 'descriptions' or 'both', got {prompts!r}")
@@ -187,7 +241,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         confusion = np.zeros((len(genres), len(genres)), dtype=np.int64)  # requested x judged
         chosen_ok: list[bool] = []
         scores: list[dict[str, float]] = []
-        for i, (name, _raw, beats) in enumerate(held):
+        for i, (name, _g, _joints, beats) in enumerate(held):
             wav = root / "music_wav" / f"{name}.wav"
             for g, genre in enumerate(genres):
                 dance = gen.generate(wav, texts[i][g], seed=seed + i, steps=steps, start=start,
@@ -197,7 +251,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                 per_window, verdict = clf.judge(joints)
                 window_hits.extend((per_window == g).tolist())
                 confusion[g, verdict] += 1
-                scores.append(_beat_scores(joints, *clip_beats(beats, start, joints.shape[0])))
+                scores.append(_clip_scores(joints, *clip_beats(beats, start, joints.shape[0])))
                 done += 1
                 if done % len(genres) == 0:
                     rate = (time.monotonic() - t1) / done
@@ -218,14 +272,18 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
 
     control, gen_scores = run(modes[0])
     result: dict[str, Any] = {
-        "bundle": str(gen.bundle.path), "corpus_dir": str(root.resolve()), "prompts": modes[0],
+        "bundle": str(gen.bundle.path),
+        "denoiser_sha256": gen.bundle.manifest["files"]["denoiser.onnx"]["sha256"],
+        "corpus_dir": str(root.resolve()),
+        "corpus_sha256": hashlib.sha256((root / "corpus.json").read_bytes()).hexdigest(),
+        "provider": gen.provider, "prompts": modes[0],
         "seconds": seconds, "start": start, "seed": seed,
         "steps": int(gen.bundle.sampling.steps if steps is None else steps),
         "held_out_files": len(held), "genres": genres, "dances": n,
         "classifier_heldout_corpus_accuracy": float(np.mean(own)) if own else float("nan"),
         **control,
-        "generated": {k: mean(gen_scores, k) for k in ("bas", "bas_shift", "pfc")},
-        "corpus": {k: mean(corpus_clips, k) for k in ("bas", "bas_shift", "pfc")},
+        "generated": {k: mean(gen_scores, k) for k in SCORES},
+        "corpus": {k: mean(corpus_clips, k) for k in SCORES},
     }
     if len(modes) > 1:
         result["descriptions"] = run(modes[1])[0]
@@ -244,7 +302,7 @@ def format_report(r: dict[str, Any]) -> str:
         "",
         "genre control (independent motion classifier, chance "
         f"{1 / len(genres):.3f}; on the corpus's own held-out dances it scores "
-        f"{r['classifier_heldout_corpus_accuracy']:.3f} per window):",
+        f"{r['classifier_heldout_corpus_accuracy']:.3f} per window of the same clips):",
         f"  top-1 per dance   {r['genre_accuracy_dance']:.3f}",
         f"  top-1 per window  {r['genre_accuracy_window']:.3f}",
     ]
@@ -265,10 +323,10 @@ def format_report(r: dict[str, Any]) -> str:
     gen, cor = r["generated"], r["corpus"]
     lines += [
         "",
-        f"{'':24s} {'BAS':>7s} {'BAS half-beat shift':>20s} {'PFC':>8s}",
-        f"{'generated':24s} {gen['bas']:7.4f} {gen['bas_shift']:20.4f} {gen['pfc']:8.4f}",
-        f"{'corpus (same clips)':24s} {cor['bas']:7.4f} {cor['bas_shift']:20.4f} "
-        f"{cor['pfc']:8.4f}",
+        f"{'':24s} {'BAS':>7s} {'BAS half-beat shift':>20s} {'PFC':>8s} {'speed m/s':>10s}",
+        *(f"{label:24s} {v['bas']:7.4f} {v['bas_shift']:20.4f} {v['pfc']:8.4f} "
+          f"{v['speed']:10.3f}" for label, v in (("generated", gen),
+                                                 ("corpus (same clips)", cor))),
         "",
         f"{r['seconds_per_dance']:.1f} s per {r['seconds']:g} s dance",
     ]
@@ -294,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     a = p.parse_args(argv)
     log = None if a.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    if a.json and not Path(a.json).resolve().parent.is_dir():
+        print(f"error: --json {a.json}: folder {Path(a.json).resolve().parent} does not exist; "
+              "create it first", file=sys.stderr)
+        return 2
     try:
         r = evaluate_model(a.corpus, a.bundle, seconds=a.seconds, start=a.start,
                            prompts=a.prompts, seed=a.seed, steps=a.steps, threads=a.threads,
@@ -303,7 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(format_report(r))
     if a.json:
-        Path(a.json).write_text(json.dumps(r, indent=1) + "\n", encoding="utf-8")
+        with atomic_path(a.json) as tmp:
+            tmp.write_text(json.dumps(r, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
