@@ -159,12 +159,17 @@ def _corpus_files(root: Path) -> list[tuple[str, str, str, list[float]]]:
 
 def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seconds: float = 12.0,
                    start: float = 20.0, prompts: str = "names", seed: int = 0,
-                   steps: int | None = None, threads: int = 0,
+                   steps: int | None = None, guidance: float | None = None,
+                   music: str = "test", max_files: int | None = None, threads: int = 0,
                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the protocol of the module docstring; returns the numbers (see :func:`main`)."""
     from gcdance import Generator
 
     say = log or (lambda _msg: None)
+    if music not in ("test", "train"):
+        raise InputError(f"music must be 'test' (held out) or 'train' (for tuning), got {music!r}")
+    if max_files is not None and max_files < 1:
+        raise InputError(f"max_files must be >= 1, got {max_files}")
     if prompts not in ("names", "descriptions", "both"):
         raise InputError(f"prompts must be 'names', 'descriptions' or 'both', got {prompts!r}")
     if not (np.isfinite(start) and start >= 0):
@@ -196,19 +201,26 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     t0 = time.monotonic()
     train: list[tuple[np.ndarray, int]] = []
     held: list[tuple[str, int, np.ndarray, list[float]]] = []  # name, genre id, joints, beats
+    rank: dict[str, int] = {}  # files of the music split: the k-th of each genre, k = 0, 1, ...
     for name, split, genre, beats in files:
         if genre not in genres:
             continue
         raw = read_finedance_motion(root / "motion" / f"{name}.npy")
         joints = joints_of(raw)[0]
-        if split == "train":
-            if joints.shape[0] >= WINDOW:
-                train.append((motion_features(joints), genres.index(genre)))
-        elif split == "test":
+        if split == "train" and joints.shape[0] >= WINDOW:
+            train.append((motion_features(joints), genres.index(genre)))
+        if split == music:
             if joints.shape[0] < a0 + frames:
+                if music == "train":
+                    continue
                 raise InputError(f"held-out file {name} is {joints.shape[0] / FINEDANCE_FPS:.1f}"
                                  f" s, shorter than --start {start:g} + --seconds {seconds:g}")
+            rank[name] = sum(1 for h in held if h[1] == genres.index(genre))
             held.append((name, genres.index(genre), joints, beats))
+    if max_files is not None:  # spread over the genres
+        held = sorted(held, key=lambda h: (rank[h[0]], h[1]))[:max_files]
+    if not held:
+        raise InputError(f"{root} has no {music} file of at least {start + seconds:g} s")
     clf = MotionGenreClassifier.fit(train, genres)
     say(f"motion classifier ({len(genres)} genres) fitted on "
         f"{sum(len(x) for x, _ in train)} windows of {len(train)} training files "
@@ -244,7 +256,8 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         for i, (name, _g, _joints, beats) in enumerate(held):
             wav = root / "music_wav" / f"{name}.wav"
             for g, genre in enumerate(genres):
-                dance = gen.generate(wav, texts[i][g], seed=seed + i, steps=steps, start=start,
+                dance = gen.generate(wav, texts[i][g], seed=seed + i, steps=steps,
+                                     guidance=guidance, start=start,
                                      duration=seconds)
                 joints = dance.joints().astype(np.float64)[:frames]
                 chosen_ok.append(dance.genre == genre)
@@ -276,7 +289,8 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         "denoiser_sha256": gen.bundle.manifest["files"]["denoiser.onnx"]["sha256"],
         "corpus_dir": str(root.resolve()),
         "corpus_sha256": hashlib.sha256((root / "corpus.json").read_bytes()).hexdigest(),
-        "provider": gen.provider, "prompts": modes[0],
+        "provider": gen.provider, "prompts": modes[0], "music": music,
+        "guidance": float(gen.bundle.sampling.guidance if guidance is None else guidance),
         "seconds": seconds, "start": start, "seed": seed,
         "steps": int(gen.bundle.sampling.steps if steps is None else steps),
         "held_out_files": len(held), "genres": genres, "dances": n,
@@ -347,6 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "numbers are the first's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (bundle default)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance (bundle default)")
+    p.add_argument("--music", choices=("test", "train"), default="test",
+                   help="test: the held-out music (the measurement); train: training files' "
+                        "music (for tuning sampling settings without touching the held-out set)")
+    p.add_argument("--max-files", type=int, default=None,
+                   help="at most this many music files, spread over the genres")
     p.add_argument("--threads", type=int, default=0, help="engine threads (0: all cores)")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -358,7 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         r = evaluate_model(a.corpus, a.bundle, seconds=a.seconds, start=a.start,
-                           prompts=a.prompts, seed=a.seed, steps=a.steps, threads=a.threads,
+                           prompts=a.prompts, seed=a.seed, steps=a.steps, guidance=a.guidance,
+                           music=a.music, max_files=a.max_files, threads=a.threads,
                            log=log)
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
