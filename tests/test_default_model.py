@@ -1,0 +1,72 @@
+"""The default model that ships with the package: it loads from the installed package, is the
+trained `small` model with its model card, and makes a dance of a real song end to end (what the
+README's first command does)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gcdance
+from gcdance.bundle import DEFAULT_BUNDLE_DIR, load_bundle
+
+immich = pytest.importorskip("immich_memories_music")
+TRACK = Path(immich.tracks_dir()) / "happy" / "happy_electronic_s411.opus"
+
+
+def test_default_bundle_is_packaged_trained_and_documented() -> None:
+    b = load_bundle(None)  # validated: every file present and matching its sha256
+    assert b.path == DEFAULT_BUNDLE_DIR
+    prov = b.provenance
+    assert prov["untrained"] is False and prov["source"] == "checkpoint"
+    assert prov["training"]["model"]["name"] == "small"
+    assert b.dataset == "finedance" and len(b.genres) == 16 and b.split is not None
+    assert b.features.sets == ("stft", "baseline")  # no external weights needed
+    card = b.model_card
+    assert card is not None
+    text = card.read_text(encoding="utf-8")
+    for section in ("## Training", "## Measured on held-out music", "## What it can do",
+                    "## What it cannot do"):
+        assert section in text, section
+    sizes = [p.stat().st_size for p in b.files.values()]
+    assert max(sizes) < 50_000_000  # the repository's limit per file
+
+
+def test_default_model_dances_to_a_real_song(tmp_path: Path) -> None:
+    gen = gcdance.Generator(device="cpu")
+    dance = gen.generate(TRACK, "energetic K-pop with sharp arm hits", seed=0, start=8.0,
+                         duration=6.0)
+    assert dance.genre == "Korean"
+    joints = dance.joints()
+    assert joints.shape == (180, 52, 3) and np.isfinite(joints).all()
+    # a trained model stands on the floor and moves
+    feet = joints[:, [7, 8, 10, 11], 1]
+    assert abs(float(np.percentile(feet.min(axis=1), 50))) < 0.15
+    speed = np.linalg.norm(np.diff(joints[:, :22], axis=0), axis=-1).mean() * 30
+    assert 0.05 < speed < 3.0
+    # and the same seed gives the same dance
+    again = gen.generate(TRACK, "energetic K-pop with sharp arm hits", seed=0, start=8.0,
+                         duration=6.0)
+    np.testing.assert_array_equal(again.motion, dance.motion)
+
+
+def test_cli_default_model_writes_bvh_and_video(tmp_path: Path) -> None:
+    from gcdance.cli import main
+
+    bvh, mp4 = tmp_path / "dance.bvh", tmp_path / "dance.mp4"
+    assert main(["generate", str(TRACK), "--prompt", "Popping", "--duration", "4",
+                 "-o", str(bvh), "-o", str(mp4), "--quiet"]) == 0
+    assert bvh.read_text().startswith("HIERARCHY")
+    assert mp4.stat().st_size > 10_000 and mp4.read_bytes()[4:8] == b"ftyp"
+
+
+def test_info_names_the_default_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from gcdance.cli import main
+
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["bundle"]
+    assert info["path"] == str(DEFAULT_BUNDLE_DIR) and info["trained"] is True
+    assert info["model"] == "small" and info["model_card"].endswith("MODEL_CARD.md")
