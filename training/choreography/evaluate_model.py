@@ -52,7 +52,7 @@ from gcdance.datasets.finedance import FINEDANCE_FPS, read_finedance_label, read
 from gcdance.errors import GCDanceError, InputError
 from gcdance.metrics import beat_align_score, pfc
 
-from .report import WINDOW, joints_of, logistic_regression, motion_features
+from .report import WINDOW, body_speeds, joints_of, logistic_regression, motion_features
 
 __all__ = ["MotionGenreClassifier", "clip_beats", "evaluate_model", "main"]
 
@@ -104,13 +104,10 @@ def clip_beats(beats_s: Sequence[float], start: float, frames: int,
     return inside, shifted[(shifted >= 0) & (shifted < frames - 1)]
 
 
-_BODY = np.arange(22)
-
-
 def _clip_scores(joints: np.ndarray, beats: np.ndarray, shifted: np.ndarray) -> dict[str, float]:
     """BAS against the beats and the shifted grid, PFC, and mean body-joint speed (m/s: a
     frozen dance would have a perfect PFC)."""
-    speed = np.linalg.norm(np.diff(joints[:, _BODY], axis=0), axis=-1).mean() * FINEDANCE_FPS
+    speed = body_speeds(joints).mean()
     return {"bas": beat_align_score(joints, beats), "bas_shift": beat_align_score(joints, shifted),
             "pfc": pfc(joints), "speed": float(speed)}
 

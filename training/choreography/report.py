@@ -43,8 +43,8 @@ from .kinematics import rot_y
 from .synth import PLANT_HEIGHT, TORSO_ELLIPSE
 
 __all__ = [
-    "WINDOW", "arm_in_torso", "file_report", "logistic_regression", "motion_features",
-    "separability",
+    "WINDOW", "arm_in_torso", "body_speeds", "file_report", "logistic_regression",
+    "motion_features", "separability",
 ]
 
 WINDOW = 120
@@ -60,6 +60,11 @@ def joints_of(raw: np.ndarray, skeleton: Skeleton | None = None) -> tuple[np.nda
     skel = skeleton or Skeleton.load("smplh52")
     rot = rotation_6d_to_matrix(raw[:, 3:].astype(np.float64).reshape(-1, 52, 6))
     return skel.forward_kinematics_full(rot, raw[:, :3].astype(np.float64))
+
+
+def body_speeds(joints: np.ndarray, fps: float = FINEDANCE_FPS) -> np.ndarray:
+    """``(frames - 1, 22)`` speeds (m/s) of the body joints."""
+    return np.linalg.norm(np.diff(joints[:, _BODY], axis=0), axis=-1) * fps
 
 
 def _heading_frame(joints: np.ndarray) -> np.ndarray:
@@ -125,7 +130,7 @@ def file_report(raw: np.ndarray, beats_s: np.ndarray, wav: Path | None) -> dict[
     period = float(np.median(np.diff(beats))) if beats.size > 1 else 15.0
     shifted = beats + period / 2
     shifted = shifted[shifted < n - 1]
-    vel = np.linalg.norm(np.diff(joints[:, _BODY], axis=0), axis=-1) * FINEDANCE_FPS
+    vel = body_speeds(joints)
     toe_floor = PLANT_HEIGHT + float(Skeleton.load("smplh52").offsets[10, 1])
     on_floor = joints[1:, [10, 11], 1] < toe_floor + 0.005
     hspeed = np.minimum(  # per foot, the slower of ankle and toe (PFC's convention)
