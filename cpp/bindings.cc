@@ -304,15 +304,27 @@ PYBIND11_MODULE(_engine, m) {
       .def_readwrite("norm_center", &gcdance::ModelConfig::norm_center)
       .def_readwrite("norm_half_range", &gcdance::ModelConfig::norm_half_range)
       .def_readwrite("rot_start", &gcdance::ModelConfig::rot_start)
-      .def_readwrite("num_joints", &gcdance::ModelConfig::num_joints);
+      .def_readwrite("num_joints", &gcdance::ModelConfig::num_joints)
+      .def_property(
+          "update_graph",
+          [](const gcdance::ModelConfig& c) { return py::bytes(c.update_graph); },
+          [](gcdance::ModelConfig& c, const py::bytes& b) { c.update_graph = std::string(b); },
+          "Serialized update graph of the device loop (gcdance.update_graph)")
+      .def_property(
+          "upload_graph",
+          [](const gcdance::ModelConfig& c) { return py::bytes(c.upload_graph); },
+          [](gcdance::ModelConfig& c, const py::bytes& b) { c.upload_graph = std::string(b); },
+          "Serialized upload graph of the device loop (gcdance.update_graph)");
 
   py::class_<gcdance::Model, std::shared_ptr<gcdance::Model>>(
       m, "Model", "The denoiser session and its configuration; shared by Generators.")
       .def(py::init([](const std::string& path, const gcdance::ModelConfig& config,
                        const std::string& provider, int intra_op_threads, bool allow_spinning,
-                       int device_id, std::map<std::string, std::string> provider_options) {
+                       int device_id, std::map<std::string, std::string> provider_options,
+                       bool cuda_graph) {
              SessionConfig session;
              session.provider = provider;
+             session.cuda_graph = cuda_graph;
              session.intra_op_threads = intra_op_threads;
              session.allow_spinning = allow_spinning;
              session.device_id = device_id;
@@ -323,8 +335,11 @@ PYBIND11_MODULE(_engine, m) {
            py::arg("path"), py::arg("config"), py::arg("provider") = "cpu",
            py::arg("intra_op_threads") = 0, py::arg("allow_spinning") = false,
            py::arg("device_id") = 0,
-           py::arg("provider_options") = std::map<std::string, std::string>{})
+           py::arg("provider_options") = std::map<std::string, std::string>{},
+           py::arg("cuda_graph") = false)
       .def_property_readonly("provider", [](const gcdance::Model& m) { return m.ort()->provider(); })
+      .def_property_readonly("device_loop", &gcdance::Model::device_loop,
+                             "True when the model has the device loop's graphs")
       .def_property_readonly("split", &gcdance::Model::split,
                              "True when a condition graph computes the step-invariant cache")
       .def_property_readonly("config", &gcdance::Model::config);
@@ -332,10 +347,11 @@ PYBIND11_MODULE(_engine, m) {
   py::class_<gcdance::Generator>(
       m, "Generator",
       "Preallocated sampling state over a Model; one per thread (they may share the Model).")
-      .def(py::init([](std::shared_ptr<gcdance::Model> model) {
-             return std::make_unique<gcdance::Generator>(std::move(model));
+      .def(py::init([](std::shared_ptr<gcdance::Model> model, bool device_loop) {
+             return std::make_unique<gcdance::Generator>(std::move(model), device_loop);
            }),
-           py::arg("model"))
+           py::arg("model"), py::arg("device_loop") = false)
+      .def_property_readonly("device_loop", &gcdance::Generator::device_loop)
       .def("generate", &Generate, py::arg("music"), py::arg("text_emb"), py::arg("schedule"),
           py::arg("seed") = 0, py::arg("known") = py::none(), py::arg("mask") = py::none(),
           py::arg("x_T") = py::none(), py::arg("z") = py::none(), py::arg("zq") = py::none(),

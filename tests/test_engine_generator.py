@@ -18,6 +18,7 @@ from gcdance.layout import FINEDANCE  # noqa: E402
 from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
 from gcdance.schedule import TABLE_KEYS, ddim_schedule  # noqa: E402
 from gcdance.stitching import stitch_windows  # noqa: E402
+from gcdance.update_graph import build_update_graph, build_upload_graph  # noqa: E402
 from training.denoiser import build_denoiser  # noqa: E402
 from training.sampler import InjectedNoise, RootAnchor, sample, window_plan_for  # noqa: E402
 
@@ -60,9 +61,26 @@ def engine_config(normalizer: MinMaxNormalizer, relative_axes: str = "xz"):
     return config
 
 
-def engine_model(onnx_path: Path, normalizer: MinMaxNormalizer, relative_axes: str = "xz"):
-    return engine.native().Model(str(onnx_path), engine_config(normalizer, relative_axes),
-                                 provider="cpu", intra_op_threads=1)
+def with_device_loop(config):
+    """``config`` carrying the device loop's graphs (gcdance.update_graph)."""
+    config.update_graph = build_update_graph(config.dim, config.window, config.hop,
+                                             config.anchor_dims, config.anchor_zero)
+    config.upload_graph = build_upload_graph()
+    return config
+
+
+def engine_model(onnx_path: Path, normalizer: MinMaxNormalizer, relative_axes: str = "xz",
+                 provider: str = "cpu", **options):
+    """A Model with the device loop's graphs: its Generators run either loop."""
+    config = with_device_loop(engine_config(normalizer, relative_axes))
+    return engine.native().Model(str(onnx_path), config, provider=provider,
+                                 intra_op_threads=1, **options)
+
+
+def generators(model) -> dict[str, object]:
+    """One Generator per loop over the same Model."""
+    native = engine.native()
+    return {"host": native.Generator(model), "device": native.Generator(model, device_loop=True)}
 
 
 def table(steps: int = STEPS, eta: float = 1.0) -> np.ndarray:
@@ -116,16 +134,15 @@ def assert_parity(got: np.ndarray, windows: np.ndarray, want_windows: np.ndarray
 def test_parity_with_the_reference_sampler(model, onnx_path, normalizer, frames: int) -> None:
     music, text, x_T, z, _ = inputs(frames, seed=frames)
     want, want_windows = reference(model, music, text, x_T, z, None, normalizer)
-    native = engine_model(onnx_path, normalizer)
-    gen = engine.native().Generator(native)
-    got, windows = gen.generate(music, text, table(), x_T=x_T, z=z)
-    assert got.shape == want.shape == (frames, 319)
-    assert windows.shape[0] == window_plan_for(frames).num_windows
-    assert np.isfinite(got).all()
-    assert_parity(got, windows, want_windows, normalizer)
-    # Root and contacts involve no re-encoding: end to end within 1e-4 too.
-    linear = np.r_[FINEDANCE.contacts, FINEDANCE.root]
-    assert float(np.abs(got[:, linear] - want[:, linear]).max()) <= 1e-4
+    for gen in generators(engine_model(onnx_path, normalizer)).values():
+        got, windows = gen.generate(music, text, table(), x_T=x_T, z=z)
+        assert got.shape == want.shape == (frames, 319)
+        assert windows.shape[0] == window_plan_for(frames).num_windows
+        assert np.isfinite(got).all()
+        assert_parity(got, windows, want_windows, normalizer)
+        # Root and contacts involve no re-encoding: end to end within 1e-4 too.
+        linear = np.r_[FINEDANCE.contacts, FINEDANCE.root]
+        assert float(np.abs(got[:, linear] - want[:, linear]).max()) <= 1e-4
 
 
 def test_parity_with_inpainting(model, onnx_path, normalizer) -> None:
@@ -137,40 +154,117 @@ def test_parity_with_inpainting(model, onnx_path, normalizer) -> None:
     mask = masks.resolve(keep, FINEDANCE, frames)
     _, want_windows = reference(model, music, text, x_T, z, zq, normalizer, known=known,
                                 mask=mask)
-    native = engine_model(onnx_path, normalizer)
-    gen = engine.native().Generator(native)
-    got, windows = gen.generate(music, text, table(), known=known, mask=mask, x_T=x_T,
-                                z=z, zq=zq)
-    assert_parity(got, windows, want_windows, normalizer)
-    # The kept region comes back as given (up to the 6D re-encoding of stitching).
-    keep_root = mask.copy()
-    keep_root[:, FINEDANCE.rotations] = False
-    np.testing.assert_allclose(got[keep_root], known[keep_root], atol=1e-5)
+    for gen in generators(engine_model(onnx_path, normalizer)).values():
+        got, windows = gen.generate(music, text, table(), known=known, mask=mask, x_T=x_T,
+                                    z=z, zq=zq)
+        assert_parity(got, windows, want_windows, normalizer)
+        # The kept region comes back as given (up to the 6D re-encoding of stitching).
+        keep_root = mask.copy()
+        keep_root[:, FINEDANCE.rotations] = False
+        np.testing.assert_allclose(got[keep_root], known[keep_root], atol=1e-5)
 
 
 def test_split_graphs_match_the_reference(model, normalizer, tmp_path_factory) -> None:
     """Condition once + step graph per step: the same sampling as the single graph."""
     split = export_split(model, tmp_path_factory.mktemp("split"))
     native = engine.native()
-    cfg = engine_config(normalizer)
+    cfg = with_device_loop(engine_config(normalizer))
     cfg.condition_path, cfg.cache_dim = str(split.condition), split.cache_dim
     m = native.Model(str(split.step), cfg, provider="cpu", intra_op_threads=1)
-    assert m.split
+    assert m.split and m.device_loop
     frames = 240
     music, text, x_T, z, _ = inputs(frames, seed=21)
     _, want_windows = reference(model, music, text, x_T, z, None, normalizer)
-    got, windows = native.Generator(m).generate(music, text, table(), x_T=x_T, z=z)
-    assert_parity(got, windows, want_windows, normalizer)
+    for gen in generators(m).values():
+        got, windows = gen.generate(music, text, table(), x_T=x_T, z=z)
+        assert_parity(got, windows, want_windows, normalizer)
 
 
 def test_without_root_anchoring(model, onnx_path, normalizer) -> None:
     frames = 240
     music, text, x_T, z, _ = inputs(frames, seed=3)
     _, want_windows = reference(model, music, text, x_T, z, None, normalizer, relative_axes="")
-    native = engine_model(onnx_path, normalizer, relative_axes="")
-    got, windows = engine.native().Generator(native).generate(music, text, table(),
-                                                              x_T=x_T, z=z)
-    assert_parity(got, windows, want_windows, normalizer)
+    for gen in generators(engine_model(onnx_path, normalizer, relative_axes="")).values():
+        got, windows = gen.generate(music, text, table(), x_T=x_T, z=z)
+        assert_parity(got, windows, want_windows, normalizer)
+
+
+def test_another_hop_matches_the_reference(model, onnx_path, normalizer) -> None:
+    """hop = 90 (30 overlapping frames): the overlap and anchoring follow the manifest's hop."""
+    frames, hop = 300, 90
+    plan_windows = 1 + -(-(frames - 120) // hop)
+    rng = np.random.default_rng(30)
+    music = rng.standard_normal((frames, 35)).astype(np.float32)
+    text = rng.standard_normal(512).astype(np.float32)
+    x_T = rng.standard_normal((plan_windows, 120, 319)).astype(np.float32)
+    z = rng.standard_normal((10, plan_windows, 120, 319)).astype(np.float32)
+    last: dict[str, np.ndarray] = {}
+    sample(model, music, text, steps=10, eta=1.0, guidance=2.7, noise=InjectedNoise(x_T, z),
+           normalizer=normalizer, hop=hop,
+           callback=lambda i, x: last.__setitem__("windows", x.numpy().copy()))
+    cfg = engine_config(normalizer)
+    cfg.hop = hop
+    m = engine.native().Model(str(onnx_path), with_device_loop(cfg), provider="cpu",
+                              intra_op_threads=1)
+    for name, gen in generators(m).items():
+        _, windows = gen.generate(music, text, table(10), x_T=x_T, z=z)
+        diff = float(np.abs(windows - last["windows"]).max())
+        assert diff <= 1e-4, f"{name} loop, hop {hop}: max |diff| = {diff:.2e}"
+
+
+def test_device_loop_equals_the_host_loop(onnx_path, normalizer) -> None:
+    """Same seed, same dance: the device loop draws the host loop's noise in the same order."""
+    gens = generators(engine_model(onnx_path, normalizer))
+    music, text, *_ = inputs(300, seed=12)
+    known = np.clip(np.random.default_rng(13).standard_normal((300, 319)) * 0.3, -1,
+                    1).astype(np.float32)
+    mask = masks.resolve(masks.joints("hands") | masks.frames(100, 160), FINEDANCE, 300)
+    for kwargs in ({}, {"known": known, "mask": mask}):
+        for eta in (1.0, 0.0):
+            a, aw = gens["host"].generate(music, text, table(6, eta=eta), seed=4, **kwargs)
+            b, bw = gens["device"].generate(music, text, table(6, eta=eta), seed=4, **kwargs)
+            np.testing.assert_allclose(bw, aw, rtol=0, atol=1e-5)
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+    # An unmasked call after a masked one keeps nothing of the old mask.
+    c, _ = gens["device"].generate(music, text, table(6), seed=4)
+    d, _ = gens["host"].generate(music, text, table(6), seed=4)
+    np.testing.assert_allclose(c, d, rtol=0, atol=1e-5)
+
+
+def test_device_loop_reuses_its_buffers_and_survives_a_cancel(onnx_path, normalizer) -> None:
+    gen = generators(engine_model(onnx_path, normalizer))["device"]
+    assert gen.device_loop
+    music, text, *_ = inputs(250, seed=14)
+    a, _ = gen.generate(music, text, table(5), seed=1)
+    allocations = gen.allocations
+    b, _ = gen.generate(music, text, table(5), seed=1)
+    assert gen.allocations == allocations
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(gcdance.EngineError, match="cancelled after step 2"):
+        gen.generate(music, text, table(5), seed=1, progress=lambda i, n: i < 2)
+    c, _ = gen.generate(music, text, table(5), seed=1)
+    np.testing.assert_array_equal(a, c)
+    # Another length and step count: new buffers, and back.
+    short, _ = gen.generate(music[:100], text, table(3), seed=1)
+    assert short.shape == (100, 319) and np.isfinite(short).all()
+    np.testing.assert_array_equal(gen.generate(music, text, table(5), seed=1)[0], a)
+
+
+def test_device_loop_needs_its_graphs(onnx_path, normalizer) -> None:
+    native = engine.native()
+    plain = native.Model(str(onnx_path), engine_config(normalizer), provider="cpu")
+    assert not plain.device_loop
+    with pytest.raises(gcdance.InputError, match="no update graph"):
+        native.Generator(plain, device_loop=True)
+    cfg = engine_config(normalizer)
+    cfg.update_graph = build_update_graph(cfg.dim, cfg.window, cfg.hop)
+    with pytest.raises(gcdance.InputError, match="both its update graph and its upload graph"):
+        native.Model(str(onnx_path), cfg, provider="cpu")
+    with pytest.raises(gcdance.InputError, match="CUDA graphs need the 'cuda' or 'tensorrt'"):
+        native.Model(str(onnx_path), with_device_loop(engine_config(normalizer)),
+                     provider="cpu", cuda_graph=True)
+    with pytest.raises(gcdance.InputError, match="CUDA graphs replay the device loop"):
+        native.Model(str(onnx_path), engine_config(normalizer), provider="cpu", cuda_graph=True)
 
 
 def test_seeded_generation_is_deterministic_and_reuses_buffers(onnx_path, normalizer) -> None:
@@ -189,19 +283,20 @@ def test_seeded_generation_is_deterministic_and_reuses_buffers(onnx_path, normal
     assert np.isfinite(d).all()
 
 
-def test_threads_generate_at_once(onnx_path, normalizer, concurrently) -> None:
+@pytest.mark.parametrize("device_loop", [False, True])
+def test_threads_generate_at_once(onnx_path, normalizer, concurrently, device_loop) -> None:
     native = engine_model(onnx_path, normalizer)
     music, text, *_ = inputs(200, seed=2)
     want, _ = engine.native().Generator(native).generate(music, text, table(5), seed=9)
 
     def work() -> list[np.ndarray]:
-        gen = engine.native().Generator(native)
+        gen = engine.native().Generator(native, device_loop=device_loop)
         return [gen.generate(music, text, table(5), seed=9)[0] for _ in range(3)]
 
     results = [r for rs in concurrently(work, 3) for r in rs]
     assert len(results) == 9
     for r in results:
-        np.testing.assert_array_equal(r, want)
+        np.testing.assert_allclose(r, want, rtol=0, atol=0 if not device_loop else 1e-5)
 
 
 def test_one_generator_refuses_a_second_thread(onnx_path, normalizer) -> None:
@@ -260,18 +355,29 @@ def test_bad_requests_raise_clear_errors(onnx_path, normalizer) -> None:
 
 
 @pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
-def test_gpu_parity(model, onnx_path, normalizer, provider: str) -> None:
-    """Where a GPU provider exists, the engine on it matches the reference (TF32 off)."""
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_gpu_parity(model, onnx_path, normalizer, provider: str, cuda_graph: bool) -> None:
+    """Where a GPU provider exists, both loops on it match the reference (TF32 off), the
+    device loop also with CUDA graphs, and repeated calls replay the same numbers."""
     if provider not in engine.available_providers():
         pytest.skip(f"no {provider} provider in this ONNX Runtime "
                     f"({', '.join(engine.available_providers())}): install onnxruntime-gpu "
                     "on a machine with an NVIDIA GPU")
     frames = 240
-    music, text, x_T, z, _ = inputs(frames, seed=11)
-    _, want_windows = reference(model, music, text, x_T, z, None, normalizer)
-    native = engine.native()
-    cfg = engine_config(normalizer)
+    music, text, x_T, z, zq = inputs(frames, seed=11, masked=True)
+    known = np.clip(np.random.default_rng(5).standard_normal((frames, 319)) * 0.3, -1,
+                    1).astype(np.float32)
+    mask = masks.resolve(masks.joints("body"), FINEDANCE, frames)
     options = {"use_tf32": "0"} if provider == "cuda" else {}
-    gpu = native.Model(str(onnx_path), cfg, provider=provider, provider_options=options)
-    got, windows = native.Generator(gpu).generate(music, text, table(), x_T=x_T, z=z)
-    assert_parity(got, windows, want_windows, normalizer)
+    gpu = engine_model(onnx_path, normalizer, provider=provider, provider_options=options,
+                       cuda_graph=cuda_graph)
+    gens = generators(gpu)
+    if cuda_graph:
+        del gens["host"]  # CUDA graphs replay the device loop only
+    for masked in ({}, {"known": known, "mask": mask, "zq": zq}):
+        _, want_windows = reference(model, music, text, x_T, z, masked.get("zq"), normalizer,
+                                    known=masked.get("known"), mask=masked.get("mask"))
+        for gen in gens.values():
+            for _ in range(3):  # warm-up, capture, replay
+                got, windows = gen.generate(music, text, table(), x_T=x_T, z=z, **masked)
+                assert_parity(got, windows, want_windows, normalizer)

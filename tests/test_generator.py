@@ -61,6 +61,34 @@ def test_split_graphs_give_the_single_graph_result(generator: gcdance.Generator)
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+def test_device_loop_gives_the_host_loop_result(generator: gcdance.Generator) -> None:
+    """loop='device' (the step math as an ONNX graph beside the network) on the CPU."""
+    device = gcdance.Generator(generator.bundle, device="cpu", threads=1, loop="device")
+    assert generator.loop == "host" and device.loop == "device"
+    audio = clicks(7.0)
+    a = generator.generate(audio, "Korean", seed=3, steps=6, eta=1.0)
+    b = device.generate(audio, "Korean", seed=3, steps=6, eta=1.0)
+    assert b.settings["loop"] == "device"
+    np.testing.assert_allclose(b.motion, a.motion, rtol=0, atol=1e-4)
+    keep = masks.joints("hands") | masks.frames(30, 60)
+    ea = generator.edit(audio, "Jazz", reference=a, keep=keep, seed=2, steps=5)
+    eb = device.edit(audio, "Jazz", reference=a, keep=keep, seed=2, steps=5)
+    np.testing.assert_allclose(eb.motion, ea.motion, rtol=0, atol=1e-4)
+
+
+def test_loop_choices_are_checked(bundle: Path) -> None:
+    from gcdance.generator import pick_loop
+
+    assert pick_loop("auto", "cpu") == "host"
+    assert pick_loop("auto", "cuda") == pick_loop("AUTO", "tensorrt", True) == "device"
+    with pytest.raises(gcdance.InputError, match="unknown loop 'gpu'"):
+        gcdance.Generator(bundle, device="cpu", loop="gpu")
+    with pytest.raises(gcdance.InputError, match="cuda_graph=True needs provider"):
+        gcdance.Generator(bundle, device="cpu", cuda_graph=True)
+    with pytest.raises(gcdance.InputError, match="replays the device loop"):
+        pick_loop("host", "cuda", cuda_graph=True)
+
+
 def test_start_and_duration_select_the_segment(generator: gcdance.Generator) -> None:
     dance = generator.generate(clicks(9.0), "Breaking", steps=4, start=2.0, duration=3.5)
     assert dance.motion.shape[0] == 105

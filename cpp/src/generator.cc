@@ -46,6 +46,26 @@ void CheckInput(const TensorInfo& info, size_t rank, int64_t last, const std::st
   }
 }
 
+// Music windows (reflect-padded past the song) into rows 0..W-1 of `out` (2W, L, music_dim),
+// repeated in rows W..2W-1 for the unconditional half of the batch.
+void FillMusic(const float* music, int64_t frames, int64_t W, const ModelConfig& c, float* out) {
+  const size_t md = size_t(c.music_dim), L = size_t(c.window);
+  for (int64_t w = 0; w < W; ++w) {
+    for (size_t f = 0; f < L; ++f) {
+      const int64_t src = ReflectIndex(w * c.hop + int64_t(f), frames);
+      std::memcpy(out + (size_t(w) * L + f) * md, music + size_t(src) * md, md * sizeof(float));
+    }
+  }
+  std::memcpy(out + size_t(W) * L * md, out, size_t(W) * L * md * sizeof(float));
+}
+
+// `rows` copies of one row of `cols` floats.
+void FillRows(const float* row, int64_t cols, int64_t rows, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(out + size_t(r * cols), row, size_t(cols) * sizeof(float));
+  }
+}
+
 }  // namespace
 
 void NormalNoise::Fill(float* out, size_t n) {
@@ -113,13 +133,24 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
                        Num(c.dim) + " dims");
     }
   }
+  const bool loop_graphs = !c.update_graph.empty();
+  if (loop_graphs != !c.upload_graph.empty()) {
+    throw InputError("the device loop needs both its update graph and its upload graph "
+                     "(gcdance.update_graph), or neither");
+  }
+  if (session.cuda_graph && !loop_graphs) {
+    throw InputError("CUDA graphs replay the device loop: give the model its update and upload "
+                     "graphs (gcdance.Generator(loop='device', cuda_graph=True))");
+  }
   ort_ = std::make_shared<OrtModel>(onnx_path, session);
+  SessionConfig once = session;  // sessions run once per generation: never captured
+  once.cuda_graph = false;
   const bool split = !c.condition_path.empty();
   if (split) {
     if (c.cache_dim < 1) {
       throw InputError("split graphs need a positive cache_dim, got " + Num(c.cache_dim));
     }
-    condition_ = std::make_shared<OrtModel>(c.condition_path, session);
+    condition_ = std::make_shared<OrtModel>(c.condition_path, once);
   }
   ix = ort_->input_index(c.input_x);
   it = ort_->input_index(c.input_t);
@@ -176,11 +207,37 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
   if (ort_->outputs()[ox0].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
     throw Error(what + " output '" + c.output_x0 + "' must be float32");
   }
+  if (loop_graphs) {
+    for (size_t i : {it, icond}) {
+      if (in[i].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+        throw Error("the device loop feeds the " + what + "'s '" + in[i].name +
+                    "' as float32, but it is " + TypeName(in[i].type) +
+                    "; use the host loop (loop='host')");
+      }
+    }
+    // The update and upload graphs run on the CUDA provider beside a TensorRT denoiser, every
+    // node on the GPU: a node ONNX Runtime would run on the CPU (and copy for) is an error.
+    SessionConfig loop = session;
+    if (ort_->provider() == "tensorrt") loop.provider = "cuda";
+    if (ort_->provider() != "cpu") loop.session_entries["session.disable_cpu_ep_fallback"] = "1";
+    try {
+      update_ = std::make_shared<OrtModel>("<update graph>", c.update_graph, loop);
+      loop.cuda_graph = false;
+      upload_ = std::make_shared<OrtModel>("<upload graph>", c.upload_graph, loop);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (the device loop's graphs must run wholly on the '" +
+                  loop.provider + "' provider; use the host loop, loop='host', meanwhile)");
+    }
+  }
 }
 
-Generator::Generator(std::shared_ptr<Model> model)
+Generator::Generator(std::shared_ptr<Model> model, bool device_loop)
     : model_(std::move(model)), binding_(model_->ort()) {
-  if (model_->split()) condition_ = std::make_unique<Binding>(model_->condition());
+  if (device_loop) {
+    device_ = std::make_unique<DeviceLoop>(model_);
+  } else if (model_->split()) {
+    condition_ = std::make_unique<Binding>(model_->condition());
+  }
 }
 
 WindowPlan Generator::Plan(int64_t frames) const {
@@ -193,6 +250,20 @@ void Generator::Reserve(int64_t num_windows) {
   num_windows_ = -1;  // set again only once every buffer matches
   const ModelConfig& c = model_->config();
   const int64_t W = num_windows, L = c.window, B = 2 * num_windows;
+  const size_t n = size_t(W * L * c.dim);
+  auto size = [&](auto* v, size_t count) {
+    if (v->capacity() < count) ++allocations_;
+    v->assign(count, 0);
+  };
+  size(&x_, n);
+  size(&known_, n);
+  size(&mask_, n);
+  anchors_.assign(size_t(W) * c.anchor_dims.size(), 0.0f);
+  if (device_) {  // the DeviceLoop holds the rest
+    num_windows_ = num_windows;
+    return;
+  }
+  for (auto* v : {&x0_, &noise_z_, &noise_zq_}) size(v, n);
   std::vector<std::vector<int64_t>> shapes(model_->ort()->inputs().size());
   shapes[model_->ix] = {B, L, c.dim};
   shapes[model_->it] = {B};
@@ -213,14 +284,6 @@ void Generator::Reserve(int64_t num_windows) {
   binding_.Prepare(shapes);
   HostTensor& cond = binding_.input(model_->icond);
   for (int64_t b = 0; b < B; ++b) SetScalar(cond, size_t(b), b < W ? 1.0 : 0.0);
-  const size_t n = size_t(W * L * c.dim);
-  for (auto* v : {&x_, &x0_, &known_, &noise_z_, &noise_zq_}) {
-    if (v->capacity() < n) ++allocations_;
-    v->assign(n, 0.0f);
-  }
-  if (mask_.capacity() < n) ++allocations_;
-  mask_.assign(n, 0);
-  anchors_.assign(size_t(W) * c.anchor_dims.size(), 0.0f);
   num_windows_ = num_windows;  // W, as the buffers now are
 }
 
@@ -249,6 +312,20 @@ void Generator::UpdateAnchors(const float* x0, const float* add, bool masked) {
   }
 }
 
+void Generator::NetworkInput(float sab, float* xin) const {
+  const ModelConfig& c = model_->config();
+  const int64_t W = num_windows_, L = c.window, D = c.dim;
+  const size_t K = c.anchor_dims.size(), frame_dims = size_t(L * D);
+  std::memcpy(xin, x_.data(), size_t(W) * frame_dims * sizeof(float));
+  for (int64_t w = 0; w < W; ++w) {
+    for (size_t k = 0; k < K; ++k) {
+      const float shift = sab * anchors_[size_t(w) * K + k];
+      float* p = xin + size_t(w) * frame_dims + size_t(c.anchor_dims[k]);
+      for (int64_t f = 0; f < L; ++f) p[f * D] = p[f * D] - shift;
+    }
+  }
+}
+
 void Generator::Step(const float* coef, const float* z, const float* zq, bool masked,
                      bool overlap) {
   const ModelConfig& c = model_->config();
@@ -261,14 +338,7 @@ void Generator::Step(const float* coef, const float* z, const float* zq, bool ma
 
   // 0. The network's input, twice (conditional and unconditional halves), window-relative.
   float* xin = static_cast<float*>(binding_.input(model_->ix).data());
-  std::memcpy(xin, x_.data(), n * sizeof(float));
-  for (int64_t w = 0; w < W; ++w) {
-    for (size_t k = 0; k < K; ++k) {
-      const float shift = sab * anchors_[size_t(w) * K + k];
-      float* p = xin + size_t(w) * frame_dims + size_t(c.anchor_dims[k]);
-      for (int64_t f = 0; f < L; ++f) p[f * D] = p[f * D] - shift;
-    }
-  }
+  NetworkInput(sab, xin);
   std::memcpy(xin + n, xin, n * sizeof(float));
   HostTensor& t = binding_.input(model_->it);
   for (int64_t b = 0; b < 2 * W; ++b) SetScalar(t, size_t(b), coef[kTimestep]);
@@ -316,6 +386,79 @@ void Generator::Step(const float* coef, const float* z, const float* zq, bool ma
   }
 }
 
+void Generator::RunOnDevice(const GenerateRequest& req, bool masked) {
+  const ModelConfig& c = model_->config();
+  const int64_t W = num_windows_, S = req.steps, C = kScheduleColumns;
+  const size_t n = x_.size(), K = c.anchor_dims.size();
+  const bool injected = req.x_T != nullptr;
+  auto sigma = [&](int64_t s) { return req.schedule[s * C + kSigma]; };
+  // Noise slabs: 0 is zeros; injected noise has one per step, seeded noise one per step that
+  // draws it (sigma != 0), in the host loop's order so that one seed gives one dance.
+  int64_t z_slabs = 1;
+  for (int64_t s = 0; s < S; ++s) z_slabs += injected || sigma(s) != 0.0f;
+  device_->Reserve(W, S, z_slabs, masked ? S + 1 : 1);
+  DeviceLoop& loop = *device_;
+  auto f32 = [&](const char* name) { return static_cast<float*>(loop.host(name).data()); };
+  auto i64 = [&](const char* name) { return static_cast<int64_t*>(loop.host(name).data()); };
+
+  FillMusic(req.music, req.frames, W, c, f32("music"));
+  FillRows(req.text, c.text_dim, 2 * W, f32("text"));
+  bool* mask = static_cast<bool*>(loop.host("mask").data());
+  for (size_t i = 0; i < n; ++i) mask[i] = masked && mask_[i] != 0;
+  std::memcpy(f32("known"), known_.data(), n * sizeof(float));
+  if (!masked) std::memset(f32("known"), 0, n * sizeof(float));
+  float* table = f32("table");  // the last row repeated: step S - 1 reads "the next step" too
+  std::memcpy(table, req.schedule, size_t(S * C) * sizeof(float));
+  std::memcpy(table + S * C, req.schedule + (S - 1) * C, size_t(C) * sizeof(float));
+
+  NormalNoise rng(req.seed);
+  if (injected) {
+    std::memcpy(x_.data(), req.x_T, n * sizeof(float));
+  } else {
+    rng.Fill(x_.data(), n);
+  }
+  float* z = f32("z");
+  float* zq = f32("zq");
+  int64_t* index = i64("noise_index");
+  std::memset(z, 0, n * sizeof(float));
+  std::memset(zq, 0, n * sizeof(float));
+  std::fill(index, index + 2 * (S + 1), int64_t(0));
+  int64_t next_z = 1;
+  for (int64_t s = 0; s < S; ++s) {
+    if (injected || sigma(s) != 0.0f) {
+      float* slab = z + size_t(next_z) * n;
+      if (injected) {
+        std::memcpy(slab, req.z + size_t(s) * n, n * sizeof(float));
+      } else {
+        rng.Fill(slab, n);
+      }
+      index[2 * s] = next_z++;
+    }
+    if (masked) {
+      float* slab = zq + size_t(s + 1) * n;
+      if (injected) {
+        std::memcpy(slab, req.zq + size_t(s) * n, n * sizeof(float));
+      } else {
+        rng.Fill(slab, n);
+      }
+      index[2 * s + 1] = s + 1;
+    }
+  }
+
+  std::memcpy(f32("x"), x_.data(), n * sizeof(float));
+  std::memset(f32("anchors"), 0, loop.host("anchors").bytes());
+  if (K > 0) {
+    UpdateAnchors(nullptr, nullptr, masked);  // offset before step 0
+    std::memcpy(f32("anchors"), anchors_.data(), anchors_.size() * sizeof(float));
+  }
+  i64("step")[0] = 0;
+  float* x_in = f32("x_in");
+  NetworkInput(req.schedule[kSqrtAlphaBar], x_in);
+  std::memcpy(x_in + n, x_in, n * sizeof(float));
+  std::fill(f32("t"), f32("t") + 2 * W, req.schedule[kTimestep]);
+  loop.Run(req.progress, x_.data());
+}
+
 void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows,
                          std::vector<float>* motion) {
   std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
@@ -353,35 +496,6 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
   Reserve(W);
   const size_t n = size_t(W * L * D);
 
-  // Music (reflect-padded) and text, identical in both halves of the batch.
-  Binding& music_binding = model_->split() ? *condition_ : binding_;
-  float* music = static_cast<float*>(
-      music_binding.input(model_->split() ? model_->c_music : model_->imusic).data());
-  const size_t md = size_t(c.music_dim);
-  for (int64_t w = 0; w < W; ++w) {
-    for (int64_t f = 0; f < L; ++f) {
-      const int64_t src = ReflectIndex(w * c.hop + f, F);
-      std::memcpy(music + size_t(w * L + f) * md, req.music + size_t(src) * md, md * sizeof(float));
-    }
-  }
-  std::memcpy(music + size_t(W * L) * md, music, size_t(W * L) * md * sizeof(float));
-  float* text = static_cast<float*>(binding_.input(model_->itext).data());
-  for (int64_t b = 0; b < 2 * W; ++b) {
-    std::memcpy(text + size_t(b * c.text_dim), req.text, size_t(c.text_dim) * sizeof(float));
-  }
-  if (model_->split()) {
-    // The step-invariant cache, once per generation: condition(music, text, cond_mask).
-    std::memcpy(condition_->input(model_->c_text).data(), text,
-                size_t(2 * W * c.text_dim) * sizeof(float));
-    condition_->Run();
-    const HostTensor& cache = condition_->output(model_->c_out);
-    HostTensor& cache_in = binding_.input(model_->icache);
-    if (cache.bytes() != cache_in.bytes()) {
-      throw Error("the condition graph returned " + ShapeString(cache.shape()) +
-                  ", the step graph takes " + ShapeString(cache_in.shape()));
-    }
-    std::memcpy(cache_in.data(), cache.data(), cache.bytes());
-  }
   // Known motion and mask, zero-padded ("unknown") past the end.
   if (masked) {
     for (int64_t w = 0; w < W; ++w) {
@@ -400,38 +514,61 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
       }
     }
   }
-
-  NormalNoise rng(req.seed);
-  if (req.x_T != nullptr) {
-    std::memcpy(x_.data(), req.x_T, n * sizeof(float));
+  if (device_) {
+    RunOnDevice(req, masked);
   } else {
-    rng.Fill(x_.data(), n);
-  }
-  if (!c.anchor_dims.empty()) UpdateAnchors(nullptr, nullptr, masked);  // offset before step 0
+    // Music (reflect-padded) and text, identical in both halves of the batch.
+    Binding& music_binding = model_->split() ? *condition_ : binding_;
+    FillMusic(req.music, F, W, c,
+              static_cast<float*>(
+                  music_binding.input(model_->split() ? model_->c_music : model_->imusic).data()));
+    float* text = static_cast<float*>(binding_.input(model_->itext).data());
+    FillRows(req.text, c.text_dim, 2 * W, text);
+    if (model_->split()) {
+      // The step-invariant cache, once per generation: condition(music, text, cond_mask).
+      std::memcpy(condition_->input(model_->c_text).data(), text,
+                  size_t(2 * W * c.text_dim) * sizeof(float));
+      condition_->Run();
+      const HostTensor& cache = condition_->output(model_->c_out);
+      HostTensor& cache_in = binding_.input(model_->icache);
+      if (cache.bytes() != cache_in.bytes()) {
+        throw Error("the condition graph returned " + ShapeString(cache.shape()) +
+                    ", the step graph takes " + ShapeString(cache_in.shape()));
+      }
+      std::memcpy(cache_in.data(), cache.data(), cache.bytes());
+    }
 
-  for (int64_t s = 0; s < req.steps; ++s) {
-    const float* coef = req.schedule + s * kScheduleColumns;
-    const float* z = nullptr;
-    const float* zq = nullptr;
+    NormalNoise rng(req.seed);
     if (req.x_T != nullptr) {
-      z = req.z + size_t(s) * n;
-      zq = masked ? req.zq + size_t(s) * n : nullptr;
+      std::memcpy(x_.data(), req.x_T, n * sizeof(float));
     } else {
-      if (coef[kSigma] != 0.0f) {
-        rng.Fill(noise_z_.data(), n);
-        z = noise_z_.data();
-      }
-      if (masked) {
-        rng.Fill(noise_zq_.data(), n);
-        zq = noise_zq_.data();
-      }
+      rng.Fill(x_.data(), n);
     }
-    Step(coef, z, zq, masked, W > 1);
-    if (req.progress && !req.progress(s + 1, req.steps)) {
-      throw Error("generation cancelled after step " + Num(s + 1) + " of " + Num(req.steps));
+    if (!c.anchor_dims.empty()) UpdateAnchors(nullptr, nullptr, masked);  // offset before step 0
+
+    for (int64_t s = 0; s < req.steps; ++s) {
+      const float* coef = req.schedule + s * kScheduleColumns;
+      const float* z = nullptr;
+      const float* zq = nullptr;
+      if (req.x_T != nullptr) {
+        z = req.z + size_t(s) * n;
+        zq = masked ? req.zq + size_t(s) * n : nullptr;
+      } else {
+        if (coef[kSigma] != 0.0f) {
+          rng.Fill(noise_z_.data(), n);
+          z = noise_z_.data();
+        }
+        if (masked) {
+          rng.Fill(noise_zq_.data(), n);
+          zq = noise_zq_.data();
+        }
+      }
+      Step(coef, z, zq, masked, W > 1);
+      if (req.progress && !req.progress(s + 1, req.steps)) {
+        throw Error("generation cancelled after step " + Num(s + 1) + " of " + Num(req.steps));
+      }
     }
   }
-
   if (windows != nullptr) windows->assign(x_.begin(), x_.end());
   if (motion == nullptr) return;
   const bool has_norm = !c.norm_center.empty();

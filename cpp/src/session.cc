@@ -56,6 +56,8 @@ void AppendCuda(Ort::SessionOptions& so, const SessionConfig& config) {
   for (const auto& [k, v] : config.provider_options) {
     if (k.rfind("trt_", 0) != 0) merged[k] = v;
   }
+  // The CUDA provider captures graphs only when it runs the whole model (not behind TensorRT).
+  if (config.cuda_graph && Lower(config.provider) == "cuda") merged["enable_cuda_graph"] = "1";
   KeyValues kv(merged);
   Ort::ThrowOnError(api.UpdateCUDAProviderOptions(options, kv.key_ptrs.data(),
                                                   kv.value_ptrs.data(), kv.keys.size()));
@@ -72,6 +74,7 @@ void AppendTensorRT(Ort::SessionOptions& so, const SessionConfig& config) {
   for (const auto& [k, v] : config.provider_options) {
     if (k.rfind("trt_", 0) == 0) merged[k] = v;
   }
+  if (config.cuda_graph) merged["trt_cuda_graph_enable"] = "1";
   KeyValues kv(merged);
   Ort::ThrowOnError(api.UpdateTensorRTProviderOptions(options, kv.key_ptrs.data(),
                                                       kv.value_ptrs.data(), kv.keys.size()));
@@ -172,10 +175,24 @@ HostTensor::HostTensor(ONNXTensorElementDataType type, std::vector<int64_t> shap
 }
 
 OrtModel::OrtModel(const std::string& model_path, const SessionConfig& config)
-    : model_path_(model_path), provider_(Lower(config.provider)) {
+    : model_path_(model_path) {
   if (!std::ifstream(model_path).good()) {
     throw InputError("model file not found or unreadable: '" + model_path + "'");
   }
+  Create(config, nullptr);
+}
+
+OrtModel::OrtModel(const std::string& name, const std::string& model_bytes,
+                   const SessionConfig& config)
+    : model_path_(name) {
+  if (model_bytes.empty()) throw InputError("the serialized model '" + name + "' is empty");
+  Create(config, &model_bytes);
+}
+
+void OrtModel::Create(const SessionConfig& config, const std::string* model_bytes) {
+  provider_ = Lower(config.provider);
+  device_id_ = config.device_id;
+  cuda_graph_ = config.cuda_graph;
   if (config.intra_op_threads < 0 || config.inter_op_threads < 0) {
     throw InputError("thread counts must be >= 0 (0 = ONNX Runtime's default); got intra_op=" +
                      std::to_string(config.intra_op_threads) +
@@ -189,6 +206,9 @@ OrtModel::OrtModel(const std::string& model_path, const SessionConfig& config)
   so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
   so.AddConfigEntry("session.intra_op.allow_spinning", config.allow_spinning ? "1" : "0");
   so.AddConfigEntry("session.inter_op.allow_spinning", config.allow_spinning ? "1" : "0");
+  for (const auto& [key, value] : config.session_entries) {
+    so.AddConfigEntry(key.c_str(), value.c_str());
+  }
 
   static const std::map<std::string, std::string> kProviderNames = {
       {"cpu", "CPUExecutionProvider"},
@@ -205,13 +225,20 @@ OrtModel::OrtModel(const std::string& model_path, const SessionConfig& config)
                         RuntimeLibraryPath() + " (available: " + ProvidersString() +
                         "); for GPUs install onnxruntime-gpu instead of onnxruntime");
   }
+  if (cuda_graph_ && provider_ == "cpu") {
+    throw InputError("CUDA graphs need the 'cuda' or 'tensorrt' provider, not 'cpu'");
+  }
   try {
     if (provider_ == "tensorrt") AppendTensorRT(so, config);
     if (provider_ == "tensorrt" || provider_ == "cuda") AppendCuda(so, config);
-    session_ = Ort::Session(env, model_path.c_str(), so);
+    if (model_bytes != nullptr) {
+      session_ = Ort::Session(env, model_bytes->data(), model_bytes->size(), so);
+    } else {
+      session_ = Ort::Session(env, model_path_.c_str(), so);
+    }
   } catch (const Ort::Exception& e) {
-    throw Error("could not create an ONNX Runtime session for '" + model_path + "' on provider '" +
-                provider_ + "': " + e.what());
+    throw Error("could not create an ONNX Runtime session for '" + model_path_ +
+                "' on provider '" + provider_ + "': " + e.what());
   }
   inputs_ = ReadInfos(session_, true);
   outputs_ = ReadInfos(session_, false);

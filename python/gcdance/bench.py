@@ -11,7 +11,11 @@ schedule table, music features, control embedding and injected noise, in one pro
   threads do by default (``allow_spinning``; ``--no-spin`` turns it off). With the bundle's
   split graphs (default; ``--single-graph`` turns them off) the music-dependent cache is
   computed once per generation and only the step graph runs per step: the same model and
-  numbers, less work per step.
+  numbers, less work per step. ``loop`` picks where the step math runs (``auto``: the device
+  loop on GPUs, the host loop on the CPU; ``gcdance.update_graph``); ``cuda_graph`` replays
+  captured GPU steps. On CUDA the engine runs with ``use_tf32=0`` and, when this torch has
+  CUDA, the PyTorch reference runs on the same GPU with TF32 off (else on the CPU, reported as
+  ``torch_device``).
 
 Each sampler first runs a 2-step warm-up, then ``repeat`` timed runs; the median is reported.
 ``max_abs_diff`` compares the final windows in normalized space (the sampling loops);
@@ -91,12 +95,13 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                   threads: int | None = None, seed: int = 0, repeat: int = 3,
                   provider: str = "cpu", torch_reference: bool = True,
-                  allow_spinning: bool = True, split: bool = True,
+                  allow_spinning: bool = True, split: bool = True, loop: str = "auto",
+                  cuda_graph: bool = False,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
     from .bundle import load_bundle
     from .engine import native, runtime_info
-    from .generator import engine_config, engine_graph, schedule_array
+    from .generator import engine_config, engine_graph, pick_loop, schedule_array
     from .stitching import plan_windows
 
     log = log or (lambda _m: None)
@@ -127,10 +132,14 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         noise["z"] = (rng.standard_normal((steps, *shape)) if np.any(table["sigma"])
                       else np.zeros((steps, *shape))).astype(np.float32)
 
-    model = native().Model(str(engine_graph(bundle, split)), engine_config(bundle, split),
+    loop = pick_loop(loop, provider, cuda_graph)
+    options = {"use_tf32": "0"} if provider == "cuda" else {}  # parity: full fp32 matmuls
+    model = native().Model(str(engine_graph(bundle, split)),
+                           engine_config(bundle, split, device_loop=loop == "device"),
                            provider=provider, intra_op_threads=threads,
-                           allow_spinning=allow_spinning)
-    gen = native().Generator(model)
+                           allow_spinning=allow_spinning, provider_options=options,
+                           cuda_graph=cuda_graph)
+    gen = native().Generator(model, device_loop=loop == "device")
     log(f"engine: warm-up, then {repeat} x {steps} steps over {plan.num_windows} window(s)")
     warm = {k: (v[:2] if k == "z" else v) for k, v in noise.items()}
     gen.generate(music, text, rows[:2], seed=seed, **warm)
@@ -142,6 +151,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         "frames": frames, "seconds": frames / bundle.fps, "windows": plan.num_windows,
         "steps": steps, "threads": threads, "repeat": repeat,
         "allow_spinning": allow_spinning, "split_graphs": bool(model.split),
+        "loop": loop, "cuda_graph": cuda_graph, "provider_options": options,
         "torch_ms": None, "engine_ms": round(engine_ms, 1), "speedup": None,
         "max_abs_diff": None, "max_abs_diff_stitched": None,
         "onnxruntime": runtime_info()["onnxruntime_version"],
@@ -166,11 +176,18 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
     torch.manual_seed(seed)  # random_bundle's construction: the same weights
     tmodel = build_denoiser(config).eval()
     result["parameters"] = count_parameters(tmodel)
+    # On a GPU the fair baseline is PyTorch on the same GPU (TF32 off, as the engine's).
+    torch_device = "cuda" if provider != "cpu" and torch.cuda.is_available() else "cpu"
+    if torch_device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        tmodel = tmodel.to(torch_device)
+    result["torch_device"] = torch_device
     last: dict[str, np.ndarray] = {}
 
     def reference(n_steps: int = steps) -> np.ndarray:
         def keep(_i: int, x: torch.Tensor) -> None:
-            last["windows"] = x.numpy().copy()
+            last["windows"] = x.cpu().numpy().copy()
 
         with torch.inference_mode():
             return sample(tmodel, music, text, schedule=table if n_steps == steps else
@@ -181,7 +198,14 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
 
     log(f"PyTorch: warm-up, then {repeat} x {steps} steps")
     reference(2)
-    torch_ms, ref_motion = _timed(reference, repeat)
+
+    def timed_reference() -> np.ndarray:
+        out = reference()
+        if torch_device == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    torch_ms, ref_motion = _timed(timed_reference, repeat)
     result.update(
         torch_ms=round(torch_ms, 1), speedup=round(torch_ms / engine_ms, 2),
         max_abs_diff=float(np.abs(eng_windows - last["windows"]).max()),

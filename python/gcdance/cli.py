@@ -135,6 +135,10 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="model bundle (default: the bundled default model)")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    p.add_argument("--loop", default="auto", choices=("auto", "host", "device"),
+                   help="where the step math runs (auto: device loop on GPUs, host on the CPU)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="capture and replay the GPU steps (cuda/tensorrt)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
 
 
@@ -170,7 +174,8 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
 def _generator(args: argparse.Namespace) -> Any:
     from .generator import Generator
 
-    return Generator(args.bundle, provider=args.provider, threads=args.threads)
+    return Generator(args.bundle, provider=args.provider, threads=args.threads, loop=args.loop,
+                     cuda_graph=args.cuda_graph)
 
 
 def _write(args: argparse.Namespace, dance: Any) -> None:
@@ -252,6 +257,10 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                    help="run the whole denoiser every step (default: the split graphs)")
     p.add_argument("--no-spin", action="store_true",
                    help="engine threads sleep between operators (default: spin, as PyTorch's)")
+    p.add_argument("--loop", default="auto", choices=("auto", "host", "device"),
+                   help="where the step math runs (auto: device loop on GPUs, host on the CPU)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="capture and replay the GPU steps (cuda/tensorrt, device loop)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
@@ -264,6 +273,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                            threads=args.threads, repeat=args.repeat, provider=args.provider,
                            torch_reference=not args.no_torch,
                            allow_spinning=not args.no_spin, split=not args.single_graph,
+                           loop=args.loop, cuda_graph=args.cuda_graph,
                            log=lambda m: _say(args, m))
     if args.json:
         print(json.dumps(result, indent=2))

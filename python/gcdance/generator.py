@@ -27,20 +27,38 @@ from .engine import available_providers, native
 from .errors import InputError, ProviderError
 from .schedule import TABLE_KEYS
 
-__all__ = ["Generator", "engine_config", "engine_graph", "schedule_array"]
+__all__ = ["Generator", "engine_config", "engine_graph", "pick_loop", "schedule_array"]
 
 Progress = Callable[[int, int], Any]
 """``progress(step, steps)`` after every DDIM step; returning ``False`` cancels."""
 
 _DEVICES = ("auto", "cpu", "cuda")
 _PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+_LOOPS = ("auto", "host", "device")
 
 
-def engine_config(bundle: Bundle, split: bool = True) -> Any:
+def pick_loop(loop: str, provider: str, cuda_graph: bool = False) -> str:
+    """``"host"`` or ``"device"``: where the engine's step math runs (``auto``: device on GPUs)."""
+    loop = str(loop).lower()
+    if loop not in _LOOPS:
+        raise InputError(f"unknown loop {loop!r}: use one of {', '.join(_LOOPS)}")
+    if cuda_graph and provider == "cpu":
+        raise InputError("cuda_graph=True needs provider 'cuda' or 'tensorrt' (CUDA graphs "
+                         "replay GPU work); this generator runs on the CPU")
+    if loop == "auto":
+        return "host" if provider == "cpu" else "device"
+    if cuda_graph and loop == "host":
+        raise InputError("cuda_graph=True replays the device loop: use loop='device' or 'auto'")
+    return loop
+
+
+def engine_config(bundle: Bundle, split: bool = True, device_loop: bool = False) -> Any:
     """The engine's ``ModelConfig`` for a bundle (everything comes from its manifest).
 
     With ``split`` and a bundle that has split graphs, the engine computes the step-invariant
     cache once per generation (``condition.onnx``) and runs ``denoiser_step.onnx`` per step.
+    With ``device_loop`` it also carries the device loop's graphs (:mod:`gcdance.update_graph`),
+    built from the same manifest values.
     """
     cfg = native().ModelConfig()
     cfg.dim, cfg.music_dim, cfg.text_dim = bundle.dim, bundle.music_dim, bundle.text_dim
@@ -61,6 +79,12 @@ def engine_config(bundle: Bundle, split: bool = True) -> Any:
         (cfg.output_cache,) = graphs.condition_outputs
         known = {cfg.input_x, cfg.input_t, cfg.input_text, cfg.input_cond}
         (cfg.input_cache,) = [n for n in graphs.step_inputs if n not in known]
+    if device_loop:
+        from .update_graph import build_update_graph, build_upload_graph
+
+        cfg.update_graph = build_update_graph(cfg.dim, cfg.window, cfg.hop, cfg.anchor_dims,
+                                              cfg.anchor_zero)
+        cfg.upload_graph = build_upload_graph()
     return cfg
 
 
@@ -111,19 +135,30 @@ class Generator:
         provider_options: extra CUDA/TensorRT provider options (e.g. ``trt_fp16_enable``).
         split: use the bundle's split graphs when it has them (the music-dependent cache is
             computed once per generation instead of every step; same results).
+        loop: where the step math runs between network calls: ``"host"`` (C++ on the CPU),
+            ``"device"`` (an ONNX graph beside the network, the state kept in the provider's
+            memory: no host-device copy inside the loop) or ``"auto"`` (device on GPUs, host on
+            the CPU). Both give the same numbers (``gcdance.update_graph``).
+        cuda_graph: capture each step's GPU work once and replay it (CUDA/TensorRT, device
+            loop; the capture is per number of windows, steps and noise slabs).
     """
 
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None,
                  device: str = "auto", provider: str = "auto", *, threads: int = 0,
                  allow_spinning: bool = False,
-                 provider_options: dict[str, str] | None = None, split: bool = True) -> None:
+                 provider_options: dict[str, str] | None = None, split: bool = True,
+                 loop: str = "auto", cuda_graph: bool = False) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.provider = _pick_provider(device, provider)
+        self.loop = pick_loop(loop, self.provider, bool(cuda_graph))
+        self.cuda_graph = bool(cuda_graph)
         self._model = native().Model(
-            str(engine_graph(self.bundle, split)), engine_config(self.bundle, split),
+            str(engine_graph(self.bundle, split)),
+            engine_config(self.bundle, split, device_loop=self.loop == "device"),
             provider=self.provider,
             intra_op_threads=int(threads), allow_spinning=bool(allow_spinning),
-            provider_options={str(k): str(v) for k, v in (provider_options or {}).items()})
+            provider_options={str(k): str(v) for k, v in (provider_options or {}).items()},
+            cuda_graph=self.cuda_graph)
         self._local = threading.local()
         self._wav2clip: Any = None
         self._lock = threading.Lock()
@@ -132,7 +167,8 @@ class Generator:
     def _engine(self) -> Any:
         gen = getattr(self._local, "generator", None)
         if gen is None:
-            gen = self._local.generator = native().Generator(self._model)
+            gen = self._local.generator = native().Generator(
+                self._model, device_loop=self.loop == "device")
         return gen
 
     def _encoder(self) -> Any:
@@ -196,7 +232,7 @@ class Generator:
         return Dance(motion, layout=self.bundle.layout, fps=self.bundle.fps, genre=genre,
                      genre_probs=probs, prompt=prompt, seed=int(seed), audio=info,
                      settings={"steps": int(table.shape[0]), "bundle": str(self.bundle.path),
-                               "provider": self.provider, **settings})
+                               "provider": self.provider, "loop": self.loop, **settings})
 
     # ---------------------------------------------------------------------------- public
     def generate(self, audio: Any, prompt: str = "energetic hip-hop with sharp arm hits", *,
@@ -254,5 +290,5 @@ class Generator:
 
     def __repr__(self) -> str:
         return (f"Generator(bundle={str(self.bundle.path)!r}, provider={self.provider!r}, "
-                f"dataset={self.bundle.dataset!r})")
+                f"loop={self.loop!r}, dataset={self.bundle.dataset!r})")
 

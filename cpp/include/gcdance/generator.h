@@ -3,6 +3,7 @@
 // the reference sampler's (training/sampler.py, module docstring), operation for operation.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "gcdance/device_loop.h"
 #include "gcdance/motion_math.h"
 #include "gcdance/session.h"
 
@@ -40,6 +42,9 @@ struct ModelConfig {
   std::vector<double> norm_center, norm_half_range;
   int64_t rot_start = 7;    // first 6D rotation dim
   int64_t num_joints = 52;  // number of 6D blocks
+  // Device loop (optional): the serialized update and upload graphs of gcdance.update_graph,
+  // built for this configuration. Both or neither.
+  std::string update_graph, upload_graph;
 };
 
 class Model {
@@ -49,6 +54,11 @@ class Model {
   const std::shared_ptr<OrtModel>& ort() const { return ort_; }
   const std::shared_ptr<OrtModel>& condition() const { return condition_; }  // null: one graph
   bool split() const { return condition_ != nullptr; }
+  // Device loop sessions (null without the graphs): on the CUDA provider for GPU models.
+  const std::shared_ptr<OrtModel>& update() const { return update_; }
+  const std::shared_ptr<OrtModel>& upload() const { return upload_; }
+  bool device_loop() const { return update_ != nullptr; }
+  int64_t NextGraphId() { return ++graph_ids_; }  // CUDA graph ids, unique per Model
   // Input positions in the main graph: x_t, t, text_emb, cond_mask, and music (one graph) or
   // cond_cache (split); output x0. In the condition graph: music, text_emb, cond_mask -> cache.
   size_t ix = 0, it = 0, imusic = 0, itext = 0, icond = 0, icache = 0, ox0 = 0;
@@ -56,7 +66,8 @@ class Model {
 
  private:
   ModelConfig config_;
-  std::shared_ptr<OrtModel> ort_, condition_;
+  std::shared_ptr<OrtModel> ort_, condition_, update_, upload_;
+  std::atomic<int64_t> graph_ids_{0};
 };
 
 // Columns of the schedule table (gcdance.schedule.TABLE_KEYS), one row per step.
@@ -100,14 +111,16 @@ class NormalNoise {
 
 // Generates with one Model. Buffers are sized once per number of windows and reused. One
 // Generator serves one thread at a time (a second concurrent call is refused with an error);
-// use one per thread: they may share the Model.
+// use one per thread: they may share the Model. With `device_loop` the steps run in a
+// DeviceLoop (state in the provider's memory), otherwise in C++ on the host.
 class Generator {
  public:
-  explicit Generator(std::shared_ptr<Model> model);
+  explicit Generator(std::shared_ptr<Model> model, bool device_loop = false);
   Generator(const Generator&) = delete;
   Generator& operator=(const Generator&) = delete;
 
   const Model& model() const { return *model_; }
+  bool device_loop() const { return device_ != nullptr; }
 
   // Runs the whole loop. `windows` (optional) receives the final x0 windows (W, L, dim) and
   // `motion` the stitched sequence (frames, dim), both normalized.
@@ -116,17 +129,23 @@ class Generator {
   WindowPlan Plan(int64_t frames) const;
   // Buffer allocations so far (engine vectors and ORT bindings).
   size_t allocations() const {
-    return allocations_ + binding_.allocations() + (condition_ ? condition_->allocations() : 0);
+    return allocations_ + binding_.allocations() + (condition_ ? condition_->allocations() : 0) +
+           (device_ ? device_->allocations() : 0);
   }
 
  private:
   void Reserve(int64_t num_windows);
   void Step(const float* c, const float* z, const float* zq, bool masked, bool overlap);
   void UpdateAnchors(const float* x0, const float* add, bool masked);
+  // Step 0: the network input (x with the window starts removed on the anchor dims), (W, L, D).
+  void NetworkInput(float sqrt_alpha_bar, float* x_in) const;
+  // The device loop's generation: uploads, steps, and the final windows into x_.
+  void RunOnDevice(const GenerateRequest& req, bool masked);
 
   std::shared_ptr<Model> model_;
   Binding binding_;
   std::unique_ptr<Binding> condition_;  // split graphs only
+  std::unique_ptr<DeviceLoop> device_;  // device loop only
   std::mutex busy_;
   int64_t num_windows_ = -1;
   size_t allocations_ = 0;

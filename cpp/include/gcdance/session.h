@@ -22,6 +22,10 @@ struct SessionConfig {
   bool allow_spinning = false;   // spinning lowers latency but burns a shared machine's cores
   int device_id = 0;
   std::map<std::string, std::string> provider_options;  // passed to the CUDA/TensorRT provider
+  // CUDA graphs (CUDA/TensorRT only): the provider captures a Run over fixed device buffers
+  // and replays it (enable_cuda_graph / trt_cuda_graph_enable); see DeviceLoop.
+  bool cuda_graph = false;
+  std::map<std::string, std::string> session_entries;  // extra session config entries
 };
 
 struct TensorInfo {
@@ -64,6 +68,8 @@ std::string ShapeString(const std::vector<int64_t>& shape);
 class OrtModel {
  public:
   OrtModel(const std::string& model_path, const SessionConfig& config);
+  // From a serialized model in memory; `name` stands for the path in messages.
+  OrtModel(const std::string& name, const std::string& model_bytes, const SessionConfig& config);
   OrtModel(const OrtModel&) = delete;
   OrtModel& operator=(const OrtModel&) = delete;
 
@@ -71,14 +77,20 @@ class OrtModel {
   const std::vector<TensorInfo>& outputs() const { return outputs_; }
   const std::string& provider() const { return provider_; }
   const std::string& model_path() const { return model_path_; }
+  int device_id() const { return device_id_; }
+  bool cuda_graph() const { return cuda_graph_; }
   Ort::Session& session() { return session_; }
   // Index of the input/output called `name`; throws InputError naming the model's names.
   size_t input_index(const std::string& name) const;
   size_t output_index(const std::string& name) const;
 
  private:
+  void Create(const SessionConfig& config, const std::string* model_bytes);
+
   std::string model_path_;
   std::string provider_;
+  int device_id_ = 0;
+  bool cuda_graph_ = false;
   Ort::Session session_{nullptr};
   std::vector<TensorInfo> inputs_, outputs_;
 };

@@ -1,0 +1,76 @@
+// The device loop: the sampling state lives in the memory the provider computes in (GPU memory
+// on CUDA and TensorRT, host memory on the CPU provider) and every step is two ONNX Runtime runs
+// over preallocated, IoBinding-bound buffers: the denoiser, then the update graph
+// (gcdance.update_graph: guidance, clamp, root anchoring, DDIM, inpainting, window overlap and
+// the next network input, in the host loop's operation order). The host uploads everything once
+// per generation (the upload graph) and receives the final windows once (the last step's x_next
+// is bound to host memory): no host-device copy inside the loop.
+//
+// With CUDA graphs (SessionConfig::cuda_graph) the denoiser and the two ping-pong update
+// bindings each get a graph id of their own per buffer set; the provider captures them after
+// its warm-up runs and replays them. Ids are unique per Model, so Generators sharing a Model
+// never replay each other's graphs.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gcdance/session.h"
+
+namespace gcdance {
+
+class Model;
+
+// A tensor allocated once by an allocator of the provider (device memory on a GPU).
+class DeviceTensor {
+ public:
+  DeviceTensor(OrtAllocator* allocator, ONNXTensorElementDataType type,
+               std::vector<int64_t> shape);
+  Ort::Value& value() { return value_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+
+ private:
+  std::vector<int64_t> shape_;
+  Ort::Value value_{nullptr};
+};
+
+class DeviceLoop {
+ public:
+  explicit DeviceLoop(std::shared_ptr<Model> model);
+  DeviceLoop(const DeviceLoop&) = delete;
+  DeviceLoop& operator=(const DeviceLoop&) = delete;
+
+  // Sizes every buffer for W windows, S steps and the noise slabs (slab 0 is zeros); allocates
+  // only the buffers whose shape changes (and then binds everything again).
+  void Reserve(int64_t windows, int64_t steps, int64_t z_slabs, int64_t zq_slabs);
+  // The host tensor the generation fills for upload `name` (gcdance.update_graph.UPLOADS).
+  HostTensor& host(const std::string& name);
+  // Uploads, runs `steps` steps and writes the final windows (W, L, dim) to `x_out`.
+  void Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out);
+  size_t allocations() const { return allocations_; }
+
+ private:
+  DeviceTensor& Device(const std::string& name, ONNXTensorElementDataType type,
+                       std::vector<int64_t> shape);
+  void BindAll();
+  void RunBinding(Ort::IoBinding& binding, OrtModel& model, Ort::RunOptions& options);
+
+  std::shared_ptr<Model> model_;
+  std::unique_ptr<Ort::Allocator> device_allocator_;  // GPU providers; before the tensors
+  OrtAllocator* allocator_ = nullptr;
+  int64_t windows_ = -1, steps_ = -1, z_slabs_ = -1, zq_slabs_ = -1;
+  size_t allocations_ = 0;
+  std::map<std::string, std::unique_ptr<HostTensor>> host_;
+  std::map<std::string, std::unique_ptr<DeviceTensor>> device_;
+  std::unique_ptr<HostTensor> x_host_;  // the last step's x_next
+  std::unique_ptr<Ort::IoBinding> upload_, condition_, denoiser_, update_[2], last_;
+  Ort::RunOptions plain_, denoiser_options_, update_options_[2];
+};
+
+}  // namespace gcdance

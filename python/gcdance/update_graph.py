@@ -1,0 +1,237 @@
+"""The engine's device loop: one DDIM step's update as an ONNX graph, and an upload graph.
+
+On a GPU the engine keeps the whole sampling state in device memory. Each step is two ONNX
+Runtime calls over preallocated, IoBinding-bound device buffers: the denoiser
+(``x_in, t -> x0_pair``) and the *update graph* built here, which does everything the host loop
+does between two network calls (``training/sampler.py``, steps 2 to 8, in the same operation
+order) and prepares the next network input:
+
+    inputs   x (W, L, D), x0_pair (2W, L, D), anchors (W, K), step (1,) int64,
+             table (S + 1, 9), noise_index (S + 1, 2) int64, z (Nz, W, L, D), zq (Nq, W, L, D),
+             known (W, L, D), mask (W, L, D) bool, prev_window (W,) int64,
+             head (W, L, 1) bool, batch_zeros (2W,)
+    outputs  x_next, anchors_next, step_next = step + 1, x_in_next (2W, L, D), t_next (2W,)
+
+``table`` is the schedule (:data:`gcdance.schedule.TABLE_KEYS` columns) with its last row
+repeated, so that step S - 1 can read "the next step" too (its x_in/t outputs are unused).
+``noise_index[s]`` gives the slabs of ``z`` and ``zq`` step s adds (slab 0 is zeros: steps with
+sigma = 0 and unmasked generation use it, which adds exactly 0). ``prev_window`` is
+``[0, 0, 1, ..., W - 2]`` and ``head`` marks window w >= 1's first ``L - hop`` frames: the
+overlap constraint is a gather and a select, with no empty tensors for W = 1. Without root
+anchoring (K = 0) the graph has no anchor input or output.
+
+No Shape-derived computation is used (the per-shape constants are inputs), so every node runs
+on the GPU provider, the graph's only CPU inputs are initializers, and the step can be captured
+in a CUDA graph. Everything is float32 except the cumulative sum of the window starts, which is
+float64 as in the host loop.
+
+The *upload graph* copies host tensors into the engine's device buffers once per generation
+(Identity per tensor: ONNX Runtime moves a bound host input to the device, the kernel writes the
+bound device output), so the engine needs no CUDA API of its own. Graph names are shared with
+``cpp/src/device_loop.cc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import EngineError, InputError
+from .schedule import TABLE_KEYS
+
+__all__ = ["OPSET", "UPLOADS", "build_update_graph", "build_upload_graph"]
+
+OPSET = 17
+
+# Tensors uploaded once per generation: name -> (element type, rank).
+UPLOADS: dict[str, tuple[str, int]] = {
+    "x": ("float", 3), "anchors": ("float", 2), "step": ("int64", 1), "x_in": ("float", 3),
+    "t": ("float", 1), "music": ("float", 3), "text": ("float", 2), "cond": ("float", 1),
+    "known": ("float", 3), "mask": ("bool", 3), "z": ("float", 4), "zq": ("float", 4),
+    "table": ("float", 2), "noise_index": ("int64", 2), "prev_window": ("int64", 1),
+    "head": ("bool", 3), "batch_zeros": ("float", 1),
+}
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - onnx is a dependency
+        raise EngineError("the engine's device loop builds its update graph with the onnx "
+                          "package: pip install 'onnx>=1.16'") from exc
+    return onnx
+
+
+class _Graph:
+    """A small helper around onnx.helper: named constants, one node per call."""
+
+    def __init__(self) -> None:
+        self.onnx = _onnx()
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._count = 0
+
+    def _name(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, value: Any, dtype: Any, hint: str = "c") -> str:
+        name = self._name(hint)
+        array = np.asarray(value, dtype=dtype)
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: Sequence[str], hint: str = "", out: str | None = None,
+           **attrs: Any) -> str:
+        name = out or self._name(hint or op_type.lower())
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [name], **attrs))
+        return name
+
+
+def _value_info(onnx: Any, name: str, elem: str, shape: Sequence[int | str]) -> Any:
+    types = {"float": onnx.TensorProto.FLOAT, "int64": onnx.TensorProto.INT64,
+             "bool": onnx.TensorProto.BOOL}
+    return onnx.helper.make_tensor_value_info(name, types[elem], list(shape))
+
+
+def _model_bytes(g: _Graph, name: str, inputs: list[Any], outputs: list[Any]) -> bytes:
+    onnx = g.onnx
+    graph = onnx.helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
+    model = onnx.helper.make_model(graph, producer_name="gcdance",
+                                   opset_imports=[onnx.helper.make_opsetid("", OPSET)])
+    model.ir_version = 8  # readable by ONNX Runtime >= 1.14
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+def build_update_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[int] = (),
+                       anchor_zero: Sequence[float] = ()) -> bytes:
+    """The serialized update graph for a model's layout (module docstring)."""
+    dims = [int(d) for d in anchor_dims]
+    zero = np.asarray(anchor_zero, np.float32)
+    if len(dims) != zero.size:
+        raise InputError(f"anchor_dims ({len(dims)}) and anchor_zero ({zero.size}) differ in "
+                         "length")
+    if not 0 < hop <= window or dim < 1:
+        raise InputError(f"need dim >= 1 and 0 < hop <= window, got dim={dim}, hop={hop}, "
+                         f"window={window}")
+    if any(not 0 <= d < dim for d in dims) or len(set(dims)) != len(dims):
+        raise InputError(f"anchor dims {dims} must be distinct and within 0..{dim - 1}")
+    g = _Graph()
+    f32, i64 = np.float32, np.int64
+    col: dict[str, str] = {}  # scalar column indices, made on first use
+    zero_i = g.const(0, i64, "zero_index")
+    one_i = g.const(1, i64, "one_index")
+
+    def coefficient(row: str, key: str) -> str:  # (1,) float32, broadcasts over any shape
+        if key not in col:
+            col[key] = g.const(TABLE_KEYS.index(key), i64, key)
+        return g.op("Gather", [row, col[key]], key, axis=1)
+
+    # 1. The denoiser's batch of two: conditional rows first, then unconditional.
+    row = g.op("Gather", ["table", "step"], "row", axis=0)  # (1, 9)
+    pair = g.op("Reshape", ["x0_pair", g.const([2, -1, window, dim], i64)], "pair")
+    cond = g.op("Gather", [pair, zero_i], "x0_cond", axis=0)
+    uncond = g.op("Gather", [pair, one_i], "x0_uncond", axis=0)
+    # 2-3. Guidance and clamp.
+    diff = g.op("Sub", [cond, uncond])
+    guided = g.op("Add", [uncond, g.op("Mul", [coefficient(row, "guidance"), diff])], "guided")
+    x0 = g.op("Clip", [guided, g.const(-1.0, f32), g.const(1.0, f32)], "x0")
+
+    # 4. Root anchoring: window starts from g = x0 + offset (known values where kept), chained.
+    spread = None
+    if dims:
+        idx = g.const(dims, i64, "anchor_dims")
+        frame0, frame_hop = g.const(0, i64), g.const(hop, i64)
+
+        def at(tensor: str, frame: str) -> str:  # (W, K) values of the anchor dims at a frame
+            return g.op("Gather", [g.op("Gather", [tensor, idx], axis=2), frame], axis=1)
+
+        r = {}
+        for name, frame in (("start", frame0), ("hop", frame_hop)):
+            free = g.op("Add", [at(x0, frame), "anchors"])
+            r[name] = g.op("Where", [at("mask", frame), at("known", frame), free], f"r_{name}")
+        first = g.op("Sub", [g.op("Gather", [r["start"], zero_i], axis=0),
+                             g.const(zero, f32, "anchor_zero")], "first")
+        steps = g.op("Sub", [r["hop"], r["start"]], "window_steps")
+        cumulative = g.op("CumSum", [g.op("Cast", [steps], to=g.onnx.TensorProto.DOUBLE),
+                                     g.const(0, i64)], exclusive=1)
+        g.op("Add", [first, g.op("Cast", [cumulative], to=g.onnx.TensorProto.FLOAT)],
+             out="anchors_next")
+        # (W, 1, D) offset: the window start on the anchor dims, exactly 0 elsewhere.
+        gather_idx = np.zeros(dim, np.int64)
+        one_hot = np.zeros(dim, np.float32)
+        for k, d in enumerate(dims):
+            gather_idx[d], one_hot[d] = k, 1.0
+        spread_wd = g.op("Mul", [g.op("Gather", ["anchors_next", g.const(gather_idx, i64)],
+                                      axis=1), g.const(one_hot, f32)])
+        spread = g.op("Unsqueeze", [spread_wd, g.const([1], i64)], "offset")
+        x0 = g.op("Add", [x0, spread], "x0_placed")
+
+    # 5-6. DDIM update, left to right as the reference.
+    x_scaled = g.op("Mul", [coefficient(row, "sqrt_alpha_bar"), x0])
+    eps = g.op("Div", [g.op("Sub", ["x", x_scaled]),
+                       coefficient(row, "sqrt_one_minus_alpha_bar")], "eps")
+    base = g.op("Add", [g.op("Mul", [coefficient(row, "sqrt_alpha_bar_prev"), x0]),
+                        g.op("Mul", [coefficient(row, "eps_coef"), eps])], "base")
+    slabs = g.op("Gather", ["noise_index", "step"], axis=0)  # (1, 2)
+
+    def slab(noise: str, column: str) -> str:  # (W, L, D) noise of this step
+        return g.op("Gather", [noise, g.op("Reshape", [g.op("Gather", [slabs, column], axis=1),
+                                                       g.const([], i64)])], axis=0)
+
+    x = g.op("Add", [base, g.op("Mul", [coefficient(row, "sigma"), slab("z", zero_i)])], "x_ddim")
+    # 7. Inpainting (Eq. 15) as a select.
+    known_t = g.op("Add", [g.op("Mul", [coefficient(row, "sqrt_alpha_bar_prev"), "known"]),
+                           g.op("Mul", [coefficient(row, "sqrt_one_minus_alpha_bar_prev"),
+                                        slab("zq", one_i)])])
+    x = g.op("Where", ["mask", known_t, x], "x_inpainted")
+    # 8. Window w + 1's first L - hop frames := window w's last L - hop frames.
+    roll = g.const((np.arange(window) + hop) % window, i64, "roll")
+    previous = g.op("Gather", [g.op("Gather", [x, "prev_window"], axis=0), roll], axis=1)
+    x = g.op("Where", ["head", previous, x], out="x_next")
+
+    # The next step's network input (window-relative) and timestep.
+    g.op("Add", ["step", g.const([1], i64)], out="step_next")
+    next_row = g.op("Gather", ["table", "step_next"], "next_row", axis=0)
+    x_in = x if spread is None else g.op(
+        "Sub", [x, g.op("Mul", [coefficient(next_row, "sqrt_alpha_bar"), spread])])
+    g.op("Concat", [x_in, x_in], out="x_in_next", axis=0)
+    g.op("Add", ["batch_zeros", coefficient(next_row, "timestep")], out="t_next")
+
+    onnx = g.onnx
+    W, L, D, S, B = "windows", window, dim, "steps_plus_one", "batch"
+    inputs = [_value_info(onnx, "x", "float", [W, L, D]),
+              _value_info(onnx, "x0_pair", "float", [B, L, D])]
+    outputs = [_value_info(onnx, "x_next", "float", [W, L, D])]
+    if dims:
+        inputs.append(_value_info(onnx, "anchors", "float", [W, len(dims)]))
+        outputs.append(_value_info(onnx, "anchors_next", "float", [W, len(dims)]))
+    inputs += [_value_info(onnx, "step", "int64", [1]),
+               _value_info(onnx, "table", "float", [S, len(TABLE_KEYS)]),
+               _value_info(onnx, "noise_index", "int64", [S, 2]),
+               _value_info(onnx, "z", "float", ["z_slabs", W, L, D]),
+               _value_info(onnx, "zq", "float", ["zq_slabs", W, L, D]),
+               _value_info(onnx, "known", "float", [W, L, D]),
+               _value_info(onnx, "mask", "bool", [W, L, D]),
+               _value_info(onnx, "prev_window", "int64", [W]),
+               _value_info(onnx, "head", "bool", [W, L, 1]),
+               _value_info(onnx, "batch_zeros", "float", [B])]
+    outputs += [_value_info(onnx, "step_next", "int64", [1]),
+                _value_info(onnx, "x_in_next", "float", [B, L, D]),
+                _value_info(onnx, "t_next", "float", [B])]
+    return _model_bytes(g, "gcdance_ddim_update", inputs, outputs)
+
+
+def build_upload_graph() -> bytes:
+    """The serialized upload graph: ``to_<name> = Identity(<name>)`` for every :data:`UPLOADS`."""
+    g = _Graph()
+    inputs, outputs = [], []
+    for name, (elem, rank) in UPLOADS.items():
+        g.op("Identity", [name], out=f"to_{name}")
+        shape = [f"{name}_{i}" for i in range(rank)]
+        inputs.append(_value_info(g.onnx, name, elem, shape))
+        outputs.append(_value_info(g.onnx, f"to_{name}", elem, shape))
+    return _model_bytes(g, "gcdance_upload", inputs, outputs)
