@@ -98,7 +98,7 @@ def test_one_update_is_the_reference_step(masked: bool, step: int) -> None:
     f = feeds(step, masked, rng)
     sess = session(build_update_graph(D, L, HOP, ANCHOR_DIMS, ANCHOR_ZERO))
     names = [o.name for o in sess.get_outputs()]
-    got = dict(zip(names, sess.run(None, f)))
+    got = dict(zip(names, sess.run(None, f), strict=True))
     want = reference_step(f, masked)
     assert set(got) == set(want)
     for key, value in want.items():
@@ -113,7 +113,7 @@ def test_without_anchoring_the_graph_has_no_anchor_tensors() -> None:
     assert "anchors_next" not in {o.name for o in sess.get_outputs()}
     f = feeds(1, False, np.random.default_rng(3))
     del f["anchors"]
-    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, f)))
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, f), strict=True))
     x_next = out["x_next"]
     np.testing.assert_array_equal(out["x_in_next"], np.concatenate([x_next, x_next]))
 
@@ -126,7 +126,7 @@ def test_one_window_needs_no_empty_tensors() -> None:
                v[:, :1] if k in ("z", "zq") else v) for k, v in f.items()}
     one["x0_pair"] = f["x0_pair"][[0, W]]
     one["batch_zeros"] = np.zeros(2, np.float32)
-    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, one)))
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, one), strict=True))
     assert out["x_next"].shape == (1, L, D)
     for key, value in reference_step(one, False).items():
         np.testing.assert_allclose(out[key], value, rtol=0, atol=2e-6, err_msg=key)
@@ -156,7 +156,8 @@ def test_upload_graph_copies_every_type() -> None:
     for name, (elem, rank) in UPLOADS.items():
         shape = tuple(range(2, 2 + rank))
         f[name] = (rng.random(shape) * 10).astype(dtypes[elem])
-    for name, value in zip([o.name for o in sess.get_outputs()], sess.run(None, f)):
+    for name, value in zip([o.name for o in sess.get_outputs()], sess.run(None, f),
+                           strict=True):
         np.testing.assert_array_equal(value, f[name.removeprefix("to_")])
 
 
