@@ -38,6 +38,7 @@ from gcdance.errors import InputError, ProviderError  # noqa: E402
 from gcdance.genres import FINEDANCE_GENRES  # noqa: E402
 from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
 from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
+from gcdance.tensorrt import profile_windows  # noqa: E402
 from training.denoiser import build_denoiser  # noqa: E402
 
 torch.set_num_threads(1)
@@ -326,7 +327,8 @@ def test_profile_shape_strings(tiny_bundle) -> None:
     with pytest.raises(InputError):
         trt.shape_string({"x_t": (0, 120)})
     opts = trt.provider_options(tiny_bundle, "/tmp/engines",
-                                trt.EngineProfile(min_windows=1, opt_windows=2, max_windows=8))
+                                trt.EngineProfile(min_windows=1, opt_windows=2, max_windows=8),
+                                split=False)
     assert opts["trt_profile_min_shapes"] == (
         "x_t:2x120x319,t:2,music:2x120x35,text_emb:2x512,cond_mask:2")
     assert opts["trt_profile_opt_shapes"] == (
@@ -340,6 +342,15 @@ def test_profile_shape_strings(tiny_bundle) -> None:
     with pytest.raises(InputError, match=r"min_windows <= opt_windows <= max_windows"):
         trt.EngineProfile(min_windows=2, opt_windows=1, max_windows=4)
     assert trt.default_engine_dir(tiny_bundle).parent.name == "tensorrt"
+    # By default the graph the Generator runs: the split graphs' step graph.
+    cache = tiny_bundle.split.cache_dim
+    split = trt.provider_options(tiny_bundle)
+    assert split["trt_profile_max_shapes"] == (
+        f"x_t:32x120x319,t:32,text_emb:32x512,cond_mask:32,cond_cache:32x120x{cache}")
+    assert split["trt_engine_cache_path"] == str(trt.default_engine_dir(tiny_bundle))
+    assert trt.default_engine_dir(tiny_bundle) != trt.default_engine_dir(tiny_bundle, split=False)
+    assert profile_windows(split) == 16 and profile_windows(opts) == 8
+    assert profile_windows({}) is None
 
 
 def test_tensorrt_unavailable_is_a_clear_error(tiny_bundle, tmp_path: Path,

@@ -4,7 +4,8 @@
 
 It writes a small denoiser-shaped ONNX model (onnx.helper; no torch), then, inside valgrind
 (memcheck), runs gcdance._engine: Session runs with buffer reuse and reshapes, a Generator over
-one and three windows, with root anchoring, inpainting, seeded and injected noise, error paths.
+one and three windows on the host loop and on the device loop, with root anchoring, inpainting,
+seeded and injected noise, a cancellation and error paths.
 Python and ONNX Runtime produce reports of their own (uninitialised reads in the interpreter's
 GC, an overlapping memcpy in ORT's environment set-up); an error counts as ours when the first
 stack frame outside valgrind's preload library is in gcdance's module. Exit 0: none of ours.
@@ -73,26 +74,33 @@ cfg.dim, cfg.music_dim, cfg.text_dim = D, M, T
 cfg.anchor_dims, cfg.anchor_zero = [4, 6], [0.0, 0.0]
 cfg.norm_center = [0.0] * D
 cfg.norm_half_range = [1.0] * D
+from gcdance.update_graph import build_update_graph, build_upload_graph
+cfg.update_graph = build_update_graph(D, 120, 60, [4, 6], [0.0, 0.0])
+cfg.upload_graph = build_upload_graph()
 m = native.Model(path, cfg, intra_op_threads=1)
-g = native.Generator(m)
 table = np.tile(np.array([[500, 400, 0.6, 0.8, 0.7, 0.71, 0.1, 0.7, 2.7]], np.float32), (4, 1))
 table[-1, 4:8] = [1.0, 0.0, 0.0, 0.0]
-for frames in (120, 250):
-    music = rng.standard_normal((frames, M)).astype(np.float32)
-    text = rng.standard_normal(T).astype(np.float32)
-    g.generate(music, text, table, seed=1)
-    known = rng.standard_normal((frames, D)).astype(np.float32)
-    mask = np.zeros((frames, D), np.uint8)
-    mask[:30] = 1
-    g.generate(music, text, table, seed=2, known=known, mask=mask)
-    wnd = g.num_windows(frames)
-    x_T = rng.standard_normal((wnd, 120, D)).astype(np.float32)
-    z = rng.standard_normal((4, wnd, 120, D)).astype(np.float32)
-    g.generate(music, text, table, x_T=x_T, z=z)
-try:
-    g.generate(music[:, :3], text, table)
-except gcdance.InputError:
-    pass
+for g in (native.Generator(m), native.Generator(m, device_loop=True)):  # host and device loops
+    for frames in (120, 250):
+        music = rng.standard_normal((frames, M)).astype(np.float32)
+        text = rng.standard_normal(T).astype(np.float32)
+        g.generate(music, text, table, seed=1)
+        known = rng.standard_normal((frames, D)).astype(np.float32)
+        mask = np.zeros((frames, D), np.uint8)
+        mask[:30] = 1
+        g.generate(music, text, table, seed=2, known=known, mask=mask)
+        wnd = g.num_windows(frames)
+        x_T = rng.standard_normal((wnd, 120, D)).astype(np.float32)
+        z = rng.standard_normal((4, wnd, 120, D)).astype(np.float32)
+        g.generate(music, text, table, x_T=x_T, z=z)
+    try:
+        g.generate(music[:, :3], text, table)
+    except gcdance.InputError:
+        pass
+    try:
+        g.generate(music, text, table, progress=lambda i, n: i < 2)
+    except gcdance.EngineError:
+        pass
 print("workload done")
 '''
 

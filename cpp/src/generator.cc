@@ -143,8 +143,9 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
                      "graphs (gcdance.Generator(loop='device', cuda_graph=True))");
   }
   ort_ = std::make_shared<OrtModel>(onnx_path, session);
-  SessionConfig once = session;  // sessions run once per generation: never captured
-  once.cuda_graph = false;
+  SessionConfig once = session;  // sessions run once per generation: never captured, and
+  once.cuda_graph = false;        // not worth a TensorRT engine of their own
+  if (ort_->provider() == "tensorrt") once.provider = "cuda";
   const bool split = !c.condition_path.empty();
   if (split) {
     if (c.cache_dim < 1) {
@@ -220,6 +221,9 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
     SessionConfig loop = session;
     if (ort_->provider() == "tensorrt") loop.provider = "cuda";
     if (ort_->provider() != "cpu") loop.session_entries["session.disable_cpu_ep_fallback"] = "1";
+    // On the CPU the update is light elementwise work: a thread pool of its own would only
+    // compete with the denoiser's (spinning threads on a shared core cost a third of a step).
+    if (ort_->provider() == "cpu") loop.intra_op_threads = 1, loop.allow_spinning = false;
     try {
       update_ = std::make_shared<OrtModel>("<update graph>", c.update_graph, loop);
       loop.cuda_graph = false;

@@ -13,9 +13,10 @@ schedule table, music features, control embedding and injected noise, in one pro
   computed once per generation and only the step graph runs per step: the same model and
   numbers, less work per step. ``loop`` picks where the step math runs (``auto``: the device
   loop on GPUs, the host loop on the CPU; ``gcdance.update_graph``); ``cuda_graph`` replays
-  captured GPU steps. On CUDA the engine runs with ``use_tf32=0`` and, when this torch has
-  CUDA, the PyTorch reference runs on the same GPU with TF32 off (else on the CPU, reported as
-  ``torch_device``).
+  captured GPU steps. On CUDA the engine runs with ``use_tf32=0``; on TensorRT with the
+  Generator's options (an FP16 engine, so expect ``max_abs_diff`` around 1e-2, not 1e-5); when
+  this torch has CUDA, the PyTorch reference runs on the same GPU with TF32 off (else on the
+  CPU, reported as ``torch_device``).
 
 Each sampler first runs a 2-step warm-up, then ``repeat`` timed runs; the median is reported.
 ``max_abs_diff`` compares the final windows in normalized space (the sampling loops);
@@ -134,6 +135,13 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
 
     loop = pick_loop(loop, provider, cuda_graph)
     options = {"use_tf32": "0"} if provider == "cuda" else {}  # parity: full fp32 matmuls
+    if provider == "tensorrt":  # what Generator(provider="tensorrt") runs: FP16, cached engine
+        from .tensorrt import EngineProfile, provider_options
+
+        profile = EngineProfile(max_windows=max(EngineProfile.max_windows, plan.num_windows),
+                                frames=bundle.window)
+        options = provider_options(bundle, profile=profile, split=split)
+        Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
     model = native().Model(str(engine_graph(bundle, split)),
                            engine_config(bundle, split, device_loop=loop == "device"),
                            provider=provider, intra_op_threads=threads,

@@ -132,7 +132,9 @@ class Generator:
             ``"tensorrt"``.
         threads: ONNX Runtime intra-op threads (0: one per physical core).
         allow_spinning: let ORT's threads spin between operators (lower latency, busier cores).
-        provider_options: extra CUDA/TensorRT provider options (e.g. ``trt_fp16_enable``).
+        provider_options: extra CUDA/TensorRT provider options (e.g. ``use_tf32``). TensorRT
+            starts from :func:`gcdance.tensorrt.provider_options` (FP16, engine cache, a
+            profile of 1 to 16 windows); given options replace those.
         split: use the bundle's split graphs when it has them (the music-dependent cache is
             computed once per generation instead of every step; same results).
         loop: where the step math runs between network calls: ``"host"`` (C++ on the CPU),
@@ -152,13 +154,20 @@ class Generator:
         self.provider = _pick_provider(device, provider)
         self.loop = pick_loop(loop, self.provider, bool(cuda_graph))
         self.cuda_graph = bool(cuda_graph)
+        options = {str(k): str(v) for k, v in (provider_options or {}).items()}
+        self._max_windows: int | None = None
+        if self.provider == "tensorrt":  # FP16, a cached engine, one profile (given ones win)
+            from . import tensorrt
+
+            options = {**tensorrt.provider_options(self.bundle, split=split), **options}
+            Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+            self._max_windows = tensorrt.profile_windows(options)
         self._model = native().Model(
             str(engine_graph(self.bundle, split)),
             engine_config(self.bundle, split, device_loop=self.loop == "device"),
             provider=self.provider,
             intra_op_threads=int(threads), allow_spinning=bool(allow_spinning),
-            provider_options={str(k): str(v) for k, v in (provider_options or {}).items()},
-            cuda_graph=self.cuda_graph)
+            provider_options=options, cuda_graph=self.cuda_graph)
         self._local = threading.local()
         self._wav2clip: Any = None
         self._lock = threading.Lock()
@@ -213,6 +222,16 @@ class Generator:
                 progress: Progress | None) -> np.ndarray:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+        windows = self._engine().num_windows(features.shape[0])
+        if self._max_windows is not None and windows > self._max_windows:
+            seconds = (self.bundle.window + (self._max_windows - 1) * self.bundle.hop
+                       ) / self.bundle.fps
+            raise InputError(
+                f"this music needs {windows} windows but the TensorRT engine's profile covers "
+                f"at most {self._max_windows} ({seconds:g} s): build a larger one (python -m "
+                "export.tensorrt --max-windows N, then pass gcdance.tensorrt.provider_options("
+                "bundle, profile=EngineProfile(max_windows=N)) as provider_options), pass a "
+                "shorter duration, or use provider='cuda'")
         text = np.ascontiguousarray(self.bundle.control_embeddings[self.bundle.genre_id(genre)],
                                     dtype=np.float32)
         motion, _ = self._engine().generate(features, text, table, seed=int(seed),
