@@ -80,10 +80,13 @@ def test_loop_choices_are_checked(bundle: Path) -> None:
     from gcdance.generator import pick_loop
 
     assert pick_loop("auto", "cpu") == "host"
-    assert pick_loop("auto", "cuda") == pick_loop("AUTO", "tensorrt", True) == "device"
+    assert pick_loop("auto", "cuda") == pick_loop("AUTO", "tensorrt") == "device"
+    assert pick_loop("auto", "cuda", cuda_graph=True) == "device"
+    with pytest.raises(gcdance.InputError, match="needs provider 'cuda', not 'tensorrt'"):
+        pick_loop("auto", "tensorrt", cuda_graph=True)
     with pytest.raises(gcdance.InputError, match="unknown loop 'gpu'"):
         gcdance.Generator(bundle, device="cpu", loop="gpu")
-    with pytest.raises(gcdance.InputError, match="cuda_graph=True needs provider"):
+    with pytest.raises(gcdance.InputError, match="cuda_graph=True needs provider 'cuda'"):
         gcdance.Generator(bundle, device="cpu", cuda_graph=True)
     with pytest.raises(gcdance.InputError, match="replays the device loop"):
         pick_loop("host", "cuda", cuda_graph=True)

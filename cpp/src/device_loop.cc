@@ -1,6 +1,7 @@
 #include "gcdance/device_loop.h"
 
 #include <cstring>
+#include <mutex>
 
 #include "gcdance/generator.h"
 #include "gcdance/runtime.h"
@@ -111,11 +112,11 @@ void DeviceLoop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs
   std::memset(host("batch_zeros").data(), 0, host("batch_zeros").bytes());
 
   steps_ = S, z_slabs_ = z_slabs, zq_slabs_ = zq_slabs;
-  BindAll();
+  BindAll(W);
   windows_ = W;
 }
 
-void DeviceLoop::BindAll() {
+void DeviceLoop::BindAll(int64_t windows) {
   const ModelConfig& c = model_->config();
   auto dev = [this](const std::string& name) -> Ort::Value& { return device_.at(name)->value(); };
   const bool anchored = !c.anchor_dims.empty();
@@ -173,12 +174,18 @@ void DeviceLoop::BindAll() {
   last_ = bind_update(int((steps_ - 1) % 2), true);
 
   // CUDA graphs: one id per binding and buffer set (the addresses a graph was captured with).
-  denoiser_options_ = Ort::RunOptions();
+  // The denoiser's buffers depend on the window count only; the update's on steps and noise
+  // slabs too. Captures live as long as the session: one per distinct shape this loop sees.
+  if (windows != denoiser_windows_ || !net.cuda_graph()) {
+    denoiser_options_ = Ort::RunOptions();
+    if (net.cuda_graph()) {
+      denoiser_options_.AddConfigEntry("gpu_graph_id",
+                                       std::to_string(model_->NextGraphId()).c_str());
+    }
+    denoiser_windows_ = windows;
+  }
   update_options_[0] = Ort::RunOptions();
   update_options_[1] = Ort::RunOptions();
-  if (net.cuda_graph()) {
-    denoiser_options_.AddConfigEntry("gpu_graph_id", std::to_string(model_->NextGraphId()).c_str());
-  }
   if (model_->update()->cuda_graph()) {
     for (auto& options : update_options_) {
       options.AddConfigEntry("gpu_graph_id", std::to_string(model_->NextGraphId()).c_str());
@@ -200,6 +207,8 @@ void DeviceLoop::RunBinding(Ort::IoBinding& binding, OrtModel& model, Ort::RunOp
 
 void DeviceLoop::Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out) {
   if (windows_ < 1) throw Error("DeviceLoop::Run before Reserve");
+  std::unique_lock<std::mutex> graphs;  // CUDA graphs: one device loop of the Model at a time
+  if (model_->ort()->cuda_graph()) graphs = std::unique_lock<std::mutex>(model_->graph_mutex());
   // Host inputs are bound anew each generation: a GPU provider copies them when bound.
   for (const auto& [name, type] : Uploads()) {
     upload_->BindInput(name.c_str(), host(name).value());

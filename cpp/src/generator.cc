@@ -142,10 +142,19 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
     throw InputError("CUDA graphs replay the device loop: give the model its update and upload "
                      "graphs (gcdance.Generator(loop='device', cuda_graph=True))");
   }
-  ort_ = std::make_shared<OrtModel>(onnx_path, session);
+  try {
+    ort_ = std::make_shared<OrtModel>(onnx_path, session);
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    if (!session.cuda_graph) throw;
+    throw Error(std::string(e.what()) + " (with CUDA graphs every node of the denoiser must run "
+                "on the GPU; retry without cuda_graph)");
+  }
   SessionConfig once = session;  // sessions run once per generation: never captured, and
   once.cuda_graph = false;        // not worth a TensorRT engine of their own
   if (ort_->provider() == "tensorrt") once.provider = "cuda";
+  once.cpu_arena = false;         // its large output must not stay in an arena between runs
   const bool split = !c.condition_path.empty();
   if (split) {
     if (c.cache_dim < 1) {
@@ -223,7 +232,12 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
     if (ort_->provider() != "cpu") loop.session_entries["session.disable_cpu_ep_fallback"] = "1";
     // On the CPU the update is light elementwise work: a thread pool of its own would only
     // compete with the denoiser's (spinning threads on a shared core cost a third of a step).
-    if (ort_->provider() == "cpu") loop.intra_op_threads = 1, loop.allow_spinning = false;
+    // Its intermediates go back to the system after each run instead of growing an arena.
+    if (ort_->provider() == "cpu") {
+      loop.intra_op_threads = 1;
+      loop.allow_spinning = false;
+      loop.cpu_arena = false;
+    }
     try {
       update_ = std::make_shared<OrtModel>("<update graph>", c.update_graph, loop);
       loop.cuda_graph = false;
@@ -237,6 +251,10 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
 
 Generator::Generator(std::shared_ptr<Model> model, bool device_loop)
     : model_(std::move(model)), binding_(model_->ort()) {
+  if (model_->ort()->cuda_graph() && !device_loop) {
+    throw InputError("this Model replays CUDA graphs, which only the device loop's fixed "
+                     "buffers allow: create the Generator with device_loop=True");
+  }
   if (device_loop) {
     device_ = std::make_unique<DeviceLoop>(model_);
   } else if (model_->split()) {

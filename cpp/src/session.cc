@@ -74,7 +74,6 @@ void AppendTensorRT(Ort::SessionOptions& so, const SessionConfig& config) {
   for (const auto& [k, v] : config.provider_options) {
     if (k.rfind("trt_", 0) == 0) merged[k] = v;
   }
-  if (config.cuda_graph) merged["trt_cuda_graph_enable"] = "1";
   KeyValues kv(merged);
   Ort::ThrowOnError(api.UpdateTensorRTProviderOptions(options, kv.key_ptrs.data(),
                                                       kv.value_ptrs.data(), kv.keys.size()));
@@ -206,6 +205,10 @@ void OrtModel::Create(const SessionConfig& config, const std::string* model_byte
   so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
   so.AddConfigEntry("session.intra_op.allow_spinning", config.allow_spinning ? "1" : "0");
   so.AddConfigEntry("session.inter_op.allow_spinning", config.allow_spinning ? "1" : "0");
+  if (!config.cpu_arena) {
+    so.DisableCpuMemArena();
+    so.DisableMemPattern();
+  }
   for (const auto& [key, value] : config.session_entries) {
     so.AddConfigEntry(key.c_str(), value.c_str());
   }
@@ -225,8 +228,10 @@ void OrtModel::Create(const SessionConfig& config, const std::string* model_byte
                         RuntimeLibraryPath() + " (available: " + ProvidersString() +
                         "); for GPUs install onnxruntime-gpu instead of onnxruntime");
   }
-  if (cuda_graph_ && provider_ == "cpu") {
-    throw InputError("CUDA graphs need the 'cuda' or 'tensorrt' provider, not 'cpu'");
+  if (cuda_graph_ && provider_ != "cuda") {
+    // ONNX Runtime's TensorRT provider keeps one graph per session whatever gpu_graph_id says,
+    // which would replay stale buffers after a reshape.
+    throw InputError("CUDA graphs need the 'cuda' provider, not '" + provider_ + "'");
   }
   try {
     if (provider_ == "tensorrt") AppendTensorRT(so, config);

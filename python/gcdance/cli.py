@@ -138,7 +138,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loop", default="auto", choices=("auto", "host", "device"),
                    help="where the step math runs (auto: device loop on GPUs, host on the CPU)")
     p.add_argument("--cuda-graph", action="store_true",
-                   help="capture and replay the GPU steps (cuda/tensorrt)")
+                   help="capture and replay the GPU steps (provider cuda)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
 
 
@@ -260,7 +260,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loop", default="auto", choices=("auto", "host", "device"),
                    help="where the step math runs (auto: device loop on GPUs, host on the CPU)")
     p.add_argument("--cuda-graph", action="store_true",
-                   help="capture and replay the GPU steps (cuda/tensorrt, device loop)")
+                   help="capture and replay the GPU steps (provider cuda, device loop)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -42,9 +42,10 @@ def pick_loop(loop: str, provider: str, cuda_graph: bool = False) -> str:
     loop = str(loop).lower()
     if loop not in _LOOPS:
         raise InputError(f"unknown loop {loop!r}: use one of {', '.join(_LOOPS)}")
-    if cuda_graph and provider == "cpu":
-        raise InputError("cuda_graph=True needs provider 'cuda' or 'tensorrt' (CUDA graphs "
-                         "replay GPU work); this generator runs on the CPU")
+    if cuda_graph and provider != "cuda":
+        raise InputError(f"cuda_graph=True needs provider 'cuda', not {provider!r} (ONNX "
+                         "Runtime's TensorRT provider keeps one graph per session, which a new "
+                         "song length would invalidate)")
     if loop == "auto":
         return "host" if provider == "cpu" else "device"
     if cuda_graph and loop == "host":
@@ -141,8 +142,9 @@ class Generator:
             ``"device"`` (an ONNX graph beside the network, the state kept in the provider's
             memory: no host-device copy inside the loop) or ``"auto"`` (device on GPUs, host on
             the CPU). Both give the same numbers (``gcdance.update_graph``).
-        cuda_graph: capture each step's GPU work once and replay it (CUDA/TensorRT, device
-            loop; the capture is per number of windows, steps and noise slabs).
+        cuda_graph: capture each step's GPU work once and replay it (CUDA provider, device
+            loop). A capture is made per number of windows, steps and noise slabs and lives as
+            long as the generator; generations on one generator then run one at a time.
     """
 
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None,

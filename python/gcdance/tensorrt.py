@@ -107,8 +107,8 @@ def default_engine_dir(bundle: Bundle, split: bool = True) -> Path:
 
 def provider_options(bundle: Bundle, engine_dir: str | os.PathLike[str] | None = None,
                      profile: EngineProfile | None = None, *, split: bool = True,
-                     fp16: bool = True, device_id: int = 0, workspace_bytes: int | None = None,
-                     cuda_graph: bool = False) -> dict[str, str]:
+                     fp16: bool = True, device_id: int = 0, workspace_bytes: int | None = None
+                     ) -> dict[str, str]:
     """TensorRT provider options that build (or find in ``engine_dir``, default
     :func:`default_engine_dir`) the engine of ``profile`` for the graph the engine runs; pass
     the same options at run time to reuse the cached engine."""
@@ -130,8 +130,6 @@ def provider_options(bundle: Bundle, engine_dir: str | os.PathLike[str] | None =
     }
     if workspace_bytes is not None:
         opts["trt_max_workspace_size"] = str(int(workspace_bytes))
-    if cuda_graph:
-        opts["trt_cuda_graph_enable"] = "1"
     return opts
 
 

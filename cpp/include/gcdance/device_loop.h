@@ -6,10 +6,15 @@
 // per generation (the upload graph) and receives the final windows once (the last step's x_next
 // is bound to host memory): no host-device copy inside the loop.
 //
-// With CUDA graphs (SessionConfig::cuda_graph) the denoiser and the two ping-pong update
-// bindings each get a graph id of their own per buffer set; the provider captures them after
-// its warm-up runs and replays them. Ids are unique per Model, so Generators sharing a Model
-// never replay each other's graphs.
+// With CUDA graphs (SessionConfig::cuda_graph, CUDA provider) the denoiser and the two ping-pong
+// update bindings each get a graph id of their own per buffer set; the provider captures them
+// after its warm-up runs and replays them. Ids are unique per Model, so Generators sharing a
+// Model never replay each other's graphs; the provider cannot capture or replay from several
+// threads at once, so such device loops take turns (Model::graph_mutex). Captures live as long
+// as the Model: one per window count, step count and noise slab count a loop has seen.
+//
+// Memory: the noise of every step is uploaded up front, (S + 1) x W x L x D floats for z when
+// eta > 0 and as much for zq when inpainting (about 225 MB each for 50 steps of a 60 s song).
 #pragma once
 
 #include <onnxruntime_cxx_api.h>
@@ -58,13 +63,14 @@ class DeviceLoop {
  private:
   DeviceTensor& Device(const std::string& name, ONNXTensorElementDataType type,
                        std::vector<int64_t> shape);
-  void BindAll();
+  void BindAll(int64_t windows);
   void RunBinding(Ort::IoBinding& binding, OrtModel& model, Ort::RunOptions& options);
 
   std::shared_ptr<Model> model_;
   std::unique_ptr<Ort::Allocator> device_allocator_;  // GPU providers; before the tensors
   OrtAllocator* allocator_ = nullptr;
   int64_t windows_ = -1, steps_ = -1, z_slabs_ = -1, zq_slabs_ = -1;
+  int64_t denoiser_windows_ = -1;  // the window count the denoiser's graph id was made for
   size_t allocations_ = 0;
   std::map<std::string, std::unique_ptr<HostTensor>> host_;
   std::map<std::string, std::unique_ptr<DeviceTensor>> device_;

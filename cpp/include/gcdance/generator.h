@@ -59,6 +59,9 @@ class Model {
   const std::shared_ptr<OrtModel>& upload() const { return upload_; }
   bool device_loop() const { return update_ != nullptr; }
   int64_t NextGraphId() { return ++graph_ids_; }  // CUDA graph ids, unique per Model
+  // The CUDA provider cannot capture or replay graphs of one session from several threads at
+  // once: device loops with CUDA graphs hold this while they run.
+  std::mutex& graph_mutex() { return graph_mutex_; }
   // Input positions in the main graph: x_t, t, text_emb, cond_mask, and music (one graph) or
   // cond_cache (split); output x0. In the condition graph: music, text_emb, cond_mask -> cache.
   size_t ix = 0, it = 0, imusic = 0, itext = 0, icond = 0, icache = 0, ox0 = 0;
@@ -68,6 +71,7 @@ class Model {
   ModelConfig config_;
   std::shared_ptr<OrtModel> ort_, condition_, update_, upload_;
   std::atomic<int64_t> graph_ids_{0};
+  std::mutex graph_mutex_;
 };
 
 // Columns of the schedule table (gcdance.schedule.TABLE_KEYS), one row per step.

@@ -22,10 +22,13 @@ struct SessionConfig {
   bool allow_spinning = false;   // spinning lowers latency but burns a shared machine's cores
   int device_id = 0;
   std::map<std::string, std::string> provider_options;  // passed to the CUDA/TensorRT provider
-  // CUDA graphs (CUDA/TensorRT only): the provider captures a Run over fixed device buffers
-  // and replays it (enable_cuda_graph / trt_cuda_graph_enable); see DeviceLoop.
+  // CUDA graphs (CUDA provider only): the provider captures a Run over fixed device buffers
+  // and replays it (enable_cuda_graph); see DeviceLoop.
   bool cuda_graph = false;
   std::map<std::string, std::string> session_entries;  // extra session config entries
+  // ORT's CPU arena and memory patterns keep the largest set of intermediates ever seen; off
+  // for small sessions whose intermediates should go back to the system after each run.
+  bool cpu_arena = true;
 };
 
 struct TensorInfo {
