@@ -63,6 +63,22 @@ def test_cli_default_model_writes_bvh_and_video(tmp_path: Path) -> None:
     assert mp4.stat().st_size > 10_000 and mp4.read_bytes()[4:8] == b"ftyp"
 
 
+def test_cli_device_loop_writes_the_host_loop_dance(tmp_path: Path) -> None:
+    """`--loop device` on the CPU: the same dance as the host loop (same seed)."""
+    from gcdance.cli import main
+
+    out = {}
+    for loop in ("host", "device"):
+        out[loop] = tmp_path / f"{loop}.npz"
+        assert main(["generate", str(TRACK), "--prompt", "Jazz", "--duration", "3", "--steps",
+                     "6", "--eta", "0.5", "--loop", loop, "-o", str(out[loop]), "--quiet"]) == 0
+    host, device = (np.load(out[k])["motion"] for k in ("host", "device"))
+    np.testing.assert_allclose(device, host, rtol=0, atol=1e-4)
+    assert main(["generate", str(TRACK), "--prompt", "Jazz", "--cuda-graph", "--provider",
+                 "cpu", "--quiet", "-o", str(tmp_path / "x.npz")]) == 2
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_info_names_the_default_model(capsys: pytest.CaptureFixture[str]) -> None:
     from gcdance.cli import main
 
