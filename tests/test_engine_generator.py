@@ -225,6 +225,11 @@ def test_device_loop_equals_the_host_loop(onnx_path, normalizer) -> None:
             b, bw = gens["device"].generate(music, text, table(6, eta=eta), seed=4, **kwargs)
             np.testing.assert_allclose(bw, aw, rtol=0, atol=1e-5)
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+    # One and two steps: the last step's host binding on either side of the ping-pong.
+    for steps in (1, 2):
+        a, aw = gens["host"].generate(music, text, table(steps), seed=4, **kwargs)
+        b, bw = gens["device"].generate(music, text, table(steps), seed=4, **kwargs)
+        np.testing.assert_allclose(bw, aw, rtol=0, atol=1e-5)
     # An unmasked call after a masked one keeps nothing of the old mask.
     c, _ = gens["device"].generate(music, text, table(6), seed=4)
     d, _ = gens["host"].generate(music, text, table(6), seed=4)
@@ -392,3 +397,17 @@ def test_gpu_parity(model, onnx_path, normalizer, provider: str, cuda_graph: boo
             for _ in range(3):
                 got, windows = gen.generate(music[:frames], text, table(), x_T=x, z=noise)
                 assert_parity(got, windows, want, normalizer)
+
+
+def test_gpu_report_names_what_is_missing() -> None:
+    """tools/gpu_report.py (the GPU machine's checks) stops with the fix where CUDA is missing."""
+    import subprocess
+    import sys
+
+    if "cuda" in engine.available_providers():
+        pytest.skip("this machine has CUDA: run tools/gpu_report.py itself")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "tools" / "gpu_report.py"), "--skip-tests"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "install onnxruntime-gpu" in out.stderr

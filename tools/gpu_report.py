@@ -1,0 +1,101 @@
+"""Run the GPU checks of the engine and print the README's GPU table (a GPU machine's job).
+
+    pip install . && pip uninstall -y onnxruntime && pip install onnxruntime-gpu
+    pip install "tensorrt-cu13-libs<11"          # for the TensorRT rows
+    python tools/gpu_report.py [--json report.json] [--skip-tests]
+
+Runs, from the repository root:
+
+1. ``pytest tests/test_engine_generator.py -k gpu``: CUDA and TensorRT, host and device loops,
+   CUDA graphs, plain and inpainting, changing window counts; parity with the PyTorch
+   reference <= 1e-4 (TF32 off).
+2. ``gcdance bench --json`` for each row below (``paper`` configuration, 50 steps, one 4 s
+   window against the PyTorch reference, on the GPU when this torch has CUDA; and a 60 s song,
+   engine only).
+
+Prints a Markdown table (engine and PyTorch times, speed-up, max abs difference) and exits 1
+when a check fails. Rows whose provider is missing are reported as such, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (label, bench arguments)
+ROWS: list[tuple[str, list[str]]] = [
+    ("CUDA, host loop", ["--provider", "cuda", "--loop", "host"]),
+    ("CUDA, device loop", ["--provider", "cuda", "--loop", "device"]),
+    ("CUDA, device loop + CUDA graphs", ["--provider", "cuda", "--cuda-graph"]),
+    ("TensorRT FP16, device loop", ["--provider", "tensorrt"]),
+    ("CUDA, device loop + CUDA graphs, 60 s song", ["--provider", "cuda", "--cuda-graph",
+                                                     "--seconds", "60", "--no-torch"]),
+    ("TensorRT FP16, 60 s song", ["--provider", "tensorrt", "--seconds", "60", "--no-torch"]),
+]
+
+
+def available() -> list[str]:
+    from gcdance.engine import available_providers  # the installed package (with its engine)
+
+    return available_providers()
+
+
+def bench(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, "-m", "gcdance.cli", "bench", "--json", "--quiet",
+                          *args], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": (out.stderr or out.stdout).strip().splitlines()[-1:]}
+    return json.loads(out.stdout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", help="also write every result to this file")
+    ap.add_argument("--skip-tests", action="store_true", help="benchmarks only")
+    args = ap.parse_args()
+    providers = available()
+    if "cuda" not in providers:
+        print(f"no CUDA provider in this ONNX Runtime (providers: {', '.join(providers)}): "
+              "install onnxruntime-gpu instead of onnxruntime, on a machine with an NVIDIA GPU",
+              file=sys.stderr)
+        return 1
+    ok = True
+    report: dict = {"providers": providers, "rows": []}
+    if not args.skip_tests:
+        tests = subprocess.run([sys.executable, "-m", "pytest", "tests/test_engine_generator.py",
+                                "-k", "gpu", "-q", "-rs"], cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+        report["tests_passed"] = tests.returncode == 0
+        ok &= tests.returncode == 0
+    print("| run | PyTorch | engine | speed-up | max abs diff (windows) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for label, bench_args in ROWS:
+        provider = bench_args[bench_args.index("--provider") + 1]
+        if provider not in providers:
+            result = {"error": [f"no {provider} provider"]}
+        else:
+            result = bench(bench_args)
+        report["rows"].append({"run": label, **result})
+        if "error" in result:
+            ok = False
+            print(f"| {label} | - | failed: {' '.join(result['error'])} | - | - |")
+            continue
+        torch_s = f"{result['torch_ms'] / 1e3:.2f} s" if result["torch_ms"] else "-"
+        diff = f"{result['max_abs_diff']:.1e}" if result["max_abs_diff"] is not None else "-"
+        speed = f"{result['speedup']}x" if result["speedup"] else "-"
+        print(f"| {label} | {torch_s} | {result['engine_ms'] / 1e3:.2f} s | {speed} | {diff} |")
+    if report["rows"] and "device" in report["rows"][0]:
+        print(f"\n{report['rows'][0]['device']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
