@@ -342,7 +342,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"gcdance {info['gcdance']} (engine {info['engine_version']})")
     print(f"ONNX Runtime {info['onnxruntime_version']}: {info['onnxruntime_library']}")
     print(f"  built against headers of API version {info['headers_api_version']}")
-    print(f"providers: {', '.join(info['providers'])}")
+    print(f"providers: {', '.join(info['providers'])} (sampling loop by default: "
+          f"{info['default_loop']})")
     b = info["bundle"]
     if problem is not None:
         print(f"error: model {named or DEFAULT_BUNDLE_DIR} is unusable: {problem}",

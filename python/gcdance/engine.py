@@ -86,6 +86,8 @@ def runtime_info() -> dict[str, Any]:
         "onnxruntime_library": engine.runtime_library(),
         "headers_api_version": engine.HEADERS_API_VERSION,
         "providers": available_providers(),
+        # Generator(provider="auto"): CUDA with the device loop when present, else the CPU.
+        "default_loop": "device" if "cuda" in available_providers() else "host",
     }
 
 
