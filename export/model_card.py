@@ -202,6 +202,9 @@ def _check_evaluation(ev: Any, manifest: Mapping[str, Any], path: Any) -> None:
         raise InputError(f"{path} measured another model (denoiser sha256 "
                          f"{ev['denoiser_sha256'][:12]}..., this bundle's is {want[:12]}...); "
                          "run the evaluation on this bundle")
+    if ev.get("precision", "fp32") != "fp32":
+        raise InputError(f"{path} measured the {ev['precision']} variant; the model card "
+                         "describes the float32 model: run the evaluation without --precision")
 
 
 def _validate_without_card(root: Path, manifest: dict[str, Any]) -> None:

@@ -16,7 +16,9 @@ schedule table, music features, control embedding and injected noise, in one pro
   captured GPU steps. On CUDA the engine runs with ``use_tf32=0``; on TensorRT with the
   Generator's options (an FP16 engine, so expect ``max_abs_diff`` around 1e-2, not 1e-5); when
   this torch has CUDA, the PyTorch reference runs on the same GPU with TF32 off (else on the
-  CPU, reported as ``torch_device``).
+  CPU, reported as ``torch_device``). ``precision="int8"`` times the engine with the step
+  graph's weights in int8 (``gcdance.quantize``) against the float32 PyTorch reference, so its
+  ``max_abs_diff`` is the quantization's effect, not a parity check.
 
 Each sampler first runs a 2-step warm-up, then ``repeat`` timed runs; the median is reported.
 ``max_abs_diff`` compares the final windows in normalized space (the sampling loops);
@@ -97,7 +99,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                   threads: int | None = None, seed: int = 0, repeat: int = 3,
                   provider: str = "cpu", torch_reference: bool = True,
                   allow_spinning: bool = True, split: bool = True, loop: str = "auto",
-                  cuda_graph: bool = False,
+                  cuda_graph: bool = False, precision: str = "fp32",
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
     from .bundle import load_bundle
@@ -134,6 +136,10 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                       else np.zeros((steps, *shape))).astype(np.float32)
 
     loop = pick_loop(loop, provider, cuda_graph)
+    if precision not in ("fp32", "int8"):
+        raise GCDanceError(f"unknown precision {precision!r}: use fp32 or int8")
+    if precision == "int8" and provider != "cpu":
+        raise GCDanceError("precision int8 runs on the CPU provider only")
     options = {"use_tf32": "0"} if provider == "cuda" else {}  # parity: full fp32 matmuls
     if provider == "tensorrt":  # what Generator(provider="tensorrt") runs: FP16, cached engine
         from .tensorrt import EngineProfile, provider_options
@@ -142,7 +148,13 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                                 frames=bundle.window)
         options = provider_options(bundle, profile=profile, split=split)
         Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
-    model = native().Model(str(engine_graph(bundle, split)),
+    if precision == "int8":
+        from .quantize import int8_graph
+
+        graph = int8_graph(bundle, split)
+    else:
+        graph = engine_graph(bundle, split)
+    model = native().Model(str(graph),
                            engine_config(bundle, split, device_loop=loop == "device"),
                            provider=provider, intra_op_threads=threads,
                            allow_spinning=allow_spinning, provider_options=options,
@@ -160,6 +172,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         "steps": steps, "threads": threads, "repeat": repeat,
         "allow_spinning": allow_spinning, "split_graphs": bool(model.split),
         "loop": loop, "cuda_graph": cuda_graph, "provider_options": options,
+        "precision": precision,
         "torch_ms": None, "engine_ms": round(engine_ms, 1), "speedup": None,
         "max_abs_diff": None, "max_abs_diff_stitched": None,
         "onnxruntime": runtime_info()["onnxruntime_version"],
@@ -219,7 +232,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         max_abs_diff=float(np.abs(eng_windows - last["windows"]).max()),
         max_abs_diff_stitched=float(np.abs(eng_motion - ref_motion).max()),
         torch_version=torch.__version__)
-    if result["max_abs_diff"] > 1e-3:
+    if result["max_abs_diff"] > 1e-3 and precision == "fp32" and provider != "tensorrt":
         result["warning"] = (f"the engine and PyTorch disagree ({result['max_abs_diff']:.2e}): "
                              f"the cached bundle {path} may hold other weights than this code "
                              "builds; delete it and run again")

@@ -145,16 +145,30 @@ class Generator:
         cuda_graph: capture each step's GPU work once and replay it (CUDA provider, device
             loop). A capture is made per number of windows, steps and noise slabs and lives as
             long as the generator; generations on one generator then run one at a time.
+        precision: ``"fp32"`` (default) or ``"int8"``: the step graph's weights quantized to
+            int8 (:mod:`gcdance.quantize`; CPU only, faster, slightly different output).
     """
 
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None,
                  device: str = "auto", provider: str = "auto", *, threads: int = 0,
                  allow_spinning: bool = False,
                  provider_options: dict[str, str] | None = None, split: bool = True,
-                 loop: str = "auto", cuda_graph: bool = False) -> None:
+                 loop: str = "auto", cuda_graph: bool = False,
+                 precision: str = "fp32") -> None:
+        from .quantize import PRECISIONS, int8_graph
+
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.provider = _pick_provider(device, provider)
         self.loop = pick_loop(loop, self.provider, bool(cuda_graph))
+        self.precision = str(precision).lower()
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r}: use one of "
+                             f"{', '.join(PRECISIONS)}")
+        if self.precision == "int8" and self.provider != "cpu":
+            raise InputError(f"precision='int8' runs on the CPU provider only (this generator "
+                             f"uses {self.provider!r}); on a GPU use provider='tensorrt' (FP16)")
+        graph = (int8_graph(self.bundle, split) if self.precision == "int8"
+                 else engine_graph(self.bundle, split))
         self.cuda_graph = bool(cuda_graph)
         options = {str(k): str(v) for k, v in (provider_options or {}).items()}
         self._max_windows: int | None = None
@@ -165,8 +179,7 @@ class Generator:
             Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
             self._max_windows = tensorrt.profile_windows(options)
         self._model = native().Model(
-            str(engine_graph(self.bundle, split)),
-            engine_config(self.bundle, split, device_loop=self.loop == "device"),
+            str(graph), engine_config(self.bundle, split, device_loop=self.loop == "device"),
             provider=self.provider,
             intra_op_threads=int(threads), allow_spinning=bool(allow_spinning),
             provider_options=options, cuda_graph=self.cuda_graph)
@@ -253,7 +266,8 @@ class Generator:
         return Dance(motion, layout=self.bundle.layout, fps=self.bundle.fps, genre=genre,
                      genre_probs=probs, prompt=prompt, seed=int(seed), audio=info,
                      settings={"steps": int(table.shape[0]), "bundle": str(self.bundle.path),
-                               "provider": self.provider, "loop": self.loop, **settings})
+                               "provider": self.provider, "loop": self.loop,
+                               "precision": self.precision, **settings})
 
     # ---------------------------------------------------------------------------- public
     def generate(self, audio: Any, prompt: str = "energetic hip-hop with sharp arm hits", *,
@@ -311,5 +325,6 @@ class Generator:
 
     def __repr__(self) -> str:
         return (f"Generator(bundle={str(self.bundle.path)!r}, provider={self.provider!r}, "
-                f"loop={self.loop!r}, dataset={self.bundle.dataset!r})")
+                f"loop={self.loop!r}, precision={self.precision!r}, "
+                f"dataset={self.bundle.dataset!r})")
 

@@ -158,6 +158,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                    start: float = 20.0, prompts: str = "names", seed: int = 0,
                    steps: int | None = None, guidance: float | None = None,
                    music: str = "test", max_files: int | None = None, threads: int = 0,
+                   precision: str = "fp32",
                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the protocol of the module docstring; returns the numbers (see :func:`main`)."""
     from gcdance import Generator
@@ -179,7 +180,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     start = a0 / FINEDANCE_FPS  # on the frame grid: generated and corpus clips align exactly
     root = Path(corpus)
     files = _corpus_files(root)
-    gen = Generator(bundle, threads=threads)
+    gen = Generator(bundle, device="cpu", threads=threads, precision=precision)
     corpus_genres = {g for _, _, g, _ in files}
     unknown = sorted(corpus_genres - set(gen.bundle.genres))
     if unknown:
@@ -286,7 +287,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         "denoiser_sha256": gen.bundle.manifest["files"]["denoiser.onnx"]["sha256"],
         "corpus_dir": str(root.resolve()),
         "corpus_sha256": hashlib.sha256((root / "corpus.json").read_bytes()).hexdigest(),
-        "provider": gen.provider, "prompts": modes[0], "music": music,
+        "provider": gen.provider, "precision": precision, "prompts": modes[0], "music": music,
         "guidance": float(gen.bundle.sampling.guidance if guidance is None else guidance),
         "seconds": seconds, "start": start, "seed": seed,
         "steps": int(gen.bundle.sampling.steps if steps is None else steps),
@@ -365,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-files", type=int, default=None,
                    help="at most this many music files, spread over the genres")
     p.add_argument("--threads", type=int, default=0, help="engine threads (0: all cores)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="int8: measure the quantized step graph (gcdance.quantize)")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     a = p.parse_args(argv)
@@ -377,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         r = evaluate_model(a.corpus, a.bundle, seconds=a.seconds, start=a.start,
                            prompts=a.prompts, seed=a.seed, steps=a.steps, guidance=a.guidance,
                            music=a.music, max_files=a.max_files, threads=a.threads,
-                           log=log)
+                           precision=a.precision, log=log)
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

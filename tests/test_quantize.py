@@ -1,0 +1,80 @@
+"""Opt-in int8 inference (gcdance.quantize): the cached quantized graph and the Generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+import gcdance  # noqa: E402
+from gcdance import quantize  # noqa: E402
+from gcdance.bundle import load_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from export.bundle import random_bundle
+
+    return random_bundle(tmp_path_factory.mktemp("q") / "tiny", "tiny", seed=3)
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GCDANCE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def clicks(seconds: float, sr: int = 22050) -> tuple[np.ndarray, int]:
+    audio = np.zeros(int(seconds * sr), np.float32)
+    audio[:: sr // 2] = 1.0
+    return audio, sr
+
+
+def test_int8_graph_is_built_once_into_the_cache(bundle: Path, cache: Path) -> None:
+    b = load_bundle(bundle)
+    path = quantize.int8_graph(b)
+    assert path.parent == cache / "int8" and path.is_file()
+    sha = b.manifest["files"][b.split.step_path.name]["sha256"]
+    assert path.name == f"{sha[:16]}-v{quantize.QUANTIZATION_VERSION}.onnx"
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}, ops
+    stamp = path.stat().st_mtime_ns
+    assert quantize.int8_graph(b) == path and path.stat().st_mtime_ns == stamp  # reused
+    assert quantize.int8_graph(b, split=False) != path  # the whole denoiser: another file
+    path.write_bytes(b"")  # an empty leftover is rebuilt
+    assert quantize.int8_graph(b).stat().st_size > 0
+    assert not list(path.parent.glob(".*tmp*"))  # no temporary left behind
+
+
+def test_generator_int8_dances_close_to_fp32(bundle: Path, cache: Path) -> None:
+    fp32 = gcdance.Generator(bundle, device="cpu", threads=1)
+    int8 = gcdance.Generator(bundle, device="cpu", threads=1, precision="int8")
+    assert "precision='int8'" in repr(int8)
+    a = fp32.generate(clicks(5.0), "Jazz", seed=2, steps=6)
+    b = int8.generate(clicks(5.0), "Jazz", seed=2, steps=6)
+    assert b.settings["precision"] == "int8" and a.settings["precision"] == "fp32"
+    assert b.motion.shape == a.motion.shape and np.isfinite(b.motion).all()
+    diff = np.abs(b.motion - a.motion)
+    assert 0 < diff.mean() < 0.05 * np.abs(a.motion).mean() + 1e-3
+
+
+def test_bad_precision_is_refused(bundle: Path, cache: Path) -> None:
+    with pytest.raises(gcdance.InputError, match="unknown precision 'int4'"):
+        gcdance.Generator(bundle, device="cpu", precision="int4")
+    assert not (cache / "int8").exists()
+
+
+def test_model_card_refuses_an_int8_evaluation() -> None:
+    from export.model_card import _check_evaluation
+
+    keys = ("held_out_files", "genres", "dances", "seconds", "start", "steps", "seed", "prompts",
+            "genre_accuracy_dance", "genre_accuracy_window", "per_genre_accuracy",
+            "classifier_heldout_corpus_accuracy", "generated", "corpus", "seconds_per_dance")
+    ev = {k: 0 for k in keys} | {"precision": "int8"}
+    manifest = {"files": {"denoiser.onnx": {"sha256": "0" * 64}}}
+    with pytest.raises(gcdance.InputError, match="int8 variant"):
+        _check_evaluation(ev, manifest, "eval.json")
