@@ -135,13 +135,19 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="model bundle (default: the bundled default model)")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    _add_engine_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    """--loop, --cuda-graph and --precision: how the engine samples (generate, edit, bench)."""
     p.add_argument("--loop", default="auto", choices=("auto", "host", "device"),
                    help="where the step math runs (auto: device loop on GPUs, host on the CPU)")
     p.add_argument("--cuda-graph", action="store_true",
-                   help="capture and replay the GPU steps (provider cuda)")
+                   help="capture and replay the GPU steps (provider cuda, device loop)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
-                   help="int8: quantized weights, faster on the CPU, slightly different dance")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+                   help="int8: the step graph's layers with int8 weights (CPU; a slightly "
+                        "different dance)")
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
@@ -259,12 +265,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                    help="run the whole denoiser every step (default: the split graphs)")
     p.add_argument("--no-spin", action="store_true",
                    help="engine threads sleep between operators (default: spin, as PyTorch's)")
-    p.add_argument("--loop", default="auto", choices=("auto", "host", "device"),
-                   help="where the step math runs (auto: device loop on GPUs, host on the CPU)")
-    p.add_argument("--cuda-graph", action="store_true",
-                   help="capture and replay the GPU steps (provider cuda, device loop)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
-                   help="int8: the engine's step graph with int8 weights (CPU)")
+    _add_engine_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
