@@ -8,10 +8,13 @@
 //
 // With CUDA graphs (SessionConfig::cuda_graph, CUDA provider) the denoiser and the two ping-pong
 // update bindings each get a graph id of their own per buffer set; the provider captures them
-// after its warm-up runs and replays them. Ids are unique per Model, so Generators sharing a
+// after its warm-up runs and replays them. A capture replays fixed addresses, so each shape
+// (windows, steps, noise slabs) gets a buffer set of its own, kept with its captures for the
+// loop's lifetime (ONNX Runtime cannot free a capture): a song length seen again replays its
+// graphs instead of capturing new ones. Ids are unique per Model, so Generators sharing a
 // Model never replay each other's graphs; the provider cannot capture or replay from several
-// threads at once, so such device loops take turns (Model::graph_mutex). Captures live as long
-// as the Model: one per window count, step count and noise slab count a loop has seen.
+// threads at once, so such device loops take turns (Model::graph_mutex). Without CUDA graphs
+// there is one buffer set, resized in place when the shape changes.
 //
 // Memory: the noise of every step is uploaded up front, (S + 1) x W x L x D floats for z when
 // eta > 0 and as much for zq when inpainting (about 225 MB each for 50 steps of a 60 s song).
@@ -19,6 +22,7 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -61,22 +65,29 @@ class DeviceLoop {
   size_t allocations() const { return allocations_; }
 
  private:
-  DeviceTensor& Device(const std::string& name, ONNXTensorElementDataType type,
+  using Shape = std::array<int64_t, 4>;  // windows, steps, z slabs, zq slabs
+  // Every buffer and binding of one shape.
+  struct Buffers {
+    Shape shape{-1, -1, -1, -1};  // set once every buffer matches and is bound
+    std::map<std::string, std::unique_ptr<HostTensor>> host;
+    std::map<std::string, std::unique_ptr<DeviceTensor>> device;
+    std::unique_ptr<HostTensor> x_host;  // the last step's x_next
+    std::unique_ptr<Ort::IoBinding> upload, condition, denoiser, update[2], last;
+    Ort::RunOptions plain, denoiser_options, update_options[2];
+  };
+
+  DeviceTensor& Device(Buffers& b, const std::string& name, ONNXTensorElementDataType type,
                        std::vector<int64_t> shape);
-  void BindAll(int64_t windows);
+  void Size(Buffers& b, const Shape& shape);
+  void BindAll(Buffers& b);
   void RunBinding(Ort::IoBinding& binding, OrtModel& model, Ort::RunOptions& options);
 
   std::shared_ptr<Model> model_;
   std::unique_ptr<Ort::Allocator> device_allocator_;  // GPU providers; before the tensors
   OrtAllocator* allocator_ = nullptr;
-  int64_t windows_ = -1, steps_ = -1, z_slabs_ = -1, zq_slabs_ = -1;
-  int64_t denoiser_windows_ = -1;  // the window count the denoiser's graph id was made for
   size_t allocations_ = 0;
-  std::map<std::string, std::unique_ptr<HostTensor>> host_;
-  std::map<std::string, std::unique_ptr<DeviceTensor>> device_;
-  std::unique_ptr<HostTensor> x_host_;  // the last step's x_next
-  std::unique_ptr<Ort::IoBinding> upload_, condition_, denoiser_, update_[2], last_;
-  Ort::RunOptions plain_, denoiser_options_, update_options_[2];
+  std::map<Shape, std::unique_ptr<Buffers>> sets_;  // by shape with CUDA graphs, else one
+  Buffers* current_ = nullptr;
 };
 
 }  // namespace gcdance
