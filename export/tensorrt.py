@@ -17,8 +17,9 @@ Generator passes exactly these options unless told otherwise. After the build, t
 output is compared with the CPU provider's (FP32) on random inputs and the difference is
 reported in ``gcdance-trt.json`` in the cache directory.
 
-The default cache is ``$GCDANCE_CACHE/tensorrt/<first 16 hex of the graph's sha256>``
-(``~/.cache/gcdance`` without ``GCDANCE_CACHE``): engines depend on the GPU and the TensorRT
+The default cache is ``$GCDANCE_CACHE/tensorrt/<first 16 hex of the graph's sha256>/<profile>``
+(``~/.cache/gcdance`` without ``GCDANCE_CACHE``; ``<profile>`` such as ``w1-1-16_f120_fp16``,
+so engines of different profiles never evict each other): engines depend on the GPU and the TensorRT
 version, so they are not part of the bundle.
 """
 
@@ -106,21 +107,22 @@ def build_engine(bundle: Bundle | str | os.PathLike[str] | None = None, *,
     log = log or (lambda _m: None)
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    profile = profile or EngineProfile(frames=bundle.window)
+    profile = (profile or EngineProfile()).for_bundle(bundle)
     ort = require_tensorrt(ort)
     graph, specs = engine_inputs(bundle, split)
     out = (Path(engine_dir).expanduser() if engine_dir is not None
-           else default_engine_dir(bundle, split))
+           else default_engine_dir(bundle, split, profile, fp16))
     out.mkdir(parents=True, exist_ok=True)
-    opts = provider_options(bundle, out, profile, split=split, fp16=fp16, device_id=device_id,
+    opts = provider_options(bundle, out, profile, split=split, fp16=fp16,
                             workspace_bytes=workspace_bytes)
+    device = {"device_id": str(int(device_id))}  # the Generator's device_id= at run time
     so = ort.SessionOptions()
     so.log_severity_level = 3
     start = time.perf_counter()
     try:
         session = ort.InferenceSession(
             str(graph), so,
-            providers=[(PROVIDER, opts), ("CUDAExecutionProvider", {"device_id": device_id})])
+            providers=[(PROVIDER, {**opts, **device}), ("CUDAExecutionProvider", device)])
     except Exception as exc:  # ORT raises its own exception types
         raise ProviderError(f"the TensorRT provider could not load {graph}: "
                             f"{exc}; check the GPU driver and {INSTALL_HINT}") from exc
@@ -169,15 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "16 = a 34 s song)")
     parser.add_argument("--single-graph", action="store_true",
                         help="the whole denoiser instead of the split graphs' step graph")
-    parser.add_argument("--frames", type=int, help="frames per window (default: the bundle's)")
     parser.add_argument("--fp32", action="store_true", help="build an FP32 engine")
     parser.add_argument("--device", type=int, default=0, help="CUDA device id")
     parser.add_argument("--workspace-gb", type=float, help="TensorRT workspace limit")
     args = parser.parse_args(argv)
     try:
         bundle = load_bundle(args.bundle)
-        profile = EngineProfile(args.min_windows, args.opt_windows, args.max_windows,
-                                args.frames or bundle.window)
+        profile = EngineProfile(args.min_windows, args.opt_windows, args.max_windows)
         out = build_engine(bundle, engine_dir=args.cache, profile=profile,
                            fp16=not args.fp32, device_id=args.device,
                            workspace_bytes=(int(args.workspace_gb * 2**30)

@@ -38,7 +38,7 @@ from gcdance.errors import InputError, ProviderError  # noqa: E402
 from gcdance.genres import FINEDANCE_GENRES  # noqa: E402
 from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
 from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
-from gcdance.tensorrt import profile_windows  # noqa: E402
+from gcdance.tensorrt import parse_shapes, profile_windows  # noqa: E402
 from training.denoiser import build_denoiser  # noqa: E402
 
 torch.set_num_threads(1)
@@ -341,7 +341,9 @@ def test_profile_shape_strings(tiny_bundle) -> None:
     assert trt.provider_options(tiny_bundle, "/tmp/e", fp16=False)["trt_fp16_enable"] == "0"
     with pytest.raises(InputError, match=r"min_windows <= opt_windows <= max_windows"):
         trt.EngineProfile(min_windows=2, opt_windows=1, max_windows=4)
-    assert trt.default_engine_dir(tiny_bundle).parent.name == "tensorrt"
+    assert trt.default_engine_dir(tiny_bundle).parent.parent.name == "tensorrt"
+    assert trt.default_engine_dir(tiny_bundle).name == "w1-1-16_f120_fp16"
+    assert "device_id" not in opts  # the GPU is Generator(device_id=), one for all sessions
     # By default the graph the Generator runs: the split graphs' step graph.
     cache = tiny_bundle.split.cache_dim
     split = trt.provider_options(tiny_bundle)
@@ -351,6 +353,43 @@ def test_profile_shape_strings(tiny_bundle) -> None:
     assert trt.default_engine_dir(tiny_bundle) != trt.default_engine_dir(tiny_bundle, split=False)
     assert profile_windows(split) == 16 and profile_windows(opts) == 8
     assert profile_windows({}) is None
+
+
+def test_engines_of_other_profiles_live_apart(tiny_bundle) -> None:
+    """Two profiles (or precisions) of one graph never share a cache folder, so one cannot
+    evict the other's engine."""
+    dirs = {trt.default_engine_dir(tiny_bundle),
+            trt.default_engine_dir(tiny_bundle, profile=trt.EngineProfile(max_windows=29)),
+            trt.default_engine_dir(tiny_bundle, fp16=False),
+            trt.default_engine_dir(tiny_bundle, split=False)}
+    assert len(dirs) == 4
+    wide = trt.provider_options(tiny_bundle, profile=trt.EngineProfile(max_windows=29))
+    assert wide["trt_engine_cache_path"].endswith("w1-1-29_f120_fp16")
+    assert profile_windows(wide) == 29
+    # frames=None is the bundle's window; an explicit length is kept.
+    assert trt.EngineProfile().for_bundle(tiny_bundle).frames == tiny_bundle.window
+    assert trt.EngineProfile(frames=16).for_bundle(tiny_bundle).frames == 16
+
+
+@pytest.mark.parametrize("shapes", [
+    "x_t", "x_t:", ":2x3", "x_t:2xx3", "x_t:2x0", "x_t:-2x3", "x_t:2,t:", "x_t:2,x_t:2",
+    "x_t:2x1.5", " , "])
+def test_malformed_profile_shapes_are_refused(shapes: str) -> None:
+    opts = {"trt_profile_min_shapes": "x_t:2", "trt_profile_opt_shapes": "x_t:2",
+            "trt_profile_max_shapes": shapes}
+    with pytest.raises(InputError, match=r"malformed TensorRT profile shapes"):
+        profile_windows(opts)
+
+
+def test_profile_windows_checks_the_profile() -> None:
+    assert parse_shapes("x_t:2x120x319,t:2") == {"x_t": (2, 120, 319), "t": (2,)}
+    full = {"trt_profile_min_shapes": "x_t:2x8", "trt_profile_opt_shapes": "x_t:2x8"}
+    assert profile_windows({**full, "trt_profile_max_shapes": "x_t:7x8,t:6"}) == 3
+    with pytest.raises(InputError, match=r"max batch of 1: a window needs 2 rows"):
+        profile_windows({**full, "trt_profile_max_shapes": "x_t:1x8"})
+    with pytest.raises(InputError, match=r"missing trt_profile_min_shapes"):
+        profile_windows({"trt_profile_opt_shapes": "x_t:2", "trt_profile_max_shapes": "x_t:2"})
+    assert profile_windows({"trt_profile_max_shapes": "  "}) is None  # no profile at all
 
 
 def test_tensorrt_unavailable_is_a_clear_error(tiny_bundle, tmp_path: Path,
@@ -406,7 +445,9 @@ def test_build_engine_flow_with_a_stand_in_runtime(tiny_bundle, tmp_path: Path) 
                            ort=StandIn)
     name, opts = created[0][0]
     assert name == "TensorrtExecutionProvider"
-    assert opts == trt.provider_options(tiny_bundle, tmp_path / "engines", profile)
+    assert opts == {**trt.provider_options(tiny_bundle, tmp_path / "engines", profile),
+                    "device_id": "0"}  # the Python session's GPU (the engine's device_id=)
+    assert created[0][1] == ("CUDAExecutionProvider", {"device_id": "0"})
     assert opts["trt_profile_max_shapes"].startswith("x_t:6x16x319,")
     report = json.loads((out / "gcdance-trt.json").read_text())
     assert [r["windows"] for r in report["runs"]] == [1, 2, 3]

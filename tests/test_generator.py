@@ -92,6 +92,29 @@ def test_loop_choices_are_checked(bundle: Path) -> None:
         pick_loop("host", "cuda", cuda_graph=True)
 
 
+def test_one_gpu_per_model(bundle: Path) -> None:
+    """The GPU is Generator(device_id=): one source for every session, buffer and provider."""
+    with pytest.raises(gcdance.InputError, match="device_id must be a GPU ordinal"):
+        gcdance.Generator(bundle, device="cpu", device_id=-1)
+    with pytest.raises(gcdance.InputError, match=r"provider_options has device_id='1'.*"
+                                                 r"Generator\(device_id=N\)"):
+        gcdance.Generator(bundle, device="cpu", provider_options={"device_id": "1"})
+    assert gcdance.Generator(bundle, device="cpu", device_id=0).device_id == 0
+
+
+def test_songs_beyond_the_tensorrt_profile_are_refused(generator: gcdance.Generator) -> None:
+    """A TensorRT engine covers 1..N windows; a longer song is refused before sampling with
+    what to do (checked here on the CPU generator with a profile limit set as TensorRT's)."""
+    generator._max_windows = 1
+    try:
+        with pytest.raises(gcdance.InputError, match=r"needs 2 windows but the TensorRT "
+                                                     r"engine's profile covers at most 1 \(4 s\)"):
+            generator.generate(clicks(5.0), "Jazz", steps=2)
+        assert generator.generate(clicks(4.0), "Jazz", steps=2).motion.shape[0] == 120
+    finally:
+        generator._max_windows = None
+
+
 def test_start_and_duration_select_the_segment(generator: gcdance.Generator) -> None:
     dance = generator.generate(clicks(9.0), "Breaking", steps=4, start=2.0, duration=3.5)
     assert dance.motion.shape[0] == 105

@@ -86,6 +86,10 @@ def main() -> int:
             ok = False
             print(f"| {label} | - | failed: {' '.join(result['error'])} | - | - |")
             continue
+        if provider == "tensorrt":  # the bench widens the profile to fit the song
+            from gcdance.tensorrt import profile_windows
+
+            label += f" (engine profile: 1-{profile_windows(result['provider_options'])} windows)"
         torch_s = f"{result['torch_ms'] / 1e3:.2f} s" if result["torch_ms"] else "-"
         diff = f"{result['max_abs_diff']:.1e}" if result["max_abs_diff"] is not None else "-"
         speed = f"{result['speedup']}x" if result["speedup"] else "-"

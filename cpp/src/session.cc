@@ -228,6 +228,15 @@ void OrtModel::Create(const SessionConfig& config, const std::string* model_byte
                         RuntimeLibraryPath() + " (available: " + ProvidersString() +
                         "); for GPUs install onnxruntime-gpu instead of onnxruntime");
   }
+  if (config.device_id < 0) {
+    throw InputError("device_id must be >= 0, got " + std::to_string(config.device_id));
+  }
+  if (auto d = config.provider_options.find("device_id"); d != config.provider_options.end()) {
+    // One GPU per model: the sessions, the allocator and every provider follow
+    // SessionConfig::device_id, so a second source of truth could split a model across GPUs.
+    throw InputError("provider_options has device_id='" + d->second +
+                     "': pass the GPU as device_id (gcdance.Generator(device_id=N)) instead");
+  }
   if (cuda_graph_ && provider_ != "cuda") {
     // ONNX Runtime's TensorRT provider keeps one graph per session whatever gpu_graph_id says,
     // which would replay stale buffers after a reshape.

@@ -144,8 +144,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
     if provider == "tensorrt":  # what Generator(provider="tensorrt") runs: FP16, cached engine
         from .tensorrt import EngineProfile, provider_options
 
-        profile = EngineProfile(max_windows=max(EngineProfile.max_windows, plan.num_windows),
-                                frames=bundle.window)
+        profile = EngineProfile(max_windows=max(EngineProfile.max_windows, plan.num_windows))
         options = provider_options(bundle, profile=profile, split=split)
         Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
     if precision == "int8":

@@ -143,10 +143,12 @@ class Generator:
             memory: no host-device copy inside the loop) or ``"auto"`` (device on GPUs, host on
             the CPU). Both give the same numbers (``gcdance.update_graph``).
         cuda_graph: capture each step's GPU work once and replay it (CUDA provider, device
-            loop). A capture is made per number of windows, steps and noise slabs and lives as
-            long as the generator; generations on one generator then run one at a time.
+            loop). Each shape (windows, steps, noise slabs) gets buffers and captures of its
+            own, kept as long as the generator, so a song length seen again replays; generations
+            on one generator then run one at a time.
         precision: ``"fp32"`` (default) or ``"int8"``: the step graph's weights quantized to
             int8 (:mod:`gcdance.quantize`; CPU only, faster, slightly different output).
+        device_id: the GPU (CUDA ordinal) every session and buffer of the model lives on.
     """
 
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None,
@@ -154,7 +156,7 @@ class Generator:
                  allow_spinning: bool = False,
                  provider_options: dict[str, str] | None = None, split: bool = True,
                  loop: str = "auto", cuda_graph: bool = False,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", device_id: int = 0) -> None:
         from .quantize import PRECISIONS, int8_graph
 
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
@@ -169,6 +171,10 @@ class Generator:
                              f"uses {self.provider!r}); on a GPU use provider='tensorrt' (FP16)")
         graph = (int8_graph(self.bundle, split) if self.precision == "int8"
                  else engine_graph(self.bundle, split))
+        if isinstance(device_id, bool) or not isinstance(device_id, (int, np.integer)) \
+                or device_id < 0:
+            raise InputError(f"device_id must be a GPU ordinal >= 0, got {device_id!r}")
+        self.device_id = int(device_id)
         self.cuda_graph = bool(cuda_graph)
         options = {str(k): str(v) for k, v in (provider_options or {}).items()}
         self._max_windows: int | None = None
@@ -182,7 +188,7 @@ class Generator:
             str(graph), engine_config(self.bundle, split, device_loop=self.loop == "device"),
             provider=self.provider,
             intra_op_threads=int(threads), allow_spinning=bool(allow_spinning),
-            provider_options=options, cuda_graph=self.cuda_graph)
+            device_id=self.device_id, provider_options=options, cuda_graph=self.cuda_graph)
         self._local = threading.local()
         self._wav2clip: Any = None
         self._lock = threading.Lock()

@@ -2,11 +2,12 @@
 
 ``gcdance.Generator(provider="tensorrt")`` passes :func:`provider_options` to ONNX Runtime's
 TensorRT execution provider (options given by the caller win): an FP16 engine, cached with its
-timing cache in :func:`default_engine_dir`, with one optimization profile covering 1 to N
-windows. Under classifier-free guidance a call has two rows per window, so the profile's batch
-runs from 2 to 2N (``trt_profile_{min,opt,max}_shapes``, ``name:AxBxC,...`` for every input of
-the graph) at the bundle's window length. The graph is the step graph of the split graphs (the
-condition graph runs once per generation, on the CUDA provider) or the whole denoiser.
+timing cache in :func:`default_engine_dir` (a folder per profile), with one optimization
+profile covering 1 to N windows. Under classifier-free guidance a call has two rows per
+window, so the profile's batch runs from 2 to 2N (``trt_profile_{min,opt,max}_shapes``,
+``name:AxBxC,...`` for every input of the graph) at the bundle's window length. The graph is
+the step graph of the split graphs (the condition graph runs once per generation, on the CUDA
+provider) or the whole denoiser.
 
 The first session with these options builds the engine (minutes for the paper model); later
 ones, on the same GPU and TensorRT version, load it from the cache. ``python -m
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .bundle import BATCH_AXIS, FRAMES_AXIS, Bundle, TensorSpec, split_io
@@ -25,7 +26,7 @@ from .errors import InputError
 from .text import cache_dir
 
 __all__ = ["PROVIDER", "EngineProfile", "default_engine_dir", "engine_inputs", "input_shapes",
-           "profile_windows", "provider_options", "shape_string"]
+           "parse_shapes", "profile_windows", "provider_options", "shape_string"]
 
 PROVIDER = "TensorrtExecutionProvider"
 
@@ -35,16 +36,19 @@ class EngineProfile:
     """The windows and frames one TensorRT optimization profile covers (batch = 2 x windows).
 
     16 windows is a 34 s song in one call; longer songs need a larger ``max_windows`` (the
-    engine batches every window of a song into each network call)."""
+    engine batches every window of a song into each network call). ``frames=None``: the
+    bundle's window length (the only length the engine feeds the network)."""
 
     min_windows: int = 1
     opt_windows: int = 1
     max_windows: int = 16
-    frames: int = 120
+    frames: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("min_windows", "opt_windows", "max_windows", "frames"):
             v = getattr(self, name)
+            if v is None and name == "frames":
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"{name} must be a positive integer, got {v!r}")
         if not self.min_windows <= self.opt_windows <= self.max_windows:
@@ -54,6 +58,14 @@ class EngineProfile:
     def batches(self) -> tuple[int, int, int]:
         """(min, opt, max) batch sizes under classifier-free guidance (2 rows per window)."""
         return 2 * self.min_windows, 2 * self.opt_windows, 2 * self.max_windows
+
+    def for_bundle(self, bundle: Bundle) -> EngineProfile:
+        """This profile with ``frames`` resolved to the bundle's window when unset."""
+        return self if self.frames is not None else replace(self, frames=bundle.window)
+
+    def tag(self) -> str:
+        """A folder-name form, e.g. ``w1-1-16_f120`` (engines of other profiles live apart)."""
+        return f"w{self.min_windows}-{self.opt_windows}-{self.max_windows}_f{self.frames}"
 
 
 def shape_string(shapes: Mapping[str, Sequence[int]]) -> str:
@@ -98,27 +110,31 @@ def input_shapes(specs: Sequence[TensorSpec], batch: int, frames: int
     return out
 
 
-def default_engine_dir(bundle: Bundle, split: bool = True) -> Path:
-    """``<gcdance cache>/tensorrt/<sha256[:16] of the graph TensorRT runs>``."""
+def default_engine_dir(bundle: Bundle, split: bool = True, profile: EngineProfile | None = None,
+                       fp16: bool = True) -> Path:
+    """``<gcdance cache>/tensorrt/<sha256[:16] of the graph>/<profile tag>_<fp16|fp32>``: one
+    folder per graph, profile and precision, so engines of different profiles never evict each
+    other from the cache."""
     path, _ = engine_inputs(bundle, split)
     sha = bundle.manifest["files"][path.name]["sha256"]
-    return cache_dir() / "tensorrt" / sha[:16]
+    profile = (profile or EngineProfile()).for_bundle(bundle)
+    return cache_dir() / "tensorrt" / sha[:16] / f"{profile.tag()}_{'fp16' if fp16 else 'fp32'}"
 
 
 def provider_options(bundle: Bundle, engine_dir: str | os.PathLike[str] | None = None,
                      profile: EngineProfile | None = None, *, split: bool = True,
-                     fp16: bool = True, device_id: int = 0, workspace_bytes: int | None = None
-                     ) -> dict[str, str]:
+                     fp16: bool = True, workspace_bytes: int | None = None) -> dict[str, str]:
     """TensorRT provider options that build (or find in ``engine_dir``, default
     :func:`default_engine_dir`) the engine of ``profile`` for the graph the engine runs; pass
-    the same options at run time to reuse the cached engine."""
-    profile = profile or EngineProfile(frames=bundle.window)
+    the same options at run time to reuse the cached engine. The GPU is not an option here:
+    it is ``gcdance.Generator(device_id=)`` (one GPU for every session of a model)."""
+    profile = (profile or EngineProfile()).for_bundle(bundle)
     _, specs = engine_inputs(bundle, split)
     lo, opt, hi = profile.batches()
-    path = Path(engine_dir if engine_dir is not None else default_engine_dir(bundle, split))
+    path = Path(engine_dir if engine_dir is not None
+                else default_engine_dir(bundle, split, profile, fp16))
     path = str(path.expanduser().resolve())
     opts = {
-        "device_id": str(int(device_id)),
         "trt_fp16_enable": "1" if fp16 else "0",
         "trt_engine_cache_enable": "1",
         "trt_engine_cache_path": path,
@@ -133,10 +149,42 @@ def provider_options(bundle: Bundle, engine_dir: str | os.PathLike[str] | None =
     return opts
 
 
+_PROFILE_KEYS = ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")
+
+
+def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
+    """``"x_t:2x120x319,t:2"`` -> ``{"x_t": (2, 120, 319), "t": (2,)}``; a malformed string is
+    an :class:`InputError` that quotes it (the inverse of :func:`shape_string`)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for part in str(text).split(","):
+        name, sep, dims = part.strip().rpartition(":")
+        try:
+            shape = tuple(int(d) for d in dims.split("x"))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or any(d < 1 for d in shape) or name in out:
+            raise InputError(f"malformed TensorRT profile shapes {text!r} at {part!r}: expected "
+                             "'input:AxBxC' entries with positive dims, comma-separated, "
+                             "each input once (e.g. 'x_t:2x120x319,t:2')")
+        out[name] = shape
+    return out
+
+
 def profile_windows(options: Mapping[str, str]) -> int | None:
-    """The largest window count a TensorRT profile in ``options`` accepts (None: no profile)."""
-    shapes = options.get("trt_profile_max_shapes")
-    if not shapes:
+    """The largest window count the TensorRT profile in ``options`` accepts (None: the options
+    set no profile, so the provider builds engines for the shapes it meets). Every input's max
+    batch must hold a window: two rows under classifier-free guidance."""
+    given = [k for k in _PROFILE_KEYS if str(options.get(k, "")).strip()]
+    if not given:
         return None
-    first = shapes.split(",")[0].split(":", 1)[1]
-    return int(first.split("x")[0]) // 2
+    if len(given) != len(_PROFILE_KEYS):
+        missing = ", ".join(k for k in _PROFILE_KEYS if k not in given)
+        raise InputError(f"a TensorRT profile needs all of {', '.join(_PROFILE_KEYS)}; "
+                         f"missing {missing}")
+    shapes = parse_shapes(options["trt_profile_max_shapes"])
+    batch = min(shape[0] for shape in shapes.values())
+    if batch < 2:
+        raise InputError(f"trt_profile_max_shapes {options['trt_profile_max_shapes']!r} has a "
+                         f"max batch of {batch}: a window needs 2 rows (classifier-free guidance "
+                         "runs the conditional and unconditional passes as one batch)")
+    return batch // 2
