@@ -39,7 +39,10 @@ def test_int8_graph_is_built_once_into_the_cache(bundle: Path, cache: Path) -> N
     path = quantize.int8_graph(b)
     assert path.parent == cache / "int8" and path.is_file()
     sha = b.manifest["files"][b.split.step_path.name]["sha256"]
-    assert path.name == f"{sha[:16]}-v{quantize.QUANTIZATION_VERSION}.onnx"
+    import onnxruntime
+
+    assert path.name == (f"{sha[:16]}-v{quantize.QUANTIZATION_VERSION}"
+                         f"-ort{onnxruntime.__version__}.onnx")
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}, ops
     stamp = path.stat().st_mtime_ns
@@ -66,6 +69,72 @@ def test_bad_precision_is_refused(bundle: Path, cache: Path) -> None:
     with pytest.raises(gcdance.InputError, match="unknown precision 'int4'"):
         gcdance.Generator(bundle, device="cpu", precision="int4")
     assert not (cache / "int8").exists()
+
+
+def test_int8_build_keeps_logging_and_sweeps_a_killed_build(bundle: Path, cache: Path) -> None:
+    import logging
+    import os
+    import subprocess
+    import sys
+
+    b = load_bundle(bundle)
+    target = quantize.int8_path(b)
+    target.parent.mkdir(parents=True)
+    # A build killed by SIGKILL leaves its temporary behind: a dead writer's old one is swept,
+    # a live writer's (this process) is not.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = target.parent / f".{target.stem}.tmp-{dead}-0badc0de{target.suffix}"
+    live = target.parent / f".{target.stem}.tmp-{os.getpid()}-0badc0de{target.suffix}"
+    for tmp in (stale, live):
+        tmp.write_bytes(b"half")
+        os.utime(tmp, (0, 0))
+    logging.disable(logging.ERROR)  # an application's own setting survives the build
+    try:
+        assert quantize.int8_graph(b) == target
+        assert logging.root.manager.disable == logging.ERROR
+    finally:
+        logging.disable(logging.NOTSET)
+    assert not stale.exists() and live.exists()
+
+
+def test_int8_refuses_a_graph_without_layers(cache: Path, tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="/proj/MatMul")],
+                              "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [w])
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert quantize.layer_matmuls(path) == []
+
+    from types import SimpleNamespace
+
+    plain = SimpleNamespace(split=None, denoiser_path=path,  # what int8_graph reads of a bundle
+                            manifest={"files": {"plain.onnx": {"sha256": "ab" * 32}}})
+    with pytest.raises(gcdance.EngineError, match="no MatMul with a weight in nodes named"):
+        quantize.int8_graph(plain)  # type: ignore[arg-type]
+    assert not (cache / "int8").exists()  # refused before touching the cache
+
+
+def test_int8_refused_on_gpu_providers(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gcdance import generator
+
+    monkeypatch.setattr(generator, "available_providers", lambda: ["cpu", "cuda", "tensorrt"])
+    for provider in ("cuda", "tensorrt"):
+        with pytest.raises(gcdance.InputError, match="runs on the CPU provider only"):
+            gcdance.Generator(bundle, provider=provider, precision="int8")
+
+
+def test_quantize_command_builds_the_graph(bundle: Path, cache: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    assert quantize.main(["--bundle", str(bundle), "--single-graph"]) == 0
+    out = Path(capsys.readouterr().out.strip())
+    assert out == quantize.int8_path(load_bundle(bundle), split=False) and out.is_file()
+    assert quantize.main(["--bundle", str(bundle / "missing")]) == 1
+    assert "error:" in capsys.readouterr().err
 
 
 def test_model_card_refuses_an_int8_evaluation() -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "remove_stale_temporaries"]
 
 
 @contextlib.contextmanager
@@ -51,3 +52,34 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str], min_age_s: float = 3600.0) -> int:
+    """Remove the temporaries :func:`atomic_path` left next to ``path`` when its writer was
+    killed (SIGKILL skips the cleanup): those whose process is gone and that are older than
+    ``min_age_s`` (a writer on another machine sharing the folder is not mistaken for dead).
+    Returns how many were removed. For caches that rebuild a file into a fixed place."""
+    target = Path(path)
+    removed = 0
+    now = time.time()
+    for tmp in target.parent.glob(f".{target.stem}.tmp-*{target.suffix}"):
+        pid = tmp.name[len(target.stem) + 6:].split("-", 1)[0]
+        try:
+            stale = (not pid.isdigit() or not _alive(int(pid))) and \
+                now - tmp.stat().st_mtime > min_age_s
+            if stale:
+                tmp.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed

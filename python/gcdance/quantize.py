@@ -12,10 +12,10 @@ never the default: the output changes (measured in the README), and only the CPU
 these integer kernels fast.
 
 The quantized graph is derived from the bundle, so it is built on first use (seconds) into the
-gcdance cache, ``<cache>/int8/<sha256[:16] of the source graph>-v<QUANTIZATION_VERSION>.onnx``,
-written atomically (a killed build leaves nothing half-written) and reused afterwards; the
-source graph's hash in the name ties it to one bundle file. ``python -m gcdance.quantize
---bundle DIR`` builds it ahead of time.
+gcdance cache, ``<cache>/int8/<sha256[:16] of the source graph>-v<QUANTIZATION_VERSION>-ort<ORT
+version>.onnx``, written atomically (a killed build leaves nothing half-written; its temporary
+is swept by a later build) and reused afterwards; the name ties it to one bundle file and one
+ONNX Runtime. ``python -m gcdance.quantize --bundle DIR`` builds it ahead of time.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._atomic import atomic_path
+from ._atomic import atomic_path, remove_stale_temporaries
 from .bundle import Bundle, load_bundle
 from .errors import EngineError, GCDanceError
 from .text import cache_dir
@@ -44,10 +44,14 @@ def _source(bundle: Bundle, split: bool) -> Path:
 
 
 def int8_path(bundle: Bundle, split: bool = True) -> Path:
-    """Where the int8 graph of a bundle's step graph (or denoiser) lives in the cache."""
+    """Where the int8 graph of a bundle's step graph (or denoiser) lives in the cache: keyed by
+    the source graph's hash, these settings' version and the ONNX Runtime that quantized it."""
+    import onnxruntime
+
     source = _source(bundle, split)
     sha = bundle.manifest["files"][source.name]["sha256"]
-    return cache_dir() / "int8" / f"{sha[:16]}-v{QUANTIZATION_VERSION}.onnx"
+    return (cache_dir() / "int8" /
+            f"{sha[:16]}-v{QUANTIZATION_VERSION}-ort{onnxruntime.__version__}.onnx")
 
 
 def layer_matmuls(model_path: Path) -> list[str]:
@@ -71,22 +75,25 @@ def int8_graph(bundle: Bundle, split: bool = True) -> Path:
     except ImportError as exc:
         raise EngineError("int8 needs onnxruntime's quantization tools (onnxruntime >= 1.16 "
                           f"with the onnx package): {exc}") from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
     source = _source(bundle, split)
     nodes = layer_matmuls(source)
     if not nodes:
         raise EngineError(f"{source} has no MatMul with a weight in nodes named '/layers.': it "
                           "was not exported by export.onnx_denoiser, so int8 does not know "
                           "which layers to quantize; use precision='fp32'")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)  # left by a build that was killed
     with atomic_path(target) as tmp:
-        logging.disable(logging.WARNING)  # the quantizer's advice to pre-process is not ours
+        manager = logging.root.manager
+        before = manager.disable
+        logging.disable(max(before, logging.WARNING))  # the quantizer's advice is not ours
         try:
             quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8,
                              nodes_to_quantize=nodes)
         except Exception as exc:  # the quantizer raises assorted types
             raise EngineError(f"could not quantize {source} to int8: {exc}") from exc
         finally:
-            logging.disable(logging.NOTSET)
+            logging.disable(before)
     return target
 
 
