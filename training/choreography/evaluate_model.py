@@ -180,7 +180,9 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     start = a0 / FINEDANCE_FPS  # on the frame grid: generated and corpus clips align exactly
     root = Path(corpus)
     files = _corpus_files(root)
-    gen = Generator(bundle, device="cpu", threads=threads, precision=precision)
+    # int8 runs on the CPU provider only; fp32 uses the GPU where there is one.
+    gen = Generator(bundle, device="cpu" if precision == "int8" else "auto", threads=threads,
+                    precision=precision)
     corpus_genres = {g for _, _, g, _ in files}
     unknown = sorted(corpus_genres - set(gen.bundle.genres))
     if unknown:
