@@ -347,11 +347,26 @@ PYBIND11_MODULE(_engine, m) {
   py::class_<gcdance::Generator>(
       m, "Generator",
       "Preallocated sampling state over a Model; one per thread (they may share the Model).")
-      .def(py::init([](std::shared_ptr<gcdance::Model> model, bool device_loop) {
-             return std::make_unique<gcdance::Generator>(std::move(model), device_loop);
+      .def(py::init([](std::shared_ptr<gcdance::Model> model, bool device_loop,
+                       bool keep_shapes) {
+             return std::make_unique<gcdance::Generator>(std::move(model), device_loop,
+                                                         keep_shapes);
            }),
-           py::arg("model"), py::arg("device_loop") = false)
+           py::arg("model"), py::arg("device_loop") = false, py::arg("keep_shapes") = false,
+           "keep_shapes (device loop): keep a buffer set per shape instead of resizing one "
+           "(always so with CUDA graphs).")
       .def_property_readonly("device_loop", &gcdance::Generator::device_loop)
+      .def_property_readonly(
+          "keep_shapes", [](const gcdance::Generator& g) {
+            return g.device() != nullptr && g.device()->keep_shapes();
+          })
+      .def_property_readonly(
+          "buffer_sets",
+          [](const gcdance::Generator& g) {
+            const gcdance::DeviceLoop* d = g.device();
+            return py::make_tuple(d ? d->network_sets() : 0, d ? d->buffer_sets() : 0);
+          },
+          "(network sets, update sets) the device loop holds (one each unless shapes are kept).")
       .def("generate", &Generate, py::arg("music"), py::arg("text_emb"), py::arg("schedule"),
           py::arg("seed") = 0, py::arg("known") = py::none(), py::arg("mask") = py::none(),
           py::arg("x_T") = py::none(), py::arg("z") = py::none(), py::arg("zq") = py::none(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,54 @@ def test_device_loop_reuses_its_buffers_and_survives_a_cancel(onnx_path, normali
     np.testing.assert_array_equal(gen.generate(music, text, table(5), seed=1)[0], a)
 
 
+def test_kept_buffer_sets_replay_shapes_seen_before(onnx_path, normalizer) -> None:
+    """keep_shapes (what CUDA graphs use, checked here on the CPU): a buffer set per shape, the
+    network's per window count; a shape seen again allocates nothing and gives the same
+    numbers; a generation that fails mid-way drops its sets and the next one rebuilds them."""
+    model = engine_model(onnx_path, normalizer)
+    native = engine.native()
+    plain = native.Generator(model, device_loop=True)
+    kept = native.Generator(model, device_loop=True, keep_shapes=True)
+    assert kept.keep_shapes and not plain.keep_shapes
+    assert native.Generator(model).buffer_sets == (0, 0)
+    with pytest.raises(gcdance.InputError, match="keep_shapes applies to the device loop"):
+        native.Generator(model, keep_shapes=True)
+    music, text, *_ = inputs(250, seed=21)
+    known = np.clip(np.random.default_rng(2).standard_normal((250, 319)), -1, 1
+                    ).astype(np.float32)
+    mask = masks.resolve(masks.joints("body"), FINEDANCE, 250)
+    runs = [  # (frames, steps, eta, masked): window counts 3 and 1, steps, noise slabs
+        (250, 5, 1.0, False), (100, 5, 1.0, False), (250, 3, 0.0, False), (250, 5, 1.0, True),
+        (100, 4, 1.0, True)]
+
+    def run(gen, frames, steps, eta, masked):
+        extra = {"known": known[:frames], "mask": mask[:frames]} if masked else {}
+        return gen.generate(music[:frames], text, table(steps, eta=eta), seed=3, **extra)[0]
+
+    want = [run(plain, *r) for r in runs]
+    for r, w in zip(runs, want, strict=True):
+        np.testing.assert_array_equal(run(kept, *r), w)
+    assert kept.buffer_sets == (2, len(runs))  # networks for 3 and 1 windows
+    allocations = kept.allocations
+    for r, w in zip(reversed(runs), reversed(want), strict=True):
+        np.testing.assert_array_equal(run(kept, *r), w)
+    assert kept.allocations == allocations and kept.buffer_sets == (2, len(runs))
+
+    def fail(i: int, n: int) -> bool:
+        raise RuntimeError("a failure inside the loop")
+
+    with pytest.raises(RuntimeError, match="a failure inside the loop"):
+        kept.generate(music, text, table(5), seed=3, progress=fail)
+    # The 3-window network and the sets over it are dropped; the 1-window ones stay.
+    assert kept.buffer_sets == (1, 2)
+    np.testing.assert_array_equal(run(kept, *runs[0]), want[0])
+    assert kept.buffer_sets == (2, 3)
+    # A cancel is not a failure: nothing is dropped.
+    with pytest.raises(gcdance.EngineError, match="cancelled after step 1"):
+        kept.generate(music, text, table(5), seed=3, progress=lambda i, n: False)
+    assert kept.buffer_sets == (2, 3)
+
+
 def test_device_loop_needs_its_graphs(onnx_path, normalizer) -> None:
     native = engine.native()
     plain = native.Model(str(onnx_path), engine_config(normalizer), provider="cpu")
@@ -302,6 +351,39 @@ def test_threads_generate_at_once(onnx_path, normalizer, concurrently, device_lo
     assert len(results) == 9
     for r in results:
         np.testing.assert_allclose(r, want, rtol=0, atol=0 if not device_loop else 1e-5)
+
+
+@pytest.mark.parametrize("device_loop", [False, True])
+def test_the_gil_is_released_while_generating(onnx_path, normalizer, device_loop) -> None:
+    """Another Python thread keeps running during a generation (the GIL is released)."""
+    gen = engine.native().Generator(engine_model(onnx_path, normalizer),
+                                    device_loop=device_loop)
+    music, text, *_ = inputs(250, seed=3)
+    gen.generate(music, text, table(2), seed=1)  # warm-up
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def spin() -> None:  # notes the time every 1000 iterations
+        i = 0
+        while not stop.is_set():
+            i += 1
+            if i % 1000 == 0:
+                seen.append(time.perf_counter())
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        t0 = time.perf_counter()
+        gen.generate(music, text, table(STEPS), seed=1)
+        t1 = time.perf_counter()
+    finally:
+        stop.set()
+        worker.join()
+    # Holding the GIL would freeze the other thread for the whole call; count what it did in
+    # the middle 80% of the call (the edges may see a switch interval around the call).
+    lo, hi = t0 + 0.1 * (t1 - t0), t1 - 0.1 * (t1 - t0)
+    inside = sum(lo < t < hi for t in seen)
+    assert inside > 10, (inside, t1 - t0)
 
 
 def test_one_generator_refuses_a_second_thread(onnx_path, normalizer) -> None:

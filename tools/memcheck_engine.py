@@ -1,11 +1,15 @@
 """Run the native engine's code paths under valgrind and fail on errors in gcdance's own code.
 
     python tools/memcheck_engine.py            # needs valgrind and an installed gcdance
+    GCDANCE_MEMCHECK_LOG=vg.log python tools/memcheck_engine.py   # keep valgrind's log
 
-It writes a small denoiser-shaped ONNX model (onnx.helper; no torch), then, inside valgrind
-(memcheck), runs gcdance._engine: Session runs with buffer reuse and reshapes, a Generator over
-one and three windows on the host loop and on the device loop, with root anchoring, inpainting,
-seeded and injected noise, a cancellation and error paths.
+It writes small denoiser-shaped ONNX models (onnx.helper; no torch): a single graph and split
+graphs (condition + step, the default path). Then, inside valgrind (memcheck), it runs
+gcdance._engine: Session runs with buffer reuse and reshapes, Generators over one and three
+windows and back on the host loop, the device loop and the device loop's kept buffer sets (what
+CUDA graphs use), with root anchoring, inpainting, seeded and injected noise, a cancellation, a
+failure inside the loop and error paths. Leak checking is on: a definite leak whose allocation
+passed through gcdance's code counts as ours.
 Python and ONNX Runtime produce reports of their own (uninitialised reads in the interpreter's
 GC, an overlapping memcpy in ORT's environment set-up); an error counts as ours when the first
 stack frame outside valgrind's preload library is in gcdance's module. Exit 0: none of ours.
@@ -80,8 +84,54 @@ cfg.upload_graph = build_upload_graph()
 m = native.Model(path, cfg, intra_op_threads=1)
 table = np.tile(np.array([[500, 400, 0.6, 0.8, 0.7, 0.71, 0.1, 0.7, 2.7]], np.float32), (4, 1))
 table[-1, 4:8] = [1.0, 0.0, 0.0, 0.0]
-for g in (native.Generator(m), native.Generator(m, device_loop=True)):  # host and device loops
-    for frames in (120, 250):
+# Split graphs (the default path): a condition graph computes the cache once per generation,
+# the step graph reads it every step.
+C = 8
+wc = numpy_helper.from_array((rng.standard_normal((M, C)) * 0.1).astype(np.float32), "Wc")
+wd = numpy_helper.from_array((rng.standard_normal((C, D)) * 0.1).astype(np.float32), "Wd")
+condition = helper.make_graph(
+    [helper.make_node("MatMul", ["music", "Wc"], ["cond_cache"])], "condition", [
+        helper.make_tensor_value_info("music", TensorProto.FLOAT, ["b", "n", M]),
+        helper.make_tensor_value_info("text_emb", TensorProto.FLOAT, ["b", T]),
+        helper.make_tensor_value_info("cond_mask", TensorProto.FLOAT, ["b"])],
+    [helper.make_tensor_value_info("cond_cache", TensorProto.FLOAT, ["b", "n", C])],
+    initializer=[wc])
+step = helper.make_graph(
+    [helper.make_node("MatMul", ["cond_cache", "Wd"], ["cw"]),
+     helper.make_node("Add", ["x_t", "cw"], ["s"]),
+     helper.make_node("Unsqueeze", ["t", "ax"], ["t1"]),
+     helper.make_node("Unsqueeze", ["t1", "ax2"], ["t2"]),
+     helper.make_node("Div", ["t2", "k"], ["tk"]),
+     helper.make_node("Add", ["s", "tk"], ["s2"]),
+     helper.make_node("Tanh", ["s2"], ["x0"])], "step", [
+        helper.make_tensor_value_info("x_t", TensorProto.FLOAT, ["b", "n", D]),
+        helper.make_tensor_value_info("t", TensorProto.FLOAT, ["b"]),
+        helper.make_tensor_value_info("text_emb", TensorProto.FLOAT, ["b", T]),
+        helper.make_tensor_value_info("cond_mask", TensorProto.FLOAT, ["b"]),
+        helper.make_tensor_value_info("cond_cache", TensorProto.FLOAT, ["b", "n", C])],
+    [helper.make_tensor_value_info("x0", TensorProto.FLOAT, ["b", "n", D])],
+    initializer=[wd, numpy_helper.from_array(np.array([1], np.int64), "ax"),
+                 numpy_helper.from_array(np.array([2], np.int64), "ax2"),
+                 numpy_helper.from_array(np.array(1000.0, np.float32), "k")])
+for g_, name in ((condition, "condition.onnx"), (step, "step.onnx")):
+    mp = helper.make_model(g_, opset_imports=[helper.make_opsetid("", 17)])
+    mp.ir_version = 8
+    onnx.save(mp, path + "." + name)
+split_cfg = native.ModelConfig()
+for attr in ("dim", "music_dim", "text_dim", "anchor_dims", "anchor_zero", "norm_center",
+             "norm_half_range", "update_graph", "upload_graph"):
+    setattr(split_cfg, attr, getattr(cfg, attr))
+split_cfg.condition_path = path + ".condition.onnx"
+split_cfg.cache_dim = C
+split_cfg.input_cache = split_cfg.output_cache = "cond_cache"
+split = native.Model(path + ".step.onnx", split_cfg, intra_op_threads=1)
+assert split.split
+
+loops = [native.Generator(m), native.Generator(m, device_loop=True),  # host and device loops
+         native.Generator(split), native.Generator(split, device_loop=True),
+         native.Generator(split, device_loop=True, keep_shapes=True)]  # CUDA graphs' buffer sets
+for g in loops:
+    for frames in (120, 250, 120):
         music = rng.standard_normal((frames, M)).astype(np.float32)
         text = rng.standard_normal(T).astype(np.float32)
         g.generate(music, text, table, seed=1)
@@ -101,6 +151,16 @@ for g in (native.Generator(m), native.Generator(m, device_loop=True)):  # host a
         g.generate(music, text, table, progress=lambda i, n: i < 2)
     except gcdance.EngineError:
         pass
+
+    def fail(i, n):
+        raise KeyError("a failure inside the loop")
+
+    try:  # a kept buffer set is dropped on a failure
+        g.generate(music, text, table, progress=fail)
+    except KeyError:
+        pass
+    g.generate(music, text, table, seed=3)
+del loops, g, m, split, s
 print("workload done")
 '''
 
@@ -117,6 +177,12 @@ def ours(block: list[str]) -> bool:
     return False
 
 
+def leaked_by_us(block: list[str]) -> bool:
+    """True when a definite leak's allocation stack passes through gcdance's code."""
+    return any(("_engine" in line or "gcdance::" in line) and re.search(r"(?:at|by) 0x", line)
+               for line in block[1:])
+
+
 def main() -> int:
     if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -124,10 +190,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "workload.py"
         script.write_text(WORKLOAD)
-        log = Path(tmp) / "valgrind.log"
+        log = Path(os.environ.get("GCDANCE_MEMCHECK_LOG") or Path(tmp) / "valgrind.log")
         env = dict(os.environ, PYTHONMALLOC="malloc")
         run = subprocess.run(
-            ["valgrind", "--tool=memcheck", "--num-callers=30", "--errors-for-leak-kinds=none",
+            ["valgrind", "--tool=memcheck", "--num-callers=30", "--leak-check=full",
+             "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
              f"--log-file={log}", sys.executable, str(script), str(Path(tmp) / "den.onnx")],
             env=env, capture_output=True, text=True, check=False)
         print(run.stdout.strip())
@@ -137,15 +204,19 @@ def main() -> int:
         blocks: list[list[str]] = []
         for line in log.read_text(errors="replace").splitlines():
             body = re.sub(r"^==\d+== ", "", line)
-            if re.match(r"[A-Z][a-z]", body) and not body.startswith(("Memcheck", "Copyright",
-                                                                       "Using", "Command")):
+            leak = re.match(r"[\d,]+ (?:\([\d,]+ direct, [\d,]+ indirect\) )?bytes in", body)
+            if leak or (re.match(r"[A-Z][a-z]", body) and
+                        not body.startswith(("Memcheck", "Copyright", "Using", "Command"))):
                 blocks.append([body])
             elif blocks and body.strip():
                 blocks[-1].append(body)
         errors = [b for b in blocks if ("Invalid" in b[0] or "uninitialised" in b[0]
                                         or "overlap" in b[0] or "Mismatched" in b[0])]
-        mine = [b for b in errors if ours(b)]
-        print(f"valgrind: {len(errors)} error reports in total, {len(mine)} in gcdance's code")
+        # A definite leak is ours when gcdance's code made the allocation (any frame).
+        leaks = [b for b in blocks if "definitely lost" in b[0]]
+        mine = [b for b in errors if ours(b)] + [b for b in leaks if leaked_by_us(b)]
+        print(f"valgrind: {len(errors)} error reports and {len(leaks)} definite leaks in total, "
+              f"{len(mine)} in gcdance's code")
         for b in mine[:5]:
             print("\n".join(b[:12]), file=sys.stderr)
         return 1 if mine else 0

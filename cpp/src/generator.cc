@@ -249,14 +249,18 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
   }
 }
 
-Generator::Generator(std::shared_ptr<Model> model, bool device_loop)
+Generator::Generator(std::shared_ptr<Model> model, bool device_loop, bool keep_shapes)
     : model_(std::move(model)), binding_(model_->ort()) {
   if (model_->ort()->cuda_graph() && !device_loop) {
     throw InputError("this Model replays CUDA graphs, which only the device loop's fixed "
                      "buffers allow: create the Generator with device_loop=True");
   }
+  if (keep_shapes && !device_loop) {
+    throw InputError("keep_shapes applies to the device loop's buffer sets: create the "
+                     "Generator with device_loop=True");
+  }
   if (device_loop) {
-    device_ = std::make_unique<DeviceLoop>(model_);
+    device_ = std::make_unique<DeviceLoop>(model_, keep_shapes);
   } else if (model_->split()) {
     condition_ = std::make_unique<Binding>(model_->condition());
   }

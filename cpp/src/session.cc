@@ -162,15 +162,25 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 
 void HostTensor::AlignedFree::operator()(std::byte* p) const { ::operator delete[](p, kAlignment); }
 
-HostTensor::HostTensor(ONNXTensorElementDataType type, std::vector<int64_t> shape)
-    : type_(type), shape_(std::move(shape)) {
+HostTensor::HostTensor(ONNXTensorElementDataType type, std::vector<int64_t> shape) : type_(type) {
+  Reshape(std::move(shape));
+}
+
+bool HostTensor::Reshape(std::vector<int64_t> shape) {
   size_t count = 1;
-  for (int64_t d : shape_) count *= static_cast<size_t>(d);
-  bytes_ = count * ElementSize(type_);
-  data_.reset(static_cast<std::byte*>(::operator new[](std::max<size_t>(bytes_, 1), kAlignment)));
-  std::memset(data_.get(), 0, bytes_);
+  for (int64_t d : shape) count *= static_cast<size_t>(d);
+  const size_t bytes = count * ElementSize(type_);
+  const bool grow = !data_ || bytes > capacity_;
+  if (grow) {
+    data_.reset(static_cast<std::byte*>(::operator new[](std::max<size_t>(bytes, 1), kAlignment)));
+    capacity_ = bytes;
+    std::memset(data_.get(), 0, bytes);
+  }
+  shape_ = std::move(shape);
+  bytes_ = bytes;
   auto info = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault);
   value_ = Ort::Value::CreateTensor(info, data_.get(), bytes_, shape_.data(), shape_.size(), type_);
+  return grow;
 }
 
 OrtModel::OrtModel(const std::string& model_path, const SessionConfig& config)
@@ -236,6 +246,15 @@ void OrtModel::Create(const SessionConfig& config, const std::string* model_byte
     // SessionConfig::device_id, so a second source of truth could split a model across GPUs.
     throw InputError("provider_options has device_id='" + d->second +
                      "': pass the GPU as device_id (gcdance.Generator(device_id=N)) instead");
+  }
+  for (const char* key : {"enable_cuda_graph", "trt_cuda_graph_enable"}) {
+    // Captures replay fixed addresses: only the device loop's kept buffer sets allow them.
+    if (config.provider_options.count(key) != 0) {
+      throw InputError(std::string("provider_options has ") + key + "='" +
+                       config.provider_options.at(key) +
+                       "': CUDA graphs are the engine's cuda_graph=True (provider 'cuda', device "
+                       "loop), which keeps the buffers a capture replays");
+    }
   }
   if (cuda_graph_ && provider_ != "cuda") {
     // ONNX Runtime's TensorRT provider keeps one graph per session whatever gpu_graph_id says,

@@ -119,12 +119,16 @@ class NormalNoise {
 // DeviceLoop (state in the provider's memory), otherwise in C++ on the host.
 class Generator {
  public:
-  explicit Generator(std::shared_ptr<Model> model, bool device_loop = false);
+  // `keep_shapes` (device loop): keep a buffer set per shape instead of resizing one (always so
+  // with CUDA graphs; DeviceLoop).
+  explicit Generator(std::shared_ptr<Model> model, bool device_loop = false,
+                     bool keep_shapes = false);
   Generator(const Generator&) = delete;
   Generator& operator=(const Generator&) = delete;
 
   const Model& model() const { return *model_; }
   bool device_loop() const { return device_ != nullptr; }
+  const DeviceLoop* device() const { return device_.get(); }
 
   // Runs the whole loop. `windows` (optional) receives the final x0 windows (W, L, dim) and
   // `motion` the stitched sequence (frames, dim), both normalized.

@@ -50,6 +50,9 @@ class HostTensor {
   const std::vector<int64_t>& shape() const { return shape_; }
   ONNXTensorElementDataType type() const { return type_; }
   Ort::Value& value() { return value_; }
+  // Gives the tensor a new shape, reusing its memory when it is large enough (the contents are
+  // then unspecified); returns true when it had to allocate.
+  bool Reshape(std::vector<int64_t> shape);
 
  private:
   struct AlignedFree {
@@ -57,7 +60,7 @@ class HostTensor {
   };
   ONNXTensorElementDataType type_;
   std::vector<int64_t> shape_;
-  size_t bytes_ = 0;
+  size_t bytes_ = 0, capacity_ = 0;
   std::unique_ptr<std::byte[], AlignedFree> data_;
   Ort::Value value_{nullptr};
 };
