@@ -60,6 +60,7 @@ from gcdance.bundle import (
     denoiser_io,
     file_sha256,
     read_onnx_signature,
+    seal_manifest,
     split_io,
 )
 from gcdance.errors import GCDanceError, InputError
@@ -410,6 +411,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                 .isoformat(timespec="seconds"),
                 **_git_info(), **_versions(), **spec.provenance},
         }
+        seal_manifest(manifest)  # last: an edit after export is refused by load_bundle
         (tmp / MANIFEST).write_text(_dumps(manifest) + "\n", encoding="utf-8")
         umask = _umask()
         for p in tmp.iterdir():

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gcdance._atomic import atomic_path
-from gcdance.bundle import MANIFEST, MODEL_CARD_FILE, config_name, load_bundle
+from gcdance.bundle import MANIFEST, MODEL_CARD_FILE, config_name, load_bundle, seal_manifest
 from gcdance.errors import BundleError, GCDanceError, InputError
 
 __all__ = ["render_model_card", "write_model_card"]
@@ -215,7 +215,7 @@ def _validate_without_card(root: Path, manifest: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(prefix=".card-check-", dir=root.parent) as tmp:
         for name in bare["files"]:
             os.symlink((root / name).resolve(), Path(tmp) / name)
-        (Path(tmp) / MANIFEST).write_text(json.dumps(bare), encoding="utf-8")
+        (Path(tmp) / MANIFEST).write_text(json.dumps(seal_manifest(bare)), encoding="utf-8")
         try:
             load_bundle(tmp)
         except BundleError as exc:
@@ -262,6 +262,7 @@ def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
                                           "size": len(data)}
     manifest["files"] = dict(sorted(manifest["files"].items()))
     manifest["model_card"] = MODEL_CARD_FILE
+    seal_manifest(manifest)
     from .bundle import _dumps  # the manifest's own formatting
 
     card = root / MODEL_CARD_FILE

@@ -29,6 +29,8 @@ from gcdance.bundle import (
     default_bundle_path,
     file_sha256,
     load_bundle,
+    manifest_digest,
+    seal_manifest,
 )
 from gcdance.errors import BundleError
 from gcdance.genres import REGISTRY
@@ -67,10 +69,12 @@ def _manifest(path: Path) -> dict:
     return json.loads((path / "manifest.json").read_text())
 
 
-def _edit(path: Path, change: Callable[[dict], None]) -> None:
+def _edit(path: Path, change: Callable[[dict], None], seal: bool = True) -> None:
+    """Change the manifest; resealed by default (as an exporter would), so that the checks
+    behind the seal are reached."""
     m = _manifest(path)
     change(m)
-    (path / "manifest.json").write_text(json.dumps(m))
+    (path / "manifest.json").write_text(json.dumps(seal_manifest(m) if seal else m))
 
 
 def _rehash(path: Path, name: str) -> None:
@@ -248,6 +252,39 @@ def test_invalid_json_and_wrong_format(copy: Path) -> None:
         load_bundle(copy)
     (copy / "manifest.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(BundleError, match=r"not a gcdance model bundle"):
+        load_bundle(copy)
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["sampling"].update(window=90, hop=45),
+    lambda m: m["sampling"].update(hop=30),
+    lambda m: m["model"]["config"].update(num_layers=1),
+    lambda m: m["genres"].reverse() if isinstance(m["genres"], list) else m.update(genres=[]),
+    lambda m: m["provenance"].update(note="hand edit"),
+])
+def test_a_hand_edited_manifest_is_refused(copy: Path, change: Callable[[dict], None]) -> None:
+    """Any edit after export, even one consistent with the rest, is refused by the seal."""
+    _edit(copy, change, seal=False)
+    with pytest.raises(BundleError, match=r"was changed after export.*manifest_sha256"):
+        load_bundle(copy)
+
+
+def test_the_seal_covers_the_whole_manifest(copy: Path) -> None:
+    m = _manifest(copy)
+    assert m["manifest_sha256"] == manifest_digest(m)
+    # Key order and whitespace do not matter, content does.
+    (copy / "manifest.json").write_text(json.dumps(dict(reversed(list(m.items()))), indent=4))
+    assert load_bundle(copy).window == m["sampling"]["window"]
+    _edit(copy, lambda m: m.pop("manifest_sha256"), seal=False)
+    with pytest.raises(BundleError, match=r"has no manifest_sha256.*re-export"):
+        load_bundle(copy)
+
+
+def test_manifest_config_must_be_the_graphs(copy: Path) -> None:
+    """A resealed manifest whose model config is not the one the denoiser was exported with
+    is refused (the exporter stores the config in the graph)."""
+    _edit(copy, lambda m: m["model"]["config"].update(ff_dim=65))
+    with pytest.raises(BundleError, match=r"model.config differs .*keys \['ff_dim'\]"):
         load_bundle(copy)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,3 +208,28 @@ def test_training_pipeline_with_a_random_clip_tower(tmp_path, monkeypatch) -> No
     assert load_control_embeddings(ce_path, "finedance").shape == (16, 32)
     with pytest.raises(BundleError, match="expects the clip encoder"):
         GenreClassifier(clf_path, encoder=NumpyMiniLM()).classify("a dance with fans")
+
+
+def test_a_bundle_runs_its_own_text_encoder(minilm_onnx, tmp_path, monkeypatch) -> None:
+    """A bundle that ships text_encoder.onnx classifies prompts with that graph, not with the
+    encoder found in the cache or the package."""
+    from export.bundle import random_bundle
+    from gcdance.bundle import load_bundle
+
+    monkeypatch.setenv("GCDANCE_CACHE", str(tmp_path / "empty-cache"))
+    out = random_bundle(tmp_path / "b", "tiny", text_encoder="minilm",
+                        text_encoder_onnx=minilm_onnx, check_shapes=((2, 8),))
+    b = load_bundle(out)
+    assert b.manifest["assets"]["text_encoder"] == "text_encoder.onnx"
+    enc = b.classifier.encoder
+    assert isinstance(enc, OnnxTextEncoder)
+    assert Path(enc.session._model_path) == out / "text_encoder.onnx"
+    prompt = "smooth waves and robotic hits"
+    numpy_probs = gcdance_classifier_with(NumpyMiniLM(), out).predict_proba([prompt])
+    np.testing.assert_allclose(b.classifier.predict_proba([prompt]), numpy_probs, atol=1e-4)
+
+
+def gcdance_classifier_with(encoder, bundle_dir):
+    from gcdance.text import GenreClassifier
+
+    return GenreClassifier(bundle_dir / "genre_classifier.npz", encoder=encoder)

@@ -92,7 +92,9 @@ __all__ = [
     "denoiser_io",
     "file_sha256",
     "load_bundle",
+    "manifest_digest",
     "read_onnx_signature",
+    "seal_manifest",
     "split_io",
 ]
 
@@ -132,6 +134,26 @@ _REQUIRED_SECTIONS: tuple[str, ...] = (
 
 
 # ----------------------------------------------------------------------------------- hashing
+SEAL_KEY = "manifest_sha256"
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 of the manifest's content without its seal (canonical JSON: sorted keys, no
+    spaces). Exporters store it as ``manifest["manifest_sha256"]``; the loader refuses a
+    manifest whose content no longer matches (an edit after export)."""
+    body = {k: v for k, v in manifest.items() if k != SEAL_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def seal_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Store :func:`manifest_digest` in the manifest (last, after every other change)."""
+    manifest.pop(SEAL_KEY, None)
+    manifest[SEAL_KEY] = manifest_digest(manifest)
+    return manifest
+
+
 _HASH_CACHE: dict[tuple[str, int, int, int, int], str] = {}
 _HASH_LOCK = threading.Lock()
 _RACY_SECONDS = 2.0  # files modified this recently are re-hashed every time (see file_sha256)
@@ -606,6 +628,21 @@ def _check_format(manifest: Mapping[str, Any], root: Path) -> None:
     missing = [k for k in _REQUIRED_SECTIONS if k not in manifest]
     if missing:
         raise BundleError(_fix(f"{root / MANIFEST} lacks the field(s) {missing}"))
+    seal = manifest.get(SEAL_KEY)
+    if not isinstance(seal, str):
+        raise BundleError(f"{root / MANIFEST} has no {SEAL_KEY}: it was not written by an "
+                          f"exporter of this gcdance; re-export the bundle with "
+                          f"`{BUILD_COMMAND}`")
+    try:
+        digest = manifest_digest(manifest)
+    except ValueError as exc:  # NaN or infinity: not JSON an exporter writes
+        raise BundleError(_fix(f"{root / MANIFEST} holds a non-finite number ({exc})")) from None
+    if seal.lower() != digest:
+        raise BundleError(
+            f"{root / MANIFEST} was changed after export: its content no longer matches its "
+            f"{SEAL_KEY} (tampered or hand-edited bundle; a manifest edit changes what the "
+            f"graphs are run with). Restore the original manifest, or re-export with "
+            f"`{BUILD_COMMAND}` (the exporter's options set window, hop, genres and the rest)")
 
 
 def _check_files(manifest: Mapping[str, Any], root: Path) -> dict[str, Path]:
@@ -654,6 +691,27 @@ def _check_graph(path: Path, want_in: tuple[TensorSpec, ...], want_out: tuple[Te
             f"{path} has inputs {[s.to_dict() for s in sig.inputs]} and outputs "
             f"{[s.to_dict() for s in sig.outputs]}, but the manifest ({dims}) expects "
             f"{[s.to_dict() for s in want_in]} -> {[s.to_dict() for s in want_out]}"))
+
+
+def _check_graph_config(path: Path, config: Mapping[str, Any]) -> None:
+    """Refuse a denoiser exported from another model configuration than the manifest states
+    (the exporter stores the configuration in the graph's metadata)."""
+    stored = read_onnx_signature(path).metadata.get("gcdance.denoiser_config")
+    if stored is None:
+        return  # a graph exported by other tools: its signature was checked above
+    try:
+        graph_config = json.loads(stored)
+    except ValueError:
+        raise BundleError(_fix(f"{path} holds unreadable gcdance.denoiser_config metadata")
+                          ) from None
+    if graph_config != dict(config):
+        keys = sorted(k for k in set(graph_config) | set(config)
+                      if graph_config.get(k) != config.get(k))
+        raise BundleError(_fix(
+            f"manifest model.config differs from the configuration {path.name} was exported "
+            f"with (keys {keys}: manifest {[config.get(k) for k in keys]}, graph "
+            f"{[graph_config.get(k) for k in keys]}); the manifest does not describe this "
+            "graph"))
 
 
 def _check_io(specs: Any, expected: tuple[TensorSpec, ...], what: str) -> tuple[TensorSpec, ...]:
@@ -715,6 +773,7 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
     outputs = _check_io(onnx_section.get("outputs"), want_out, "outputs")
     _check_graph(files[DENOISER_FILE], inputs, outputs,
                  f"dim {dim}, music_dim {music_dim}, text_dim {text_dim}")
+    _check_graph_config(files[DENOISER_FILE], config)
     split = _check_split(onnx_section, files, dim, music_dim, text_dim)
 
     # -- normalizer --------------------------------------------------------------------------
@@ -742,7 +801,9 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
     if not np.isfinite(control).all():
         raise BundleError(_fix(f"{CONTROL_FILE} contains NaN or inf"))
     control.setflags(write=False)
-    classifier = GenreClassifier(files[CLASSIFIER_FILE])
+    # The bundle's own text encoder graph, when it ships one (else the named encoder's).
+    classifier = GenreClassifier(files[CLASSIFIER_FILE],
+                                 encoder_path=files.get(TEXT_ENCODER_FILE))
     if dataset not in classifier.layers:
         raise BundleError(_fix(f"{CLASSIFIER_FILE} has no head for {dataset} (it has: "
                                f"{', '.join(classifier.layers)})"))

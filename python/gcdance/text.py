@@ -408,8 +408,13 @@ class GenreClassifier:
     """
 
     def __init__(self, path: str | os.PathLike[str] = CLASSIFIER_PATH,
-                 encoder: TextEncoder | None = None) -> None:
+                 encoder: TextEncoder | None = None,
+                 encoder_path: str | os.PathLike[str] | None = None) -> None:
+        """``encoder``: the text encoder to use; else ``encoder_path`` (an exported graph, e.g.
+        a bundle's ``text_encoder.onnx``), loaded on first use; else the encoder named in the
+        classifier's metadata from the gcdance cache or its package."""
         path = Path(path)
+        self._encoder_path = Path(encoder_path) if encoder_path is not None else None
         if not path.is_file():
             raise BundleError(f"genre classifier {path} not found: train it with "
                               "`python -m training.genre_classifier`")
@@ -435,7 +440,9 @@ class GenreClassifier:
     @property
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
-            self._encoder = load_text_encoder(self.encoder_name)
+            self._encoder = load_text_encoder(
+                self.encoder_name, backend="onnx" if self._encoder_path else "auto",
+                onnx_path=self._encoder_path)
         if self._encoder.name != self.encoder_name or self._encoder.dim != self.dim:
             raise BundleError(f"classifier expects the {self.encoder_name} encoder "
                               f"({self.dim} dims), got {self._encoder.name} "
