@@ -38,7 +38,7 @@ from gcdance.errors import InputError, ProviderError  # noqa: E402
 from gcdance.genres import FINEDANCE_GENRES  # noqa: E402
 from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
 from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
-from gcdance.tensorrt import parse_shapes, profile_windows  # noqa: E402
+from gcdance.tensorrt import parse_shapes, profile_range, profile_windows  # noqa: E402
 from training.denoiser import build_denoiser  # noqa: E402
 
 torch.set_num_threads(1)
@@ -373,7 +373,7 @@ def test_engines_of_other_profiles_live_apart(tiny_bundle) -> None:
 
 @pytest.mark.parametrize("shapes", [
     "x_t", "x_t:", ":2x3", "x_t:2xx3", "x_t:2x0", "x_t:-2x3", "x_t:2,t:", "x_t:2,x_t:2",
-    "x_t:2x1.5", " , "])
+    "x_t:2x1.5", " , ", "x_t:2_0", "x_t:+2", "x_t:2 x 3", "x_t :2", "x_t:\uff12"])
 def test_malformed_profile_shapes_are_refused(shapes: str) -> None:
     opts = {"trt_profile_min_shapes": "x_t:2", "trt_profile_opt_shapes": "x_t:2",
             "trt_profile_max_shapes": shapes}
@@ -383,12 +383,23 @@ def test_malformed_profile_shapes_are_refused(shapes: str) -> None:
 
 def test_profile_windows_checks_the_profile() -> None:
     assert parse_shapes("x_t:2x120x319,t:2") == {"x_t": (2, 120, 319), "t": (2,)}
-    full = {"trt_profile_min_shapes": "x_t:2x8", "trt_profile_opt_shapes": "x_t:2x8"}
+    full = {"trt_profile_min_shapes": "x_t:2x8,t:2", "trt_profile_opt_shapes": "x_t:2x8,t:2"}
     assert profile_windows({**full, "trt_profile_max_shapes": "x_t:7x8,t:6"}) == 3
-    with pytest.raises(InputError, match=r"max batch of 1: a window needs 2 rows"):
-        profile_windows({**full, "trt_profile_max_shapes": "x_t:1x8"})
+    assert profile_range({**full, "trt_profile_max_shapes": "x_t:7x8,t:6"}) == (1, 3)
+    assert profile_range({"trt_profile_min_shapes": "x_t:5x8", "trt_profile_opt_shapes":
+                              "x_t:6x8", "trt_profile_max_shapes": "x_t:8x8"}) == (3, 4)
+    with pytest.raises(InputError, match=r"admits no window count"):
+        profile_windows({"trt_profile_min_shapes": "x_t:1x8", "trt_profile_opt_shapes":
+                         "x_t:1x8", "trt_profile_max_shapes": "x_t:1x8"})
     with pytest.raises(InputError, match=r"missing trt_profile_min_shapes"):
         profile_windows({"trt_profile_opt_shapes": "x_t:2", "trt_profile_max_shapes": "x_t:2"})
+    with pytest.raises(InputError, match=r"name different inputs"):
+        profile_windows({**full, "trt_profile_max_shapes": "x_t:4x8"})
+    with pytest.raises(InputError, match=r"needs min <= opt <= max"):
+        profile_windows({**full, "trt_profile_max_shapes": "x_t:4x4,t:4"})
+    with pytest.raises(InputError, match=r"malformed"):  # every one of the three is parsed
+        profile_windows({**full, "trt_profile_opt_shapes": "garbage",
+                         "trt_profile_max_shapes": "x_t:4x8,t:4"})
     assert profile_windows({"trt_profile_max_shapes": "  "}) is None  # no profile at all
 
 

@@ -48,8 +48,13 @@ def test_generate_gives_a_dance(generator: gcdance.Generator) -> None:
     assert dance.joints().shape == (150, 52, 3)
     again = generator.generate(clicks(5.0), "Jazz", seed=1, steps=8)
     np.testing.assert_array_equal(dance.motion, again.motion)
-    other = generator.generate(clicks(5.0), "Jazz", seed=2, steps=8)
+    other = generator.generate(clicks(5.0), "Jazz", seed=2, steps=8, guidance=1.5)
     assert not np.allclose(dance.motion, other.motion)
+    # The settings used are recorded: the bundle's defaults when not given.
+    sampling = generator.bundle.sampling
+    assert dance.settings["guidance"] == sampling.guidance and dance.settings["steps"] == 8
+    assert dance.settings["eta"] == sampling.eta
+    assert other.settings["guidance"] == 1.5
 
 
 def test_split_graphs_give_the_single_graph_result(generator: gcdance.Generator) -> None:
@@ -92,6 +97,17 @@ def test_loop_choices_are_checked(bundle: Path) -> None:
         pick_loop("host", "cuda", cuda_graph=True)
 
 
+def test_wav2clip_features_without_their_graph_are_refused_up_front(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from export.bundle import random_bundle
+
+    monkeypatch.setenv("GCDANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GCDANCE_WAV2CLIP_ONNX", raising=False)
+    out = random_bundle(tmp_path / "w2c", "tiny", features="full", check_shapes=((2, 8),))
+    with pytest.raises(gcdance.WeightsError, match=r"no wav2clip.onnx.*export.wav2clip_onnx"):
+        gcdance.Generator(out, device="cpu")
+
+
 def test_one_gpu_per_model(bundle: Path) -> None:
     """The GPU is Generator(device_id=): one source for every session, buffer and provider."""
     with pytest.raises(gcdance.InputError, match="device_id must be a GPU ordinal"):
@@ -102,17 +118,56 @@ def test_one_gpu_per_model(bundle: Path) -> None:
     assert gcdance.Generator(bundle, device="cpu", device_id=0).device_id == 0
 
 
-def test_songs_beyond_the_tensorrt_profile_are_refused(generator: gcdance.Generator) -> None:
-    """A TensorRT engine covers 1..N windows; a longer song is refused before sampling with
-    what to do (checked here on the CPU generator with a profile limit set as TensorRT's)."""
-    generator._max_windows = 1
+def test_songs_outside_the_tensorrt_profile_are_refused(generator: gcdance.Generator) -> None:
+    """A TensorRT engine covers a range of window counts; a song outside it is refused before
+    sampling with what to do (checked here on the CPU generator with TensorRT's range set)."""
+    generator._windows = (1, 1)
     try:
         with pytest.raises(gcdance.InputError, match=r"needs 2 windows but the TensorRT "
-                                                     r"engine's profile covers at most 1 \(4 s\)"):
+                                                     r"engine's profile covers 1 to 1 \(4 s"):
             generator.generate(clicks(5.0), "Jazz", steps=2)
         assert generator.generate(clicks(4.0), "Jazz", steps=2).motion.shape[0] == 120
+        generator._windows = (2, 4)
+        with pytest.raises(gcdance.InputError, match=r"needs 1 windows .* covers 2 to 4"):
+            generator.generate(clicks(4.0), "Jazz", steps=2)
     finally:
-        generator._max_windows = None
+        generator._windows = None
+
+
+def test_tensorrt_options_are_checked_before_any_work(bundle: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from gcdance import generator as generator_mod
+
+    monkeypatch.setenv("GCDANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(generator_mod, "available_providers", lambda: ["cpu", "cuda", "tensorrt"])
+    with pytest.raises(gcdance.InputError, match="malformed TensorRT profile shapes"):
+        gcdance.Generator(bundle, provider="tensorrt",
+                          provider_options={"trt_profile_max_shapes": "x_t:2x"})
+    with pytest.raises(gcdance.InputError, match=r"Generator\(device_id=N\)"):
+        gcdance.Generator(bundle, provider="tensorrt", provider_options={"device_id": "1"})
+    assert not (tmp_path / "cache").exists()  # no engine folder made for a refused generator
+
+
+def test_custom_tensorrt_profiles_get_their_own_cache(bundle: Path) -> None:
+    from gcdance import tensorrt
+    from gcdance.bundle import load_bundle
+
+    b = load_bundle(bundle)
+    default = tensorrt.generator_options(b, {})
+    assert default == tensorrt.provider_options(b)
+    wide = tensorrt.provider_options(b, "/elsewhere", tensorrt.EngineProfile(max_windows=40))
+    given = {k: wide[k] for k in ("trt_profile_min_shapes", "trt_profile_opt_shapes",
+                                  "trt_profile_max_shapes")}
+    custom = tensorrt.generator_options(b, given)
+    assert custom["trt_engine_cache_path"] != default["trt_engine_cache_path"]
+    assert Path(custom["trt_engine_cache_path"]).name.startswith("custom-")
+    assert custom["trt_timing_cache_path"] == custom["trt_engine_cache_path"]
+    assert tensorrt.profile_range(custom) == (1, 40)
+    fp32 = tensorrt.generator_options(b, {"trt_fp16_enable": "0"})
+    assert fp32["trt_engine_cache_path"] not in (custom["trt_engine_cache_path"],
+                                                 default["trt_engine_cache_path"])
+    mine = tensorrt.generator_options(b, {**given, "trt_engine_cache_path": "/mine"})
+    assert mine["trt_engine_cache_path"] == "/mine"  # a given folder is kept
 
 
 def test_start_and_duration_select_the_segment(generator: gcdance.Generator) -> None:

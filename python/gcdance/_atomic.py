@@ -75,11 +75,10 @@ def remove_stale_temporaries(path: str | os.PathLike[str], min_age_s: float = 36
     for tmp in target.parent.glob(f".{target.stem}.tmp-*{target.suffix}"):
         pid = tmp.name[len(target.stem) + 6:].split("-", 1)[0]
         try:
-            stale = (not pid.isdigit() or not _alive(int(pid))) and \
-                now - tmp.stat().st_mtime > min_age_s
-            if stale:
+            writer_gone = not (pid.isascii() and pid.isdigit()) or not _alive(int(pid))
+            if writer_gone and now - tmp.stat().st_mtime > min_age_s:
                 tmp.unlink()
                 removed += 1
-        except OSError:
+        except (OSError, ValueError, OverflowError):
             continue
     return removed

@@ -72,11 +72,26 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _device(provider: str) -> str:
+def _gpu_name(device_id: int) -> str:
+    """The GPU's name from nvidia-smi (ships with the driver), else "GPU <id>"."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",
+                              "--format=csv,noheader", "-i", str(device_id)],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return f"GPU {device_id}"
+    name = out.stdout.strip().splitlines()[0].strip() if out.returncode == 0 and out.stdout else ""
+    return name or f"GPU {device_id}"
+
+
+def _device(provider: str, device_id: int = 0) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if provider == "cpu":
         return f"{_cpu_name()} ({cores} cores available)"
-    return f"GPU via ONNX Runtime {provider} provider; host {_cpu_name()}"
+    return (f"{_gpu_name(device_id)} (device {device_id}) via ONNX Runtime's {provider} "
+            f"provider; host {_cpu_name()}")
 
 
 def _bundle_dir(config: str, seed: int) -> Path:
@@ -99,11 +114,12 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                   threads: int | None = None, seed: int = 0, repeat: int = 3,
                   provider: str = "cpu", torch_reference: bool = True,
                   allow_spinning: bool = True, split: bool = True, loop: str = "auto",
-                  cuda_graph: bool = False, precision: str = "fp32",
+                  cuda_graph: bool = False, precision: str = "fp32", device_id: int = 0,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
     from .bundle import load_bundle
     from .engine import native, runtime_info
+    from .errors import BundleError
     from .generator import engine_config, engine_graph, pick_loop, schedule_array
     from .stitching import plan_windows
 
@@ -114,13 +130,19 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
     threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                           else os.cpu_count() or 1)
     path = _bundle_dir(config, seed)
-    if not (path / "manifest.json").is_file():
+    bundle = None
+    if (path / "manifest.json").is_file():
+        try:
+            bundle = load_bundle(path)
+        except BundleError as exc:  # e.g. written by an older gcdance: it is only a cache
+            log(f"rebuilding the cached bundle: {exc}")
+    if bundle is None:
         _import_training()
         from export.bundle import random_bundle
 
         log(f"building a random '{config}' bundle (seed {seed}) in {path} (once)")
         random_bundle(path, config, seed=seed, force=path.exists())
-    bundle = load_bundle(path)
+        bundle = load_bundle(path)
     plan = plan_windows(frames, bundle.window, bundle.hop)
     rng = np.random.default_rng(seed)
     music = rng.standard_normal((frames, bundle.music_dim)).astype(np.float32)
@@ -156,7 +178,8 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
     model = native().Model(str(graph),
                            engine_config(bundle, split, device_loop=loop == "device"),
                            provider=provider, intra_op_threads=threads,
-                           allow_spinning=allow_spinning, provider_options=options,
+                           allow_spinning=allow_spinning, device_id=device_id,
+                           provider_options=options,
                            cuda_graph=cuda_graph)
     gen = native().Generator(model, device_loop=loop == "device")
     log(f"engine: warm-up, then {repeat} x {steps} steps over {plan.num_windows} window(s)")
@@ -166,7 +189,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         lambda: gen.generate(music, text, rows, seed=seed, **noise), repeat)
 
     result: dict[str, Any] = {
-        "device": _device(provider), "provider": provider, "config": config,
+        "device": _device(provider, device_id), "provider": provider, "config": config,
         "frames": frames, "seconds": frames / bundle.fps, "windows": plan.num_windows,
         "steps": steps, "threads": threads, "repeat": repeat,
         "allow_spinning": allow_spinning, "split_graphs": bool(model.split),
@@ -197,8 +220,9 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
     tmodel = build_denoiser(config).eval()
     result["parameters"] = count_parameters(tmodel)
     # On a GPU the fair baseline is PyTorch on the same GPU (TF32 off, as the engine's).
-    torch_device = "cuda" if provider != "cpu" and torch.cuda.is_available() else "cpu"
-    if torch_device == "cuda":
+    torch_device = (f"cuda:{device_id}" if provider != "cpu" and torch.cuda.is_available()
+                    else "cpu")
+    if torch_device != "cpu":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         tmodel = tmodel.to(torch_device)
@@ -221,8 +245,8 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
 
     def timed_reference() -> np.ndarray:
         out = reference()
-        if torch_device == "cuda":
-            torch.cuda.synchronize()
+        if torch_device != "cpu":
+            torch.cuda.synchronize(torch_device)
         return out
 
     torch_ms, ref_motion = _timed(timed_reference, repeat)

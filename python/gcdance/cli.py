@@ -124,9 +124,13 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="output file, repeatable: .npz, .bvh, .pkl, .mp4, .gif "
                         "(default: SONG's name with .npz, in the current directory)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (bundle default: 50)")
-    p.add_argument("--guidance", type=float, default=None, help="guidance weight (default 2.7)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM eta (default 0: deterministic)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="DDIM steps (default: the bundle's, 50)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="guidance weight (default: the bundle's; 2.7 in the paper, 6 for the "
+                        "bundled model)")
+    p.add_argument("--eta", type=float, default=None,
+                   help="DDIM eta (default: the bundle's, 0: deterministic)")
     p.add_argument("--start", type=float, default=None, metavar="SEC",
                    help="seconds into the song where the dance starts")
     p.add_argument("--duration", type=float, default=None, metavar="SEC",
@@ -140,7 +144,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    """--loop, --cuda-graph and --precision: how the engine samples (generate, edit, bench)."""
+    """--loop, --cuda-graph, --precision, --device-id: how the engine samples (generate, edit,
+    bench)."""
     p.add_argument("--loop", default="auto", choices=("auto", "host", "device"),
                    help="where the step math runs (auto: device loop on GPUs, host on the CPU)")
     p.add_argument("--cuda-graph", action="store_true",
@@ -148,6 +153,8 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
                    help="int8: the step graph's layers with int8 weights (CPU; a slightly "
                         "different dance)")
+    p.add_argument("--device-id", type=int, default=0, metavar="N",
+                   help="the GPU to run on (CUDA ordinal; CUDA/TensorRT providers)")
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
@@ -183,7 +190,8 @@ def _generator(args: argparse.Namespace) -> Any:
     from .generator import Generator
 
     return Generator(args.bundle, provider=args.provider, threads=args.threads, loop=args.loop,
-                     cuda_graph=args.cuda_graph, precision=args.precision)
+                     cuda_graph=args.cuda_graph, precision=args.precision,
+                     device_id=args.device_id)
 
 
 def _write(args: argparse.Namespace, dance: Any) -> None:
@@ -279,7 +287,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                            torch_reference=not args.no_torch,
                            allow_spinning=not args.no_spin, split=not args.single_graph,
                            loop=args.loop, cuda_graph=args.cuda_graph,
-                           precision=args.precision, log=lambda m: _say(args, m))
+                           precision=args.precision, device_id=args.device_id,
+                           log=lambda m: _say(args, m))
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK

@@ -169,21 +169,25 @@ class Generator:
         if self.precision == "int8" and self.provider != "cpu":
             raise InputError(f"precision='int8' runs on the CPU provider only (this generator "
                              f"uses {self.provider!r}); on a GPU use provider='tensorrt' (FP16)")
-        graph = (int8_graph(self.bundle, split) if self.precision == "int8"
-                 else engine_graph(self.bundle, split))
         if isinstance(device_id, bool) or not isinstance(device_id, (int, np.integer)) \
                 or device_id < 0:
             raise InputError(f"device_id must be a GPU ordinal >= 0, got {device_id!r}")
         self.device_id = int(device_id)
         self.cuda_graph = bool(cuda_graph)
         options = {str(k): str(v) for k, v in (provider_options or {}).items()}
-        self._max_windows: int | None = None
+        if "device_id" in options:  # (the engine refuses it too; here before any work)
+            raise InputError(f"provider_options has device_id={options['device_id']!r}: pass "
+                             "the GPU as Generator(device_id=N) instead (one GPU per model)")
+        self._windows: tuple[int, int] | None = None  # the TensorRT profile's window range
         if self.provider == "tensorrt":  # FP16, a cached engine, one profile (given ones win)
             from . import tensorrt
 
-            options = {**tensorrt.provider_options(self.bundle, split=split), **options}
+            options = tensorrt.generator_options(self.bundle, options, split=split)
+            self._windows = tensorrt.profile_range(options)
+        graph = (int8_graph(self.bundle, split) if self.precision == "int8"
+                 else engine_graph(self.bundle, split))
+        if self.provider == "tensorrt":
             Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
-            self._max_windows = tensorrt.profile_windows(options)
         self._model = native().Model(
             str(graph), engine_config(self.bundle, split, device_loop=self.loop == "device"),
             provider=self.provider,
@@ -191,6 +195,14 @@ class Generator:
             device_id=self.device_id, provider_options=options, cuda_graph=self.cuda_graph)
         self._local = threading.local()
         self._wav2clip: Any = None
+        if "wav2clip" in self.bundle.features.sets:  # refused now, not at the first song
+            from .errors import WeightsError
+            from .features.wav2clip import default_onnx_path, missing_onnx_message
+
+            path = self.bundle.file("wav2clip.onnx") or default_onnx_path()
+            if not path.is_file():
+                raise WeightsError(f"this bundle's music features include Wav2CLIP, but the "
+                                   f"bundle has no wav2clip.onnx. {missing_onnx_message(path)}")
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------- pieces
@@ -244,21 +256,32 @@ class Generator:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {seed!r}")
         windows = self._engine().num_windows(features.shape[0])
-        if self._max_windows is not None and windows > self._max_windows:
-            seconds = (self.bundle.window + (self._max_windows - 1) * self.bundle.hop
-                       ) / self.bundle.fps
+        if self._windows is not None and not self._windows[0] <= windows <= self._windows[1]:
+            fewest, most = self._windows
+            seconds = (self.bundle.window + (most - 1) * self.bundle.hop) / self.bundle.fps
             raise InputError(
                 f"this music needs {windows} windows but the TensorRT engine's profile covers "
-                f"at most {self._max_windows} ({seconds:g} s): build a larger one (python -m "
-                "export.tensorrt --max-windows N, then pass gcdance.tensorrt.provider_options("
-                "bundle, profile=EngineProfile(max_windows=N)) as provider_options), pass a "
-                "shorter duration, or use provider='cuda'")
+                f"{fewest} to {most} ({seconds:g} s at most): build one that covers it (python "
+                "-m export.tensorrt --min-windows A --max-windows N, then pass "
+                "gcdance.tensorrt.provider_options(bundle, profile=EngineProfile(min_windows=A, "
+                "max_windows=N)) as provider_options), pass another duration, or use "
+                "provider='cuda'")
         text = np.ascontiguousarray(self.bundle.control_embeddings[self.bundle.genre_id(genre)],
                                     dtype=np.float32)
         motion, _ = self._engine().generate(features, text, table, seed=int(seed),
                                             known=known, mask=mask, progress=progress,
                                             return_windows=False)
         return self.bundle.normalizer.inverse(motion.astype(np.float64)).astype(np.float32)
+
+    def _used(self, guidance: float | None, eta: float | None) -> dict[str, float]:
+        """The guidance and eta a generation ran with (given, else the bundle's)."""
+        sampling = self.bundle.sampling
+        used = {"guidance": float(sampling.guidance if guidance is None else guidance),
+                "eta": float(sampling.eta if eta is None else eta)}
+        if sampling.guidance_ramp:
+            used |= {"guidance_ramp": float(sampling.guidance_ramp),
+                     "guidance_start": float(sampling.guidance_start)}
+        return used
 
     def _dance(self, motion: np.ndarray, genre: str, probs: dict[str, float], prompt: str,
                seed: int, audio: Any, start: float | None, duration: float | None,
@@ -282,16 +305,17 @@ class Generator:
                  duration: float | None = None, progress: Progress | None = None) -> Dance:
         """A dance to ``audio`` (a path, or ``(samples, sample_rate)``) in the prompt's genre.
 
-        ``steps``/``guidance``/``eta`` default to the bundle's (50 / 2.7 / 0); ``start`` and
-        ``duration`` select seconds of the audio (None: all of it). Same inputs and seed give
-        the same dance on the same machine and provider.
+        ``steps``/``guidance``/``eta`` default to the bundle's sampling settings (the paper's:
+        50 / 2.7 / 0; the bundled default model's: 50 / 6 / 0), and the values used go into
+        ``dance.settings``; ``start`` and ``duration`` select seconds of the audio (None: all of
+        it). Same inputs and seed give the same dance on the same machine and provider.
         """
         table = self._table(steps, guidance, eta)
         genre, probs = self.choose_genre(prompt)
         features = self.music_features(audio, start, duration)
         motion = self._sample(features, genre, seed, table, None, None, progress)
         return self._dance(motion, genre, probs, prompt, seed, audio, start, duration, table,
-                           guidance=guidance, eta=eta)
+                           **self._used(guidance, eta))
 
     def edit(self, audio: Any, prompt: str, reference: Dance | np.ndarray,
              keep: masks_mod.Mask | np.ndarray, *, seed: int = 0, steps: int | None = None,
@@ -327,7 +351,7 @@ class Generator:
         out = self._sample(features, genre, seed, table, known, mask.view(np.uint8), progress)
         out[mask] = ref[mask].astype(np.float32)  # exactly the given values where kept
         return self._dance(out, genre, probs, prompt, seed, audio, start, duration, table,
-                           guidance=guidance, eta=eta, edited=True)
+                           **self._used(guidance, eta), edited=True)
 
     def __repr__(self) -> str:
         return (f"Generator(bundle={str(self.bundle.path)!r}, provider={self.provider!r}, "

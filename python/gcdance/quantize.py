@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +37,7 @@ __all__ = ["PRECISIONS", "QUANTIZATION_VERSION", "int8_graph", "int8_path", "lay
 PRECISIONS = ("fp32", "int8")
 QUANTIZATION_VERSION = 1
 """Bumped whenever the quantization settings below change (old cache files are not reused)."""
+_QUIET = threading.Lock()  # logging.disable is process-wide: builds save and restore it in turn
 
 
 def _source(bundle: Bundle, split: bool) -> Path:
@@ -68,6 +70,8 @@ def layer_matmuls(model_path: Path) -> list[str]:
 def int8_graph(bundle: Bundle, split: bool = True) -> Path:
     """The int8 graph for a bundle, built into the cache on first use."""
     target = int8_path(bundle, split)
+    if target.parent.is_dir():
+        remove_stale_temporaries(target)  # left by a build that was killed
     if target.is_file() and target.stat().st_size > 0:
         return target
     try:
@@ -82,10 +86,8 @@ def int8_graph(bundle: Bundle, split: bool = True) -> Path:
                           "was not exported by export.onnx_denoiser, so int8 does not know "
                           "which layers to quantize; use precision='fp32'")
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)  # left by a build that was killed
-    with atomic_path(target) as tmp:
-        manager = logging.root.manager
-        before = manager.disable
+    with _QUIET, atomic_path(target) as tmp:  # one build at a time in this process
+        before = logging.root.manager.disable
         logging.disable(max(before, logging.WARNING))  # the quantizer's advice is not ours
         try:
             quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8,

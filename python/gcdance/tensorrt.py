@@ -16,7 +16,10 @@ export.tensorrt`` builds it ahead of time and checks it against the CPU provider
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,8 +28,9 @@ from .bundle import BATCH_AXIS, FRAMES_AXIS, Bundle, TensorSpec, split_io
 from .errors import InputError
 from .text import cache_dir
 
-__all__ = ["PROVIDER", "EngineProfile", "default_engine_dir", "engine_inputs", "input_shapes",
-           "parse_shapes", "profile_windows", "provider_options", "shape_string"]
+__all__ = ["PROVIDER", "EngineProfile", "default_engine_dir", "engine_inputs",
+           "generator_options", "input_shapes", "parse_shapes", "profile_range",
+           "profile_windows", "provider_options", "shape_string"]
 
 PROVIDER = "TensorrtExecutionProvider"
 
@@ -65,6 +69,8 @@ class EngineProfile:
 
     def tag(self) -> str:
         """A folder-name form, e.g. ``w1-1-16_f120`` (engines of other profiles live apart)."""
+        if self.frames is None:
+            raise InputError("the profile's frames are unset: resolve them with for_bundle()")
         return f"w{self.min_windows}-{self.opt_windows}-{self.max_windows}_f{self.frames}"
 
 
@@ -150,6 +156,9 @@ def provider_options(bundle: Bundle, engine_dir: str | os.PathLike[str] | None =
 
 
 _PROFILE_KEYS = ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")
+_ENGINE_KEYS = (*_PROFILE_KEYS, "trt_fp16_enable", "trt_int8_enable", "trt_bf16_enable")
+_DIMS = re.compile(r"[1-9][0-9]*(?:x[1-9][0-9]*)*")
+_NAME = re.compile(r"[^\s,:]+")
 
 
 def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
@@ -157,23 +166,20 @@ def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
     an :class:`InputError` that quotes it (the inverse of :func:`shape_string`)."""
     out: dict[str, tuple[int, ...]] = {}
     for part in str(text).split(","):
-        name, sep, dims = part.strip().rpartition(":")
-        try:
-            shape = tuple(int(d) for d in dims.split("x"))
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or any(d < 1 for d in shape) or name in out:
+        name, sep, dims = part.rpartition(":")
+        if not (sep and _NAME.fullmatch(name) and _DIMS.fullmatch(dims)) or name in out:
             raise InputError(f"malformed TensorRT profile shapes {text!r} at {part!r}: expected "
                              "'input:AxBxC' entries with positive dims, comma-separated, "
-                             "each input once (e.g. 'x_t:2x120x319,t:2')")
-        out[name] = shape
+                             "no spaces, each input once (e.g. 'x_t:2x120x319,t:2')")
+        out[name] = tuple(int(d) for d in dims.split("x"))
     return out
 
 
-def profile_windows(options: Mapping[str, str]) -> int | None:
-    """The largest window count the TensorRT profile in ``options`` accepts (None: the options
-    set no profile, so the provider builds engines for the shapes it meets). Every input's max
-    batch must hold a window: two rows under classifier-free guidance."""
+def profile_range(options: Mapping[str, str]) -> tuple[int, int] | None:
+    """``(fewest, most)`` windows the TensorRT profile in ``options`` accepts (None: the options
+    set no profile, so the provider builds engines for the shapes it meets). A call with W
+    windows has batch 2W (classifier-free guidance), which every input's min and max batch
+    must admit."""
     given = [k for k in _PROFILE_KEYS if str(options.get(k, "")).strip()]
     if not given:
         return None
@@ -181,10 +187,46 @@ def profile_windows(options: Mapping[str, str]) -> int | None:
         missing = ", ".join(k for k in _PROFILE_KEYS if k not in given)
         raise InputError(f"a TensorRT profile needs all of {', '.join(_PROFILE_KEYS)}; "
                          f"missing {missing}")
-    shapes = parse_shapes(options["trt_profile_max_shapes"])
-    batch = min(shape[0] for shape in shapes.values())
-    if batch < 2:
-        raise InputError(f"trt_profile_max_shapes {options['trt_profile_max_shapes']!r} has a "
-                         f"max batch of {batch}: a window needs 2 rows (classifier-free guidance "
-                         "runs the conditional and unconditional passes as one batch)")
-    return batch // 2
+    lo, opt, hi = (parse_shapes(options[k]) for k in _PROFILE_KEYS)
+    if not set(lo) == set(opt) == set(hi):
+        raise InputError(f"the TensorRT profile's min/opt/max shapes name different inputs: "
+                         f"{sorted(lo)}, {sorted(opt)}, {sorted(hi)}")
+    for name in lo:
+        dims = lo[name], opt[name], hi[name]
+        if not (len(dims[0]) == len(dims[1]) == len(dims[2])
+                and all(a <= b <= c for a, b, c in zip(*dims, strict=True))):
+            raise InputError(f"the TensorRT profile of {name!r} needs min <= opt <= max in "
+                             f"every dim, got {lo[name]}, {opt[name]}, {hi[name]}")
+    fewest = max(-(-shape[0] // 2) for shape in lo.values())
+    most = min(shape[0] for shape in hi.values()) // 2
+    if most < max(fewest, 1):
+        raise InputError(f"trt_profile_max_shapes {options['trt_profile_max_shapes']!r} admits "
+                         "no window count: a call with W windows has batch 2W (classifier-free "
+                         "guidance runs the conditional and unconditional passes as one batch)")
+    return max(fewest, 1), most
+
+
+def profile_windows(options: Mapping[str, str]) -> int | None:
+    """The largest window count the TensorRT profile in ``options`` accepts (None: no profile);
+    :func:`profile_range` gives the fewest too."""
+    span = profile_range(options)
+    return None if span is None else span[1]
+
+
+def generator_options(bundle: Bundle, given: Mapping[str, str], split: bool = True
+                      ) -> dict[str, str]:
+    """The TensorRT options ``gcdance.Generator(provider="tensorrt")`` runs with: those of
+    :func:`provider_options`, the given ones on top. Given profile shapes or precision without
+    an engine cache path get a cache folder of their own (named by a hash of those options), so
+    they never evict the default engine; the profile is checked before anything is built."""
+    given = {str(k): str(v) for k, v in given.items()}
+    options = {**provider_options(bundle, split=split), **given}
+    if any(k in given for k in _ENGINE_KEYS) and "trt_engine_cache_path" not in given:
+        key = json.dumps({k: options.get(k) for k in _ENGINE_KEYS}, sort_keys=True)
+        folder = (default_engine_dir(bundle, split).parent /
+                  f"custom-{hashlib.sha256(key.encode()).hexdigest()[:12]}")
+        options["trt_engine_cache_path"] = str(folder)
+        if "trt_timing_cache_path" not in given:
+            options["trt_timing_cache_path"] = str(folder)
+    profile_range(options)
+    return options
