@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+# GPU parity at 1e-4 needs full FP32 matmuls: TensorRT (unlike ORT's CUDA provider, which gets
+# use_tf32=0) has no option for it, and reads this before any CUDA library starts.
+os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
 
 
 @pytest.fixture(scope="module")

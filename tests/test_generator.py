@@ -201,6 +201,24 @@ def test_threads_share_one_generator(generator: gcdance.Generator, concurrently)
     assert len(out) == 3
     for motion in out:
         np.testing.assert_array_equal(motion, want)
+    assert 1 <= len(generator._pool) <= 4  # engine state for at most the calls at once
+
+
+def test_threads_one_after_another_reuse_the_engine_state(bundle: Path) -> None:
+    """Short-lived threads borrow the same native generator (its buffers, and on a GPU its
+    CUDA graphs, are reused instead of made anew per thread)."""
+    import threading
+
+    gen = gcdance.Generator(bundle, device="cpu", threads=1)
+    audio = clicks(4.0)
+    for _ in range(3):
+        t = threading.Thread(target=lambda: gen.generate(audio, "Urban", steps=2))
+        t.start()
+        t.join()
+    assert len(gen._pool) == 1
+    with pytest.raises(gcdance.EngineError, match="cancelled"):  # returned after a failure
+        gen.generate(audio, "Urban", steps=2, progress=lambda i, n: False)
+    assert len(gen._pool) == 1
 
 
 def test_bad_input(generator: gcdance.Generator, tmp_path: Path) -> None:

@@ -12,9 +12,10 @@ GIL is released while the engine samples.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from .dance import AudioInfo, Dance
 from .engine import available_providers, native
 from .errors import InputError, ProviderError
 from .schedule import TABLE_KEYS
+from .stitching import plan_windows
 
 __all__ = ["Generator", "engine_config", "engine_graph", "pick_loop", "schedule_array"]
 
@@ -193,7 +195,8 @@ class Generator:
             provider=self.provider,
             intra_op_threads=int(threads), allow_spinning=bool(allow_spinning),
             device_id=self.device_id, provider_options=options, cuda_graph=self.cuda_graph)
-        self._local = threading.local()
+        self._pool: list[Any] = []  # idle native generators (see _engine)
+        self._pool_lock = threading.Lock()
         self._wav2clip: Any = None
         if "wav2clip" in self.bundle.features.sets:  # refused now, not at the first song
             from .errors import WeightsError
@@ -206,12 +209,21 @@ class Generator:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------- pieces
-    def _engine(self) -> Any:
-        gen = getattr(self._local, "generator", None)
+    @contextlib.contextmanager
+    def _engine(self) -> Iterator[Any]:
+        """Engine state for one call: a free native generator from the pool, else a new one,
+        returned after the call. Concurrent calls get one each; later calls, from any thread,
+        reuse them (their buffers, and CUDA graphs, stay warm instead of piling up per
+        thread)."""
+        with self._pool_lock:
+            gen = self._pool.pop() if self._pool else None
         if gen is None:
-            gen = self._local.generator = native().Generator(
-                self._model, device_loop=self.loop == "device")
-        return gen
+            gen = native().Generator(self._model, device_loop=self.loop == "device")
+        try:
+            yield gen
+        finally:
+            with self._pool_lock:
+                self._pool.append(gen)
 
     def _encoder(self) -> Any:
         if "wav2clip" not in self.bundle.features.sets:
@@ -255,7 +267,7 @@ class Generator:
                 progress: Progress | None) -> np.ndarray:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {seed!r}")
-        windows = self._engine().num_windows(features.shape[0])
+        windows = plan_windows(features.shape[0], self.bundle.window, self.bundle.hop).num_windows
         if self._windows is not None and not self._windows[0] <= windows <= self._windows[1]:
             fewest, most = self._windows
             seconds = (self.bundle.window + (most - 1) * self.bundle.hop) / self.bundle.fps
@@ -268,9 +280,9 @@ class Generator:
                 "provider='cuda'")
         text = np.ascontiguousarray(self.bundle.control_embeddings[self.bundle.genre_id(genre)],
                                     dtype=np.float32)
-        motion, _ = self._engine().generate(features, text, table, seed=int(seed),
-                                            known=known, mask=mask, progress=progress,
-                                            return_windows=False)
+        with self._engine() as engine:
+            motion, _ = engine.generate(features, text, table, seed=int(seed), known=known,
+                                        mask=mask, progress=progress, return_windows=False)
         return self.bundle.normalizer.inverse(motion.astype(np.float64)).astype(np.float32)
 
     def _used(self, guidance: float | None, eta: float | None) -> dict[str, float]:
