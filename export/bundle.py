@@ -411,8 +411,14 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                 .isoformat(timespec="seconds"),
                 **_git_info(), **_versions(), **spec.provenance},
         }
-        seal_manifest(manifest)  # last: an edit after export is refused by load_bundle
-        (tmp / MANIFEST).write_text(_dumps(manifest) + "\n", encoding="utf-8")
+        # Sealed last, over exactly what is written (an edit after export is then refused).
+        try:
+            written = json.loads(_dumps(manifest))
+            seal_manifest(written)
+        except ValueError as exc:
+            raise InputError(f"the manifest holds a value JSON cannot carry ({exc}); check "
+                             "the checkpoint and the export options") from None
+        (tmp / MANIFEST).write_text(_dumps(written) + "\n", encoding="utf-8")
         umask = _umask()
         for p in tmp.iterdir():
             p.chmod(0o666 & ~umask)

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from gcdance._atomic import atomic_path
-from gcdance.bundle import MANIFEST, MODEL_CARD_FILE, config_name, load_bundle, seal_manifest
+from gcdance.bundle import (
+    MANIFEST,
+    MODEL_CARD_FILE,
+    check_seal,
+    config_name,
+    load_bundle,
+    seal_manifest,
+)
 from gcdance.errors import BundleError, GCDanceError, InputError
 
 __all__ = ["render_model_card", "write_model_card"]
@@ -242,6 +249,7 @@ def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
     except (OSError, ValueError) as exc:
         raise BundleError(f"{root} is not a model bundle with a readable {MANIFEST} ({exc})") \
             from None
+    check_seal(manifest, manifest_path)  # a card never re-seals a hand-edited manifest
     _validate_without_card(root, manifest)
     ev = _read_json(evaluation, "evaluation")
     if ev is not None:

@@ -265,7 +265,7 @@ def test_invalid_json_and_wrong_format(copy: Path) -> None:
 def test_a_hand_edited_manifest_is_refused(copy: Path, change: Callable[[dict], None]) -> None:
     """Any edit after export, even one consistent with the rest, is refused by the seal."""
     _edit(copy, change, seal=False)
-    with pytest.raises(BundleError, match=r"was changed after export.*manifest_sha256"):
+    with pytest.raises(BundleError, match=r"was edited after export.*manifest_sha256"):
         load_bundle(copy)
 
 
@@ -569,6 +569,12 @@ def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
     assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 2
     assert "evaluate_model" in capsys.readouterr().err
     load_bundle(copy)  # refusals changed nothing
+    # a card never re-seals a hand-edited manifest
+    _edit(copy, lambda m: m["sampling"].update(hop=30), seal=False)
+    assert card_main(["--bundle", str(copy)]) == 2
+    assert "edited after export" in capsys.readouterr().err
+    with pytest.raises(BundleError, match="edited after export"):
+        load_bundle(copy)
 
 
 def test_model_card_training_time_adds_resumed_segments(tmp_path: Path) -> None:

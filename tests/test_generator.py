@@ -148,26 +148,41 @@ def test_tensorrt_options_are_checked_before_any_work(bundle: Path, tmp_path: Pa
     assert not (tmp_path / "cache").exists()  # no engine folder made for a refused generator
 
 
-def test_custom_tensorrt_profiles_get_their_own_cache(bundle: Path) -> None:
+def test_given_tensorrt_profiles_find_their_cache(bundle: Path) -> None:
+    """Given profile or precision options go where export.tensorrt builds that engine, or, for
+    a profile no EngineProfile gives, to a folder of their own; bad ones fail before work."""
     from gcdance import tensorrt
     from gcdance.bundle import load_bundle
 
     b = load_bundle(bundle)
+    keys = ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")
     default = tensorrt.generator_options(b, {})
     assert default == tensorrt.provider_options(b)
-    wide = tensorrt.provider_options(b, "/elsewhere", tensorrt.EngineProfile(max_windows=40))
-    given = {k: wide[k] for k in ("trt_profile_min_shapes", "trt_profile_opt_shapes",
-                                  "trt_profile_max_shapes")}
-    custom = tensorrt.generator_options(b, given)
-    assert custom["trt_engine_cache_path"] != default["trt_engine_cache_path"]
-    assert Path(custom["trt_engine_cache_path"]).name.startswith("custom-")
-    assert custom["trt_timing_cache_path"] == custom["trt_engine_cache_path"]
-    assert tensorrt.profile_range(custom) == (1, 40)
+    wide = tensorrt.EngineProfile(max_windows=40)
+    given = {k: tensorrt.provider_options(b, "/x", wide)[k] for k in keys}
+    opts = tensorrt.generator_options(b, given)
+    assert opts["trt_engine_cache_path"] == str(tensorrt.default_engine_dir(b, profile=wide))
+    assert opts["trt_timing_cache_path"] == opts["trt_engine_cache_path"]
+    assert tensorrt.profile_range(opts) == (1, 40)
     fp32 = tensorrt.generator_options(b, {"trt_fp16_enable": "0"})
-    assert fp32["trt_engine_cache_path"] not in (custom["trt_engine_cache_path"],
-                                                 default["trt_engine_cache_path"])
+    assert fp32["trt_engine_cache_path"] == str(tensorrt.default_engine_dir(b, fp16=False))
+    same = tensorrt.generator_options(b, {"trt_fp16_enable": "1"})  # the default, spelled out
+    assert same["trt_engine_cache_path"] == default["trt_engine_cache_path"]
+    odd = {k: tensorrt.shape_string({n: (31 if k.endswith("max_shapes") else shape[0],
+                                         *shape[1:])
+                                     for n, shape in tensorrt.parse_shapes(given[k]).items()})
+           for k in keys}
+    custom = tensorrt.generator_options(b, odd)
+    assert Path(custom["trt_engine_cache_path"]).name.startswith("custom-")
+    assert tensorrt.profile_range(custom) == (1, 15)
     mine = tensorrt.generator_options(b, {**given, "trt_engine_cache_path": "/mine"})
     assert mine["trt_engine_cache_path"] == "/mine"  # a given folder is kept
+    wrong_frames = {k: v.replace("x120x", "x90x") for k, v in given.items()}
+    with pytest.raises(gcdance.InputError, match=r"the engine feeds it \(batch, 120, 319\)"):
+        tensorrt.generator_options(b, wrong_frames)
+    wrong_names = {k: v.replace("x_t:", "x:") for k, v in given.items()}
+    with pytest.raises(gcdance.InputError, match=r"names the inputs"):
+        tensorrt.generator_options(b, wrong_names)
 
 
 def test_start_and_duration_select_the_segment(generator: gcdance.Generator) -> None:

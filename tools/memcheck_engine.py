@@ -7,9 +7,10 @@ It writes small denoiser-shaped ONNX models (onnx.helper; no torch): a single gr
 graphs (condition + step, the default path). Then, inside valgrind (memcheck), it runs
 gcdance._engine: Session runs with buffer reuse and reshapes, Generators over one and three
 windows and back on the host loop, the device loop and the device loop's kept buffer sets (what
-CUDA graphs use), with root anchoring, inpainting, seeded and injected noise, a cancellation, a
-failure inside the loop and error paths. Leak checking is on: a definite leak whose allocation
-passed through gcdance's code counts as ours.
+CUDA graphs use), with root anchoring, inpainting, seeded and injected noise, a cancellation, an
+exception from the progress callback, an ONNX Runtime failure inside the loop (kept sets dropped)
+and error paths. Leak checking is on: a definite leak whose allocation passed through gcdance's
+code counts as ours.
 Python and ONNX Runtime produce reports of their own (uninitialised reads in the interpreter's
 GC, an overlapping memcpy in ORT's environment set-up); an error counts as ours when the first
 stack frame outside valgrind's preload library is in gcdance's module. Exit 0: none of ours.
@@ -153,13 +154,39 @@ for g in loops:
         pass
 
     def fail(i, n):
-        raise KeyError("a failure inside the loop")
+        raise KeyError("the progress callback's own error")
 
-    try:  # a kept buffer set is dropped on a failure
+    try:  # an exception from the callback, mid-loop
         g.generate(music, text, table, progress=fail)
     except KeyError:
         pass
     g.generate(music, text, table, seed=3)
+
+# An ONNX Runtime failure inside the loop (Gather out of bounds for t >= 1000): kept sets are
+# dropped and built again.
+e = numpy_helper.from_array((rng.standard_normal((1000, D)) * 0.1).astype(np.float32), "E")
+gather = helper.make_graph(
+    [helper.make_node("Cast", ["t"], ["ti"], to=TensorProto.INT64),
+     helper.make_node("Gather", ["E", "ti"], ["et"]),
+     helper.make_node("Unsqueeze", ["et", "ax"], ["et1"]),
+     helper.make_node("Add", ["x_t", "et1"], ["s"]),
+     helper.make_node("Tanh", ["s"], ["x0"])], "gather", graph.input, graph.output,
+    initializer=[e, numpy_helper.from_array(np.array([1], np.int64), "ax")])
+mp = helper.make_model(gather, opset_imports=[helper.make_opsetid("", 17)])
+mp.ir_version = 8
+onnx.save(mp, path + ".gather.onnx")
+g = native.Generator(native.Model(path + ".gather.onnx", cfg, intra_op_threads=1),
+                     device_loop=True, keep_shapes=True)
+music = rng.standard_normal((250, M)).astype(np.float32)
+g.generate(music, text, table, seed=1)
+bad = table.copy()
+bad[2, 0] = 5000.0
+try:
+    g.generate(music, text, bad, seed=1)
+except gcdance.EngineError:
+    pass
+assert g.buffer_sets == (0, 0), g.buffer_sets
+g.generate(music, text, table, seed=1)
 del loops, g, m, split, s
 print("workload done")
 '''

@@ -1,6 +1,7 @@
 #include "gcdance/device_loop.h"
 
 #include <cstring>
+#include <exception>
 #include <mutex>
 
 #include "gcdance/generator.h"
@@ -72,6 +73,7 @@ void DeviceLoop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs
   // CUDA graphs: no allocation while another device loop of the Model captures.
   std::unique_lock<std::mutex> graphs;
   if (model_->ort()->cuda_graph()) graphs = std::unique_lock<std::mutex>(model_->graph_mutex());
+  if (shape != host_shape_) current_ = nullptr;  // set again below, once all matches
   SizeHost(shape);
   if (current_ != nullptr && current_->shape == shape &&
       current_->net_version == current_->net->version && current_->net->windows == W) {
@@ -291,6 +293,7 @@ void DeviceLoop::Run(const std::function<bool(int64_t, int64_t)>& progress, floa
   std::unique_lock<std::mutex> graphs;  // CUDA graphs: one device loop of the Model at a time
   if (model_->ort()->cuda_graph()) graphs = std::unique_lock<std::mutex>(model_->graph_mutex());
   int64_t done = 0;
+  std::exception_ptr callback_error;  // the progress callback's own exception: not a failure
   try {
     // Host inputs are bound anew each generation: a GPU provider copies them when bound.
     for (const auto& [name, type] : Uploads()) {
@@ -310,7 +313,15 @@ void DeviceLoop::Run(const std::function<bool(int64_t, int64_t)>& progress, floa
         RunBinding(*set.update[s % 2], update, set.options[s % 2]);
       }
       done = s + 1;
-      if (progress && !progress(done, steps)) break;
+      if (progress) {  // between runs: no capture is open, the buffers stay valid
+        bool go_on = false;
+        try {
+          go_on = progress(done, steps);
+        } catch (...) {
+          callback_error = std::current_exception();
+        }
+        if (callback_error || !go_on) break;
+      }
     }
   } catch (...) {
     // A failed capture or replay: never replay these graph ids again (the next generation of
@@ -318,6 +329,7 @@ void DeviceLoop::Run(const std::function<bool(int64_t, int64_t)>& progress, floa
     if (keep_) Forget(&net);
     throw;
   }
+  if (callback_error) std::rethrow_exception(callback_error);
   if (done < steps) {
     throw Error("generation cancelled after step " + std::to_string(done) + " of " +
                 std::to_string(steps));

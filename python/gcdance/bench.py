@@ -73,12 +73,26 @@ def _cpu_name() -> str:
 
 
 def _gpu_name(device_id: int) -> str:
-    """The GPU's name from nvidia-smi (ships with the driver), else "GPU <id>"."""
+    """The name of CUDA device ``device_id``: from torch when it has CUDA, else from
+    nvidia-smi (ships with the driver), else "GPU <id>"."""
     import subprocess
 
     try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(device_id)
+    except Exception:  # no torch, or no usable CUDA in it
+        pass
+    # nvidia-smi numbers GPUs its own way; CUDA's ordinals count CUDA_VISIBLE_DEVICES.
+    ident = str(device_id)
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+               if v.strip()]
+    if device_id < len(visible):
+        ident = visible[device_id]
+    try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",
-                              "--format=csv,noheader", "-i", str(device_id)],
+                              "--format=csv,noheader", "-i", ident],
                              capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return f"GPU {device_id}"

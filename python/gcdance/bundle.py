@@ -88,6 +88,7 @@ __all__ = [
     "SamplingDefaults",
     "SplitGraphs",
     "TensorSpec",
+    "check_seal",
     "default_bundle_path",
     "denoiser_io",
     "file_sha256",
@@ -628,21 +629,25 @@ def _check_format(manifest: Mapping[str, Any], root: Path) -> None:
     missing = [k for k in _REQUIRED_SECTIONS if k not in manifest]
     if missing:
         raise BundleError(_fix(f"{root / MANIFEST} lacks the field(s) {missing}"))
+    check_seal(manifest, root / MANIFEST)
+
+
+def check_seal(manifest: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuse (:class:`BundleError`) a manifest without its seal or edited after export."""
     seal = manifest.get(SEAL_KEY)
     if not isinstance(seal, str):
-        raise BundleError(f"{root / MANIFEST} has no {SEAL_KEY}: it was not written by an "
-                          f"exporter of this gcdance; re-export the bundle with "
-                          f"`{BUILD_COMMAND}`")
+        raise BundleError(f"{path} has no {SEAL_KEY}: it was not written by an exporter of "
+                          f"this gcdance; re-export the bundle with `{BUILD_COMMAND}`")
     try:
         digest = manifest_digest(manifest)
     except ValueError as exc:  # NaN or infinity: not JSON an exporter writes
-        raise BundleError(_fix(f"{root / MANIFEST} holds a non-finite number ({exc})")) from None
+        raise BundleError(_fix(f"{path} holds a non-finite number ({exc})")) from None
     if seal.lower() != digest:
         raise BundleError(
-            f"{root / MANIFEST} was changed after export: its content no longer matches its "
-            f"{SEAL_KEY} (tampered or hand-edited bundle; a manifest edit changes what the "
-            f"graphs are run with). Restore the original manifest, or re-export with "
-            f"`{BUILD_COMMAND}` (the exporter's options set window, hop, genres and the rest)")
+            f"{path} was edited after export: its content no longer matches its {SEAL_KEY} "
+            f"(a manifest edit changes what the graphs are run with). Restore the original "
+            f"manifest, or re-export with `{BUILD_COMMAND}` (the exporter's options set "
+            f"window, hop, genres and the rest)")
 
 
 def _check_files(manifest: Mapping[str, Any], root: Path) -> dict[str, Path]:
@@ -802,8 +807,10 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         raise BundleError(_fix(f"{CONTROL_FILE} contains NaN or inf"))
     control.setflags(write=False)
     # The bundle's own text encoder graph, when it ships one (else the named encoder's).
-    classifier = GenreClassifier(files[CLASSIFIER_FILE],
-                                 encoder_path=files.get(TEXT_ENCODER_FILE))
+    assets = manifest.get("assets") if isinstance(manifest.get("assets"), Mapping) else {}
+    classifier = GenreClassifier(
+        files[CLASSIFIER_FILE],
+        encoder_path=files.get(TEXT_ENCODER_FILE) if assets.get("text_encoder") else None)
     if dataset not in classifier.layers:
         raise BundleError(_fix(f"{CLASSIFIER_FILE} has no head for {dataset} (it has: "
                                f"{', '.join(classifier.layers)})"))

@@ -146,8 +146,8 @@ class Generator:
             the CPU). Both give the same numbers (``gcdance.update_graph``).
         cuda_graph: capture each step's GPU work once and replay it (CUDA provider, device
             loop). Each shape (windows, steps, noise slabs) gets buffers and captures of its
-            own, kept as long as the generator, so a song length seen again replays; generations
-            on one generator then run one at a time.
+            own in each pooled engine state, kept as long as the generator, so a song length
+            seen again replays; generations on one generator then run one at a time.
         precision: ``"fp32"`` (default) or ``"int8"``: the step graph's weights quantized to
             int8 (:mod:`gcdance.quantize`; CPU only, faster, slightly different output).
         device_id: the GPU (CUDA ordinal) every session and buffer of the model lives on.
@@ -186,6 +186,14 @@ class Generator:
 
             options = tensorrt.generator_options(self.bundle, options, split=split)
             self._windows = tensorrt.profile_range(options)
+        if "wav2clip" in self.bundle.features.sets:  # refused now, not at the first song
+            from .errors import WeightsError
+            from .features.wav2clip import default_onnx_path, missing_onnx_message
+
+            w2c = self.bundle.file("wav2clip.onnx") or default_onnx_path()
+            if not w2c.is_file():
+                raise WeightsError(f"this bundle's music features include Wav2CLIP, but the "
+                                   f"bundle has no wav2clip.onnx. {missing_onnx_message(w2c)}")
         graph = (int8_graph(self.bundle, split) if self.precision == "int8"
                  else engine_graph(self.bundle, split))
         if self.provider == "tensorrt":
@@ -198,14 +206,6 @@ class Generator:
         self._pool: list[Any] = []  # idle native generators (see _engine)
         self._pool_lock = threading.Lock()
         self._wav2clip: Any = None
-        if "wav2clip" in self.bundle.features.sets:  # refused now, not at the first song
-            from .errors import WeightsError
-            from .features.wav2clip import default_onnx_path, missing_onnx_message
-
-            path = self.bundle.file("wav2clip.onnx") or default_onnx_path()
-            if not path.is_file():
-                raise WeightsError(f"this bundle's music features include Wav2CLIP, but the "
-                                   f"bundle has no wav2clip.onnx. {missing_onnx_message(path)}")
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------- pieces

@@ -75,7 +75,7 @@ def int8_graph(bundle: Bundle, split: bool = True) -> Path:
     if target.is_file() and target.stat().st_size > 0:
         return target
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import onnxruntime.quantization  # noqa: F401
     except ImportError as exc:
         raise EngineError("int8 needs onnxruntime's quantization tools (onnxruntime >= 1.16 "
                           f"with the onnx package): {exc}") from exc
@@ -86,7 +86,16 @@ def int8_graph(bundle: Bundle, split: bool = True) -> Path:
                           "was not exported by export.onnx_denoiser, so int8 does not know "
                           "which layers to quantize; use precision='fp32'")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _QUIET, atomic_path(target) as tmp:  # one build at a time in this process
+    with _QUIET:  # one build at a time in this process
+        if target.is_file() and target.stat().st_size > 0:  # built while this one waited
+            return target
+        return _quantize(source, target, nodes)
+
+
+def _quantize(source: Path, target: Path, nodes: list[str]) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with atomic_path(target) as tmp:
         before = logging.root.manager.disable
         logging.disable(max(before, logging.WARNING))  # the quantizer's advice is not ours
         try:

@@ -213,20 +213,62 @@ def profile_windows(options: Mapping[str, str]) -> int | None:
     return None if span is None else span[1]
 
 
+def _matching_profile(bundle: Bundle, options: Mapping[str, str], split: bool, fp16: bool
+                      ) -> EngineProfile | None:
+    """The :class:`EngineProfile` whose :func:`provider_options` give exactly the profile
+    shapes in ``options`` (then its engine lives in :func:`default_engine_dir`), else None."""
+    shapes = [parse_shapes(options[k]) for k in _PROFILE_KEYS]
+    batches = [min(shape[0] for shape in s.values()) for s in shapes]
+    if any(b % 2 for b in batches):
+        return None
+    try:
+        profile = EngineProfile(*(b // 2 for b in batches)).for_bundle(bundle)
+    except InputError:
+        return None
+    want = provider_options(bundle, "/", profile, split=split, fp16=fp16)
+    return profile if all(want[k] == options[k] for k in _PROFILE_KEYS) else None
+
+
 def generator_options(bundle: Bundle, given: Mapping[str, str], split: bool = True
                       ) -> dict[str, str]:
     """The TensorRT options ``gcdance.Generator(provider="tensorrt")`` runs with: those of
-    :func:`provider_options`, the given ones on top. Given profile shapes or precision without
-    an engine cache path get a cache folder of their own (named by a hash of those options), so
-    they never evict the default engine; the profile is checked before anything is built."""
+    :func:`provider_options`, the given ones on top, checked before anything is built. Given
+    profile shapes or precision without an engine cache path go to the cache folder of that
+    profile and precision (where ``python -m export.tensorrt`` builds them), or, for a profile
+    no :class:`EngineProfile` gives, to a folder of their own named by a hash of the options, so
+    they never evict another engine."""
     given = {str(k): str(v) for k, v in given.items()}
     options = {**provider_options(bundle, split=split), **given}
-    if any(k in given for k in _ENGINE_KEYS) and "trt_engine_cache_path" not in given:
-        key = json.dumps({k: options.get(k) for k in _ENGINE_KEYS}, sort_keys=True)
-        folder = (default_engine_dir(bundle, split).parent /
-                  f"custom-{hashlib.sha256(key.encode()).hexdigest()[:12]}")
+    span = profile_range(options)
+    if span is not None:
+        _, specs = engine_inputs(bundle, split)
+        names = {spec.name for spec in specs}
+        for key in _PROFILE_KEYS:
+            shapes = parse_shapes(options[key])
+            if set(shapes) != names:
+                raise InputError(f"{key} names the inputs {sorted(shapes)}, but the graph "
+                                 f"TensorRT runs has {sorted(names)}")
+            for spec in specs:
+                want = input_shapes([spec], 2, bundle.window)[spec.name]
+                got = shapes[spec.name]
+                if len(got) != len(want) or got[1:] != want[1:]:
+                    raise InputError(f"{key} gives {spec.name} the shape {got}; the engine "
+                                     f"feeds it (batch, {', '.join(map(str, want[1:]))})"
+                                     if len(want) > 1 else
+                                     f"{key} gives {spec.name} the shape {got}; the engine "
+                                     "feeds it (batch,)")
+    if "trt_engine_cache_path" not in given and any(k in given for k in _ENGINE_KEYS):
+        fp16 = options.get("trt_fp16_enable", "1") not in ("0", "false", "False")
+        standard = (span is not None and not any(options.get(k, "0") not in ("0", "false")
+                                                 for k in ("trt_int8_enable", "trt_bf16_enable"))
+                    and _matching_profile(bundle, options, split, fp16))
+        if standard:
+            folder = default_engine_dir(bundle, split, standard, fp16)
+        else:
+            key = json.dumps({k: options.get(k) for k in _ENGINE_KEYS}, sort_keys=True)
+            folder = (default_engine_dir(bundle, split).parent /
+                      f"custom-{hashlib.sha256(key.encode()).hexdigest()[:12]}")
         options["trt_engine_cache_path"] = str(folder)
         if "trt_timing_cache_path" not in given:
             options["trt_timing_cache_path"] = str(folder)
-    profile_range(options)
     return options

@@ -13,8 +13,9 @@
 // `keep_shapes`, every set is kept: a capture replays the addresses it was captured with, so a
 // song length seen again must find its buffers again (ONNX Runtime cannot free a capture). The
 // denoiser and the two ping-pong update bindings each get a graph id of their own per set; ids
-// are unique per Model, so Generators sharing a Model never replay each other's graphs. A set
-// whose sizing or run fails is dropped (its ids are never replayed). The provider cannot
+// are unique per Model, so Generators sharing a Model never replay each other's graphs. A kept
+// set whose sizing or run fails is dropped (its ids are never replayed; a progress callback's
+// exception or a cancel is not such a failure); an in-place set is resized again next time. The provider cannot
 // capture or replay from several threads at once, and an allocation during another thread's
 // capture breaks it, so device loops of a CUDA-graph Model allocate and run in turns
 // (Model::graph_mutex).
