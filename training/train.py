@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -1030,6 +1031,10 @@ class Trainer:
 
     def close(self) -> None:
         if self.dist.enabled and dist.is_initialized():
+            # Every rank done with the group before any tears it down: a rank destroying its
+            # gloo pairs while a peer still uses them could abort (std::terminate) at exit.
+            with contextlib.suppress(RuntimeError):  # a peer already gone: tear down anyway
+                dist.barrier()
             dist.destroy_process_group()
 
 
