@@ -415,7 +415,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
         try:
             written = json.loads(_dumps(manifest))
             seal_manifest(written)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise InputError(f"the manifest holds a value JSON cannot carry ({exc}); check "
                              "the checkpoint and the export options") from None
         (tmp / MANIFEST).write_text(_dumps(written) + "\n", encoding="utf-8")

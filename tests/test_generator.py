@@ -168,6 +168,11 @@ def test_given_tensorrt_profiles_find_their_cache(bundle: Path) -> None:
     assert fp32["trt_engine_cache_path"] == str(tensorrt.default_engine_dir(b, fp16=False))
     same = tensorrt.generator_options(b, {"trt_fp16_enable": "1"})  # the default, spelled out
     assert same["trt_engine_cache_path"] == default["trt_engine_cache_path"]
+    off = tensorrt.generator_options(b, {"trt_int8_enable": str(False)})  # "False" is off too
+    assert off["trt_engine_cache_path"] == default["trt_engine_cache_path"]
+    reordered = {k: ",".join(reversed(v.split(","))) for k, v in given.items()}
+    assert (tensorrt.generator_options(b, reordered)["trt_engine_cache_path"]
+            == opts["trt_engine_cache_path"])  # the same profile, inputs in another order
     odd = {k: tensorrt.shape_string({n: (31 if k.endswith("max_shapes") else shape[0],
                                          *shape[1:])
                                      for n, shape in tensorrt.parse_shapes(given[k]).items()})

@@ -1029,12 +1029,15 @@ class Trainer:
         row["elapsed_s"] = time.time() - start
         return row
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Leave the process group. ``finished`` (training ended normally on every rank): meet
+        the other ranks first, so none tears down its gloo pairs while a peer still uses them
+        (that aborted a rank with std::terminate at exit). A failing rank must not wait: its
+        peers are inside their next all-reduce and would never meet it."""
         if self.dist.enabled and dist.is_initialized():
-            # Every rank done with the group before any tears it down: a rank destroying its
-            # gloo pairs while a peer still uses them could abort (std::terminate) at exit.
-            with contextlib.suppress(RuntimeError):  # a peer already gone: tear down anyway
-                dist.barrier()
+            if finished:
+                with contextlib.suppress(RuntimeError):  # a peer already gone: tear down
+                    dist.barrier()
             dist.destroy_process_group()
 
 
@@ -1042,7 +1045,10 @@ def train(config: Config, *, resume: str | os.PathLike[str] | None = None,
           text_encoder: Any | None = None) -> dict[str, Any]:
     """Train with ``config`` (resuming from a checkpoint path or run directory if given)."""
     trainer = Trainer(config, resume=resume, text_encoder=text_encoder)
+    finished = False
     try:
-        return trainer.fit()
+        result = trainer.fit()
+        finished = True
+        return result
     finally:
-        trainer.close()
+        trainer.close(finished)

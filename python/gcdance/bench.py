@@ -86,9 +86,12 @@ def _gpu_name(device_id: int) -> str:
         pass
     # nvidia-smi numbers GPUs its own way; CUDA's ordinals count CUDA_VISIBLE_DEVICES.
     ident = str(device_id)
-    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
-               if v.strip()]
-    if device_id < len(visible):
+    # (nvidia-smi counts in PCI order, CUDA fastest-first unless CUDA_DEVICE_ORDER=PCI_BUS_ID:
+    # with several different GPUs the name may be another's; torch's answer above is exact.)
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        visible = [v.strip() for v in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if v.strip()]
+        if device_id >= len(visible):
+            return f"GPU {device_id}"
         ident = visible[device_id]
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",

@@ -205,6 +205,7 @@ class Generator:
             device_id=self.device_id, provider_options=options, cuda_graph=self.cuda_graph)
         self._pool: list[Any] = []  # idle native generators (see _engine)
         self._pool_lock = threading.Lock()
+        self._graph_turn = threading.Lock()  # CUDA graphs: the one engine state's turn
         self._wav2clip: Any = None
         self._lock = threading.Lock()
 
@@ -215,6 +216,15 @@ class Generator:
         returned after the call. Concurrent calls get one each; later calls, from any thread,
         reuse them (their buffers, and CUDA graphs, stay warm instead of piling up per
         thread)."""
+        if self.cuda_graph:
+            # Generations on a CUDA-graph model run one at a time anyway (the provider cannot
+            # capture or replay from several threads): one engine state, callers wait for it,
+            # instead of a set of buffers and captures per caller.
+            with self._graph_turn:
+                if not self._pool:
+                    self._pool.append(native().Generator(self._model, device_loop=True))
+                yield self._pool[0]
+            return
         with self._pool_lock:
             gen = self._pool.pop() if self._pool else None
         if gen is None:

@@ -157,6 +157,7 @@ def provider_options(bundle: Bundle, engine_dir: str | os.PathLike[str] | None =
 
 _PROFILE_KEYS = ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")
 _ENGINE_KEYS = (*_PROFILE_KEYS, "trt_fp16_enable", "trt_int8_enable", "trt_bf16_enable")
+_OFF = ("0", "false", "False")  # how ONNX Runtime's option parser spells a false flag
 _DIMS = re.compile(r"[1-9][0-9]*(?:x[1-9][0-9]*)*")
 _NAME = re.compile(r"[^\s,:]+")
 
@@ -226,7 +227,8 @@ def _matching_profile(bundle: Bundle, options: Mapping[str, str], split: bool, f
     except InputError:
         return None
     want = provider_options(bundle, "/", profile, split=split, fp16=fp16)
-    return profile if all(want[k] == options[k] for k in _PROFILE_KEYS) else None
+    same = all(parse_shapes(want[k]) == parse_shapes(options[k]) for k in _PROFILE_KEYS)
+    return profile if same else None
 
 
 def generator_options(bundle: Bundle, given: Mapping[str, str], split: bool = True
@@ -258,9 +260,9 @@ def generator_options(bundle: Bundle, given: Mapping[str, str], split: bool = Tr
                                      f"{key} gives {spec.name} the shape {got}; the engine "
                                      "feeds it (batch,)")
     if "trt_engine_cache_path" not in given and any(k in given for k in _ENGINE_KEYS):
-        fp16 = options.get("trt_fp16_enable", "1") not in ("0", "false", "False")
-        standard = (span is not None and not any(options.get(k, "0") not in ("0", "false")
-                                                 for k in ("trt_int8_enable", "trt_bf16_enable"))
+        fp16 = options.get("trt_fp16_enable", "1") not in _OFF
+        standard = (span is not None and all(options.get(k, "0") in _OFF
+                                             for k in ("trt_int8_enable", "trt_bf16_enable"))
                     and _matching_profile(bundle, options, split, fp16))
         if standard:
             folder = default_engine_dir(bundle, split, standard, fp16)

@@ -15,7 +15,9 @@
 // denoiser and the two ping-pong update bindings each get a graph id of their own per set; ids
 // are unique per Model, so Generators sharing a Model never replay each other's graphs. A kept
 // set whose sizing or run fails is dropped (its ids are never replayed; a progress callback's
-// exception or a cancel is not such a failure); an in-place set is resized again next time. The provider cannot
+// exception or a cancel is not such a failure); an in-place set whose sizing failed is sized
+// again next time. With CUDA graphs the progress callback runs while the Model's graph lock is
+// held: it must not start another generation on the same Model (that would deadlock). The provider cannot
 // capture or replay from several threads at once, and an allocation during another thread's
 // capture breaks it, so device loops of a CUDA-graph Model allocate and run in turns
 // (Model::graph_mutex).
