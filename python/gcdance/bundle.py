@@ -685,8 +685,9 @@ def _check_files(manifest: Mapping[str, Any], root: Path) -> dict[str, Path]:
 
 
 def _check_graph(path: Path, want_in: tuple[TensorSpec, ...], want_out: tuple[TensorSpec, ...],
-                 dims: str) -> None:
-    """Refuse a graph with external data or a signature other than the manifest implies."""
+                 dims: str) -> OnnxSignature:
+    """Refuse a graph with external data or a signature other than the manifest implies;
+    returns what was read of it."""
     sig = read_onnx_signature(path)
     if sig.external_data:
         raise BundleError(_fix(f"{path} stores weights as external data; a bundle's graphs "
@@ -696,12 +697,14 @@ def _check_graph(path: Path, want_in: tuple[TensorSpec, ...], want_out: tuple[Te
             f"{path} has inputs {[s.to_dict() for s in sig.inputs]} and outputs "
             f"{[s.to_dict() for s in sig.outputs]}, but the manifest ({dims}) expects "
             f"{[s.to_dict() for s in want_in]} -> {[s.to_dict() for s in want_out]}"))
+    return sig
 
 
-def _check_graph_config(path: Path, config: Mapping[str, Any]) -> None:
+def _check_graph_config(path: Path, signature: OnnxSignature, config: Mapping[str, Any]
+                        ) -> None:
     """Refuse a denoiser exported from another model configuration than the manifest states
     (the exporter stores the configuration in the graph's metadata)."""
-    stored = read_onnx_signature(path).metadata.get("gcdance.denoiser_config")
+    stored = signature.metadata.get("gcdance.denoiser_config")
     if stored is None:
         return  # a graph exported by other tools: its signature was checked above
     try:
@@ -776,9 +779,9 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
     want_in, want_out = denoiser_io(dim, music_dim, text_dim)
     inputs = _check_io(onnx_section.get("inputs"), want_in, "inputs")
     outputs = _check_io(onnx_section.get("outputs"), want_out, "outputs")
-    _check_graph(files[DENOISER_FILE], inputs, outputs,
-                 f"dim {dim}, music_dim {music_dim}, text_dim {text_dim}")
-    _check_graph_config(files[DENOISER_FILE], config)
+    signature = _check_graph(files[DENOISER_FILE], inputs, outputs,
+                             f"dim {dim}, music_dim {music_dim}, text_dim {text_dim}")
+    _check_graph_config(files[DENOISER_FILE], signature, config)
     split = _check_split(onnx_section, files, dim, music_dim, text_dim)
 
     # -- normalizer --------------------------------------------------------------------------

@@ -188,9 +188,9 @@ class Generator:
             self._windows = tensorrt.profile_range(options)
         if "wav2clip" in self.bundle.features.sets:  # refused now, not at the first song
             from .errors import WeightsError
-            from .features.wav2clip import default_onnx_path, missing_onnx_message
+            from .features.wav2clip import missing_onnx_message
 
-            w2c = self.bundle.file("wav2clip.onnx") or default_onnx_path()
+            w2c = self._wav2clip_path()
             if not w2c.is_file():
                 raise WeightsError(f"this bundle's music features include Wav2CLIP, but the "
                                    f"bundle has no wav2clip.onnx. {missing_onnx_message(w2c)}")
@@ -235,15 +235,20 @@ class Generator:
             with self._pool_lock:
                 self._pool.append(gen)
 
+    def _wav2clip_path(self) -> Path:
+        """The Wav2CLIP graph: the bundle's own, else the one in the cache (or its env var)."""
+        from .features.wav2clip import default_onnx_path
+
+        return self.bundle.file("wav2clip.onnx") or default_onnx_path()
+
     def _encoder(self) -> Any:
         if "wav2clip" not in self.bundle.features.sets:
             return None
         with self._lock:
             if self._wav2clip is None:
-                from .features.wav2clip import Wav2CLIPEncoder, default_onnx_path
+                from .features.wav2clip import Wav2CLIPEncoder
 
-                path = self.bundle.file("wav2clip.onnx") or default_onnx_path()
-                self._wav2clip = Wav2CLIPEncoder(path)
+                self._wav2clip = Wav2CLIPEncoder(self._wav2clip_path())
         return self._wav2clip
 
     def music_features(self, audio: Any, start: float | None = None,

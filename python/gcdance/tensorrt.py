@@ -214,12 +214,11 @@ def profile_windows(options: Mapping[str, str]) -> int | None:
     return None if span is None else span[1]
 
 
-def _matching_profile(bundle: Bundle, options: Mapping[str, str], split: bool, fp16: bool
-                      ) -> EngineProfile | None:
-    """The :class:`EngineProfile` whose :func:`provider_options` give exactly the profile
-    shapes in ``options`` (then its engine lives in :func:`default_engine_dir`), else None."""
-    shapes = [parse_shapes(options[k]) for k in _PROFILE_KEYS]
-    batches = [min(shape[0] for shape in s.values()) for s in shapes]
+def _matching_profile(bundle: Bundle, shapes: Mapping[str, dict[str, tuple[int, ...]]],
+                      split: bool, fp16: bool) -> EngineProfile | None:
+    """The :class:`EngineProfile` whose :func:`provider_options` give exactly these parsed
+    profile shapes (then its engine lives in :func:`default_engine_dir`), else None."""
+    batches = [min(shape[0] for shape in shapes[k].values()) for k in _PROFILE_KEYS]
     if any(b % 2 for b in batches):
         return None
     try:
@@ -227,7 +226,7 @@ def _matching_profile(bundle: Bundle, options: Mapping[str, str], split: bool, f
     except InputError:
         return None
     want = provider_options(bundle, "/", profile, split=split, fp16=fp16)
-    same = all(parse_shapes(want[k]) == parse_shapes(options[k]) for k in _PROFILE_KEYS)
+    same = all(parse_shapes(want[k]) == shapes[k] for k in _PROFILE_KEYS)
     return profile if same else None
 
 
@@ -242,28 +241,25 @@ def generator_options(bundle: Bundle, given: Mapping[str, str], split: bool = Tr
     given = {str(k): str(v) for k, v in given.items()}
     options = {**provider_options(bundle, split=split), **given}
     span = profile_range(options)
-    if span is not None:
+    shapes = {k: parse_shapes(options[k]) for k in _PROFILE_KEYS} if span is not None else {}
+    if shapes:
         _, specs = engine_inputs(bundle, split)
         names = {spec.name for spec in specs}
-        for key in _PROFILE_KEYS:
-            shapes = parse_shapes(options[key])
-            if set(shapes) != names:
-                raise InputError(f"{key} names the inputs {sorted(shapes)}, but the graph "
-                                 f"TensorRT runs has {sorted(names)}")
-            for spec in specs:
-                want = input_shapes([spec], 2, bundle.window)[spec.name]
-                got = shapes[spec.name]
-                if len(got) != len(want) or got[1:] != want[1:]:
-                    raise InputError(f"{key} gives {spec.name} the shape {got}; the engine "
-                                     f"feeds it (batch, {', '.join(map(str, want[1:]))})"
-                                     if len(want) > 1 else
-                                     f"{key} gives {spec.name} the shape {got}; the engine "
-                                     "feeds it (batch,)")
+        want = input_shapes(specs, 2, bundle.window)
+        for key, given_shapes in shapes.items():
+            if set(given_shapes) != names:
+                raise InputError(f"{key} names the inputs {sorted(given_shapes)}, but the "
+                                 f"graph TensorRT runs has {sorted(names)}")
+            for name, got in given_shapes.items():
+                if len(got) != len(want[name]) or got[1:] != want[name][1:]:
+                    feeds = ", ".join(["batch", *map(str, want[name][1:])])
+                    raise InputError(f"{key} gives {name} the shape {got}; the engine feeds it "
+                                     f"({feeds}{',' if len(want[name]) == 1 else ''})")
     if "trt_engine_cache_path" not in given and any(k in given for k in _ENGINE_KEYS):
         fp16 = options.get("trt_fp16_enable", "1") not in _OFF
         standard = (span is not None and all(options.get(k, "0") in _OFF
                                              for k in ("trt_int8_enable", "trt_bf16_enable"))
-                    and _matching_profile(bundle, options, split, fp16))
+                    and _matching_profile(bundle, shapes, split, fp16))
         if standard:
             folder = default_engine_dir(bundle, split, standard, fp16)
         else:
