@@ -301,6 +301,7 @@ PYBIND11_MODULE(_engine, m) {
       .def_readwrite("output_cache", &gcdance::ModelConfig::output_cache)
       .def_readwrite("anchor_dims", &gcdance::ModelConfig::anchor_dims)
       .def_readwrite("anchor_zero", &gcdance::ModelConfig::anchor_zero)
+      .def_readwrite("handover", &gcdance::ModelConfig::handover)
       .def_readwrite("norm_center", &gcdance::ModelConfig::norm_center)
       .def_readwrite("norm_half_range", &gcdance::ModelConfig::norm_half_range)
       .def_readwrite("rot_start", &gcdance::ModelConfig::rot_start)

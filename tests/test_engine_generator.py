@@ -18,7 +18,7 @@ from gcdance import engine, masks  # noqa: E402
 from gcdance.layout import FINEDANCE  # noqa: E402
 from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
 from gcdance.schedule import TABLE_KEYS, ddim_schedule  # noqa: E402
-from gcdance.stitching import stitch_windows  # noqa: E402
+from gcdance.stitching import handover_weights, stitch_windows  # noqa: E402
 from gcdance.update_graph import build_update_graph, build_upload_graph  # noqa: E402
 from training.denoiser import build_denoiser  # noqa: E402
 from training.sampler import InjectedNoise, RootAnchor, sample, window_plan_for  # noqa: E402
@@ -59,6 +59,7 @@ def engine_config(normalizer: MinMaxNormalizer, relative_axes: str = "xz"):
     config.norm_center = normalizer.center.tolist()
     config.norm_half_range = normalizer.half_range.tolist()
     config.rot_start, config.num_joints = FINEDANCE.rotations.start, FINEDANCE.num_joints
+    config.handover = handover_weights(config.window - config.hop, np.float32).tolist()
     return config
 
 
@@ -205,6 +206,7 @@ def test_another_hop_matches_the_reference(model, onnx_path, normalizer) -> None
            callback=lambda i, x: last.__setitem__("windows", x.numpy().copy()))
     cfg = engine_config(normalizer)
     cfg.hop = hop
+    cfg.handover = handover_weights(120 - hop, np.float32).tolist()
     m = engine.native().Model(str(onnx_path), with_device_loop(cfg), provider="cpu",
                               intra_op_threads=1)
     for name, gen in generators(m).items():

@@ -14,12 +14,13 @@ from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
 from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
 from gcdance.schedule import ddim_schedule  # noqa: E402
 from training.denoiser import build_denoiser  # noqa: E402
+from gcdance.stitching import handover_weights  # noqa: E402
 from training.sampler import (  # noqa: E402
     InjectedNoise,
     SeededNoise,
     ddim_step,
     guided_x0,
-    overlap_constraint,
+    handover,
     sample,
     sample_windows,
     step_coefficients,
@@ -175,35 +176,46 @@ def test_inpainting_without_normalizer_is_exact_in_normalized_space(model) -> No
 
 
 @pytest.mark.parametrize(("frames", "windows"), [(240, 3), (301, 5), (37, 1)])
-def test_long_sequences_and_overlap_after_every_step(model, normalizer, frames, windows) -> None:
+def test_long_sequences_hand_each_window_over(model, normalizer, frames, windows) -> None:
     seen: list[torch.Tensor] = []
 
     def check(i: int, x: torch.Tensor) -> None:
         assert x.shape == (windows, 120, D)
-        if windows > 1:
-            torch.testing.assert_close(x[1:, :60], x[:-1, 60:], rtol=0, atol=0)
         seen.append(x.clone())
 
     out = sample(model, _music(frames), TEXT, steps=STEPS, eta=1.0, seed=1,
                  normalizer=normalizer, callback=check)
     assert len(seen) == STEPS
     assert out.shape == (frames, D) and np.isfinite(out).all()
-    # the stitched song is the windows' union: window w's frames sit at w * 60
+    # the last step returns x0: each later window starts as the one before it was at frame 60
+    # (its own weight there is handover_weights(60)[0], under 1e-3) and ends as itself
     last = seen[-1].numpy()
+    beta0 = handover_weights(60)[0]
+    for w in range(1, windows):  # (x0 is clamped to [-1, 1] on the dims that are not anchored)
+        assert np.abs(last[w, 0, 7:] - last[w - 1, 60, 7:]).max() <= 2 * beta0 + 1e-6
+        assert np.abs(last[w, 60:] - last[w - 1, 60:]).max() > 1e-2  # then its own motion
+    # the stitched song: window w's frames from w * 60, later windows over earlier ones
     raw = normalizer.inverse(last.astype(np.float64))
     for w in range(windows):
-        lo, hi = w * 60, min(w * 60 + 120, frames)
+        lo = w * 60
+        hi = frames if w == windows - 1 else min(lo + 60, frames)
         want = normalizer.transform(raw[w, : hi - lo])
         np.testing.assert_allclose(out[lo:hi, :7], want[:, :7], atol=1e-5)
 
 
-def test_overlap_constraint_helper() -> None:
-    x = torch.arange(3 * 4 * 1, dtype=torch.float32).reshape(3, 4, 1)
-    y = overlap_constraint(x, hop=2)
-    assert y[1, :2].flatten().tolist() == [2.0, 3.0] and y[2, :2].flatten().tolist() == [6.0, 7.0]
-    assert y[0].flatten().tolist() == [0.0, 1.0, 2.0, 3.0] and y[2, 2:].flatten().tolist() == [
-        10.0, 11.0]
-    assert x[1, 0].item() == 4.0  # the input is not modified
+def test_handover_blends_each_window_into_the_next() -> None:
+    x0 = torch.arange(3 * 4 * 1, dtype=torch.float32).reshape(3, 4, 1)
+    y = handover(x0, hop=2)
+    beta = handover_weights(2)
+    # window w + 1's first 2 frames move from window w's last 2 frames to its own
+    np.testing.assert_allclose(y[1, :2, 0].numpy(), (1 - beta) * [2.0, 3.0] + beta * [4.0, 5.0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(y[2, :2, 0].numpy(), (1 - beta) * [6.0, 7.0] + beta * [8.0, 9.0],
+                               rtol=1e-6)
+    assert y[0].flatten().tolist() == [0.0, 1.0, 2.0, 3.0]  # window 0 and every tail: own
+    assert y[1, 2:].flatten().tolist() == [6.0, 7.0] and y[2, 2:].flatten().tolist() == [10.0, 11.0]
+    assert x0[1, 0].item() == 4.0  # the input is not modified
+    assert handover(x0[:1], hop=2) is not None and torch.equal(handover(x0[:1], hop=2), x0[:1])
 
 
 def test_bad_inputs(model, normalizer) -> None:
@@ -257,10 +269,11 @@ def test_root_anchoring_lets_long_dances_travel(model, normalizer, steps: int) -
     np.testing.assert_allclose(raw[:, 4], 3.0 * speed * f, atol=1e-4)  # half range 3 m
     np.testing.assert_allclose(raw[:, 6], -1.5 * speed * f, atol=1e-4)
     np.testing.assert_allclose(raw[:, 5], 1.0 + 0.5, atol=1e-5)  # height center 1, half range 1
-    # Without anchoring every window restarts at the origin: the stitched root jumps back.
+    # Without anchoring every window restarts at the origin (the handover walks the root back
+    # there smoothly): the dancer never gets far.
     plain = normalizer.inverse(sample(walker, _music(frames), TEXT, steps=steps, seed=0,
                                       normalizer=normalizer, relative_axes="").astype(np.float64))
-    assert np.abs(np.diff(plain[:, 4])).max() > 0.5
+    assert plain[:, 4].max() < 0.5 * raw[:, 4].max()
 
 
 def test_update_anchors_chain_and_known() -> None:
@@ -346,11 +359,12 @@ def test_documented_step_order_reproduced_with_numpy_and_onnxruntime(model, norm
         x0 = np.clip(x0, -1, 1)
         offset = anchors_of(x0 + offset)
         x0 = x0 + offset
+        beta = handover_weights(120 - hop, np.float32)[:, None]
+        x0[1:, : 120 - hop] = (1 - beta) * x0[:-1, hop:] + beta * x0[1:, : 120 - hop]
         eps = (x - c["sqrt_alpha_bar"] * x0) / c["sqrt_one_minus_alpha_bar"]
         x = c["sqrt_alpha_bar_prev"] * x0 + c["eps_coef"] * eps + c["sigma"] * z[i]
         noisy_known = c["sqrt_alpha_bar_prev"] * known + c["sqrt_one_minus_alpha_bar_prev"] * zq[i]
         x = np.where(mask, noisy_known, x)
-        x[1:, : 120 - hop] = x[:-1, hop:].copy()
     assert x.dtype == np.float32
     diff = np.abs(x - ref).max()
     print("max abs diff numpy+ORT vs torch reference:", diff)

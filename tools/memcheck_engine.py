@@ -73,10 +73,13 @@ try:
 except gcdance.InputError:
     pass
 
+from gcdance.stitching import handover_weights
+
 native = engine.native()
 cfg = native.ModelConfig()
 cfg.dim, cfg.music_dim, cfg.text_dim = D, M, T
 cfg.anchor_dims, cfg.anchor_zero = [4, 6], [0.0, 0.0]
+cfg.handover = handover_weights(60, np.float32).tolist()
 cfg.norm_center = [0.0] * D
 cfg.norm_half_range = [1.0] * D
 from gcdance.update_graph import build_update_graph, build_upload_graph
@@ -119,7 +122,7 @@ for g_, name in ((condition, "condition.onnx"), (step, "step.onnx")):
     mp.ir_version = 8
     onnx.save(mp, path + "." + name)
 split_cfg = native.ModelConfig()
-for attr in ("dim", "music_dim", "text_dim", "anchor_dims", "anchor_zero", "norm_center",
+for attr in ("dim", "music_dim", "text_dim", "anchor_dims", "anchor_zero", "handover", "norm_center",
              "norm_half_range", "update_graph", "upload_graph"):
     setattr(split_cfg, attr, getattr(cfg, attr))
 split_cfg.condition_path = path + ".condition.onnx"

@@ -22,16 +22,26 @@ the offset terms vanish):
 7. inpainting, paper Eq. 15, only with a mask (:func:`inpaint`):
    ``known_i = sqrt_alpha_bar_prev_i * m_known + sqrt_one_minus_alpha_bar_prev_i * zq_i``;
    ``x = where(B, known_i, x)`` (B boolean: the blend ``B known + (1 - B) x`` as a select)
-8. long sequences, only with W > 1 (:func:`overlap_constraint`): ``x[w + 1, :O] = x[w, hop:]``
-   for every window w (``O = L - hop`` = 60 frames: window w+1's first 2 s := window w's last
-   2 s; reads only tails, writes only heads, so the order over windows does not matter).
+
+Why the overlap is handed over on the prediction (4b) and not on the noisy state: the former
+rule (``x[w + 1, :O] := x[w, hop:]`` after every step, the last included) made the output switch
+from window w's prediction to window w + 1's within one frame, at every seam: window w + 1's
+own prediction of the overlap was thrown away, and its prediction just past the overlap did not
+continue window w's (on the default model, root jumps of 6-23 cm in one frame and 20-30 times
+the joint jerk at the seams). Replacing the noisy state also left a kink inside window w + 1 at
+frame O (the network sees a state that is window w's up to O and its own after). Handing the
+prediction over with a smooth weight makes every window's prediction continuous, the noisy
+state follows it through the DDIM update, and the last step returns windows whose overlaps are
+already blended: stitching is then only "each window from its start" (:func:`gcdance.stitching
+.stitch_windows`). Measured on the default model: ``docs/seams.md``.
 
 The offset before the first step is step 4's rule applied to an x0 that equals ``zero`` on the
 anchor dims (so it is 0 unless the mask keeps root values).
 
 Every coefficient is a float32 scalar from the table. The last step has
 ``sqrt_alpha_bar_prev = 1`` and ``eps_coef = sigma = sqrt_one_minus_alpha_bar_prev = 0``: it
-returns x0, with the known values exactly where the mask keeps it and equal overlaps.
+returns x0, with the known values exactly where the mask keeps it and every overlap handed
+over.
 
 Root anchoring (``relative_axes``, default ``"xz"``): the training clips have the root's
 horizontal coordinates relative to their first frame (``gcdance.windows``), but with the overlap
@@ -64,7 +74,14 @@ from torch import Tensor, nn
 from gcdance import masks as masks_mod
 from gcdance.errors import InputError
 from gcdance.schedule import TABLE_KEYS, ddim_schedule, validate_schedule
-from gcdance.stitching import HOP_FRAMES, WINDOW_FRAMES, plan_windows, split_windows, stitch_windows
+from gcdance.stitching import (
+    HOP_FRAMES,
+    WINDOW_FRAMES,
+    handover_weights,
+    plan_windows,
+    split_windows,
+    stitch_windows,
+)
 from gcdance.windows import DEFAULT_RELATIVE_AXES
 
 __all__ = [
@@ -78,7 +95,7 @@ __all__ = [
     "guide",
     "guided_x0",
     "inpaint",
-    "overlap_constraint",
+    "handover",
     "sample",
     "sample_windows",
     "sampler_step",
@@ -233,14 +250,15 @@ def inpaint(x: Tensor, known: Tensor, mask: Tensor, c: StepCoefficients, zq: Ten
     return torch.where(mask, noisy_known, x)
 
 
-def overlap_constraint(x: Tensor, hop: int) -> Tensor:
-    """Step 8: window w+1's first ``L - hop`` frames := window w's last ``L - hop`` frames."""
-    length = x.shape[1]
+def handover(x0: Tensor, hop: int) -> Tensor:
+    """Step 4b: window w + 1's prediction of the overlap, taken over from window w's."""
+    length = x0.shape[1]
     overlap = length - hop
-    if x.shape[0] < 2 or overlap <= 0:
-        return x
-    out = x.clone()
-    out[1:, :overlap] = x[:-1, hop:]
+    if x0.shape[0] < 2 or overlap <= 0:
+        return x0
+    beta = torch.from_numpy(handover_weights(overlap, np.float32)).to(x0.device)[:, None]
+    out = x0.clone()
+    out[1:, :overlap] = (1.0 - beta) * x0[:-1, hop:] + beta * x0[1:, :overlap]
     return out
 
 
@@ -317,13 +335,13 @@ def sampler_step(
     if anchor is not None:
         offset = anchor.offset(update_anchors(x0 + offset, anchor, hop, known, mask), x.shape[-1])
         x0 = x0 + offset
+    if hop is not None:
+        x0 = handover(x0, hop)
     x = ddim_update(x, x0, c, z)
     if mask is not None:
         if known is None or zq is None:
             raise InputError("inpainting needs both the known motion and zq noise")
         x = inpaint(x, known, mask, c, zq)
-    if hop is not None:
-        x = overlap_constraint(x, hop)
     return x, offset
 
 
@@ -453,9 +471,9 @@ def sample(
             (shapes are per window: (windows, window, dim); see :func:`window_plan_for`).
         known, mask: optional inpainting: known motion (frames, dim) in normalized space and a
             keep-mask (a :mod:`gcdance.masks` expression or a (frames, dim) bool array).
-        normalizer: the motion normalizer (``transform``/``inverse``); with it windows are
-            stitched in the unnormalized representation with slerped rotations (recommended),
-            without it they are cross-faded linearly in normalized space.
+        normalizer: the motion normalizer (``transform``/``inverse``); with it the stitched
+            rotations are re-encoded as exact rotations in the unnormalized representation
+            (recommended), without it the windows are stitched in normalized space.
         relative_axes: root axes the training clips made relative to their first frame
             (``gcdance.windows``; default ``"xz"``): each window is shown to the network
             relative to where it starts (root anchoring, step 4; needs ``normalizer``).
@@ -500,7 +518,7 @@ def sample(
     ).cpu().numpy()
 
     if normalizer is None:
-        out = stitch_windows(windows, plan, layout, slerp_rotations=False)
+        out = stitch_windows(windows, plan, layout, orthonormalize=False)
     else:
         raw = normalizer.inverse(windows.astype(np.float64))
         out = normalizer.transform(stitch_windows(raw, plan, layout))

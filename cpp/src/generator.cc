@@ -110,6 +110,10 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
       throw InputError("anchor dim " + Num(d) + " is listed twice");
     }
   }
+  if (int64_t(c.handover.size()) != c.window - c.hop) {
+    throw InputError("the handover weights must have window - hop = " + Num(c.window - c.hop) +
+                     " values, got " + Num(int64_t(c.handover.size())));
+  }
   if (!c.anchor_dims.empty() && c.hop >= c.window) {
     throw InputError("root anchoring chains overlapping windows: hop (" + Num(c.hop) +
                      ") must be smaller than the window (" + Num(c.window) + ")");
@@ -352,8 +356,7 @@ void Generator::NetworkInput(float sab, float* xin) const {
   }
 }
 
-void Generator::Step(const float* coef, const float* z, const float* zq, bool masked,
-                     bool overlap) {
+void Generator::Step(const float* coef, const float* z, const float* zq, bool masked) {
   const ModelConfig& c = model_->config();
   const int64_t W = num_windows_, L = c.window, D = c.dim;
   const size_t n = size_t(W * L * D), frame_dims = size_t(L * D);
@@ -390,6 +393,20 @@ void Generator::Step(const float* coef, const float* z, const float* zq, bool ma
       }
     }
   }
+  // 4b. Window w + 1 takes its prediction of the overlap over from window w's (frames from hop
+  // on are never blended themselves, so the order over windows does not matter).
+  const int64_t o = L - c.hop;
+  for (int64_t w = 0; w + 1 < W; ++w) {
+    const float* prev = x0_.data() + size_t(w) * frame_dims + size_t(c.hop * D);
+    float* own = x0_.data() + size_t(w + 1) * frame_dims;
+    for (int64_t f = 0; f < o; ++f) {
+      const float beta = c.handover[size_t(f)];
+      for (int64_t d = 0; d < D; ++d) {
+        const size_t i = size_t(f * D + d);
+        own[i] = (1.0f - beta) * prev[i] + beta * own[i];
+      }
+    }
+  }
   // 5-6. DDIM update (left to right, as the reference).
   for (size_t i = 0; i < n; ++i) {
     const float eps = (x_[i] - sab * x0_[i]) / s1mab;
@@ -400,14 +417,6 @@ void Generator::Step(const float* coef, const float* z, const float* zq, bool ma
   if (masked) {
     for (size_t i = 0; i < n; ++i) {
       if (mask_[i]) x_[i] = sab_prev * known_[i] + s1mab_prev * zq[i];
-    }
-  }
-  // 8. Window w+1's first (L - hop) frames := window w's last (L - hop) frames.
-  if (overlap) {
-    const size_t o = size_t(L - c.hop) * size_t(D), tail = size_t(c.hop) * size_t(D);
-    for (int64_t w = 0; w + 1 < W; ++w) {
-      std::memcpy(x_.data() + size_t(w + 1) * frame_dims, x_.data() + size_t(w) * frame_dims + tail,
-                  o * sizeof(float));
     }
   }
 }
@@ -589,7 +598,7 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
           zq = noise_zq_.data();
         }
       }
-      Step(coef, z, zq, masked, W > 1);
+      Step(coef, z, zq, masked);
       if (req.progress && !req.progress(s + 1, req.steps)) {
         throw Error("generation cancelled after step " + Num(s + 1) + " of " + Num(req.steps));
       }

@@ -27,7 +27,7 @@ from .dance import AudioInfo, Dance
 from .engine import available_providers, native
 from .errors import InputError, ProviderError
 from .schedule import TABLE_KEYS
-from .stitching import plan_windows
+from .stitching import handover_weights, plan_windows
 
 __all__ = ["Generator", "engine_config", "engine_graph", "pick_loop", "schedule_array"]
 
@@ -71,6 +71,7 @@ def engine_config(bundle: Bundle, split: bool = True, device_loop: bool = False)
     (cfg.output_x0,) = bundle.output_names
     cfg.anchor_dims = [int(d) for d in bundle.anchor_dims]
     cfg.anchor_zero = [float(v) for v in np.asarray(bundle.anchor_zero, np.float32)]
+    cfg.handover = [float(v) for v in handover_weights(bundle.window - bundle.hop, np.float32)]
     cfg.norm_center = [float(v) for v in bundle.normalizer.center]
     cfg.norm_half_range = [float(v) for v in bundle.normalizer.half_range]
     cfg.rot_start = bundle.layout.rotations.start

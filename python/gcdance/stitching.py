@@ -13,20 +13,17 @@ padded tail still sounds like the song; masks and known motion are padded with "
 windows are generated in one batch, and the stitched result is cut back to ``F`` frames: the
 padding only ever extends the last window and never changes the length of the output.
 
-Stitching (:func:`stitch_windows`): window 0 is taken whole; each later window's first
-``overlap`` frames are blended with the previous window's last ``overlap`` frames, with the weight
-of the later window rising linearly, ``w_k = (k + 1) / (overlap + 1)`` for ``k = 0..overlap-1``
-(never exactly 0 or 1, so both sides of each seam are continuous). Contacts and the root
-translation are cross-faded linearly; joint rotations are converted from 6D to quaternions and
-slerped with the same weights. The rest of each window is copied. With ``hop >= length / 2`` no
-frame lies in more than two windows. Stitching runs in the *unnormalized* representation (a
-normalized 6D block is not a rotation); every 6D block of the output is re-encoded from its
-Gram-Schmidt rotation matrix, so the output rotations are exactly orthonormal rows (forward
-kinematics, which decodes 6D with Gram-Schmidt, sees the same rotations).
-
-When the reference sampler keeps its overlap constraint through the last step, the overlapping
-frames of consecutive windows are already equal and the cross-fade changes nothing beyond that
-re-encoding; it matters for windows produced independently (e.g. by another engine path).
+Stitching (:func:`stitch_windows`): each window is written from its start, in order, so a
+window's frames replace the previous window's on their overlap. The sampler has already blended
+them: at every step each later window takes its prediction of the overlap over from the
+window before it, ``(1 - beta_k) * previous + beta_k * own`` with :func:`handover_weights`
+(``training.sampler``, step 4b), so the overlap of the last step's windows starts as the
+previous window's motion and ends as the later window's own, flat (C2) at both ends.
+Stitching runs in the *unnormalized* representation (a normalized 6D block is not a rotation);
+every 6D block of the output is re-encoded from its Gram-Schmidt rotation matrix, so the output
+rotations are exactly orthonormal rows (forward kinematics, which decodes 6D with Gram-Schmidt,
+sees the same rotations). The blend of two 6D blocks is linear before that re-encoding: the
+windows' predictions of the same frames differ by small angles, where this and a slerp agree.
 """
 
 from __future__ import annotations
@@ -37,19 +34,13 @@ import numpy as np
 
 from .errors import InputError
 from .layout import MotionLayout, get_layout
-from .rotation import (
-    matrix_to_quaternion,
-    matrix_to_rotation_6d,
-    quaternion_to_matrix,
-    rotation_6d_to_matrix,
-    slerp,
-)
+from .rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
 
 __all__ = [
     "HOP_FRAMES",
     "WINDOW_FRAMES",
     "WindowPlan",
-    "crossfade_weights",
+    "handover_weights",
     "orthonormalize_rotations",
     "plan_windows",
     "split_windows",
@@ -142,10 +133,17 @@ def split_windows(array: np.ndarray, plan: WindowPlan, pad: str = "reflect") -> 
     return np.ascontiguousarray(a[idx])
 
 
-def crossfade_weights(overlap: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
-    """Weight of the later window on each overlapping frame: ``(k + 1) / (overlap + 1)``."""
-    k = np.arange(int(overlap), dtype=np.float64)
-    return ((k + 1.0) / (overlap + 1.0)).astype(dtype)
+def handover_weights(overlap: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """Weight of the later window's own prediction on each overlapping frame (sampler step 4b).
+
+    ``beta_k = s((k + 1) / (overlap + 1))`` with the smootherstep ``s(a) = a^3 (10 - 15 a +
+    6 a^2)``: never exactly 0 or 1, with zero first and second derivatives at both ends, so the
+    blend adds no kink in velocity and no step in acceleration (hence no jerk impulse) where it
+    starts or ends. A linear ramp added both; smoothstep still added the acceleration step
+    (measured in ``docs/seams.md``).
+    """
+    a = (np.arange(int(overlap), dtype=np.float64) + 1.0) / (overlap + 1.0)
+    return (a * a * a * (10.0 + a * (6.0 * a - 15.0))).astype(dtype)
 
 
 def _rotations_6d(x: np.ndarray, layout: MotionLayout) -> np.ndarray:
@@ -168,14 +166,14 @@ def stitch_windows(
     plan: WindowPlan,
     layout: MotionLayout | str,
     *,
-    slerp_rotations: bool = True,
+    orthonormalize: bool = True,
 ) -> np.ndarray:
-    """Stitch ``(num_windows, length, dim)`` windows into ``(plan.frames, dim)``.
+    """Stitch ``(num_windows, length, dim)`` sampled windows into ``(plan.frames, dim)``.
 
-    ``windows`` must be unnormalized motion when ``slerp_rotations`` is True (the default).
-    With ``slerp_rotations=False`` every dim is cross-faded linearly and nothing is re-encoded
-    (for data that is not the plain representation, e.g. normalized values). Computed in
-    float64, returned in the input's floating dtype.
+    Each window from its start, later windows over earlier ones (module docstring).
+    ``orthonormalize`` re-encodes every 6D block from its rotation matrix; it needs unnormalized
+    motion (False for data that is not the plain representation, e.g. normalized values).
+    Computed in float64, returned in the input's floating dtype.
     """
     lay = get_layout(layout)
     w = np.asarray(windows)
@@ -184,26 +182,10 @@ def stitch_windows(
         raise InputError(f"windows have shape {w.shape}, expected {want} for {plan}")
     if not np.issubdtype(w.dtype, np.floating):
         raise InputError(f"windows must be a floating array, got dtype {w.dtype}")
-    out_dtype = w.dtype
-    w = w.astype(np.float64)
-    o, h = plan.overlap, plan.hop
     out = np.empty((plan.padded_frames, lay.dim), dtype=np.float64)
-    out[: plan.length] = w[0]
-    if o:
-        alpha = crossfade_weights(o)[:, None]  # (o, 1)
-    for i in range(1, plan.num_windows):
-        s = i * h
-        prev, new = out[s : s + o], w[i, :o]
-        blended = (1.0 - alpha) * prev + alpha * new if o else new
-        if slerp_rotations and o:
-            r = lay.rotations
-            q0 = matrix_to_quaternion(rotation_6d_to_matrix(_rotations_6d(prev, lay)))
-            q1 = matrix_to_quaternion(rotation_6d_to_matrix(_rotations_6d(new, lay)))
-            q = slerp(q0, q1, alpha)  # (o, J, 4); alpha (o, 1) broadcasts over joints
-            blended[:, r] = matrix_to_rotation_6d(quaternion_to_matrix(q)).reshape(o, -1)
-        out[s : s + o] = blended
-        out[s + o : s + plan.length] = w[i, o:]
+    for i, start in enumerate(plan.starts):
+        out[start : start + plan.length] = w[i]
     out = out[: plan.frames]
-    if slerp_rotations:
+    if orthonormalize:
         out = orthonormalize_rotations(out, lay)
-    return out.astype(out_dtype)
+    return out.astype(w.dtype)

@@ -3,7 +3,7 @@
 On a GPU the engine keeps the whole sampling state in device memory. Each step is two ONNX
 Runtime calls over preallocated, IoBinding-bound device buffers: the denoiser
 (``x_in, t -> x0_pair``) and the *update graph* built here, which does everything the host loop
-does between two network calls (``training/sampler.py``, steps 2 to 8, in the same operation
+does between two network calls (``training/sampler.py``, steps 2 to 7, in the same operation
 order) and prepares the next network input:
 
     inputs   x (W, L, D), x0_pair (2W, L, D), anchors (W, K), step (1,) int64,
@@ -17,7 +17,8 @@ repeated, so that step S - 1 can read "the next step" too (its x_in/t outputs ar
 ``noise_index[s]`` gives the slabs of ``z`` and ``zq`` step s adds (slab 0 is zeros: steps with
 sigma = 0 and unmasked generation use it, which adds exactly 0). ``prev_window`` is
 ``[0, 0, 1, ..., W - 2]`` and ``head`` marks window w >= 1's first ``L - hop`` frames: the
-overlap constraint is a gather and a select, with no empty tensors for W = 1. Without root
+window handover (step 4b) is a gather, a blend with the handover weights (an initializer) and
+a select, with no empty tensors for W = 1. Without root
 anchoring (K = 0) the graph has no anchor input or output.
 
 No Shape-derived computation is used (the per-shape constants are inputs), so every node runs
@@ -40,6 +41,7 @@ import numpy as np
 
 from .errors import EngineError, InputError
 from .schedule import TABLE_KEYS
+from .stitching import handover_weights
 
 __all__ = ["OPSET", "UPLOADS", "build_update_graph", "build_upload_graph"]
 
@@ -170,6 +172,15 @@ def build_update_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[in
         spread = g.op("Unsqueeze", [spread_wd, g.const([1], i64)], "offset")
         x0 = g.op("Add", [x0, spread], "x0_placed")
 
+    # 4b. Window w + 1 takes its prediction of the overlap over from window w's.
+    roll = g.const((np.arange(window) + hop) % window, i64, "roll")
+    previous = g.op("Gather", [g.op("Gather", [x0, "prev_window"], axis=0), roll], axis=1)
+    beta = np.ones((window, 1), np.float32)
+    beta[: window - hop, 0] = handover_weights(window - hop, np.float32)
+    blend = g.op("Add", [g.op("Mul", [g.const(np.float32(1.0) - beta, f32), previous]),
+                         g.op("Mul", [g.const(beta, f32, "handover"), x0])])
+    x0 = g.op("Where", ["head", blend, x0], "x0_handed_over")
+
     # 5-6. DDIM update, left to right as the reference.
     x_scaled = g.op("Mul", [coefficient(row, "sqrt_alpha_bar"), x0])
     eps = g.op("Div", [g.op("Sub", ["x", x_scaled]),
@@ -187,11 +198,7 @@ def build_update_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[in
     known_t = g.op("Add", [g.op("Mul", [coefficient(row, "sqrt_alpha_bar_prev"), "known"]),
                            g.op("Mul", [coefficient(row, "sqrt_one_minus_alpha_bar_prev"),
                                         slab("zq", one_i)])])
-    x = g.op("Where", ["mask", known_t, x], "x_inpainted")
-    # 8. Window w + 1's first L - hop frames := window w's last L - hop frames.
-    roll = g.const((np.arange(window) + hop) % window, i64, "roll")
-    previous = g.op("Gather", [g.op("Gather", [x, "prev_window"], axis=0), roll], axis=1)
-    x = g.op("Where", ["head", previous, x], out="x_next")
+    x = g.op("Where", ["mask", known_t, x], out="x_next")
 
     # The next step's network input (window-relative) and timestep.
     g.op("Add", ["step", g.const([1], i64)], out="step_next")

@@ -38,6 +38,9 @@ struct ModelConfig {
   // normalized value of a raw 0 on them (empty: off).
   std::vector<int64_t> anchor_dims;
   std::vector<float> anchor_zero;
+  // Window handover (reference step 4b): the later window's weight on each of the window - hop
+  // overlapping frames (gcdance.stitching.handover_weights).
+  std::vector<float> handover;
   // Normalizer (x_norm = (x - center) / half_range); empty: stitch linearly in normalized space.
   std::vector<double> norm_center, norm_half_range;
   int64_t rot_start = 7;    // first 6D rotation dim
@@ -143,7 +146,7 @@ class Generator {
 
  private:
   void Reserve(int64_t num_windows);
-  void Step(const float* c, const float* z, const float* zq, bool masked, bool overlap);
+  void Step(const float* c, const float* z, const float* zq, bool masked);
   void UpdateAnchors(const float* x0, const float* add, bool masked);
   // Step 0: the network input (x with the window starts removed on the anchor dims), (W, L, D).
   void NetworkInput(float sqrt_alpha_bar, float* x_in) const;

@@ -22,21 +22,16 @@ WindowPlan PlanWindows(int64_t frames, int64_t length, int64_t hop);  // validat
 // Source frame of padded frame `p` under numpy's "reflect" padding (edge for 1 frame).
 int64_t ReflectIndex(int64_t p, int64_t frames);
 
-// 6D (two matrix rows) -> row-major 3x3 by Gram-Schmidt; matrix -> wxyz quaternion (w >= 0);
-// quaternion -> matrix; shortest-path slerp of unit quaternions.
+// 6D (two matrix rows) -> row-major 3x3 by Gram-Schmidt.
 void Rotation6dToMatrix(const double* d6, double* m);
-void MatrixToQuaternion(const double* m, double* q);
-void QuaternionToMatrix(const double* q, double* m);
-void Slerp(const double* q0, const double* q1, double t, double* out);
 
-// Stitches windows (W, L, dim) into (frames, dim): window 0 whole, each later window's first
-// `overlap` frames blended with weight (k + 1) / (overlap + 1); contacts/root linearly, the
-// `num_joints` 6D blocks from `rot_start` slerped (when `slerp_rotations`), then every 6D block
-// re-encoded from its Gram-Schmidt matrix. The float windows are mapped to the raw
+// Stitches windows (W, L, dim) into (frames, dim): each window from its start, later windows
+// over earlier ones (the sampler has blended the overlaps), then, with `orthonormalize`, the
+// `num_joints` 6D blocks from `rot_start` re-encoded from their Gram-Schmidt matrices. The float windows are mapped to the raw
 // representation on the fly, raw = x * scale[d] + shift[d] in double (scale/shift null: raw = x).
 // `out` is a work buffer (resized to padded_frames * dim); the result is its first frames * dim.
 void StitchWindows(const float* windows, const double* scale, const double* shift,
                    const WindowPlan& plan, int64_t dim, int64_t rot_start, int64_t num_joints,
-                   bool slerp_rotations, std::vector<double>* out);
+                   bool orthonormalize, std::vector<double>* out);
 
 }  // namespace gcdance

@@ -1,4 +1,5 @@
-"""Dance metrics of the paper (FID_k, FID_g, FID_hand, FID_body, Div, BAS, PFC, PBC).
+"""Dance metrics of the paper (FID_k, FID_g, FID_hand, FID_body, Div, BAS, PFC, PBC), and
+the continuity of a dance across its window seams.
 
 Joints are (frames, joints, 3) positions in metres, SMPL (24) or SMPL-H (52) joint order, Y-up by
 default. Every convention (frame rate, joint sets, normalization, reference compatibility) is
@@ -8,6 +9,7 @@ stated in the submodules' docstrings and in ``docs/metrics.md``. NumPy only.
 from __future__ import annotations
 
 from .beats import beat_align_score, kinematic_beats, music_beats_from_audio
+from .continuity import seam_frames, seam_jerk_ratio, seam_root_steps
 from .distribution import diversity, fid, frechet_distance, normalize_features, real_statistics
 from .geometric import geometric_features
 from .kinetic import kinetic_features
@@ -40,4 +42,7 @@ __all__ = [
     "quality_metrics",
     "real_statistics",
     "relative_to_first_pelvis",
+    "seam_frames",
+    "seam_jerk_ratio",
+    "seam_root_steps",
 ]

@@ -1,0 +1,92 @@
+"""Long dances of the default model are continuous across their window seams.
+
+These tests look at real generated output (the bundled default model on a real song), not at
+one implementation against another: the jerk of the joints and the root's steps at the seams
+(``gcdance.metrics.continuity``) against the rest of the same dances.
+
+A single dance has few seams and the model's own moves are uneven (a spin may start on a seam
+by chance), so a per-dance ratio scatters (measured: 0.55-1.8 on 2-20 window dances, one
+Breaking spin at 3.8). The old sampler gave 20-35 on every dance. With the handover the
+median over seeds and prompts is 1.0-1.33 (``docs/seams.md``): a residual bump of the jerk where
+the handover ends, above the issue's target of 1.2, which these tests do not hide: they guard
+against seam artefacts coming back (median at most 1.35, long dances at most 1.3 each). For
+the root, the old sampler's jumps were 7-10 times the 99th-percentile step; a seamless dance
+puts a seam step above its own 99th percentile by chance about once in 15 seams, so the rule
+is "at most 2 x the 99th percentile" per seam and "above it at most 10% of the time" pooled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gcdance
+from gcdance.metrics import seam_frames, seam_jerk_ratio, seam_root_steps
+
+pytestmark = pytest.mark.slow
+
+SEEDS = (0, 1)
+PROMPTS = ("Jazz", "Popping")
+
+
+@pytest.fixture(scope="module")
+def generator() -> gcdance.Generator:
+    return gcdance.Generator(threads=2)
+
+
+@pytest.fixture(scope="module")
+def song() -> tuple[np.ndarray, int]:
+    """A real song (MIT-licensed), tiled to 45 s so that it covers 21 windows."""
+    mm = pytest.importorskip("immich_memories_music")
+    from gcdance.audio import SAMPLE_RATE, load_audio
+
+    samples = load_audio(mm.tracks_dir() / "happy" / "happy_electronic_s411.opus")
+    samples = np.tile(samples, int(np.ceil(45 * SAMPLE_RATE / samples.size)))
+    return samples[: 45 * SAMPLE_RATE], SAMPLE_RATE
+
+
+def _continuity(dance: gcdance.Dance, bundle) -> tuple[float, np.ndarray, float]:
+    joints = dance.joints()
+    seams = seam_frames(len(joints), bundle.window, bundle.hop)
+    steps, p99 = seam_root_steps(joints, seams)
+    return seam_jerk_ratio(joints, seams), steps, p99
+
+
+def _check(dances: list[gcdance.Dance], bundle, per_dance_jerk: bool = False) -> None:
+    ratios, above, total = [], 0, 0
+    for d in dances:
+        ratio, steps, p99 = _continuity(d, bundle)
+        ratios.append(ratio)
+        assert steps.max() <= 2 * p99, f"a {100 * steps.max():.1f} cm root jump at a seam"
+        above += int(np.count_nonzero(steps > p99))
+        total += steps.size
+        if per_dance_jerk:
+            assert ratio <= 1.3, f"seam jerk ratio {ratio:.2f} in a {len(d.motion)}-frame dance"
+    assert float(np.median(ratios)) <= 1.35, f"seam jerk ratios {np.round(ratios, 2)}"
+    assert above <= 0.1 * total, f"{above} of {total} seam root steps above the p99"
+
+
+@pytest.mark.parametrize(("seconds", "windows"), [(5.0, 2), (8.0, 3), (7.1, 3), (42.0, 20)])
+def test_generated_dances_are_continuous_at_seams(generator, song, seconds, windows) -> None:
+    bundle = generator.bundle
+    dances = [generator.generate(song, p, seed=s, duration=seconds)
+              for s in SEEDS for p in PROMPTS]
+    from gcdance.stitching import plan_windows
+
+    assert plan_windows(len(dances[0].motion), bundle.window, bundle.hop).num_windows == windows
+    _check(dances, bundle, per_dance_jerk=windows >= 20)
+
+
+def test_one_window_has_no_seams(generator, song) -> None:
+    d = generator.generate(song, "Jazz", duration=3.0)
+    assert seam_frames(len(d.motion), generator.bundle.window, generator.bundle.hop).size == 0
+
+
+def test_edits_are_continuous_at_seams(generator, song) -> None:
+    bundle = generator.bundle
+    ref = generator.generate(song, "Popping", seed=3, duration=20.0)
+    keeps = (gcdance.masks.joints("lower_body"),
+             gcdance.masks.frames(0, 150) | gcdance.masks.frames(400, 600))
+    dances = [generator.edit(song, "Jazz", ref, keep, seed=s, duration=20.0)
+              for keep in keeps for s in SEEDS]
+    _check(dances, bundle)
