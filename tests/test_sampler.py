@@ -13,8 +13,8 @@ from gcdance.layout import FINEDANCE  # noqa: E402
 from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
 from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
 from gcdance.schedule import ddim_schedule  # noqa: E402
-from training.denoiser import build_denoiser  # noqa: E402
 from gcdance.stitching import handover_weights  # noqa: E402
+from training.denoiser import build_denoiser  # noqa: E402
 from training.sampler import (  # noqa: E402
     InjectedNoise,
     SeededNoise,

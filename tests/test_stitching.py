@@ -7,7 +7,7 @@ import pytest
 
 from gcdance.errors import InputError
 from gcdance.layout import AISTPP, FINEDANCE
-from gcdance.rotation import axis_angle_to_rotation_6d, geodesic_angle, rotation_6d_to_matrix
+from gcdance.rotation import axis_angle_to_rotation_6d
 from gcdance.stitching import (
     handover_weights,
     orthonormalize_rotations,

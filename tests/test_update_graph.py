@@ -17,8 +17,8 @@ from training.sampler import (  # noqa: E402
     RootAnchor,
     ddim_update,
     guide,
-    inpaint,
     handover,
+    inpaint,
     step_coefficients,
     update_anchors,
 )

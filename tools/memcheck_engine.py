@@ -122,8 +122,8 @@ for g_, name in ((condition, "condition.onnx"), (step, "step.onnx")):
     mp.ir_version = 8
     onnx.save(mp, path + "." + name)
 split_cfg = native.ModelConfig()
-for attr in ("dim", "music_dim", "text_dim", "anchor_dims", "anchor_zero", "handover", "norm_center",
-             "norm_half_range", "update_graph", "upload_graph"):
+for attr in ("dim", "music_dim", "text_dim", "anchor_dims", "anchor_zero", "handover",
+             "norm_center", "norm_half_range", "update_graph", "upload_graph"):
     setattr(split_cfg, attr, getattr(cfg, attr))
 split_cfg.condition_path = path + ".condition.onnx"
 split_cfg.cache_dim = C
