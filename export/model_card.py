@@ -173,6 +173,7 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
             f"{c['pfc']:.4f} |",
             f"| mean body-joint speed, generated / corpus (m/s) | {g['speed']:.2f} / "
             f"{c['speed']:.2f} |",
+            *_lock_rows(e),
             f"| time per {e['seconds']:g} s dance ({e.get('provider', '?')} provider) | "
             f"{e['seconds_per_dance']:.1f} s |", "",
             "Per genre (top-1 per dance): " + ", ".join(
@@ -280,6 +281,19 @@ def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
             tmp.write_text(_dumps(manifest) + "\n", encoding="utf-8")
     load_bundle(root)  # and valid after
     return card
+
+
+def _lock_rows(e: dict[str, Any]) -> list[str]:
+    """Foot lock and seam rows (evaluations made before they were measured have none)."""
+    g, c, raw = e["generated"], e["corpus"], e.get("generated_no_foot_lock")
+    if raw is None or "slide" not in g:
+        return []
+    return [f"| planted-foot slide, generated / without the foot lock / corpus (m/s) | "
+            f"**{g['slide']:.4f}** / {raw['slide']:.4f} / {c['slide']:.4f} |",
+            f"| PFC without the foot lock | {raw['pfc']:.4f} |",
+            f"| BAS without the foot lock / shifted | {raw['bas']:.3f} / {raw['bas_shift']:.3f} |",
+            f"| seam jerk ratio, generated / corpus at the same frames | "
+            f"**{g['seam_jerk']:.2f}** / {c['seam_jerk']:.2f} |"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,6 +57,28 @@ def test_generate_gives_a_dance(generator: gcdance.Generator) -> None:
     assert other.settings["guidance"] == 1.5
 
 
+def test_foot_lock_is_on_by_default_and_can_be_turned_off(generator: gcdance.Generator) -> None:
+    from gcdance.foot_lock import lock_feet
+
+    locked = generator.generate(clicks(5.0), "Jazz", seed=1, steps=8)
+    raw = generator.generate(clicks(5.0), "Jazz", seed=1, steps=8, foot_lock=False)
+    assert locked.settings["foot_lock"] is True and raw.settings["foot_lock"] is False
+    # the default is the raw dance put through the lock: nothing else differs
+    np.testing.assert_array_equal(locked.motion, lock_feet(raw.motion, FINEDANCE))
+    ref = generator.generate(clicks(5.0), "Hiphop", seed=3, steps=8)
+    keep = masks.frames(0, 60)
+    edited = generator.edit(clicks(5.0), "Jazz", ref, keep, seed=1, steps=8)
+    kept = keep.resolve(FINEDANCE, 150)
+    np.testing.assert_array_equal(edited.motion[kept], ref.motion[kept])
+    assert edited.settings["foot_lock"] is True
+    for bad in ("yes", 1, None):
+        with pytest.raises(gcdance.GCDanceError, match="foot_lock must be True or False"):
+            generator.generate(clicks(5.0), "Jazz", steps=2, foot_lock=bad)  # type: ignore[arg-type]
+        with pytest.raises(gcdance.GCDanceError, match="foot_lock"):
+            generator.edit(clicks(5.0), "Jazz", ref, keep, steps=2,
+                           foot_lock=bad)  # type: ignore[arg-type]
+
+
 def test_split_graphs_give_the_single_graph_result(generator: gcdance.Generator) -> None:
     assert generator.bundle.split is not None and generator._model.split
     single = gcdance.Generator(generator.bundle, device="cpu", threads=1, split=False)

@@ -135,6 +135,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="seconds into the song where the dance starts")
     p.add_argument("--duration", type=float, default=None, metavar="SEC",
                    help="seconds of the song to dance to (default: to the end)")
+    p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
+                   help="keep the model's raw legs (default: planted feet are pinned by leg IK)")
     p.add_argument("--bundle", default=None, metavar="DIR",
                    help="model bundle (default: the bundled default model)")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
@@ -206,7 +208,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     gen = _generator(args)
     dance = gen.generate(args.song, args.prompt, seed=args.seed, steps=args.steps,
                          guidance=args.guidance, eta=args.eta, start=args.start,
-                         duration=args.duration,
+                         duration=args.duration, foot_lock=args.foot_lock,
                          progress=ProgressBar("generating", args.quiet))
     _say(args, f"{dance.motion.shape[0]} frames ({dance.motion.shape[0] / dance.fps:.1f} s), "
                f"genre {dance.genre} ({dance.genre_probs[dance.genre]:.0%})")
@@ -237,7 +239,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
     gen = _generator(args)
     dance = gen.edit(args.song, args.prompt, reference=reference, keep=keep, seed=args.seed,
                      steps=args.steps, guidance=args.guidance, eta=args.eta, start=args.start,
-                     duration=args.duration, progress=ProgressBar("editing", args.quiet))
+                     duration=args.duration, foot_lock=args.foot_lock,
+                     progress=ProgressBar("editing", args.quiet))
     _write(args, dance)
     return EXIT_OK
 

@@ -3,7 +3,8 @@
 Pipeline of :meth:`Generator.generate`: audio -> per-frame music features (the bundle's feature
 configuration, checked) -> genre from the prompt (exact name/alias, else the bundle's classifier
 P) -> its control embedding C_E -> the engine's DDIM loop over 4 s windows (guidance, root
-anchoring, window overlap, stitching; ``gcdance._engine``) -> unnormalized motion -> ``Dance``.
+anchoring, window handover, stitching; ``gcdance._engine``) -> unnormalized motion -> foot
+contact clean-up (:mod:`gcdance.foot_lock`, on by default) -> ``Dance``.
 
 Threading: one ``Generator`` may be used from several threads at once. The denoiser session
 (weights) is shared; each thread gets its own engine state (buffers), created on first use. The
@@ -101,6 +102,11 @@ def schedule_array(table: dict[str, np.ndarray]) -> np.ndarray:
     """A schedule table (``gcdance.schedule``) as the engine's ``(steps, 9)`` float32 rows."""
     return np.ascontiguousarray(np.stack([np.asarray(table[k], np.float32) for k in TABLE_KEYS],
                                          axis=1))
+
+
+def _check_flag(value: object, name: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r}")
 
 
 def _pick_provider(device: str, provider: str) -> str:
@@ -301,11 +307,21 @@ class Generator:
                                         mask=mask, progress=progress, return_windows=False)
         return self.bundle.normalizer.inverse(motion.astype(np.float64)).astype(np.float32)
 
-    def _used(self, guidance: float | None, eta: float | None) -> dict[str, float]:
-        """The guidance and eta a generation ran with (given, else the bundle's)."""
+    def _lock_feet(self, motion: np.ndarray, foot_lock: bool) -> np.ndarray:
+        """Planted feet pinned by leg IK (:func:`gcdance.foot_lock.lock_feet`), if asked."""
+        if not foot_lock:
+            return motion
+        from .foot_lock import lock_feet
+
+        return lock_feet(motion, self.bundle.layout)
+
+    def _used(self, guidance: float | None, eta: float | None,
+              foot_lock: bool) -> dict[str, Any]:
+        """The guidance, eta and foot lock a generation ran with (given, else the bundle's)."""
         sampling = self.bundle.sampling
-        used = {"guidance": float(sampling.guidance if guidance is None else guidance),
-                "eta": float(sampling.eta if eta is None else eta)}
+        used: dict[str, Any] = {
+            "guidance": float(sampling.guidance if guidance is None else guidance),
+            "eta": float(sampling.eta if eta is None else eta), "foot_lock": foot_lock}
         if sampling.guidance_ramp:
             used |= {"guidance_ramp": float(sampling.guidance_ramp),
                      "guidance_start": float(sampling.guidance_start)}
@@ -330,33 +346,40 @@ class Generator:
     def generate(self, audio: Any, prompt: str = "energetic hip-hop with sharp arm hits", *,
                  seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  eta: float | None = None, start: float | None = None,
-                 duration: float | None = None, progress: Progress | None = None) -> Dance:
+                 duration: float | None = None, foot_lock: bool = True,
+                 progress: Progress | None = None) -> Dance:
         """A dance to ``audio`` (a path, or ``(samples, sample_rate)``) in the prompt's genre.
 
         ``steps``/``guidance``/``eta`` default to the bundle's sampling settings (the paper's:
         50 / 2.7 / 0; the bundled default model's: 50 / 6 / 0), and the values used go into
         ``dance.settings``; ``start`` and ``duration`` select seconds of the audio (None: all of
-        it). Same inputs and seed give the same dance on the same machine and provider.
+        it). ``foot_lock`` pins the feet the model labels as planted (leg IK,
+        :mod:`gcdance.foot_lock`); ``False`` keeps the model's raw legs. Same inputs and seed give
+        the same dance on the same machine and provider.
         """
+        _check_flag(foot_lock, "foot_lock")
         table = self._table(steps, guidance, eta)
         genre, probs = self.choose_genre(prompt)
         features = self.music_features(audio, start, duration)
         motion = self._sample(features, genre, seed, table, None, None, progress)
+        motion = self._lock_feet(motion, foot_lock)
         return self._dance(motion, genre, probs, prompt, seed, audio, start, duration, table,
-                           **self._used(guidance, eta))
+                           **self._used(guidance, eta, foot_lock))
 
     def edit(self, audio: Any, prompt: str, reference: Dance | np.ndarray,
              keep: masks_mod.Mask | np.ndarray, *, seed: int = 0, steps: int | None = None,
              guidance: float | None = None, eta: float | None = None,
              start: float | None = None, duration: float | None = None,
-             progress: Progress | None = None) -> Dance:
+             foot_lock: bool = True, progress: Progress | None = None) -> Dance:
         """Regenerate what ``keep`` does not keep of ``reference`` (inpainting, Eq. 15).
 
         ``reference``: a ``Dance`` or unnormalized ``(frames, dim)`` motion, frame-aligned with
         the audio segment; ``keep``: a ``gcdance.masks`` expression (``joints("body")``,
         ``frames(0, 30)``, combined with ``|``, ``&``, ``~``) or a boolean ``(frames, dim)``
-        array. Kept values come back unchanged.
+        array. Kept values come back unchanged (the foot lock, as in :meth:`generate`, changes
+        only what was regenerated).
         """
+        _check_flag(foot_lock, "foot_lock")
         motion_ref = reference.motion if isinstance(reference, Dance) else np.asarray(reference)
         layout = self.bundle.layout
         if motion_ref.ndim != 2 or motion_ref.shape[1] != layout.dim:
@@ -377,9 +400,10 @@ class Generator:
             raise InputError("the reference motion has NaN or inf where the mask keeps it")
         known = self.bundle.normalizer.transform(np.where(mask, ref, 0.0)).astype(np.float32)
         out = self._sample(features, genre, seed, table, known, mask.view(np.uint8), progress)
+        out = self._lock_feet(out, foot_lock)
         out[mask] = ref[mask].astype(np.float32)  # exactly the given values where kept
         return self._dance(out, genre, probs, prompt, seed, audio, start, duration, table,
-                           **self._used(guidance, eta), edited=True)
+                           **self._used(guidance, eta, foot_lock), edited=True)
 
     def __repr__(self) -> str:
         return (f"Generator(bundle={str(self.bundle.path)!r}, provider={self.provider!r}, "

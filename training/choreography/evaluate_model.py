@@ -21,7 +21,13 @@ tracks):
   unshifted. The corpus's own dance on the same clip gives the reference.
 - **Foot contact.** PFC (:func:`gcdance.metrics.pfc`) of the generated dances against the
   corpus's dances on the same clips, with the mean body-joint speed beside it (a dance that
-  hardly moves would have a perfect PFC).
+  hardly moves would have a perfect PFC), and the planted-foot slide
+  (:func:`gcdance.metrics.planted_slide`: how fast the feet move while the motion's own
+  contact labels say they are planted; the corpus's labels come from
+  :func:`gcdance.contacts.foot_contacts`). Every dance is measured twice from one sample: as
+  generated (``foot_lock=True``, the default) and without the foot lock (the raw model).
+- **Seams.** The jerk ratio at the window seams (:func:`gcdance.metrics.seam_jerk_ratio`); the
+  corpus's own clips at the same frames give the reference (no seams: about 1).
 
 Only genres with training and held-out files in the corpus are requested and judged (all 16
 in the default corpus); chance is one over their number. All genres on one clip share a seed
@@ -48,9 +54,18 @@ from typing import Any
 import numpy as np
 
 from gcdance._atomic import atomic_path
+from gcdance.contacts import foot_contacts
 from gcdance.datasets.finedance import FINEDANCE_FPS, read_finedance_label, read_finedance_motion
 from gcdance.errors import GCDanceError, InputError
-from gcdance.metrics import beat_align_score, pfc
+from gcdance.foot_lock import lock_feet
+from gcdance.metrics import (
+    beat_align_score,
+    pfc,
+    planted_slide,
+    seam_frames,
+    seam_jerk_ratio,
+)
+from gcdance.skeleton import motion_to_joints
 
 from .report import WINDOW, body_speeds, joints_of, logistic_regression, motion_features
 
@@ -104,15 +119,17 @@ def clip_beats(beats_s: Sequence[float], start: float, frames: int,
     return inside, shifted[(shifted >= 0) & (shifted < frames - 1)]
 
 
-def _clip_scores(joints: np.ndarray, beats: np.ndarray, shifted: np.ndarray) -> dict[str, float]:
-    """BAS against the beats and the shifted grid, PFC, and mean body-joint speed (m/s: a
-    frozen dance would have a perfect PFC)."""
+def _clip_scores(joints: np.ndarray, contacts: np.ndarray, seams: np.ndarray,
+                 beats: np.ndarray, shifted: np.ndarray) -> dict[str, float]:
+    """BAS against the beats and the shifted grid, PFC, mean body-joint speed (m/s: a frozen
+    dance would have a perfect PFC), planted-foot slide (m/s) and the seam jerk ratio."""
     speed = body_speeds(joints).mean()
     return {"bas": beat_align_score(joints, beats), "bas_shift": beat_align_score(joints, shifted),
-            "pfc": pfc(joints), "speed": float(speed)}
+            "pfc": pfc(joints), "speed": float(speed), "slide": planted_slide(joints, contacts),
+            "seam_jerk": seam_jerk_ratio(joints, seams) if seams.size else float("nan")}
 
 
-SCORES = ("bas", "bas_shift", "pfc", "speed")
+SCORES = ("bas", "bas_shift", "pfc", "speed", "slide", "seam_jerk")
 
 
 def _prompts(mode: str, genres: Sequence[str], n_files: int, seed: int) -> list[list[str]]:
@@ -228,11 +245,13 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
 
     # The classifier's own accuracy on the corpus's held-out clips, and the corpus references.
     own, corpus_clips = [], []
+    seams = seam_frames(frames, gen.bundle.window, gen.bundle.hop)
     for name, g, joints, beats in held:
         clip = joints[a0 : a0 + frames]
         own.extend((clf.judge(clip)[0] == g).tolist())
         try:
-            corpus_clips.append(_clip_scores(clip, *clip_beats(beats, start, frames)))
+            corpus_clips.append(_clip_scores(clip, foot_contacts(clip), seams,
+                                             *clip_beats(beats, start, frames)))
         except InputError as exc:
             raise InputError(f"held-out file {name}: {exc}") from None
     if float(np.mean(own)) < 0.5:
@@ -253,18 +272,25 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         confusion = np.zeros((len(genres), len(genres)), dtype=np.int64)  # requested x judged
         chosen_ok: list[bool] = []
         scores: list[dict[str, float]] = []
+        raw_scores: list[dict[str, float]] = []
         for i, (name, _g, _joints, beats) in enumerate(held):
             wav = root / "music_wav" / f"{name}.wav"
             for g, genre in enumerate(genres):
-                dance = gen.generate(wav, texts[i][g], seed=seed + i, steps=steps,
-                                     guidance=guidance, start=start,
-                                     duration=seconds)
-                joints = dance.joints().astype(np.float64)[:frames]
-                chosen_ok.append(dance.genre == genre)
+                # One sample, measured without and with the foot lock (a pure post-process).
+                raw = gen.generate(wav, texts[i][g], seed=seed + i, steps=steps,
+                                   guidance=guidance, start=start,
+                                   duration=seconds, foot_lock=False)
+                locked = lock_feet(raw.motion, raw.layout)
+                raw_joints = raw.joints().astype(np.float64)[:frames]
+                joints = motion_to_joints(locked, raw.layout).astype(np.float64)[:frames]
+                contacts = raw.motion[:frames, raw.layout.contacts]
+                chosen_ok.append(raw.genre == genre)
                 per_window, verdict = clf.judge(joints)
                 window_hits.extend((per_window == g).tolist())
                 confusion[g, verdict] += 1
-                scores.append(_clip_scores(joints, *clip_beats(beats, start, joints.shape[0])))
+                grid = clip_beats(beats, start, joints.shape[0])
+                scores.append(_clip_scores(joints, contacts, seams, *grid))
+                raw_scores.append(_clip_scores(raw_joints, contacts, seams, *grid))
                 done += 1
                 if done % len(genres) == 0:
                     rate = (time.monotonic() - t1) / done
@@ -278,12 +304,12 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
             "prompt_to_genre_accuracy": float(np.mean(chosen_ok)),
             "per_genre_accuracy": {g: float(a) for g, a in zip(genres, per_genre, strict=True)},
             "confusion": confusion.tolist(),
-        }, scores
+        }, (scores, raw_scores)
 
     def mean(rows: list[dict[str, float]], key: str) -> float:
         return float(np.mean([r[key] for r in rows]))
 
-    control, gen_scores = run(modes[0])
+    control, (gen_scores, raw_scores) = run(modes[0])
     result: dict[str, Any] = {
         "bundle": str(gen.bundle.path),
         "denoiser_sha256": gen.bundle.manifest["files"]["denoiser.onnx"]["sha256"],
@@ -297,6 +323,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         "classifier_heldout_corpus_accuracy": float(np.mean(own)) if own else float("nan"),
         **control,
         "generated": {k: mean(gen_scores, k) for k in SCORES},
+        "generated_no_foot_lock": {k: mean(raw_scores, k) for k in SCORES},
         "corpus": {k: mean(corpus_clips, k) for k in SCORES},
     }
     if len(modes) > 1:
@@ -334,13 +361,17 @@ def format_report(r: dict[str, Any]) -> str:
         worst = int(row.argmax())
         tail = f"  (else mostly {genres[worst]})" if row[worst] > 0 else ""
         lines.append(f"    {name:13s} {r['per_genre_accuracy'][name]:.2f}{tail}")
-    gen, cor = r["generated"], r["corpus"]
+    rows = [("generated", r["generated"])]
+    if "generated_no_foot_lock" in r:
+        rows.append(("generated, no foot lock", r["generated_no_foot_lock"]))
+    rows.append(("corpus (same clips)", r["corpus"]))
     lines += [
         "",
-        f"{'':24s} {'BAS':>7s} {'BAS half-beat shift':>20s} {'PFC':>8s} {'speed m/s':>10s}",
+        f"{'':24s} {'BAS':>7s} {'BAS half-beat shift':>20s} {'PFC':>8s} {'speed m/s':>10s} "
+        f"{'slide m/s':>10s} {'seam jerk':>10s}",
         *(f"{label:24s} {v['bas']:7.4f} {v['bas_shift']:20.4f} {v['pfc']:8.4f} "
-          f"{v['speed']:10.3f}" for label, v in (("generated", gen),
-                                                 ("corpus (same clips)", cor))),
+          f"{v['speed']:10.3f} {v.get('slide', float('nan')):10.4f} "
+          f"{v.get('seam_jerk', float('nan')):10.2f}" for label, v in rows),
         "",
         f"{r['seconds_per_dance']:.1f} s per {r['seconds']:g} s dance",
     ]

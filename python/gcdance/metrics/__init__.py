@@ -13,7 +13,7 @@ from .continuity import seam_frames, seam_jerk_ratio, seam_root_steps
 from .distribution import diversity, fid, frechet_distance, normalize_features, real_statistics
 from .geometric import geometric_features
 from .kinetic import kinetic_features
-from .physical import pbc, pfc
+from .physical import pbc, pfc, planted_slide
 from .protocol import (
     BODY_JOINTS,
     FEATURE_SETS,
@@ -39,6 +39,7 @@ __all__ = [
     "normalize_features",
     "pbc",
     "pfc",
+    "planted_slide",
     "quality_metrics",
     "real_statistics",
     "relative_to_first_pelvis",

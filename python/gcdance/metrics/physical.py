@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import InputError
 from ._common import as_joints, check_fps, check_joint_count, up_index
 
-__all__ = ["MIN_ACCELERATION", "PBC_HAND_JOINTS", "PBC_WEIGHTS", "pbc", "pfc"]
+__all__ = ["MIN_ACCELERATION", "PBC_HAND_JOINTS", "PBC_WEIGHTS", "pbc", "pfc", "planted_slide"]
 
 SCALE = 1e4
 _FEET = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
@@ -119,3 +119,29 @@ def pbc(joints: np.ndarray, fps: float = 30, up: str = "y") -> float:
         + w_head * accel[:, 2] * speed[:, 4]
     )
     return float(SCALE * per_frame.mean())
+
+
+def planted_slide(joints: np.ndarray, contacts: np.ndarray, fps: float = 30, up: str = "y",
+                  threshold: float = 0.5) -> float:
+    """Mean horizontal speed (m/s) of the feet while their contact labels say they are planted.
+
+    ``contacts`` ``(frames, 4)`` are the motion's own labels for the left ankle (7), right ankle
+    (8), left foot (10) and right foot (11), the layout's order. A joint's step from frame t to
+    t + 1 counts when its label is above ``threshold`` on both frames; the result is the mean
+    over all counted steps of all four joints (0.0 when nothing is planted). It measures what
+    the labels promise and PFC does not: a foot labelled planted should not move.
+    """
+    pos = as_joints(joints, min_frames=2)
+    c = np.asarray(contacts, dtype=np.float64)
+    if c.shape != (pos.shape[0], 4):
+        raise InputError(f"planted_slide: contacts must be ({pos.shape[0]}, 4) for "
+                         f"{pos.shape[0]} frames, got {c.shape}")
+    if pos.shape[1] < 12:
+        raise InputError("planted_slide needs joints in SMPL order (ankles 7/8, feet 10/11)")
+    rate = check_fps(fps)
+    horizontal = [a for a in range(3) if a != up_index(up)]
+    on = c > threshold
+    both = on[:-1] & on[1:]  # (frames - 1, 4)
+    feet = pos[:, [7, 8, 10, 11]][:, :, horizontal]
+    speed = np.linalg.norm(np.diff(feet, axis=0), axis=-1) * rate
+    return float(speed[both].mean()) if both.any() else 0.0
