@@ -18,6 +18,8 @@ flow and exports to ONNX (opset 17) with dynamic batch and frames. In training, 
 Architecture (``paper`` configuration: latent 512, feed-forward 1024, 8 layers, 8 heads per
 decoder, dropout 0.1, GELU, pre-norm):
 
+- Music input (``music_norm``): features standardized per column, ``(music - music_shift) *
+  music_scale``, with the training data's mean and 1/std (buffers, set by the trainer).
 - Music adapter: ``Linear(music_dim, latent)`` + 2 pre-norm Transformer encoder layers with
   rotary self-attention -> one music token per frame (shared by both decoders).
 - Text adapter alpha (Eq. 3): ``Linear(text_dim, latent) -> GELU -> Linear(latent, latent)``; its
@@ -33,7 +35,9 @@ decoder, dropout 0.1, GELU, pre-norm):
   output features, one per frame) + global tokens (the text token and the 2 time tokens), all
   layer-normed. Rotary position embedding is applied in self-attention and between the queries
   and the frame tokens of the memory (keyed by frame index, so hand frame i finds body frame i);
-  global tokens carry no position. Both kinds of keys share one softmax.
+  global tokens carry no position. Both kinds of keys share one softmax. With ``frame_bias``
+  the frame tokens' scores also get an ALiBi-style bias ``-slope_h |i - j|`` (slopes 1 .. 1/64
+  over the heads), so frame i attends to music frame i from the start.
 
 Step-invariant split (``condition`` / ``denoise``): during sampling, music, text and
 ``cond_mask`` are fixed, so the music adapter and every decoder layer's cross-attention keys
@@ -85,6 +89,8 @@ class DenoiserConfig:
     num_time_tokens: int = 2
     dropout: float = 0.1
     rope_base: float = 10000.0
+    music_norm: bool = False
+    frame_bias: bool = False
 
     def __post_init__(self) -> None:
         get_layout(self.layout)
@@ -102,6 +108,10 @@ class DenoiserConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"DenoiserConfig.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("music_norm", "frame_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"DenoiserConfig.{name} must be a bool, got "
+                                 f"{getattr(self, name)!r}")
 
     @property
     def motion_layout(self) -> MotionLayout:
@@ -206,7 +216,8 @@ class CrossAttention(nn.Module):
     per-step frame tokens (the body features seen by the hands) are projected in ``forward``.
     """
 
-    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, num_heads: int, dropout: float, frame_bias: bool = False
+                 ) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
@@ -214,6 +225,15 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
+        self.frame_bias = frame_bias
+        if frame_bias:
+            # ALiBi-style: head h adds -slope_h * |i - j| to the score of frame token j for
+            # query frame i, slopes from 1 (a few frames) down to 1/64 (the whole window).
+            # Rotary alone makes the model discover the diagonal, which a short run does not
+            # (docs/music_diagnosis.md).
+            exps = torch.linspace(0.0, 6.0, num_heads) if num_heads > 1 else torch.zeros(1)
+            self.register_buffer("slopes", (2.0 ** -exps).reshape(num_heads, 1, 1),
+                                 persistent=False)
 
     def frame_kv(self, frames: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         """``[K | V]`` (B, M, 2 dim) of frame tokens (B, M, dim): K carries the rotary embedding
@@ -238,11 +258,17 @@ class CrossAttention(nn.Module):
         q = _heads(self.q(x), h) * self.scale
         qr = _rotate(q, cos, sin)
         kf, vf = (_heads(a, h) for a in frames_kv)
+        bias = None
+        if self.frame_bias:  # frame tokens are aligned with the queries (same N)
+            pos = _positions(x)
+            bias = -self.slopes * (pos[:, None] - pos[None, :]).abs()  # (H, N, N)
         scores, values = [qr @ kf.transpose(-1, -2)], [vf]
         if frames is not None:
             ke, ve = self._frame_heads(frames, cos, sin)
             scores.append(qr @ ke.transpose(-1, -2))
             values.append(ve)
+        if bias is not None:
+            scores = [s + bias for s in scores]
         kg, vg = (_heads(a, h) for a in self.kv(tokens).chunk(2, dim=-1))
         scores.append(q @ kg.transpose(-1, -2))
         values.append(vg)
@@ -295,7 +321,7 @@ class DecoderLayer(nn.Module):
         d = cfg.latent_dim
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.self_attn = SelfAttention(d, cfg.num_heads, cfg.dropout)
-        self.cross_attn = CrossAttention(d, cfg.num_heads, cfg.dropout)
+        self.cross_attn = CrossAttention(d, cfg.num_heads, cfg.dropout, cfg.frame_bias)
         self.ff = FeedForward(d, cfg.ff_dim, cfg.dropout)
         self.film1, self.film2, self.film3 = FiLM(d, d), FiLM(d, d), FiLM(d, d)
         self.drop = nn.Dropout(cfg.dropout)
@@ -399,6 +425,12 @@ class GCDanceDenoiser(nn.Module):
         d = cfg.latent_dim
         self.rotary = Rotary(d // cfg.num_heads, cfg.rope_base)
         self.time_embedding = SinusoidalEmbedding(d)
+        if cfg.music_norm:
+            # Raw features span very different scales (MFCC 0 ~ +-500, onsets and beats 0..1):
+            # unstandardized, the loud columns drown the rhythm ones in music_proj and Adam's
+            # per-weight steps cannot make up for it (docs/music_diagnosis.md).
+            self.register_buffer("music_shift", torch.zeros(cfg.music_dim))
+            self.register_buffer("music_scale", torch.ones(cfg.music_dim))
         self.music_proj = nn.Linear(cfg.music_dim, d)
         self.music_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.music_layers))
         self.text_adapter = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(), nn.Linear(d, d))
@@ -462,8 +494,23 @@ class GCDanceDenoiser(nn.Module):
                                  f"condition()), got {tuple(cond_cache.shape)}")
         return self._denoise(x_t, t, text_emb, cond_mask, cond_cache)
 
+    @torch.no_grad()
+    def set_music_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """Standardize music features with these per-column statistics of the training data
+        (``music_norm`` models; a constant column is only centred)."""
+        if not self.config.music_norm:
+            raise InputError("set_music_statistics needs a model with music_norm=True")
+        md = self.config.music_dim
+        if tuple(mean.shape) != (md,) or tuple(std.shape) != (md,):
+            raise InputError(f"music statistics must be ({md},), got {tuple(mean.shape)} and "
+                             f"{tuple(std.shape)}")
+        self.music_shift.copy_(mean)
+        self.music_scale.copy_(torch.where(std > 1e-6, 1.0 / std.clamp_min(1e-6), 1.0))
+
     def _condition(self, music: Tensor, cond_mask: Tensor | None) -> Tensor:
         cos, sin = self.rotary(_positions(music))
+        if self.config.music_norm:
+            music = (music - self.music_shift) * self.music_scale
         m = self.music_proj(music)
         for layer in self.music_layers:
             m = layer(m, cos, sin)

@@ -510,6 +510,22 @@ def _resolve_device(kind: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+def _music_statistics(music: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std (float32) of ``(N, W, F)`` music windows, read in chunks (the
+    cache is memory-mapped and can be larger than memory)."""
+    total = np.zeros(music.shape[-1])
+    square = np.zeros(music.shape[-1])
+    count = 0
+    for i in range(0, music.shape[0], chunk):
+        block = np.asarray(music[i:i + chunk], dtype=np.float64).reshape(-1, music.shape[-1])
+        total += block.sum(axis=0)
+        square += (block ** 2).sum(axis=0)
+        count += block.shape[0]
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(square / max(count, 1) - mean ** 2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
 class _ResumableSampler(DistributedSampler):
     """``DistributedSampler`` that can start an epoch after ``skip`` of its samples."""
 
@@ -806,6 +822,9 @@ class Trainer:
                                        text_dim=self.text.dim)
         torch.manual_seed(cfg.train.seed)
         denoiser = GCDanceDenoiser(den_cfg)
+        if den_cfg.music_norm:
+            mean, std = _music_statistics(self.data.music)
+            denoiser.set_music_statistics(torch.from_numpy(mean), torch.from_numpy(std))
         use_genre = "genre" in cfg.mtl.tasks
         head = GenreHead(self.text.dim, cfg.model.genre_hidden, self.text.num_genres,
                          cfg.model.genre_dropout) if use_genre else None
