@@ -25,6 +25,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("loop", ["host", "device"])
+@pytest.mark.slow
 def test_bench_compares_engine_and_reference_in_one_run(cache: Path, loop: str) -> None:
     result = bench.run_benchmark(config="tiny", frames=150, steps=4, threads=1, repeat=1,
                                  loop=loop)

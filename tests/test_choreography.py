@@ -160,6 +160,7 @@ def test_planted_feet_do_not_slide_and_legs_are_valid(genre: str) -> None:
     assert dist.max() < 0.16, f"{genre}: pelvis {dist.max():.2f} m off the support"
 
 
+@pytest.mark.slow
 def test_accents_align_with_beats() -> None:
     """BAS against the grid the dance was made on beats a half-beat-shifted grid, per genre."""
     bpm, seconds = 100.0, 30.0
@@ -177,6 +178,7 @@ def test_accents_align_with_beats() -> None:
     assert np.mean(scores) > 0.6 and np.mean(controls) < 0.3
 
 
+@pytest.mark.slow
 def test_genres_are_separable_on_new_music() -> None:
     """Nearest-centroid/logistic classifiers on simple motion features, trained on dances to
     one tempo and seed, tested on another tempo and seed."""
@@ -208,6 +210,7 @@ def test_training_windows_pass_the_motion_filter(corpus: Path) -> None:
         assert np.mean(fractions) >= 0.6, (genre, fractions)
 
 
+@pytest.mark.slow
 def test_limbs_do_not_interpenetrate() -> None:
     """Wrists/elbows stay out of the torso; the knees never meet (legs do not pass through
     each other); hands do not pass through the head."""

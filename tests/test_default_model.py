@@ -13,6 +13,8 @@ import pytest
 import gcdance
 from gcdance.bundle import DEFAULT_BUNDLE_DIR, load_bundle
 
+pytestmark = pytest.mark.slow  # the default model / a trained pipeline
+
 immich = pytest.importorskip("immich_memories_music")
 TRACK = Path(immich.tracks_dir()) / "happy" / "happy_electronic_s411.opus"
 

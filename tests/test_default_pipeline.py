@@ -22,6 +22,8 @@ pytest.importorskip("immich_memories_music")
 import gcdance
 from gcdance.errors import InputError
 
+pytestmark = pytest.mark.slow  # the default model / a trained pipeline
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "training" / "configs" / "default_corpus.toml"
 GENRES = ("Jazz", "Popping", "Korean")

@@ -225,6 +225,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "run"
 
 
+@pytest.mark.slow
 def test_bundle_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
@@ -266,6 +267,7 @@ def test_bundle_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(b.classifier.logits(x), logits, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
     assert export_bundle.main(["--checkpoint", str(run_dir), "--out", str(out), "--quiet",
@@ -286,6 +288,7 @@ def test_checkpoint_without_normalizer_is_a_clear_error(run_dir: Path, tmp_path:
 
 
 # -------------------------------------------------------------------------------- the CLI
+@pytest.mark.slow
 def test_cli_random_bundle_and_force(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cli"
     args = ["--random", "tiny", "--seed", "1", "--out", str(out), "--quiet", "--steps", "20",

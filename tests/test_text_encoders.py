@@ -210,6 +210,7 @@ def test_training_pipeline_with_a_random_clip_tower(tmp_path, monkeypatch) -> No
         GenreClassifier(clf_path, encoder=NumpyMiniLM()).classify("a dance with fans")
 
 
+@pytest.mark.slow
 def test_a_bundle_runs_its_own_text_encoder(minilm_onnx, tmp_path, monkeypatch) -> None:
     """A bundle that ships text_encoder.onnx classifies prompts with that graph, not with the
     encoder found in the cache or the package."""

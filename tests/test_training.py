@@ -133,6 +133,7 @@ def test_features_extracted_from_audio(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------- training
+@pytest.mark.slow
 def test_tiny_denoiser_overfits_two_windows(tmp_path: Path):
     tree = make_config(tmp_path, ["001", "002"], train__max_steps=300, train__log_every=100,
                        train__cond_drop_prob=0.0)
@@ -150,6 +151,7 @@ def _params(path: Path) -> dict[str, torch.Tensor]:
             if k.startswith(("model.", "ema.", "optim."))}
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_training(tmp_path: Path):
     # 3 files x 3 windows, batch 2: 4 batches per epoch, so step 10 is in the middle of one.
     base = make_config(tmp_path, ["001", "002", "003"], frames=144, mtl__method="nash",
@@ -184,6 +186,7 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path):
     assert x0.shape == (1, 120, 319) and torch.isfinite(x0).all()
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_stay_identical(tmp_path: Path):
     tree = make_config(tmp_path, ["001", "002", "003", "004", "005"], mtl__method="nash",
                        train__max_steps=20, train__log_every=10)
@@ -249,6 +252,7 @@ def test_config_errors_are_clear(tmp_path: Path):
             load_config(bad)
 
 
+@pytest.mark.slow
 def test_adan_without_package_is_a_clear_error(tmp_path: Path):
     pytest.importorskip("torch")
     try:
@@ -268,6 +272,7 @@ def test_example_config_is_valid():
 
 
 @pytest.mark.filterwarnings("ignore:the description corpus has no aistpp")
+@pytest.mark.slow
 def test_aistpp_pipeline_trains(tmp_path: Path):
     import pickle
 
