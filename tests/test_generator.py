@@ -268,8 +268,10 @@ def test_bad_input(generator: gcdance.Generator, tmp_path: Path) -> None:
         generator.generate(tmp_path / "missing.wav", "Jazz")
     with pytest.raises(gcdance.InputError, match="steps must be a positive integer"):
         generator.generate(clicks(2.0), "Jazz", steps=0)
-    with pytest.raises(gcdance.InputError, match="seed"):
-        generator.generate(clicks(2.0), "Jazz", seed=-1, steps=2)
+    for seed in (-1, 2**70, 1.5):  # checked before the native call (no raw TypeError)
+        with pytest.raises(gcdance.InputError, match="seed"):
+            generator.generate(clicks(2.0), "Jazz", seed=seed, steps=2)  # type: ignore[arg-type]
+    assert generator.generate(clicks(2.0), "Jazz", seed=2**64 - 1, steps=1).seed == 2**64 - 1
     with pytest.raises(gcdance.InputError, match="unknown provider"):
         gcdance.Generator(generator.bundle, provider="metal")
     with pytest.raises(gcdance.InputError, match="contradicts"):

@@ -287,8 +287,9 @@ class Generator:
     def _sample(self, features: np.ndarray, genre: str, seed: int, table: np.ndarray,
                 known: np.ndarray | None, mask: np.ndarray | None,
                 progress: Progress | None) -> np.ndarray:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+                or not 0 <= seed < 2**64:  # the engine's generator takes a 64-bit seed
+            raise InputError(f"seed must be an integer in 0..2**64 - 1, got {seed!r}")
         windows = plan_windows(features.shape[0], self.bundle.window, self.bundle.hop).num_windows
         if self._windows is not None and not self._windows[0] <= windows <= self._windows[1]:
             fewest, most = self._windows
