@@ -17,6 +17,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -292,8 +293,9 @@ def _lock_rows(e: dict[str, Any]) -> list[str]:
             f"**{g['slide']:.4f}** / {raw['slide']:.4f} / {c['slide']:.4f} |",
             f"| PFC without the foot lock | {raw['pfc']:.4f} |",
             f"| BAS without the foot lock / shifted | {raw['bas']:.3f} / {raw['bas_shift']:.3f} |",
-            f"| seam jerk ratio, generated / corpus at the same frames | "
-            f"**{g['seam_jerk']:.2f}** / {c['seam_jerk']:.2f} |"]
+            *([f"| seam jerk ratio, generated / corpus at the same frames | "
+               f"**{g['seam_jerk']:.2f}** / {c['seam_jerk']:.2f} |"]
+              if math.isfinite(g["seam_jerk"]) else [])]  # one-window clips have no seams
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,8 @@ def test_foot_lock_is_on_by_default_and_can_be_turned_off(generator: gcdance.Gen
     kept = keep.resolve(FINEDANCE, 150)
     np.testing.assert_array_equal(edited.motion[kept], ref.motion[kept])
     assert edited.settings["foot_lock"] is True
+    numpy_flag = generator.generate(clicks(2.0), "Jazz", steps=1, foot_lock=np.True_)
+    assert numpy_flag.settings["foot_lock"] is True  # stored as a plain bool (JSON metadata)
     for bad in ("yes", 1, None):
         with pytest.raises(gcdance.GCDanceError, match="foot_lock must be True or False"):
             generator.generate(clicks(5.0), "Jazz", steps=2, foot_lock=bad)  # type: ignore[arg-type]

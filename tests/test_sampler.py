@@ -193,7 +193,6 @@ def test_long_sequences_hand_each_window_over(model, normalizer, frames, windows
     beta0 = handover_weights(60)[0]
     for w in range(1, windows):  # (x0 is clamped to [-1, 1] on the dims that are not anchored)
         assert np.abs(last[w, 0, 7:] - last[w - 1, 60, 7:]).max() <= 2 * beta0 + 1e-6
-        assert np.abs(last[w, 60:] - last[w - 1, 60:]).max() > 1e-2  # then its own motion
     # the stitched song: window w's frames from w * 60, later windows over earlier ones
     raw = normalizer.inverse(last.astype(np.float64))
     for w in range(windows):

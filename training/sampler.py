@@ -17,6 +17,13 @@ the offset terms vanish):
    (``g = x0 + offset`` without a mask), ``r = g[..., anchor_dims]``, ``a_0 = r[0, 0] - zero``,
    ``a_{w+1} = a_w + (r[w, hop] - r[w, 0])``; ``offset[w, 0, anchor_dims] = a_w`` (kept for
    the next step's step 0); ``x0 = x0 + offset``
+4b. long sequences, only with W > 1 (:func:`handover`): window w + 1 takes its prediction of
+   the overlap over from window w's, ``x0[w + 1, k] = (1 - beta_k) * x0[w, hop + k] +
+   beta_k * x0[w + 1, k]`` for ``k < O = L - hop`` (``beta`` =
+   :func:`gcdance.stitching.handover_weights`, a smootherstep from 0 to 1; float32, products
+   before the sum). Window w's frames from ``hop`` on are never blended themselves
+   (``hop >= O``), so the order over windows does not matter and each window depends only on
+   those before it.
 5. ``eps = (x - sqrt_alpha_bar_i * x0) / sqrt_one_minus_alpha_bar_i``   (:func:`ddim_update`)
 6. ``x = (sqrt_alpha_bar_prev_i * x0 + eps_coef_i * eps) + sigma_i * z_i``  (left to right)
 7. inpainting, paper Eq. 15, only with a mask (:func:`inpaint`):
@@ -44,8 +51,8 @@ returns x0, with the known values exactly where the mask keeps it and every over
 over.
 
 Root anchoring (``relative_axes``, default ``"xz"``): the training clips have the root's
-horizontal coordinates relative to their first frame (``gcdance.windows``), but with the overlap
-constraint window w+1 starts where window w was at frame ``hop``, i.e. anywhere on the floor. The
+horizontal coordinates relative to their first frame (``gcdance.windows``), but in a long
+dance window w+1 starts where window w was at frame ``hop``, i.e. anywhere on the floor. The
 state ``x`` stays in song (global) coordinates; the network sees each window relative to where
 it starts (step 0) and its window-relative prediction is placed back at that start (step 4), so
 DDIM, inpainting, overlaps and stitching are untouched. The starts chain through the windows
@@ -322,7 +329,7 @@ def sampler_step(
     anchor: RootAnchor | None = None,
     offset: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """One step (0-8, module docstring) over windows ``x`` (W, L, D).
+    """One step (0-7, module docstring) over windows ``x`` (W, L, D).
 
     Returns ``(x_prev, offset)``: the new root-anchor offset (None without ``anchor``), to pass
     to the next step.
@@ -382,7 +389,7 @@ def sample_windows(
 
     ``music`` (W, L, music_dim); ``text_emb`` (text_dim,) or (W, text_dim); ``known`` (W, L, D)
     in normalized space and ``mask`` (W, L, D) bool, together or not at all; ``hop`` enables the
-    overlap constraint between consecutive windows (None: independent windows); ``anchor``
+    window handover between consecutive windows (None: independent windows); ``anchor``
     shows the network each window relative to where it starts (step 4; the windows must then be
     consecutive, ``hop`` given, or a single window). ``callback(i, x)`` sees ``x`` after every
     step ``i``. The model runs in eval mode without gradients.
@@ -412,8 +419,9 @@ def sample_windows(
                              f"{tuple(mask_t.shape)}")
         if not torch.isfinite(known_t[mask_t]).all():
             raise InputError("the known motion has NaN or inf where the mask keeps it")
-    if hop is not None and not 0 < hop <= length:
-        raise InputError(f"hop must be in 1..{length}, got {hop}")
+    if hop is not None and not (length <= 2 * hop and hop <= length):
+        raise InputError(f"hop must be in {-(-length // 2)}..{length} (half the window to the "
+                         f"window: the handover reads frames no other window blends), got {hop}")
     if anchor is not None and hop is None and w > 1:
         raise InputError("root anchoring chains consecutive windows: give their hop")
     coeffs = step_coefficients(schedule, device)

@@ -134,7 +134,7 @@ void DeviceLoop::SizeHost(const Shape& shape) {
     }
   }
   // Constants of the shape: cond_mask rows, the previous window of each window, the heads the
-  // overlap constraint overwrites and zeros to broadcast t over the batch.
+  // window handover blends and zeros to broadcast t over the batch.
   auto* cond = static_cast<float*>(host_.at("cond")->data());
   for (int64_t r = 0; r < B; ++r) cond[r] = r < W ? 1.0f : 0.0f;
   auto* prev = static_cast<int64_t*>(host_.at("prev_window")->data());

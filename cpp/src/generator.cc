@@ -114,6 +114,12 @@ Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConf
     throw InputError("the handover weights must have window - hop = " + Num(c.window - c.hop) +
                      " values, got " + Num(int64_t(c.handover.size())));
   }
+  for (const float beta : c.handover) {
+    if (!(beta >= 0.0f && beta <= 1.0f)) {  // also refuses NaN
+      throw InputError("handover weights must lie in [0, 1], got " + std::to_string(beta) +
+                       " (gcdance.stitching.handover_weights)");
+    }
+  }
   if (!c.anchor_dims.empty() && c.hop >= c.window) {
     throw InputError("root anchoring chains overlapping windows: hop (" + Num(c.hop) +
                      ") must be smaller than the window (" + Num(c.window) + ")");

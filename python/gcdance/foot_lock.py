@@ -85,6 +85,7 @@ def lock_feet(
     threshold: float = 0.5,
     blend_frames: int = DEFAULT_BLEND_FRAMES,
     skeleton: Skeleton | None = None,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pin the feet where their contact labels are on (see the module docstring).
 
@@ -94,6 +95,10 @@ def lock_feet(
         threshold: a contact channel is on when it is greater than this.
         blend_frames: frames of smooth blend before and after each planted segment (0: none).
         skeleton: the skeleton of the motion (default: the layout's packaged one).
+        keep: an edit's ``(frames, layout.dim)`` boolean keep mask, or None. Values it keeps
+            are never changed: a leg is not pinned on frames where any of its hip, knee or
+            ankle dims is kept, nor within ``blend_frames`` of them, so the pinned foot eases
+            back to the motion before it reaches kept frames instead of jumping there.
 
     Returns:
         A new array of the same shape and dtype; only hip/knee/ankle rotations differ.
@@ -110,6 +115,7 @@ def lock_feet(
             f"lock_feet: skeleton {skel.name!r} has {skel.num_joints} joints but layout "
             f"{lay.name!r} has {lay.num_joints}; pass the skeleton the motion was made on"
         )
+    kept = _check_keep(keep, m.shape)
     out = m.copy()
     on = m[:, lay.contacts] > threshold
     if not on.any():
@@ -117,6 +123,10 @@ def lock_feet(
     for leg in _legs(lay, skel):
         planted = on[:, leg.ankle_channel] | on[:, leg.toe_channel]
         segments = _segments(planted)
+        if kept is not None:
+            dims = np.r_[lay.joint_slice(leg.hip), lay.joint_slice(leg.knee),
+                         lay.joint_slice(leg.ankle)]
+            segments = _avoid(segments, kept[:, dims].any(axis=1), blend_frames)
         if segments:
             _lock_leg(m, out, lay, skel, leg, segments, on[:, leg.ankle_channel], blend_frames)
     return out
@@ -154,6 +164,16 @@ def _check_motion(motion: np.ndarray, lay: MotionLayout) -> np.ndarray:
             f"frame {frame}, dim {dim}); clean or regenerate the motion before locking the feet"
         )
     return m
+
+
+def _check_keep(keep: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    if keep is None:
+        return None
+    k = np.asarray(keep)
+    if k.shape != shape or k.dtype != np.bool_:
+        raise InputError(f"lock_feet: keep must be a boolean {shape} mask (an edit's keep "
+                         f"mask), got {k.dtype} {k.shape}")
+    return k
 
 
 def _check_options(threshold: float, blend_frames: int) -> tuple[float, int]:
@@ -207,6 +227,23 @@ def _segments(planted: np.ndarray) -> list[tuple[int, int]]:
         else:
             merged.append((start, stop))
     return [(a, b) for a, b in merged if b - a >= MIN_CONTACT_FRAMES]
+
+
+def _avoid(segments: list[tuple[int, int]], fixed: np.ndarray,
+           blend: int) -> list[tuple[int, int]]:
+    """Segments clipped to stay ``blend`` frames away from ``fixed`` frames (their fades then
+    end before a fixed frame), runs shorter than ``MIN_CONTACT_FRAMES`` dropped."""
+    if not fixed.any():
+        return segments
+    near = fixed.copy()
+    for k in range(1, blend + 1):  # dilate by `blend` frames on both sides
+        near[k:] |= fixed[:-k]
+        near[:-k] |= fixed[k:]
+    allowed = np.zeros(fixed.shape[0], bool)
+    for a, b in segments:
+        allowed[a:b] = True
+    allowed &= ~near
+    return [(a, b) for a, b in _runs(allowed) if b - a >= MIN_CONTACT_FRAMES]
 
 
 def _make_room(segments: list[tuple[int, int]], blend: int) -> list[tuple[int, int]]:

@@ -104,9 +104,10 @@ def schedule_array(table: dict[str, np.ndarray]) -> np.ndarray:
                                          axis=1))
 
 
-def _check_flag(value: object, name: str) -> None:
+def _check_flag(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise InputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _pick_provider(device: str, provider: str) -> str:
@@ -308,13 +309,15 @@ class Generator:
                                         mask=mask, progress=progress, return_windows=False)
         return self.bundle.normalizer.inverse(motion.astype(np.float64)).astype(np.float32)
 
-    def _lock_feet(self, motion: np.ndarray, foot_lock: bool) -> np.ndarray:
-        """Planted feet pinned by leg IK (:func:`gcdance.foot_lock.lock_feet`), if asked."""
+    def _lock_feet(self, motion: np.ndarray, foot_lock: bool,
+                   keep: np.ndarray | None = None) -> np.ndarray:
+        """Planted feet pinned by leg IK (:func:`gcdance.foot_lock.lock_feet`), if asked;
+        an edit's kept values are left alone."""
         if not foot_lock:
             return motion
         from .foot_lock import lock_feet
 
-        return lock_feet(motion, self.bundle.layout)
+        return lock_feet(motion, self.bundle.layout, keep=keep)
 
     def _used(self, guidance: float | None, eta: float | None,
               foot_lock: bool) -> dict[str, Any]:
@@ -358,7 +361,7 @@ class Generator:
         :mod:`gcdance.foot_lock`); ``False`` keeps the model's raw legs. Same inputs and seed give
         the same dance on the same machine and provider.
         """
-        _check_flag(foot_lock, "foot_lock")
+        foot_lock = _check_flag(foot_lock, "foot_lock")
         table = self._table(steps, guidance, eta)
         genre, probs = self.choose_genre(prompt)
         features = self.music_features(audio, start, duration)
@@ -380,7 +383,7 @@ class Generator:
         array. Kept values come back unchanged (the foot lock, as in :meth:`generate`, changes
         only what was regenerated).
         """
-        _check_flag(foot_lock, "foot_lock")
+        foot_lock = _check_flag(foot_lock, "foot_lock")
         motion_ref = reference.motion if isinstance(reference, Dance) else np.asarray(reference)
         layout = self.bundle.layout
         if motion_ref.ndim != 2 or motion_ref.shape[1] != layout.dim:
@@ -401,8 +404,8 @@ class Generator:
             raise InputError("the reference motion has NaN or inf where the mask keeps it")
         known = self.bundle.normalizer.transform(np.where(mask, ref, 0.0)).astype(np.float32)
         out = self._sample(features, genre, seed, table, known, mask.view(np.uint8), progress)
-        out = self._lock_feet(out, foot_lock)
         out[mask] = ref[mask].astype(np.float32)  # exactly the given values where kept
+        out = self._lock_feet(out, foot_lock, keep=mask)  # leaves the kept values alone
         return self._dance(out, genre, probs, prompt, seed, audio, start, duration, table,
                            **self._used(guidance, eta, foot_lock), edited=True)
 

@@ -1,7 +1,7 @@
 // The device loop: the sampling state lives in the memory the provider computes in (GPU memory
 // on CUDA and TensorRT, host memory on the CPU provider) and every step is two ONNX Runtime runs
 // over preallocated, IoBinding-bound buffers: the denoiser, then the update graph
-// (gcdance.update_graph: guidance, clamp, root anchoring, DDIM, inpainting, window overlap and
+// (gcdance.update_graph: guidance, clamp, root anchoring, DDIM, inpainting, window handover and
 // the next network input, in the host loop's operation order). The host uploads everything once
 // per generation (the upload graph) and receives the final windows once (the last step's x_next
 // is bound to host memory): no host-device copy inside the loop.

@@ -14,7 +14,6 @@ struct WindowPlan {
   int64_t num_windows() const {
     return frames <= length ? 1 : 1 + (frames - length + hop - 1) / hop;
   }
-  int64_t overlap() const { return length - hop; }
   int64_t padded_frames() const { return length + (num_windows() - 1) * hop; }
 };
 WindowPlan PlanWindows(int64_t frames, int64_t length, int64_t hop);  // validates
