@@ -10,7 +10,6 @@ import torch
 
 from training.music_probe import onset_pulse, probe_onsets, run_probe
 
-torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:TensorBoard logging is off")
 
 
@@ -25,6 +24,15 @@ def test_probe_onsets_are_irregular_and_pulses_peak_on_them():
 
 @pytest.mark.slow
 def test_tiny_model_learns_motion_from_the_music(tmp_path: Path, single_blas_thread: None):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # steady on a shared CPU; restored for the other tests
+    try:
+        _learns_from_the_music(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _learns_from_the_music(tmp_path: Path) -> None:
     # The tiny denoiser with frame-aligned cross-attention and standardized features, through
     # the whole pipeline (features from the wavs, windows, normalizers). Where the next click
     # falls is only in the music, so held-out x0 predictions must be far better with the true
