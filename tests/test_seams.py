@@ -5,14 +5,14 @@ one implementation against another: the jerk of the joints and the root's steps 
 (``gcdance.metrics.continuity``) against the rest of the same dances.
 
 A single dance has few seams and the model's own moves are uneven (a spin may start on a seam
-by chance), so a per-dance ratio scatters (measured: 0.55-1.8 on 2-20 window dances, one
-Breaking spin at 3.8). The old sampler gave 20-35 on every dance. With the handover the
-median over seeds and prompts is 1.0-1.33 (``docs/seams.md``): a residual bump of the jerk where
-the handover ends, above the issue's target of 1.2, which these tests do not hide: they guard
-against seam artefacts coming back (median at most 1.35, long dances at most 1.3 each). For
-the root, the old sampler's jumps were 7-10 times the 99th-percentile step; a seamless dance
-puts a seam step above its own 99th percentile by chance about once in 15 seams, so the rule
-is "at most 2 x the 99th percentile" per seam and "above it at most 10% of the time" pooled.
+by chance), so a per-dance ratio scatters: on 16 dances of 3 windows (seeds 0-3, Jazz, Popping,
+Kun, Breaking) it ranges 0.24-3.7 with a median of 1.08. The old sampler gave 20-35 on every
+dance. The jerk rule is therefore checked on the median over seeds and prompts (at most 1.2),
+and per dance on long dances, where 15 seams average it out (at most 1.3: measured 1.0-1.24).
+For the root, the old sampler's jumps were 7-10 times the 99th-percentile step; a seamless
+dance puts a seam step above its own 99th percentile by chance about once in 15 seams, so the
+rule is "at most 2 x the 99th percentile" per seam and "above it at most 10% of the time"
+pooled (``docs/seams.md``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from gcdance.metrics import seam_frames, seam_jerk_ratio, seam_root_steps
 
 pytestmark = pytest.mark.slow
 
-SEEDS = (0, 1)
-PROMPTS = ("Jazz", "Popping")
+SEEDS = (0, 1, 2, 3)
+PROMPTS = ("Jazz", "Popping", "Kun", "Breaking")
 
 
 @pytest.fixture(scope="module")
@@ -62,19 +62,20 @@ def _check(dances: list[gcdance.Dance], bundle, per_dance_jerk: bool = False) ->
         total += steps.size
         if per_dance_jerk:
             assert ratio <= 1.3, f"seam jerk ratio {ratio:.2f} in a {len(d.motion)}-frame dance"
-    assert float(np.median(ratios)) <= 1.35, f"seam jerk ratios {np.round(ratios, 2)}"
+    assert float(np.median(ratios)) <= 1.2, f"seam jerk ratios {np.round(ratios, 2)}"
     assert above <= 0.1 * total, f"{above} of {total} seam root steps above the p99"
 
 
 @pytest.mark.parametrize(("seconds", "windows"), [(5.0, 2), (8.0, 3), (7.1, 3), (42.0, 20)])
 def test_generated_dances_are_continuous_at_seams(generator, song, seconds, windows) -> None:
     bundle = generator.bundle
+    long = windows >= 20  # 4 dances of 42 s; 16 short ones
     dances = [generator.generate(song, p, seed=s, duration=seconds)
-              for s in SEEDS for p in PROMPTS]
+              for s in (SEEDS[:2] if long else SEEDS) for p in (PROMPTS[:2] if long else PROMPTS)]
     from gcdance.stitching import plan_windows
 
     assert plan_windows(len(dances[0].motion), bundle.window, bundle.hop).num_windows == windows
-    _check(dances, bundle, per_dance_jerk=windows >= 20)
+    _check(dances, bundle, per_dance_jerk=long)
 
 
 def test_one_window_has_no_seams(generator, song) -> None:
@@ -88,5 +89,5 @@ def test_edits_are_continuous_at_seams(generator, song) -> None:
     keeps = (gcdance.masks.joints("lower_body"),
              gcdance.masks.frames(0, 150) | gcdance.masks.frames(400, 600))
     dances = [generator.edit(song, "Jazz", ref, keep, seed=s, duration=20.0)
-              for keep in keeps for s in SEEDS]
+              for keep in keeps for s in SEEDS]  # measured: median 0.83 over these 8
     _check(dances, bundle)
