@@ -88,7 +88,7 @@ def engine_config(bundle: Bundle, split: bool = True, device_loop: bool = False)
         from .update_graph import build_update_graph, build_upload_graph
 
         cfg.update_graph = build_update_graph(cfg.dim, cfg.window, cfg.hop, cfg.anchor_dims,
-                                              cfg.anchor_zero)
+                                              cfg.anchor_zero, cfg.handover)
         cfg.upload_graph = build_upload_graph()
     return cfg
 

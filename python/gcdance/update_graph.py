@@ -109,8 +109,10 @@ def _model_bytes(g: _Graph, name: str, inputs: list[Any], outputs: list[Any]) ->
 
 
 def build_update_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[int] = (),
-                       anchor_zero: Sequence[float] = ()) -> bytes:
-    """The serialized update graph for a model's layout (module docstring)."""
+                       anchor_zero: Sequence[float] = (),
+                       handover: Sequence[float] | None = None) -> bytes:
+    """The serialized update graph for a model's layout (module docstring); ``handover`` is
+    the engine configuration's weights (None: :func:`gcdance.stitching.handover_weights`)."""
     dims = [int(d) for d in anchor_dims]
     zero = np.asarray(anchor_zero, np.float32)
     if len(dims) != zero.size:
@@ -176,7 +178,8 @@ def build_update_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[in
     roll = g.const((np.arange(window) + hop) % window, i64, "roll")
     previous = g.op("Gather", [g.op("Gather", [x0, "prev_window"], axis=0), roll], axis=1)
     beta = np.ones((window, 1), np.float32)
-    beta[: window - hop, 0] = handover_weights(window - hop, np.float32)
+    beta[: window - hop, 0] = (handover_weights(window - hop, np.float32) if handover is None
+                               else np.asarray(handover, np.float32))
     blend = g.op("Add", [g.op("Mul", [g.const(np.float32(1.0) - beta, f32), previous]),
                          g.op("Mul", [g.const(beta, f32, "handover"), x0])])
     x0 = g.op("Where", ["head", blend, x0], "x0_handed_over")
