@@ -1,7 +1,7 @@
 """Resident memory over consecutive generations (issue: 100 runs stay within 5% of the first).
 
     python benchmarks/bench_memory.py [--config paper|tiny] [--runs 100] [--steps 10]
-                                      [--seconds 8] [--front] [--loop host|device]
+                                      [--seconds 8] [--front]
 
 Engine mode (default): the C++ Model/Generator of a random-weight bundle (built once into the
 cache by `gcdance bench`'s helper), random music features, seeded noise. ``--front`` runs the
@@ -34,15 +34,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--front", action="store_true", help="whole Python front on a tiny bundle")
     ap.add_argument("--limit", type=float, default=5.0, help="allowed growth in percent")
-    ap.add_argument("--loop", default="host", choices=("host", "device"),
-                    help="engine mode: the host loop or the device loop (gcdance.update_graph)")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/, export/
 
     from gcdance import bench
     from gcdance.bundle import load_bundle
     from gcdance.engine import native
-    from gcdance.generator import engine_config, engine_graph
+    from gcdance.generator import engine_config, schedule_array
 
     config = "tiny" if args.front else args.config
     path = bench._bundle_dir(config, 0)
@@ -57,7 +55,7 @@ def main() -> int:
     if args.front:
         import gcdance
 
-        gen = gcdance.Generator(bundle, device="cpu")
+        gen = gcdance.Generator(bundle, provider="cpu")
         sr = 22050
         t = np.arange(int(args.seconds * sr)) / sr
         audio = ((0.3 * np.sin(2 * np.pi * 220 * t)) * (np.sin(2 * np.pi * 2 * t) > 0)
@@ -66,14 +64,10 @@ def main() -> int:
         def run(i: int) -> None:
             gen.generate((audio, sr), "hip hop", seed=i, steps=args.steps)
     else:
-        device_loop = args.loop == "device"
-        model = native().Model(str(engine_graph(bundle)),
-                               engine_config(bundle, device_loop=device_loop))
-        generator = native().Generator(model, device_loop=device_loop)
+        model = native().Model(engine_config(bundle))
+        generator = native().Generator(model)
         music = rng.standard_normal((frames, bundle.music_dim)).astype(np.float32)
         text = np.ascontiguousarray(bundle.control_embeddings[0], np.float32)
-        from gcdance.generator import schedule_array
-
         table = schedule_array(bundle.schedule_table(args.steps))
 
         def run(i: int) -> None:
@@ -87,7 +81,7 @@ def main() -> int:
         peak = max(peak, rss_mib())
     last = rss_mib()
     growth = 100.0 * (last - first) / first
-    print(json.dumps({"mode": "front" if args.front else f"engine ({args.loop} loop)",
+    print(json.dumps({"mode": "front" if args.front else "engine",
                       "config": config,
                       "runs": args.runs, "steps": args.steps, "seconds": args.seconds,
                       "rss_after_first_mib": round(first, 1), "rss_after_last_mib": round(last, 1),

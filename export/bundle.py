@@ -17,11 +17,12 @@ Classifier P is the packaged ``genre_classifier.npz`` (MiniLM head, held-out acc
 metadata) unless ``--classifier checkpoint`` (the head trained with the model) or a path. The
 Wav2CLIP and text-encoder graphs can be included (``--wav2clip-onnx``, ``--text-encoder-onnx``).
 
-The denoiser is exported to ONNX and checked against PyTorch (max abs diff <= 1e-4, else no
-bundle). By default the bundle also holds the split graphs ``condition.onnx`` (the step-invariant
-music conditioning, run once per generation) and ``denoiser_step.onnx`` (the per-step rest),
-checked the same way and composed against the full model; ``--no-split`` leaves them out.
-The directory appears atomically; an existing bundle is replaced only with ``--force``.
+The denoiser is exported to ONNX as ``condition.onnx`` (the step-invariant music conditioning,
+run once per generation) and ``denoiser.onnx`` (the per-step rest), each checked against its
+PyTorch part and their composition against the whole model (max abs diff <= 1e-4, else no
+bundle). The sampler's step (``sampler_step.onnx``) and the engine's upload graph are written
+from the bundle's window plan and root anchoring (``export.sampler_graph``). The directory
+appears atomically; an existing bundle is replaced only with ``--force``.
 """
 
 from __future__ import annotations
@@ -53,23 +54,23 @@ from gcdance.bundle import (
     FORMAT_VERSION,
     MANIFEST,
     NORMALIZER_FILE,
+    SAMPLER_FILE,
     SCHEDULE_FILE,
-    STEP_FILE,
     TEXT_ENCODER_FILE,
+    UPLOAD_FILE,
     WAV2CLIP_FILE,
-    denoiser_io,
     file_sha256,
+    graph_io,
     read_onnx_signature,
     seal_manifest,
-    split_io,
 )
 from gcdance.errors import GCDanceError, InputError
 from gcdance.features.config import FeatureConfig
 from gcdance.genres import REGISTRY, control_prompt
 from gcdance.layout import MotionLayout
 from gcdance.normalizer import MinMaxNormalizer
-from gcdance.schedule import ddim_schedule, diffusion_config, save_schedule
-from gcdance.stitching import HOP_FRAMES, WINDOW_FRAMES
+from gcdance.schedule import TABLE_KEYS, ddim_schedule, diffusion_config, save_schedule
+from gcdance.stitching import HOP_FRAMES, WINDOW_FRAMES, check_windows
 from gcdance.text import CLASSIFIER_PATH, DATA_DIR
 from gcdance.windows import DEFAULT_RELATIVE_AXES
 from training.data import FEATURE_PRESETS  # the training config's data.features
@@ -81,10 +82,9 @@ from .onnx_denoiser import (
     OPSET,
     TOLERANCE,
     export_denoiser,
-    export_split,
     load_denoiser,
-    verify_denoiser,
 )
+from .sampler_graph import build_sampler_graph, build_upload_graph
 
 __all__ = [
     "FEATURE_PRESETS",
@@ -254,11 +254,8 @@ def _sampling(base: SamplingSpec, overrides: Mapping[str, Any] | None) -> Sampli
 # ----------------------------------------------------------------------------------- writer
 def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: BundleSpec, *,
                  force: bool = False, check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
-                 split: bool = True, log: Log | None = None) -> Path:
-    """Export ``model`` and write the bundle directory ``out`` (atomically); returns ``out``.
-
-    ``split`` adds ``condition.onnx`` and ``denoiser_step.onnx`` (``manifest["onnx"]["split"]``).
-    """
+                 log: Log | None = None) -> Path:
+    """Export ``model`` and write the bundle directory ``out`` (atomically); returns ``out``."""
     log = log or (lambda _m: None)
     out = Path(out).expanduser()
     cfg = model.config
@@ -279,8 +276,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                          f"{cfg.text_dim}) for {dataset}'s genres and the model's text_dim")
     if not np.isfinite(control).all():
         raise InputError("C_E contains NaN or inf")
-    if not 0 < s.hop <= s.window:
-        raise InputError(f"hop must be in 1..window ({s.window}), got {s.hop}")
+    check_windows(s.window, s.hop, anchored=bool(s.relative_axes))
     for name, path in (("wav2clip", spec.wav2clip_onnx),
                        ("text encoder", spec.text_encoder_onnx)):
         if path is not None and not Path(path).is_file():
@@ -302,36 +298,25 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         # -- files ------------------------------------------------------------------------
-        log(f"exporting the denoiser ({count_parameters(model):,} parameters) to ONNX")
-        export_denoiser(model, tmp / DENOISER_FILE,
-                        metadata={"gcdance.bundle_format": f"{FORMAT_NAME}/{FORMAT_VERSION}"})
-        log("checking ONNX Runtime against PyTorch on random inputs")
-        max_diff = verify_denoiser(model, tmp / DENOISER_FILE, shapes=check_shapes, log=log)
-        split_section: dict[str, Any] | None = None
-        if split:
-            log(f"exporting the split graphs ({CONDITION_FILE} + {STEP_FILE}, cache width "
-                f"{model.cache_dim}) and checking them and their composition")
-            graphs = export_split(
-                model, tmp, metadata={"gcdance.bundle_format": f"{FORMAT_NAME}/{FORMAT_VERSION}"},
-                shapes=check_shapes, log=log)
-            io = split_io(layout.dim, cfg.music_dim, cfg.text_dim, graphs.cache_dim)
-            for name, key in ((CONDITION_FILE, "condition"), (STEP_FILE, "step")):
-                got = read_onnx_signature(tmp / name)
-                if (got.inputs, got.outputs) != io[key]:
-                    raise GCDanceError(f"the exported {name} signature {got.inputs} -> "
-                                       f"{got.outputs} differs from the contract {io[key]}; "
-                                       "this is a bug")
-            split_section = {
-                "condition": CONDITION_FILE, "step": STEP_FILE, "cache_dim": graphs.cache_dim,
-                "inputs": {k: [t.to_dict() for t in io[k][0]] for k in ("condition", "step")},
-                "outputs": {k: [t.to_dict() for t in io[k][1]] for k in ("condition", "step")},
-                "cache_layout": CACHE_LAYOUT,
-                "usage": "condition once per generation (the same batch rows and cond_mask as "
-                         "the steps, e.g. the CFG batch of two), then the step graph at every "
-                         "step with that cond_cache; the composition equals the main graph",
-                "check": {"shapes": [list(x) for x in check_shapes],
-                          "max_abs_diff": graphs.max_abs_diff, "tolerance": TOLERANCE},
-            }
+        log(f"exporting the denoiser ({count_parameters(model):,} parameters) to ONNX "
+            f"({CONDITION_FILE} + {DENOISER_FILE}, cache width {model.cache_dim}) and checking "
+            "both and their composition against PyTorch")
+        exported = export_denoiser(
+            model, tmp, metadata={"gcdance.bundle_format": f"{FORMAT_NAME}/{FORMAT_VERSION}"},
+            shapes=check_shapes, log=log)
+        io = graph_io(layout.dim, cfg.music_dim, cfg.text_dim, exported.cache_dim)
+        for name, key in ((CONDITION_FILE, "condition"), (DENOISER_FILE, "denoiser")):
+            got = read_onnx_signature(tmp / name)
+            if (got.inputs, got.outputs) != io[key]:
+                raise GCDanceError(f"the exported {name} signature {got.inputs} -> "
+                                   f"{got.outputs} differs from the contract {io[key]}; "
+                                   "this is a bug")
+        axes = s.relative_axes
+        anchor_dims = [layout.root.start + "xyz".index(a) for a in sorted(axes)]
+        anchor_zero = spec.normalizer.transform(np.zeros(layout.dim))[anchor_dims]
+        (tmp / SAMPLER_FILE).write_bytes(build_sampler_graph(
+            layout.dim, s.window, s.hop, anchor_dims, anchor_zero.astype(np.float32)))
+        (tmp / UPLOAD_FILE).write_bytes(build_upload_graph())
         spec.normalizer.save(tmp / NORMALIZER_FILE)
         ce_meta = {"format": 1, "dim": cfg.text_dim, "encoder": spec.control_info.get("encoder"),
                    "source": spec.control_info.get("source"),
@@ -355,14 +340,6 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
             assets["text_encoder"] = TEXT_ENCODER_FILE
 
         # -- manifest ---------------------------------------------------------------------
-        sig = read_onnx_signature(tmp / DENOISER_FILE)
-        inputs, outputs = denoiser_io(layout.dim, cfg.music_dim, cfg.text_dim)
-        if sig.inputs != inputs or sig.outputs != outputs:
-            raise GCDanceError(f"the exported graph's signature {sig.inputs} -> {sig.outputs} "
-                               f"differs from the contract {inputs} -> {outputs}; this is a bug")
-        axes = s.relative_axes
-        anchor_dims = [layout.root.start + "xyz".index(a) for a in sorted(axes)]
-        anchor_zero = spec.normalizer.transform(np.zeros(layout.dim))[anchor_dims]
         files = sorted(p.name for p in tmp.iterdir())
         manifest: dict[str, Any] = {
             "format": FORMAT_NAME,
@@ -392,15 +369,25 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                                "source": spec.classifier_source,
                                "heldout": cl_meta.get("heldout", {}).get(dataset)},
             },
-            "onnx": {"file": DENOISER_FILE, "opset": sig.opsets.get("ai.onnx", OPSET),
-                     "ir_version": sig.ir_version,
-                     "inputs": [t.to_dict() for t in inputs],
-                     "outputs": [t.to_dict() for t in outputs],
-                     "guidance": "one call over a batch of two: rows [:W] with cond_mask 1, "
-                                 "rows [W:] (same inputs) with cond_mask 0",
-                     "check": {"shapes": [list(x) for x in check_shapes],
-                               "max_abs_diff": max_diff, "tolerance": TOLERANCE},
-                     **({"split": split_section} if split_section is not None else {})},
+            "onnx": {
+                "opset": OPSET, "ir_version": read_onnx_signature(tmp / DENOISER_FILE).ir_version,
+                "cache_dim": exported.cache_dim,
+                "graphs": {
+                    **{key: {"file": name, "inputs": [t.to_dict() for t in io[key][0]],
+                             "outputs": [t.to_dict() for t in io[key][1]]}
+                       for name, key in ((CONDITION_FILE, "condition"),
+                                         (DENOISER_FILE, "denoiser"))},
+                    "sampler": {"file": SAMPLER_FILE, "schedule_columns": list(TABLE_KEYS)},
+                    "upload": {"file": UPLOAD_FILE},
+                },
+                "cache_layout": CACHE_LAYOUT,
+                "usage": "condition once per generation, then at every step the denoiser "
+                         "(with that cond_cache) and the sampler step",
+                "guidance": "one call over a batch of two: rows [:W] with cond_mask 1, "
+                            "rows [W:] (same inputs) with cond_mask 0",
+                "check": {"shapes": [list(x) for x in check_shapes],
+                          "max_abs_diff": exported.max_abs_diff, "tolerance": TOLERANCE},
+            },
             "normalizer": {"file": NORMALIZER_FILE, "kind": "minmax", "dim": layout.dim,
                            "range": [-1.0, 1.0], "source": spec.normalizer_source},
             "assets": assets,
@@ -429,7 +416,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log(f"wrote bundle {out} (max |onnx - torch| = {max_diff:.2e})")
+    log(f"wrote bundle {out} (max |onnx - torch| = {max(exported.max_abs_diff.values()):.2e})")
     return out
 
 
@@ -461,7 +448,7 @@ def random_bundle(out: str | os.PathLike[str], config: str = "tiny", *, seed: in
                   wav2clip_onnx: str | os.PathLike[str] | None = None,
                   text_encoder_onnx: str | os.PathLike[str] | None = None,
                   check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
-                  split: bool = True, log: Log | None = None) -> Path:
+                  log: Log | None = None) -> Path:
     """A bundle of a randomly initialised ``config`` (``paper``/``tiny``), seeded by ``seed``;
     ``sampling`` overrides fields of :class:`SamplingSpec`."""
     if str(classifier) == "checkpoint":
@@ -512,7 +499,7 @@ def random_bundle(out: str | os.PathLike[str], config: str = "tiny", *, seed: in
         sampling=_sampling(SamplingSpec(), sampling), weights="random",
         wav2clip_onnx=Path(wav2clip_onnx) if wav2clip_onnx else None,
         text_encoder_onnx=Path(text_encoder_onnx) if text_encoder_onnx else None)
-    return write_bundle(out, model, spec, force=force, check_shapes=check_shapes, split=split,
+    return write_bundle(out, model, spec, force=force, check_shapes=check_shapes,
                         log=log)
 
 
@@ -529,7 +516,7 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
                            wav2clip_onnx: str | os.PathLike[str] | None = None,
                            text_encoder_onnx: str | os.PathLike[str] | None = None,
                            check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
-                           split: bool = True, log: Log | None = None) -> Path:
+                           log: Log | None = None) -> Path:
     """A bundle of a training checkpoint (file or run directory; see the module docstring);
     ``sampling`` overrides fields of :class:`SamplingSpec` (window, hop and relative axes
     default to the training config's)."""
@@ -589,7 +576,7 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
         wav2clip_onnx=Path(wav2clip_onnx) if wav2clip_onnx else None,
         text_encoder_onnx=Path(text_encoder_onnx) if text_encoder_onnx else None)
     return write_bundle(out, loaded.model, spec, force=force, check_shapes=check_shapes,
-                        split=split, log=log)
+                        log=log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -623,8 +610,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eta", type=float, default=0.0, help="default DDIM eta")
     parser.add_argument("--guidance-ramp", type=float, default=0.0,
                         help="default guidance ramp (fraction of the steps; 0 = constant)")
-    parser.add_argument("--no-split", action="store_true",
-                        help=f"leave out the split graphs ({CONDITION_FILE}, {STEP_FILE})")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -636,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "normalizer": args.normalizer, "features": args.features,
         "control_embeddings": args.control_embeddings, "classifier": args.classifier,
         "force": args.force, "wav2clip_onnx": args.wav2clip_onnx,
-        "text_encoder_onnx": args.text_encoder_onnx, "split": not args.no_split, "log": log}
+        "text_encoder_onnx": args.text_encoder_onnx, "log": log}
     try:
         sampling = {"steps": args.steps, "guidance": args.guidance, "eta": args.eta,
                     "guidance_ramp": args.guidance_ramp}

@@ -1,41 +1,32 @@
-"""Export the GCDance denoiser to ONNX and check it against PyTorch.
+"""Export the GCDance denoiser to ONNX (two graphs) and check them against PyTorch.
 
-    python -m export.onnx_denoiser --checkpoint RUN_DIR_OR_CKPT --out denoiser.onnx
-    python -m export.onnx_denoiser --random tiny --seed 0 --out /tmp/tiny.onnx
+    python -m export.onnx_denoiser --checkpoint RUN_DIR_OR_CKPT --out DIR
+    python -m export.onnx_denoiser --random tiny --seed 0 --out /tmp/tiny
 
-Graph (opset 17, legacy TorchScript exporter, constants folded, one self-contained file; B =
-batch and N = frames are dynamic; every tensor is float32)::
+The denoiser is written as two graphs (opset 17, legacy TorchScript exporter, constants folded,
+each one self-contained file; B = batch and N = frames are dynamic; every tensor is float32):
+the step-invariant part runs once per generation and the rest at every step::
 
-    inputs   x_t        (B, N, dim)        noisy motion, normalized space (dim = 319 / 151)
-             t          (B,)               diffusion timestep 0..T-1 (integer values as float)
-             music      (B, N, music_dim)  per-frame music features (705 full / 35 baseline)
-             text_emb   (B, text_dim)      control embedding C_E (512 CLIP / 384 MiniLM)
-             cond_mask  (B,)               1 = conditional, 0 = null condition
-    output   x0         (B, N, dim)        predicted clean motion
+    condition.onnx  music (B, N, music_dim), text_emb (B, text_dim), cond_mask (B,)
+                    -> cond_cache (B, N, C)
+    denoiser.onnx   x_t (B, N, dim), t (B,), text_emb, cond_mask, cond_cache (B, N, C)
+                    -> x0 (B, N, dim)
 
-Classifier-free guidance is ONE call over a batch of two: W windows are fed as 2W rows, the
-first W with ``cond_mask = 1`` and the same inputs again with ``cond_mask = 0``; the graph picks
-the learned null embeddings per row (no control flow). The denoiser config is stored in the
-model's metadata (``gcdance.denoiser_config``).
-
-Split graphs (:func:`export_split`; the bundle's ``condition.onnx`` and ``denoiser_step.onnx``):
-the step-invariant part of the model runs once per generation and the rest at every step::
-
-    condition.onnx      music (B, N, music_dim), text_emb (B, text_dim), cond_mask (B,)
-                        -> cond_cache (B, N, C)
-    denoiser_step.onnx  x_t (B, N, dim), t (B,), text_emb, cond_mask, cond_cache (B, N, C)
-                        -> x0 (B, N, dim)
-
-``C = GCDanceDenoiser.cache_dim`` (``4 * num_layers * latent_dim``; layout in
-``GCDanceDenoiser.condition``); the composition equals ``denoiser.onnx``. ``text_emb`` is an
-input of ``condition.onnx`` that the current cache does not read. Both graphs are checked like
-the full one, and their composition against the full PyTorch model.
+``x_t`` is the noisy motion in normalized space (dim = 319 / 151), ``t`` the diffusion timestep
+0..T-1 (integer values as float), ``music`` the per-frame music features, ``text_emb`` the
+control embedding C_E (512 CLIP / 384 MiniLM), ``cond_mask`` 1 = conditional, 0 = null
+condition. ``C = GCDanceDenoiser.cache_dim`` (``4 * num_layers * latent_dim``; layout in
+``GCDanceDenoiser.condition``). ``text_emb`` is an input of ``condition.onnx`` that the current
+cache does not read. Classifier-free guidance is ONE call over a batch of two: W windows are fed
+as 2W rows, the first W with ``cond_mask = 1`` and the same inputs again with ``cond_mask = 0``;
+the graphs pick the learned null embeddings per row (no control flow). The denoiser config is
+stored in each graph's metadata (``gcdance.denoiser_config``).
 
 Weights come from a training checkpoint (``training/train.py`` format: the EMA weights
 ``ema.denoiser.*`` when present, else ``model.denoiser.*``) or an in-memory model. Every export
 is run through ONNX Runtime (CPU) on random inputs of several shapes (batch 2 x 120 frames, batch
-6 x 120, and two odd shapes) and refused when the largest absolute difference from PyTorch
-exceeds 1e-4.
+6 x 120, and two odd shapes): each graph against its PyTorch part and their composition against
+the whole PyTorch model; it is refused when the largest absolute difference exceeds 1e-4.
 """
 
 from __future__ import annotations
@@ -60,12 +51,10 @@ from gcdance.bundle import (
     CONDITION_FILE,
     CONDITION_INPUTS,
     CONDITION_OUTPUTS,
+    DENOISER_FILE,
     DENOISER_INPUTS,
     DENOISER_OUTPUTS,
     FRAMES_AXIS,
-    STEP_FILE,
-    STEP_INPUTS,
-    STEP_OUTPUTS,
 )
 from gcdance.errors import GCDanceError, InputError
 from training.denoiser import DenoiserConfig, GCDanceDenoiser, build_denoiser, count_parameters
@@ -76,15 +65,13 @@ __all__ = [
     "CHECK_SHAPES",
     "OPSET",
     "TOLERANCE",
+    "DenoiserExport",
     "ExportError",
     "LoadedDenoiser",
-    "SplitExport",
     "export_denoiser",
-    "export_split",
     "load_denoiser",
     "random_inputs",
     "verify_denoiser",
-    "verify_split",
 ]
 
 OPSET = 17
@@ -95,7 +82,7 @@ MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit for one file without external da
 CACHE_LAYOUT = ("per frame: for each decoder layer (body 0..L-1, then hands 0..L-1) the "
                 "cross-attention [K | V] of the music token (K with rotary at the frame index, "
                 "heads in order); width 4 * num_layers * latent_dim")
-"""The cache layout, as stored in the split graphs' metadata (``gcdance.cache_layout``)."""
+"""The cache layout, as stored in the graphs' metadata (``gcdance.cache_layout``)."""
 
 
 class ExportError(GCDanceError):
@@ -248,67 +235,25 @@ def _write_graph(module: nn.Module, model: GCDanceDenoiser, example: tuple[Tenso
     return out
 
 
-def export_denoiser(model: GCDanceDenoiser, out: str | os.PathLike[str], *,
-                    opset: int = OPSET, metadata: dict[str, str] | None = None) -> Path:
-    """Write ``model`` to ``out`` as one ONNX file (see the module docstring for the graph).
-
-    The file appears atomically (temporary file + rename); ``metadata`` is added to the model's
-    metadata next to ``gcdance.denoiser_config``.
-    """
-    feeds = random_inputs(model.config, 2, 8)
-    example = tuple(torch.from_numpy(feeds[n]) for n in DENOISER_INPUTS)
-    return _write_graph(model, model, example, Path(out), DENOISER_INPUTS, DENOISER_OUTPUTS,
-                        opset, dict(metadata or {}))
-
-
-def verify_denoiser(model: GCDanceDenoiser, onnx_path: str | os.PathLike[str], *,
-                    shapes: Sequence[tuple[int, int]] = CHECK_SHAPES, seed: int = 0,
-                    tolerance: float = TOLERANCE, log: Any = None) -> float:
-    """Run the graph with ONNX Runtime (CPU) and the model with PyTorch on random inputs of each
-    (batch, frames) shape; return the largest absolute difference, raise :class:`ExportError`
-    when it exceeds ``tolerance``."""
-    session = _session(onnx_path, DENOISER_INPUTS)
-    was_training = model.training
-    model.eval()
-    worst = 0.0
-    try:
-        for i, (batch, frames) in enumerate(shapes):
-            feeds = random_inputs(model.config, batch, frames, seed + i)
-            with torch.no_grad():
-                ref = model(*(torch.from_numpy(feeds[n]) for n in DENOISER_INPUTS)).numpy()
-            (got,) = session.run(list(DENOISER_OUTPUTS), feeds)
-            if got.shape != ref.shape:
-                raise ExportError(f"ONNX output shape {got.shape} != PyTorch {ref.shape} for "
-                                  f"batch {batch} x {frames} frames")
-            diff = float(np.abs(got - ref).max())
-            if log is not None:
-                log(f"  batch {batch:>2} x {frames:>3} frames: max |onnx - torch| = {diff:.3e}")
-            if not np.isfinite(diff) or diff > tolerance:
-                raise ExportError(f"ONNX export differs from PyTorch by {diff:.3e} (> "
-                                  f"{tolerance:g}) at batch {batch} x {frames} frames")
-            worst = max(worst, diff)
-    finally:
-        model.train(was_training)
-    return worst
-
-
 @dataclass(frozen=True)
-class SplitExport:
-    """The split graphs written by :func:`export_split` and their check results."""
+class DenoiserExport:
+    """The graphs written by :func:`export_denoiser` and their check results."""
 
     condition: Path
-    step: Path
+    denoiser: Path
     cache_dim: int
-    max_abs_diff: dict[str, float]  # "condition", "step", "composed" (empty: not verified)
+    max_abs_diff: dict[str, float]  # "condition", "denoiser", "composed" (empty: not verified)
 
 
-def export_split(model: GCDanceDenoiser, out_dir: str | os.PathLike[str], *, opset: int = OPSET,
-                 metadata: dict[str, str] | None = None, verify: bool = True,
-                 shapes: Sequence[tuple[int, int]] = CHECK_SHAPES, seed: int = 0,
-                 tolerance: float = TOLERANCE, log: Any = None) -> SplitExport:
-    """Write ``condition.onnx`` and ``denoiser_step.onnx`` (module docstring) into ``out_dir``.
+def export_denoiser(model: GCDanceDenoiser, out_dir: str | os.PathLike[str], *,
+                    opset: int = OPSET, metadata: dict[str, str] | None = None,
+                    verify: bool = True, shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
+                    seed: int = 0, tolerance: float = TOLERANCE,
+                    log: Any = None) -> DenoiserExport:
+    """Write ``condition.onnx`` and ``denoiser.onnx`` (module docstring) into ``out_dir``, each
+    atomically.
 
-    With ``verify`` (default) both are checked by :func:`verify_split` and removed again when
+    With ``verify`` (default) both are checked by :func:`verify_denoiser` and removed again when
     the check fails (:class:`ExportError`).
     """
     out_dir = Path(out_dir)
@@ -327,64 +272,68 @@ def export_split(model: GCDanceDenoiser, out_dir: str | os.PathLike[str], *, ops
     cond = _write_graph(_ConditionGraph(model), model, (music, text, mask),
                         out_dir / CONDITION_FILE, CONDITION_INPUTS, CONDITION_OUTPUTS, opset,
                         {**meta, "gcdance.graph": "condition"})
-    step_example = (*(torch.from_numpy(feeds[n]) for n in STEP_INPUTS[:-1]), cache)
-    step = _write_graph(_StepGraph(model), model, step_example, out_dir / STEP_FILE,
-                        STEP_INPUTS, STEP_OUTPUTS, opset, {**meta, "gcdance.graph": "step"})
+    step_example = (*(torch.from_numpy(feeds[n]) for n in DENOISER_INPUTS[:-1]), cache)
+    step = _write_graph(_StepGraph(model), model, step_example, out_dir / DENOISER_FILE,
+                        DENOISER_INPUTS, DENOISER_OUTPUTS, opset,
+                        {**meta, "gcdance.graph": "denoiser"})
     diffs: dict[str, float] = {}
     if verify:
         try:
-            diffs = verify_split(model, cond, step, shapes=shapes, seed=seed,
-                                 tolerance=tolerance, log=log)
+            diffs = verify_denoiser(model, cond, step, shapes=shapes, seed=seed,
+                                    tolerance=tolerance, log=log)
         except BaseException:
             cond.unlink(missing_ok=True)
             step.unlink(missing_ok=True)
             raise
-    return SplitExport(cond, step, model.cache_dim, diffs)
+    return DenoiserExport(cond, step, model.cache_dim, diffs)
 
 
-def verify_split(model: GCDanceDenoiser, condition_path: str | os.PathLike[str],
-                 step_path: str | os.PathLike[str], *,
-                 shapes: Sequence[tuple[int, int]] = CHECK_SHAPES, seed: int = 0,
-                 tolerance: float = TOLERANCE, log: Any = None) -> dict[str, float]:
-    """Check the split graphs with ONNX Runtime (CPU) on random inputs of each (batch, frames)
-    shape: ``condition`` against ``model.condition``, ``step`` (fed PyTorch's cache) against
-    ``model.denoise``, and ``composed`` (step fed the graph's cache) against ``model`` itself.
+def verify_denoiser(model: GCDanceDenoiser, condition_path: str | os.PathLike[str],
+                    denoiser_path: str | os.PathLike[str], *,
+                    shapes: Sequence[tuple[int, int]] = CHECK_SHAPES, seed: int = 0,
+                    tolerance: float = TOLERANCE, log: Any = None) -> dict[str, float]:
+    """Check both graphs with ONNX Runtime (CPU) on random inputs of each (batch, frames) shape:
+    ``condition`` against ``model.condition``, ``denoiser`` (fed PyTorch's cache) against
+    ``model.denoise``, and ``composed`` (fed the graph's cache) against ``model`` itself.
     Returns the largest absolute difference of each; raises :class:`ExportError` above
     ``tolerance``."""
     cond_sess = _session(condition_path, CONDITION_INPUTS)
-    step_sess = _session(step_path, STEP_INPUTS)
+    step_sess = _session(denoiser_path, DENOISER_INPUTS)
     was_training = model.training
     model.eval()
-    worst = {"condition": 0.0, "step": 0.0, "composed": 0.0}
+    worst = {"condition": 0.0, "denoiser": 0.0, "composed": 0.0}
     try:
         for i, (batch, frames) in enumerate(shapes):
             feeds = random_inputs(model.config, batch, frames, seed + i)
-            x_t, t, music, text, mask = (torch.from_numpy(feeds[n]) for n in DENOISER_INPUTS)
+            x_t, t, music, text, mask = (torch.from_numpy(feeds[n])
+                                         for n in ("x_t", "t", "music", "text_emb", "cond_mask"))
             with torch.no_grad():
                 cache_ref = model.condition(music, text, mask)
                 step_ref = model.denoise(x_t, t, text, mask, cache_ref).numpy()
                 full_ref = model(x_t, t, music, text, mask).numpy()
             (cache,) = cond_sess.run(list(CONDITION_OUTPUTS),
                                      {n: feeds[n] for n in CONDITION_INPUTS})
-            step_feeds = {n: feeds[n] for n in STEP_INPUTS[:-1]}
-            (step,) = step_sess.run(list(STEP_OUTPUTS),
+            step_feeds = {n: feeds[n] for n in DENOISER_INPUTS[:-1]}
+            (step,) = step_sess.run(list(DENOISER_OUTPUTS),
                                     {**step_feeds, "cond_cache": cache_ref.numpy()})
-            (composed,) = step_sess.run(list(STEP_OUTPUTS), {**step_feeds, "cond_cache": cache})
+            (composed,) = step_sess.run(list(DENOISER_OUTPUTS),
+                                        {**step_feeds, "cond_cache": cache})
             diffs: dict[str, float] = {}
             for what, got, ref in (("condition", cache, cache_ref.numpy()),
-                                   ("step", step, step_ref), ("composed", composed, full_ref)):
+                                   ("denoiser", step, step_ref),
+                                   ("composed", composed, full_ref)):
                 if got.shape != ref.shape:
                     raise ExportError(f"{what}: ONNX output shape {got.shape} != PyTorch "
                                       f"{ref.shape} for batch {batch} x {frames} frames")
                 diff = float(np.abs(got - ref).max())
                 if not np.isfinite(diff) or diff > tolerance:
-                    raise ExportError(f"split export ({what}) differs from PyTorch by "
+                    raise ExportError(f"the ONNX export ({what}) differs from PyTorch by "
                                       f"{diff:.3e} (> {tolerance:g}) at batch {batch} x "
                                       f"{frames} frames")
                 diffs[what] = diff
                 worst[what] = max(worst[what], diff)
             if log is not None:
-                log(f"  split, batch {batch:>2} x {frames:>3} frames: max |onnx - torch| = "
+                log(f"  batch {batch:>2} x {frames:>3} frames: max |onnx - torch| = "
                     + ", ".join(f"{k} {v:.3e}" for k, v in diffs.items()))
     finally:
         model.train(was_training)
@@ -414,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="randomly initialised weights of a named config (tests, benchmarks)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --random weights")
     parser.add_argument("--no-ema", action="store_true", help="export the raw weights, not EMA")
-    parser.add_argument("--out", required=True, help="output .onnx path")
+    parser.add_argument("--out", required=True,
+                        help=f"output directory (gets {CONDITION_FILE} and {DENOISER_FILE})")
     parser.add_argument("--opset", type=int, default=OPSET)
     args = parser.parse_args(argv)
 
@@ -430,12 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.manual_seed(args.seed)
             model = build_denoiser(args.random).eval()
         log(f"exporting {count_parameters(model):,} parameters to {args.out}")
-        path = export_denoiser(model, args.out, opset=args.opset)
-        diff = verify_denoiser(model, path, log=log)
+        graphs = export_denoiser(model, args.out, opset=args.opset, log=log)
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    log(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); max abs diff {diff:.3e}")
+    for path in (graphs.condition, graphs.denoiser):
+        log(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    log(f"max abs diff {max(graphs.max_abs_diff.values()):.3e}")
     return 0
 
 

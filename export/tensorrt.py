@@ -10,8 +10,8 @@ tensorrt-cu13-libs``, or a system TensorRT on ``LD_LIBRARY_PATH``).
 The engine is built by ONNX Runtime's engine cache with the options of
 :func:`gcdance.tensorrt.provider_options` (FP16, engine and timing caches, one optimization
 profile for 1 to N windows, i.e. batch 2 to 2N under classifier-free guidance) for the graph
-``gcdance.Generator(provider="tensorrt")`` runs: the step graph of the split graphs (default)
-or, with ``--single-graph``, the whole denoiser. Any later session with the same options, model,
+``gcdance.Generator(provider="tensorrt")`` runs: the bundle's per-step denoiser
+(``denoiser.onnx``). Any later session with the same options, model,
 GPU and TensorRT version loads it instead of rebuilding (minutes for the paper model); the
 Generator passes exactly these options unless told otherwise. After the build, the engine's
 output is compared with the CPU provider's (FP32) on random inputs and the difference is
@@ -98,22 +98,21 @@ def _random_feeds(specs: Sequence[TensorSpec], batch: int, frames: int, seed: in
 def build_engine(bundle: Bundle | str | os.PathLike[str] | None = None, *,
                  engine_dir: str | os.PathLike[str] | None = None,
                  profile: EngineProfile | None = None, fp16: bool = True, device_id: int = 0,
-                 workspace_bytes: int | None = None, split: bool = True, ort: Any | None = None,
+                 workspace_bytes: int | None = None, ort: Any | None = None,
                  log: Callable[[str], None] | None = None) -> Path:
     """Build (or reuse) the engine of ``profile`` for a bundle (a loaded one, a directory, or
     None for the bundled default) and check it against the CPU provider; returns the cache
-    directory, which also receives ``gcdance-trt.json`` (options, timings, FP16-vs-FP32 diff).
-    ``split``: the step graph of the split graphs (what the Generator runs by default)."""
+    directory, which also receives ``gcdance-trt.json`` (options, timings, FP16-vs-FP32 diff)."""
     log = log or (lambda _m: None)
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     profile = (profile or EngineProfile()).for_bundle(bundle)
     ort = require_tensorrt(ort)
-    graph, specs = engine_inputs(bundle, split)
+    graph, specs = engine_inputs(bundle)
     out = (Path(engine_dir).expanduser() if engine_dir is not None
-           else default_engine_dir(bundle, split, profile, fp16))
+           else default_engine_dir(bundle, profile, fp16))
     out.mkdir(parents=True, exist_ok=True)
-    opts = provider_options(bundle, out, profile, split=split, fp16=fp16,
+    opts = provider_options(bundle, out, profile, fp16=fp16,
                             workspace_bytes=workspace_bytes)
     device = {"device_id": str(int(device_id))}  # the Generator's device_id= at run time
     so = ort.SessionOptions()
@@ -169,8 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-windows", type=int, default=EngineProfile.max_windows,
                         help="largest number of 4 s windows per call (batch 2N under CFG; "
                              "16 = a 34 s song)")
-    parser.add_argument("--single-graph", action="store_true",
-                        help="the whole denoiser instead of the split graphs' step graph")
     parser.add_argument("--fp32", action="store_true", help="build an FP32 engine")
     parser.add_argument("--device", type=int, default=0, help="CUDA device id")
     parser.add_argument("--workspace-gb", type=float, help="TensorRT workspace limit")
@@ -182,7 +179,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                            fp16=not args.fp32, device_id=args.device,
                            workspace_bytes=(int(args.workspace_gb * 2**30)
                                             if args.workspace_gb else None),
-                           split=not args.single_graph,
                            log=lambda m: print(m, file=sys.stderr, flush=True))
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gcdance import bundle as bundle_mod
+from gcdance import errors as gcdance_errors
 from gcdance.bundle import (
     CONDITION_INPUTS,
     CONDITION_OUTPUTS,
@@ -22,10 +23,8 @@ from gcdance.bundle import (
     DENOISER_OUTPUTS,
     FORMAT_NAME,
     FORMAT_VERSION,
-    STEP_INPUTS,
-    STEP_OUTPUTS,
     Bundle,
-    SplitGraphs,
+    Graphs,
     default_bundle_path,
     file_sha256,
     load_bundle,
@@ -114,11 +113,13 @@ def test_round_trip_fields(tiny_bundle: Path) -> None:
         np.testing.assert_array_equal(b.schedule[k], v)
     assert b.schedule_table() is b.schedule
     assert b.schedule_table(steps=10)["timestep"].shape == (10,)
-    assert b.input_names == DENOISER_INPUTS and b.output_names == DENOISER_OUTPUTS
-    assert b.onnx_inputs[0].shape == ("batch", "frames", 319)
-    assert b.onnx_inputs[2].shape == ("batch", "frames", 35)
-    assert b.onnx_inputs[3].shape == ("batch", 512)
-    assert m["onnx"]["opset"] >= 17 and m["onnx"]["check"]["max_abs_diff"] <= 1e-4
+    graphs = m["onnx"]["graphs"]
+    assert [t["name"] for t in graphs["denoiser"]["inputs"]] == list(DENOISER_INPUTS)
+    assert graphs["denoiser"]["inputs"][0]["shape"] == ["batch", "frames", 319]
+    assert graphs["condition"]["inputs"][0]["shape"] == ["batch", "frames", 35]
+    assert graphs["condition"]["inputs"][1]["shape"] == ["batch", 512]
+    assert m["onnx"]["opset"] >= 17
+    assert max(m["onnx"]["check"]["max_abs_diff"].values()) <= 1e-4
     assert m["diffusion"]["num_timesteps"] == 1000 and m["diffusion"]["prediction"] == "x0"
     p = b.provenance
     assert p["source"] == "random" and p["untrained"] and p["seed"] == 3
@@ -132,43 +133,33 @@ def test_round_trip_fields(tiny_bundle: Path) -> None:
         b.genre_id("Waltz")
 
 
-def test_denoiser_in_bundle_runs_with_cfg_batch(tiny_bundle: Path) -> None:
+def test_graphs_round_trip_and_compose(tiny_bundle: Path) -> None:
+    """The bundle's four graphs: the denoiser's two compose into one CFG call whose null rows
+    differ from the conditional ones; the sampler step reads this gcdance's table columns."""
     import onnxruntime as ort
 
-    b = load_bundle(tiny_bundle)
-    sess = ort.InferenceSession(str(b.denoiser_path), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, 120, 319)).astype(np.float32)
-    music = rng.standard_normal((1, 120, 35)).astype(np.float32)
-    feeds = {"x_t": np.concatenate([x, x]), "t": np.full(2, 500, np.float32),
-             "music": np.concatenate([music, music]),
-             "text_emb": np.repeat(b.control_embeddings[:1], 2, 0),
-             "cond_mask": np.array([1, 0], np.float32)}
-    (x0,) = sess.run(list(b.output_names), feeds)
-    assert x0.shape == (2, 120, 319) and np.isfinite(x0).all()
-    assert np.abs(x0[0] - x0[1]).max() > 1e-3  # conditional and null rows differ
-
-
-def test_split_graphs_round_trip_and_compose(tiny_bundle: Path) -> None:
-    import onnxruntime as ort
+    from gcdance.schedule import TABLE_KEYS
 
     b = load_bundle(tiny_bundle)
-    sp = b.split
-    assert isinstance(sp, SplitGraphs)
-    assert sp.condition_path == tiny_bundle / "condition.onnx"
-    assert sp.step_path == tiny_bundle / "denoiser_step.onnx"
-    assert sp.cache_dim == 256 == 4 * b.model_config["num_layers"] * b.model_config["latent_dim"]
-    assert (sp.condition_inputs, sp.condition_outputs) == (CONDITION_INPUTS, CONDITION_OUTPUTS)
-    assert (sp.step_inputs, sp.step_outputs) == (STEP_INPUTS, STEP_OUTPUTS)
-    split = b.manifest["onnx"]["split"]
-    assert {"condition.onnx", "denoiser_step.onnx"} <= set(b.manifest["files"])
-    assert split["inputs"]["step"][-1] == {"name": "cond_cache", "dtype": "float32",
-                                           "shape": ["batch", "frames", 256]}
-    assert max(split["check"]["max_abs_diff"].values()) <= 1e-4
+    g = b.graphs
+    assert isinstance(g, Graphs)
+    assert (g.condition, g.denoiser, g.sampler, g.upload) == tuple(
+        tiny_bundle / n for n in ("condition.onnx", "denoiser.onnx", "sampler_step.onnx",
+                                  "upload.onnx"))
+    assert g.cache_dim == 256 == 4 * b.model_config["num_layers"] * b.model_config["latent_dim"]
+    graphs = b.manifest["onnx"]["graphs"]
+    assert graphs["sampler"]["schedule_columns"] == list(TABLE_KEYS)
+    assert graphs["denoiser"]["inputs"][-1] == {"name": "cond_cache", "dtype": "float32",
+                                                "shape": ["batch", "frames", 256]}
+    assert set(b.manifest["onnx"]["check"]["max_abs_diff"]) == {"condition", "denoiser",
+                                                                 "composed"}
     opts = {"providers": ["CPUExecutionProvider"]}
-    full = ort.InferenceSession(str(b.denoiser_path), **opts)
-    cond = ort.InferenceSession(str(sp.condition_path), **opts)
-    step = ort.InferenceSession(str(sp.step_path), **opts)
+    cond = ort.InferenceSession(str(g.condition), **opts)
+    step = ort.InferenceSession(str(g.denoiser), **opts)
+    assert tuple(i.name for i in cond.get_inputs()) == CONDITION_INPUTS
+    assert tuple(o.name for o in cond.get_outputs()) == CONDITION_OUTPUTS
+    assert tuple(i.name for i in step.get_inputs()) == DENOISER_INPUTS
+    assert tuple(o.name for o in step.get_outputs()) == DENOISER_OUTPUTS
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 120, 319)).astype(np.float32)
     music = rng.standard_normal((1, 120, 35)).astype(np.float32)
@@ -176,32 +167,54 @@ def test_split_graphs_round_trip_and_compose(tiny_bundle: Path) -> None:
              "music": np.concatenate([music, music]),
              "text_emb": np.repeat(b.control_embeddings[2:3], 2, 0),
              "cond_mask": np.array([1, 0], np.float32)}
-    (cache,) = cond.run(list(sp.condition_outputs), {n: feeds[n] for n in sp.condition_inputs})
+    (cache,) = cond.run(None, {n: feeds[n] for n in CONDITION_INPUTS})
     feeds["cond_cache"] = cache
-    (x0,) = step.run(list(sp.step_outputs), {n: feeds[n] for n in sp.step_inputs})
-    (ref,) = full.run(list(b.output_names), {n: feeds[n] for n in b.input_names})
-    assert np.abs(x0 - ref).max() <= 1e-4 and np.abs(x0[0] - x0[1]).max() > 1e-3
+    (x0,) = step.run(None, {n: feeds[n] for n in DENOISER_INPUTS})
+    assert x0.shape == (2, 120, 319) and np.isfinite(x0).all()
+    assert np.abs(x0[0] - x0[1]).max() > 1e-3  # conditional and null rows differ
+    ort.InferenceSession(str(g.sampler), **opts)  # the engine's graphs load in ONNX Runtime
+    ort.InferenceSession(str(g.upload), **opts)
 
 
-def test_bundle_without_split_is_valid(tmp_path: Path) -> None:
-    out = random_bundle(tmp_path / "nosplit", "tiny", seed=3, check_shapes=((2, 8),),
-                        split=False)
-    b = load_bundle(out)
-    assert b.split is None and "split" not in b.manifest["onnx"]
-    assert set(b.files) == {"denoiser.onnx", "normalizer.npz", "control_embeddings.npz",
-                            "genre_classifier.npz", "schedule.npz"}
+def test_format_1_bundles_are_refused_and_migrate(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A format-1 bundle (the denoiser twice, no sampler step) is refused with the fix, and
+    export.migrate turns it into a format-2 bundle of the same weights."""
+    from export.migrate import migrate_bundle
+    from export.sampler_graph import build_sampler_graph
 
-
-def test_old_bundle_without_split_section(copy: Path) -> None:
-    """A bundle written before the split graphs existed (no section, no files) still loads."""
-    def change(m: dict) -> None:
-        del m["onnx"]["split"]
-        for name in ("condition.onnx", "denoiser_step.onnx"):
-            del m["files"][name]
-    _edit(copy, change)
-    for name in ("condition.onnx", "denoiser_step.onnx"):
-        (copy / name).unlink()
-    assert load_bundle(copy).split is None
+    old = tmp_path / "v1"
+    shutil.copytree(tiny_bundle, old)
+    m = json.loads((old / "manifest.json").read_text())
+    graphs = m["onnx"].pop("graphs")
+    (old / "denoiser.onnx").rename(old / "denoiser_step.onnx")
+    shutil.copyfile(old / "denoiser_step.onnx", old / "denoiser.onnx")  # stands for the 1-graph
+    for name in ("sampler_step.onnx", "upload.onnx"):
+        (old / name).unlink()
+        del m["files"][name]
+    m["onnx"]["split"] = {
+        "condition": "condition.onnx", "step": "denoiser_step.onnx",
+        "cache_dim": m["onnx"].pop("cache_dim"),
+        "inputs": {"condition": graphs["condition"]["inputs"],
+                   "step": graphs["denoiser"]["inputs"]},
+        "outputs": {"condition": graphs["condition"]["outputs"],
+                    "step": graphs["denoiser"]["outputs"]},
+        "check": {"max_abs_diff": {"condition": 0.0, "step": 0.0, "composed": 0.0}}}
+    m["format_version"] = 1
+    for name in ("denoiser.onnx", "denoiser_step.onnx"):
+        m["files"][name] = {"sha256": file_sha256(old / name),
+                            "size": (old / name).stat().st_size}
+    (old / "manifest.json").write_text(json.dumps(seal_manifest(m)))
+    with pytest.raises(BundleError, match=r"format_version 1.*re-export"):
+        load_bundle(old)
+    new = migrate_bundle(old, tmp_path / "v2")
+    b = load_bundle(new)
+    assert file_sha256(b.graphs.denoiser) == file_sha256(tiny_bundle / "denoiser.onnx")
+    assert b.provenance["migrated"]["from_format_version"] == 1
+    assert (new / "sampler_step.onnx").read_bytes() == build_sampler_graph(
+        319, 120, 60, b.anchor_dims, b.anchor_zero)
+    assert not (new / "denoiser_step.onnx").exists()
+    with pytest.raises(gcdance_errors.InputError, match="migrates version 1"):
+        migrate_bundle(new, tmp_path / "again")  # already format 2
 
 
 def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
@@ -219,7 +232,8 @@ def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
 def test_minilm_bundle_uses_packaged_prompt_table(tmp_path: Path) -> None:
     out = random_bundle(tmp_path / "minilm", "tiny", text_encoder="minilm", check_shapes=((2, 8),))
     b = load_bundle(out)
-    assert b.text_dim == 384 and b.onnx_inputs[3].shape == ("batch", 384)
+    assert b.text_dim == 384
+    assert b.manifest["onnx"]["graphs"]["denoiser"]["inputs"][2]["shape"] == ["batch", 384]
     with np.load(MINILM_CONTROL_PATH, allow_pickle=False) as z:
         np.testing.assert_array_equal(b.control_embeddings, z["finedance"])
     assert b.manifest["text"]["control_embeddings"]["encoder"] == "minilm"
@@ -289,8 +303,8 @@ def test_manifest_config_must_be_the_graphs(copy: Path) -> None:
 
 
 def test_other_format_version(copy: Path) -> None:
-    _edit(copy, lambda m: m.update(format_version=2))
-    with pytest.raises(BundleError, match=r"format_version 2.*reads version 1.*re-export"):
+    _edit(copy, lambda m: m.update(format_version=3))
+    with pytest.raises(BundleError, match=r"format_version 3.*reads version 2.*re-export"):
         load_bundle(copy)
 
 
@@ -321,8 +335,8 @@ def test_tampered_byte_is_refused(copy: Path) -> None:
         load_bundle(copy)
 
 
-@pytest.mark.parametrize("name", ["condition.onnx", "denoiser_step.onnx"])
-def test_tampered_split_graph_is_refused(copy: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["condition.onnx", "sampler_step.onnx", "upload.onnx"])
+def test_tampered_graph_is_refused(copy: Path, name: str) -> None:
     path = copy / name
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -331,14 +345,14 @@ def test_tampered_split_graph_is_refused(copy: Path, name: str) -> None:
         load_bundle(copy)
 
 
-def test_split_graph_swapped_is_refused(copy: Path) -> None:
-    shutil.copyfile(copy / "denoiser_step.onnx", copy / "condition.onnx")
+def test_graph_swapped_is_refused(copy: Path) -> None:
+    shutil.copyfile(copy / "denoiser.onnx", copy / "condition.onnx")
     _rehash(copy, "condition.onnx")  # hashes match: the signature check must catch it
     with pytest.raises(BundleError, match=r"condition.onnx has inputs"):
         load_bundle(copy)
 
 
-def test_split_section_inconsistent(copy: Path) -> None:
+def test_graphs_section_inconsistent(copy: Path) -> None:
     original = (copy / "manifest.json").read_text()
 
     def refused(change: Callable[[dict], None], match: str) -> None:
@@ -348,23 +362,25 @@ def test_split_section_inconsistent(copy: Path) -> None:
             load_bundle(copy)
 
     def wider(m: dict) -> None:  # a manifest consistent with itself for C = 512
-        split = m["onnx"]["split"]
-        split["cache_dim"] = 512
-        split["outputs"]["condition"][0]["shape"][2] = 512
-        split["inputs"]["step"][4]["shape"][2] = 512
+        m["onnx"]["cache_dim"] = 512
+        m["onnx"]["graphs"]["condition"]["outputs"][0]["shape"][2] = 512
+        m["onnx"]["graphs"]["denoiser"]["inputs"][4]["shape"][2] = 512
 
-    refused(lambda m: m["onnx"]["split"].update(cache_dim=512),
-            r"onnx.split.outputs.condition .*inconsistent")
+    graphs = lambda m: m["onnx"]["graphs"]  # noqa: E731
+    refused(lambda m: m["onnx"].update(cache_dim=512),
+            r"onnx.graphs.condition.outputs .*inconsistent")
     refused(wider, r"condition.onnx has inputs .* cache_dim 512")
-    refused(lambda m: m["onnx"]["split"].update(step="denoiser.onnx"),
-            r"onnx.split.step must be 'denoiser_step.onnx'")
-    refused(lambda m: m["files"].pop("denoiser_step.onnx"),
-            r"denoiser_step.onnx, which is not listed")
-    refused(lambda m: m["onnx"].update(split=["condition.onnx"]),
-            r"onnx.split must be an object")
-    refused(lambda m: m["onnx"]["split"].pop("inputs"), r"onnx.split.inputs must map")
+    refused(lambda m: graphs(m)["denoiser"].update(file="denoiser_step.onnx"),
+            r"onnx.graphs.denoiser.file must be 'denoiser.onnx'")
+    refused(lambda m: m["files"].pop("sampler_step.onnx"), r"does not list \['sampler_step")
+    refused(lambda m: graphs(m).pop("upload"), r"onnx.graphs.upload.file must be")
+    refused(lambda m: m["onnx"].update(graphs=["condition.onnx"]),
+            r"manifest field 'graphs' must be a JSON object")
+    refused(lambda m: graphs(m)["sampler"]["schedule_columns"].reverse(),
+            r"schedule_columns .* differ from this gcdance's")
+    refused(lambda m: m["sampling"].update(hop=30), r"hop=30 must be between half")
     (copy / "manifest.json").write_text(original)
-    assert load_bundle(copy).split is not None
+    assert load_bundle(copy).graphs.cache_dim == 256
 
 
 def test_truncated_file_is_refused(copy: Path) -> None:
@@ -391,7 +407,8 @@ def test_music_dim_inconsistent_with_onnx_manifest(copy: Path) -> None:
         m["model"]["config"]["music_dim"] = 36
         m["model"]["music_dim"] = 36
     _edit(copy, change)
-    with pytest.raises(BundleError, match=r"onnx.inputs .* inconsistent with the model config"):
+    with pytest.raises(BundleError, match=r"onnx.graphs.condition.inputs .* inconsistent with "
+                                          r"the model config"):
         load_bundle(copy)
 
 
@@ -399,9 +416,12 @@ def test_onnx_file_inconsistent_with_manifest(copy: Path) -> None:
     def change(m: dict) -> None:  # a consistent manifest for text_dim 384, but the graph is 512
         m["model"]["config"]["text_dim"] = 384
         m["model"]["text_dim"] = 384
-        m["onnx"]["inputs"][3]["shape"] = ["batch", 384]
+        for graph in ("condition", "denoiser"):
+            for spec in m["onnx"]["graphs"][graph]["inputs"]:
+                if spec["name"] == "text_emb":
+                    spec["shape"] = ["batch", 384]
     _edit(copy, change)
-    with pytest.raises(BundleError, match=r"denoiser.onnx has inputs"):
+    with pytest.raises(BundleError, match=r"condition.onnx has inputs"):
         load_bundle(copy)
 
 

@@ -1,4 +1,4 @@
-"""The Dance object (API.md): validation, joints/SMPL outputs, .npz/.pkl/.bvh files."""
+"""The Dance object (docs/api.md): validation, joints/SMPL outputs, .npz/.pkl/.bvh files."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ def test_default_bundle_is_packaged_trained_and_documented() -> None:
     prov = b.provenance
     assert prov["untrained"] is False and prov["source"] == "checkpoint"
     assert prov["training"]["model"]["name"] == "small"
-    assert b.dataset == "finedance" and len(b.genres) == 16 and b.split is not None
+    assert b.dataset == "finedance" and len(b.genres) == 16
     assert b.features.sets == ("stft", "baseline")  # no external weights needed
     card = b.model_card
     assert card is not None
@@ -38,7 +38,7 @@ def test_default_bundle_is_packaged_trained_and_documented() -> None:
 
 
 def test_default_model_dances_to_a_real_song(tmp_path: Path) -> None:
-    gen = gcdance.Generator(device="cpu")
+    gen = gcdance.Generator(provider="cpu")
     dance = gen.generate(TRACK, "energetic K-pop with sharp arm hits", seed=0, start=8.0,
                          duration=6.0)
     assert dance.genre == "Korean"
@@ -65,19 +65,20 @@ def test_cli_default_model_writes_bvh_and_video(tmp_path: Path) -> None:
     assert mp4.stat().st_size > 10_000 and mp4.read_bytes()[4:8] == b"ftyp"
 
 
-def test_cli_device_loop_writes_the_host_loop_dance(tmp_path: Path) -> None:
-    """`--loop device` on the CPU: the same dance as the host loop (same seed)."""
+def test_cli_writes_the_dance_the_api_makes(tmp_path: Path) -> None:
+    """The CLI's options reach the Generator: the same dance as the Python API (same seed,
+    steps, eta and threads), and a bad engine option fails before any file is written."""
     from gcdance.cli import main
 
-    out = {}
-    for loop in ("host", "device"):
-        out[loop] = tmp_path / f"{loop}.npz"
-        assert main(["generate", str(TRACK), "--prompt", "Jazz", "--duration", "3", "--steps",
-                     "6", "--eta", "0.5", "--loop", loop, "-o", str(out[loop]), "--quiet"]) == 0
-    host, device = (np.load(out[k])["motion"] for k in ("host", "device"))
-    np.testing.assert_allclose(device, host, rtol=0, atol=1e-4)
-    assert main(["generate", str(TRACK), "--prompt", "Jazz", "--cuda-graph", "--provider",
-                 "cpu", "--quiet", "-o", str(tmp_path / "x.npz")]) == 2
+    out = tmp_path / "jazz.npz"
+    assert main(["generate", str(TRACK), "--prompt", "Jazz", "--duration", "3", "--steps",
+                 "6", "--eta", "0.5", "--seed", "3", "--threads", "1", "-o", str(out),
+                 "--quiet"]) == 0
+    api = gcdance.Generator(provider="cpu", threads=1).generate(
+        TRACK, "Jazz", seed=3, steps=6, eta=0.5, duration=3.0)
+    np.testing.assert_array_equal(np.load(out)["motion"], api.motion)
+    assert main(["generate", str(TRACK), "--prompt", "Jazz", "--threads", "0", "--quiet",
+                 "-o", str(tmp_path / "x.npz")]) == 2
     assert not (tmp_path / "x.npz").exists()
 
 

@@ -18,19 +18,15 @@ from export import tensorrt as trt  # noqa: E402
 from export.onnx_denoiser import (  # noqa: E402
     ExportError,
     export_denoiser,
-    export_split,
     load_denoiser,
     random_inputs,
     verify_denoiser,
-    verify_split,
 )
 from gcdance.bundle import (  # noqa: E402
     CONDITION_INPUTS,
     CONDITION_OUTPUTS,
     DENOISER_INPUTS,
     DENOISER_OUTPUTS,
-    STEP_INPUTS,
-    STEP_OUTPUTS,
     load_bundle,
     read_onnx_signature,
 )
@@ -52,30 +48,61 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tiny, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_denoiser(tiny, tmp_path_factory.mktemp("onnx") / "denoiser.onnx")
+def tiny_graphs(tiny, tmp_path_factory: pytest.TempPathFactory):
+    return export_denoiser(tiny, tmp_path_factory.mktemp("onnx"),
+                           shapes=((2, 120), (6, 120), (4, 37), (1, 1)))
+
+
+def _feeds_for(sessions, feeds: dict) -> tuple:
+    """Runs condition then denoiser on ``feeds``; returns (x0, cache)."""
+    cond, step = sessions
+    (cache,) = cond.run(None, {n: feeds[n] for n in CONDITION_INPUTS})
+    (x0,) = step.run(None, {**{n: feeds[n] for n in DENOISER_INPUTS[:-1]}, "cond_cache": cache})
+    return x0, cache
 
 
 # ------------------------------------------------------------------------------ ONNX export
-def test_onnx_matches_pytorch_on_random_inputs(tiny, tiny_onnx: Path) -> None:
-    shapes = ((2, 120), (6, 120), (4, 37), (1, 1))
-    diff = verify_denoiser(tiny, tiny_onnx, shapes=shapes, seed=5)
-    assert 0 < diff <= 1e-4
-    sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
-    assert [i.name for i in sess.get_inputs()] == list(DENOISER_INPUTS)
-    assert [o.name for o in sess.get_outputs()] == list(DENOISER_OUTPUTS)
-    assert all(i.type == "tensor(float)" for i in sess.get_inputs())
+def test_onnx_matches_pytorch_on_random_inputs(tiny, tiny_graphs) -> None:
+    """Each graph against its PyTorch part and their composition against the whole model,
+    and the cache computed once serves every step (other x_t and t)."""
+    assert tiny_graphs.cache_dim == tiny.cache_dim == 256
+    assert set(tiny_graphs.max_abs_diff) == {"condition", "denoiser", "composed"}
+    assert all(0 <= d <= 1e-4 for d in tiny_graphs.max_abs_diff.values())
+    diffs = verify_denoiser(tiny, tiny_graphs.condition, tiny_graphs.denoiser,
+                            shapes=((2, 120), (3, 7)), seed=5)
+    assert 0 < max(diffs.values()) <= 1e-4
+    opts = {"providers": ["CPUExecutionProvider"]}
+    cond = ort.InferenceSession(str(tiny_graphs.condition), **opts)
+    step = ort.InferenceSession(str(tiny_graphs.denoiser), **opts)
+    assert tuple(i.name for i in cond.get_inputs()) == CONDITION_INPUTS
+    assert tuple(o.name for o in cond.get_outputs()) == CONDITION_OUTPUTS
+    assert tuple(i.name for i in step.get_inputs()) == DENOISER_INPUTS
+    assert tuple(o.name for o in step.get_outputs()) == DENOISER_OUTPUTS
+    assert all(i.type == "tensor(float)" for i in [*cond.get_inputs(), *step.get_inputs()])
+    for batch, frames in ((2, 120), (6, 120), (4, 37)):
+        feeds = random_inputs(tiny.config, batch, frames, seed=11 + batch)
+        _, cache = _feeds_for((cond, step), feeds)
+        assert cache.shape == (batch, frames, 256)
+        for t in (999.0, 500.0, 3.0):
+            step_feeds = {**feeds, "t": np.full(batch, t, np.float32), "cond_cache": cache}
+            (x0,) = step.run(None, {n: step_feeds[n] for n in DENOISER_INPUTS})
+            with torch.no_grad():
+                ref = tiny(*(torch.from_numpy(step_feeds[n]) for n in
+                             ("x_t", "t", "music", "text_emb", "cond_mask"))).numpy()
+            assert np.abs(x0 - ref).max() <= 1e-4
 
 
-def test_cfg_batch_of_two_is_cond_and_null_rows(tiny, tiny_onnx: Path) -> None:
+def test_cfg_batch_of_two_is_cond_and_null_rows(tiny, tiny_graphs) -> None:
     """One call over [cond; uncond] equals the two conditions computed separately."""
-    sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    opts = {"providers": ["CPUExecutionProvider"]}
+    sessions = (ort.InferenceSession(str(tiny_graphs.condition), **opts),
+                ort.InferenceSession(str(tiny_graphs.denoiser), **opts))
     one = random_inputs(tiny.config, 1, 120, seed=7)
     feeds = {k: np.concatenate([v, v]) for k, v in one.items()}
     feeds["cond_mask"] = np.array([1.0, 0.0], np.float32)
-    (both,) = sess.run(["x0"], feeds)
+    both, _ = _feeds_for(sessions, feeds)
     with torch.no_grad():
-        args = [torch.from_numpy(one[n]) for n in DENOISER_INPUTS[:4]]
+        args = [torch.from_numpy(one[n]) for n in ("x_t", "t", "music", "text_emb")]
         cond = tiny(*args, torch.ones(1)).numpy()
         null = tiny(*args, torch.zeros(1)).numpy()
     assert np.abs(both[0] - cond[0]).max() <= 1e-4
@@ -83,93 +110,53 @@ def test_cfg_batch_of_two_is_cond_and_null_rows(tiny, tiny_onnx: Path) -> None:
     assert np.abs(cond - null).max() > 1e-3
 
 
-def test_verify_detects_a_wrong_graph(tiny_onnx: Path) -> None:
-    torch.manual_seed(0)
-    other = build_denoiser("tiny").eval()
-    with torch.no_grad():
-        other.body.output_proj.bias.add_(1e-3)  # the graph no longer matches this model
-    with pytest.raises(ExportError, match=r"differs from PyTorch by .* \(> 0.0001\)"):
-        verify_denoiser(other, tiny_onnx, shapes=((2, 120),))
+def test_graphs_are_single_files_with_metadata_and_signature(tiny, tiny_graphs) -> None:
+    folder = tiny_graphs.denoiser.parent
+    assert sorted(p.name for p in folder.iterdir()) == ["condition.onnx", "denoiser.onnx"]
+    for path, graph in ((tiny_graphs.condition, "condition"),
+                        (tiny_graphs.denoiser, "denoiser")):
+        model = onnx.load(str(path))
+        assert model.opset_import[0].version >= 17
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert json.loads(meta["gcdance.denoiser_config"]) == tiny.config.to_dict()
+        assert meta["gcdance.graph"] == graph and meta["gcdance.cache_dim"] == "256"
+        sig = read_onnx_signature(path)  # the bundle's protobuf reader agrees with onnx
+        assert not sig.external_data and sig.opsets["ai.onnx"] == model.opset_import[0].version
+        for spec, vi in zip(sig.inputs, model.graph.input, strict=True):
+            dims = tuple(d.dim_value or d.dim_param for d in vi.type.tensor_type.shape.dim)
+            assert (spec.name, spec.shape) == (vi.name, dims)
+        assert sig.metadata["gcdance.denoiser_config"] == meta["gcdance.denoiser_config"]
+    assert read_onnx_signature(tiny_graphs.denoiser).inputs[0].shape == ("batch", "frames", 319)
+    assert read_onnx_signature(tiny_graphs.denoiser).outputs[0].shape == ("batch", "frames", 319)
+    assert read_onnx_signature(tiny_graphs.condition).outputs[0].shape == ("batch", "frames",
+                                                                            256)
 
 
-def test_graph_is_one_file_with_metadata_and_signature(tiny, tiny_onnx: Path) -> None:
-    assert [p.name for p in tiny_onnx.parent.iterdir()] == ["denoiser.onnx"]  # no external data
-    model = onnx.load(str(tiny_onnx))
-    assert model.opset_import[0].version >= 17
-    meta = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(meta["gcdance.denoiser_config"]) == tiny.config.to_dict()
-    sig = read_onnx_signature(tiny_onnx)  # the bundle's protobuf reader agrees with onnx
-    assert not sig.external_data and sig.opsets["ai.onnx"] == model.opset_import[0].version
-    for spec, vi in zip(sig.inputs, model.graph.input, strict=True):
-        dims = tuple(d.dim_value or d.dim_param for d in vi.type.tensor_type.shape.dim)
-        assert (spec.name, spec.shape) == (vi.name, dims)
-    assert sig.inputs[0].shape == ("batch", "frames", 319)
-    assert sig.outputs[0].shape == ("batch", "frames", 319)
-    assert sig.metadata["gcdance.denoiser_config"] == meta["gcdance.denoiser_config"]
-
-
-# ------------------------------------------------------------------------ split export
-@pytest.fixture(scope="module")
-def tiny_split(tiny, tmp_path_factory: pytest.TempPathFactory):
-    return export_split(tiny, tmp_path_factory.mktemp("split"),
-                        shapes=((2, 120), (6, 120), (4, 37)))
-
-
-def test_split_export_matches_pytorch_and_the_full_graph(tiny, tiny_onnx: Path,
-                                                         tiny_split) -> None:
-    assert tiny_split.cache_dim == tiny.cache_dim == 256
-    assert set(tiny_split.max_abs_diff) == {"condition", "step", "composed"}
-    assert all(0 <= d <= 1e-4 for d in tiny_split.max_abs_diff.values())
-    cond = ort.InferenceSession(str(tiny_split.condition), providers=["CPUExecutionProvider"])
-    step = ort.InferenceSession(str(tiny_split.step), providers=["CPUExecutionProvider"])
-    full = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
-    assert tuple(i.name for i in cond.get_inputs()) == CONDITION_INPUTS
-    assert tuple(o.name for o in cond.get_outputs()) == CONDITION_OUTPUTS
-    assert tuple(i.name for i in step.get_inputs()) == STEP_INPUTS
-    assert tuple(o.name for o in step.get_outputs()) == STEP_OUTPUTS
-    for batch, frames in ((2, 120), (6, 120), (4, 37)):
-        feeds = random_inputs(tiny.config, batch, frames, seed=11 + batch)
-        (cache,) = cond.run(None, {n: feeds[n] for n in CONDITION_INPUTS})
-        assert cache.shape == (batch, frames, 256)
-        # the cache is computed once and reused at every step (other x_t and t)
-        for t in (999.0, 500.0, 3.0):
-            step_feeds = {**feeds, "t": np.full(batch, t, np.float32), "cond_cache": cache}
-            (x0,) = step.run(None, {n: step_feeds[n] for n in STEP_INPUTS})
-            (ref,) = full.run(None, {n: step_feeds[n] for n in DENOISER_INPUTS})
-            assert np.abs(x0 - ref).max() <= 1e-4
-    for path, graph in ((tiny_split.condition, "condition"), (tiny_split.step, "step")):
-        sig = read_onnx_signature(path)
-        assert sig.metadata["gcdance.graph"] == graph and not sig.external_data
-        assert sig.metadata["gcdance.cache_dim"] == "256" and sig.opsets["ai.onnx"] == 17
-        assert json.loads(sig.metadata["gcdance.denoiser_config"]) == tiny.config.to_dict()
-    assert read_onnx_signature(tiny_split.condition).outputs[0].shape == ("batch", "frames", 256)
-
-
-def test_verify_split_detects_wrong_graphs(tiny_split) -> None:
+def test_verify_detects_wrong_graphs(tiny_graphs) -> None:
     torch.manual_seed(0)
     other = build_denoiser("tiny").eval()
     with torch.no_grad():  # the condition graph is stale (a shifted bias would be normed away)
         other.music_proj.weight.add_(1e-2 * torch.randn_like(other.music_proj.weight))
-    with pytest.raises(ExportError, match=r"split export \(condition\) differs"):
-        verify_split(other, tiny_split.condition, tiny_split.step, shapes=((2, 120),))
+    with pytest.raises(ExportError, match=r"ONNX export \(condition\) differs"):
+        verify_denoiser(other, tiny_graphs.condition, tiny_graphs.denoiser, shapes=((2, 120),))
     torch.manual_seed(0)
     other = build_denoiser("tiny").eval()
     with torch.no_grad():
-        other.hands.output_proj.bias.add_(1e-3)  # only the step graph is stale
-    with pytest.raises(ExportError, match=r"split export \(step\) differs"):
-        verify_split(other, tiny_split.condition, tiny_split.step, shapes=((2, 120),))
+        other.hands.output_proj.bias.add_(1e-3)  # only the denoiser graph is stale
+    with pytest.raises(ExportError, match=r"ONNX export \(denoiser\) differs .* \(> 0.0001\)"):
+        verify_denoiser(other, tiny_graphs.condition, tiny_graphs.denoiser, shapes=((2, 120),))
     with pytest.raises(ExportError, match=r"has inputs"):
-        verify_split(other, tiny_split.step, tiny_split.condition, shapes=((2, 120),))
+        verify_denoiser(other, tiny_graphs.denoiser, tiny_graphs.condition, shapes=((2, 120),))
 
 
-def test_failed_split_check_leaves_no_files(tiny, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_check_leaves_no_files(tiny, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*_a, **_k):
         raise ExportError("stale")
 
-    monkeypatch.setattr(onnx_denoiser, "verify_split", fail)
+    monkeypatch.setattr(onnx_denoiser, "verify_denoiser", fail)
     with pytest.raises(ExportError, match="stale"):
-        export_split(tiny, tmp_path)
+        export_denoiser(tiny, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -254,12 +241,15 @@ def test_bundle_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     assert b.manifest["model"]["weights"] == "ema"
     assert b.manifest["text"]["classifier"]["source"].startswith("checkpoint")
     assert b.classifier.dim == 384 and b.classifier.encoder_name == "minilm"
-    # The bundle's graph computes the EMA model.
-    sess = ort.InferenceSession(str(b.denoiser_path), providers=["CPUExecutionProvider"])
+    # The bundle's graphs compute the EMA model.
+    opts = {"providers": ["CPUExecutionProvider"]}
+    sessions = (ort.InferenceSession(str(b.graphs.condition), **opts),
+                ort.InferenceSession(str(b.graphs.denoiser), **opts))
     feeds = random_inputs(loaded.config, 2, 120, seed=1)
     with torch.no_grad():
-        ref = loaded.model(*(torch.from_numpy(feeds[n]) for n in DENOISER_INPUTS)).numpy()
-    assert np.abs(sess.run(["x0"], feeds)[0] - ref).max() <= 1e-4
+        ref = loaded.model(*(torch.from_numpy(feeds[n]) for n in
+                             ("x_t", "t", "music", "text_emb", "cond_mask"))).numpy()
+    assert np.abs(_feeds_for(sessions, feeds)[0] - ref).max() <= 1e-4
     # P exported from the checkpoint gives the head's probabilities.
     head = [tensors[f"ema.head.{i}.{p}"].numpy() for i in (1, 4) for p in ("weight", "bias")]
     x = _FakeEncoder().encode(["fast spins"])
@@ -300,11 +290,11 @@ def test_cli_random_bundle_and_force(tmp_path: Path, capsys: pytest.CaptureFixtu
         pytest.approx(2.7)
     assert export_bundle.main(args) == 1
     assert "already exists" in capsys.readouterr().err
-    assert load_bundle(out).split is not None  # split graphs by default
-    assert export_bundle.main([*args, "--force", "--seed", "2", "--no-split"]) == 0
+    assert export_bundle.main([*args, "--force", "--seed", "2"]) == 0
     b = load_bundle(out)
-    assert b.provenance["seed"] == 2 and b.split is None
-    assert "split" not in b.manifest["onnx"] and not (out / "condition.onnx").exists()
+    assert b.provenance["seed"] == 2
+    assert sorted(p.name for p in out.glob("*.onnx")) == [
+        "condition.onnx", "denoiser.onnx", "sampler_step.onnx", "upload.onnx"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 
@@ -330,14 +320,12 @@ def test_profile_shape_strings(tiny_bundle) -> None:
     with pytest.raises(InputError):
         trt.shape_string({"x_t": (0, 120)})
     opts = trt.provider_options(tiny_bundle, "/tmp/engines",
-                                trt.EngineProfile(min_windows=1, opt_windows=2, max_windows=8),
-                                split=False)
-    assert opts["trt_profile_min_shapes"] == (
-        "x_t:2x120x319,t:2,music:2x120x35,text_emb:2x512,cond_mask:2")
-    assert opts["trt_profile_opt_shapes"] == (
-        "x_t:4x120x319,t:4,music:4x120x35,text_emb:4x512,cond_mask:4")
-    assert opts["trt_profile_max_shapes"] == (
-        "x_t:16x120x319,t:16,music:16x120x35,text_emb:16x512,cond_mask:16")
+                                trt.EngineProfile(min_windows=1, opt_windows=2, max_windows=8))
+    cache = tiny_bundle.graphs.cache_dim
+    for key, batch in (("min", 2), ("opt", 4), ("max", 16)):
+        assert opts[f"trt_profile_{key}_shapes"] == (
+            f"x_t:{batch}x120x319,t:{batch},text_emb:{batch}x512,cond_mask:{batch},"
+            f"cond_cache:{batch}x120x{cache}")
     assert opts["trt_fp16_enable"] == "1" and opts["trt_engine_cache_enable"] == "1"
     assert opts["trt_timing_cache_enable"] == "1"
     assert opts["trt_engine_cache_path"] == str(Path("/tmp/engines").resolve())
@@ -347,14 +335,12 @@ def test_profile_shape_strings(tiny_bundle) -> None:
     assert trt.default_engine_dir(tiny_bundle).parent.parent.name == "tensorrt"
     assert trt.default_engine_dir(tiny_bundle).name == "w1-1-16_f120_fp16"
     assert "device_id" not in opts  # the GPU is Generator(device_id=), one for all sessions
-    # By default the graph the Generator runs: the split graphs' step graph.
-    cache = tiny_bundle.split.cache_dim
-    split = trt.provider_options(tiny_bundle)
-    assert split["trt_profile_max_shapes"] == (
+    # By default the graph the Generator runs, 1 to 16 windows.
+    default = trt.provider_options(tiny_bundle)
+    assert default["trt_profile_max_shapes"] == (
         f"x_t:32x120x319,t:32,text_emb:32x512,cond_mask:32,cond_cache:32x120x{cache}")
-    assert split["trt_engine_cache_path"] == str(trt.default_engine_dir(tiny_bundle))
-    assert trt.default_engine_dir(tiny_bundle) != trt.default_engine_dir(tiny_bundle, split=False)
-    assert profile_windows(split) == 16 and profile_windows(opts) == 8
+    assert default["trt_engine_cache_path"] == str(trt.default_engine_dir(tiny_bundle))
+    assert profile_windows(default) == 16 and profile_windows(opts) == 8
     assert profile_windows({}) is None
 
 
@@ -363,9 +349,8 @@ def test_engines_of_other_profiles_live_apart(tiny_bundle) -> None:
     evict the other's engine."""
     dirs = {trt.default_engine_dir(tiny_bundle),
             trt.default_engine_dir(tiny_bundle, profile=trt.EngineProfile(max_windows=29)),
-            trt.default_engine_dir(tiny_bundle, fp16=False),
-            trt.default_engine_dir(tiny_bundle, split=False)}
-    assert len(dirs) == 4
+            trt.default_engine_dir(tiny_bundle, fp16=False)}
+    assert len(dirs) == 3
     wide = trt.provider_options(tiny_bundle, profile=trt.EngineProfile(max_windows=29))
     assert wide["trt_engine_cache_path"].endswith("w1-1-29_f120_fp16")
     assert profile_windows(wide) == 29

@@ -1,4 +1,4 @@
-"""Genre registry: ids, names, aliases, resolution and errors (SPEC section 1)."""
+"""Genre registry: ids, names, aliases, resolution and errors (docs/spec.md section 1)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def test_int8_graph_is_built_once_into_the_cache(bundle: Path, cache: Path) -> N
     b = load_bundle(bundle)
     path = quantize.int8_graph(b)
     assert path.parent == cache / "int8" and path.is_file()
-    sha = b.manifest["files"][b.split.step_path.name]["sha256"]
+    sha = b.manifest["files"][b.graphs.denoiser.name]["sha256"]
     import onnxruntime
 
     assert path.name == (f"{sha[:16]}-v{quantize.QUANTIZATION_VERSION}"
@@ -47,7 +47,8 @@ def test_int8_graph_is_built_once_into_the_cache(bundle: Path, cache: Path) -> N
     assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}, ops
     stamp = path.stat().st_mtime_ns
     assert quantize.int8_graph(b) == path and path.stat().st_mtime_ns == stamp  # reused
-    assert quantize.int8_graph(b, split=False) != path  # the whole denoiser: another file
+    assert quantize.int8_graph(b, scheme=quantize.FULL_RANGE if quantize.weight_scheme()
+                               != quantize.FULL_RANGE else quantize.REDUCED_RANGE) != path
     path.write_bytes(b"")  # an empty leftover is rebuilt
     assert quantize.int8_graph(b).stat().st_size > 0
     assert not list(path.parent.glob(".*tmp*"))  # no temporary left behind
@@ -61,8 +62,8 @@ def test_generator_int8_dances_close_to_fp32(bundle: Path, cache: Path,
         if not scheme.reduce_range:  # the bug this scheme choice avoids, not a tolerance matter
             pytest.skip("8-bit weights saturate ONNX Runtime's int16 pair sums without VNNI")
         monkeypatch.setattr(quantize, "weight_scheme", lambda: scheme)  # the AVX2 choice, here
-    fp32 = gcdance.Generator(bundle, device="cpu", threads=1)
-    int8 = gcdance.Generator(bundle, device="cpu", threads=1, precision="int8")
+    fp32 = gcdance.Generator(bundle, provider="cpu", threads=1)
+    int8 = gcdance.Generator(bundle, provider="cpu", threads=1, precision="int8")
     assert "precision='int8'" in repr(int8)
     assert quantize.int8_path(load_bundle(bundle)).name.endswith(f"-{scheme.name}.onnx")
     a = fp32.generate(clicks(5.0), "Jazz", seed=2, steps=6)
@@ -89,7 +90,7 @@ def test_reduced_range_weights_cannot_saturate(bundle: Path, cache: Path) -> Non
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     weights = [inits[n.input[1]] for n in graph.node  # B, the weight, of each integer MatMul
                if n.op_type in {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}]
-    assert len(weights) == len(quantize.layer_matmuls(load_bundle(bundle).split.step_path))
+    assert len(weights) == len(quantize.layer_matmuls(load_bundle(bundle).graphs.denoiser))
     assert all(w.dtype == np.int8 for w in weights)
     # a u8 x s8 pair sums to at most 2 * 255 * 64 = 32640: within int16 on every CPU
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
@@ -124,7 +125,7 @@ def test_weight_scheme_follows_the_cpu_and_keys_the_cache(bundle: Path, cache: P
 
 def test_bad_precision_is_refused(bundle: Path, cache: Path) -> None:
     with pytest.raises(gcdance.InputError, match="unknown precision 'int4'"):
-        gcdance.Generator(bundle, device="cpu", precision="int4")
+        gcdance.Generator(bundle, provider="cpu", precision="int4")
     assert not (cache / "int8").exists()
 
 
@@ -169,7 +170,7 @@ def test_int8_refuses_a_graph_without_layers(cache: Path, tmp_path: Path) -> Non
 
     from types import SimpleNamespace
 
-    plain = SimpleNamespace(split=None, denoiser_path=path,  # what int8_graph reads of a bundle
+    plain = SimpleNamespace(graphs=SimpleNamespace(denoiser=path),  # what int8_graph reads
                             manifest={"files": {"plain.onnx": {"sha256": "ab" * 32}}})
     with pytest.raises(gcdance.EngineError, match="no MatMul with a weight in nodes named"):
         quantize.int8_graph(plain)  # type: ignore[arg-type]
@@ -187,9 +188,9 @@ def test_int8_refused_on_gpu_providers(bundle: Path, monkeypatch: pytest.MonkeyP
 
 def test_quantize_command_builds_the_graph(bundle: Path, cache: Path,
                                            capsys: pytest.CaptureFixture) -> None:
-    assert quantize.main(["--bundle", str(bundle), "--single-graph"]) == 0
+    assert quantize.main(["--bundle", str(bundle)]) == 0
     out = Path(capsys.readouterr().out.strip())
-    assert out == quantize.int8_path(load_bundle(bundle), split=False) and out.is_file()
+    assert out == quantize.int8_path(load_bundle(bundle)) and out.is_file()
     assert quantize.main(["--bundle", str(bundle), "--weights", "s8-tensor"]) == 0
     out = Path(capsys.readouterr().out.strip())
     assert out.name.endswith("-s8-tensor.onnx") and out.is_file()  # built for another CPU

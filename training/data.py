@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gcdance.cache import cache_dir
 from gcdance.errors import DataFormatError, InputError
 from gcdance.genres import REGISTRY, control_prompt
 from gcdance.layout import get_layout
@@ -69,9 +70,7 @@ FEATURE_PRESETS: dict[str, tuple[str, ...]] = {
 
 
 def _default_cache_dir() -> str:
-    env = os.environ.get("GCDANCE_CACHE")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "gcdance"
-    return str(root / "training")
+    return str(cache_dir("training"))
 
 
 @dataclass(frozen=True)

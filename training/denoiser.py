@@ -1,4 +1,4 @@
-"""The GCDance denoiser (SPEC section 3, paper section III-A): two FiLM Transformer decoders.
+"""The GCDance denoiser (docs/spec.md section 3, paper III-A): two FiLM Transformer decoders.
 
 Inputs (``GCDanceDenoiser.forward``; B = batch, N = frames, both dynamic)::
 

@@ -1,4 +1,5 @@
-"""Gaussian diffusion for training (SPEC section 4): cosine schedule, x0 prediction, ``q_sample``.
+"""Gaussian diffusion for training (docs/spec.md section 4): cosine schedule, x0 prediction,
+``q_sample``.
 
 The schedule itself comes from :mod:`gcdance.schedule` (float64 numpy, the single source of
 truth shared with the samplers); here it is held as float32 buffers for training.

@@ -1,4 +1,4 @@
-"""The five training objectives (paper section III-B, SPEC section 5).
+"""The five training objectives (paper section III-B, docs/spec.md section 5).
 
 All motion tensors are ``(B, T, layout.dim)`` in the normalizer's [-1, 1] space, the space the
 denoiser predicts x0 in. Reductions are means over every element (EDGE's ``MSELoss``), the

@@ -84,6 +84,7 @@ from gcdance.schedule import TABLE_KEYS, ddim_schedule, validate_schedule
 from gcdance.stitching import (
     HOP_FRAMES,
     WINDOW_FRAMES,
+    check_windows,
     handover_weights,
     plan_windows,
     split_windows,
@@ -419,9 +420,8 @@ def sample_windows(
                              f"{tuple(mask_t.shape)}")
         if not torch.isfinite(known_t[mask_t]).all():
             raise InputError("the known motion has NaN or inf where the mask keeps it")
-    if hop is not None and not (length <= 2 * hop and hop <= length):
-        raise InputError(f"hop must be in {-(-length // 2)}..{length} (half the window to the "
-                         f"window: the handover reads frames no other window blends), got {hop}")
+    if hop is not None:
+        check_windows(length, hop, anchored=anchor is not None)
     if anchor is not None and hop is None and w > 1:
         raise InputError("root anchoring chains consecutive windows: give their hop")
     coeffs = step_coefficients(schedule, device)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <set>
 
 #include "gcdance/runtime.h"
 
@@ -22,27 +23,34 @@ void RequireFinite(const float* data, int64_t rows, int64_t cols, const std::str
   }
 }
 
-// Writes `value` into element `i` of a tensor of any numeric element type.
-void SetScalar(HostTensor& t, size_t i, double value) {
-  void* p = t.data();
-  switch (t.type()) {
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: static_cast<float*>(p)[i] = float(value); break;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: static_cast<double*>(p)[i] = value; break;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: static_cast<int64_t*>(p)[i] = int64_t(value); break;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: static_cast<int32_t*>(p)[i] = int32_t(value); break;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: static_cast<bool*>(p)[i] = value != 0.0; break;
-    default:
-      throw Error("unsupported element type " + TypeName(t.type()) +
-                  " for a denoiser timestep or condition-mask input");
+// A graph's input or output `name` must exist with this rank, last dimension (> 0: fixed) and
+// element type: the bundle's graphs are the engine's contract.
+void Expect(const OrtModel& model, bool input, const std::string& name, size_t rank,
+            int64_t last, ONNXTensorElementDataType type) {
+  const auto& infos = input ? model.inputs() : model.outputs();
+  const TensorInfo& info = infos[input ? model.input_index(name) : model.output_index(name)];
+  const bool shape_ok = info.shape.size() == rank &&
+                        (last <= 0 || info.shape.back() < 0 || info.shape.back() == last);
+  if (!shape_ok || info.type != type) {
+    throw Error("graph '" + model.model_path() + "' " + (input ? "input" : "output") + " '" +
+                name + "' is " + TypeName(info.type) + " " + ShapeString(info.shape) +
+                "; the engine needs " + TypeName(type) + " of rank " + Num(int64_t(rank)) +
+                (last > 0 ? " with last dimension " + Num(last) : std::string()) +
+                " (re-export the bundle with this gcdance)");
   }
 }
 
-void CheckInput(const TensorInfo& info, size_t rank, int64_t last, const std::string& role) {
-  if (info.shape.size() != rank ||
-      (last > 0 && info.shape.back() >= 0 && info.shape.back() != last)) {
-    throw Error("denoiser input '" + info.name + "' (" + role + ") has shape " +
-                ShapeString(info.shape) + "; the manifest implies rank " + std::to_string(rank) +
-                (last > 0 ? " with last dimension " + Num(last) : std::string()));
+// The names of a graph's inputs (or outputs) must be exactly `names`.
+void ExpectNames(const OrtModel& model, bool input, std::set<std::string> names) {
+  std::set<std::string> got;
+  for (const auto& info : input ? model.inputs() : model.outputs()) got.insert(info.name);
+  if (got != names) {
+    std::string want, have;
+    for (const auto& n : names) want += (want.empty() ? "" : ", ") + n;
+    for (const auto& n : got) have += (have.empty() ? "" : ", ") + n;
+    throw Error("graph '" + model.model_path() + "' has " + (input ? "inputs" : "outputs") +
+                " {" + have + "}; the engine needs {" + want + "} (re-export the bundle with "
+                "this gcdance)");
   }
 }
 
@@ -57,13 +65,6 @@ void FillMusic(const float* music, int64_t frames, int64_t W, const ModelConfig&
     }
   }
   std::memcpy(out + size_t(W) * L * md, out, size_t(W) * L * md * sizeof(float));
-}
-
-// `rows` copies of one row of `cols` floats.
-void FillRows(const float* row, int64_t cols, int64_t rows, float* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    std::memcpy(out + size_t(r * cols), row, size_t(cols) * sizeof(float));
-  }
 }
 
 }  // namespace
@@ -86,195 +87,111 @@ void NormalNoise::Fill(float* out, size_t n) {
   }
 }
 
-Model::Model(const std::string& onnx_path, ModelConfig config, const SessionConfig& session)
-    : config_(std::move(config)) {
+Model::Model(ModelConfig config, const SessionConfig& session) : config_(std::move(config)) {
   const ModelConfig& c = config_;
-  if (c.dim < 1 || c.music_dim < 1 || c.text_dim < 1) {
-    throw InputError("model config needs positive dim, music_dim and text_dim; got dim=" +
-                     Num(c.dim) + ", music_dim=" + Num(c.music_dim) +
-                     ", text_dim=" + Num(c.text_dim));
+  // Memory-safety guards only: the sampling rules are the bundle loader's (gcdance.sampling).
+  if (c.dim < 1 || c.music_dim < 1 || c.text_dim < 1 || c.cache_dim < 1) {
+    throw InputError("model config needs positive dim, music_dim, text_dim and cache_dim; got " +
+                     Num(c.dim) + ", " + Num(c.music_dim) + ", " + Num(c.text_dim) + ", " +
+                     Num(c.cache_dim));
   }
-  PlanWindows(c.window, c.window, c.hop);  // validates window and hop
+  PlanWindows(c.window, c.window, c.hop);  // window >= 1, 1 <= hop <= window
   if (c.anchor_dims.size() != c.anchor_zero.size()) {
-    throw InputError("anchor_dims and anchor_zero differ in length (" +
-                     Num(int64_t(c.anchor_dims.size())) + " vs " +
-                     Num(int64_t(c.anchor_zero.size())) + ")");
+    throw InputError("anchor_dims and anchor_zero differ in length");
   }
-  for (size_t i = 0; i < c.anchor_dims.size(); ++i) {
-    const int64_t d = c.anchor_dims[i];
-    if (d < 0 || d >= c.dim) {
-      throw InputError("anchor dim " + Num(d) + " is outside the motion's dims 0.." +
-                       Num(c.dim - 1));
-    }
-    if (std::count(c.anchor_dims.begin(), c.anchor_dims.end(), d) > 1) {
-      throw InputError("anchor dim " + Num(d) + " is listed twice");
-    }
+  for (const int64_t d : c.anchor_dims) {
+    if (d < 0 || d >= c.dim) throw InputError("anchor dim " + Num(d) + " is outside the motion");
   }
-  if (int64_t(c.handover.size()) != c.window - c.hop) {
-    throw InputError("the handover weights must have window - hop = " + Num(c.window - c.hop) +
-                     " values, got " + Num(int64_t(c.handover.size())));
+  if (int64_t(c.norm_center.size()) != c.dim || int64_t(c.norm_half_range.size()) != c.dim) {
+    throw InputError("normalizer center/half_range must have " + Num(c.dim) + " values");
   }
-  for (const float beta : c.handover) {
-    if (!(beta >= 0.0f && beta <= 1.0f)) {  // also refuses NaN
-      throw InputError("handover weights must lie in [0, 1], got " + std::to_string(beta) +
-                       " (gcdance.stitching.handover_weights)");
-    }
+  if (c.rot_start < 0 || c.num_joints < 0 || c.rot_start + 6 * c.num_joints > c.dim) {
+    throw InputError("rotation blocks exceed the motion's " + Num(c.dim) + " dims");
   }
-  if (!c.anchor_dims.empty() && c.hop >= c.window) {
-    throw InputError("root anchoring chains overlapping windows: hop (" + Num(c.hop) +
-                     ") must be smaller than the window (" + Num(c.window) + ")");
+  for (const char* name : {"timestep", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar", "sigma"}) {
+    column(name);
   }
-  const bool has_norm = !c.norm_center.empty() || !c.norm_half_range.empty();
-  if (has_norm) {
-    if (int64_t(c.norm_center.size()) != c.dim || int64_t(c.norm_half_range.size()) != c.dim) {
-      throw InputError("normalizer center/half_range must have " + Num(c.dim) + " values, got " +
-                       Num(int64_t(c.norm_center.size())) + "/" +
-                       Num(int64_t(c.norm_half_range.size())));
-    }
-    for (int64_t d = 0; d < c.dim; ++d) {
-      if (!std::isfinite(c.norm_half_range[d]) || c.norm_half_range[d] == 0.0 ||
-          !std::isfinite(c.norm_center[d])) {
-        throw InputError("normalizer dim " + Num(d) + " is not finite or has zero range");
-      }
-    }
-    if (c.rot_start < 0 || c.num_joints < 0 || c.rot_start + 6 * c.num_joints > c.dim) {
-      throw InputError("rotation blocks [" + Num(c.rot_start) + ", " +
-                       Num(c.rot_start + 6 * c.num_joints) + ") exceed the motion's " +
-                       Num(c.dim) + " dims");
-    }
+
+  denoiser_ = std::make_shared<OrtModel>(c.denoiser_path, session);
+  // The graphs around the denoiser run once per generation or are light elementwise work: on
+  // the denoiser's device (TensorRT: the CUDA provider), every node on that device.
+  SessionConfig light = session;
+  light.provider = denoiser_->provider();  // lower-cased and checked
+  if (light.provider == "tensorrt") light.provider = "cuda";
+  if (light.provider != "cpu") light.session_entries["session.disable_cpu_ep_fallback"] = "1";
+  light.cpu_arena = false;  // their intermediates go back to the system after each run
+  condition_ = std::make_shared<OrtModel>(c.condition_path, light);
+  if (light.provider == "cpu") {
+    // A thread pool of its own would only compete with the denoiser's (spinning threads on a
+    // shared core cost a third of a step).
+    light.intra_op_threads = 1;
+    light.allow_spinning = false;
   }
-  const bool loop_graphs = !c.update_graph.empty();
-  if (loop_graphs != !c.upload_graph.empty()) {
-    throw InputError("the device loop needs both its update graph and its upload graph "
-                     "(gcdance.update_graph), or neither");
-  }
-  if (session.cuda_graph && !loop_graphs) {
-    throw InputError("CUDA graphs replay the device loop: give the model its update and upload "
-                     "graphs (gcdance.Generator(loop='device', cuda_graph=True))");
-  }
-  try {
-    ort_ = std::make_shared<OrtModel>(onnx_path, session);
-  } catch (const InputError&) {
-    throw;
-  } catch (const Error& e) {
-    if (!session.cuda_graph) throw;
-    throw Error(std::string(e.what()) + " (with CUDA graphs every node of the denoiser must run "
-                "on the GPU; retry without cuda_graph)");
-  }
-  SessionConfig once = session;  // sessions run once per generation: never captured, and
-  once.cuda_graph = false;        // not worth a TensorRT engine of their own
-  if (ort_->provider() == "tensorrt") once.provider = "cuda";
-  once.cpu_arena = false;         // its large output must not stay in an arena between runs
-  const bool split = !c.condition_path.empty();
-  if (split) {
-    if (c.cache_dim < 1) {
-      throw InputError("split graphs need a positive cache_dim, got " + Num(c.cache_dim));
-    }
-    condition_ = std::make_shared<OrtModel>(c.condition_path, once);
-  }
-  ix = ort_->input_index(c.input_x);
-  it = ort_->input_index(c.input_t);
-  itext = ort_->input_index(c.input_text);
-  icond = ort_->input_index(c.input_cond);
-  ox0 = ort_->output_index(c.output_x0);
-  const auto& in = ort_->inputs();
-  const std::string what = split ? "step graph" : "denoiser";
-  if (in.size() != 5) {
-    throw Error("the " + what + " '" + onnx_path + "' has " + Num(int64_t(in.size())) +
-                " inputs; the engine feeds exactly x_t, t, text_emb, cond_mask and " +
-                (split ? "cond_cache" : "music"));
-  }
-  CheckInput(in[ix], 3, c.dim, "noisy motion");
-  CheckInput(in[it], 1, 0, "timestep");
-  CheckInput(in[itext], 2, c.text_dim, "text embedding");
-  CheckInput(in[icond], 1, 0, "condition mask");
-  std::vector<size_t> floats = {ix, itext};
-  if (split) {
-    icache = ort_->input_index(c.input_cache);
-    CheckInput(in[icache], 3, c.cache_dim, "condition cache");
-    floats.push_back(icache);
-    const auto& cin = condition_->inputs();
-    if (cin.size() != 3) {
-      throw Error("the condition graph '" + c.condition_path + "' has " +
-                  Num(int64_t(cin.size())) + " inputs; expected music, text_emb, cond_mask");
-    }
-    c_music = condition_->input_index(c.input_music);
-    c_text = condition_->input_index(c.input_text);
-    c_cond = condition_->input_index(c.input_cond);
-    c_out = condition_->output_index(c.output_cache);
-    CheckInput(cin[c_music], 3, c.music_dim, "music features");
-    CheckInput(cin[c_text], 2, c.text_dim, "text embedding");
-    CheckInput(cin[c_cond], 1, 0, "condition mask");
-    for (size_t i : {c_music, c_text}) {
-      if (cin[i].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-        throw Error("condition graph input '" + cin[i].name + "' must be float32");
-      }
-    }
-    if (condition_->outputs()[c_out].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-      throw Error("condition graph output '" + c.output_cache + "' must be float32");
-    }
-  } else {
-    imusic = ort_->input_index(c.input_music);
-    CheckInput(in[imusic], 3, c.music_dim, "music features");
-    floats.push_back(imusic);
-  }
-  for (size_t i : floats) {
-    if (in[i].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-      throw Error(what + " input '" + in[i].name + "' must be float32, it is " +
-                  TypeName(in[i].type));
-    }
-  }
-  if (ort_->outputs()[ox0].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-    throw Error(what + " output '" + c.output_x0 + "' must be float32");
-  }
-  if (loop_graphs) {
-    for (size_t i : {it, icond}) {
-      if (in[i].type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-        throw Error("the device loop feeds the " + what + "'s '" + in[i].name +
-                    "' as float32, but it is " + TypeName(in[i].type) +
-                    "; use the host loop (loop='host')");
-      }
-    }
-    // The update and upload graphs run on the CUDA provider beside a TensorRT denoiser, every
-    // node on the GPU: a node ONNX Runtime would run on the CPU (and copy for) is an error.
-    SessionConfig loop = session;
-    if (ort_->provider() == "tensorrt") loop.provider = "cuda";
-    if (ort_->provider() != "cpu") loop.session_entries["session.disable_cpu_ep_fallback"] = "1";
-    // On the CPU the update is light elementwise work: a thread pool of its own would only
-    // compete with the denoiser's (spinning threads on a shared core cost a third of a step).
-    // Its intermediates go back to the system after each run instead of growing an arena.
-    if (ort_->provider() == "cpu") {
-      loop.intra_op_threads = 1;
-      loop.allow_spinning = false;
-      loop.cpu_arena = false;
-    }
-    try {
-      update_ = std::make_shared<OrtModel>("<update graph>", c.update_graph, loop);
-      loop.cuda_graph = false;
-      upload_ = std::make_shared<OrtModel>("<upload graph>", c.upload_graph, loop);
-    } catch (const Error& e) {
-      throw Error(std::string(e.what()) + " (the device loop's graphs must run wholly on the '" +
-                  loop.provider + "' provider; use the host loop, loop='host', meanwhile)");
-    }
-  }
+  sampler_ = std::make_shared<OrtModel>(c.sampler_path, light);
+  upload_ = std::make_shared<OrtModel>(c.upload_path, light);
+  CheckGraphs();
 }
 
-Generator::Generator(std::shared_ptr<Model> model, bool device_loop, bool keep_shapes)
-    : model_(std::move(model)), binding_(model_->ort()) {
-  if (model_->ort()->cuda_graph() && !device_loop) {
-    throw InputError("this Model replays CUDA graphs, which only the device loop's fixed "
-                     "buffers allow: create the Generator with device_loop=True");
+int64_t Model::column(const std::string& name) const {
+  const auto& cols = config_.schedule_columns;
+  const auto it = std::find(cols.begin(), cols.end(), name);
+  if (it == cols.end()) {
+    throw InputError("the schedule table has no column '" + name + "' (gcdance.schedule)");
   }
-  if (keep_shapes && !device_loop) {
-    throw InputError("keep_shapes applies to the device loop's buffer sets: create the "
-                     "Generator with device_loop=True");
-  }
-  if (device_loop) {
-    device_ = std::make_unique<DeviceLoop>(model_, keep_shapes);
-  } else if (model_->split()) {
-    condition_ = std::make_unique<Binding>(model_->condition());
-  }
+  return int64_t(it - cols.begin());
 }
+
+void Model::CheckGraphs() const {
+  const ModelConfig& c = config_;
+  constexpr auto f32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  ExpectNames(*condition_, true, {"music", "text_emb", "cond_mask"});
+  ExpectNames(*condition_, false, {"cond_cache"});
+  Expect(*condition_, true, "music", 3, c.music_dim, f32);
+  Expect(*condition_, true, "text_emb", 2, c.text_dim, f32);
+  Expect(*condition_, true, "cond_mask", 1, 0, f32);
+  Expect(*condition_, false, "cond_cache", 3, c.cache_dim, f32);
+  ExpectNames(*denoiser_, true, {"x_t", "t", "text_emb", "cond_mask", "cond_cache"});
+  ExpectNames(*denoiser_, false, {"x0"});
+  Expect(*denoiser_, true, "x_t", 3, c.dim, f32);
+  Expect(*denoiser_, true, "t", 1, 0, f32);
+  Expect(*denoiser_, true, "text_emb", 2, c.text_dim, f32);
+  Expect(*denoiser_, true, "cond_mask", 1, 0, f32);
+  Expect(*denoiser_, true, "cond_cache", 3, c.cache_dim, f32);
+  Expect(*denoiser_, false, "x0", 3, c.dim, f32);
+  const bool anchored = !c.anchor_dims.empty();
+  std::set<std::string> in = {"x",    "x0_pair", "step",        "table", "noise_index",
+                              "z",    "zq",      "known",       "mask",  "prev_window",
+                              "head", "batch_zeros"};
+  std::set<std::string> out = {"x_next", "step_next", "x_in_next", "t_next"};
+  if (anchored) {
+    in.insert("anchors");
+    out.insert("anchors_next");
+  }
+  ExpectNames(*sampler_, true, in);
+  ExpectNames(*sampler_, false, out);
+  Expect(*sampler_, true, "x", 3, c.dim, f32);
+  // The window plan is baked into the sampler step: its window length must be this one.
+  const auto& x_shape = sampler_->inputs()[sampler_->input_index("x")].shape;
+  if (x_shape[1] != c.window) {
+    throw Error("graph '" + sampler_->model_path() + "' was built for windows of " +
+                Num(x_shape[1]) + " frames, the model's are " + Num(c.window) +
+                " (re-export the bundle with this gcdance)");
+  }
+  Expect(*sampler_, true, "table", 2, int64_t(c.schedule_columns.size()), f32);
+  if (anchored) {
+    Expect(*sampler_, true, "anchors", 2, int64_t(c.anchor_dims.size()), f32);
+  }
+  std::set<std::string> uploads = {"x",     "anchors", "step", "x_in",  "t",
+                                   "music", "text",    "cond", "known", "mask",
+                                   "z",     "zq",      "table", "noise_index",
+                                   "prev_window", "head", "batch_zeros"};
+  ExpectNames(*upload_, true, uploads);
+  std::set<std::string> to;
+  for (const auto& name : uploads) to.insert("to_" + name);
+  ExpectNames(*upload_, false, to);
+}
+
+Generator::Generator(std::shared_ptr<Model> model) : model_(std::move(model)), loop_(model_) {}
 
 WindowPlan Generator::Plan(int64_t frames) const {
   const ModelConfig& c = model_->config();
@@ -285,8 +202,7 @@ void Generator::Reserve(int64_t num_windows) {
   if (num_windows == num_windows_) return;
   num_windows_ = -1;  // set again only once every buffer matches
   const ModelConfig& c = model_->config();
-  const int64_t W = num_windows, L = c.window, B = 2 * num_windows;
-  const size_t n = size_t(W * L * c.dim);
+  const size_t n = size_t(num_windows * c.window * c.dim);
   auto size = [&](auto* v, size_t count) {
     if (v->capacity() < count) ++allocations_;
     v->assign(count, 0);
@@ -294,160 +210,57 @@ void Generator::Reserve(int64_t num_windows) {
   size(&x_, n);
   size(&known_, n);
   size(&mask_, n);
-  anchors_.assign(size_t(W) * c.anchor_dims.size(), 0.0f);
-  if (device_) {  // the DeviceLoop holds the rest
-    num_windows_ = num_windows;
-    return;
-  }
-  for (auto* v : {&x0_, &noise_z_, &noise_zq_}) size(v, n);
-  std::vector<std::vector<int64_t>> shapes(model_->ort()->inputs().size());
-  shapes[model_->ix] = {B, L, c.dim};
-  shapes[model_->it] = {B};
-  shapes[model_->itext] = {B, c.text_dim};
-  shapes[model_->icond] = {B};
-  if (model_->split()) {
-    shapes[model_->icache] = {B, L, c.cache_dim};
-    std::vector<std::vector<int64_t>> cshapes(model_->condition()->inputs().size());
-    cshapes[model_->c_music] = {B, L, c.music_dim};
-    cshapes[model_->c_text] = {B, c.text_dim};
-    cshapes[model_->c_cond] = {B};
-    condition_->Prepare(cshapes);
-    HostTensor& ccond = condition_->input(model_->c_cond);
-    for (int64_t b = 0; b < B; ++b) SetScalar(ccond, size_t(b), b < W ? 1.0 : 0.0);
-  } else {
-    shapes[model_->imusic] = {B, L, c.music_dim};
-  }
-  binding_.Prepare(shapes);
-  HostTensor& cond = binding_.input(model_->icond);
-  for (int64_t b = 0; b < B; ++b) SetScalar(cond, size_t(b), b < W ? 1.0 : 0.0);
-  num_windows_ = num_windows;  // W, as the buffers now are
+  anchors_.assign(size_t(num_windows) * c.anchor_dims.size(), 0.0f);
+  num_windows_ = num_windows;
 }
 
-// Step 4 of the reference (training.sampler.update_anchors): where each window starts on the
-// anchor dims, chained over windows, from g = x0 + previous offset (`x0` (W, L, D) plus `add`
-// (W, K)); without `x0`, g equals the normalized zero on the anchor dims (before the first
-// step). Known values replace g where the mask keeps them.
-void Generator::UpdateAnchors(const float* x0, const float* add, bool masked) {
+// Reference step 4 before the first step: each window's start on the anchor dims, chained over
+// windows, from the normalized zero (known values where the mask keeps them).
+void Generator::InitialAnchors(bool masked) {
   const ModelConfig& c = model_->config();
   const int64_t W = num_windows_, L = c.window, D = c.dim;
   const size_t K = c.anchor_dims.size();
   auto r = [&](int64_t w, int64_t f, size_t k) {
     const size_t i = size_t((w * L + f) * D + c.anchor_dims[k]);
-    if (masked && mask_[i]) return known_[i];
-    return x0 == nullptr ? c.anchor_zero[k] : x0[i] + add[size_t(w) * K + k];
+    return masked && mask_[i] ? known_[i] : c.anchor_zero[k];
   };
   for (size_t k = 0; k < K; ++k) {
     const float first = r(0, 0, k) - c.anchor_zero[k];
     anchors_[k] = first;
-    double cumulative = 0.0;  // torch's CPU cumsum accumulates in double
+    double cumulative = 0.0;  // the update graph accumulates in double, as torch's CPU cumsum
     for (int64_t w = 0; w + 1 < W; ++w) {
-      const float step = r(w, c.hop, k) - r(w, 0, k);
-      cumulative += step;
+      cumulative += r(w, c.hop, k) - r(w, 0, k);
       anchors_[size_t(w + 1) * K + k] = first + static_cast<float>(cumulative);
     }
   }
 }
 
-void Generator::NetworkInput(float sab, float* xin) const {
-  const ModelConfig& c = model_->config();
-  const int64_t W = num_windows_, L = c.window, D = c.dim;
-  const size_t K = c.anchor_dims.size(), frame_dims = size_t(L * D);
-  std::memcpy(xin, x_.data(), size_t(W) * frame_dims * sizeof(float));
-  for (int64_t w = 0; w < W; ++w) {
-    for (size_t k = 0; k < K; ++k) {
-      const float shift = sab * anchors_[size_t(w) * K + k];
-      float* p = xin + size_t(w) * frame_dims + size_t(c.anchor_dims[k]);
-      for (int64_t f = 0; f < L; ++f) p[f * D] = p[f * D] - shift;
-    }
-  }
-}
-
-void Generator::Step(const float* coef, const float* z, const float* zq, bool masked) {
-  const ModelConfig& c = model_->config();
-  const int64_t W = num_windows_, L = c.window, D = c.dim;
-  const size_t n = size_t(W * L * D), frame_dims = size_t(L * D);
-  const size_t K = c.anchor_dims.size();
-  const float sab = coef[kSqrtAlphaBar], s1mab = coef[kSqrtOneMinusAlphaBar];
-  const float sab_prev = coef[kSqrtAlphaBarPrev], s1mab_prev = coef[kSqrtOneMinusAlphaBarPrev];
-  const float sigma = coef[kSigma], eps_coef = coef[kEpsCoef], guidance = coef[kGuidance];
-
-  // 0. The network's input, twice (conditional and unconditional halves), window-relative.
-  float* xin = static_cast<float*>(binding_.input(model_->ix).data());
-  NetworkInput(sab, xin);
-  std::memcpy(xin + n, xin, n * sizeof(float));
-  HostTensor& t = binding_.input(model_->it);
-  for (int64_t b = 0; b < 2 * W; ++b) SetScalar(t, size_t(b), coef[kTimestep]);
-
-  // 1. One forward over the batch of two.
-  binding_.Run();
-  const float* out = static_cast<const float*>(binding_.output(model_->ox0).data());
-
-  // 2-3. Guidance and clamp.
-  for (size_t i = 0; i < n; ++i) {
-    const float cond = out[i], uncond = out[n + i];
-    x0_[i] = std::clamp(uncond + guidance * (cond - uncond), -1.0f, 1.0f);
-  }
-  // 4. Root anchoring: new offset from g = x0 + previous offset, then x0 += new offset.
-  if (K > 0) {
-    scratch_.assign(anchors_.begin(), anchors_.end());
-    UpdateAnchors(x0_.data(), scratch_.data(), masked);
-    for (int64_t w = 0; w < W; ++w) {
-      for (size_t k = 0; k < K; ++k) {
-        const float a = anchors_[size_t(w) * K + k];
-        float* p = x0_.data() + size_t(w) * frame_dims + size_t(c.anchor_dims[k]);
-        for (int64_t f = 0; f < L; ++f) p[f * D] = p[f * D] + a;
-      }
-    }
-  }
-  // 4b. Window w + 1 takes its prediction of the overlap over from window w's (frames from hop
-  // on are never blended themselves, so the order over windows does not matter).
-  const int64_t o = L - c.hop;
-  for (int64_t w = 0; w + 1 < W; ++w) {
-    const float* prev = x0_.data() + size_t(w) * frame_dims + size_t(c.hop * D);
-    float* own = x0_.data() + size_t(w + 1) * frame_dims;
-    for (int64_t f = 0; f < o; ++f) {
-      const float beta = c.handover[size_t(f)];
-      for (int64_t d = 0; d < D; ++d) {
-        const size_t i = size_t(f * D + d);
-        own[i] = (1.0f - beta) * prev[i] + beta * own[i];
-      }
-    }
-  }
-  // 5-6. DDIM update (left to right, as the reference).
-  for (size_t i = 0; i < n; ++i) {
-    const float eps = (x_[i] - sab * x0_[i]) / s1mab;
-    const float base = sab_prev * x0_[i] + eps_coef * eps;
-    x_[i] = z != nullptr ? base + sigma * z[i] : base;
-  }
-  // 7. Inpainting (Eq. 15) as a select.
-  if (masked) {
-    for (size_t i = 0; i < n; ++i) {
-      if (mask_[i]) x_[i] = sab_prev * known_[i] + s1mab_prev * zq[i];
-    }
-  }
-}
-
-void Generator::RunOnDevice(const GenerateRequest& req, bool masked) {
-  const ModelConfig& c = model_->config();
-  const int64_t W = num_windows_, S = req.steps, C = kScheduleColumns;
+void Generator::Upload(const GenerateRequest& req, bool masked) {
+  const Model& m = *model_;
+  const ModelConfig& c = m.config();
+  const int64_t W = num_windows_, L = c.window, D = c.dim, S = req.steps;
+  const int64_t C = int64_t(c.schedule_columns.size());
   const size_t n = x_.size(), K = c.anchor_dims.size();
   const bool injected = req.x_T != nullptr;
-  auto sigma = [&](int64_t s) { return req.schedule[s * C + kSigma]; };
+  const int64_t col_sigma = m.column("sigma"), col_t = m.column("timestep"),
+                col_sab = m.column("sqrt_alpha_bar");
+  auto sigma = [&](int64_t s) { return req.schedule[s * C + col_sigma]; };
   // Noise slabs: 0 is zeros; injected noise has one per step, seeded noise one per step that
-  // draws it (sigma != 0), in the host loop's order so that one seed gives one dance.
+  // draws it (sigma != 0), so that one seed gives one dance whatever the slab layout.
   int64_t z_slabs = 1;
   for (int64_t s = 0; s < S; ++s) z_slabs += injected || sigma(s) != 0.0f;
-  device_->Reserve(W, S, z_slabs, masked ? S + 1 : 1);
-  DeviceLoop& loop = *device_;
-  auto f32 = [&](const char* name) { return static_cast<float*>(loop.host(name).data()); };
-  auto i64 = [&](const char* name) { return static_cast<int64_t*>(loop.host(name).data()); };
+  loop_.Reserve(W, S, z_slabs, masked ? S + 1 : 1);
+  auto f32 = [&](const char* name) { return static_cast<float*>(loop_.host(name).data()); };
+  auto i64 = [&](const char* name) { return static_cast<int64_t*>(loop_.host(name).data()); };
 
   FillMusic(req.music, req.frames, W, c, f32("music"));
-  FillRows(req.text, c.text_dim, 2 * W, f32("text"));
-  bool* mask = static_cast<bool*>(loop.host("mask").data());
+  float* text = f32("text");
+  for (int64_t r = 0; r < 2 * W; ++r) {
+    std::memcpy(text + r * c.text_dim, req.text, size_t(c.text_dim) * sizeof(float));
+  }
+  bool* mask = static_cast<bool*>(loop_.host("mask").data());
   for (size_t i = 0; i < n; ++i) mask[i] = masked && mask_[i] != 0;
   std::memcpy(f32("known"), known_.data(), n * sizeof(float));
-  if (!masked) std::memset(f32("known"), 0, n * sizeof(float));
   float* table = f32("table");  // the last row repeated: step S - 1 reads "the next step" too
   std::memcpy(table, req.schedule, size_t(S * C) * sizeof(float));
   std::memcpy(table + S * C, req.schedule + (S - 1) * C, size_t(C) * sizeof(float));
@@ -487,17 +300,25 @@ void Generator::RunOnDevice(const GenerateRequest& req, bool masked) {
   }
 
   std::memcpy(f32("x"), x_.data(), n * sizeof(float));
-  std::memset(f32("anchors"), 0, loop.host("anchors").bytes());
+  std::memset(f32("anchors"), 0, loop_.host("anchors").bytes());
   if (K > 0) {
-    UpdateAnchors(nullptr, nullptr, masked);  // offset before step 0
+    InitialAnchors(masked);
     std::memcpy(f32("anchors"), anchors_.data(), anchors_.size() * sizeof(float));
   }
   i64("step")[0] = 0;
+  // Step 0's network input: x with the window starts removed on the anchor dims, twice.
   float* x_in = f32("x_in");
-  NetworkInput(req.schedule[kSqrtAlphaBar], x_in);
+  std::memcpy(x_in, x_.data(), n * sizeof(float));
+  const float sab = req.schedule[col_sab];
+  for (int64_t w = 0; w < W; ++w) {
+    for (size_t k = 0; k < K; ++k) {
+      const float shift = sab * anchors_[size_t(w) * K + k];
+      float* p = x_in + size_t(w * L * D + c.anchor_dims[k]);
+      for (int64_t f = 0; f < L; ++f) p[f * D] = p[f * D] - shift;
+    }
+  }
   std::memcpy(x_in + n, x_in, n * sizeof(float));
-  std::fill(f32("t"), f32("t") + 2 * W, req.schedule[kTimestep]);
-  loop.Run(req.progress, x_.data());
+  std::fill(f32("t"), f32("t") + 2 * W, req.schedule[col_t]);
 }
 
 void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows,
@@ -508,6 +329,7 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
                      "thread (they may share the Model)");
   }
   const ModelConfig& c = model_->config();
+  const int64_t C = int64_t(c.schedule_columns.size());
   if (req.music == nullptr || req.text == nullptr || req.schedule == nullptr) {
     throw InputError("generate needs music features, a text embedding and a schedule table");
   }
@@ -523,106 +345,52 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
   }
   RequireFinite(req.music, req.frames, c.music_dim, "music features", "frame");
   RequireFinite(req.text, 1, c.text_dim, "the text embedding's values", "row");
-  RequireFinite(req.schedule, req.steps, kScheduleColumns, "the schedule table's rows", "step");
+  RequireFinite(req.schedule, req.steps, C, "the schedule table's rows", "step");
+  const int64_t col = model_->column("sqrt_one_minus_alpha_bar");
   for (int64_t s = 0; s < req.steps; ++s) {
-    const float v = req.schedule[s * kScheduleColumns + kSqrtOneMinusAlphaBar];
+    const float v = req.schedule[s * C + col];
     if (!(v > 0.0f)) {
       throw InputError("schedule row " + Num(s) + " has sqrt(1 - alpha_bar) = " +
-                       std::to_string(v) + "; it must be > 0 (is the table's column order "
-                       "gcdance.schedule.TABLE_KEYS?)");
+                       std::to_string(v) + "; it must be > 0");
     }
   }
   const WindowPlan plan = Plan(req.frames);
   const int64_t W = plan.num_windows(), L = c.window, D = c.dim, F = req.frames;
   Reserve(W);
-  const size_t n = size_t(W * L * D);
 
   // Known motion and mask, zero-padded ("unknown") past the end.
+  std::fill(known_.begin(), known_.end(), 0.0f);
+  std::fill(mask_.begin(), mask_.end(), uint8_t(0));
   if (masked) {
     for (int64_t w = 0; w < W; ++w) {
       for (int64_t f = 0; f < L; ++f) {
         const int64_t p = w * c.hop + f;
         const size_t dst = size_t((w * L + f) * D);
-        for (int64_t d = 0; d < D; ++d) {
-          const bool keep = p < F && req.mask[size_t(p * D + d)] != 0;
-          mask_[dst + size_t(d)] = keep;
-          known_[dst + size_t(d)] = keep ? req.known[size_t(p * D + d)] : 0.0f;
-          if (keep && !std::isfinite(known_[dst + size_t(d)])) {
+        for (int64_t d = 0; d < D && p < F; ++d) {
+          const bool keep = req.mask[size_t(p * D + d)] != 0;
+          if (!keep) continue;
+          const float v = req.known[size_t(p * D + d)];
+          if (!std::isfinite(v)) {
             throw InputError("the known motion has NaN or inf at frame " + Num(p) + ", dim " +
                              Num(d) + " where the mask keeps it");
           }
+          mask_[dst + size_t(d)] = 1;
+          known_[dst + size_t(d)] = v;
         }
       }
     }
   }
-  if (device_) {
-    RunOnDevice(req, masked);
-  } else {
-    // Music (reflect-padded) and text, identical in both halves of the batch.
-    Binding& music_binding = model_->split() ? *condition_ : binding_;
-    FillMusic(req.music, F, W, c,
-              static_cast<float*>(
-                  music_binding.input(model_->split() ? model_->c_music : model_->imusic).data()));
-    float* text = static_cast<float*>(binding_.input(model_->itext).data());
-    FillRows(req.text, c.text_dim, 2 * W, text);
-    if (model_->split()) {
-      // The step-invariant cache, once per generation: condition(music, text, cond_mask).
-      std::memcpy(condition_->input(model_->c_text).data(), text,
-                  size_t(2 * W * c.text_dim) * sizeof(float));
-      condition_->Run();
-      const HostTensor& cache = condition_->output(model_->c_out);
-      HostTensor& cache_in = binding_.input(model_->icache);
-      if (cache.bytes() != cache_in.bytes()) {
-        throw Error("the condition graph returned " + ShapeString(cache.shape()) +
-                    ", the step graph takes " + ShapeString(cache_in.shape()));
-      }
-      std::memcpy(cache_in.data(), cache.data(), cache.bytes());
-    }
-
-    NormalNoise rng(req.seed);
-    if (req.x_T != nullptr) {
-      std::memcpy(x_.data(), req.x_T, n * sizeof(float));
-    } else {
-      rng.Fill(x_.data(), n);
-    }
-    if (!c.anchor_dims.empty()) UpdateAnchors(nullptr, nullptr, masked);  // offset before step 0
-
-    for (int64_t s = 0; s < req.steps; ++s) {
-      const float* coef = req.schedule + s * kScheduleColumns;
-      const float* z = nullptr;
-      const float* zq = nullptr;
-      if (req.x_T != nullptr) {
-        z = req.z + size_t(s) * n;
-        zq = masked ? req.zq + size_t(s) * n : nullptr;
-      } else {
-        if (coef[kSigma] != 0.0f) {
-          rng.Fill(noise_z_.data(), n);
-          z = noise_z_.data();
-        }
-        if (masked) {
-          rng.Fill(noise_zq_.data(), n);
-          zq = noise_zq_.data();
-        }
-      }
-      Step(coef, z, zq, masked);
-      if (req.progress && !req.progress(s + 1, req.steps)) {
-        throw Error("generation cancelled after step " + Num(s + 1) + " of " + Num(req.steps));
-      }
-    }
-  }
+  Upload(req, masked);
+  loop_.Run(req.progress, x_.data());
   if (windows != nullptr) windows->assign(x_.begin(), x_.end());
   if (motion == nullptr) return;
-  const bool has_norm = !c.norm_center.empty();
   if (stitch_.capacity() < size_t(plan.padded_frames() * D)) ++allocations_;
-  StitchWindows(x_.data(), has_norm ? c.norm_half_range.data() : nullptr,
-                has_norm ? c.norm_center.data() : nullptr, plan, D, c.rot_start, c.num_joints,
-                has_norm, &stitch_);
+  StitchWindows(x_.data(), c.norm_half_range.data(), c.norm_center.data(), plan, D, c.rot_start,
+                c.num_joints, true, &stitch_);
   motion->resize(size_t(F * D));
   for (size_t i = 0; i < size_t(F * D); ++i) {
     const size_t d = i % size_t(D);
-    const double v = has_norm ? (stitch_[i] - c.norm_center[d]) / c.norm_half_range[d]
-                              : stitch_[i];
-    (*motion)[i] = static_cast<float>(v);
+    (*motion)[i] = static_cast<float>((stitch_[i] - c.norm_center[d]) / c.norm_half_range[d]);
   }
 }
 

@@ -56,8 +56,6 @@ void AppendCuda(Ort::SessionOptions& so, const SessionConfig& config) {
   for (const auto& [k, v] : config.provider_options) {
     if (k.rfind("trt_", 0) != 0) merged[k] = v;
   }
-  // The CUDA provider captures graphs only when it runs the whole model (not behind TensorRT).
-  if (config.cuda_graph && Lower(config.provider) == "cuda") merged["enable_cuda_graph"] = "1";
   KeyValues kv(merged);
   Ort::ThrowOnError(api.UpdateCUDAProviderOptions(options, kv.key_ptrs.data(),
                                                   kv.value_ptrs.data(), kv.keys.size()));
@@ -201,7 +199,6 @@ OrtModel::OrtModel(const std::string& name, const std::string& model_bytes,
 void OrtModel::Create(const SessionConfig& config, const std::string* model_bytes) {
   provider_ = Lower(config.provider);
   device_id_ = config.device_id;
-  cuda_graph_ = config.cuda_graph;
   if (config.intra_op_threads < 0 || config.inter_op_threads < 0) {
     throw InputError("thread counts must be >= 0 (0 = ONNX Runtime's default); got intra_op=" +
                      std::to_string(config.intra_op_threads) +
@@ -248,18 +245,12 @@ void OrtModel::Create(const SessionConfig& config, const std::string* model_byte
                      "': pass the GPU as device_id (gcdance.Generator(device_id=N)) instead");
   }
   for (const char* key : {"enable_cuda_graph", "trt_cuda_graph_enable"}) {
-    // Captures replay fixed addresses: only the device loop's kept buffer sets allow them.
+    // A capture replays fixed addresses, which the loop's in-place resizing would invalidate.
     if (config.provider_options.count(key) != 0) {
-      throw InputError(std::string("provider_options has ") + key + "='" +
-                       config.provider_options.at(key) +
-                       "': CUDA graphs are the engine's cuda_graph=True (provider 'cuda', device "
-                       "loop), which keeps the buffers a capture replays");
+      throw InputError(std::string("provider_options has ") + key +
+                       ": CUDA graphs are not supported by this engine (no GPU run has "
+                       "measured them); remove the option");
     }
-  }
-  if (cuda_graph_ && provider_ != "cuda") {
-    // ONNX Runtime's TensorRT provider keeps one graph per session whatever gpu_graph_id says,
-    // which would replay stale buffers after a reshape.
-    throw InputError("CUDA graphs need the 'cuda' provider, not '" + provider_ + "'");
   }
   try {
     if (provider_ == "tensorrt") AppendTensorRT(so, config);
@@ -294,113 +285,6 @@ size_t OrtModel::input_index(const std::string& name) const {
 
 size_t OrtModel::output_index(const std::string& name) const {
   return IndexOf(outputs_, name, "output", model_path_);
-}
-
-Binding::Binding(std::shared_ptr<OrtModel> model) : model_(std::move(model)) {
-  cpu_memory_ = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault);
-  binding_ = std::make_unique<Ort::IoBinding>(model_->session());
-  input_buffers_.resize(model_->inputs().size());
-  output_buffers_.resize(model_->outputs().size());
-}
-
-HostTensor& Binding::input(size_t i) {
-  if (!input_buffers_.at(i)) {
-    throw Error("input '" + model_->inputs()[i].name + "' has no buffer yet: call Prepare() "
-                "(or run once) first");
-  }
-  return *input_buffers_[i];
-}
-
-const HostTensor& Binding::output(size_t i) const {
-  if (!output_buffers_.at(i)) {
-    throw Error("output '" + model_->outputs()[i].name + "' has no buffer yet: run once first");
-  }
-  return *output_buffers_[i];
-}
-
-void Binding::Prepare(const std::vector<std::vector<int64_t>>& shapes) {
-  const auto& inputs = model_->inputs();
-  if (shapes.size() != inputs.size()) {
-    throw InputError("model '" + model_->model_path() + "' takes " +
-                     std::to_string(inputs.size()) + " inputs, got " +
-                     std::to_string(shapes.size()));
-  }
-  // Validate every shape before replacing any buffer, so a rejected call changes nothing.
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const TensorInfo& info = inputs[i];
-    const auto& shape = shapes[i];
-    bool ok = shape.size() == info.shape.size();
-    for (size_t d = 0; ok && d < shape.size(); ++d) {
-      ok = shape[d] > 0 && (info.shape[d] < 0 || info.shape[d] == shape[d]);
-    }
-    if (!ok) {
-      throw InputError("input '" + info.name + "' expects shape " + ShapeString(info.shape) +
-                       " (? = any size >= 1), got " + ShapeString(shape));
-    }
-  }
-  bool changed = false;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const TensorInfo& info = inputs[i];
-    const auto& shape = shapes[i];
-    if (input_buffers_[i] && input_buffers_[i]->shape() == shape) continue;
-    input_buffers_[i] = std::make_unique<HostTensor>(info.type, shape);
-    ++allocations_;
-    binding_->BindInput(info.name.c_str(), input_buffers_[i]->value());
-    changed = true;
-  }
-  if (changed) outputs_bound_ = false;
-}
-
-void Binding::BindOutputsToOwnBuffers() {
-  // First run for these shapes: ORT allocates the outputs, which tells us their shapes.
-  const auto& outputs = model_->outputs();
-  binding_->ClearBoundOutputs();
-  for (const auto& info : outputs) binding_->BindOutput(info.name.c_str(), cpu_memory_);
-  model_->session().Run(run_options_, *binding_);
-  std::vector<Ort::Value> values = binding_->GetOutputValues();
-  binding_->ClearBoundOutputs();
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    auto shape_info = values[i].GetTensorTypeAndShapeInfo();
-    std::vector<int64_t> shape = shape_info.GetShape();
-    if (!output_buffers_[i] || output_buffers_[i]->shape() != shape) {
-      output_buffers_[i] = std::make_unique<HostTensor>(outputs[i].type, shape);
-      ++allocations_;
-    }
-    std::memcpy(output_buffers_[i]->data(), values[i].GetTensorRawData(),
-                output_buffers_[i]->bytes());
-    binding_->BindOutput(outputs[i].name.c_str(), output_buffers_[i]->value());
-  }
-  outputs_bound_ = true;
-}
-
-void Binding::Run() {
-  const auto& inputs = model_->inputs();
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!input_buffers_[i]) {
-      throw InputError("input '" + inputs[i].name + "' has no buffer: call Prepare() first");
-    }
-  }
-  try {
-    // On CPU the bound values view our buffers. A GPU provider copies a CPU input to the device
-    // when it is bound, so the inputs are re-bound before every run to send their new contents.
-    if (model_->provider() != "cpu") {
-      for (size_t i = 0; i < inputs.size(); ++i) {
-        binding_->BindInput(inputs[i].name.c_str(), input_buffers_[i]->value());
-      }
-    }
-    if (!outputs_bound_) {
-      BindOutputsToOwnBuffers();
-    } else {
-      model_->session().Run(run_options_, *binding_);
-    }
-  } catch (const Ort::Exception& e) {
-    std::string shapes;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      shapes += (i ? ", " : "") + inputs[i].name + ShapeString(input_buffers_[i]->shape());
-    }
-    throw Error("ONNX Runtime failed running '" + model_->model_path() + "' with inputs " +
-                shapes + ": " + e.what());
-  }
 }
 
 }  // namespace gcdance

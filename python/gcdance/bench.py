@@ -8,16 +8,13 @@ schedule table, music features, control embedding and injected noise, in one pro
   ``torch.set_num_threads(threads)``; guidance as one forward over a batch of two per step.
 - Engine: ``gcdance._engine.Generator`` on ONNX Runtime with ``intra_op_threads = threads``;
   the same batch of two per step. Its threads spin between operators like PyTorch's OpenMP
-  threads do by default (``allow_spinning``; ``--no-spin`` turns it off). With the bundle's
-  split graphs (default; ``--single-graph`` turns them off) the music-dependent cache is
-  computed once per generation and only the step graph runs per step: the same model and
-  numbers, less work per step. ``loop`` picks where the step math runs (``auto``: the device
-  loop on GPUs, the host loop on the CPU; ``gcdance.update_graph``); ``cuda_graph`` replays
-  captured GPU steps. On CUDA the engine runs with ``use_tf32=0``; on TensorRT with the
+  threads do by default. The music-dependent cache is computed once per generation
+  (``condition.onnx``) and the denoiser and the sampler step (``sampler_step.onnx``) run per
+  step, as in every generation. On CUDA the engine runs with ``use_tf32=0``; on TensorRT with the
   Generator's options (an FP16 engine, so expect ``max_abs_diff`` around 1e-2, not 1e-5); when
   this torch has CUDA, the PyTorch reference runs on the same GPU with TF32 off (else on the
-  CPU, reported as ``torch_device``). ``precision="int8"`` times the engine with the step
-  graph's weights in int8 (``gcdance.quantize``) against the float32 PyTorch reference, so its
+  CPU, reported as ``torch_device``). ``precision="int8"`` times the engine with the
+  denoiser's weights in int8 (``gcdance.quantize``) against the float32 PyTorch reference, so its
   ``max_abs_diff`` is the quantization's effect, not a parity check.
 
 Each sampler first runs a 2-step warm-up, then ``repeat`` timed runs; the median is reported.
@@ -113,9 +110,9 @@ def _device(provider: str, device_id: int = 0) -> str:
 
 def _bundle_dir(config: str, seed: int) -> Path:
     from . import __version__
+    from .cache import cache_dir
 
-    base = Path(os.environ.get("GCDANCE_CACHE", Path.home() / ".cache" / "gcdance"))
-    return base / "bench" / f"{config}-seed{seed}-v{__version__}"
+    return cache_dir("bench", f"{config}-seed{seed}-v{__version__}")
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -130,14 +127,13 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                   threads: int | None = None, seed: int = 0, repeat: int = 3,
                   provider: str = "cpu", torch_reference: bool = True,
-                  allow_spinning: bool = True, split: bool = True, loop: str = "auto",
-                  cuda_graph: bool = False, precision: str = "fp32", device_id: int = 0,
+                  precision: str = "fp32", device_id: int = 0,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
     from .bundle import load_bundle
     from .engine import native, runtime_info
     from .errors import BundleError
-    from .generator import engine_config, engine_graph, pick_loop, schedule_array
+    from .generator import engine_config, schedule_array
     from .stitching import plan_windows
 
     log = log or (lambda _m: None)
@@ -174,7 +170,6 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         noise["z"] = (rng.standard_normal((steps, *shape)) if np.any(table["sigma"])
                       else np.zeros((steps, *shape))).astype(np.float32)
 
-    loop = pick_loop(loop, provider, cuda_graph)
     if precision not in ("fp32", "int8"):
         raise GCDanceError(f"unknown precision {precision!r}: use fp32 or int8")
     if precision == "int8" and provider != "cpu":
@@ -184,21 +179,17 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         from .tensorrt import EngineProfile, provider_options
 
         profile = EngineProfile(max_windows=max(EngineProfile.max_windows, plan.num_windows))
-        options = provider_options(bundle, profile=profile, split=split)
+        options = provider_options(bundle, profile=profile)
         Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+    denoiser = None
     if precision == "int8":
         from .quantize import int8_graph
 
-        graph = int8_graph(bundle, split)
-    else:
-        graph = engine_graph(bundle, split)
-    model = native().Model(str(graph),
-                           engine_config(bundle, split, device_loop=loop == "device"),
-                           provider=provider, intra_op_threads=threads,
-                           allow_spinning=allow_spinning, device_id=device_id,
-                           provider_options=options,
-                           cuda_graph=cuda_graph)
-    gen = native().Generator(model, device_loop=loop == "device")
+        denoiser = int8_graph(bundle)
+    model = native().Model(engine_config(bundle, denoiser), provider=provider,
+                           intra_op_threads=threads, allow_spinning=True, device_id=device_id,
+                           provider_options=options)
+    gen = native().Generator(model)
     log(f"engine: warm-up, then {repeat} x {steps} steps over {plan.num_windows} window(s)")
     warm = {k: (v[:2] if k == "z" else v) for k, v in noise.items()}
     gen.generate(music, text, rows[:2], seed=seed, **warm)
@@ -209,17 +200,14 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         "device": _device(provider, device_id), "provider": provider, "config": config,
         "frames": frames, "seconds": frames / bundle.fps, "windows": plan.num_windows,
         "steps": steps, "threads": threads, "repeat": repeat,
-        "allow_spinning": allow_spinning, "split_graphs": bool(model.split),
-        "loop": loop, "cuda_graph": cuda_graph, "provider_options": options,
-        "precision": precision,
+        "provider_options": options, "precision": precision,
         "torch_ms": None, "engine_ms": round(engine_ms, 1), "speedup": None,
         "max_abs_diff": None, "max_abs_diff_stitched": None,
         "onnxruntime": runtime_info()["onnxruntime_version"],
         "baseline": "PyTorch reference sampler (training.sampler.sample) under "
                     "torch.inference_mode(), eval mode, guidance as one batch of two per step, "
                     f"torch.set_num_threads({threads}) (its OpenMP threads spin-wait by default); "
-                    f"engine with intra_op_threads={threads}, "
-                    f"allow_spinning={'on' if allow_spinning else 'off'}; "
+                    f"engine with intra_op_threads={threads}, spinning on; "
                     "same weights, schedule, features and injected noise; median of "
                     f"{repeat} runs after a 2-step warm-up",
     }

@@ -3,46 +3,42 @@
 A bundle (written by ``python -m export.bundle``; format described in ``docs/export.md``) is::
 
     manifest.json            format, model config, layout, genres, diffusion, sampling defaults,
-                             feature config, text side, ONNX signature, files (sha256), provenance
-    denoiser.onnx            the x0-predicting denoiser (see "ONNX signature" below)
+                             feature config, text side, ONNX graphs, files (sha256), provenance
+    condition.onnx           the denoiser's step-invariant part, once per generation
+    denoiser.onnx            the denoiser's per-step part
+    sampler_step.onnx        the sampler's step (``export.sampler_graph``)
+    upload.onnx              host -> provider memory copies for the engine
     normalizer.npz           per-dimension min-max normalizer of the motion
     control_embeddings.npz   C_E: one row per genre of the bundle's dataset, in genre-id order
     genre_classifier.npz     classifier P (text embedding -> genre distribution)
     schedule.npz             the default DDIM table (``gcdance.schedule.save_schedule``)
     wav2clip.onnx            optional: the Wav2CLIP feature graph (``export.wav2clip_onnx``)
     text_encoder.onnx        optional: the text encoder graph (``export.text_encoder_onnx``)
-    condition.onnx           optional (``manifest["onnx"]["split"]``): the step-invariant part
-    denoiser_step.onnx       optional: the per-step part (see "Split graphs" below)
 
 :func:`load_bundle` refuses (:class:`~gcdance.errors.BundleError` naming the problem and the fix)
 a missing directory or manifest, a listed file that is missing or whose size or sha256 differs, an
 unknown format or another ``format_version``, and manifest fields that are missing or
 inconsistent with each other or with the files (layout vs model vs normalizer vs ONNX dims, genre
-count vs C_E rows, feature dim vs the model's ``music_dim``, schedule vs sampling defaults). Every
-``.npz`` is read with ``allow_pickle=False``. The ONNX signature is read from the file's protobuf
-header directly (no ``onnx`` package, no session), so a bundle is validated without starting
-ONNX Runtime. This module never imports PyTorch.
+count vs C_E rows, feature dim vs the model's ``music_dim``, schedule vs sampling defaults, the
+window rules of :func:`gcdance.stitching.check_windows`). Every ``.npz`` is read with
+``allow_pickle=False``. The ONNX signatures are read from the files' protobuf headers directly (no
+``onnx`` package, no session), so a bundle is validated without starting ONNX Runtime. This
+module never imports PyTorch.
 
-ONNX signature (``manifest["onnx"]``; B = batch, N = frames, both dynamic; all float32)::
+The denoiser's graphs (``manifest["onnx"]["graphs"]``; B = batch, N = frames, both dynamic; all
+float32; C = ``cache_dim``)::
 
-    x_t        (B, N, dim)        noisy motion, normalized space
-    t          (B,)               diffusion timestep (integer values as float)
-    music      (B, N, music_dim)  per-frame music features
-    text_emb   (B, text_dim)      control embedding C_E
-    cond_mask  (B,)               1 = conditional, 0 = null condition
-    -> x0      (B, N, dim)        predicted clean motion
+    condition.onnx  music (B, N, music_dim), text_emb (B, text_dim), cond_mask (B,)
+                    -> cond_cache (B, N, C)                                   once per generation
+    denoiser.onnx   x_t (B, N, dim), t (B,), text_emb, cond_mask, cond_cache
+                    -> x0 (B, N, dim)                                         every step
 
-Classifier-free guidance is one call over a batch of two: rows ``[:W]`` with ``cond_mask = 1``
-and rows ``[W:]`` (the same inputs) with ``cond_mask = 0``.
-
-Split graphs (optional, ``manifest["onnx"]["split"]``, :attr:`Bundle.split`): the same model cut
-at what stays fixed for a whole generation; C = ``cache_dim``::
-
-    condition.onnx      music, text_emb, cond_mask -> cond_cache (B, N, C)       (once)
-    denoiser_step.onnx  x_t, t, text_emb, cond_mask, cond_cache -> x0 (B, N, dim) (every step)
-
-Their files are hashed like every other, and their signatures are checked against the manifest
-and the model's widths. A bundle without the section is valid (``Bundle.split`` is None).
+``x_t`` is the noisy motion in normalized space, ``t`` the diffusion timestep (integer values as
+float), ``text_emb`` the control embedding C_E, ``cond_mask`` 1 = conditional, 0 = null
+condition. Classifier-free guidance is one call over a batch of two: rows ``[:W]`` with
+``cond_mask = 1`` and rows ``[W:]`` (the same inputs) with ``cond_mask = 0``. The sampler step
+and upload graphs are the engine's (``export.sampler_graph``); the manifest names the schedule
+columns the sampler step reads, which must be :data:`gcdance.schedule.TABLE_KEYS`.
 """
 
 from __future__ import annotations
@@ -66,7 +62,8 @@ from .features.config import FeatureConfig
 from .genres import REGISTRY
 from .layout import MotionLayout
 from .normalizer import MinMaxNormalizer
-from .schedule import ddim_schedule, load_schedule
+from .schedule import TABLE_KEYS, ddim_schedule, load_schedule
+from .stitching import check_windows
 from .text import GenreClassifier, load_control_embeddings
 
 __all__ = [
@@ -75,34 +72,36 @@ __all__ = [
     "CONDITION_INPUTS",
     "CONDITION_OUTPUTS",
     "DEFAULT_BUNDLE_DIR",
+    "DENOISER_FILE",
     "DENOISER_INPUTS",
     "DENOISER_OUTPUTS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "REQUIRED_FILES",
-    "STEP_FILE",
-    "STEP_INPUTS",
-    "STEP_OUTPUTS",
+    "SAMPLER_FILE",
+    "UPLOAD_FILE",
     "Bundle",
+    "Graphs",
     "OnnxSignature",
     "SamplingDefaults",
-    "SplitGraphs",
     "TensorSpec",
     "check_seal",
     "default_bundle_path",
-    "denoiser_io",
     "file_sha256",
+    "graph_io",
     "load_bundle",
     "manifest_digest",
     "read_onnx_signature",
     "seal_manifest",
-    "split_io",
 ]
 
 FORMAT_NAME = "gcdance-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the denoiser in two graphs (condition + step) and the sampler's step
 MANIFEST = "manifest.json"
+CONDITION_FILE = "condition.onnx"
 DENOISER_FILE = "denoiser.onnx"
+SAMPLER_FILE = "sampler_step.onnx"
+UPLOAD_FILE = "upload.onnx"
 NORMALIZER_FILE = "normalizer.npz"
 CONTROL_FILE = "control_embeddings.npz"
 CLASSIFIER_FILE = "genre_classifier.npz"
@@ -110,18 +109,16 @@ SCHEDULE_FILE = "schedule.npz"
 WAV2CLIP_FILE = "wav2clip.onnx"
 TEXT_ENCODER_FILE = "text_encoder.onnx"
 MODEL_CARD_FILE = "MODEL_CARD.md"  # optional (python -m export.model_card)
-REQUIRED_FILES: tuple[str, ...] = (DENOISER_FILE, NORMALIZER_FILE, CONTROL_FILE,
+GRAPH_FILES: dict[str, str] = {"condition": CONDITION_FILE, "denoiser": DENOISER_FILE,
+                               "sampler": SAMPLER_FILE, "upload": UPLOAD_FILE}
+REQUIRED_FILES: tuple[str, ...] = (*GRAPH_FILES.values(), NORMALIZER_FILE, CONTROL_FILE,
                                    CLASSIFIER_FILE, SCHEDULE_FILE)
 """Files every bundle has (``manifest["files"]`` may list optional ones too)."""
 
-DENOISER_INPUTS: tuple[str, ...] = ("x_t", "t", "music", "text_emb", "cond_mask")
-DENOISER_OUTPUTS: tuple[str, ...] = ("x0",)
-CONDITION_FILE = "condition.onnx"
-STEP_FILE = "denoiser_step.onnx"
 CONDITION_INPUTS: tuple[str, ...] = ("music", "text_emb", "cond_mask")
 CONDITION_OUTPUTS: tuple[str, ...] = ("cond_cache",)
-STEP_INPUTS: tuple[str, ...] = ("x_t", "t", "text_emb", "cond_mask", "cond_cache")
-STEP_OUTPUTS: tuple[str, ...] = ("x0",)
+DENOISER_INPUTS: tuple[str, ...] = ("x_t", "t", "text_emb", "cond_mask", "cond_cache")
+DENOISER_OUTPUTS: tuple[str, ...] = ("x0",)
 BATCH_AXIS = "batch"
 FRAMES_AXIS = "frames"
 
@@ -367,23 +364,9 @@ def _parse_model(buf: memoryview) -> OnnxSignature:
     return OnnxSignature(ir_version, opsets, real_inputs, tuple(outputs), metadata, external)
 
 
-def denoiser_io(dim: int, music_dim: int, text_dim: int
-                ) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """The denoiser graph's (inputs, outputs) for the given widths (see the module docstring)."""
-    b, n = BATCH_AXIS, FRAMES_AXIS
-    inputs = (
-        TensorSpec("x_t", "float32", (b, n, dim)),
-        TensorSpec("t", "float32", (b,)),
-        TensorSpec("music", "float32", (b, n, music_dim)),
-        TensorSpec("text_emb", "float32", (b, text_dim)),
-        TensorSpec("cond_mask", "float32", (b,)),
-    )
-    return inputs, (TensorSpec("x0", "float32", (b, n, dim)),)
-
-
-def split_io(dim: int, music_dim: int, text_dim: int, cache_dim: int
+def graph_io(dim: int, music_dim: int, text_dim: int, cache_dim: int
              ) -> dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:
-    """(inputs, outputs) of the split graphs, ``{"condition": ..., "step": ...}``."""
+    """(inputs, outputs) of the denoiser's graphs, ``{"condition": ..., "denoiser": ...}``."""
     b, n = BATCH_AXIS, FRAMES_AXIS
     music = TensorSpec("music", "float32", (b, n, music_dim))
     text = TensorSpec("text_emb", "float32", (b, text_dim))
@@ -391,8 +374,8 @@ def split_io(dim: int, music_dim: int, text_dim: int, cache_dim: int
     cache = TensorSpec("cond_cache", "float32", (b, n, cache_dim))
     return {
         "condition": ((music, text, mask), (cache,)),
-        "step": ((TensorSpec("x_t", "float32", (b, n, dim)), TensorSpec("t", "float32", (b,)),
-                  text, mask, cache), (TensorSpec("x0", "float32", (b, n, dim)),)),
+        "denoiser": ((TensorSpec("x_t", "float32", (b, n, dim)), TensorSpec("t", "float32", (b,)),
+                      text, mask, cache), (TensorSpec("x0", "float32", (b, n, dim)),)),
     }
 
 
@@ -416,20 +399,14 @@ class SamplingDefaults:
 
 
 @dataclass(frozen=True)
-class SplitGraphs:
-    """The split denoiser graphs of a bundle (``manifest["onnx"]["split"]``).
+class Graphs:
+    """The ONNX graphs the engine runs (``manifest["onnx"]["graphs"]``, module docstring)."""
 
-    ``condition_path`` maps ``condition_inputs`` to ``condition_outputs`` (``cond_cache``,
-    width ``cache_dim``); ``step_path`` maps ``step_inputs`` to ``step_outputs`` (``x0``).
-    """
-
-    condition_path: Path
-    step_path: Path
+    condition: Path
+    denoiser: Path
+    sampler: Path
+    upload: Path
     cache_dim: int
-    condition_inputs: tuple[str, ...]
-    condition_outputs: tuple[str, ...]
-    step_inputs: tuple[str, ...]
-    step_outputs: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -440,7 +417,7 @@ class Bundle:
         path: the bundle directory.
         manifest: the parsed ``manifest.json``.
         files: every listed file name -> its absolute path.
-        denoiser_path: ``denoiser.onnx``.
+        graphs: the engine's graphs (:class:`Graphs`).
         model_config: the denoiser configuration (``DenoiserConfig.to_dict()``).
         dim / music_dim / text_dim: motion, music-feature and text-embedding widths.
         layout: the motion layout.
@@ -453,16 +430,14 @@ class Bundle:
         sampling: default sampling settings; ``schedule``: their DDIM table.
         anchor_dims / anchor_zero: root dims made window-relative in training
             (``sampling.relative_axes``) and the normalized value of a raw 0 on them.
-        onnx_inputs / onnx_outputs: the denoiser graph's signature.
         text: the manifest's text section (encoder, template, C_E source).
         provenance: how the bundle was made.
-        split: the split graphs (:class:`SplitGraphs`), or None when the bundle has none.
     """
 
     path: Path
     manifest: dict[str, Any]
     files: dict[str, Path]
-    denoiser_path: Path
+    graphs: Graphs
     model_config: dict[str, Any]
     dim: int
     music_dim: int
@@ -479,19 +454,8 @@ class Bundle:
     schedule: dict[str, np.ndarray] = field(repr=False)
     anchor_dims: tuple[int, ...]
     anchor_zero: np.ndarray
-    onnx_inputs: tuple[TensorSpec, ...]
-    onnx_outputs: tuple[TensorSpec, ...]
     text: dict[str, Any] = field(repr=False)
     provenance: dict[str, Any] = field(repr=False)
-    split: SplitGraphs | None = None
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.onnx_inputs)
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.onnx_outputs)
 
     @property
     def fps(self) -> int:
@@ -772,17 +736,8 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
             raise BundleError(_fix(f"model.{key} is {model[key]} but model.config.{key} is "
                                    f"{want}"))
 
-    # -- ONNX signature ----------------------------------------------------------------------
-    onnx_section = _section(manifest, "onnx")
-    if onnx_section.get("file") != DENOISER_FILE:
-        raise BundleError(_fix(f"manifest onnx.file must be {DENOISER_FILE!r}"))
-    want_in, want_out = denoiser_io(dim, music_dim, text_dim)
-    inputs = _check_io(onnx_section.get("inputs"), want_in, "inputs")
-    outputs = _check_io(onnx_section.get("outputs"), want_out, "outputs")
-    signature = _check_graph(files[DENOISER_FILE], inputs, outputs,
-                             f"dim {dim}, music_dim {music_dim}, text_dim {text_dim}")
-    _check_graph_config(files[DENOISER_FILE], signature, config)
-    split = _check_split(onnx_section, files, dim, music_dim, text_dim)
+    # -- ONNX graphs -------------------------------------------------------------------------
+    graphs = _check_graphs(_section(manifest, "onnx"), files, dim, music_dim, text_dim, config)
 
     # -- normalizer --------------------------------------------------------------------------
     normalizer = MinMaxNormalizer.load(files[NORMALIZER_FILE])
@@ -847,9 +802,10 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         guidance_start=_float(s, "guidance_start", "sampling"),
         window=_int(s, "window", "sampling", 2), hop=_int(s, "hop", "sampling"),
         relative_axes=axes)
-    if sampling.hop > sampling.window:
-        raise BundleError(_fix(f"sampling.hop {sampling.hop} exceeds sampling.window "
-                               f"{sampling.window}"))
+    try:
+        check_windows(sampling.window, sampling.hop, anchored=bool(axes))
+    except GCDanceError as exc:
+        raise BundleError(_fix(f"sampling: {exc}")) from None
     if s.get("schedule") != SCHEDULE_FILE:
         raise BundleError(_fix(f"sampling.schedule must be {SCHEDULE_FILE!r}"))
     schedule = load_schedule(files[SCHEDULE_FILE])
@@ -869,6 +825,7 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
     anchor_dims = tuple(layout.root.start + "xyz".index(a) for a in sorted(axes))
     zero = normalizer.transform(np.zeros(layout.dim))[list(anchor_dims)].astype(np.float32)
     zero.setflags(write=False)
+    _check_sampler_plan(graphs.sampler, dim, sampling, anchor_dims, zero)
     if list(s.get("anchor_dims", [])) != list(anchor_dims):
         raise BundleError(_fix(f"sampling.anchor_dims {s.get('anchor_dims')!r} do not match "
                                f"relative_axes {axes!r} on the {layout.name} layout "
@@ -902,47 +859,61 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         raise BundleError(_fix(f"manifest model_card must be {MODEL_CARD_FILE!r}, listed in "
                                f"files, or absent; got {card!r}"))
     return Bundle(
-        path=root, manifest=manifest, files=files, denoiser_path=files[DENOISER_FILE],
+        path=root, manifest=manifest, files=files, graphs=graphs,
         model_config=dict(config), dim=dim, music_dim=music_dim, text_dim=text_dim,
         layout=layout, normalizer=normalizer, dataset=REGISTRY._check_dataset(dataset),
         genres=registry_names, control_embeddings=control, classifier=classifier,
         features=features, diffusion=dict(diffusion), sampling=sampling, schedule=schedule,
-        anchor_dims=anchor_dims, anchor_zero=zero, onnx_inputs=inputs, onnx_outputs=outputs,
-        text=dict(text), provenance=dict(_section(manifest, "provenance")), split=split,
+        anchor_dims=anchor_dims, anchor_zero=zero, text=dict(text),
+        provenance=dict(_section(manifest, "provenance")),
     )
 
 
-def _check_split(onnx_section: Mapping[str, Any], files: Mapping[str, Path], dim: int,
-                 music_dim: int, text_dim: int) -> SplitGraphs | None:
-    """The validated ``onnx.split`` section, or None when absent (or null)."""
-    section = onnx_section.get("split")
-    if section is None:
-        return None
-    if not isinstance(section, Mapping):
-        raise BundleError(_fix(f"manifest onnx.split must be an object or absent, got "
-                               f"{section!r}"))
-    cache_dim = _int(section, "cache_dim", "onnx.split")
-    expected = split_io(dim, music_dim, text_dim, cache_dim)
+def _check_sampler_plan(path: Path, dim: int, sampling: SamplingDefaults,
+                        anchor_dims: tuple[int, ...], zero: np.ndarray) -> None:
+    """The sampler step must be built for this bundle's dims, window plan and anchors (its
+    metadata, written by ``export.sampler_graph``)."""
+    stored = read_onnx_signature(path).metadata.get("gcdance.sampler_plan")
+    try:
+        plan = json.loads(stored) if stored is not None else None
+    except ValueError:
+        plan = None
+    want = {"dim": dim, "window": sampling.window, "hop": sampling.hop,
+            "anchor_dims": list(anchor_dims)}
+    if (not isinstance(plan, dict) or {k: plan.get(k) for k in want} != want
+            or not np.allclose(plan.get("anchor_zero", []), zero, atol=1e-6)):
+        raise BundleError(_fix(f"{path.name} was built for {plan}, not for this manifest's "
+                               f"{want} (anchor_zero {zero.tolist()})"))
+
+
+def _check_graphs(section: Mapping[str, Any], files: Mapping[str, Path], dim: int,
+                  music_dim: int, text_dim: int, config: Mapping[str, Any]) -> Graphs:
+    """The validated ``onnx`` section: four listed graphs, the denoiser's two with the
+    signatures the widths imply, the sampler step reading the schedule columns of this gcdance."""
+    cache_dim = _int(section, "cache_dim", "onnx")
+    graphs = _section(section, "graphs")
     paths: dict[str, Path] = {}
-    for key, fname in (("condition", CONDITION_FILE), ("step", STEP_FILE)):
-        if section.get(key) != fname:
-            raise BundleError(_fix(f"manifest onnx.split.{key} must be {fname!r}"))
+    for key, fname in GRAPH_FILES.items():
+        entry = graphs.get(key)
+        if not isinstance(entry, Mapping) or entry.get("file") != fname:
+            raise BundleError(_fix(f"manifest onnx.graphs.{key}.file must be {fname!r}"))
         if fname not in files:
-            raise BundleError(_fix(f"manifest onnx.split names {fname}, which is not listed "
+            raise BundleError(_fix(f"manifest onnx.graphs names {fname}, which is not listed "
                                    "in files"))
         paths[key] = files[fname]
-        want_in, want_out = expected[key]
-        for what, want in (("inputs", want_in), ("outputs", want_out)):
-            specs = section.get(what)
-            if not isinstance(specs, Mapping):
-                raise BundleError(_fix(f"manifest onnx.split.{what} must map 'condition' and "
-                                       "'step' to tensor lists"))
-            _check_io(specs.get(key), want, f"split.{what}.{key}")
-        _check_graph(paths[key], want_in, want_out, f"dim {dim}, music_dim {music_dim}, "
-                     f"text_dim {text_dim}, cache_dim {cache_dim}")
-    (c_in, c_out), (s_in, s_out) = expected["condition"], expected["step"]
-    return SplitGraphs(
-        condition_path=paths["condition"], step_path=paths["step"], cache_dim=cache_dim,
-        condition_inputs=tuple(t.name for t in c_in),
-        condition_outputs=tuple(t.name for t in c_out),
-        step_inputs=tuple(t.name for t in s_in), step_outputs=tuple(t.name for t in s_out))
+    expected = graph_io(dim, music_dim, text_dim, cache_dim)
+    for key, (want_in, want_out) in expected.items():
+        _check_io(graphs[key].get("inputs"), want_in, f"graphs.{key}.inputs")
+        _check_io(graphs[key].get("outputs"), want_out, f"graphs.{key}.outputs")
+        signature = _check_graph(paths[key], want_in, want_out, f"dim {dim}, music_dim "
+                                 f"{music_dim}, text_dim {text_dim}, cache_dim {cache_dim}")
+        _check_graph_config(paths[key], signature, config)
+    columns = graphs["sampler"].get("schedule_columns")
+    if columns != list(TABLE_KEYS):
+        raise BundleError(_fix(f"manifest onnx.graphs.sampler.schedule_columns {columns!r} "
+                               f"differ from this gcdance's schedule columns {list(TABLE_KEYS)}"))
+    for key in ("sampler", "upload"):
+        if read_onnx_signature(paths[key]).external_data:
+            raise BundleError(_fix(f"{paths[key]} stores data externally"))
+    return Graphs(condition=paths["condition"], denoiser=paths["denoiser"],
+                  sampler=paths["sampler"], upload=paths["upload"], cache_dim=cache_dim)

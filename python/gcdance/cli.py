@@ -139,21 +139,17 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="keep the model's raw legs (default: planted feet are pinned by leg IK)")
     p.add_argument("--bundle", default=None, metavar="DIR",
                    help="model bundle (default: the bundled default model)")
-    p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
     _add_engine_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
 
 
-def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    """--loop, --cuda-graph, --precision, --device-id: how the engine samples (generate, edit,
-    bench)."""
-    p.add_argument("--loop", default="auto", choices=("auto", "host", "device"),
-                   help="where the step math runs (auto: device loop on GPUs, host on the CPU)")
-    p.add_argument("--cuda-graph", action="store_true",
-                   help="capture and replay the GPU steps (provider cuda, device loop)")
+def _add_engine_args(p: argparse.ArgumentParser, provider: str = "auto") -> None:
+    """The engine's options, as gcdance.Generator's (generate, edit, bench)."""
+    p.add_argument("--provider", default=provider, choices=("auto", "cpu", "cuda", "tensorrt"))
+    p.add_argument("--threads", type=int, default=None,
+                   help="ONNX Runtime threads (default: one per physical core)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
-                   help="int8: the step graph's layers with int8 weights (CPU; a slightly "
+                   help="int8: the denoiser's layers with int8 weights (CPU; a slightly "
                         "different dance)")
     p.add_argument("--device-id", type=int, default=0, metavar="N",
                    help="the GPU to run on (CUDA ordinal; CUDA/TensorRT providers)")
@@ -191,9 +187,8 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
 def _generator(args: argparse.Namespace) -> Any:
     from .generator import Generator
 
-    return Generator(args.bundle, provider=args.provider, threads=args.threads, loop=args.loop,
-                     cuda_graph=args.cuda_graph, precision=args.precision,
-                     device_id=args.device_id)
+    return Generator(args.bundle, provider=args.provider, threads=args.threads,
+                     precision=args.precision, device_id=args.device_id)
 
 
 def _write(args: argparse.Namespace, dance: Any) -> None:
@@ -268,15 +263,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=4.0, help="music length (default 4: one "
                    "window)")
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--threads", type=int, default=None, help="threads for both (default: all)")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--provider", default="cpu", choices=("cpu", "cuda", "tensorrt"))
     p.add_argument("--no-torch", action="store_true", help="time the engine only")
-    p.add_argument("--single-graph", action="store_true",
-                   help="run the whole denoiser every step (default: the split graphs)")
-    p.add_argument("--no-spin", action="store_true",
-                   help="engine threads sleep between operators (default: spin, as PyTorch's)")
-    _add_engine_args(p)
+    _add_engine_args(p, provider="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
@@ -288,8 +277,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = run_benchmark(config=args.config, frames=round(args.seconds * 30), steps=args.steps,
                            threads=args.threads, repeat=args.repeat, provider=args.provider,
                            torch_reference=not args.no_torch,
-                           allow_spinning=not args.no_spin, split=not args.single_graph,
-                           loop=args.loop, cuda_graph=args.cuda_graph,
                            precision=args.precision, device_id=args.device_id,
                            log=lambda m: _say(args, m))
     if args.json:
@@ -332,7 +319,7 @@ def bundle_summary(bundle: Any) -> dict[str, Any]:
         "dataset": bundle.dataset, "genres": list(bundle.genres),
         "features": list(bundle.features.sets), "music_dim": bundle.music_dim,
         "steps": bundle.sampling.steps, "guidance": bundle.sampling.guidance,
-        "split_graphs": bundle.split is not None, "size_bytes": sum(sizes.values()),
+        "format_version": m["format_version"], "size_bytes": sum(sizes.values()),
         "model_card": str(bundle.model_card) if bundle.model_card else None,
     }
 
@@ -359,8 +346,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"gcdance {info['gcdance']} (engine {info['engine_version']})")
     print(f"ONNX Runtime {info['onnxruntime_version']}: {info['onnxruntime_library']}")
     print(f"  built against headers of API version {info['headers_api_version']}")
-    print(f"providers: {', '.join(info['providers'])} (sampling loop by default: "
-          f"{info['default_loop']})")
+    print(f"providers: {', '.join(info['providers'])}")
     b = info["bundle"]
     if problem is not None:
         print(f"error: model {named or DEFAULT_BUNDLE_DIR} is unusable: {problem}",

@@ -13,8 +13,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import EngineError, InputError
 
 _lock = threading.Lock()
@@ -86,48 +84,4 @@ def runtime_info() -> dict[str, Any]:
         "onnxruntime_library": engine.runtime_library(),
         "headers_api_version": engine.HEADERS_API_VERSION,
         "providers": available_providers(),
-        # Generator(provider="auto"): CUDA with the device loop when present, else the CPU.
-        "default_loop": "device" if "cuda" in available_providers() else "host",
     }
-
-
-class Session:
-    """An ONNX model run by the C++ engine over preallocated buffers reused across calls.
-
-    Inputs are converted to the dtype the model declares; outputs are returned as new arrays.
-    Safe to share between threads (calls on one session are serialised; the GIL is released).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], provider: str = "auto",
-                 intra_op_threads: int = 0, allow_spinning: bool = False,
-                 provider_options: dict[str, str] | None = None) -> None:
-        self._native = native().Session(
-            str(path), provider=resolve_provider(provider), intra_op_threads=intra_op_threads,
-            allow_spinning=allow_spinning, provider_options=dict(provider_options or {}))
-        self._dtypes = {i["name"]: np.dtype(i["dtype"]) for i in self._native.inputs}
-
-    @property
-    def inputs(self) -> list[dict[str, Any]]:
-        return self._native.inputs
-
-    @property
-    def outputs(self) -> list[dict[str, Any]]:
-        return self._native.outputs
-
-    @property
-    def provider(self) -> str:
-        return self._native.provider
-
-    @property
-    def allocations(self) -> int:
-        return self._native.allocations
-
-    def buffer_address(self, name: str) -> int:
-        return self._native.buffer_address(name)
-
-    def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
-        converted = {}
-        for name, value in feeds.items():
-            dtype = self._dtypes.get(name)
-            converted[name] = np.ascontiguousarray(value, dtype=dtype) if dtype else value
-        return self._native.run(converted)

@@ -682,8 +682,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gcdance" / "eval"
+    from .cache import cache_dir
+
+    return cache_dir("eval")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``gcdance.Generator``: music + prompt -> ``Dance``, sampled by the C++ engine (API.md).
+"""``gcdance.Generator``: music + prompt -> ``Dance``, sampled by the C++ engine (docs/api.md).
 
 Pipeline of :meth:`Generator.generate`: audio -> per-frame music features (the bundle's feature
 configuration, checked) -> genre from the prompt (exact name/alias, else the bundle's classifier
@@ -28,78 +28,40 @@ from .dance import AudioInfo, Dance
 from .engine import available_providers, native
 from .errors import InputError, ProviderError
 from .schedule import TABLE_KEYS
-from .stitching import handover_weights, plan_windows
+from .stitching import plan_windows
 
-__all__ = ["Generator", "engine_config", "engine_graph", "pick_loop", "schedule_array"]
+__all__ = ["PROVIDERS", "Generator", "engine_config", "schedule_array"]
 
 Progress = Callable[[int, int], Any]
 """``progress(step, steps)`` after every DDIM step; returning ``False`` cancels."""
 
-_DEVICES = ("auto", "cpu", "cuda")
-_PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
-_LOOPS = ("auto", "host", "device")
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 
 
-def pick_loop(loop: str, provider: str, cuda_graph: bool = False) -> str:
-    """``"host"`` or ``"device"``: where the engine's step math runs (``auto``: device on GPUs)."""
-    loop = str(loop).lower()
-    if loop not in _LOOPS:
-        raise InputError(f"unknown loop {loop!r}: use one of {', '.join(_LOOPS)}")
-    if cuda_graph and provider != "cuda":
-        raise InputError(f"cuda_graph=True needs provider 'cuda', not {provider!r} (ONNX "
-                         "Runtime's TensorRT provider keeps one graph per session, which a new "
-                         "song length would invalidate)")
-    if loop == "auto":
-        return "host" if provider == "cpu" else "device"
-    if cuda_graph and loop == "host":
-        raise InputError("cuda_graph=True replays the device loop: use loop='device' or 'auto'")
-    return loop
-
-
-def engine_config(bundle: Bundle, split: bool = True, device_loop: bool = False) -> Any:
-    """The engine's ``ModelConfig`` for a bundle (everything comes from its manifest).
-
-    With ``split`` and a bundle that has split graphs, the engine computes the step-invariant
-    cache once per generation (``condition.onnx``) and runs ``denoiser_step.onnx`` per step.
-    With ``device_loop`` it also carries the device loop's graphs (:mod:`gcdance.update_graph`),
-    built from the same manifest values.
-    """
+def engine_config(bundle: Bundle, denoiser: str | os.PathLike[str] | None = None) -> Any:
+    """The engine's ``ModelConfig`` for a bundle: its graphs and what the engine reads of its
+    manifest. ``denoiser`` replaces the bundle's denoiser graph (the int8 one, for example)."""
     cfg = native().ModelConfig()
     cfg.dim, cfg.music_dim, cfg.text_dim = bundle.dim, bundle.music_dim, bundle.text_dim
+    cfg.cache_dim = bundle.graphs.cache_dim
     cfg.window, cfg.hop = bundle.window, bundle.hop
-    (cfg.input_x, cfg.input_t, cfg.input_music, cfg.input_text,
-     cfg.input_cond) = bundle.input_names
-    (cfg.output_x0,) = bundle.output_names
     cfg.anchor_dims = [int(d) for d in bundle.anchor_dims]
     cfg.anchor_zero = [float(v) for v in np.asarray(bundle.anchor_zero, np.float32)]
-    cfg.handover = [float(v) for v in handover_weights(bundle.window - bundle.hop, np.float32)]
     cfg.norm_center = [float(v) for v in bundle.normalizer.center]
     cfg.norm_half_range = [float(v) for v in bundle.normalizer.half_range]
     cfg.rot_start = bundle.layout.rotations.start
     cfg.num_joints = bundle.layout.num_joints
-    if split and bundle.split is not None:
-        graphs = bundle.split
-        cfg.condition_path = str(graphs.condition_path)
-        cfg.cache_dim = graphs.cache_dim
-        (cfg.output_cache,) = graphs.condition_outputs
-        known = {cfg.input_x, cfg.input_t, cfg.input_text, cfg.input_cond}
-        (cfg.input_cache,) = [n for n in graphs.step_inputs if n not in known]
-    if device_loop:
-        from .update_graph import build_update_graph, build_upload_graph
-
-        cfg.update_graph = build_update_graph(cfg.dim, cfg.window, cfg.hop, cfg.anchor_dims,
-                                              cfg.anchor_zero, cfg.handover)
-        cfg.upload_graph = build_upload_graph()
+    cfg.schedule_columns = list(TABLE_KEYS)  # the loader checked the sampler step reads these
+    cfg.condition_path = str(bundle.graphs.condition)
+    cfg.denoiser_path = str(denoiser if denoiser is not None else bundle.graphs.denoiser)
+    cfg.sampler_path = str(bundle.graphs.sampler)
+    cfg.upload_path = str(bundle.graphs.upload)
     return cfg
 
 
-def engine_graph(bundle: Bundle, split: bool = True) -> Path:
-    """The graph the engine runs per step: the step graph when split, else the denoiser."""
-    return bundle.split.step_path if split and bundle.split is not None else bundle.denoiser_path
-
-
 def schedule_array(table: dict[str, np.ndarray]) -> np.ndarray:
-    """A schedule table (``gcdance.schedule``) as the engine's ``(steps, 9)`` float32 rows."""
+    """A schedule table (``gcdance.schedule``) as the engine's ``(steps, columns)`` float32 rows,
+    columns in :data:`gcdance.schedule.TABLE_KEYS` order."""
     return np.ascontiguousarray(np.stack([np.asarray(table[k], np.float32) for k in TABLE_KEYS],
                                          axis=1))
 
@@ -110,90 +72,82 @@ def _check_flag(value: object, name: str) -> bool:
     return bool(value)
 
 
-def _pick_provider(device: str, provider: str) -> str:
-    device, provider = str(device).lower(), str(provider).lower()
-    if device not in _DEVICES:
-        raise InputError(f"unknown device {device!r}: use one of {', '.join(_DEVICES)}")
-    if provider not in _PROVIDERS:
-        raise InputError(f"unknown provider {provider!r}: use one of {', '.join(_PROVIDERS)}")
+def _check_provider(provider: object) -> str:
+    name = provider.lower() if isinstance(provider, str) else None
+    if name not in PROVIDERS:
+        raise InputError(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+    return name
+
+
+def _pick_provider(name: str) -> str:
+    """``auto`` resolved, and the provider checked against this ONNX Runtime's."""
     available = available_providers()
-    if provider == "auto":
-        if device == "cpu":
-            return "cpu"
-        if device == "cuda" and "cuda" not in available:
-            raise ProviderError("device='cuda' but this ONNX Runtime has no CUDA provider "
-                                f"(available: {', '.join(available)}); install onnxruntime-gpu "
-                                "instead of onnxruntime, or use device='cpu'")
+    if name == "auto":
         return "cuda" if "cuda" in available else "cpu"
-    if device == "cpu" and provider != "cpu":
-        raise InputError(f"device='cpu' contradicts provider={provider!r}; use provider='cpu' or "
-                         "device='cuda'/'auto'")
-    if device == "cuda" and provider == "cpu":
-        raise InputError("device='cuda' contradicts provider='cpu'")
-    return provider
+    if name in ("cuda", "tensorrt") and name not in available:
+        raise ProviderError(f"provider {name!r} is not in this ONNX Runtime (available: "
+                            f"{', '.join(available)}); install onnxruntime-gpu instead of "
+                            "onnxruntime, or use provider='cpu'")
+    return name
 
 
 class Generator:
     """Generates dances with a model bundle (``bundle=None``: the bundled default model).
 
     Args:
-        bundle: a model bundle directory (``python -m export.bundle``), or None.
-        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        bundle: a model bundle directory (``python -m export.bundle``), a loaded ``Bundle``, or
+            None.
         provider: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
             ``"tensorrt"``.
-        threads: ONNX Runtime intra-op threads (0: one per physical core).
-        allow_spinning: let ORT's threads spin between operators (lower latency, busier cores).
+        threads: ONNX Runtime intra-op threads for the denoiser (None: one per physical core).
+        precision: ``"fp32"`` (default) or ``"int8"``: the denoiser's weights quantized to
+            int8 (:mod:`gcdance.quantize`; CPU only, faster, slightly different output).
+        device_id: the GPU (CUDA ordinal) every session and buffer of the model lives on.
         provider_options: extra CUDA/TensorRT provider options (e.g. ``use_tf32``). TensorRT
             starts from :func:`gcdance.tensorrt.provider_options` (FP16, engine cache, a
             profile of 1 to 16 windows); given options replace those.
-        split: use the bundle's split graphs when it has them (the music-dependent cache is
-            computed once per generation instead of every step; same results).
-        loop: where the step math runs between network calls: ``"host"`` (C++ on the CPU),
-            ``"device"`` (an ONNX graph beside the network, the state kept in the provider's
-            memory: no host-device copy inside the loop) or ``"auto"`` (device on GPUs, host on
-            the CPU). Both give the same numbers (``gcdance.update_graph``).
-        cuda_graph: capture each step's GPU work once and replay it (CUDA provider, device
-            loop). Each shape (windows, steps, noise slabs) gets buffers and captures of its
-            own in each pooled engine state, kept as long as the generator, so a song length
-            seen again replays; generations on one generator then run one at a time.
-        precision: ``"fp32"`` (default) or ``"int8"``: the step graph's weights quantized to
-            int8 (:mod:`gcdance.quantize`; CPU only, faster, slightly different output).
-        device_id: the GPU (CUDA ordinal) every session and buffer of the model lives on.
+
+    Every argument is checked here, before the engine starts.
     """
 
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None,
-                 device: str = "auto", provider: str = "auto", *, threads: int = 0,
-                 allow_spinning: bool = False,
-                 provider_options: dict[str, str] | None = None, split: bool = True,
-                 loop: str = "auto", cuda_graph: bool = False,
-                 precision: str = "fp32", device_id: int = 0) -> None:
+                 provider: str = "auto", *, threads: int | None = None,
+                 precision: str = "fp32", device_id: int = 0,
+                 provider_options: dict[str, str] | None = None) -> None:
         from .quantize import PRECISIONS, int8_graph
 
-        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        self.provider = _pick_provider(device, provider)
-        self.loop = pick_loop(loop, self.provider, bool(cuda_graph))
-        self.precision = str(precision).lower()
-        if self.precision not in PRECISIONS:
-            raise InputError(f"unknown precision {precision!r}: use one of "
-                             f"{', '.join(PRECISIONS)}")
-        if self.precision == "int8" and self.provider != "cpu":
-            raise InputError(f"precision='int8' runs on the CPU provider only (this generator "
-                             f"uses {self.provider!r}); on a GPU use provider='tensorrt' (FP16)")
+        provider = _check_provider(provider)
+        if threads is not None and (isinstance(threads, bool)
+                                    or not isinstance(threads, (int, np.integer)) or threads < 1):
+            raise InputError(f"threads must be a positive integer or None (one per physical "
+                             f"core), got {threads!r}")
         if isinstance(device_id, bool) or not isinstance(device_id, (int, np.integer)) \
                 or device_id < 0:
             raise InputError(f"device_id must be a GPU ordinal >= 0, got {device_id!r}")
-        self.device_id = int(device_id)
-        self.cuda_graph = bool(cuda_graph)
+        self.precision = str(precision).lower() if isinstance(precision, str) else precision
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r}: use one of "
+                             f"{', '.join(PRECISIONS)}")
+        if provider_options is not None and not isinstance(provider_options, dict):
+            raise InputError(f"provider_options must be a dict of strings, got "
+                             f"{type(provider_options).__name__}")
         options = {str(k): str(v) for k, v in (provider_options or {}).items()}
         if "device_id" in options:  # (the engine refuses it too; here before any work)
             raise InputError(f"provider_options has device_id={options['device_id']!r}: pass "
                              "the GPU as Generator(device_id=N) instead (one GPU per model)")
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.provider = _pick_provider(provider)
+        if self.precision == "int8" and self.provider != "cpu":
+            raise InputError(f"precision='int8' runs on the CPU provider only (this generator "
+                             f"uses {self.provider!r}); on a GPU use provider='tensorrt' (FP16)")
+        self.device_id = int(device_id)
         self._windows: tuple[int, int] | None = None  # the TensorRT profile's window range
         if self.provider == "tensorrt":  # FP16, a cached engine, one profile (given ones win)
             from . import tensorrt
 
-            options = tensorrt.generator_options(self.bundle, options, split=split)
+            options = tensorrt.generator_options(self.bundle, options)
             self._windows = tensorrt.profile_range(options)
+            Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
         if "wav2clip" in self.bundle.features.sets:  # refused now, not at the first song
             from .errors import WeightsError
             from .features.wav2clip import missing_onnx_message
@@ -202,18 +156,13 @@ class Generator:
             if not w2c.is_file():
                 raise WeightsError(f"this bundle's music features include Wav2CLIP, but the "
                                    f"bundle has no wav2clip.onnx. {missing_onnx_message(w2c)}")
-        graph = (int8_graph(self.bundle, split) if self.precision == "int8"
-                 else engine_graph(self.bundle, split))
-        if self.provider == "tensorrt":
-            Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+        denoiser = int8_graph(self.bundle) if self.precision == "int8" else None
         self._model = native().Model(
-            str(graph), engine_config(self.bundle, split, device_loop=self.loop == "device"),
-            provider=self.provider,
-            intra_op_threads=int(threads), allow_spinning=bool(allow_spinning),
-            device_id=self.device_id, provider_options=options, cuda_graph=self.cuda_graph)
+            engine_config(self.bundle, denoiser), provider=self.provider,
+            intra_op_threads=int(threads or 0), device_id=self.device_id,
+            provider_options=options)
         self._pool: list[Any] = []  # idle native generators (see _engine)
         self._pool_lock = threading.Lock()
-        self._graph_turn = threading.Lock()  # CUDA graphs: the one engine state's turn
         self._wav2clip: Any = None
         self._lock = threading.Lock()
 
@@ -222,21 +171,11 @@ class Generator:
     def _engine(self) -> Iterator[Any]:
         """Engine state for one call: a free native generator from the pool, else a new one,
         returned after the call. Concurrent calls get one each; later calls, from any thread,
-        reuse them (their buffers, and CUDA graphs, stay warm instead of piling up per
-        thread)."""
-        if self.cuda_graph:
-            # Generations on a CUDA-graph model run one at a time anyway (the provider cannot
-            # capture or replay from several threads): one engine state, callers wait for it,
-            # instead of a set of buffers and captures per caller.
-            with self._graph_turn:
-                if not self._pool:
-                    self._pool.append(native().Generator(self._model, device_loop=True))
-                yield self._pool[0]
-            return
+        reuse them (their buffers stay allocated instead of piling up per thread)."""
         with self._pool_lock:
             gen = self._pool.pop() if self._pool else None
         if gen is None:
-            gen = native().Generator(self._model, device_loop=self.loop == "device")
+            gen = native().Generator(self._model)
         try:
             yield gen
         finally:
@@ -343,8 +282,8 @@ class Generator:
         return Dance(motion, layout=self.bundle.layout, fps=self.bundle.fps, genre=genre,
                      genre_probs=probs, prompt=prompt, seed=int(seed), audio=info,
                      settings={"steps": int(table.shape[0]), "bundle": str(self.bundle.path),
-                               "provider": self.provider, "loop": self.loop,
-                               "precision": self.precision, **settings})
+                               "provider": self.provider, "precision": self.precision,
+                               **settings})
 
     # ---------------------------------------------------------------------------- public
     def generate(self, audio: Any, prompt: str = "energetic hip-hop with sharp arm hits", *,
@@ -411,6 +350,6 @@ class Generator:
 
     def __repr__(self) -> str:
         return (f"Generator(bundle={str(self.bundle.path)!r}, provider={self.provider!r}, "
-                f"loop={self.loop!r}, precision={self.precision!r}, "
+                f"precision={self.precision!r}, "
                 f"dataset={self.bundle.dataset!r})")
 

@@ -1,4 +1,4 @@
-"""Genre registry: the single source of truth for genre names and ids (SPEC section 1).
+"""Genre registry: the single source of truth for genre names and ids (docs/spec.md section 1).
 
 ``FINEDANCE_GENRES`` and ``AISTPP_GENRES`` are the raw lists (dataset readers import them);
 :data:`REGISTRY` adds ids, datasets, codes and the aliases people type, and resolves free text

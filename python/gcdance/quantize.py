@@ -1,7 +1,7 @@
 """Opt-in int8 inference on the CPU: the denoiser's weights quantized by ONNX Runtime.
 
-``gcdance.Generator(precision="int8")`` runs the graph of every step (the split graphs' step
-graph, or the whole denoiser) with the weights of its transformer layers in int8 and their
+``gcdance.Generator(precision="int8")`` runs the bundle's per-step denoiser (``denoiser.onnx``)
+with the weights of its transformer layers in int8 and their
 activations quantized per call (``onnxruntime.quantization.quantize_dynamic``). Only the MatMuls
 with a weight inside the decoder layers (attention projections and feed-forward, nodes named
 ``.../layers.N/...`` by the export) are quantized: quantizing everything (attention scores,
@@ -43,8 +43,8 @@ from pathlib import Path
 
 from ._atomic import atomic_path, remove_stale_temporaries
 from .bundle import Bundle, load_bundle
+from .cache import cache_dir
 from .errors import EngineError, GCDanceError
-from .text import cache_dir
 
 __all__ = ["FULL_RANGE", "PRECISIONS", "QUANTIZATION_VERSION", "REDUCED_RANGE", "SCHEMES",
            "WeightScheme", "int8_graph", "int8_path", "layer_matmuls", "saturation_free",
@@ -120,18 +120,13 @@ def weight_scheme() -> WeightScheme:
     return FULL_RANGE if flags is not None and saturation_free(flags) else REDUCED_RANGE
 
 
-def _source(bundle: Bundle, split: bool) -> Path:
-    return (bundle.split.step_path if split and bundle.split is not None
-            else bundle.denoiser_path)
-
-
-def int8_path(bundle: Bundle, split: bool = True, scheme: WeightScheme | None = None) -> Path:
-    """Where the int8 graph of a bundle's step graph (or denoiser) lives in the cache: keyed by
+def int8_path(bundle: Bundle, scheme: WeightScheme | None = None) -> Path:
+    """Where the int8 graph of a bundle's denoiser lives in the cache: keyed by
     the source graph's hash, these settings' version, the ONNX Runtime that quantized it and the
     weight scheme (default: this CPU's, :func:`weight_scheme`)."""
     import onnxruntime
 
-    source = _source(bundle, split)
+    source = bundle.graphs.denoiser
     sha = bundle.manifest["files"][source.name]["sha256"]
     scheme = scheme or weight_scheme()
     return (cache_dir() / "int8" / f"{sha[:16]}-v{QUANTIZATION_VERSION}"
@@ -140,7 +135,11 @@ def int8_path(bundle: Bundle, split: bool = True, scheme: WeightScheme | None = 
 
 def layer_matmuls(model_path: Path) -> list[str]:
     """Names of the MatMul nodes with a weight inside the decoder layers of a graph."""
-    import onnx
+    try:
+        import onnx
+    except ImportError as exc:
+        raise EngineError("precision='int8' quantizes the denoiser with the onnx package: "
+                          "pip install 'gcdance[int8]' (or use precision='fp32')") from exc
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
@@ -149,11 +148,11 @@ def layer_matmuls(model_path: Path) -> list[str]:
             and any(i in weights for i in n.input)]
 
 
-def int8_graph(bundle: Bundle, split: bool = True, scheme: WeightScheme | None = None) -> Path:
+def int8_graph(bundle: Bundle, scheme: WeightScheme | None = None) -> Path:
     """The int8 graph for a bundle, built into the cache on first use (``scheme``: the weight
     scheme, default this CPU's)."""
     scheme = scheme or weight_scheme()
-    target = int8_path(bundle, split, scheme)
+    target = int8_path(bundle, scheme)
     if target.parent.is_dir():
         remove_stale_temporaries(target)  # left by a build that was killed
     if target.is_file() and target.stat().st_size > 0:
@@ -163,7 +162,7 @@ def int8_graph(bundle: Bundle, split: bool = True, scheme: WeightScheme | None =
     except ImportError as exc:
         raise EngineError("int8 needs onnxruntime's quantization tools (onnxruntime >= 1.16 "
                           f"with the onnx package): {exc}") from exc
-    source = _source(bundle, split)
+    source = bundle.graphs.denoiser
     nodes = layer_matmuls(source)
     if not nodes:
         raise EngineError(f"{source} has no MatMul with a weight in nodes named '/layers.': it "
@@ -197,14 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gcdance.quantize",
                                      description="Build the int8 graph of a bundle (CPU).")
     parser.add_argument("--bundle", help="bundle directory (default: the bundled model)")
-    parser.add_argument("--single-graph", action="store_true",
-                        help="quantize the whole denoiser instead of the split step graph")
     parser.add_argument("--weights", choices=["auto", *SCHEMES], default="auto",
                         help="weight scheme (auto: this CPU's; s8-tensor only where VNNI is)")
     args = parser.parse_args(argv)
     scheme = None if args.weights == "auto" else SCHEMES[args.weights]
     try:
-        print(int8_graph(load_bundle(args.bundle), split=not args.single_graph, scheme=scheme))
+        print(int8_graph(load_bundle(args.bundle), scheme=scheme))
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

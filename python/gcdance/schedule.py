@@ -5,7 +5,7 @@ Everything is computed in float64 with numpy and stored as float32. The PyTorch 
 :func:`ddim_schedule` (it is written into the model bundle with :func:`save_schedule`), so the
 two never re-derive a coefficient on their own.
 
-Diffusion (SPEC section 4): ``T = 1000`` steps, cosine schedule with ``s = 0.008``::
+Diffusion (docs/spec.md section 4): ``T = 1000`` steps, cosine schedule with ``s = 0.008``::
 
     f(t) = cos(((t / T) + s) / (1 + s) * pi / 2) ** 2
     beta_t = min(1 - f(t + 1) / f(t), 0.999),  t = 0 .. T-1

@@ -1,6 +1,6 @@
 """Long sequences: overlapping windows and their stitching into one motion (numpy only).
 
-Window plan (SPEC section 4): windows of ``length = 120`` frames (4 s at 30 fps) start every
+Window plan (docs/spec.md section 4): windows of ``length = 120`` frames (4 s at 30 fps) start every
 ``hop = 60`` frames (2 s), so consecutive windows share ``overlap = length - hop`` frames. A
 sequence of ``F`` frames uses
 
@@ -40,6 +40,7 @@ __all__ = [
     "HOP_FRAMES",
     "WINDOW_FRAMES",
     "WindowPlan",
+    "check_windows",
     "handover_weights",
     "orthonormalize_rotations",
     "plan_windows",
@@ -92,9 +93,15 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
-def plan_windows(frames: int, length: int = WINDOW_FRAMES, hop: int = HOP_FRAMES) -> WindowPlan:
-    """The window plan of a ``frames``-frame sequence; requires ``length / 2 <= hop <= length``."""
-    f = _positive_int(frames, "frames")
+def check_windows(length: int, hop: int, anchored: bool = False) -> tuple[int, int]:
+    """The one check of the window rules (the bundle loader, the exporter, the reference sampler
+    and the sampler graph all call it); returns ``(length, hop)`` as ints.
+
+    ``length / 2 <= hop <= length``: no frame lies in more than two windows, so the handover
+    reads frames no other window blends. With root anchoring (``anchored``) the windows must
+    overlap (``hop < length``): each window's start is chained from frame ``hop`` of the one
+    before it.
+    """
     n = _positive_int(length, "window length")
     h = _positive_int(hop, "hop")
     if not (n <= 2 * h and h <= n):
@@ -102,6 +109,16 @@ def plan_windows(frames: int, length: int = WINDOW_FRAMES, hop: int = HOP_FRAMES
             f"hop={h} must be between half the window length and the window length "
             f"({-(-n // 2)}..{n}) so that no frame lies in more than two windows"
         )
+    if anchored and h == n:
+        raise InputError(f"root anchoring chains overlapping windows: hop ({h}) must be smaller "
+                         f"than the window ({n})")
+    return n, h
+
+
+def plan_windows(frames: int, length: int = WINDOW_FRAMES, hop: int = HOP_FRAMES) -> WindowPlan:
+    """The window plan of a ``frames``-frame sequence (:func:`check_windows`' rules)."""
+    f = _positive_int(frames, "frames")
+    n, h = check_windows(length, hop)
     return WindowPlan(f, n, h)
 
 

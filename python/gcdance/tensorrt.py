@@ -6,8 +6,8 @@ timing cache in :func:`default_engine_dir` (a folder per profile), with one opti
 profile covering 1 to N windows. Under classifier-free guidance a call has two rows per
 window, so the profile's batch runs from 2 to 2N (``trt_profile_{min,opt,max}_shapes``,
 ``name:AxBxC,...`` for every input of the graph) at the bundle's window length. The graph is
-the step graph of the split graphs (the condition graph runs once per generation, on the CUDA
-provider) or the whole denoiser.
+the bundle's per-step denoiser (``denoiser.onnx``; the condition graph runs once per generation
+and the sampler step every step, both on the CUDA provider).
 
 The first session with these options builds the engine (minutes for the paper model); later
 ones, on the same GPU and TensorRT version, load it from the cache. ``python -m
@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .bundle import BATCH_AXIS, FRAMES_AXIS, Bundle, TensorSpec, split_io
+from .bundle import BATCH_AXIS, FRAMES_AXIS, Bundle, TensorSpec, graph_io
+from .cache import cache_dir
 from .errors import InputError
-from .text import cache_dir
 
 __all__ = ["PROVIDER", "EngineProfile", "default_engine_dir", "engine_inputs",
            "generator_options", "input_shapes", "parse_shapes", "profile_range",
@@ -88,13 +88,11 @@ def shape_string(shapes: Mapping[str, Sequence[int]]) -> str:
     return ",".join(parts)
 
 
-def engine_inputs(bundle: Bundle, split: bool = True) -> tuple[Path, tuple[TensorSpec, ...]]:
+def engine_inputs(bundle: Bundle) -> tuple[Path, tuple[TensorSpec, ...]]:
     """The graph TensorRT runs for a bundle and its input signature (from the manifest)."""
-    if split and bundle.split is not None:
-        inputs, _ = split_io(bundle.dim, bundle.music_dim, bundle.text_dim,
-                             bundle.split.cache_dim)["step"]
-        return bundle.split.step_path, inputs
-    return bundle.denoiser_path, tuple(bundle.onnx_inputs)
+    inputs, _ = graph_io(bundle.dim, bundle.music_dim, bundle.text_dim,
+                         bundle.graphs.cache_dim)["denoiser"]
+    return bundle.graphs.denoiser, inputs
 
 
 def input_shapes(specs: Sequence[TensorSpec], batch: int, frames: int
@@ -116,29 +114,29 @@ def input_shapes(specs: Sequence[TensorSpec], batch: int, frames: int
     return out
 
 
-def default_engine_dir(bundle: Bundle, split: bool = True, profile: EngineProfile | None = None,
+def default_engine_dir(bundle: Bundle, profile: EngineProfile | None = None,
                        fp16: bool = True) -> Path:
     """``<gcdance cache>/tensorrt/<sha256[:16] of the graph>/<profile tag>_<fp16|fp32>``: one
     folder per graph, profile and precision, so engines of different profiles never evict each
     other from the cache."""
-    path, _ = engine_inputs(bundle, split)
+    path, _ = engine_inputs(bundle)
     sha = bundle.manifest["files"][path.name]["sha256"]
     profile = (profile or EngineProfile()).for_bundle(bundle)
     return cache_dir() / "tensorrt" / sha[:16] / f"{profile.tag()}_{'fp16' if fp16 else 'fp32'}"
 
 
 def provider_options(bundle: Bundle, engine_dir: str | os.PathLike[str] | None = None,
-                     profile: EngineProfile | None = None, *, split: bool = True,
+                     profile: EngineProfile | None = None, *,
                      fp16: bool = True, workspace_bytes: int | None = None) -> dict[str, str]:
     """TensorRT provider options that build (or find in ``engine_dir``, default
     :func:`default_engine_dir`) the engine of ``profile`` for the graph the engine runs; pass
     the same options at run time to reuse the cached engine. The GPU is not an option here:
     it is ``gcdance.Generator(device_id=)`` (one GPU for every session of a model)."""
     profile = (profile or EngineProfile()).for_bundle(bundle)
-    _, specs = engine_inputs(bundle, split)
+    _, specs = engine_inputs(bundle)
     lo, opt, hi = profile.batches()
     path = Path(engine_dir if engine_dir is not None
-                else default_engine_dir(bundle, split, profile, fp16))
+                else default_engine_dir(bundle, profile, fp16))
     path = str(path.expanduser().resolve())
     opts = {
         "trt_fp16_enable": "1" if fp16 else "0",
@@ -215,7 +213,7 @@ def profile_windows(options: Mapping[str, str]) -> int | None:
 
 
 def _matching_profile(bundle: Bundle, shapes: Mapping[str, dict[str, tuple[int, ...]]],
-                      split: bool, fp16: bool) -> EngineProfile | None:
+                      fp16: bool) -> EngineProfile | None:
     """The :class:`EngineProfile` whose :func:`provider_options` give exactly these parsed
     profile shapes (then its engine lives in :func:`default_engine_dir`), else None."""
     batches = [min(shape[0] for shape in shapes[k].values()) for k in _PROFILE_KEYS]
@@ -225,13 +223,12 @@ def _matching_profile(bundle: Bundle, shapes: Mapping[str, dict[str, tuple[int, 
         profile = EngineProfile(*(b // 2 for b in batches)).for_bundle(bundle)
     except InputError:
         return None
-    want = provider_options(bundle, "/", profile, split=split, fp16=fp16)
+    want = provider_options(bundle, "/", profile, fp16=fp16)
     same = all(parse_shapes(want[k]) == shapes[k] for k in _PROFILE_KEYS)
     return profile if same else None
 
 
-def generator_options(bundle: Bundle, given: Mapping[str, str], split: bool = True
-                      ) -> dict[str, str]:
+def generator_options(bundle: Bundle, given: Mapping[str, str]) -> dict[str, str]:
     """The TensorRT options ``gcdance.Generator(provider="tensorrt")`` runs with: those of
     :func:`provider_options`, the given ones on top, checked before anything is built. Given
     profile shapes or precision without an engine cache path go to the cache folder of that
@@ -239,11 +236,11 @@ def generator_options(bundle: Bundle, given: Mapping[str, str], split: bool = Tr
     no :class:`EngineProfile` gives, to a folder of their own named by a hash of the options, so
     they never evict another engine."""
     given = {str(k): str(v) for k, v in given.items()}
-    options = {**provider_options(bundle, split=split), **given}
+    options = {**provider_options(bundle), **given}
     span = profile_range(options)
     shapes = {k: parse_shapes(options[k]) for k in _PROFILE_KEYS} if span is not None else {}
     if shapes:
-        _, specs = engine_inputs(bundle, split)
+        _, specs = engine_inputs(bundle)
         names = {spec.name for spec in specs}
         want = input_shapes(specs, 2, bundle.window)
         for key, given_shapes in shapes.items():
@@ -259,12 +256,12 @@ def generator_options(bundle: Bundle, given: Mapping[str, str], split: bool = Tr
         fp16 = options.get("trt_fp16_enable", "1") not in _OFF
         standard = (span is not None and all(options.get(k, "0") in _OFF
                                              for k in ("trt_int8_enable", "trt_bf16_enable"))
-                    and _matching_profile(bundle, shapes, split, fp16))
+                    and _matching_profile(bundle, shapes, fp16))
         if standard:
-            folder = default_engine_dir(bundle, split, standard, fp16)
+            folder = default_engine_dir(bundle, standard, fp16)
         else:
             key = json.dumps({k: options.get(k) for k in _ENGINE_KEYS}, sort_keys=True)
-            folder = (default_engine_dir(bundle, split).parent /
+            folder = (default_engine_dir(bundle).parent /
                       f"custom-{hashlib.sha256(key.encode()).hexdigest()[:12]}")
         options["trt_engine_cache_path"] = str(folder)
         if "trt_timing_cache_path" not in given:

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .cache import cache_dir
 from .errors import BundleError, EngineError, InputError, WeightsError
 from .genres import DEFAULT_DATASET, REGISTRY
 
@@ -45,12 +46,6 @@ EXPORT_COMMAND = "python -m export.text_encoder_onnx --encoder minilm"
 
 
 # --------------------------------------------------------------------------- locations
-
-
-def cache_dir() -> Path:
-    """Where built artifacts live: ``$GCDANCE_CACHE`` or ``~/.cache/gcdance``."""
-    env = os.environ.get("GCDANCE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "gcdance"
 
 
 def default_onnx_path(encoder: str = "minilm") -> Path:

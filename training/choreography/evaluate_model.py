@@ -198,7 +198,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     root = Path(corpus)
     files = _corpus_files(root)
     # int8 runs on the CPU provider only; fp32 uses the GPU where there is one.
-    gen = Generator(bundle, device="cpu" if precision == "int8" else "auto", threads=threads,
+    gen = Generator(bundle, "cpu" if precision == "int8" else "auto", threads=threads or None,
                     precision=precision)
     corpus_genres = {g for _, _, g, _ in files}
     unknown = sorted(corpus_genres - set(gen.bundle.genres))

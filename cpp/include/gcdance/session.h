@@ -1,6 +1,4 @@
-// An ONNX Runtime session whose inputs and outputs live in buffers the session owns. Buffers are
-// allocated once per set of input shapes and reused: a call with the shapes of the previous call
-// allocates nothing, it only copies the new inputs in and runs over the same IoBinding.
+// ONNX Runtime sessions (OrtModel) and host tensors (HostTensor) for the engine's loop.
 #pragma once
 
 #include <onnxruntime_cxx_api.h>
@@ -9,7 +7,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,9 +19,6 @@ struct SessionConfig {
   bool allow_spinning = false;   // spinning lowers latency but burns a shared machine's cores
   int device_id = 0;
   std::map<std::string, std::string> provider_options;  // passed to the CUDA/TensorRT provider
-  // CUDA graphs (CUDA provider only): the provider captures a Run over fixed device buffers
-  // and replays it (enable_cuda_graph); see DeviceLoop.
-  bool cuda_graph = false;
   std::map<std::string, std::string> session_entries;  // extra session config entries
   // ORT's CPU arena and memory patterns keep the largest set of intermediates ever seen; off
   // for small sessions whose intermediates should go back to the system after each run.
@@ -70,7 +64,7 @@ std::string TypeName(ONNXTensorElementDataType type);
 std::string ShapeString(const std::vector<int64_t>& shape);
 
 // An ONNX model loaded into one ORT session: weights are held once and `Run` is thread-safe, so
-// one OrtModel serves any number of Bindings (one per thread or generator).
+// one OrtModel serves any number of Generators.
 class OrtModel {
  public:
   OrtModel(const std::string& model_path, const SessionConfig& config);
@@ -84,7 +78,6 @@ class OrtModel {
   const std::string& provider() const { return provider_; }
   const std::string& model_path() const { return model_path_; }
   int device_id() const { return device_id_; }
-  bool cuda_graph() const { return cuda_graph_; }
   Ort::Session& session() { return session_; }
   // Index of the input/output called `name`; throws InputError naming the model's names.
   size_t input_index(const std::string& name) const;
@@ -96,59 +89,8 @@ class OrtModel {
   std::string model_path_;
   std::string provider_;
   int device_id_ = 0;
-  bool cuda_graph_ = false;
   Ort::Session session_{nullptr};
   std::vector<TensorInfo> inputs_, outputs_;
-};
-
-// Input and output buffers of one user of an OrtModel, bound with IoBinding. Buffers are
-// allocated once per set of input shapes and reused. Not thread-safe: one Binding per thread.
-class Binding {
- public:
-  explicit Binding(std::shared_ptr<OrtModel> model);
-  Binding(const Binding&) = delete;
-  Binding& operator=(const Binding&) = delete;
-
-  OrtModel& model() { return *model_; }
-  // Makes the input buffers match `shapes` (one per input, in input order); checks ranks and
-  // fixed dimensions. Allocates only when the shapes differ from the current ones.
-  void Prepare(const std::vector<std::vector<int64_t>>& shapes);
-  HostTensor& input(size_t i);
-  // Runs over the bound buffers. The first run for a set of shapes lets ORT size the outputs,
-  // then binds buffers of ours; later runs write into those same buffers.
-  void Run();
-  const HostTensor& output(size_t i) const;
-  // Number of buffer allocations made so far (inputs and outputs): constant across calls with
-  // unchanged shapes.
-  size_t allocations() const { return allocations_; }
-
- private:
-  void BindOutputsToOwnBuffers();
-
-  std::shared_ptr<OrtModel> model_;
-  Ort::MemoryInfo cpu_memory_{nullptr};
-  std::unique_ptr<Ort::IoBinding> binding_;
-  Ort::RunOptions run_options_;
-  std::vector<std::unique_ptr<HostTensor>> input_buffers_, output_buffers_;
-  bool outputs_bound_ = false;
-  size_t allocations_ = 0;
-};
-
-// A model with one Binding behind a mutex: the general-purpose session exposed to Python.
-class Session {
- public:
-  Session(const std::string& model_path, const SessionConfig& config)
-      : model_(std::make_shared<OrtModel>(model_path, config)), binding_(model_) {}
-
-  OrtModel& model() { return *model_; }
-  const OrtModel& model() const { return *model_; }
-  Binding& binding() { return binding_; }
-  std::mutex& mutex() { return mutex_; }
-
- private:
-  std::shared_ptr<OrtModel> model_;
-  Binding binding_;
-  std::mutex mutex_;
 };
 
 }  // namespace gcdance

@@ -1,4 +1,4 @@
-"""AIST++ reader (SPEC section 1).
+"""AIST++ reader (docs/spec.md section 1).
 
 Directory layout under ``root``::
 

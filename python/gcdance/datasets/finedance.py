@@ -1,4 +1,4 @@
-"""FineDance reader (SPEC section 1).
+"""FineDance reader (docs/spec.md section 1).
 
 Directory layout under ``root``::
 
@@ -7,8 +7,9 @@ Directory layout under ``root``::
     music_wav/NNN.wav     the music (paths are returned, audio is not decoded here)
     label_json/NNN.json   {"style1": coarse genre, "style2": fine genre used for control, ...}
 
-Files 001-211 exist; 116-123, 130 and 202 are ignored. The test split is SPEC's 20 files minus
-the ignored ones (120 and 130), i.e. 18 files; every other non-ignored file (183) is training.
+Files 001-211 exist; 116-123, 130 and 202 are ignored. The test split is docs/spec.md's 20
+files minus the ignored ones (120 and 130), i.e. 18 files; every other non-ignored file (183)
+is training.
 ``style2`` maps to the genre id of ``gcdance.genres.FINEDANCE_GENRES``; spelling variants in
 case, spaces, hyphens and underscores are accepted (they cannot collide), anything else is a
 ``DataFormatError``.
@@ -56,7 +57,7 @@ FINEDANCE_ALL: tuple[str, ...] = tuple(f"{i:03d}" for i in range(1, 212))
 FINEDANCE_IGNORED: frozenset[str] = frozenset(
     {"116", "117", "118", "119", "120", "121", "122", "123", "130", "202"}
 )
-# SPEC section 1, as listed there; 120 and 130 are also ignored, leaving 18 test files.
+# docs/spec.md section 1, as listed there; 120 and 130 are also ignored, leaving 18 test files.
 _FINEDANCE_TEST_LISTED: tuple[str, ...] = (
     "063", "132", "143", "036", "098", "198", "130", "012", "211", "193",
     "179", "065", "137", "161", "092", "120", "037", "109", "204", "144",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_dir
 from ..errors import EngineError, InputError, WeightsError
 
 N_FFT = 512
@@ -43,12 +44,6 @@ CHECKPOINT_ENV = "GCDANCE_WAV2CLIP_CHECKPOINT"
 ONNX_ENV = "GCDANCE_WAV2CLIP_ONNX"
 INPUT_NAMES = ("audio", "mean", "std")
 OUTPUT_NAME = "embedding"
-
-
-def cache_dir() -> Path:
-    """``$GCDANCE_CACHE`` or ``~/.cache/gcdance`` (the same root as the other gcdance caches)."""
-    env = os.environ.get("GCDANCE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "gcdance"
 
 
 def default_checkpoint_path() -> Path:

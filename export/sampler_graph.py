@@ -1,10 +1,12 @@
-"""The engine's device loop: one DDIM step's update as an ONNX graph, and an upload graph.
+"""The sampler's step as an ONNX graph (``sampler_step.onnx``), and the upload graph.
 
-On a GPU the engine keeps the whole sampling state in device memory. Each step is two ONNX
-Runtime calls over preallocated, IoBinding-bound device buffers: the denoiser
-(``x_in, t -> x0_pair``) and the *update graph* built here, which does everything the host loop
-does between two network calls (``training/sampler.py``, steps 2 to 7, in the same operation
-order) and prepares the next network input:
+Written into every bundle at export time (``export.bundle``), so inference needs no ``onnx``
+package. The engine (``cpp/src/loop.cc``) keeps the whole sampling state in the provider's memory
+(the GPU's, or host memory on the CPU). Each step is two ONNX Runtime calls over preallocated,
+IoBinding-bound buffers: the denoiser (``x_in, t -> x0_pair``) and the *sampler step* built here,
+which does everything the PyTorch reference does between two network calls
+(``training/sampler.py``, steps 2 to 7, in the same operation order) and prepares the next
+network input:
 
     inputs   x (W, L, D), x0_pair (2W, L, D), anchors (W, K), step (1,) int64,
              table (S + 1, 9), noise_index (S + 1, 2) int64, z (Nz, W, L, D), zq (Nq, W, L, D),
@@ -22,30 +24,32 @@ a select, with no empty tensors for W = 1. Without root
 anchoring (K = 0) the graph has no anchor input or output.
 
 No Shape-derived computation is used (the per-shape constants are inputs), so every node runs
-on the GPU provider, the graph's only CPU inputs are initializers, and the step can be captured
-in a CUDA graph. Everything is float32 except the cumulative sum of the window starts, which is
-float64 as in the host loop.
+on the GPU provider and the graph's only CPU inputs are initializers. Everything is float32
+except the cumulative sum of the window starts, which is float64 as torch's CPU cumsum.
 
 The *upload graph* copies host tensors into the engine's device buffers once per generation
 (Identity per tensor: ONNX Runtime moves a bound host input to the device, the kernel writes the
-bound device output), so the engine needs no CUDA API of its own. Graph names are shared with
-``cpp/src/device_loop.cc``.
+bound device output), so the engine needs no CUDA API of its own. The engine reads the upload
+names from the graph and checks both graphs' names when it loads a bundle.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import EngineError, InputError
-from .schedule import TABLE_KEYS
-from .stitching import handover_weights
+from gcdance.errors import InputError
+from gcdance.schedule import TABLE_KEYS
+from gcdance.stitching import check_windows, handover_weights
 
-__all__ = ["OPSET", "UPLOADS", "build_update_graph", "build_upload_graph"]
+__all__ = ["OPSET", "SAMPLER_METADATA", "UPLOADS", "build_sampler_graph", "build_upload_graph"]
 
 OPSET = 17
+SAMPLER_METADATA = "gcdance.sampler_plan"
+"""Metadata key of the sampler step: the dims, window plan and anchors it was built for."""
 
 # Tensors uploaded once per generation: name -> (element type, rank).
 UPLOADS: dict[str, tuple[str, int]] = {
@@ -60,9 +64,9 @@ UPLOADS: dict[str, tuple[str, int]] = {
 def _onnx() -> Any:
     try:
         import onnx
-    except ImportError as exc:  # pragma: no cover - onnx is a dependency
-        raise EngineError("the engine's device loop builds its update graph with the onnx "
-                          "package: pip install 'onnx>=1.16'") from exc
+    except ImportError as exc:  # pragma: no cover - onnx comes with the train extra
+        raise InputError("exporting a bundle needs the onnx package: pip install '.[train]'"
+                         ) from exc
     return onnx
 
 
@@ -98,29 +102,31 @@ def _value_info(onnx: Any, name: str, elem: str, shape: Sequence[int | str]) -> 
     return onnx.helper.make_tensor_value_info(name, types[elem], list(shape))
 
 
-def _model_bytes(g: _Graph, name: str, inputs: list[Any], outputs: list[Any]) -> bytes:
+def _model_bytes(g: _Graph, name: str, inputs: list[Any], outputs: list[Any],
+                 metadata: dict[str, str] | None = None) -> bytes:
     onnx = g.onnx
     graph = onnx.helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
     model = onnx.helper.make_model(graph, producer_name="gcdance",
                                    opset_imports=[onnx.helper.make_opsetid("", OPSET)])
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
     model.ir_version = 8  # readable by ONNX Runtime >= 1.14
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
 
 
-def build_update_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[int] = (),
-                       anchor_zero: Sequence[float] = (),
-                       handover: Sequence[float] | None = None) -> bytes:
-    """The serialized update graph for a model's layout (module docstring); ``handover`` is
-    the engine configuration's weights (None: :func:`gcdance.stitching.handover_weights`)."""
+def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[int] = (),
+                        anchor_zero: Sequence[float] = ()) -> bytes:
+    """The serialized sampler step for a model's layout and window plan (module docstring)."""
     dims = [int(d) for d in anchor_dims]
     zero = np.asarray(anchor_zero, np.float32)
     if len(dims) != zero.size:
         raise InputError(f"anchor_dims ({len(dims)}) and anchor_zero ({zero.size}) differ in "
                          "length")
-    if not 0 < hop <= window or dim < 1:
-        raise InputError(f"need dim >= 1 and 0 < hop <= window, got dim={dim}, hop={hop}, "
-                         f"window={window}")
+    check_windows(window, hop, anchored=bool(dims))
+    if dim < 1:
+        raise InputError(f"need dim >= 1, got {dim}")
     if any(not 0 <= d < dim for d in dims) or len(set(dims)) != len(dims):
         raise InputError(f"anchor dims {dims} must be distinct and within 0..{dim - 1}")
     g = _Graph()
@@ -178,8 +184,7 @@ def build_update_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[in
     roll = g.const((np.arange(window) + hop) % window, i64, "roll")
     previous = g.op("Gather", [g.op("Gather", [x0, "prev_window"], axis=0), roll], axis=1)
     beta = np.ones((window, 1), np.float32)
-    beta[: window - hop, 0] = (handover_weights(window - hop, np.float32) if handover is None
-                               else np.asarray(handover, np.float32))
+    beta[: window - hop, 0] = handover_weights(window - hop, np.float32)
     blend = g.op("Add", [g.op("Mul", [g.const(np.float32(1.0) - beta, f32), previous]),
                          g.op("Mul", [g.const(beta, f32, "handover"), x0])])
     x0 = g.op("Where", ["head", blend, x0], "x0_handed_over")
@@ -232,7 +237,11 @@ def build_update_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[in
     outputs += [_value_info(onnx, "step_next", "int64", [1]),
                 _value_info(onnx, "x_in_next", "float", [B, L, D]),
                 _value_info(onnx, "t_next", "float", [B])]
-    return _model_bytes(g, "gcdance_ddim_update", inputs, outputs)
+    # What it was built for, so that the bundle loader can check it against the manifest.
+    plan = {"dim": int(dim), "window": int(window), "hop": int(hop), "anchor_dims": dims,
+            "anchor_zero": [float(v) for v in zero]}
+    return _model_bytes(g, "gcdance_sampler_step", inputs, outputs,
+                        {SAMPLER_METADATA: json.dumps(plan, sort_keys=True)})
 
 
 def build_upload_graph() -> bytes:

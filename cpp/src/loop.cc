@@ -1,0 +1,204 @@
+#include "gcdance/loop.h"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+
+#include "gcdance/generator.h"
+#include "gcdance/runtime.h"
+
+namespace gcdance {
+namespace {
+
+constexpr auto kFloat = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+constexpr auto kInt64 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+constexpr auto kBool = ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
+
+// Shapes of the upload graph's tensors for a shape (windows, steps, slabs) of a model.
+std::map<std::string, std::vector<int64_t>> UploadShapes(const ModelConfig& c, int64_t W,
+                                                         int64_t S, int64_t z_slabs,
+                                                         int64_t zq_slabs, int64_t columns) {
+  const int64_t L = c.window, D = c.dim, B = 2 * W;
+  const int64_t K = std::max<int64_t>(int64_t(c.anchor_dims.size()), 1);  // 1: unused dummy
+  return {{"x", {W, L, D}},           {"anchors", {W, K}},
+          {"step", {1}},              {"x_in", {B, L, D}},
+          {"t", {B}},                 {"music", {B, L, c.music_dim}},
+          {"text", {B, c.text_dim}},  {"cond", {B}},
+          {"known", {W, L, D}},       {"mask", {W, L, D}},
+          {"z", {z_slabs, W, L, D}},  {"zq", {zq_slabs, W, L, D}},
+          {"table", {S + 1, columns}}, {"noise_index", {S + 1, 2}},
+          {"prev_window", {W}},       {"head", {W, L, 1}},
+          {"batch_zeros", {B}}};
+}
+
+}  // namespace
+
+DeviceTensor::DeviceTensor(OrtAllocator* allocator, ONNXTensorElementDataType type,
+                           std::vector<int64_t> shape)
+    : shape_(std::move(shape)) {
+  value_ = Ort::Value::CreateTensor(allocator, shape_.data(), shape_.size(), type);
+}
+
+Loop::Loop(std::shared_ptr<Model> model) : model_(std::move(model)) {
+  OrtModel& sampler = model_->sampler();
+  if (sampler.provider() == "cpu") {
+    allocator_ = Ort::AllocatorWithDefaultOptions();
+  } else {
+    Ort::MemoryInfo info("Cuda", OrtDeviceAllocator, sampler.device_id(), OrtMemTypeDefault);
+    device_allocator_ = std::make_unique<Ort::Allocator>(sampler.session(), info);
+    allocator_ = *device_allocator_;
+  }
+}
+
+HostTensor& Loop::host(const std::string& name) {
+  auto it = host_.find(name);
+  if (shape_[0] < 0 || it == host_.end()) {
+    throw Error("no host upload buffer '" + name + "': call Reserve first");
+  }
+  return *it->second;
+}
+
+DeviceTensor& Loop::Device(const std::string& name, ONNXTensorElementDataType type,
+                           std::vector<int64_t> shape) {
+  auto& slot = device_[name];
+  if (!slot || slot->shape() != shape) {
+    slot = std::make_unique<DeviceTensor>(allocator_, type, std::move(shape));
+    ++allocations_;
+  }
+  return *slot;
+}
+
+Ort::Value& Loop::Bound(const std::string& name) { return device_.at(name)->value(); }
+
+void Loop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs) {
+  const Shape shape{W, S, z_slabs, zq_slabs};
+  if (shape == shape_) return;
+  shape_ = Shape{-1, -1, -1, -1};  // set again only once every buffer matches and is bound
+  const ModelConfig& c = model_->config();
+  const int64_t L = c.window, D = c.dim, B = 2 * W;
+  const auto shapes = UploadShapes(c, W, S, z_slabs, zq_slabs,
+                                   int64_t(c.schedule_columns.size()));
+  // Host staging buffers and their device copies, one per upload graph input (its types).
+  for (const auto& info : model_->upload().inputs()) {
+    const auto& dims = shapes.at(info.name);  // Model checked the names
+    auto& slot = host_[info.name];
+    if (!slot) {
+      slot = std::make_unique<HostTensor>(info.type, dims);
+      ++allocations_;
+    } else if (slot->shape() != dims && slot->Reshape(dims)) {  // grows, never shrinks
+      ++allocations_;
+    }
+    Device(info.name, info.type, dims);
+  }
+  // Ping-pong state (side A is what the upload writes), the denoiser's output and the cache.
+  Device("x_b", kFloat, {W, L, D});
+  Device("anchors_b", kFloat, shapes.at("anchors"));
+  Device("step_b", kInt64, {1});
+  Device("x0_pair", kFloat, {B, L, D});
+  Device("cache", kFloat, {B, L, c.cache_dim});
+  if (!x_host_ || x_host_->shape() != std::vector<int64_t>{W, L, D}) {
+    x_host_ = std::make_unique<HostTensor>(kFloat, std::vector<int64_t>{W, L, D});
+    ++allocations_;
+  }
+  // Constants of the shape: cond_mask rows (conditional half first), the previous window of
+  // each window, the heads the window handover blends and zeros to broadcast t over the batch.
+  auto* cond = static_cast<float*>(host_.at("cond")->data());
+  for (int64_t r = 0; r < B; ++r) cond[r] = r < W ? 1.0f : 0.0f;
+  auto* prev = static_cast<int64_t*>(host_.at("prev_window")->data());
+  for (int64_t w = 0; w < W; ++w) prev[w] = w == 0 ? 0 : w - 1;
+  auto* head = static_cast<bool*>(host_.at("head")->data());
+  for (int64_t w = 0; w < W; ++w) {
+    for (int64_t f = 0; f < L; ++f) head[w * L + f] = w > 0 && f < L - c.hop;
+  }
+  HostTensor& zeros = *host_.at("batch_zeros");
+  std::memset(zeros.data(), 0, zeros.bytes());
+  shape_ = shape;
+  try {
+    Bind();
+  } catch (...) {
+    shape_ = Shape{-1, -1, -1, -1};
+    throw;
+  }
+}
+
+void Loop::Bind() {
+  const ModelConfig& c = model_->config();
+  upload_ = std::make_unique<Ort::IoBinding>(model_->upload().session());
+  for (const auto& info : model_->upload().inputs()) {
+    upload_->BindOutput(("to_" + info.name).c_str(), Bound(info.name));
+  }
+  condition_ = std::make_unique<Ort::IoBinding>(model_->condition().session());
+  condition_->BindInput("music", Bound("music"));
+  condition_->BindInput("text_emb", Bound("text"));
+  condition_->BindInput("cond_mask", Bound("cond"));
+  condition_->BindOutput("cond_cache", Bound("cache"));
+  denoiser_ = std::make_unique<Ort::IoBinding>(model_->denoiser().session());
+  denoiser_->BindInput("x_t", Bound("x_in"));
+  denoiser_->BindInput("t", Bound("t"));
+  denoiser_->BindInput("text_emb", Bound("text"));
+  denoiser_->BindInput("cond_mask", Bound("cond"));
+  denoiser_->BindInput("cond_cache", Bound("cache"));
+  denoiser_->BindOutput("x0", Bound("x0_pair"));
+  // Update p reads side p and writes side 1 - p (A = "x", B = "x_b"); the last step writes x
+  // to the host.
+  const bool anchored = !c.anchor_dims.empty();
+  const std::string side[2][3] = {{"x", "anchors", "step"}, {"x_b", "anchors_b", "step_b"}};
+  auto bind_sampler = [&](int p, bool last) {
+    auto u = std::make_unique<Ort::IoBinding>(model_->sampler().session());
+    u->BindInput("x", Bound(side[p][0]));
+    u->BindInput("x0_pair", Bound("x0_pair"));
+    if (anchored) u->BindInput("anchors", Bound(side[p][1]));
+    u->BindInput("step", Bound(side[p][2]));
+    for (const char* name : {"table", "noise_index", "z", "zq", "known", "mask", "prev_window",
+                             "head", "batch_zeros"}) {
+      u->BindInput(name, Bound(name));
+    }
+    u->BindOutput("x_next", last ? x_host_->value() : Bound(side[1 - p][0]));
+    if (anchored) u->BindOutput("anchors_next", Bound(side[1 - p][1]));
+    u->BindOutput("step_next", Bound(side[1 - p][2]));
+    u->BindOutput("x_in_next", Bound("x_in"));
+    u->BindOutput("t_next", Bound("t"));
+    return u;
+  };
+  sampler_[0] = bind_sampler(0, false);
+  sampler_[1] = bind_sampler(1, false);
+  last_ = bind_sampler(int((shape_[1] - 1) % 2), true);
+}
+
+void Loop::RunBinding(Ort::IoBinding& binding, OrtModel& model) {
+  try {
+    model.session().Run(options_, binding);
+  } catch (const Ort::Exception& e) {
+    throw Error("ONNX Runtime failed running '" + model.model_path() + "' (" +
+                std::to_string(shape_[0]) + " windows, " + std::to_string(shape_[1]) +
+                " steps): " + e.what());
+  }
+}
+
+void Loop::Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out) {
+  if (shape_[0] < 0) throw Error("Loop::Run before Reserve");
+  const int64_t steps = shape_[1];
+  // Host inputs are bound anew each generation: a GPU provider copies them when bound.
+  for (const auto& info : model_->upload().inputs()) {
+    upload_->BindInput(info.name.c_str(), host_.at(info.name)->value());
+  }
+  RunBinding(*upload_, model_->upload());
+  RunBinding(*condition_, model_->condition());
+  for (int64_t s = 0; s < steps; ++s) {
+    RunBinding(*denoiser_, model_->denoiser());
+    if (s + 1 == steps) {
+      RunBinding(*last_, model_->sampler());
+      last_->SynchronizeOutputs();
+    } else {
+      RunBinding(*sampler_[s % 2], model_->sampler());
+    }
+    // The callback's own exception propagates as it is; false cancels.
+    if (progress && !progress(s + 1, steps)) {
+      throw Error("generation cancelled after step " + std::to_string(s + 1) + " of " +
+                  std::to_string(steps));
+    }
+  }
+  std::memcpy(x_out, x_host_->data(), x_host_->bytes());
+}
+
+}  // namespace gcdance

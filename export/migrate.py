@@ -1,0 +1,155 @@
+"""Bring a bundle of format 1 to format 2 without its training checkpoint.
+
+    python -m export.migrate OLD_BUNDLE --out NEW_BUNDLE      (--out may equal OLD_BUNDLE)
+
+Format 1 held the denoiser twice: as one graph (``denoiser.onnx``) and cut in two
+(``condition.onnx`` + ``denoiser_step.onnx``, ``manifest["onnx"]["split"]``), and the engine
+rebuilt its sampler step at every start. Format 2 keeps the two-graph form only (the step graph
+becomes ``denoiser.onnx``) and stores the sampler step and upload graphs
+(``export.sampler_graph``), built from the manifest's window plan and root anchoring. The weights
+are the same bytes: the graphs are copied, not re-exported. Everything else (normalizer, C_E,
+classifier P, schedule, model card, provenance) is kept; the provenance records the migration and
+the manifest is sealed again. A format-1 bundle without the two-graph form cannot be migrated
+(re-export it from its checkpoint with ``python -m export.bundle``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gcdance.bundle import (
+    CONDITION_FILE,
+    DENOISER_FILE,
+    FORMAT_VERSION,
+    MANIFEST,
+    SAMPLER_FILE,
+    UPLOAD_FILE,
+    check_seal,
+    file_sha256,
+    load_bundle,
+    seal_manifest,
+)
+from gcdance.errors import BundleError, GCDanceError, InputError
+from gcdance.schedule import TABLE_KEYS
+
+from .bundle import _dumps, _umask
+from .sampler_graph import build_sampler_graph, build_upload_graph
+
+__all__ = ["main", "migrate_bundle"]
+
+_OLD_STEP_FILE = "denoiser_step.onnx"
+
+
+def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Write the format-2 form of the format-1 bundle ``src`` to ``out`` (atomically; ``out``
+    may be ``src``); returns ``out`` after loading it with :func:`gcdance.bundle.load_bundle`."""
+    src, out = Path(src), Path(out)
+    try:
+        old = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"cannot read {src / MANIFEST}: {exc}") from None
+    if old.get("format_version") != 1:
+        raise InputError(f"{src} has format_version {old.get('format_version')!r}; this tool "
+                         f"migrates version 1 to {FORMAT_VERSION}")
+    check_seal(old, src / MANIFEST)
+    onnx_old = old.get("onnx") or {}
+    split = onnx_old.get("split")
+    if not isinstance(split, dict):
+        raise InputError(f"{src} has no split graphs ({CONDITION_FILE} + {_OLD_STEP_FILE}) to "
+                         "keep: re-export it from its checkpoint (python -m export.bundle)")
+    for name, info in old["files"].items():  # the bytes we copy must be the sealed ones
+        if file_sha256(src / name) != info["sha256"]:
+            raise BundleError(f"{src / name} does not match its sha256: refusing to migrate a "
+                              "modified bundle")
+    sampling = old["sampling"]
+    dim = int(old["model"]["dim"])
+    copies = {CONDITION_FILE: CONDITION_FILE, _OLD_STEP_FILE: DENOISER_FILE}
+    copies |= {n: n for n in old["files"] if n not in (CONDITION_FILE, _OLD_STEP_FILE,
+                                                          "denoiser.onnx")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, new in copies.items():
+            shutil.copyfile(src / name, tmp / new)
+        (tmp / SAMPLER_FILE).write_bytes(build_sampler_graph(
+            dim, int(sampling["window"]), int(sampling["hop"]),
+            [int(d) for d in sampling["anchor_dims"]],
+            np.asarray(sampling["anchor_zero"], np.float32)))
+        (tmp / UPLOAD_FILE).write_bytes(build_upload_graph())
+        manifest: dict[str, Any] = {k: v for k, v in old.items() if k != "manifest_sha256"}
+        manifest["format_version"] = FORMAT_VERSION
+        graphs = {
+            key: {"file": name, "inputs": split["inputs"][old_key],
+                  "outputs": split["outputs"][old_key]}
+            for key, old_key, name in (("condition", "condition", CONDITION_FILE),
+                                       ("denoiser", "step", DENOISER_FILE))}
+        graphs["sampler"] = {"file": SAMPLER_FILE, "schedule_columns": list(TABLE_KEYS)}
+        graphs["upload"] = {"file": UPLOAD_FILE}
+        check = dict(split.get("check") or {})
+        diffs = dict(check.get("max_abs_diff") or {})
+        if "step" in diffs:
+            diffs["denoiser"] = diffs.pop("step")
+        manifest["onnx"] = {
+            "opset": onnx_old.get("opset"), "ir_version": onnx_old.get("ir_version"),
+            "cache_dim": split["cache_dim"], "graphs": graphs,
+            "cache_layout": split.get("cache_layout"),
+            "usage": "condition once per generation, then at every step the denoiser (with "
+                     "that cond_cache) and the sampler step",
+            "guidance": onnx_old.get("guidance"),
+            "check": {**check, "max_abs_diff": diffs},
+        }
+        manifest["files"] = {name: {"sha256": file_sha256(tmp / name),
+                                    "size": (tmp / name).stat().st_size}
+                             for name in sorted(p.name for p in tmp.iterdir())}
+        manifest["provenance"] = {**old["provenance"], "migrated": {
+            "from_format_version": 1, "tool": "python -m export.migrate",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "dropped": ["denoiser.onnx (the one-graph form)"],
+            "renamed": {_OLD_STEP_FILE: DENOISER_FILE}}}
+        written = json.loads(_dumps(manifest))
+        seal_manifest(written)
+        (tmp / MANIFEST).write_text(_dumps(written) + "\n", encoding="utf-8")
+        umask = _umask()
+        for p in tmp.iterdir():
+            p.chmod(0o666 & ~umask)
+        tmp.chmod(0o777 & ~umask)
+        load_bundle(tmp)  # the result must load before it replaces anything
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.migrate",
+                                     description="Migrate a format-1 gcdance bundle to format "
+                                     f"{FORMAT_VERSION} (no checkpoint needed).")
+    parser.add_argument("bundle", help="the format-1 bundle directory")
+    parser.add_argument("--out", required=True, help="where to write it (may be the same)")
+    args = parser.parse_args(argv)
+    try:
+        out = migrate_bundle(args.bundle, args.out)
+    except GCDanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"wrote {out} (format {FORMAT_VERSION}, {size / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
