@@ -121,7 +121,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("song", help="audio file (wav, mp3, flac, ogg/opus)")
     p.add_argument("--prompt", required=True, help="a genre name or a free-text description")
     p.add_argument("-o", "--output", action="append", metavar="PATH",
-                   help="output file, repeatable: .npz, .bvh, .pkl, .mp4, .gif "
+                   help="output file, repeatable: .npz, .bvh, .pkl, .glb, .gltf, .html, "
+                        ".mp4, .gif "
                         "(default: SONG's name with .npz, in the current directory)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None,
@@ -241,9 +242,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def _check_suffixes(paths: list[Path]) -> None:
+    from .dance import SAVE_SUFFIXES as known  # every format Dance.save writes
     from .errors import InputError
-
-    known = (".npz", ".bvh", ".pkl", ".mp4", ".gif")
     for p in paths:
         if p.suffix.lower() not in known:
             raise InputError(f"cannot write {p}: unknown format {p.suffix!r}; use one of "
@@ -369,10 +369,62 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- serve
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    from .serve.settings import ServeSettings
+
+    d = ServeSettings.__dataclass_fields__
+    p = sub.add_parser(
+        "serve", help="run the HTTP API and web page (FastAPI under uvicorn)",
+        description="Serve POST /api/dances (a song and a prompt -> a dance in every format), "
+                    "the web page at / and the API docs at /docs, until Ctrl-C or SIGTERM. "
+                    "Needs the serve extra: pip install 'gcdance[serve]'. Limits and "
+                    "deployment behind a load balancer: docs/serve.md.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--bundle", default=None, metavar="DIR",
+                   help="model bundle (default: the bundled default model)")
+    p.add_argument("--store", default=None, metavar="DIR",
+                   help="folder for the results; share it between replicas (default: "
+                        "$GCDANCE_CACHE/dances or ~/.cache/gcdance/dances)")
+    p.add_argument("--workers", type=int, default=d["workers"].default, metavar="N",
+                   help="generations at once (default %(default)s; each uses all its cores)")
+    p.add_argument("--queue", type=int, default=d["queue"].default, metavar="N",
+                   help="requests that may wait for a worker before the rest get 503 "
+                        "(default %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=d["max_upload_mb"].default,
+                   metavar="MB", help="largest audio upload (default %(default)g MiB)")
+    p.add_argument("--max-seconds", type=float, default=d["max_seconds"].default,
+                   metavar="SEC", help="longest music to dance to (default %(default)g s)")
+    p.add_argument("--max-store-mb", type=float, default=d["max_store_mb"].default,
+                   metavar="MB", help="size of the store, the oldest evicted (default "
+                                      "%(default)g MiB)")
+    p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import ServeSettings, require_dependencies, run
+
+    require_dependencies()  # before the model loads: the fix is a pip install
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port must be 1 to 65535, got {args.port}")
+    extra = {} if args.store is None else {"store": Path(args.store)}
+    settings = ServeSettings(bundle=args.bundle, provider=args.provider, workers=args.workers,
+                             queue=args.queue, max_upload_mb=args.max_upload_mb,
+                             max_seconds=args.max_seconds, max_store_mb=args.max_store_mb,
+                             **extra)
+    run(settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- entry
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_generate, add_edit, add_genres, add_info, add_bench]
+    add_generate, add_edit, add_genres, add_info, add_bench, add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

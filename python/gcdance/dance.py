@@ -1,4 +1,4 @@
-"""``Dance``: a generated (or loaded) dance and the files people use (API.md).
+"""``Dance``: a generated (or loaded) dance and the files people use (docs/api.md).
 
 Conventions:
 
@@ -27,6 +27,11 @@ Files (``Dance.save``; writes are atomic: a temporary file next to the target, t
   ``pickle.load`` a file you did not make. Y-up by default; ``up="z"`` rotates the world +90
   degrees about X (``(x, y, z) -> (x, -z, y)``), EDGE's own convention.
 - ``.mp4`` / ``.gif``: a skeleton video (``gcdance.render``, options as ``render``).
+- ``.glb`` / ``.gltf``: glTF 2.0, the skeleton as a skin with a rigidly skinned mannequin mesh
+  and one animation (a rotation per joint, the pelvis translation, a key per frame), Y-up
+  metres, joints named as in ``gcdance.skeleton``; ``.gltf`` inlines the data (``gcdance.io.gltf``).
+- ``.html``: one self-contained file that plays the dance in 3D with its music in any browser,
+  offline (``gcdance.io.html``; options ``audio``, ``audio_start``, ``title``, ``ffmpeg``).
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ __all__ = ["DANCE_FORMAT_VERSION", "SAVE_SUFFIXES", "AudioInfo", "Dance"]
 DANCE_FORMAT_VERSION = 1
 """Version of the ``.npz`` metadata; bump it on any incompatible change."""
 
-SAVE_SUFFIXES: tuple[str, ...] = (".npz", ".bvh", ".pkl", ".mp4", ".gif")
+SAVE_SUFFIXES: tuple[str, ...] = (".npz", ".bvh", ".pkl", ".mp4", ".gif", ".glb", ".gltf",
+                                  ".html")
 """File types ``Dance.save`` writes (by suffix, case-insensitive)."""
 
 _PICKLE_PROTOCOL = 4  # readable by every Python >= 3.4 (the peer projects' environments)
@@ -289,7 +295,8 @@ class Dance:
         """Write the dance to ``path``; the format follows the suffix (see the module docstring).
 
         ``options`` go to the writer: ``.bvh`` ``units``/``rotation_order``, ``.pkl`` ``up``,
-        ``.mp4``/``.gif`` those of ``gcdance.render.render``. Returns the path written.
+        ``.mp4``/``.gif`` those of ``gcdance.render.render``, ``.html`` those of
+        ``gcdance.io.html.save_html``. Returns the path written.
         """
         p = Path(path)
         suffix = p.suffix.lower()
@@ -299,6 +306,9 @@ class Dance:
             ".pkl": self._save_pkl,
             ".mp4": self.render,
             ".gif": self.render,
+            ".glb": self._save_gltf,
+            ".gltf": self._save_gltf,
+            ".html": self._save_html,
         }
         if suffix not in writers:
             raise InputError(
@@ -346,6 +356,25 @@ class Dance:
             path, self.motion, self.layout, fps=self.fps, units=units,
             rotation_order=rotation_order, skeleton=self.skeleton,
         )
+
+    def _save_gltf(self, path: Path) -> Path:
+        from .io.gltf import save_gltf
+
+        return save_gltf(self, path)
+
+    def _save_html(
+        self,
+        path: Path,
+        *,
+        audio: Any = None,
+        audio_start: float | None = None,
+        title: str | None = None,
+        ffmpeg: str | None = None,
+    ) -> Path:
+        from .io.html import save_html
+
+        return save_html(self, path, audio=audio, audio_start=audio_start, title=title,
+                         ffmpeg=ffmpeg)
 
     def _save_pkl(self, path: Path, *, up: str = "y") -> Path:
         smpl = self.smpl()
