@@ -69,7 +69,13 @@ from gcdance.features.config import FeatureConfig
 from gcdance.genres import REGISTRY, control_prompt
 from gcdance.layout import MotionLayout
 from gcdance.normalizer import MinMaxNormalizer
-from gcdance.schedule import TABLE_KEYS, ddim_schedule, diffusion_config, save_schedule
+from gcdance.schedule import (
+    SAMPLERS,
+    TABLE_KEYS,
+    ddim_schedule,
+    diffusion_config,
+    save_schedule,
+)
 from gcdance.stitching import HOP_FRAMES, WINDOW_FRAMES, check_windows
 from gcdance.text import CLASSIFIER_PATH, DATA_DIR
 from gcdance.windows import DEFAULT_RELATIVE_AXES
@@ -116,6 +122,7 @@ class SamplingSpec:
     window: int = WINDOW_FRAMES
     hop: int = HOP_FRAMES
     relative_axes: str = DEFAULT_RELATIVE_AXES
+    sampler: str = "ddim"
 
 
 @dataclass
@@ -289,7 +296,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
         raise InputError(f"{out} is a non-empty directory that is not a bundle; refusing to "
                          "replace it")
     schedule = ddim_schedule(s.steps, s.eta, s.guidance, s.guidance_ramp,
-                             guidance_start=s.guidance_start)
+                             guidance_start=s.guidance_start, sampler=s.sampler)
     if "wav2clip" in spec.features.sets and spec.wav2clip_onnx is None:
         log("note: the model uses Wav2CLIP features but the bundle will not include "
             "wav2clip.onnx (--wav2clip-onnx); inference then looks for it in the gcdance cache")
@@ -353,7 +360,8 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
             "diffusion": diffusion_config(),
             "sampling": {"steps": s.steps, "guidance": s.guidance, "eta": s.eta,
                          "guidance_ramp": s.guidance_ramp, "guidance_start": s.guidance_start,
-                         "window": s.window, "hop": s.hop, "relative_axes": axes,
+                         "sampler": s.sampler, "window": s.window, "hop": s.hop,
+                         "relative_axes": axes,
                          "anchor_dims": anchor_dims,
                          "anchor_zero": [float(v) for v in anchor_zero],
                          "clamp_x0": [-1.0, 1.0], "schedule": SCHEDULE_FILE},
@@ -605,7 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="classifier P: 'package' (default), 'checkpoint' or a .npz path")
     parser.add_argument("--wav2clip-onnx", help="include this Wav2CLIP graph (wav2clip.onnx)")
     parser.add_argument("--text-encoder-onnx", help="include this text-encoder graph")
-    parser.add_argument("--steps", type=int, default=50, help="default DDIM steps")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="ddim",
+                        help="default sampler (ddim, or dpmpp: DPM-Solver++ 2M)")
+    parser.add_argument("--steps", type=int, default=50, help="default sampling steps")
     parser.add_argument("--guidance", type=float, default=2.7, help="default guidance weight")
     parser.add_argument("--eta", type=float, default=0.0, help="default DDIM eta")
     parser.add_argument("--guidance-ramp", type=float, default=0.0,
@@ -624,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "text_encoder_onnx": args.text_encoder_onnx, "log": log}
     try:
         sampling = {"steps": args.steps, "guidance": args.guidance, "eta": args.eta,
-                    "guidance_ramp": args.guidance_ramp}
+                    "guidance_ramp": args.guidance_ramp, "sampler": args.sampler}
         if args.checkpoint:
             bundle_from_checkpoint(args.checkpoint, args.out, prefer_ema=not args.no_ema,
                                    sampling=sampling, **common)

@@ -7,10 +7,12 @@ Format 1 held the denoiser twice: as one graph (``denoiser.onnx``) and cut in tw
 rebuilt its sampler step at every start. Format 2 keeps the two-graph form only (the step graph
 becomes ``denoiser.onnx``) and stores the sampler step and upload graphs
 (``export.sampler_graph``), built from the manifest's window plan and root anchoring. The weights
-are the same bytes: the graphs are copied, not re-exported. Everything else (normalizer, C_E,
-classifier P, schedule, model card, provenance) is kept; the provenance records the migration and
-the manifest is sealed again. A format-1 bundle without the two-graph form cannot be migrated
-(re-export it from its checkpoint with ``python -m export.bundle``).
+are the same bytes: the graphs are copied, not re-exported. The schedule table gains the
+multistep columns of format 2 (``schedule.npz`` recomputed from the manifest's settings, its old
+columns checked against the new ones) and ``sampling.sampler`` is ``"ddim"``. Everything else
+(normalizer, C_E, classifier P, model card, provenance) is kept; the provenance records the
+migration and the manifest is sealed again. A format-1 bundle without the two-graph form cannot
+be migrated (re-export it from its checkpoint with ``python -m export.bundle``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from gcdance.bundle import (
     FORMAT_VERSION,
     MANIFEST,
     SAMPLER_FILE,
+    SCHEDULE_FILE,
     UPLOAD_FILE,
     check_seal,
     file_sha256,
@@ -41,7 +44,7 @@ from gcdance.bundle import (
     seal_manifest,
 )
 from gcdance.errors import BundleError, GCDanceError, InputError
-from gcdance.schedule import TABLE_KEYS
+from gcdance.schedule import TABLE_KEYS, ddim_schedule, diffusion_config, save_schedule
 
 from .bundle import _dumps, _umask
 from .sampler_graph import build_sampler_graph, build_upload_graph
@@ -76,7 +79,19 @@ def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
     dim = int(old["model"]["dim"])
     copies = {CONDITION_FILE: CONDITION_FILE, _OLD_STEP_FILE: DENOISER_FILE}
     copies |= {n: n for n in old["files"] if n not in (CONDITION_FILE, _OLD_STEP_FILE,
-                                                          "denoiser.onnx")}
+                                                          "denoiser.onnx", SCHEDULE_FILE)}
+    diffusion = old["diffusion"]
+    table = ddim_schedule(int(sampling["steps"]), float(sampling["eta"]),
+                          float(sampling["guidance"]), float(sampling["guidance_ramp"]),
+                          guidance_start=float(sampling["guidance_start"]),
+                          num_timesteps=int(diffusion["num_timesteps"]),
+                          s=float(diffusion["cosine_s"]), max_beta=float(diffusion["max_beta"]))
+    with np.load(src / SCHEDULE_FILE, allow_pickle=False) as stored:
+        for key in stored.files:
+            if key != "format_version" and not np.allclose(stored[key], table[key], rtol=1e-5,
+                                                           atol=1e-6):
+                raise BundleError(f"{src / SCHEDULE_FILE} column {key!r} differs from the "
+                                  "manifest's settings: refusing to migrate")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -87,8 +102,13 @@ def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
             [int(d) for d in sampling["anchor_dims"]],
             np.asarray(sampling["anchor_zero"], np.float32)))
         (tmp / UPLOAD_FILE).write_bytes(build_upload_graph())
+        save_schedule(tmp / SCHEDULE_FILE, table)
         manifest: dict[str, Any] = {k: v for k, v in old.items() if k != "manifest_sha256"}
         manifest["format_version"] = FORMAT_VERSION
+        manifest["sampling"] = {**sampling, "sampler": "ddim"}
+        manifest["diffusion"] = diffusion_config(int(diffusion["num_timesteps"]),
+                                                 float(diffusion["cosine_s"]),
+                                                 float(diffusion["max_beta"]))
         graphs = {
             key: {"file": name, "inputs": split["inputs"][old_key],
                   "outputs": split["outputs"][old_key]}
@@ -116,6 +136,7 @@ def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
             "from_format_version": 1, "tool": "python -m export.migrate",
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "dropped": ["denoiser.onnx (the one-graph form)"],
+            "schedule": "recomputed with the multistep columns (sampler ddim)",
             "renamed": {_OLD_STEP_FILE: DENOISER_FILE}}}
         written = json.loads(_dumps(manifest))
         seal_manifest(written)

@@ -8,11 +8,16 @@ which does everything the PyTorch reference does between two network calls
 (``training/sampler.py``, steps 2 to 7, in the same operation order) and prepares the next
 network input:
 
-    inputs   x (W, L, D), x0_pair (2W, L, D), anchors (W, K), step (1,) int64,
-             table (S + 1, 9), noise_index (S + 1, 2) int64, z (Nz, W, L, D), zq (Nq, W, L, D),
+    inputs   x (W, L, D), x0_pair (2W, L, D), x0_prev (W, L, D), anchors (W, K), step (1,) int64,
+             table (S + 1, C), noise_index (S + 1, 2) int64, z (Nz, W, L, D), zq (Nq, W, L, D),
              known (W, L, D), mask (W, L, D) bool, prev_window (W,) int64,
              head (W, L, 1) bool, batch_zeros (2W,)
-    outputs  x_next, anchors_next, step_next = step + 1, x_in_next (2W, L, D), t_next (2W,)
+    outputs  x_next, x0_next, anchors_next, step_next = step + 1, x_in_next (2W, L, D),
+             t_next (2W,)
+
+One graph serves DDIM and DPM-Solver++(2M): the step mixes this step's x0 with the previous
+one's (``x0_prev``, zeros before the first step) by the table's ``x0_coef`` and
+``x0_prev_coef`` columns (step 4c), and hands its x0 on as ``x0_next``.
 
 ``table`` is the schedule (:data:`gcdance.schedule.TABLE_KEYS` columns) with its last row
 repeated, so that step S - 1 can read "the next step" too (its x_in/t outputs are unused).
@@ -53,7 +58,8 @@ SAMPLER_METADATA = "gcdance.sampler_plan"
 
 # Tensors uploaded once per generation: name -> (element type, rank).
 UPLOADS: dict[str, tuple[str, int]] = {
-    "x": ("float", 3), "anchors": ("float", 2), "step": ("int64", 1), "x_in": ("float", 3),
+    "x": ("float", 3), "x0_prev": ("float", 3), "anchors": ("float", 2), "step": ("int64", 1),
+    "x_in": ("float", 3),
     "t": ("float", 1), "music": ("float", 3), "text": ("float", 2), "cond": ("float", 1),
     "known": ("float", 3), "mask": ("bool", 3), "z": ("float", 4), "zq": ("float", 4),
     "table": ("float", 2), "noise_index": ("int64", 2), "prev_window": ("int64", 1),
@@ -187,13 +193,16 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
     beta[: window - hop, 0] = handover_weights(window - hop, np.float32)
     blend = g.op("Add", [g.op("Mul", [g.const(np.float32(1.0) - beta, f32), previous]),
                          g.op("Mul", [g.const(beta, f32, "handover"), x0])])
-    x0 = g.op("Where", ["head", blend, x0], "x0_handed_over")
+    x0 = g.op("Where", ["head", blend, x0], out="x0_next")
 
+    # 4c. The multistep estimate (DDIM: d = x0; DPM-Solver++(2M): with the previous x0).
+    d = g.op("Add", [g.op("Mul", [coefficient(row, "x0_coef"), x0]),
+                     g.op("Mul", [coefficient(row, "x0_prev_coef"), "x0_prev"])], "d")
     # 5-6. DDIM update, left to right as the reference.
-    x_scaled = g.op("Mul", [coefficient(row, "sqrt_alpha_bar"), x0])
+    x_scaled = g.op("Mul", [coefficient(row, "sqrt_alpha_bar"), d])
     eps = g.op("Div", [g.op("Sub", ["x", x_scaled]),
                        coefficient(row, "sqrt_one_minus_alpha_bar")], "eps")
-    base = g.op("Add", [g.op("Mul", [coefficient(row, "sqrt_alpha_bar_prev"), x0]),
+    base = g.op("Add", [g.op("Mul", [coefficient(row, "sqrt_alpha_bar_prev"), d]),
                         g.op("Mul", [coefficient(row, "eps_coef"), eps])], "base")
     slabs = g.op("Gather", ["noise_index", "step"], axis=0)  # (1, 2)
 
@@ -219,8 +228,10 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
     onnx = g.onnx
     W, L, D, S, B = "windows", window, dim, "steps_plus_one", "batch"
     inputs = [_value_info(onnx, "x", "float", [W, L, D]),
-              _value_info(onnx, "x0_pair", "float", [B, L, D])]
-    outputs = [_value_info(onnx, "x_next", "float", [W, L, D])]
+              _value_info(onnx, "x0_pair", "float", [B, L, D]),
+              _value_info(onnx, "x0_prev", "float", [W, L, D])]
+    outputs = [_value_info(onnx, "x_next", "float", [W, L, D]),
+               _value_info(onnx, "x0_next", "float", [W, L, D])]
     if dims:
         inputs.append(_value_info(onnx, "anchors", "float", [W, len(dims)]))
         outputs.append(_value_info(onnx, "anchors_next", "float", [W, len(dims)]))

@@ -95,8 +95,8 @@ def config_for(graphs: Graphs, *, dim: int, music_dim: int, text_dim: int, windo
     return cfg
 
 
-def table(steps: int = STEPS, eta: float = 1.0) -> np.ndarray:
-    return schedule_array(ddim_schedule(steps, eta, 2.7))
+def table(steps: int = STEPS, eta: float = 1.0, sampler: str = "ddim") -> np.ndarray:
+    return schedule_array(ddim_schedule(steps, eta, 2.7, sampler=sampler))
 
 
 # ------------------------------------------------------------------------ the tiny model
@@ -160,14 +160,14 @@ def inputs(frames: int, seed: int, masked: bool = False, steps: int = STEPS, hop
 
 def reference(model, music, text, x_T, z, zq, normalizer, *, known=None, mask=None,
               relative_axes: str = "xz", steps: int = STEPS, eta: float = 1.0,
-              hop: int = 60) -> tuple[np.ndarray, np.ndarray]:
+              hop: int = 60, sampler: str = "ddim") -> tuple[np.ndarray, np.ndarray]:
     """The reference sampler's stitched output and its windows after the last step."""
     last: dict[str, np.ndarray] = {}
 
     def keep(i: int, x: torch.Tensor) -> None:
         last["windows"] = x.numpy().copy()
 
-    out = sample(model, music, text, steps=steps, eta=eta, guidance=2.7,
+    out = sample(model, music, text, steps=steps, eta=eta, guidance=2.7, sampler=sampler,
                  noise=InjectedNoise(x_T, z, zq), normalizer=normalizer, known=known, mask=mask,
                  relative_axes=relative_axes, hop=hop, callback=keep)
     return out, last["windows"]
@@ -281,6 +281,34 @@ def test_parity_over_step_counts_and_eta(model, graphs, normalizer, steps: int, 
     gen = engine.native().Generator(engine_model(graphs, normalizer))
     got, windows = gen.generate(music, text, table(steps, eta), x_T=x_T, z=z, **extra)
     assert_parity(got, windows, want, want_windows, normalizer)
+
+
+@pytest.mark.parametrize(("frames", "steps", "masked", "relative_axes"),
+                         [(120, 5, False, "xz"), (300, 8, True, "xz"), (197, 6, False, ""),
+                          (240, 3, True, "xz")])
+def test_dpmpp_parity_with_the_reference_sampler(model, graphs, normalizer, frames: int,
+                                                 steps: int, masked: bool,
+                                                 relative_axes: str) -> None:
+    """DPM-Solver++(2M) runs through the same sampler step (the table's multistep columns and
+    the previous x0 carried from step to step): the engine equals the reference with one and
+    several windows, inpainting, and anchoring on and off; and it is not DDIM."""
+    music, text, x_T, z, zq = inputs(frames, seed=60 + steps, masked=masked, steps=steps)
+    extra: dict[str, Any] = {}
+    if masked:
+        known = np.clip(np.random.default_rng(61).standard_normal((frames, FINEDANCE.dim)),
+                        -1, 1).astype(np.float32)
+        extra = {"known": known, "zq": zq,
+                 "mask": masks.resolve(masks.joints("body") | masks.frames(0, 40),
+                                       FINEDANCE, frames)}
+    want, want_windows = reference(model, music, text, x_T, z, extra.get("zq"), normalizer,
+                                   known=extra.get("known"), mask=extra.get("mask"),
+                                   steps=steps, eta=0.0, relative_axes=relative_axes,
+                                   sampler="dpmpp")
+    gen = engine.native().Generator(engine_model(graphs, normalizer, relative_axes))
+    got, windows = gen.generate(music, text, table(steps, 0.0, "dpmpp"), x_T=x_T, z=z, **extra)
+    assert_parity(got, windows, want, want_windows, normalizer)
+    ddim, _ = gen.generate(music, text, table(steps, 0.0), x_T=x_T, z=z, **extra)
+    assert float(np.abs(ddim - got).max()) > 1e-3  # the second-order steps change the result
 
 
 # -------------------------------------------------------------------------- toy graphs
@@ -665,7 +693,8 @@ def test_bad_requests_raise_clear_errors(toy) -> None:
             table(3))
     refused("text embedding's values contain NaN", music, np.full(4, np.inf, np.float32),
             table(3))
-    refused(r"schedule must have shape \(\?, 9\), got \(3, 8\)", music, text, table(3)[:, :8])
+    refused(rf"schedule must have shape \(\?, {len(TABLE_KEYS)}\), got \(3, 8\)", music, text,
+            table(3)[:, :8])
     refused("the schedule table has no steps", music, text, table(3)[:0])
     rows = table(3)
     rows[1, TIMESTEP] = np.nan
@@ -759,8 +788,9 @@ def test_model_checks_its_graphs_when_it_loads(toy, tmp_path: Path) -> None:
     refused(rf"{named(narrow)} input 'x' is float32 \(\?, 9, 18\); the engine needs float32 "
             r"of rank 3 with last dimension 19", sampler_path=narrow)
     # One schedule column more than the sampler graph reads.
-    refused(r"input 'table' is float32 \(\?, 9\); the engine needs float32 of rank 2 with "
-            r"last dimension 10", schedule_columns=[*TABLE_KEYS, "extra"])
+    n = len(TABLE_KEYS)
+    refused(rf"input 'table' is float32 \(\?, {n}\); the engine needs float32 of rank 2 with "
+            rf"last dimension {n + 1}", schedule_columns=[*TABLE_KEYS, "extra"])
     # Two anchor dims in the config, one in the graph.
     one_anchor = toy.sampler(TOY["dim"], TOY["window"], TOY["hop"], (2,), (0.25,))
     refused(rf"{named(one_anchor)} input 'anchors' is float32 \(\?, 1\); the engine needs "

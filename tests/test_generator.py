@@ -81,6 +81,29 @@ def test_foot_lock_is_on_by_default_and_can_be_turned_off(generator: gcdance.Gen
                            foot_lock=bad)  # type: ignore[arg-type]
 
 
+def test_samplers(generator: gcdance.Generator) -> None:
+    """sampler=None is the bundle's (DDIM here); "dpmpp" (DPM-Solver++ 2M) gives another dance
+    of the same music and prompt, recorded in the settings; eta > 0 is DDIM's only."""
+    audio = clicks(5.0)
+    base = generator.generate(audio, "Jazz", seed=1, steps=6)
+    ddim = generator.generate(audio, "Jazz", seed=1, steps=6, sampler="ddim")
+    dpmpp = generator.generate(audio, "Jazz", seed=1, steps=6, sampler="dpmpp")
+    assert base.settings["sampler"] == "ddim" == generator.bundle.sampling.sampler
+    np.testing.assert_array_equal(base.motion, ddim.motion)
+    assert dpmpp.settings["sampler"] == "dpmpp" and dpmpp.settings["eta"] == 0.0
+    assert np.isfinite(dpmpp.motion).all() and not np.allclose(dpmpp.motion, ddim.motion)
+    again = generator.generate(audio, "Jazz", seed=1, steps=6, sampler="dpmpp")
+    np.testing.assert_array_equal(again.motion, dpmpp.motion)
+    ref = generator.generate(audio, "Hiphop", seed=3, steps=4)
+    edited = generator.edit(audio, "Jazz", ref, masks.frames(0, 30), seed=1, steps=4,
+                            sampler="dpmpp")
+    assert edited.settings["sampler"] == "dpmpp"
+    with pytest.raises(gcdance.InputError, match="unknown sampler 'euler'"):
+        generator.generate(audio, "Jazz", steps=2, sampler="euler")
+    with pytest.raises(gcdance.InputError, match="eta must be 0"):
+        generator.generate(audio, "Jazz", steps=2, sampler="dpmpp", eta=0.5)
+
+
 def test_arguments_are_checked_before_any_work(tmp_path: Path) -> None:
     """Every Generator argument is checked at the Python boundary, before the bundle loads or
     the engine starts (a missing bundle would be the error otherwise)."""

@@ -43,16 +43,16 @@ def run(sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> dict[str, n
     return dict(zip(names, got, strict=True))
 
 
-def table(steps: int = 5, eta: float = 1.0) -> np.ndarray:
-    sched = ddim_schedule(steps, eta, 2.7)
+def table(steps: int = 5, eta: float = 1.0, sampler: str = "ddim") -> np.ndarray:
+    sched = ddim_schedule(steps, eta, 2.7, sampler=sampler)
     rows = np.stack([sched[k] for k in TABLE_KEYS], axis=1).astype(np.float32)
     return np.concatenate([rows, rows[-1:]])  # the engine repeats the last row
 
 
 def feeds(step: int, masked: bool, rng: np.random.Generator, hop: int = 60, windows: int = W,
-          eta: float = 1.0) -> dict[str, np.ndarray]:
+          eta: float = 1.0, sampler: str = "ddim") -> dict[str, np.ndarray]:
     """What the engine binds for one step (cpp/src/loop.cc), with random state and noise."""
-    rows = table(eta=eta)
+    rows = table(eta=eta, sampler=sampler)
     mask = (rng.random((windows, L, D)) < 0.3) if masked else np.zeros((windows, L, D), bool)
     head = np.zeros((windows, L, 1), bool)
     head[1:, : L - hop] = True
@@ -61,6 +61,7 @@ def feeds(step: int, masked: bool, rng: np.random.Generator, hop: int = 60, wind
     return {
         "x": rng.standard_normal((windows, L, D)).astype(np.float32),
         "x0_pair": (rng.standard_normal((2 * windows, L, D)) * 0.8).astype(np.float32),
+        "x0_prev": rng.uniform(-1, 1, (windows, L, D)).astype(np.float32),
         "anchors": rng.standard_normal((windows, 2)).astype(np.float32),
         "step": np.array([step], np.int64),
         "table": rows,
@@ -96,11 +97,13 @@ def reference_step(f: dict[str, np.ndarray], masked: bool, hop: int = 60,
         x0 = x0 + offset
         out["anchors_next"] = offset[:, 0, ANCHOR_DIMS].numpy()
     x0 = handover(x0, hop)
-    x = ddim_update(x, x0, c, torch.from_numpy(f["z"][f["noise_index"][s, 0]]))
+    d = c.x0_coef * x0 + c.x0_prev_coef * torch.from_numpy(f["x0_prev"])
+    x = ddim_update(x, d, c, torch.from_numpy(f["z"][f["noise_index"][s, 0]]))
     if masked:
         x = inpaint(x, known, mask, c, torch.from_numpy(f["zq"][f["noise_index"][s, 1]]))
     x_in = x - c_next.sqrt_alpha_bar * offset
-    return {**out, "x_next": x.numpy(), "x_in_next": torch.cat((x_in, x_in)).numpy(),
+    return {**out, "x_next": x.numpy(), "x0_next": x0.numpy(),
+            "x_in_next": torch.cat((x_in, x_in)).numpy(),
             "t_next": np.full(2 * w, float(c_next.timestep), np.float32),
             "step_next": np.array([s + 1], np.int64)}
 
@@ -119,6 +122,25 @@ def test_one_step_is_the_reference_step(masked: bool, step: int) -> None:
     f = feeds(step, masked, np.random.default_rng(step + 10 * masked))
     sess = session(build_sampler_graph(D, L, 60, ANCHOR_DIMS, ANCHOR_ZERO))
     assert_step(run(sess, f), reference_step(f, masked))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("step", [0, 1, 3, 4])
+def test_dpmpp_step_is_the_reference_step(masked: bool, step: int) -> None:
+    """DPM-Solver++(2M): the step mixes x0 with the previous step's (x0_prev) by the table's
+    multistep columns, first order at the first and the last step; DDIM ignores x0_prev."""
+    rows = table(eta=0.0, sampler="dpmpp")
+    c = TABLE_KEYS.index("x0_prev_coef")
+    assert rows[0, c] == 0 and rows[-2, c] == 0 and (rows[1:-2, c] < 0).all()
+    f = feeds(step, masked, np.random.default_rng(step + 20), eta=0.0, sampler="dpmpp")
+    sess = session(build_sampler_graph(D, L, 60, ANCHOR_DIMS, ANCHOR_ZERO))
+    got = run(sess, f)
+    assert_step(got, reference_step(f, masked))
+    ddim = feeds(step, masked, np.random.default_rng(step + 20), eta=0.0)
+    other = run(sess, {**ddim, "x0_prev": ddim["x0_prev"] * 3})
+    np.testing.assert_array_equal(run(sess, ddim)["x_next"], other["x_next"])
+    if 0 < step < 4:
+        assert not np.allclose(got["x_next"], run(sess, ddim)["x_next"], atol=1e-4)
 
 
 @pytest.mark.parametrize(("hop", "anchored"), [(90, True), (61, True), (120, False)])

@@ -1,4 +1,5 @@
-"""PyTorch reference sampler: DDIM with classifier-free guidance, inpainting and long sequences.
+"""PyTorch reference sampler: DDIM and DPM-Solver++(2M) with classifier-free guidance,
+inpainting and long sequences.
 
 This is the reference the C++ engine must match to 1e-4: both read the same schedule table
 (:func:`gcdance.schedule.ddim_schedule`) and the engine copies the operation order below.
@@ -24,8 +25,12 @@ the offset terms vanish):
    before the sum). Window w's frames from ``hop`` on are never blended themselves
    (``hop >= O``), so the order over windows does not matter and each window depends only on
    those before it.
-5. ``eps = (x - sqrt_alpha_bar_i * x0) / sqrt_one_minus_alpha_bar_i``   (:func:`ddim_update`)
-6. ``x = (sqrt_alpha_bar_prev_i * x0 + eps_coef_i * eps) + sigma_i * z_i``  (left to right)
+4c. the multistep estimate: ``d = x0_coef_i * x0 + x0_prev_coef_i * x0_prev`` with
+   ``x0_prev`` the previous step's x0 after 4b (zeros before the first step). DDIM has
+   ``x0_coef = 1``, ``x0_prev_coef = 0`` (so ``d = x0``); DPM-Solver++(2M) the weights of
+   :mod:`gcdance.schedule`. ``x0`` (not ``d``) becomes the next step's ``x0_prev``.
+5. ``eps = (x - sqrt_alpha_bar_i * d) / sqrt_one_minus_alpha_bar_i``   (:func:`ddim_update`)
+6. ``x = (sqrt_alpha_bar_prev_i * d + eps_coef_i * eps) + sigma_i * z_i``  (left to right)
 7. inpainting, paper Eq. 15, only with a mask (:func:`inpaint`):
    ``known_i = sqrt_alpha_bar_prev_i * m_known + sqrt_one_minus_alpha_bar_prev_i * zq_i``;
    ``x = where(B, known_i, x)`` (B boolean: the blend ``B known + (1 - B) x`` as a select)
@@ -127,6 +132,8 @@ class StepCoefficients(NamedTuple):
     sigma: Tensor
     eps_coef: Tensor
     guidance: Tensor
+    x0_coef: Tensor
+    x0_prev_coef: Tensor
 
 
 if StepCoefficients._fields != TABLE_KEYS:  # the table and the step must agree on names
@@ -329,11 +336,12 @@ def sampler_step(
     hop: int | None = None,
     anchor: RootAnchor | None = None,
     offset: Tensor | None = None,
-) -> tuple[Tensor, Tensor | None]:
+    x0_prev: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor]:
     """One step (0-7, module docstring) over windows ``x`` (W, L, D).
 
-    Returns ``(x_prev, offset)``: the new root-anchor offset (None without ``anchor``), to pass
-    to the next step.
+    Returns ``(x_prev, offset, x0)``: the new root-anchor offset (None without ``anchor``) and
+    this step's x0 (after 4b), to pass to the next step as ``offset`` and ``x0_prev``.
     """
     if anchor is not None and offset is None:
         raise InputError("root anchoring needs the offset of the previous step")
@@ -345,12 +353,13 @@ def sampler_step(
         x0 = x0 + offset
     if hop is not None:
         x0 = handover(x0, hop)
-    x = ddim_update(x, x0, c, z)
+    d = x0 if x0_prev is None else c.x0_coef * x0 + c.x0_prev_coef * x0_prev
+    x = ddim_update(x, d, c, z)
     if mask is not None:
         if known is None or zq is None:
             raise InputError("inpainting needs both the known motion and zq noise")
         x = inpaint(x, known, mask, c, zq)
-    return x, offset
+    return x, offset, x0
 
 
 # ----------------------------------------------------------------------------------- loops
@@ -434,13 +443,15 @@ def sample_windows(
             start = torch.zeros(shape, device=device)
             start[..., anchor.dims] = anchor.zero
             offset = anchor.offset(update_anchors(start, anchor, hop, known_t, mask_t), dim)
+        x0_prev = torch.zeros(shape, device=device)
         for i, c in enumerate(coeffs):
             z = noise.step(i, shape).to(device=device, dtype=torch.float32)
             zq = None
             if mask_t is not None:
                 zq = noise.known(i, shape).to(device=device, dtype=torch.float32)
-            x, offset = sampler_step(model, x, music_t, text_t, c, z, known=known_t,
-                                     mask=mask_t, zq=zq, hop=hop, anchor=anchor, offset=offset)
+            x, offset, x0_prev = sampler_step(
+                model, x, music_t, text_t, c, z, known=known_t, mask=mask_t, zq=zq, hop=hop,
+                anchor=anchor, offset=offset, x0_prev=x0_prev)
             if callback is not None:
                 callback(i, x)
     return x
@@ -455,6 +466,7 @@ def sample(
     eta: float = 0.0,
     guidance: float = 2.7,
     guidance_ramp: float = 0.0,
+    sampler: str = "ddim",
     seed: int = 0,
     noise: NoiseSource | None = None,
     known: np.ndarray | None = None,
@@ -473,8 +485,9 @@ def sample(
             a ``dim`` attribute and a ``config.motion_layout``).
         music: per-frame music features of the whole song (frames, music_dim), 30 fps.
         text_emb: the genre text embedding C_E (text_dim,).
-        steps, eta, guidance, guidance_ramp: DDIM settings (the table of
-            :func:`gcdance.schedule.ddim_schedule`); ``schedule`` overrides them.
+        steps, eta, guidance, guidance_ramp, sampler: sampling settings (the table of
+            :func:`gcdance.schedule.ddim_schedule`; sampler ``"ddim"`` or ``"dpmpp"``);
+            ``schedule`` overrides them.
         seed, noise: a seed for :class:`SeededNoise`, or an explicit :class:`NoiseSource`
             (shapes are per window: (windows, window, dim); see :func:`window_plan_for`).
         known, mask: optional inpainting: known motion (frames, dim) in normalized space and a
@@ -518,7 +531,7 @@ def sample(
 
     anchor = RootAnchor.from_normalizer(layout, normalizer, relative_axes)
     table = schedule if schedule is not None else ddim_schedule(steps, eta, guidance,
-                                                                guidance_ramp)
+                                                                guidance_ramp, sampler=sampler)
     src = noise if noise is not None else SeededNoise(seed)
     windows = sample_windows(
         model, music_w, text_emb, table, src, known=known_w, mask=mask_w,

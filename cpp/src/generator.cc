@@ -159,10 +159,10 @@ void Model::CheckGraphs() const {
   Expect(*denoiser_, true, "cond_cache", 3, c.cache_dim, f32);
   Expect(*denoiser_, false, "x0", 3, c.dim, f32);
   const bool anchored = !c.anchor_dims.empty();
-  std::set<std::string> in = {"x",    "x0_pair", "step",        "table", "noise_index",
+  std::set<std::string> in = {"x",    "x0_pair", "x0_prev",     "step",  "table", "noise_index",
                               "z",    "zq",      "known",       "mask",  "prev_window",
                               "head", "batch_zeros"};
-  std::set<std::string> out = {"x_next", "step_next", "x_in_next", "t_next"};
+  std::set<std::string> out = {"x_next", "x0_next", "step_next", "x_in_next", "t_next"};
   if (anchored) {
     in.insert("anchors");
     out.insert("anchors_next");
@@ -181,7 +181,7 @@ void Model::CheckGraphs() const {
   if (anchored) {
     Expect(*sampler_, true, "anchors", 2, int64_t(c.anchor_dims.size()), f32);
   }
-  std::set<std::string> uploads = {"x",     "anchors", "step", "x_in",  "t",
+  std::set<std::string> uploads = {"x",     "x0_prev", "anchors", "step", "x_in", "t",
                                    "music", "text",    "cond", "known", "mask",
                                    "z",     "zq",      "table", "noise_index",
                                    "prev_window", "head", "batch_zeros"};
@@ -300,6 +300,7 @@ void Generator::Upload(const GenerateRequest& req, bool masked) {
   }
 
   std::memcpy(f32("x"), x_.data(), n * sizeof(float));
+  std::memset(f32("x0_prev"), 0, n * sizeof(float));  // no previous x0 before the first step
   std::memset(f32("anchors"), 0, loop_.host("anchors").bytes());
   if (K > 0) {
     InitialAnchors(masked);

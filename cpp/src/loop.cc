@@ -20,7 +20,8 @@ std::map<std::string, std::vector<int64_t>> UploadShapes(const ModelConfig& c, i
                                                          int64_t zq_slabs, int64_t columns) {
   const int64_t L = c.window, D = c.dim, B = 2 * W;
   const int64_t K = std::max<int64_t>(int64_t(c.anchor_dims.size()), 1);  // 1: unused dummy
-  return {{"x", {W, L, D}},           {"anchors", {W, K}},
+  return {{"x", {W, L, D}},           {"x0_prev", {W, L, D}},
+          {"anchors", {W, K}},
           {"step", {1}},              {"x_in", {B, L, D}},
           {"t", {B}},                 {"music", {B, L, c.music_dim}},
           {"text", {B, c.text_dim}},  {"cond", {B}},
@@ -90,8 +91,10 @@ void Loop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs) {
     }
     Device(info.name, info.type, dims);
   }
-  // Ping-pong state (side A is what the upload writes), the denoiser's output and the cache.
+  // Ping-pong state (side A is what the upload writes: x, x0_prev, anchors, step), the
+  // denoiser's output and the cache.
   Device("x_b", kFloat, {W, L, D});
+  Device("x0_prev_b", kFloat, {W, L, D});
   Device("anchors_b", kFloat, shapes.at("anchors"));
   Device("step_b", kInt64, {1});
   Device("x0_pair", kFloat, {B, L, D});
@@ -142,11 +145,13 @@ void Loop::Bind() {
   // Update p reads side p and writes side 1 - p (A = "x", B = "x_b"); the last step writes x
   // to the host.
   const bool anchored = !c.anchor_dims.empty();
-  const std::string side[2][3] = {{"x", "anchors", "step"}, {"x_b", "anchors_b", "step_b"}};
+  const std::string side[2][4] = {{"x", "anchors", "step", "x0_prev"},
+                                  {"x_b", "anchors_b", "step_b", "x0_prev_b"}};
   auto bind_sampler = [&](int p, bool last) {
     auto u = std::make_unique<Ort::IoBinding>(model_->sampler().session());
     u->BindInput("x", Bound(side[p][0]));
     u->BindInput("x0_pair", Bound("x0_pair"));
+    u->BindInput("x0_prev", Bound(side[p][3]));
     if (anchored) u->BindInput("anchors", Bound(side[p][1]));
     u->BindInput("step", Bound(side[p][2]));
     for (const char* name : {"table", "noise_index", "z", "zq", "known", "mask", "prev_window",
@@ -154,6 +159,7 @@ void Loop::Bind() {
       u->BindInput(name, Bound(name));
     }
     u->BindOutput("x_next", last ? x_host_->value() : Bound(side[1 - p][0]));
+    u->BindOutput("x0_next", Bound(side[1 - p][3]));
     if (anchored) u->BindOutput("anchors_next", Bound(side[1 - p][1]));
     u->BindOutput("step_next", Bound(side[1 - p][2]));
     u->BindOutput("x_in_next", Bound("x_in"));

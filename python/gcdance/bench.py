@@ -127,7 +127,7 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                   threads: int | None = None, seed: int = 0, repeat: int = 3,
                   provider: str = "cpu", torch_reference: bool = True,
-                  precision: str = "fp32", device_id: int = 0,
+                  precision: str = "fp32", device_id: int = 0, sampler: str = "ddim",
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
     from .bundle import load_bundle
@@ -160,7 +160,8 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
     rng = np.random.default_rng(seed)
     music = rng.standard_normal((frames, bundle.music_dim)).astype(np.float32)
     text = np.array(bundle.control_embeddings[0], np.float32)  # writable (torch warns otherwise)
-    table = bundle.schedule_table(steps)
+    table = bundle.schedule_table(steps, eta=0.0 if sampler == "dpmpp" else None,
+                                  sampler=sampler)
     rows = schedule_array(table)
     shape = (plan.num_windows, bundle.window, bundle.dim)
     # Injected noise only when comparing (a 60 s song's z for 50 steps is ~200 MB).
@@ -200,7 +201,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         "device": _device(provider, device_id), "provider": provider, "config": config,
         "frames": frames, "seconds": frames / bundle.fps, "windows": plan.num_windows,
         "steps": steps, "threads": threads, "repeat": repeat,
-        "provider_options": options, "precision": precision,
+        "provider_options": options, "precision": precision, "sampler": sampler,
         "torch_ms": None, "engine_ms": round(engine_ms, 1), "speedup": None,
         "max_abs_diff": None, "max_abs_diff_stitched": None,
         "onnxruntime": runtime_info()["onnxruntime_version"],
@@ -240,7 +241,8 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
 
         with torch.inference_mode():
             return sample(tmodel, music, text, schedule=table if n_steps == steps else
-                          bundle.schedule_table(n_steps),
+                          bundle.schedule_table(n_steps, eta=0.0 if sampler == "dpmpp" else None,
+                                                sampler=sampler),
                           noise=InjectedNoise(noise["x_T"], noise["z"][:n_steps]),
                           normalizer=bundle.normalizer, relative_axes=bundle.relative_axes,
                           window=bundle.window, hop=bundle.hop, callback=keep)

@@ -62,7 +62,7 @@ from .features.config import FeatureConfig
 from .genres import REGISTRY
 from .layout import MotionLayout
 from .normalizer import MinMaxNormalizer
-from .schedule import TABLE_KEYS, ddim_schedule, load_schedule
+from .schedule import SAMPLERS, TABLE_KEYS, ddim_schedule, load_schedule
 from .stitching import check_windows
 from .text import GenreClassifier, load_control_embeddings
 
@@ -392,6 +392,7 @@ class SamplingDefaults:
     window: int
     hop: int
     relative_axes: str
+    sampler: str = "ddim"
 
     @property
     def overlap(self) -> int:
@@ -484,18 +485,20 @@ class Bundle:
 
     def schedule_table(self, steps: int | None = None, eta: float | None = None,
                        guidance: float | None = None, guidance_ramp: float | None = None,
-                       guidance_start: float | None = None) -> dict[str, np.ndarray]:
-        """The DDIM table for these settings (None = the bundle default); the stored table when
-        every setting is the default, else one computed with the bundle's diffusion."""
+                       guidance_start: float | None = None,
+                       sampler: str | None = None) -> dict[str, np.ndarray]:
+        """The sampling table for these settings (None = the bundle default); the stored table
+        when every setting is the default, else one computed with the bundle's diffusion."""
         s = self.sampling
         want = (s.steps if steps is None else steps, s.eta if eta is None else eta,
                 s.guidance if guidance is None else guidance,
                 s.guidance_ramp if guidance_ramp is None else guidance_ramp,
-                s.guidance_start if guidance_start is None else guidance_start)
-        if want == (s.steps, s.eta, s.guidance, s.guidance_ramp, s.guidance_start):
+                s.guidance_start if guidance_start is None else guidance_start,
+                s.sampler if sampler is None else sampler)
+        if want == (s.steps, s.eta, s.guidance, s.guidance_ramp, s.guidance_start, s.sampler):
             return self.schedule
         return ddim_schedule(want[0], want[1], want[2], want[3], guidance_start=want[4],
-                             **_diffusion_args(self.diffusion))
+                             sampler=want[5], **_diffusion_args(self.diffusion))
 
     def genre_id(self, name: str) -> int:
         """Id of a genre of this bundle by exact name."""
@@ -801,7 +804,10 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         eta=_float(s, "eta", "sampling"), guidance_ramp=_float(s, "guidance_ramp", "sampling"),
         guidance_start=_float(s, "guidance_start", "sampling"),
         window=_int(s, "window", "sampling", 2), hop=_int(s, "hop", "sampling"),
-        relative_axes=axes)
+        relative_axes=axes, sampler=s.get("sampler"))
+    if sampling.sampler not in SAMPLERS:
+        raise BundleError(_fix(f"sampling.sampler must be one of {list(SAMPLERS)}, got "
+                               f"{sampling.sampler!r}"))
     try:
         check_windows(sampling.window, sampling.hop, anchored=bool(axes))
     except GCDanceError as exc:
@@ -809,9 +815,12 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
     if s.get("schedule") != SCHEDULE_FILE:
         raise BundleError(_fix(f"sampling.schedule must be {SCHEDULE_FILE!r}"))
     schedule = load_schedule(files[SCHEDULE_FILE])
-    expected = ddim_schedule(sampling.steps, sampling.eta, sampling.guidance,
-                             sampling.guidance_ramp, guidance_start=sampling.guidance_start,
-                             **_diffusion_args(diffusion))
+    try:
+        expected = ddim_schedule(sampling.steps, sampling.eta, sampling.guidance,
+                                 sampling.guidance_ramp, guidance_start=sampling.guidance_start,
+                                 sampler=sampling.sampler, **_diffusion_args(diffusion))
+    except GCDanceError as exc:
+        raise BundleError(_fix(f"sampling: {exc}")) from None
     if schedule["timestep"].shape != expected["timestep"].shape:
         raise BundleError(_fix(f"{SCHEDULE_FILE} has {schedule['timestep'].shape[0]} steps but "
                                f"sampling.steps is {sampling.steps}"))

@@ -27,7 +27,7 @@ from .bundle import Bundle, load_bundle
 from .dance import AudioInfo, Dance
 from .engine import available_providers, native
 from .errors import InputError, ProviderError
-from .schedule import TABLE_KEYS
+from .schedule import SAMPLERS, TABLE_KEYS
 from .stitching import plan_windows
 
 __all__ = ["PROVIDERS", "Generator", "engine_config", "schedule_array"]
@@ -213,7 +213,8 @@ class Generator:
         probs = self.bundle.classifier.classify(prompt, self.bundle.dataset)
         return max(probs, key=probs.__getitem__), probs
 
-    def _table(self, steps: int | None, guidance: float | None, eta: float | None) -> np.ndarray:
+    def _table(self, steps: int | None, guidance: float | None, eta: float | None,
+               sampler: str | None) -> np.ndarray:
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
                                   or steps < 1):
             raise InputError(f"steps must be a positive integer, got {steps!r}")
@@ -222,7 +223,13 @@ class Generator:
                 raise InputError(f"{name} must be a finite number, got {v!r}")
         if eta is not None and eta < 0:
             raise InputError(f"eta must be >= 0 (0 = deterministic DDIM), got {eta}")
-        return schedule_array(self.bundle.schedule_table(steps, eta, guidance))
+        if sampler is not None and sampler not in SAMPLERS:
+            raise InputError(f"unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)} "
+                             "(None: the bundle's default)")
+        used = self.bundle.sampling.sampler if sampler is None else sampler
+        if used == "dpmpp" and eta is None and self.bundle.sampling.eta != 0:
+            eta = 0.0  # the bundle's eta belongs to its DDIM default; DPM-Solver++ has none
+        return schedule_array(self.bundle.schedule_table(steps, eta, guidance, sampler=sampler))
 
     def _sample(self, features: np.ndarray, genre: str, seed: int, table: np.ndarray,
                 known: np.ndarray | None, mask: np.ndarray | None,
@@ -258,13 +265,17 @@ class Generator:
 
         return lock_feet(motion, self.bundle.layout, keep=keep)
 
-    def _used(self, guidance: float | None, eta: float | None,
+    def _used(self, guidance: float | None, eta: float | None, sampler: str | None,
               foot_lock: bool) -> dict[str, Any]:
-        """The guidance, eta and foot lock a generation ran with (given, else the bundle's)."""
+        """The sampler, guidance, eta and foot lock a generation ran with (given, else the
+        bundle's)."""
         sampling = self.bundle.sampling
+        sampler = sampling.sampler if sampler is None else sampler
+        eta = (0.0 if sampler == "dpmpp" else sampling.eta) if eta is None else eta
         used: dict[str, Any] = {
+            "sampler": sampler,
             "guidance": float(sampling.guidance if guidance is None else guidance),
-            "eta": float(sampling.eta if eta is None else eta), "foot_lock": foot_lock}
+            "eta": float(eta), "foot_lock": foot_lock}
         if sampling.guidance_ramp:
             used |= {"guidance_ramp": float(sampling.guidance_ramp),
                      "guidance_start": float(sampling.guidance_start)}
@@ -288,30 +299,31 @@ class Generator:
     # ---------------------------------------------------------------------------- public
     def generate(self, audio: Any, prompt: str = "energetic hip-hop with sharp arm hits", *,
                  seed: int = 0, steps: int | None = None, guidance: float | None = None,
-                 eta: float | None = None, start: float | None = None,
-                 duration: float | None = None, foot_lock: bool = True,
-                 progress: Progress | None = None) -> Dance:
+                 eta: float | None = None, sampler: str | None = None,
+                 start: float | None = None, duration: float | None = None,
+                 foot_lock: bool = True, progress: Progress | None = None) -> Dance:
         """A dance to ``audio`` (a path, or ``(samples, sample_rate)``) in the prompt's genre.
 
-        ``steps``/``guidance``/``eta`` default to the bundle's sampling settings (the paper's:
-        50 / 2.7 / 0; the bundled default model's: 50 / 6 / 0), and the values used go into
-        ``dance.settings``; ``start`` and ``duration`` select seconds of the audio (None: all of
-        it). ``foot_lock`` pins the feet the model labels as planted (leg IK,
-        :mod:`gcdance.foot_lock`); ``False`` keeps the model's raw legs. Same inputs and seed give
-        the same dance on the same machine and provider.
+        ``steps``/``guidance``/``eta``/``sampler`` default to the bundle's sampling settings
+        (``sampler``: ``"ddim"`` or ``"dpmpp"``, DPM-Solver++(2M); :mod:`gcdance.schedule`),
+        and the values used go into ``dance.settings``; ``start`` and ``duration`` select
+        seconds of the audio (None: all of it). ``foot_lock`` pins the feet the model labels as
+        planted (leg IK, :mod:`gcdance.foot_lock`); ``False`` keeps the model's raw legs. Same
+        inputs and seed give the same dance on the same machine and provider.
         """
         foot_lock = _check_flag(foot_lock, "foot_lock")
-        table = self._table(steps, guidance, eta)
+        table = self._table(steps, guidance, eta, sampler)
         genre, probs = self.choose_genre(prompt)
         features = self.music_features(audio, start, duration)
         motion = self._sample(features, genre, seed, table, None, None, progress)
         motion = self._lock_feet(motion, foot_lock)
         return self._dance(motion, genre, probs, prompt, seed, audio, start, duration, table,
-                           **self._used(guidance, eta, foot_lock))
+                           **self._used(guidance, eta, sampler, foot_lock))
 
     def edit(self, audio: Any, prompt: str, reference: Dance | np.ndarray,
              keep: masks_mod.Mask | np.ndarray, *, seed: int = 0, steps: int | None = None,
              guidance: float | None = None, eta: float | None = None,
+             sampler: str | None = None,
              start: float | None = None, duration: float | None = None,
              foot_lock: bool = True, progress: Progress | None = None) -> Dance:
         """Regenerate what ``keep`` does not keep of ``reference`` (inpainting, Eq. 15).
@@ -328,7 +340,7 @@ class Generator:
         if motion_ref.ndim != 2 or motion_ref.shape[1] != layout.dim:
             raise InputError(f"reference motion must be (frames, {layout.dim}) for this "
                              f"{layout.name} model, got {motion_ref.shape}")
-        table = self._table(steps, guidance, eta)
+        table = self._table(steps, guidance, eta, sampler)
         genre, probs = self.choose_genre(prompt)
         features = self.music_features(audio, start, duration)
         frames = features.shape[0]
@@ -346,7 +358,7 @@ class Generator:
         out[mask] = ref[mask].astype(np.float32)  # exactly the given values where kept
         out = self._lock_feet(out, foot_lock, keep=mask)  # leaves the kept values alone
         return self._dance(out, genre, probs, prompt, seed, audio, start, duration, table,
-                           **self._used(guidance, eta, foot_lock), edited=True)
+                           **self._used(guidance, eta, sampler, foot_lock), edited=True)
 
     def __repr__(self) -> str:
         return (f"Generator(bundle={str(self.bundle.path)!r}, provider={self.provider!r}, "

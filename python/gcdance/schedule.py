@@ -1,4 +1,4 @@
-"""Diffusion schedule and the DDIM sampling table: the single source of truth for both samplers.
+"""Diffusion schedule and the sampling table: the single source of truth for both samplers.
 
 Everything is computed in float64 with numpy and stored as float32. The PyTorch reference sampler
 (``training/sampler.py``) and the C++ engine both read the table returned by
@@ -28,14 +28,27 @@ Per step ``i`` (sampling order, ``i = 0`` is the noisiest) the table holds::
     sigma                           eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev)
     eps_coef                        sqrt(max(1 - ab_prev - sigma ** 2, 0))
     guidance                        classifier-free guidance weight w_i
+    x0_coef, x0_prev_coef           the multistep weights c and c' below (DDIM: 1 and 0)
 
-With these, one step is (x0 already guided and clamped)::
+With these, one step is (x0 already guided and clamped; x0' the previous step's x0)::
 
-    eps    = (x_t - sqrt_alpha_bar * x0) / sqrt_one_minus_alpha_bar
-    x_prev = sqrt_alpha_bar_prev * x0 + eps_coef * eps + sigma * z
+    d      = x0_coef * x0 + x0_prev_coef * x0'
+    eps    = (x_t - sqrt_alpha_bar * d) / sqrt_one_minus_alpha_bar
+    x_prev = sqrt_alpha_bar_prev * d + eps_coef * eps + sigma * z
 
-and the last step returns ``x0`` exactly (``sqrt_alpha_bar_prev = 1``, ``eps_coef = sigma = 0``),
-with no special case in either sampler.
+and the last step returns ``x0`` exactly (``sqrt_alpha_bar_prev = 1``, ``eps_coef = sigma = 0``,
+``x0_coef = 1``, ``x0_prev_coef = 0``), with no special case in either sampler.
+
+Two samplers share that step (:data:`SAMPLERS`):
+
+- ``ddim``: ``x0_coef = 1``, ``x0_prev_coef = 0``. With ``eta = 0`` it is the first-order
+  solver of the probability-flow ODE; ``eta > 0`` re-noises (Eq. 14; EDGE's code uses 1).
+- ``dpmpp``: DPM-Solver++(2M) (Lu et al. 2022, data prediction, multistep). In the half
+  log-SNR ``lambda_t = log(sqrt(ab_t) / sqrt(1 - ab_t))`` step i goes from ``t_i`` to ``t_{i+1}``
+  with ``h_i = lambda_{t_{i+1}} - lambda_{t_i}``; its first-order update is exactly DDIM's with
+  ``eta = 0``, and the second-order one replaces x0 by ``d = (1 + 1 / (2 r_i)) x0_i -
+  1 / (2 r_i) x0_{i-1}`` with ``r_i = h_{i-1} / h_i``. The first step (no previous x0) and the
+  last (``lambda = inf``: it returns x0) are first order. Deterministic: ``eta`` must be 0.
 
 Guidance ramp (optional): with ``guidance_ramp = r > 0`` the weight rises linearly from
 ``guidance_start`` at step 0 to ``guidance`` at step ``r * steps`` and stays there; ``r = 0.5``
@@ -57,6 +70,7 @@ __all__ = [
     "COSINE_S",
     "MAX_BETA",
     "NUM_TIMESTEPS",
+    "SAMPLERS",
     "SCHEDULE_FORMAT_VERSION",
     "TABLE_KEYS",
     "alphas_cumprod",
@@ -73,7 +87,9 @@ __all__ = [
 NUM_TIMESTEPS = 1000
 COSINE_S = 0.008
 MAX_BETA = 0.999
-SCHEDULE_FORMAT_VERSION = 1
+SCHEDULE_FORMAT_VERSION = 2  # 2: the multistep columns x0_coef, x0_prev_coef
+SAMPLERS: tuple[str, ...] = ("ddim", "dpmpp")
+"""Samplers of :func:`ddim_schedule` (module docstring)."""
 
 TABLE_KEYS: tuple[str, ...] = (
     "timestep",
@@ -85,6 +101,8 @@ TABLE_KEYS: tuple[str, ...] = (
     "sigma",
     "eps_coef",
     "guidance",
+    "x0_coef",
+    "x0_prev_coef",
 )
 """Per-step float32 arrays of a DDIM table, in the order the engine reads them."""
 
@@ -161,15 +179,22 @@ def ddim_schedule(
     guidance_ramp: float = 0.0,
     *,
     guidance_start: float = 1.0,
+    sampler: str = "ddim",
     num_timesteps: int = NUM_TIMESTEPS,
     s: float = COSINE_S,
     max_beta: float = MAX_BETA,
 ) -> dict[str, np.ndarray]:
-    """The DDIM table: ``{key: (steps,) float32}`` for every key of :data:`TABLE_KEYS`.
+    """The sampling table: ``{key: (steps,) float32}`` for every key of :data:`TABLE_KEYS`.
 
-    ``eta = 0`` is deterministic DDIM, ``eta = 1`` is EDGE's setting. Computed in float64.
+    ``sampler``: ``"ddim"`` (``eta = 0`` deterministic, ``eta = 1`` EDGE's setting) or
+    ``"dpmpp"`` (DPM-Solver++(2M), ``eta = 0`` only). Computed in float64.
     """
     eta = _check_finite(eta, "eta", 0.0)
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
+    if sampler == "dpmpp" and eta != 0.0:
+        raise InputError(f"sampler 'dpmpp' (DPM-Solver++ 2M) is deterministic: eta must be 0, "
+                         f"got {eta}; use sampler='ddim' for eta > 0")
     times = ddim_timesteps(steps, num_timesteps)
     ab = alphas_cumprod(num_timesteps, s, max_beta)
     t, t_prev = times[:-1], times[1:]
@@ -186,8 +211,25 @@ def ddim_schedule(
         "sigma": sigma,
         "eps_coef": np.sqrt(np.maximum(1.0 - ab_prev - sigma**2, 0.0)),
         "guidance": guidance_weights(steps, guidance, guidance_ramp, guidance_start),
+        **_multistep_weights(ab_t, ab_prev, sampler),
     }
     return {k: table64[k].astype(np.float32) for k in TABLE_KEYS}
+
+
+def _multistep_weights(ab_t: np.ndarray, ab_prev: np.ndarray, sampler: str
+                       ) -> dict[str, np.ndarray]:
+    """``x0_coef`` and ``x0_prev_coef`` per step (module docstring), float64."""
+    steps = ab_t.shape[0]
+    c, c_prev = np.ones(steps), np.zeros(steps)
+    if sampler == "dpmpp" and steps > 2:
+        lam = 0.5 * np.log(ab_t / (1.0 - ab_t))  # lambda of t_i; t_S = -1 has lambda = inf
+        with np.errstate(divide="ignore"):
+            lam_next = 0.5 * np.log(ab_prev / (1.0 - ab_prev))
+        h = lam_next - lam
+        for i in range(1, steps - 1):  # first order at the first and the last step
+            r = h[i - 1] / h[i]
+            c[i], c_prev[i] = 1.0 + 0.5 / r, -0.5 / r
+    return {"x0_coef": c, "x0_prev_coef": c_prev}
 
 
 def diffusion_config(
@@ -202,6 +244,7 @@ def diffusion_config(
         "max_beta": _check_finite(max_beta, "max_beta", 0.0),
         "prediction": "x0",
         "ddim_timesteps": "edge: trunc(linspace(-1, T - 1, steps + 1)), reversed; -1 = x0",
+        "samplers": list(SAMPLERS),
         "table_keys": list(TABLE_KEYS),
     }
 
