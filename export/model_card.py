@@ -159,7 +159,10 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
             "## Measured on held-out music", "",
             f"`python -m training.choreography.evaluate_model` ({e['held_out_files']} held-out "
             f"corpus files, {e['seconds']:g} s clips from {e['start']:g} s, every genre on every "
-            f"clip: {e['dances']} dances, {e['steps']} steps, seed {e['seed']}, prompts = "
+            f"clip: {e['dances']} dances, {e['steps']} steps"
+            + (f" of {_SAMPLER_NAMES.get(e['sampler'], e['sampler'])}"
+               if e.get("sampler") else "")
+            + f", seed {e['seed']}, prompts = "
             f"{e['prompts']}).", "",
             "| measure | value |", "| --- | ---: |",
             f"| genre control, top-1 per dance (independent motion classifier; chance "
@@ -175,6 +178,7 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
             f"| mean body-joint speed, generated / corpus (m/s) | {g['speed']:.2f} / "
             f"{c['speed']:.2f} |",
             *_lock_rows(e),
+            *_fid_rows(e),
             f"| time per {e['seconds']:g} s dance ({e.get('provider', '?')} provider) | "
             f"{e['seconds_per_dance']:.1f} s |", "",
             "Per genre (top-1 per dance): " + ", ".join(
@@ -282,6 +286,26 @@ def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
             tmp.write_text(_dumps(manifest) + "\n", encoding="utf-8")
     load_bundle(root)  # and valid after
     return card
+
+
+_SAMPLER_NAMES = {"ddim": "DDIM", "dpmpp": "DPM-Solver++"}
+
+
+def _fid_rows(e: Mapping[str, Any]) -> list[str]:
+    """FID rows with their floor and counts (evaluations made before FID was measured have
+    none; small-set FID is biased by the counts, so they are shown)."""
+    f = e.get("fid")
+    if not f or not math.isfinite(f["generated"]["fid_k"]):
+        return []
+    g, floor = f["generated"], f.get("floor")
+    rows = [f"| FID_k / FID_g, generated ({g['n']} dances) against the corpus's "
+            f"{g['n_reference']} held-out dances on the same clips | **{g['fid_k']:.1f}** / "
+            f"**{g['fid_g']:.2f}** |"]
+    if floor and math.isfinite(floor["fid_k"]):
+        rows.append(f"| FID_k / FID_g floor: the corpus's training dances ({floor['n']}) against "
+                    f"the same held-out dances, mean of {floor.get('draws', 1)} draws | "
+                    f"{floor['fid_k']:.1f} / {floor['fid_g']:.2f} |")
+    return rows
 
 
 def _lock_rows(e: dict[str, Any]) -> list[str]:

@@ -228,6 +228,13 @@ def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path
     assert r["corpus"]["bas"] > r["corpus"]["bas_shift"]  # the corpus dances on the beat
     assert sorted(r["genres"]) == sorted(GENRES)  # only the corpus's genres are judged
     assert r["generated"]["speed"] > 0 and r["corpus"]["speed"] > 0
+    for k in ("generated", "generated_no_foot_lock", "corpus"):  # the BAS gap of every row
+        assert r[k]["bas_gap"] == pytest.approx(r[k]["bas"] - r[k]["bas_shift"])
+    fid = r["fid"]  # against every held-out clip; the floor as many training clips as dances
+    assert fid["generated"]["n"] == r["dances"] and fid["generated"]["n_reference"] == held
+    assert fid["floor"]["n"] == r["dances"] and fid["floor"]["draws"] >= 2
+    for k in ("generated", "generated_no_foot_lock", "floor"):
+        assert np.isfinite([fid[k]["fid_k"], fid[k]["fid_g"]]).all()
     # the real output makes the bundle's model card
     import shutil
 

@@ -28,12 +28,37 @@ tracks):
   generated (``foot_lock=True``, the default) and without the foot lock (the raw model).
 - **Seams.** The jerk ratio at the window seams (:func:`gcdance.metrics.seam_jerk_ratio`); the
   corpus's own clips at the same frames give the reference (no seams: about 1).
+- **BAS gap.** BAS against the beat grid minus BAS against the half-beat-shifted grid, per
+  row (generated, no foot lock, corpus): how much of the BAS is beat alignment. BAS alone is
+  high for any busy motion (many kinematic beats land near some music beat); a dance that
+  ignores the music scores about the same on both grids, a gap near 0.
+- **FID_k and FID_g** (:func:`gcdance.metrics.fid`) of the generated dances (foot lock on, as
+  the user gets them; also without it) against the corpus's held-out dances: the clips of the
+  same ``--start``/``--seconds`` of *every* held-out file of the judged genres (not only the
+  ``--max-files`` whose music is danced to). The FineDance protocol's features
+  (:func:`gcdance.metrics.dance_features`): joints (all 52) relative to the first frame's
+  pelvis; kinetic features with the physically correct frame time (``reference_compat=False``:
+  1/30 s, not the AIST++ code's 1/60 s), 156 dims; the 32 geometric features. **The floor**:
+  the corpus's *training* dances against the same held-out clips, as many clips as there are
+  generated dances and with the same genre balance (clips of the same length and start; when a
+  genre has too few training files, further clips follow the first at ``--seconds`` spacing),
+  chosen by ``--seed``. FID of small sets is biased upward (few samples against 156 or 32
+  dimensions: a set compared with a fresh sample of its own distribution is far from 0), and the
+  bias depends on the counts, so only rows of equal counts compare; the counts are reported
+  next to the values. With ``--music train`` the reference is the training clips of the music
+  split and there is no floor (the only other dances are the held-out ones, which tuning must
+  not touch).
 
 Only genres with training and held-out files in the corpus are requested and judged (all 16
 in the default corpus); chance is one over their number. All genres on one clip share a seed
 (a paired comparison: only the prompt differs). The held-out files are medleys of the held-out
 tracks, so clips of different files can share a track; "held out" means recordings never used
 in training, of the same styles as the training music.
+
+``--sampler ddim|dpmpp`` and ``--eta`` go to :meth:`gcdance.Generator.generate` only when given
+(else the bundle's defaults); the values used are recorded in the JSON (``sampler``, ``eta``).
+``generate_seconds_per_dance`` is the time of the generation itself (sampling and foot lock) per
+dance; ``seconds_per_dance`` also counts the measuring.
 
 Everything is seeded (``--seed``): the same bundle, corpus and options print the same numbers on
 the same machine.
@@ -44,6 +69,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -60,16 +86,25 @@ from gcdance.errors import GCDanceError, InputError
 from gcdance.foot_lock import lock_feet
 from gcdance.metrics import (
     beat_align_score,
+    dance_features,
+    fid,
     pfc,
     planted_slide,
     seam_frames,
     seam_jerk_ratio,
 )
+from gcdance.schedule import SAMPLERS
 from gcdance.skeleton import motion_to_joints
 
 from .report import WINDOW, body_speeds, joints_of, logistic_regression, motion_features
 
-__all__ = ["MotionGenreClassifier", "clip_beats", "evaluate_model", "main"]
+__all__ = ["MotionGenreClassifier", "clip_beats", "evaluate_model", "fid_scores",
+           "floor_clips", "main"]
+
+FID_SETS = {"kinetic": "fid_k", "geometric": "fid_g"}
+"""Feature set of :func:`gcdance.metrics.dance_features` -> result key."""
+FLOOR_DRAWS = 8
+"""Draws of training clips the FID floor is averaged over."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +167,69 @@ def _clip_scores(joints: np.ndarray, contacts: np.ndarray, seams: np.ndarray,
 SCORES = ("bas", "bas_shift", "pfc", "speed", "slide", "seam_jerk")
 
 
+def _row(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Means of :data:`SCORES` over dances, and the BAS gap (BAS minus BAS half a beat off)."""
+    out = {k: float(np.mean([r[k] for r in rows])) for k in SCORES}
+    out["bas_gap"] = out["bas"] - out["bas_shift"]
+    return out
+
+
+def clip_features(joints: np.ndarray) -> dict[str, np.ndarray]:
+    """The FID feature vectors of one dance (FineDance protocol, see the module docstring)."""
+    features = dance_features(joints)
+    return {name: features[name] for name in FID_SETS}
+
+
+def fid_scores(dances: Sequence[dict[str, np.ndarray]],
+               reference: Sequence[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """``fid_k``, ``fid_g`` of per-dance :func:`clip_features` against the reference ones, and
+    both counts (``n``, ``n_reference``): FID of small sets is biased by the counts, so they go
+    with the values. NaN when either set has fewer than two dances (no covariance)."""
+    out: dict[str, Any] = {"n": len(dances), "n_reference": len(reference)}
+    for name, key in FID_SETS.items():
+        out[key] = (fid(np.stack([d[name] for d in dances]),
+                        np.stack([r[name] for r in reference]))
+                    if len(dances) >= 2 and len(reference) >= 2 else float("nan"))
+    return out
+
+
+def floor_clips(files: Sequence[tuple[str, int, int]], per_genre: int, first: int, frames: int,
+                seed: int, draw: int = 0) -> list[tuple[str, int, int]]:
+    """Training clips for the FID floor: ``per_genre`` clips of ``frames`` frames for every genre
+    among ``files`` (``(name, genre id, file frames)``), as ``(name, genre id, first frame)``.
+
+    Every file of a genre gives its clip at ``first`` (the generated dances' start) before any
+    file gives a second one, ``frames`` later, and so on; the files' order is drawn from
+    ``(seed, draw)``. A genre whose files are too short for ``per_genre`` clips gives what it has.
+    """
+    rng = np.random.default_rng([seed, 0xF1D, draw])  # its own stream: the prompts use ``seed``
+    order = [files[i] for i in rng.permutation(len(files))]
+    out: list[tuple[str, int, int]] = []
+    for g in sorted({g for _, g, _ in files}):
+        own = [f for f in order if f[1] == g]
+        picked: list[tuple[str, int, int]] = []
+        k = 0
+        while len(picked) < per_genre:
+            a = first + k * frames
+            fits = [(name, g, a) for name, _, length in own if a + frames <= length]
+            if not fits:
+                break
+            picked += fits[: per_genre - len(picked)]
+            k += 1
+        out += picked
+    return out
+
+
+def _generate_options(gen: Any, sampler: str | None, eta: float | None) -> dict[str, Any]:
+    """Keyword arguments for ``gen.generate``: only the options given (None: the bundle's)."""
+    options: dict[str, Any] = {}
+    if eta is not None:
+        options["eta"] = float(eta)
+    if sampler is not None:
+        options["sampler"] = sampler
+    return options
+
+
 def _prompts(mode: str, genres: Sequence[str], n_files: int, seed: int) -> list[list[str]]:
     """``[file][genre]`` prompts: the genre names, or held-out descriptions (seeded choice)."""
     if mode == "names":
@@ -174,13 +272,24 @@ def _corpus_files(root: Path) -> list[tuple[str, str, str, list[float]]]:
 def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seconds: float = 12.0,
                    start: float = 20.0, prompts: str = "names", seed: int = 0,
                    steps: int | None = None, guidance: float | None = None,
+                   sampler: str | None = None, eta: float | None = None,
                    music: str = "test", max_files: int | None = None, threads: int = 0,
                    precision: str = "fp32",
                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the protocol of the module docstring; returns the numbers (see :func:`main`)."""
+    """Run the protocol of the module docstring; returns the numbers (see :func:`main`).
+
+    ``sampler`` (``"ddim"`` | ``"dpmpp"``) and ``eta`` are passed to ``generate`` only when not
+    None (None: the bundle's defaults).
+    """
     from gcdance import Generator
 
     say = log or (lambda _msg: None)
+    if sampler is not None and sampler not in SAMPLERS:
+        raise InputError(f"sampler must be one of {', '.join(SAMPLERS)} (or None for the "
+                         f"bundle's default), got {sampler!r}")
+    if eta is not None and not (isinstance(eta, (int, float)) and math.isfinite(eta)
+                                and eta >= 0):
+        raise InputError(f"eta must be a finite number >= 0 (0: deterministic DDIM), got {eta!r}")
     if music not in ("test", "train"):
         raise InputError(f"music must be 'test' (held out) or 'train' (for tuning), got {music!r}")
     if max_files is not None and max_files < 1:
@@ -200,6 +309,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     # int8 runs on the CPU provider only; fp32 uses the GPU where there is one.
     gen = Generator(bundle, "cpu" if precision == "int8" else "auto", threads=threads or None,
                     precision=precision)
+    options = _generate_options(gen, sampler, eta)
     corpus_genres = {g for _, _, g, _ in files}
     unknown = sorted(corpus_genres - set(gen.bundle.genres))
     if unknown:
@@ -217,6 +327,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
 
     t0 = time.monotonic()
     train: list[tuple[np.ndarray, int]] = []
+    train_files: list[tuple[str, int, int]] = []  # name, genre id, frames (the FID floor's pool)
     held: list[tuple[str, int, np.ndarray, list[float]]] = []  # name, genre id, joints, beats
     rank: dict[str, int] = {}  # files of the music split: the k-th of each genre, k = 0, 1, ...
     for name, split, genre, beats in files:
@@ -226,6 +337,8 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         joints = joints_of(raw)[0]
         if split == "train" and joints.shape[0] >= WINDOW:
             train.append((motion_features(joints), genres.index(genre)))
+        if split == "train":
+            train_files.append((name, genres.index(genre), joints.shape[0]))
         if split == music:
             if joints.shape[0] < a0 + frames:
                 if music == "train":
@@ -234,10 +347,12 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                                  f" s, shorter than --start {start:g} + --seconds {seconds:g}")
             rank[name] = sum(1 for h in held if h[1] == genres.index(genre))
             held.append((name, genres.index(genre), joints, beats))
-    if max_files is not None:  # spread over the genres
-        held = sorted(held, key=lambda h: (rank[h[0]], h[1]))[:max_files]
     if not held:
         raise InputError(f"{root} has no {music} file of at least {start + seconds:g} s")
+    # FID's reference: the same clip of every file of the split, whatever --max-files keeps.
+    reference = [clip_features(joints[a0 : a0 + frames]) for _, _, joints, _ in held]
+    if max_files is not None:  # spread over the genres
+        held = sorted(held, key=lambda h: (rank[h[0]], h[1]))[:max_files]
     clf = MotionGenreClassifier.fit(train, genres)
     say(f"motion classifier ({len(genres)} genres) fitted on "
         f"{sum(len(x) for x, _ in train)} windows of {len(train)} training files "
@@ -258,29 +373,59 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         say(f"warning: the motion classifier recognises only {np.mean(own):.0%} of the corpus's "
             "own held-out clips; its verdicts on generated dances mean little")
 
-    if prompts not in ("names", "descriptions", "both"):
-        raise InputError(f"prompts must be 'names', 'descriptions' or 'both', got {prompts!r}")
-    modes = ["names", "descriptions"] if prompts == "both" else [prompts]
+    # The FID floor: the corpus's training dances against the same reference, as many clips
+    # as there are generated dances, genre-balanced like them (one set per requested genre).
+    # With a few dozen clips FID varies a lot with the draw: the floor is the mean of
+    # FLOOR_DRAWS draws, and their spread shows how much of a difference is noise.
     n = len(held) * len(genres)
+    floor: dict[str, Any] | None = None
+    if music == "test":
+        cache: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        draws = []
+        for d in range(FLOOR_DRAWS):
+            clips = floor_clips(train_files, len(held), a0, frames, seed, d)
+            for name, _g, a in clips:
+                if (name, a) not in cache:
+                    raw = read_finedance_motion(root / "motion" / f"{name}.npy")[a : a + frames]
+                    # forward kinematics is per frame: cutting the clip first is exact
+                    cache[name, a] = clip_features(joints_of(raw)[0])
+            draws.append(fid_scores([cache[name, a] for name, _, a in clips], reference))
+        floor = {**draws[0], "draws": len(draws), "clips_in_pool": len(cache)}
+        for key in FID_SETS.values():
+            values = [d[key] for d in draws]
+            floor[key], floor[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
+        if floor["n"] < n:
+            say(f"note: the FID floor has {floor['n']} training clips, fewer than the {n} "
+                "generated dances (training files too short); its FIDs are biased higher")
+
+    modes = ["names", "descriptions"] if prompts == "both" else [prompts]
     t1 = time.monotonic()
     done = 0
+    generating = 0.0  # seconds in generation itself (sampling and the foot lock)
+    used: dict[str, Any] = {}  # the first dance's settings: the sampler and eta actually used
 
-    def run(mode: str) -> tuple[dict[str, Any], list[dict[str, float]]]:
-        nonlocal done
+    def run(mode: str) -> tuple[dict[str, Any], tuple[list[dict[str, float]], ...],
+                                tuple[list[dict[str, np.ndarray]], ...]]:
+        nonlocal done, generating
         texts = _prompts(mode, genres, len(held), seed)
         window_hits: list[bool] = []
         confusion = np.zeros((len(genres), len(genres)), dtype=np.int64)  # requested x judged
         chosen_ok: list[bool] = []
         scores: list[dict[str, float]] = []
         raw_scores: list[dict[str, float]] = []
+        features: list[dict[str, np.ndarray]] = []
+        raw_features: list[dict[str, np.ndarray]] = []
         for i, (name, _g, _joints, beats) in enumerate(held):
             wav = root / "music_wav" / f"{name}.wav"
             for g, genre in enumerate(genres):
                 # One sample, measured without and with the foot lock (a pure post-process).
+                t = time.monotonic()
                 raw = gen.generate(wav, texts[i][g], seed=seed + i, steps=steps,
                                    guidance=guidance, start=start,
-                                   duration=seconds, foot_lock=False)
+                                   duration=seconds, foot_lock=False, **options)
                 locked = lock_feet(raw.motion, raw.layout)
+                generating += time.monotonic() - t
+                used.setdefault("settings", dict(raw.settings))
                 raw_joints = raw.joints().astype(np.float64)[:frames]
                 joints = motion_to_joints(locked, raw.layout).astype(np.float64)[:frames]
                 contacts = raw.motion[:frames, raw.layout.contacts]
@@ -291,6 +436,8 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                 grid = clip_beats(beats, start, joints.shape[0])
                 scores.append(_clip_scores(joints, contacts, seams, *grid))
                 raw_scores.append(_clip_scores(raw_joints, contacts, seams, *grid))
+                features.append(clip_features(joints))
+                raw_features.append(clip_features(raw_joints))
                 done += 1
                 if done % len(genres) == 0:
                     rate = (time.monotonic() - t1) / done
@@ -304,12 +451,10 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
             "prompt_to_genre_accuracy": float(np.mean(chosen_ok)),
             "per_genre_accuracy": {g: float(a) for g, a in zip(genres, per_genre, strict=True)},
             "confusion": confusion.tolist(),
-        }, (scores, raw_scores)
+        }, (scores, raw_scores), (features, raw_features)
 
-    def mean(rows: list[dict[str, float]], key: str) -> float:
-        return float(np.mean([r[key] for r in rows]))
-
-    control, (gen_scores, raw_scores) = run(modes[0])
+    control, (gen_scores, raw_scores), (gen_features, raw_features) = run(modes[0])
+    settings = used["settings"]
     result: dict[str, Any] = {
         "bundle": str(gen.bundle.path),
         "denoiser_sha256": gen.bundle.manifest["files"]["denoiser.onnx"]["sha256"],
@@ -319,17 +464,36 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         "guidance": float(gen.bundle.sampling.guidance if guidance is None else guidance),
         "seconds": seconds, "start": start, "seed": seed,
         "steps": int(gen.bundle.sampling.steps if steps is None else steps),
+        # before the sampler option existed every dance was DDIM (then settings has no sampler)
+        "sampler": str(settings.get("sampler") or sampler or "ddim"),
+        "eta": float(settings["eta"]) if "eta" in settings else eta,
+        "max_files": max_files,
         "held_out_files": len(held), "genres": genres, "dances": n,
         "classifier_heldout_corpus_accuracy": float(np.mean(own)) if own else float("nan"),
         **control,
-        "generated": {k: mean(gen_scores, k) for k in SCORES},
-        "generated_no_foot_lock": {k: mean(raw_scores, k) for k in SCORES},
-        "corpus": {k: mean(corpus_clips, k) for k in SCORES},
+        "generated": _row(gen_scores),
+        "generated_no_foot_lock": _row(raw_scores),
+        "corpus": _row(corpus_clips),
+        "fid": {
+            "reference": f"corpus {music} clips, {start:g}-{start + seconds:g} s",
+            "features": "FineDance protocol: 52 joints relative to the first frame's pelvis; "
+                        "kinetic (156 dims, frame time 1/30 s), geometric (32)",
+            "generated": fid_scores(gen_features, reference),
+            "generated_no_foot_lock": fid_scores(raw_features, reference),
+            "floor": floor,
+        },
     }
     if len(modes) > 1:
         result["descriptions"] = run(modes[1])[0]
     result["seconds_per_dance"] = (time.monotonic() - t1) / done
+    result["generate_seconds_per_dance"] = generating / done
     return result
+
+
+def _pm(v: dict[str, Any], key: str) -> str:
+    """``value`` or ``value +- sd`` (the floor's spread over its draws)."""
+    sd = v.get(f"{key}_std")
+    return f"{v[key]:.2f}" + (f" +- {sd:.2f}" if sd is not None else "")
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -339,7 +503,9 @@ def format_report(r: dict[str, Any]) -> str:
         f"model {r['bundle']}",
         f"held-out music: {r['held_out_files']} corpus test files, clip {r['start']:g}-"
         f"{r['start'] + r['seconds']:g} s; {r['dances']} dances ({len(genres)} genres x "
-        f"files), prompts = {r['prompts']}, {r['steps']} steps",
+        f"files), prompts = {r['prompts']}, {r['steps']} steps"
+        + (f" of {r['sampler']}" if "sampler" in r else "")
+        + (f" (eta {r['eta']:g})" if isinstance(r.get("eta"), (int, float)) and r["eta"] else ""),
         "",
         "genre control (independent motion classifier, chance "
         f"{1 / len(genres):.3f}; on the corpus's own held-out dances it scores "
@@ -365,16 +531,36 @@ def format_report(r: dict[str, Any]) -> str:
     if "generated_no_foot_lock" in r:
         rows.append(("generated, no foot lock", r["generated_no_foot_lock"]))
     rows.append(("corpus (same clips)", r["corpus"]))
+    nan = float("nan")
     lines += [
         "",
-        f"{'':24s} {'BAS':>7s} {'BAS half-beat shift':>20s} {'PFC':>8s} {'speed m/s':>10s} "
-        f"{'slide m/s':>10s} {'seam jerk':>10s}",
-        *(f"{label:24s} {v['bas']:7.4f} {v['bas_shift']:20.4f} {v['pfc']:8.4f} "
-          f"{v['speed']:10.3f} {v.get('slide', float('nan')):10.4f} "
-          f"{v.get('seam_jerk', float('nan')):10.2f}" for label, v in rows),
-        "",
-        f"{r['seconds_per_dance']:.1f} s per {r['seconds']:g} s dance",
+        f"{'':24s} {'BAS':>7s} {'BAS half-beat shift':>20s} {'BAS gap':>8s} {'PFC':>8s} "
+        f"{'speed m/s':>10s} {'slide m/s':>10s} {'seam jerk':>10s}",
+        *(f"{label:24s} {v['bas']:7.4f} {v['bas_shift']:20.4f} "
+          f"{v.get('bas_gap', v['bas'] - v['bas_shift']):8.4f} {v['pfc']:8.4f} "
+          f"{v['speed']:10.3f} {v.get('slide', nan):10.4f} "
+          f"{v.get('seam_jerk', nan):10.2f}" for label, v in rows),
     ]
+    if "fid" in r:
+        f = r["fid"]
+        fid_rows = [("generated", f["generated"]),
+                    ("generated, no foot lock", f["generated_no_foot_lock"])]
+        if f.get("floor") is not None:
+            fid_rows.append(("corpus training (floor)", f["floor"]))
+        lines += [
+            "",
+            f"FID against {f['generated']['n_reference']} {f['reference']} ({f['features']}; "
+            "small sets bias FID upward by their counts: compare rows of equal counts):",
+            f"{'':24s} {'FID_k':>16s} {'FID_g':>16s} {'dances':>7s}",
+            *(f"{label:24s} {_pm(v, 'fid_k'):>16s} {_pm(v, 'fid_g'):>16s} {v['n']:7d}"
+              for label, v in fid_rows),
+        ]
+        if f.get("floor") is not None:
+            lines.append(f"  (floor: mean +- sd over {f['floor']['draws']} draws of training "
+                         f"clips from a pool of {f['floor']['clips_in_pool']})")
+    lines += ["", f"{r['seconds_per_dance']:.1f} s per {r['seconds']:g} s dance"
+              + (f" ({r['generate_seconds_per_dance']:.1f} s of it generating)"
+                 if "generate_seconds_per_dance" in r else "")]
     return "\n".join(lines)
 
 
@@ -393,6 +579,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (bundle default)")
     p.add_argument("--guidance", type=float, default=None, help="guidance (bundle default)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="sampler (default: the bundle's)")
+    p.add_argument("--eta", type=float, default=None,
+                   help="DDIM stochasticity, 0 = deterministic (default: the bundle's)")
     p.add_argument("--music", choices=("test", "train"), default="test",
                    help="test: the held-out music (the measurement); train: training files' "
                         "music (for tuning sampling settings without touching the held-out set)")
@@ -412,8 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         r = evaluate_model(a.corpus, a.bundle, seconds=a.seconds, start=a.start,
                            prompts=a.prompts, seed=a.seed, steps=a.steps, guidance=a.guidance,
-                           music=a.music, max_files=a.max_files, threads=a.threads,
-                           precision=a.precision, log=log)
+                           sampler=a.sampler, eta=a.eta, music=a.music, max_files=a.max_files,
+                           threads=a.threads, precision=a.precision, log=log)
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
