@@ -58,7 +58,12 @@ py::tuple Generate(gcdance::Generator& generator,
   gcdance::GenerateRequest req;
   req.music = Checked(music, {-1, c.music_dim}, "music");
   req.frames = music.shape(0);
-  req.text = Checked(text, {c.text_dim}, "text_emb");
+  if (text.ndim() == 2) {  // one C_E per window (a prompt schedule)
+    req.text = Checked(text, {-1, c.text_dim}, "text_emb");
+    req.text_rows = text.shape(0);
+  } else {
+    req.text = Checked(text, {c.text_dim}, "text_emb");
+  }
   req.schedule = Checked(schedule, {-1, int64_t(c.schedule_columns.size())}, "schedule");
   req.steps = schedule.shape(0);
   req.seed = seed;

@@ -254,9 +254,11 @@ void Generator::Upload(const GenerateRequest& req, bool masked) {
   auto i64 = [&](const char* name) { return static_cast<int64_t*>(loop_.host(name).data()); };
 
   FillMusic(req.music, req.frames, W, c, f32("music"));
+  // Row r of the batch of two is window r % W: its own C_E when the request has one per window.
   float* text = f32("text");
   for (int64_t r = 0; r < 2 * W; ++r) {
-    std::memcpy(text + r * c.text_dim, req.text, size_t(c.text_dim) * sizeof(float));
+    const float* row = req.text + (req.text_rows == 1 ? 0 : (r % W) * c.text_dim);
+    std::memcpy(text + r * c.text_dim, row, size_t(c.text_dim) * sizeof(float));
   }
   bool* mask = static_cast<bool*>(loop_.host("mask").data());
   for (size_t i = 0; i < n; ++i) mask[i] = masked && mask_[i] != 0;
@@ -345,7 +347,7 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
     throw InputError("injected noise needs x_T, z and (with a mask) zq together");
   }
   RequireFinite(req.music, req.frames, c.music_dim, "music features", "frame");
-  RequireFinite(req.text, 1, c.text_dim, "the text embedding's values", "row");
+  RequireFinite(req.text, req.text_rows, c.text_dim, "the text embedding's values", "row");
   RequireFinite(req.schedule, req.steps, C, "the schedule table's rows", "step");
   const int64_t col = model_->column("sqrt_one_minus_alpha_bar");
   for (int64_t s = 0; s < req.steps; ++s) {
@@ -357,6 +359,10 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
   }
   const WindowPlan plan = Plan(req.frames);
   const int64_t W = plan.num_windows(), L = c.window, D = c.dim, F = req.frames;
+  if (req.text_rows != 1 && req.text_rows != W) {
+    throw InputError("the text embeddings have " + Num(req.text_rows) + " rows; give one, or one "
+                     "per window (" + Num(W) + " for " + Num(F) + " frames)");
+  }
   Reserve(W);
 
   // Known motion and mask, zero-padded ("unknown") past the end.

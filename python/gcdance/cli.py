@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -119,7 +120,10 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("song", help="audio file (wav, mp3, flac, ogg/opus)")
-    p.add_argument("--prompt", required=True, help="a genre name or a free-text description")
+    p.add_argument("--prompt", required=True, action="append", metavar="[SECONDS:]TEXT",
+                   help="a genre name or a free-text description; repeat it for a dance that "
+                        "changes with the song: --prompt jazz --prompt 24:breaking (a leading "
+                        "number and the first colon give the start in seconds)")
     p.add_argument("-o", "--output", action="append", metavar="PATH",
                    help="output file, repeatable: .npz, .bvh, .pkl, .glb, .gltf, .html, "
                         ".mp4, .gif "
@@ -182,6 +186,22 @@ def add_edit(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_edit)
 
 
+_TIMED = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*:(.*)", re.DOTALL)
+
+
+def prompt_schedule(prompts: Sequence[str]) -> str | list[tuple[float, str]]:
+    """``--prompt`` values as the Generator's prompt: one text, or a schedule. ``SECONDS:TEXT``
+    starts at SECONDS (a leading number and the first colon only: "Hip-hop: the 90s" is a text);
+    a value without a time starts at 0."""
+    if len(prompts) == 1 and not _TIMED.fullmatch(prompts[0]):
+        return prompts[0]
+    out: list[tuple[float, str]] = []
+    for value in prompts:
+        m = _TIMED.fullmatch(value)
+        out.append((float(m.group(1)), m.group(2).strip()) if m else (0.0, value))
+    return out
+
+
 def _outputs(args: argparse.Namespace) -> list[Path]:
     if args.output:
         return [Path(o) for o in args.output]
@@ -205,7 +225,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     outputs = _outputs(args)  # unknown suffixes fail before any work
     _check_suffixes(outputs)
     gen = _generator(args)
-    dance = gen.generate(args.song, args.prompt, seed=args.seed, steps=args.steps,
+    dance = gen.generate(args.song, prompt_schedule(args.prompt), seed=args.seed,
+                         steps=args.steps,
                          guidance=args.guidance, eta=args.eta, sampler=args.sampler,
                          start=args.start, duration=args.duration, foot_lock=args.foot_lock,
                          progress=ProgressBar("generating", args.quiet))
@@ -236,7 +257,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         keep = keep | masks.frames(round(a * reference.fps), round(b * reference.fps))
     gen = _generator(args)
-    dance = gen.edit(args.song, args.prompt, reference=reference, keep=keep, seed=args.seed,
+    dance = gen.edit(args.song, prompt_schedule(args.prompt), reference=reference, keep=keep,
+                     seed=args.seed,
                      steps=args.steps, guidance=args.guidance, eta=args.eta,
                      sampler=args.sampler, start=args.start,
                      duration=args.duration, foot_lock=args.foot_lock,

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import json
 import math
 import os
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,25 @@ class AudioInfo:
         return cls(**{f.name: data.get(f.name, f.default) for f in dataclasses.fields(cls)})
 
 
+def _check_schedule(schedule: Any, genre: str | None) -> tuple[tuple[float, str], ...]:
+    """``((start_seconds, genre), ...)``: sorted, the first at 0 and, with ``genre``, its genre."""
+    try:
+        out = tuple((float(t), str(g)) for t, g in (schedule or ()))
+    except (TypeError, ValueError):
+        raise InputError(f"schedule must be pairs (start_seconds, genre), got {schedule!r}"
+                         ) from None
+    if not out and genre is not None:
+        return ((0.0, genre),)
+    times = [t for t, _ in out]
+    if out and (times[0] != 0.0 or any(b <= a for a, b in itertools.pairwise(times))
+                or not all(math.isfinite(t) for t in times)):
+        raise InputError(f"schedule must start at 0 s and increase, got {list(out)}")
+    if out and genre is not None and out[0][1] != genre:
+        raise InputError(f"the schedule starts with {out[0][1]!r} but the dance's genre is "
+                         f"{genre!r}")
+    return out
+
+
 def _check_motion(
     motion: Any, layout: MotionLayout | str | None
 ) -> tuple[np.ndarray, MotionLayout]:
@@ -188,6 +208,8 @@ class Dance:
         seed: random seed of the generation.
         audio: ``AudioInfo`` of the music (path or None, start, duration, sample rate), or None.
         settings: generation settings (steps, guidance, eta, bundle, provider, ...), JSON-able.
+        schedule: ``((start_seconds, genre), ...)``, the genres over time (a prompt schedule);
+            empty for a dance without a genre; ``((0.0, genre),)`` when only ``genre`` is given.
     """
 
     motion: np.ndarray
@@ -199,6 +221,7 @@ class Dance:
     seed: int | None = None
     audio: AudioInfo | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    schedule: Sequence[tuple[float, str]] = ()
     _joints: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -230,6 +253,7 @@ class Dance:
             raise InputError(f"audio must be an AudioInfo, a path or None, got {audio!r}")
         object.__setattr__(self, "audio", audio)
         object.__setattr__(self, "settings", _jsonable(dict(self.settings or {}), "settings"))
+        object.__setattr__(self, "schedule", _check_schedule(self.schedule, self.genre))
 
     # ------------------------------------------------------------------------------ properties
     @property
@@ -288,6 +312,7 @@ class Dance:
             "seed": self.seed,
             "audio": None if self.audio is None else self.audio.to_dict(),
             "settings": dict(self.settings),
+            "schedule": [[t, g] for t, g in self.schedule],
         }
 
     # ----------------------------------------------------------------------------------- files
@@ -446,6 +471,7 @@ class Dance:
                 seed=meta.get("seed"),
                 audio=None if meta.get("audio") is None else AudioInfo.from_dict(meta["audio"]),
                 settings=meta.get("settings") or {},
+                schedule=[tuple(e) for e in meta.get("schedule") or ()],
             )
         except (KeyError, TypeError, InputError) as exc:
             raise DataFormatError(f"{p}: inconsistent dance file ({exc})") from None

@@ -13,10 +13,11 @@ GIL is released while the engine samples.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,55 @@ from .errors import InputError, ProviderError
 from .schedule import SAMPLERS, TABLE_KEYS
 from .stitching import plan_windows
 
-__all__ = ["PROVIDERS", "Generator", "engine_config", "schedule_array"]
+__all__ = ["PROVIDERS", "Generator", "Prompt", "check_schedule", "engine_config",
+           "schedule_array"]
+
+Prompt = str | Sequence[tuple[float, str]]
+"""A prompt (a genre name or free text), or a schedule ``[(start_seconds, text), ...]``."""
 
 Progress = Callable[[int, int], Any]
 """``progress(step, steps)`` after every DDIM step; returning ``False`` cancels."""
 
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+
+
+def check_schedule(prompt: object) -> list[tuple[float, str]]:
+    """A prompt or a prompt schedule as ``[(start_seconds, text), ...]``, checked: a schedule is
+    a non-empty list of ``(seconds, text)`` pairs, the first at 0, times finite and strictly
+    increasing, every text non-empty (``InputError`` naming the entry otherwise)."""
+    if isinstance(prompt, str):
+        entries: list[Any] = [(0.0, prompt)]
+    elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
+        entries = list(prompt)
+        if not entries:
+            raise InputError("the prompt schedule is empty; give a prompt, or pairs "
+                             "[(0, 'jazz'), (24.0, 'breaking'), ...]")
+    else:
+        raise InputError(f"prompt must be a text or a schedule [(start_seconds, text), ...], got "
+                         f"{type(prompt).__name__}")
+    out: list[tuple[float, str]] = []
+    for i, entry in enumerate(entries):
+        if not (isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2):
+            raise InputError(f"prompt schedule entry {i} is {entry!r}; each entry is a pair "
+                             "(start_seconds, text)")
+        t, text = entry
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(t) or t < 0:
+            raise InputError(f"prompt schedule entry {i} starts at {t!r}; start times are "
+                             "seconds >= 0")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"prompt schedule entry {i} (at {float(t):g} s) has an empty "
+                             "text; give a genre name or a description")
+        if i == 0 and float(t) != 0.0:
+            raise InputError(f"the prompt schedule starts at {float(t):g} s; its first entry "
+                             "must start at 0 (what the dance is before the first change)")
+        if out and float(t) <= out[-1][0]:
+            what = "twice" if float(t) == out[-1][0] else "out of order"
+            raise InputError(f"prompt schedule entry {i} starts at {float(t):g} s, {what} "
+                             f"(the one before starts at {out[-1][0]:g} s); sort the entries by "
+                             "start time, each start once")
+        out.append((float(t), text))
+    return out
 
 
 def engine_config(bundle: Bundle, denoiser: str | os.PathLike[str] | None = None) -> Any:
@@ -208,6 +252,29 @@ class Generator:
         feats.check(self.bundle.features)
         return np.ascontiguousarray(feats.features, dtype=np.float32)
 
+    def _schedule(self, prompt: Prompt, frames: int | None = None
+                  ) -> list[tuple[float, str, str, dict[str, float]]]:
+        """``[(start_seconds, text, genre, genre_probs), ...]`` of a prompt or a prompt
+        schedule, checked (:func:`check_schedule`); with ``frames``, changes must lie inside
+        the music."""
+        entries = check_schedule(prompt)
+        if frames is not None:
+            seconds = frames / self.bundle.fps
+            late = [t for t, _ in entries if t >= seconds]
+            if late:
+                raise InputError(f"the prompt schedule changes at {late[0]:g} s, but the music "
+                                 f"danced to lasts {seconds:.2f} s; drop the change or dance to "
+                                 "more of the song")
+        return [(t, text, *self.choose_genre(text)) for t, text in entries]
+
+    def _window_genres(self, schedule: list[tuple[float, str, str, dict[str, float]]],
+                       frames: int) -> list[str]:
+        """The genre in force where each window starts."""
+        plan = plan_windows(frames, self.bundle.window, self.bundle.hop)
+        starts = [t for t, *_ in schedule]
+        return [schedule[bisect.bisect_right(starts, int(f) / self.bundle.fps) - 1][2]
+                for f in plan.starts]
+
     def choose_genre(self, prompt: str) -> tuple[str, dict[str, float]]:
         """``(genre, probabilities)`` of the bundle's genres for a prompt."""
         probs = self.bundle.classifier.classify(prompt, self.bundle.dataset)
@@ -231,7 +298,8 @@ class Generator:
             eta = 0.0  # the bundle's eta belongs to its DDIM default; DPM-Solver++ has none
         return schedule_array(self.bundle.schedule_table(steps, eta, guidance, sampler=sampler))
 
-    def _sample(self, features: np.ndarray, genre: str, seed: int, table: np.ndarray,
+    def _sample(self, features: np.ndarray, genre: str | list[str], seed: int,
+                table: np.ndarray,
                 known: np.ndarray | None, mask: np.ndarray | None,
                 progress: Progress | None) -> np.ndarray:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
@@ -248,8 +316,12 @@ class Generator:
                 "gcdance.tensorrt.provider_options(bundle, profile=EngineProfile(min_windows=A, "
                 "max_windows=N)) as provider_options), pass another duration, or use "
                 "provider='cuda'")
-        text = np.ascontiguousarray(self.bundle.control_embeddings[self.bundle.genre_id(genre)],
-                                    dtype=np.float32)
+        ids = [self.bundle.genre_id(g) for g in ([genre] if isinstance(genre, str) else genre)]
+        # One C_E when every window has the same genre; else one per window (a schedule: each
+        # window takes the genre in force where it starts, and the window handover carries the
+        # change across an overlap like any seam).
+        rows = self.bundle.control_embeddings[ids]
+        text = np.ascontiguousarray(rows[0] if len(set(ids)) == 1 else rows, dtype=np.float32)
         with self._engine() as engine:
             motion, _ = engine.generate(features, text, table, seed=int(seed), known=known,
                                         mask=mask, progress=progress, return_windows=False)
@@ -281,7 +353,7 @@ class Generator:
                      "guidance_start": float(sampling.guidance_start)}
         return used
 
-    def _dance(self, motion: np.ndarray, genre: str, probs: dict[str, float], prompt: str,
+    def _dance(self, motion: np.ndarray, schedule: list[tuple[float, str, str, dict[str, float]]],
                seed: int, audio: Any, start: float | None, duration: float | None,
                table: np.ndarray, **settings: Any) -> Dance:
         path = (str(Path(audio).expanduser().resolve()) if isinstance(audio, (str, os.PathLike))
@@ -290,19 +362,29 @@ class Generator:
         info = AudioInfo(path=path, start=float(start or 0.0),
                          duration=motion.shape[0] / self.bundle.fps if duration is None
                          else float(duration), sample_rate=rate)
+        _, prompt, genre, probs = schedule[0]
+        if len(schedule) > 1:
+            settings["prompt_schedule"] = [[t, text] for t, text, *_ in schedule]
         return Dance(motion, layout=self.bundle.layout, fps=self.bundle.fps, genre=genre,
                      genre_probs=probs, prompt=prompt, seed=int(seed), audio=info,
+                     schedule=[(t, g) for t, _, g, _ in schedule],
                      settings={"steps": int(table.shape[0]), "bundle": str(self.bundle.path),
                                "provider": self.provider, "precision": self.precision,
                                **settings})
 
     # ---------------------------------------------------------------------------- public
-    def generate(self, audio: Any, prompt: str = "energetic hip-hop with sharp arm hits", *,
+    def generate(self, audio: Any, prompt: Prompt = "energetic hip-hop with sharp arm hits", *,
                  seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  eta: float | None = None, sampler: str | None = None,
                  start: float | None = None, duration: float | None = None,
                  foot_lock: bool = True, progress: Progress | None = None) -> Dance:
         """A dance to ``audio`` (a path, or ``(samples, sample_rate)``) in the prompt's genre.
+
+        ``prompt`` is a genre name or free text, or a schedule ``[(0, "jazz"), (24.0,
+        "breaking"), ...]`` (sorted, the first at 0, every change inside the music): each 4 s
+        window dances the genre in force where it starts, and ``dance.schedule`` lists
+        ``(start_seconds, genre)``. The windows before the first change are the unscheduled
+        dance's (same seed).
 
         ``steps``/``guidance``/``eta``/``sampler`` default to the bundle's sampling settings
         (``sampler``: ``"ddim"`` or ``"dpmpp"``, DPM-Solver++(2M); :mod:`gcdance.schedule`),
@@ -313,14 +395,16 @@ class Generator:
         """
         foot_lock = _check_flag(foot_lock, "foot_lock")
         table = self._table(steps, guidance, eta, sampler)
-        genre, probs = self.choose_genre(prompt)
+        self._schedule(prompt)  # a bad prompt fails before the music is read
         features = self.music_features(audio, start, duration)
-        motion = self._sample(features, genre, seed, table, None, None, progress)
+        schedule = self._schedule(prompt, features.shape[0])
+        genres = self._window_genres(schedule, features.shape[0])
+        motion = self._sample(features, genres, seed, table, None, None, progress)
         motion = self._lock_feet(motion, foot_lock)
-        return self._dance(motion, genre, probs, prompt, seed, audio, start, duration, table,
+        return self._dance(motion, schedule, seed, audio, start, duration, table,
                            **self._used(guidance, eta, sampler, foot_lock))
 
-    def edit(self, audio: Any, prompt: str, reference: Dance | np.ndarray,
+    def edit(self, audio: Any, prompt: Prompt, reference: Dance | np.ndarray,
              keep: masks_mod.Mask | np.ndarray, *, seed: int = 0, steps: int | None = None,
              guidance: float | None = None, eta: float | None = None,
              sampler: str | None = None,
@@ -341,9 +425,10 @@ class Generator:
             raise InputError(f"reference motion must be (frames, {layout.dim}) for this "
                              f"{layout.name} model, got {motion_ref.shape}")
         table = self._table(steps, guidance, eta, sampler)
-        genre, probs = self.choose_genre(prompt)
+        self._schedule(prompt)
         features = self.music_features(audio, start, duration)
         frames = features.shape[0]
+        schedule = self._schedule(prompt, frames)
         if motion_ref.shape[0] != frames:
             raise InputError(
                 f"the reference has {motion_ref.shape[0]} frames but the audio segment has "
@@ -354,10 +439,11 @@ class Generator:
         if not np.isfinite(ref[mask]).all():
             raise InputError("the reference motion has NaN or inf where the mask keeps it")
         known = self.bundle.normalizer.transform(np.where(mask, ref, 0.0)).astype(np.float32)
-        out = self._sample(features, genre, seed, table, known, mask.view(np.uint8), progress)
+        out = self._sample(features, self._window_genres(schedule, frames), seed, table, known,
+                           mask.view(np.uint8), progress)
         out[mask] = ref[mask].astype(np.float32)  # exactly the given values where kept
         out = self._lock_feet(out, foot_lock, keep=mask)  # leaves the kept values alone
-        return self._dance(out, genre, probs, prompt, seed, audio, start, duration, table,
+        return self._dance(out, schedule, seed, audio, start, duration, table,
                            **self._used(guidance, eta, sampler, foot_lock), edited=True)
 
     def __repr__(self) -> str:

@@ -70,7 +70,8 @@ class Model {
 struct GenerateRequest {
   const float* music = nullptr;     // (frames, music_dim), as the model expects
   int64_t frames = 0;
-  const float* text = nullptr;      // (text_dim,)
+  const float* text = nullptr;      // (text_rows, text_dim): one C_E, or one per window
+  int64_t text_rows = 1;            // 1, or the number of windows (a prompt schedule)
   const float* schedule = nullptr;  // (steps, schedule columns)
   int64_t steps = 0;
   const float* known = nullptr;     // (frames, dim) normalized; with `mask`, inpainting
