@@ -234,6 +234,18 @@ def _umask() -> int:
     return mask
 
 
+def publish(tmp: Path, out: Path) -> None:
+    """Give a finished bundle in ``tmp`` the usual permissions and rename it to ``out``
+    (replacing a bundle there): a bundle appears whole or not at all."""
+    umask = _umask()
+    for p in tmp.iterdir():
+        p.chmod(0o666 & ~umask)
+    tmp.chmod(0o777 & ~umask)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
 def _dumps(obj: Any, indent: int = 0) -> str:
     """JSON with one key per line and lists of scalars on one line (a readable manifest)."""
     pad, inner = " " * indent, " " * (indent + 1)
@@ -414,13 +426,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
             raise InputError(f"the manifest holds a value JSON cannot carry ({exc}); check "
                              "the checkpoint and the export options") from None
         (tmp / MANIFEST).write_text(_dumps(written) + "\n", encoding="utf-8")
-        umask = _umask()
-        for p in tmp.iterdir():
-            p.chmod(0o666 & ~umask)
-        tmp.chmod(0o777 & ~umask)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        publish(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -46,7 +46,7 @@ from gcdance.bundle import (
 from gcdance.errors import BundleError, GCDanceError, InputError
 from gcdance.schedule import TABLE_KEYS, ddim_schedule, diffusion_config, save_schedule
 
-from .bundle import _dumps, _umask
+from .bundle import _dumps, publish
 from .sampler_graph import build_sampler_graph, build_upload_graph
 
 __all__ = ["main", "migrate_bundle"]
@@ -141,14 +141,8 @@ def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
         written = json.loads(_dumps(manifest))
         seal_manifest(written)
         (tmp / MANIFEST).write_text(_dumps(written) + "\n", encoding="utf-8")
-        umask = _umask()
-        for p in tmp.iterdir():
-            p.chmod(0o666 & ~umask)
-        tmp.chmod(0o777 & ~umask)
         load_bundle(tmp)  # the result must load before it replaces anything
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        publish(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

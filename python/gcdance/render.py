@@ -357,28 +357,52 @@ def _write_wav(path: Path, samples: np.ndarray, sr: int) -> None:
         wf.writeframes(pcm.astype("<i2").tobytes())
 
 
+def dance_audio(dance: Dance, audio: Any, audio_start: float | None, use: str
+                ) -> tuple[Path | tuple[Any, Any] | None, float]:
+    """The music to go with a dance (a video, a player): ``(source, start_seconds)``, where
+    ``source`` is a path, a ``(samples, sample_rate)`` pair, or None for silence (``audio=False``,
+    or ``audio=None`` for a dance made from audio in memory). ``audio=None`` takes the dance's
+    own file; ``use`` ("render with it", "embed it") completes the error messages."""
+    info = dance.audio
+    start = audio_start if audio_start is not None else (info.start if info else 0.0)
+    try:
+        start = float(start)
+    except (TypeError, ValueError):
+        raise InputError(f"audio_start must be a number of seconds, got {audio_start!r}") from None
+    if not (math.isfinite(start) and start >= 0):
+        raise InputError(f"audio_start must be a finite number >= 0 seconds, got {audio_start}")
+    if audio is False:
+        return None, start
+    if audio is None:
+        if info is None or info.path is None:
+            return None, start
+        if not os.path.isfile(info.path):
+            raise AudioNotFoundError(
+                f"the dance's audio file {info.path} does not exist (moved?); pass audio=PATH "
+                f"to {use}, or audio=False for silence"
+            )
+        return Path(info.path), start
+    if isinstance(audio, tuple):
+        if len(audio) != 2:
+            raise InputError("audio array input must be a (samples, sample_rate) pair")
+        return audio, start
+    if audio is True or not isinstance(audio, (str, os.PathLike)):
+        raise InputError(f"audio must be a path, a (samples, sample_rate) pair, None or False, "
+                         f"got {type(audio).__name__}")
+    path = Path(os.fspath(audio))
+    if not path.is_file():
+        raise AudioNotFoundError(f"audio file {path} does not exist; give an existing file")
+    return path, start
+
+
 def _audio_input(
     audio: Any, dance: Dance, audio_start: float | None, seconds: float, tmpdir: Path
 ) -> list[str] | None:
     """ffmpeg input arguments for the audio segment, or None for a silent video."""
-    if audio is False:
-        return None
-    info = dance.audio
-    start = float(audio_start if audio_start is not None else (info.start if info else 0.0))
-    if not (math.isfinite(start) and start >= 0):
-        raise InputError(f"audio_start must be >= 0 seconds, got {audio_start}")
+    audio, start = dance_audio(dance, audio, audio_start, "render with it")
     if audio is None:
-        if info is None or info.path is None:
-            return None
-        audio = info.path
-        if not os.path.isfile(audio):
-            raise AudioNotFoundError(
-                f"the dance's audio file {audio} does not exist (moved?); pass audio=PATH to "
-                "render with it, or audio=False for a silent video"
-            )
+        return None
     if isinstance(audio, tuple):
-        if len(audio) != 2:
-            raise InputError("audio array input must be a (samples, sample_rate) pair")
         samples, sr = audio
         sr = int(sr)
         if sr <= 0:
@@ -395,10 +419,7 @@ def _audio_input(
         wav = tmpdir / "audio.wav"
         _write_wav(wav, seg, sr)
         return ["-i", str(wav)]
-    p = Path(os.fspath(audio))
-    if not p.is_file():
-        raise AudioNotFoundError(f"audio file {p} does not exist; give an existing file")
-    return ["-ss", f"{start:.6f}", "-t", f"{seconds:.6f}", "-i", str(p)]
+    return ["-ss", f"{start:.6f}", "-t", f"{seconds:.6f}", "-i", str(audio)]
 
 
 # ------------------------------------------------------------------------------------ render

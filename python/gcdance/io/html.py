@@ -38,11 +38,11 @@ import numpy as np
 from .._atomic import atomic_path
 from ..errors import (
     AudioDecodeError,
-    AudioNotFoundError,
     EmptyAudioError,
     GCDanceError,
     InputError,
 )
+from ..render import dance_audio
 
 if TYPE_CHECKING:
     from ..dance import Dance
@@ -197,47 +197,21 @@ def _music(
     dance: Dance, audio: AudioSource, audio_start: float | None, ffmpeg: str | None
 ) -> tuple[bytes | None, str, str | None, str | None, float]:
     """(data, mime, file name, note when silent, start) of the music to embed."""
-    info = dance.audio
-    start = audio_start if audio_start is not None else (info.start if info else 0.0)
-    try:
-        start = float(start)
-    except (TypeError, ValueError):
-        raise InputError(f"audio_start must be a number of seconds, got {audio_start!r}") from None
-    if not (math.isfinite(start) and start >= 0):
-        raise InputError(f"audio_start must be a finite number >= 0 seconds, got {audio_start}")
     seconds = dance.duration
-    if audio is False:
-        return None, "", None, "Saved without music: the dance plays silently.", start
-    if audio is True:
-        raise InputError("audio must be a path, a (samples, sample_rate) pair, None or False")
-    if audio is None:
-        if info is None or info.path is None:
-            note = ("This dance was made from audio in memory, so no music was saved with it; "
-                    "it plays silently.")
-            return None, "", None, note, start
-        audio = info.path
-        if not os.path.isfile(audio):
-            raise AudioNotFoundError(
-                f"the dance's audio file {audio} does not exist (moved?); pass audio=PATH to "
-                "embed it, or audio=False for a silent player"
-            )
-    if isinstance(audio, tuple):
-        if len(audio) != 2:
-            raise InputError("audio array input must be a (samples, sample_rate) pair")
-        wav = _array_wav(audio[0], audio[1], start, seconds)
+    source, start = dance_audio(dance, audio, audio_start, "embed it")
+    if source is None:
+        note = ("Saved without music: the dance plays silently." if audio is False else
+                "This dance was made from audio in memory, so no music was saved with it; "
+                "it plays silently.")
+        return None, "", None, note, start
+    if isinstance(source, tuple):
+        wav = _array_wav(source[0], source[1], start, seconds)
         with tempfile.TemporaryDirectory(prefix="gcdance-html-") as td:
             src = Path(td) / "music.wav"
             src.write_bytes(wav)
             data, mime = _compact(src, 0.0, seconds, ffmpeg, fallback=wav)
         return data, mime, None, None, start
-    if not isinstance(audio, (str, os.PathLike)):
-        raise InputError(
-            f"audio must be a path, a (samples, sample_rate) pair, None or False, got "
-            f"{type(audio).__name__}"
-        )
-    src = Path(os.fspath(audio))
-    if not src.is_file():
-        raise AudioNotFoundError(f"audio file {src} does not exist; give an existing file")
+    src = source
     total = _source_seconds(src)
     if total is not None and start >= total:
         raise EmptyAudioError(
