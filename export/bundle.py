@@ -241,9 +241,19 @@ def publish(tmp: Path, out: Path) -> None:
     for p in tmp.iterdir():
         p.chmod(0o666 & ~umask)
     tmp.chmod(0o777 & ~umask)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a directory; refusing to replace it")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
+    if old is not None:
+        os.replace(out, old)  # kept until the new bundle is in place
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _dumps(obj: Any, indent: int = 0) -> str:

@@ -56,8 +56,18 @@ _OLD_STEP_FILE = "denoiser_step.onnx"
 
 def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """Write the format-2 form of the format-1 bundle ``src`` to ``out`` (atomically; ``out``
-    may be ``src``); returns ``out`` after loading it with :func:`gcdance.bundle.load_bundle`."""
-    src, out = Path(src), Path(out)
+    may be ``src``); returns ``out`` after loading it with :func:`gcdance.bundle.load_bundle`.
+    A bundle that cannot be read is a :class:`BundleError` naming what is wrong."""
+    try:
+        return _migrate(Path(src), Path(out))
+    except GCDanceError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"cannot migrate {src}: {type(exc).__name__}: {exc} (is it a complete "
+                          "format-1 bundle? re-export it from its checkpoint otherwise)") from None
+
+
+def _migrate(src: Path, out: Path) -> Path:
     try:
         old = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

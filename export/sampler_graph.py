@@ -147,7 +147,7 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
         return g.op("Gather", [row, col[key]], key, axis=1)
 
     # 1. The denoiser's batch of two: conditional rows first, then unconditional.
-    row = g.op("Gather", ["table", "step"], "row", axis=0)  # (1, 9)
+    row = g.op("Gather", ["table", "step"], "row", axis=0)  # (1, columns)
     pair = g.op("Reshape", ["x0_pair", g.const([2, -1, window, dim], i64)], "pair")
     cond = g.op("Gather", [pair, zero_i], "x0_cond", axis=0)
     uncond = g.op("Gather", [pair, one_i], "x0_uncond", axis=0)

@@ -749,6 +749,14 @@ def _drop_zq(graph: Any) -> None:
     graph.node.extend(keep_nodes)
 
 
+def _retype(names: tuple[str, ...], elem: int) -> Any:
+    def edit(graph: Any) -> None:
+        for v in [*graph.input, *graph.output]:
+            if v.name in names:
+                v.type.tensor_type.elem_type = elem
+    return edit
+
+
 def _rename_input(old: str, new: str) -> Any:
     def edit(graph: Any) -> None:
         for v in graph.input:
@@ -801,6 +809,11 @@ def test_model_checks_its_graphs_when_it_loads(toy, tmp_path: Path) -> None:
             upload_path=no_zq)
     sampler = Path(toy_config(toy).sampler_path)
     refused(rf"{named(sampler)} has inputs", upload_path=sampler)
+    # An upload whose z is declared bool: the engine would write floats past its buffer.
+    bool_z = _edited(toy.upload, tmp_path / "upload_bool_z.onnx", _retype(("z", "to_z"),
+                                                                         TensorProto.BOOL))
+    refused(rf"{named(bool_z)} input 'z' is bool .*; the engine needs float32 of rank 4",
+            upload_path=bool_z)
     # The denoiser and condition graphs swapped, a denoiser input renamed, wrong widths.
     refused(rf"{named(toy.condition)} has inputs \{{cond_mask, music, text_emb\}}; the engine "
             r"needs \{cond_cache, cond_mask, t, text_emb, x_t\}", denoiser_path=toy.condition)

@@ -42,9 +42,9 @@ def test_windows_before_the_first_change_are_the_unscheduled_dance(generator) ->
                                foot_lock=False)
     differs = np.flatnonzero(np.abs(plain.motion - mixed.motion).max(axis=1) > 0)
     assert differs.size and differs[0] == 180  # the first window that starts after the change
-    assert mixed.genre == "Jazz" and mixed.schedule == ((0.0, "Jazz"), (5.0, "Breaking"))
+    assert mixed.genre == "Jazz" and mixed.schedule == [(0.0, "Jazz"), (5.0, "Breaking")]
     assert mixed.settings["prompt_schedule"] == [[0.0, "Jazz"], [5.0, "Breaking"]]
-    assert plain.schedule == ((0.0, "Jazz"),) and "prompt_schedule" not in plain.settings
+    assert plain.schedule == [(0.0, "Jazz")] and "prompt_schedule" not in plain.settings
     # The same genre all along is the plain dance; a change at 0 is a different first genre.
     same = generator.generate(audio, [(0, "Jazz"), (5.0, "jazz")], seed=2, steps=6,
                               foot_lock=False)
@@ -64,7 +64,7 @@ def test_edit_takes_a_schedule(generator) -> None:
     ref = generator.generate(audio, "Hiphop", seed=3, steps=4)
     keep = masks.frames(0, 60)
     edited = generator.edit(audio, [(0, "Hiphop"), (6.0, "Dai")], ref, keep, seed=4, steps=4)
-    assert edited.schedule == ((0.0, "Hiphop"), (6.0, "Dai"))
+    assert edited.schedule == [(0.0, "Hiphop"), (6.0, "Dai")]
     kept = keep.resolve(ref.layout, ref.num_frames)
     np.testing.assert_array_equal(edited.motion[kept], ref.motion[kept])
 
@@ -79,7 +79,8 @@ def test_edit_takes_a_schedule(generator) -> None:
     ([(0, "  ")], "entry 0 .* has an empty text"),
     ([(0, "Jazz"), ("4", "Kun")], "entry 1 starts at '4'"),
     ([(0, "Jazz", "x")], "each entry is a pair"),
-    ([(0, "Jazz"), (30.0, "Kun")], "changes at 30 s, but the music danced to lasts 8.00 s"),
+    ([(0, "Jazz"), (30.0, "Kun")], "changes at 30 s, but the last 4 s window .* starts at 4 s"),
+    ([(0, "Jazz"), (4.5, "Kun")], "changes at 4.5 s, but the last 4 s window"),
     (b"Jazz", "prompt must be a text or a schedule"),
 ])
 def test_bad_schedules_are_refused_before_any_work(generator, schedule, message: str,
@@ -89,6 +90,28 @@ def test_bad_schedules_are_refused_before_any_work(generator, schedule, message:
     with pytest.raises(gcdance.InputError, match=message):
         generator.generate(clicks(8.0), schedule, steps=2)
     assert not calls
+
+
+def test_one_embedding_per_window_is_the_row_of_each_window(generator) -> None:
+    """The engine's per-window C_E path: a schedule whose windows all take the same embedding
+    through one row per window equals the plain dance (catches a wrong row index), and the
+    native generator refuses a row count that is neither 1 nor the window count."""
+    from gcdance.generator import schedule_array
+
+    audio = clicks(8.0)  # 240 frames: 3 windows
+    features = generator.music_features(audio)
+    table = schedule_array(generator.bundle.schedule_table(3))
+    rows = generator.bundle.control_embeddings[[5, 5, 5]]  # Jazz for each of 3 windows
+    with generator._engine() as engine:
+        one, _ = engine.generate(features, rows[0], table, seed=1)
+        three, _ = engine.generate(features, rows, table, seed=1)
+        np.testing.assert_array_equal(one, three)
+        mixed = generator.bundle.control_embeddings[[5, 5, 0]]
+        changed, _ = engine.generate(features, mixed, table, seed=1)
+        assert not np.array_equal(changed, one)
+        np.testing.assert_array_equal(changed[:120], one[:120])  # windows 0-1 start before it
+        with pytest.raises(gcdance.InputError, match="give one, or one per window"):
+            engine.generate(features, rows[:2], table, seed=1)
 
 
 def test_check_schedule_normalizes() -> None:
@@ -115,7 +138,7 @@ def test_cli_writes_a_scheduled_dance(generator, tmp_path: Path) -> None:
     out = tmp_path / "dance.npz"
     assert main(["generate", str(song), "--prompt", "Jazz", "--prompt", "4:Kun", "--steps", "2",
                  "--bundle", str(generator.bundle.path), "-o", str(out), "--quiet"]) == 0
-    assert gcdance.Dance.load(out).schedule == ((0.0, "Jazz"), (4.0, "Kun"))
+    assert gcdance.Dance.load(out).schedule == [(0.0, "Jazz"), (4.0, "Kun")]
     assert main(["generate", str(song), "--prompt", "4:Kun", "--steps", "2", "--bundle",
                  str(generator.bundle.path), "-o", str(tmp_path / "x.npz"), "--quiet"]) == 2
     assert not (tmp_path / "x.npz").exists()

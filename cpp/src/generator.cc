@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "gcdance/runtime.h"
@@ -89,7 +90,8 @@ void NormalNoise::Fill(float* out, size_t n) {
 
 Model::Model(ModelConfig config, const SessionConfig& session) : config_(std::move(config)) {
   const ModelConfig& c = config_;
-  // Memory-safety guards only: the sampling rules are the bundle loader's (gcdance.sampling).
+  // Memory-safety guards only: the sampling rules are the bundle loader's
+  // (gcdance.stitching.check_windows).
   if (c.dim < 1 || c.music_dim < 1 || c.text_dim < 1 || c.cache_dim < 1) {
     throw InputError("model config needs positive dim, music_dim, text_dim and cache_dim; got " +
                      Num(c.dim) + ", " + Num(c.music_dim) + ", " + Num(c.text_dim) + ", " +
@@ -181,14 +183,33 @@ void Model::CheckGraphs() const {
   if (anchored) {
     Expect(*sampler_, true, "anchors", 2, int64_t(c.anchor_dims.size()), f32);
   }
-  std::set<std::string> uploads = {"x",     "x0_prev", "anchors", "step", "x_in", "t",
-                                   "music", "text",    "cond", "known", "mask",
-                                   "z",     "zq",      "table", "noise_index",
-                                   "prev_window", "head", "batch_zeros"};
-  ExpectNames(*upload_, true, uploads);
-  std::set<std::string> to;
-  for (const auto& name : uploads) to.insert("to_" + name);
+  // The upload graph: the engine writes each of these host buffers as this type and rank, so a
+  // graph that declares another would make it write past them.
+  constexpr auto i64 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+  constexpr auto b8 = ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
+  const std::map<std::string, std::pair<ONNXTensorElementDataType, size_t>> uploads = {
+      {"x", {f32, 3}},     {"x0_prev", {f32, 3}}, {"anchors", {f32, 2}}, {"step", {i64, 1}},
+      {"x_in", {f32, 3}},  {"t", {f32, 1}},       {"music", {f32, 3}},   {"text", {f32, 2}},
+      {"cond", {f32, 1}},  {"known", {f32, 3}},   {"mask", {b8, 3}},     {"z", {f32, 4}},
+      {"zq", {f32, 4}},    {"table", {f32, 2}},   {"noise_index", {i64, 2}},
+      {"prev_window", {i64, 1}}, {"head", {b8, 3}}, {"batch_zeros", {f32, 1}}};
+  std::set<std::string> names, to;
+  for (const auto& [name, spec] : uploads) {
+    names.insert(name);
+    to.insert("to_" + name);
+  }
+  ExpectNames(*upload_, true, names);
   ExpectNames(*upload_, false, to);
+  for (const auto& [name, spec] : uploads) {
+    Expect(*upload_, true, name, spec.second, 0, spec.first);
+    Expect(*upload_, false, "to_" + name, spec.second, 0, spec.first);
+  }
+  // The sampler step reads the same buffers: the same types and ranks.
+  for (const auto& info : sampler_->inputs()) {
+    const auto it = uploads.find(info.name);
+    if (it != uploads.end()) Expect(*sampler_, true, info.name, it->second.second, 0,
+                                    it->second.first);
+  }
 }
 
 Generator::Generator(std::shared_ptr<Model> model) : model_(std::move(model)), loop_(model_) {}
@@ -227,7 +248,7 @@ void Generator::InitialAnchors(bool masked) {
   for (size_t k = 0; k < K; ++k) {
     const float first = r(0, 0, k) - c.anchor_zero[k];
     anchors_[k] = first;
-    double cumulative = 0.0;  // the update graph accumulates in double, as torch's CPU cumsum
+    double cumulative = 0.0;  // the sampler step accumulates in double, as torch's CPU cumsum
     for (int64_t w = 0; w + 1 < W; ++w) {
       cumulative += r(w, c.hop, k) - r(w, 0, k);
       anchors_[size_t(w + 1) * K + k] = first + static_cast<float>(cumulative);

@@ -889,8 +889,11 @@ def _check_sampler_plan(path: Path, dim: int, sampling: SamplingDefaults,
         plan = None
     want = {"dim": dim, "window": sampling.window, "hop": sampling.hop,
             "anchor_dims": list(anchor_dims)}
+    got_zero = plan.get("anchor_zero") if isinstance(plan, dict) else None
     if (not isinstance(plan, dict) or {k: plan.get(k) for k in want} != want
-            or not np.allclose(plan.get("anchor_zero", []), zero, atol=1e-6)):
+            or not isinstance(got_zero, list) or len(got_zero) != zero.size
+            or not all(isinstance(v, (int, float)) for v in got_zero)
+            or not np.allclose(got_zero, zero, atol=1e-6)):
         raise BundleError(_fix(f"{path.name} was built for {plan}, not for this manifest's "
                                f"{want} (anchor_zero {zero.tolist()})"))
 

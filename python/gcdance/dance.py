@@ -136,15 +136,15 @@ class AudioInfo:
         return cls(**{f.name: data.get(f.name, f.default) for f in dataclasses.fields(cls)})
 
 
-def _check_schedule(schedule: Any, genre: str | None) -> tuple[tuple[float, str], ...]:
-    """``((start_seconds, genre), ...)``: sorted, the first at 0 and, with ``genre``, its genre."""
+def _check_schedule(schedule: Any, genre: str | None) -> list[tuple[float, str]]:
+    """``[(start_seconds, genre), ...]``: sorted, the first at 0 and, with ``genre``, its genre."""
     try:
-        out = tuple((float(t), str(g)) for t, g in (schedule or ()))
+        out = [(float(t), str(g)) for t, g in (schedule or ())]
     except (TypeError, ValueError):
         raise InputError(f"schedule must be pairs (start_seconds, genre), got {schedule!r}"
                          ) from None
     if not out and genre is not None:
-        return ((0.0, genre),)
+        return [(0.0, genre)]
     times = [t for t, _ in out]
     if out and (times[0] != 0.0 or any(b <= a for a, b in itertools.pairwise(times))
                 or not all(math.isfinite(t) for t in times)):
@@ -208,8 +208,8 @@ class Dance:
         seed: random seed of the generation.
         audio: ``AudioInfo`` of the music (path or None, start, duration, sample rate), or None.
         settings: generation settings (steps, guidance, eta, bundle, provider, ...), JSON-able.
-        schedule: ``((start_seconds, genre), ...)``, the genres over time (a prompt schedule);
-            empty for a dance without a genre; ``((0.0, genre),)`` when only ``genre`` is given.
+        schedule: ``[(start_seconds, genre), ...]``, the genres over time (a prompt schedule);
+            empty for a dance without a genre; ``[(0.0, genre)]`` when only ``genre`` is given.
     """
 
     motion: np.ndarray
@@ -221,7 +221,7 @@ class Dance:
     seed: int | None = None
     audio: AudioInfo | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
-    schedule: Sequence[tuple[float, str]] = ()
+    schedule: Sequence[tuple[float, str]] = field(default_factory=list)
     _joints: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

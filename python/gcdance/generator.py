@@ -2,13 +2,14 @@
 
 Pipeline of :meth:`Generator.generate`: audio -> per-frame music features (the bundle's feature
 configuration, checked) -> genre from the prompt (exact name/alias, else the bundle's classifier
-P) -> its control embedding C_E -> the engine's DDIM loop over 4 s windows (guidance, root
-anchoring, window handover, stitching; ``gcdance._engine``) -> unnormalized motion -> foot
-contact clean-up (:mod:`gcdance.foot_lock`, on by default) -> ``Dance``.
+P; a prompt schedule gives one per window) -> its control embedding C_E -> the engine's sampling
+loop over 4 s windows (DDIM or DPM-Solver++, guidance, root anchoring, window handover,
+stitching; ``gcdance._engine``) -> unnormalized motion -> foot contact clean-up
+(:mod:`gcdance.foot_lock`, on by default) -> ``Dance``.
 
-Threading: one ``Generator`` may be used from several threads at once. The denoiser session
-(weights) is shared; each thread gets its own engine state (buffers), created on first use. The
-GIL is released while the engine samples.
+Threading: one ``Generator`` may be used from several threads at once. The model's sessions
+(weights) are shared; each call borrows an engine state (buffers) from a pool that holds one per
+call running at once. The GIL is released while the engine samples.
 """
 
 from __future__ import annotations
@@ -258,13 +259,18 @@ class Generator:
         schedule, checked (:func:`check_schedule`); with ``frames``, changes must lie inside
         the music."""
         entries = check_schedule(prompt)
-        if frames is not None:
-            seconds = frames / self.bundle.fps
-            late = [t for t, _ in entries if t >= seconds]
+        if frames is not None and len(entries) > 1:
+            # A change takes effect at the first window that starts at or after it: one after
+            # the last window's start would change nothing.
+            last = float(plan_windows(frames, self.bundle.window, self.bundle.hop).starts[-1])
+            last /= self.bundle.fps
+            late = [t for t, _ in entries if t > last]
             if late:
-                raise InputError(f"the prompt schedule changes at {late[0]:g} s, but the music "
-                                 f"danced to lasts {seconds:.2f} s; drop the change or dance to "
-                                 "more of the song")
+                raise InputError(
+                    f"the prompt schedule changes at {late[0]:g} s, but the last 4 s window of "
+                    f"this music ({frames / self.bundle.fps:.2f} s) starts at {last:g} s, so the "
+                    "change would not show; move it to at most that time or dance to more of "
+                    "the song")
         return [(t, text, *self.choose_genre(text)) for t, text in entries]
 
     def _window_genres(self, schedule: list[tuple[float, str, str, dict[str, float]]],
@@ -286,7 +292,8 @@ class Generator:
                                   or steps < 1):
             raise InputError(f"steps must be a positive integer, got {steps!r}")
         for name, v in (("guidance", guidance), ("eta", eta)):
-            if v is not None and not np.isfinite(v):
+            if v is not None and (isinstance(v, bool) or not isinstance(
+                    v, (int, float, np.integer, np.floating)) or not np.isfinite(v)):
                 raise InputError(f"{name} must be a finite number, got {v!r}")
         if eta is not None and eta < 0:
             raise InputError(f"eta must be >= 0 (0 = deterministic DDIM), got {eta}")

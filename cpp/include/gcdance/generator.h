@@ -29,7 +29,7 @@ struct ModelConfig {
   int64_t hop = 60;       // frames between window starts (2 s)
   // Root anchoring: dims the training windows made relative to their first frame and the
   // normalized value of a raw 0 on them (empty: off). The engine needs them for the state
-  // before the first step; the update graph carries them for every step.
+  // before the first step; the sampler step carries them for every step.
   std::vector<int64_t> anchor_dims;
   std::vector<float> anchor_zero;
   // Normalizer (x_norm = (x - center) / half_range), for stitching in the raw representation.
