@@ -64,7 +64,7 @@ __all__ = [
 CACHE_FORMAT = 1
 FEATURE_PRESETS: dict[str, tuple[str, ...]] = {
     "full": ("wav2clip", "stft"), "baseline": ("baseline",), "stft": ("stft",),
-    "stft_baseline": ("stft", "baseline"),
+    "stft_baseline": ("stft", "baseline"), "stft_rhythm": ("stft", "rhythm"),
 }
 """``data.features`` presets: feature sets in concatenation order (export reads this table)."""
 
@@ -82,7 +82,8 @@ class DataConfig:
     (None = every sequence).
     ``aistpp_ignore`` / ``aistpp_music_dir``: AIST++ ignore list and music directory.
     ``features``: ``"full"`` (Wav2CLIP + STFT, 705), ``"baseline"`` (35), ``"stft"`` (193) or
-    ``"stft_baseline"`` (|STFT| + baseline, 228; needs no external weights), extracted from the
+    ``"stft_baseline"`` (|STFT| + baseline, 228; needs no external weights) or ``"stft_rhythm"``
+    (|STFT| + rhythm, 200; every column with a bounded look-ahead), extracted from the
     audio with :func:`gcdance.features.extract_features` (``wav2clip_onnx``: the exported
     Wav2CLIP graph, default location if None) unless ``features_dir`` holds precomputed
     ``<name>.npy`` arrays (30 fps, ``(frames, F)``).

@@ -250,13 +250,6 @@ def _array_blocks(
             f"audio arrays must be 1-D (samples,) or 2-D (samples, channels), got shape "
             f"{arr.shape}"
         )
-    if kind == "f":
-        scale, shift = 1.0, 0.0
-    elif kind == "u":
-        half = float(2 ** (8 * arr.dtype.itemsize - 1))
-        scale, shift = 1.0 / half, -half
-    else:
-        scale, shift = 1.0 / float(2 ** (8 * arr.dtype.itemsize - 1)), 0.0
 
     n = frames_first.shape[0]
     begin = min(n, int(offset_s * sr_in)) if offset_s else 0
@@ -265,20 +258,70 @@ def _array_blocks(
 
     def blocks() -> Iterator[np.ndarray]:
         for i in range(begin, end, block):
-            chunk = frames_first[i : min(i + block, end)]
-            if kind == "f":
-                chunk = chunk.astype(np.float32, copy=False)
-                if not np.isfinite(chunk).all():
-                    bad = i + int(np.argwhere(~np.isfinite(chunk))[0, 0])
-                    raise AudioDecodeError(
-                        f"{describe} contains NaN or infinite values (first at sample {bad}). "
-                        "Replace them (e.g. np.nan_to_num) before passing the audio."
-                    )
-            else:
-                chunk = ((chunk.astype(np.float64) + shift) * scale).astype(np.float32)
+            chunk = to_float32(frames_first[i : min(i + block, end)])
+            if kind == "f" and not np.isfinite(chunk).all():
+                bad = i + int(np.argwhere(~np.isfinite(chunk))[0, 0])
+                raise AudioDecodeError(
+                    f"{describe} contains NaN or infinite values (first at sample {bad}). "
+                    "Replace them (e.g. np.nan_to_num) before passing the audio."
+                )
             yield _to_mono(chunk)
 
     return blocks(), sr_in, end - begin, describe
+
+
+def to_float32(samples: np.ndarray) -> np.ndarray:
+    """Float samples as float32; integer PCM scaled by its full range to [-1, 1) (unsigned
+    PCM centred first). ``samples``' dtype kind must be ``f``, ``i`` or ``u``."""
+    kind = samples.dtype.kind
+    if kind == "f":
+        return samples.astype(np.float32, copy=False)
+    half = float(2 ** (8 * samples.dtype.itemsize - 1))
+    scale, shift = 1.0 / half, (-half if kind == "u" else 0.0)
+    return ((samples.astype(np.float64) + shift) * scale).astype(np.float32)
+
+
+class MonoResampler:
+    """Mono float32 blocks at ``sr_in`` -> ``sr_out`` as one stream (soxr "HQ", or a plain
+    pass-through when the rates are equal).
+
+    :meth:`process` returns the output samples that the blocks so far make final; soxr's
+    output does not depend on how the input is cut into blocks. :meth:`finish` flushes the
+    resampler and returns the rest and the length of the whole output,
+    ``ceil(n_in * sr_out / sr_in)`` (``librosa.resample``'s convention): the caller pads the
+    output with zeros, or cuts it, to that length. Shared by :func:`load_audio` and
+    :class:`gcdance.features.stream.FeatureStream`, so that a stream resamples exactly as a file.
+    """
+
+    def __init__(self, sr_in: int, sr_out: int) -> None:
+        self.sr_in, self.sr_out = int(sr_in), int(sr_out)
+        self.n_in = 0
+        self._soxr = None
+        if self.sr_in != self.sr_out:
+            import soxr
+
+            self._soxr = soxr.ResampleStream(
+                self.sr_in, self.sr_out, 1, dtype="float32", quality="HQ"
+            )
+
+    def process(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        """Feed one mono float32 block; returns the output samples now available."""
+        self.n_in += block.size
+        if self._soxr is None:
+            return block
+        return self._soxr.resample_chunk(block, last=last)
+
+    def output_length(self) -> int:
+        """Length of the whole output for the ``n_in`` samples fed so far."""
+        if self._soxr is None:
+            return self.n_in
+        return math.ceil(self.n_in * self.sr_out / self.sr_in)
+
+    def finish(self, block: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        """Feed the last block (or none) and flush: ``(remaining output, whole output length)``."""
+        if block is None:
+            block = np.zeros(0, dtype=np.float32)
+        return self.process(block, last=True), self.output_length()
 
 
 def _resample_stream(
@@ -291,14 +334,9 @@ def _resample_stream(
     The output length is ``ceil(n_in * sr_out / sr_in)`` (zero-padded or cut by at most a few
     samples, as ``librosa.resample`` does), and equals soxr's one-shot result on the whole signal.
     """
-    stream = None
-    if sr_in != sr_out:
-        import soxr
-
-        stream = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
+    resampler = MonoResampler(sr_in, sr_out)
     out = np.zeros(math.ceil(max(0, expected_in) * sr_out / sr_in) + 16, dtype=np.float32)
     filled = 0
-    n_in = 0
 
     def append(piece: np.ndarray) -> None:
         nonlocal out, filled
@@ -315,17 +353,12 @@ def _resample_stream(
     for block in blocks:
         # Keep one block back so that the last one can be flagged as last to the resampler.
         if pending is not None:
-            n_in += pending.size
-            append(pending if stream is None else stream.resample_chunk(pending, last=False))
+            append(resampler.process(pending))
         pending = block
-    if pending is not None:
-        n_in += pending.size
-        append(pending if stream is None else stream.resample_chunk(pending, last=True))
-    elif stream is not None:
-        append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    tail, n_out = resampler.finish(pending)
+    append(tail)
 
-    n_out = n_in if stream is None else math.ceil(n_in * sr_out / sr_in)
     if filled < n_out:
         append(np.zeros(n_out - filled, dtype=np.float32))
     out.resize(n_out, refcheck=False)
-    return out, n_in
+    return out, resampler.n_in

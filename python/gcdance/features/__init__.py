@@ -2,7 +2,8 @@
 
 Frame ``k`` is time ``k / 30`` s (centred on sample ``512 k`` at 15360 Hz); ``n`` samples give
 ``n // 512`` frames (``floor(seconds * 30)``). See :mod:`.config` for the configuration recorded
-in model bundles, :mod:`.music` for the sets, :mod:`.wav2clip` for the Wav2CLIP framing.
+in model bundles, :mod:`.music` for the sets, :mod:`.wav2clip` for the Wav2CLIP framing,
+:mod:`.stream` for the same features of audio that arrives over time.
 """
 
 from .config import FEATURE_SETS, FeatureConfig, check_compatible
@@ -15,11 +16,13 @@ from .music import (
     stft_magnitude,
     track_beats,
 )
+from .stream import FeatureStream
 from .wav2clip import Wav2CLIPEncoder
 
 __all__ = [
     "FEATURE_SETS",
     "FeatureConfig",
+    "FeatureStream",
     "MusicFeatures",
     "Wav2CLIPEncoder",
     "baseline_features",

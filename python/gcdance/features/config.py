@@ -24,8 +24,10 @@ from ..errors import FeatureConfigError
 
 FORMAT_VERSION = 1
 
-FEATURE_SETS: tuple[str, ...] = ("wav2clip", "stft", "baseline")
-"""Known feature sets. ``baseline`` is EDGE/FineDance's 35-dim hand-crafted set."""
+FEATURE_SETS: tuple[str, ...] = ("wav2clip", "stft", "baseline", "rhythm")
+"""Known feature sets. ``baseline`` is EDGE/FineDance's 35-dim hand-crafted set; ``rhythm`` is
+onset, beat and bar phase, tempo and pulse clarity with a bounded look-ahead
+(:mod:`gcdance.features.rhythm`)."""
 
 BASELINE_LAYOUT: tuple[tuple[str, int], ...] = (
     ("onset_envelope", 1),
@@ -55,6 +57,8 @@ class FeatureConfig:
     - ``wav2clip_norm``: Wav2CLIP standardises its log-spectrogram with a mean and std.
       ``"audio"``: one mean/std over all windows of the analysed audio (what ``wav2clip`` does
       in frame mode, and what the GCDance reference does per clip); ``"frame"``: per window.
+    - ``rhythm_lookahead``: frames of audio after a frame that its ``rhythm`` columns may read
+      (their analysis windows end there).
     - ``start_bpm`` / ``tightness``: beat tracking (``librosa.beat.beat_track``) for the
       ``baseline`` set and the beat times; EDGE uses tightness 100. EDGE seeds ``start_bpm``
       per song (AIST++: the tempo in the file name, else a tempo estimate); here it is a fixed
@@ -70,6 +74,7 @@ class FeatureConfig:
     wav2clip_norm: str = "audio"
     start_bpm: float = 120.0
     tightness: float = 100.0
+    rhythm_lookahead: int = 15
     version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -84,7 +89,10 @@ class FeatureConfig:
             )
         if len(set(sets)) != len(sets):
             raise FeatureConfigError(f"FeatureConfig.sets lists a set twice: {list(sets)}")
-        for name in ("sample_rate", "hop_length", "stft_n_fft", "wav2clip_window", "version"):
+        for name in (
+            "sample_rate", "hop_length", "stft_n_fft", "wav2clip_window", "rhythm_lookahead",
+            "version",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise FeatureConfigError(
@@ -145,6 +153,10 @@ class FeatureConfig:
             return self.stft_bins
         if name == "baseline":
             return sum(d for _, d in BASELINE_LAYOUT)
+        if name == "rhythm":
+            from .rhythm import RHYTHM_DIM
+
+            return RHYTHM_DIM
         raise FeatureConfigError(f"unknown feature set {name!r}; known: {list(FEATURE_SETS)}")
 
     @property
@@ -164,6 +176,27 @@ class FeatureConfig:
             at += d
         return out
 
+    @property
+    def lookahead_samples(self) -> int | None:
+        """Samples after frame ``k``'s centre (``k * hop_length``) that a prefix of the audio
+        must hold for its frame ``k`` to equal the whole song's (a prefix of ``m`` samples has
+        ``m // hop_length`` frames, so at least one hop); ``None`` when a set looks at the
+        whole audio (``baseline``: beat tracking and normalisations over the song;
+        ``wav2clip`` with ``"audio"`` norm: one mean/std over it). Streaming needs a bound."""
+        from .rhythm import lookahead_samples
+
+        ahead = self.hop_length
+        for name in self.sets:
+            if name == "stft":
+                ahead = max(ahead, self.stft_n_fft // 2)
+            elif name == "rhythm":
+                ahead = max(ahead, lookahead_samples(self.rhythm_lookahead, self.hop_length))
+            elif name == "wav2clip" and self.wav2clip_norm == "frame":
+                ahead = max(ahead, self.hop_length // 2 + self.wav2clip_window // 2)
+            else:
+                return None
+        return ahead
+
     def n_frames(self, n_samples: int) -> int:
         """Frames for ``n_samples`` samples at ``sample_rate``: ``n_samples // hop_length``."""
         return int(n_samples) // self.hop_length
@@ -176,6 +209,7 @@ class FeatureConfig:
         d["fps"] = self.fps
         d["dims"] = self.dims
         d["dim"] = self.dim
+        d["lookahead_samples"] = self.lookahead_samples
         return d
 
     @classmethod
@@ -184,7 +218,7 @@ class FeatureConfig:
         if not isinstance(d, Mapping):
             raise FeatureConfigError(f"a feature config must be a mapping, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
-        derived = {"fps", "dims", "dim"}
+        derived = {"fps", "dims", "dim", "lookahead_samples"}
         unknown = sorted(set(d) - names - derived)
         if unknown:
             raise FeatureConfigError(
@@ -217,6 +251,7 @@ _SET_FIELDS: dict[str, tuple[str, ...]] = {
     "wav2clip": ("wav2clip_window", "wav2clip_norm"),
     "stft": ("stft_n_fft", "stft_log"),
     "baseline": ("start_bpm", "tightness"),
+    "rhythm": ("rhythm_lookahead",),
 }
 
 

@@ -13,6 +13,7 @@ Sets (see :class:`~gcdance.features.config.FeatureConfig`):
   signal (the 80 dB floor below the loudest mel bin, the tuning estimate of the CQT, the
   onset-envelope normalisation, the tempo) are done globally from per-chunk results.
 - ``wav2clip``: see :mod:`gcdance.features.wav2clip`.
+- ``rhythm``: see :mod:`gcdance.features.rhythm` (bounded look-ahead).
 
 Frames: ``n // 512`` for ``n`` samples; frame ``k`` is centred on sample ``512 k`` (time
 ``k / 30`` s). librosa's centred analysis has one more frame (centred on the last sample): it is
@@ -29,7 +30,9 @@ import numpy as np
 
 from ..audio import AudioInput, load_audio
 from ..errors import InputError
+from ._region import padded_region
 from .config import FeatureConfig, check_compatible
+from .rhythm import rhythm_features
 from .wav2clip import Wav2CLIPEncoder
 
 DEFAULT_CHUNK_SECONDS = 60.0
@@ -137,6 +140,11 @@ def compute_features(
                 y, n_frames, window=cfg.wav2clip_window, hop=cfg.hop_length,
                 norm=cfg.wav2clip_norm, out=out[:, cols],
             )
+        elif name == "rhythm":
+            rhythm_features(
+                y, n_frames, sr=cfg.sample_rate, hop_length=cfg.hop_length,
+                lookahead=cfg.rhythm_lookahead, out=out[:, cols],
+            )
         elif name == "baseline":
             _, tempo, beat_frames = baseline_features(
                 y, n_frames, sr=cfg.sample_rate, hop_length=cfg.hop_length,
@@ -173,14 +181,6 @@ def _segment(y: np.ndarray, k0: int, k1: int, hop: int, margin: int) -> tuple[np
     return y[a:b], (k0 * hop - a) // hop
 
 
-def _padded_region(y: np.ndarray, first: int, last: int) -> np.ndarray:
-    region = np.zeros(last - first, dtype=np.float32)
-    lo, hi = max(first, 0), min(last, y.shape[0])
-    if hi > lo:
-        region[lo - first : hi - first] = y[lo:hi]
-    return region
-
-
 def stft_magnitude(
     y: np.ndarray,
     n_frames: int,
@@ -199,14 +199,38 @@ def stft_magnitude(
     bins = n_fft // 2 + 1
     if out is None:
         out = np.empty((n_frames, bins), dtype=np.float32)
+    for k0, k1 in _frame_chunks(n_frames, chunk_frames):
+        out[k0:k1] = stft_rows(
+            y, 0, k0, k1, n_fft=n_fft, hop_length=hop_length, log=log, end=y.shape[0]
+        )
+    return out
+
+
+def stft_rows(
+    buf: np.ndarray,
+    buf_start: int,
+    k0: int,
+    k1: int,
+    *,
+    n_fft: int,
+    hop_length: int,
+    log: bool,
+    end: int | None,
+) -> np.ndarray:
+    """Frames ``k0 .. k1 - 1`` of :func:`stft_magnitude` from ``buf``, which holds the song's
+    samples ``[buf_start, buf_start + len(buf))``; ``end``: the song's length, ``None`` while
+    unknown (a stream). Every frame is computed on its own, so the rows do not depend on which
+    frames are computed together (the stream's and the offline path's are bitwise equal)."""
+    if k1 <= k0:
+        return np.zeros((0, n_fft // 2 + 1), dtype=np.float32)
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
     half = n_fft // 2
-    for k0, k1 in _frame_chunks(n_frames, chunk_frames):
-        region = _padded_region(y, k0 * hop_length - half, (k1 - 1) * hop_length - half + n_fft)
-        frames = np.lib.stride_tricks.sliding_window_view(region, n_fft)[::hop_length]
-        mag = np.abs(np.fft.rfft(frames[: k1 - k0] * window, axis=-1)).astype(np.float32)
-        out[k0:k1] = np.log1p(mag) if log else mag
-    return out
+    region = padded_region(
+        buf, buf_start, k0 * hop_length - half, (k1 - 1) * hop_length - half + n_fft, end
+    )
+    frames = np.lib.stride_tricks.sliding_window_view(region, n_fft)[::hop_length]
+    mag = np.abs(np.fft.rfft(frames[: k1 - k0] * window, axis=-1)).astype(np.float32)
+    return np.log1p(mag) if log else mag
 
 
 # ----------------------------------------------------------------------------------- baseline
