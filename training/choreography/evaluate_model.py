@@ -1,6 +1,8 @@
-"""A model measured on the corpus's held-out music: genre control, beat alignment, foot contact.
+"""A model measured on the corpus's held-out music (or on synthesized drums): genre control, beat
+alignment, foot contact.
 
     python -m training.choreography.evaluate_model --corpus corpus [--bundle DIR] [--json F]
+    python -m training.choreography.evaluate_model --corpus corpus --music drums [--tempi 96 140]
 
 Protocol (music the model never trained on: the corpus's ``test`` files are made from held-out
 tracks):
@@ -48,6 +50,24 @@ tracks):
   next to the values. With ``--music train`` the reference is the training clips of the music
   split and there is no floor (the only other dances are the held-out ones, which tuning must
   not touch).
+
+**Music from outside the corpus** (``--music drums``): the held-out files are held out by
+recording only (the same styles and sources as the training music), so the beat alignment is
+also measured on music the corpus has nothing like: :mod:`training.choreography.drums`
+synthesizes drum grooves (four-on-the-floor, backbeat, half-time, breakbeat; 16th hi-hats below
+120 bpm, 8ths above; a bass note on every bar's downbeat; a few ms of timing jitter) at
+``--tempi`` (default 80, 96, 110, 124, 140, 160 bpm), each straight and swung (off-beat
+subdivisions at 2/3 of their pair, the triplet feel): 12 clips, ``--max-files`` keeps the first
+(two per tempo), seeded by ``--seed``. Each is synthesized for ``--start`` + ``--seconds`` (+1)
+s and danced, like a corpus file, from ``--start`` for ``--seconds``, in every judged genre (or
+``--genres``), with the same seeds (clip ``i``: ``seed + i``). The beat grid is the exact
+quarter-note grid the music was built on. Measured: BAS, BAS half a beat off and the BAS gap,
+PFC, speed, slide and seam jerk of the generated dances (overall, straight, swung and per clip)
+and genre control by the same classifier (fitted on the corpus's training files; its check on
+the corpus's held-out clips as above). There is no corpus dance to these clips, hence no
+corpus row and no FID; the JSON has ``clips``, ``by_feel`` and ``drum_clips`` in place of
+``held_out_files``, ``corpus`` and ``fid`` (so the model card does not take it for the held-out
+measurement).
 
 Only genres with training and held-out files in the corpus are requested and judged (all 16
 in the default corpus); chance is one over their number. All genres on one clip share a seed
@@ -98,8 +118,8 @@ from gcdance.skeleton import motion_to_joints
 
 from .report import WINDOW, body_speeds, joints_of, logistic_regression, motion_features
 
-__all__ = ["MotionGenreClassifier", "clip_beats", "evaluate_model", "fid_scores",
-           "floor_clips", "main"]
+__all__ = ["MUSIC", "MotionGenreClassifier", "MusicClip", "clip_beats", "drum_clips",
+           "evaluate_model", "fid_scores", "floor_clips", "main"]
 
 FID_SETS = {"kinetic": "fid_k", "geometric": "fid_g"}
 """Feature set of :func:`gcdance.metrics.dance_features` -> result key."""
@@ -269,17 +289,70 @@ def _corpus_files(root: Path) -> list[tuple[str, str, str, list[float]]]:
     return out
 
 
+MUSIC = ("test", "train", "drums")
+"""``--music``: the corpus's held-out files, its training files, or the synthesized drum set."""
+DRUM_TAIL = 1.0
+"""Seconds of drum music synthesized past a clip's end (the clip never hears the end)."""
+
+
+@dataclass(frozen=True)
+class MusicClip:
+    """Music the dances are generated to: ``audio`` (a path, or ``(samples, sr)``), cut from
+    ``--start`` for ``--seconds``; its ``beats`` (s, in the audio's own time); for the drum
+    set the clip's settings (``about``: tempo, swing, pattern, ...)."""
+
+    name: str
+    audio: Any
+    beats: Sequence[float]
+    about: dict[str, Any] | None = None
+
+
+def drum_clips(seconds: float, tempi: Sequence[float] | None = None, seed: int = 0,
+               max_files: int | None = None) -> list[MusicClip]:
+    """The synthesized drum set (:func:`.drums.drum_set`: every tempo straight, then swung),
+    ``seconds`` long, the first ``max_files`` clips."""
+    from .drums import TEMPI, drum_set
+
+    tempi = list(TEMPI if tempi is None else tempi)
+    if max_files is not None:  # two clips (straight, swung) per tempo: synthesize only those
+        tempi = tempi[: -(-max_files // 2)]
+    clips = drum_set(seconds, tempi=tempi, seed=seed)[:max_files]
+    return [MusicClip(c.name, (c.samples, c.sr), c.beats.tolist(), c.describe()) for c in clips]
+
+
+def _asked_genres(asked: Sequence[str], judged: Sequence[str]) -> list[str]:
+    """The requested genres (names, any case) among the judged ones, checked."""
+    by_lower = {g.lower(): g for g in judged}
+    out = []
+    for name in asked:
+        g = by_lower.get(str(name).lower())
+        if g is None:
+            raise InputError(f"genre {name!r} is not one the motion classifier can judge; "
+                             f"choose among {', '.join(judged)}")
+        if g not in out:
+            out.append(g)
+    if not out:
+        raise InputError("genres is empty: name at least one genre (or None for all)")
+    return out
+
+
+def _feel(clip: MusicClip) -> str:
+    return "straight" if not (clip.about or {}).get("swing") else "swing"
+
+
 def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seconds: float = 12.0,
                    start: float = 20.0, prompts: str = "names", seed: int = 0,
                    steps: int | None = None, guidance: float | None = None,
                    sampler: str | None = None, eta: float | None = None,
                    music: str = "test", max_files: int | None = None, threads: int = 0,
-                   precision: str = "fp32",
+                   precision: str = "fp32", genres: Sequence[str] | None = None,
+                   tempi: Sequence[float] | None = None,
                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the protocol of the module docstring; returns the numbers (see :func:`main`).
 
     ``sampler`` (``"ddim"`` | ``"dpmpp"``) and ``eta`` are passed to ``generate`` only when not
-    None (None: the bundle's defaults).
+    None (None: the bundle's defaults). ``music="drums"``: the synthesized drum set (``tempi``:
+    its tempi, None: :data:`.drums.TEMPI`), danced in ``genres`` (None: every judged genre).
     """
     from gcdance import Generator
 
@@ -290,8 +363,17 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     if eta is not None and not (isinstance(eta, (int, float)) and math.isfinite(eta)
                                 and eta >= 0):
         raise InputError(f"eta must be a finite number >= 0 (0: deterministic DDIM), got {eta!r}")
-    if music not in ("test", "train"):
-        raise InputError(f"music must be 'test' (held out) or 'train' (for tuning), got {music!r}")
+    if music not in MUSIC:
+        raise InputError(f"music must be 'test' (held out), 'train' (for tuning) or 'drums' "
+                         f"(synthesized, outside the corpus), got {music!r}")
+    drums = music == "drums"
+    if not drums and (genres is not None or tempi is not None):
+        raise InputError("genres and tempi are options of music='drums'; on the corpus's music "
+                         "every genre is danced (the FID reference and floor are genre-balanced)")
+    if drums and tempi is not None:
+        from .drums import check_tempi
+
+        tempi = check_tempi(tempi)
     if max_files is not None and max_files < 1:
         raise InputError(f"max_files must be >= 1, got {max_files}")
     if prompts not in ("names", "descriptions", "both"):
@@ -317,11 +399,12 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                          f"{list(gen.bundle.genres)}")
     # Only genres the classifier can learn (training files) and the corpus holds out.
     have = {split: {g for _, s, g, _ in files if s == split} for split in ("train", "test")}
-    genres = [g for g in gen.bundle.genres if g in have["train"] and g in have["test"]]
-    if not genres:
+    judged = [g for g in gen.bundle.genres if g in have["train"] and g in have["test"]]
+    if not judged:
         raise InputError(f"{root} has no genre with both training and held-out (test) files")
+    asked = judged if genres is None else _asked_genres(genres, judged)
     trained_on = ((gen.bundle.provenance.get("training_data") or {}).get("root"))
-    if trained_on and trained_on != root.resolve().name:
+    if not drums and trained_on and trained_on != root.resolve().name:
         say(f"warning: the model was trained on a corpus folder named {trained_on!r}, this is "
             f"{root.resolve().name!r}: held-out music is only held out for the same corpus")
 
@@ -330,31 +413,35 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     train_files: list[tuple[str, int, int]] = []  # name, genre id, frames (the FID floor's pool)
     held: list[tuple[str, int, np.ndarray, list[float]]] = []  # name, genre id, joints, beats
     rank: dict[str, int] = {}  # files of the music split: the k-th of each genre, k = 0, 1, ...
+    # With the drum set the corpus's held-out files only check the classifier.
+    corpus_split = "test" if drums else music
     for name, split, genre, beats in files:
-        if genre not in genres:
+        if genre not in judged:
             continue
         raw = read_finedance_motion(root / "motion" / f"{name}.npy")
         joints = joints_of(raw)[0]
         if split == "train" and joints.shape[0] >= WINDOW:
-            train.append((motion_features(joints), genres.index(genre)))
+            train.append((motion_features(joints), judged.index(genre)))
         if split == "train":
-            train_files.append((name, genres.index(genre), joints.shape[0]))
-        if split == music:
+            train_files.append((name, judged.index(genre), joints.shape[0]))
+        if split == corpus_split:
             if joints.shape[0] < a0 + frames:
-                if music == "train":
+                if music != "test":
                     continue
                 raise InputError(f"held-out file {name} is {joints.shape[0] / FINEDANCE_FPS:.1f}"
                                  f" s, shorter than --start {start:g} + --seconds {seconds:g}")
-            rank[name] = sum(1 for h in held if h[1] == genres.index(genre))
-            held.append((name, genres.index(genre), joints, beats))
-    if not held:
+            rank[name] = sum(1 for h in held if h[1] == judged.index(genre))
+            held.append((name, judged.index(genre), joints, beats))
+    if not held and not drums:
         raise InputError(f"{root} has no {music} file of at least {start + seconds:g} s")
-    # FID's reference: the same clip of every file of the split, whatever --max-files keeps.
-    reference = [clip_features(joints[a0 : a0 + frames]) for _, _, joints, _ in held]
-    if max_files is not None:  # spread over the genres
-        held = sorted(held, key=lambda h: (rank[h[0]], h[1]))[:max_files]
-    clf = MotionGenreClassifier.fit(train, genres)
-    say(f"motion classifier ({len(genres)} genres) fitted on "
+    reference: list[dict[str, np.ndarray]] = []
+    if not drums:
+        # FID's reference: the same clip of every file of the split, whatever --max-files keeps.
+        reference = [clip_features(joints[a0 : a0 + frames]) for _, _, joints, _ in held]
+        if max_files is not None:  # spread over the genres
+            held = sorted(held, key=lambda h: (rank[h[0]], h[1]))[:max_files]
+    clf = MotionGenreClassifier.fit(train, judged)
+    say(f"motion classifier ({len(judged)} genres) fitted on "
         f"{sum(len(x) for x, _ in train)} windows of {len(train)} training files "
         f"({time.monotonic() - t0:.0f} s)")
 
@@ -364,32 +451,41 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     for name, g, joints, beats in held:
         clip = joints[a0 : a0 + frames]
         own.extend((clf.judge(clip)[0] == g).tolist())
+        if drums:
+            continue
         try:
             corpus_clips.append(_clip_scores(clip, foot_contacts(clip), seams,
                                              *clip_beats(beats, start, frames)))
         except InputError as exc:
             raise InputError(f"held-out file {name}: {exc}") from None
-    if float(np.mean(own)) < 0.5:
+    if own and float(np.mean(own)) < 0.5:
         say(f"warning: the motion classifier recognises only {np.mean(own):.0%} of the corpus's "
             "own held-out clips; its verdicts on generated dances mean little")
+
+    if drums:
+        clips = drum_clips(start + seconds + DRUM_TAIL, tempi, seed, max_files)
+        say(f"drum set: {len(clips)} synthesized clips ({', '.join(c.name for c in clips)})")
+    else:
+        clips = [MusicClip(name, root / "music_wav" / f"{name}.wav", beats)
+                 for name, _g, _joints, beats in held]
 
     # The FID floor: the corpus's training dances against the same reference, as many clips
     # as there are generated dances, genre-balanced like them (one set per requested genre).
     # With a few dozen clips FID varies a lot with the draw: the floor is the mean of
     # FLOOR_DRAWS draws, and their spread shows how much of a difference is noise.
-    n = len(held) * len(genres)
+    n = len(clips) * len(asked)
     floor: dict[str, Any] | None = None
     if music == "test":
         cache: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         draws = []
         for d in range(FLOOR_DRAWS):
-            clips = floor_clips(train_files, len(held), a0, frames, seed, d)
-            for name, _g, a in clips:
+            fclips = floor_clips(train_files, len(held), a0, frames, seed, d)
+            for name, _g, a in fclips:
                 if (name, a) not in cache:
                     raw = read_finedance_motion(root / "motion" / f"{name}.npy")[a : a + frames]
                     # forward kinematics is per frame: cutting the clip first is exact
                     cache[name, a] = clip_features(joints_of(raw)[0])
-            draws.append(fid_scores([cache[name, a] for name, _, a in clips], reference))
+            draws.append(fid_scores([cache[name, a] for name, _, a in fclips], reference))
         floor = {**draws[0], "draws": len(draws), "clips_in_pool": len(cache)}
         for key in FID_SETS.values():
             values = [d[key] for d in draws]
@@ -403,24 +499,24 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     done = 0
     generating = 0.0  # seconds in generation itself (sampling and the foot lock)
     used: dict[str, Any] = {}  # the first dance's settings: the sampler and eta actually used
+    columns = [judged.index(genre) for genre in asked]  # each asked genre's classifier id
 
     def run(mode: str) -> tuple[dict[str, Any], tuple[list[dict[str, float]], ...],
                                 tuple[list[dict[str, np.ndarray]], ...]]:
         nonlocal done, generating
-        texts = _prompts(mode, genres, len(held), seed)
+        texts = _prompts(mode, asked, len(clips), seed)
         window_hits: list[bool] = []
-        confusion = np.zeros((len(genres), len(genres)), dtype=np.int64)  # requested x judged
+        confusion = np.zeros((len(asked), len(judged)), dtype=np.int64)  # requested x judged
         chosen_ok: list[bool] = []
         scores: list[dict[str, float]] = []
         raw_scores: list[dict[str, float]] = []
         features: list[dict[str, np.ndarray]] = []
         raw_features: list[dict[str, np.ndarray]] = []
-        for i, (name, _g, _joints, beats) in enumerate(held):
-            wav = root / "music_wav" / f"{name}.wav"
-            for g, genre in enumerate(genres):
+        for i, music_clip in enumerate(clips):  # clip-major: scores[i * len(asked) + a]
+            for a, genre in enumerate(asked):
                 # One sample, measured without and with the foot lock (a pure post-process).
                 t = time.monotonic()
-                raw = gen.generate(wav, texts[i][g], seed=seed + i, steps=steps,
+                raw = gen.generate(music_clip.audio, texts[i][a], seed=seed + i, steps=steps,
                                    guidance=guidance, start=start,
                                    duration=seconds, foot_lock=False, **options)
                 locked = lock_feet(raw.motion, raw.layout)
@@ -431,25 +527,27 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                 contacts = raw.motion[:frames, raw.layout.contacts]
                 chosen_ok.append(raw.genre == genre)
                 per_window, verdict = clf.judge(joints)
-                window_hits.extend((per_window == g).tolist())
-                confusion[g, verdict] += 1
-                grid = clip_beats(beats, start, joints.shape[0])
+                window_hits.extend((per_window == columns[a]).tolist())
+                confusion[a, verdict] += 1
+                grid = clip_beats(music_clip.beats, start, joints.shape[0])
                 scores.append(_clip_scores(joints, contacts, seams, *grid))
                 raw_scores.append(_clip_scores(raw_joints, contacts, seams, *grid))
-                features.append(clip_features(joints))
-                raw_features.append(clip_features(raw_joints))
+                if not drums:  # FID needs the corpus's dances to the same music
+                    features.append(clip_features(joints))
+                    raw_features.append(clip_features(raw_joints))
                 done += 1
-                if done % len(genres) == 0:
+                if done % len(asked) == 0:
                     rate = (time.monotonic() - t1) / done
                     left = n * len(modes) - done
                     say(f"  {done}/{n * len(modes)} dances ({rate:.1f} s each, "
                         f"~{rate * left / 60:.0f} min left)")
-        per_genre = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+        hits = confusion[np.arange(len(asked)), columns]
+        per_genre = hits / np.maximum(confusion.sum(axis=1), 1)
         return {
-            "genre_accuracy_dance": float(confusion.trace() / n),
+            "genre_accuracy_dance": float(hits.sum() / n),
             "genre_accuracy_window": float(np.mean(window_hits)),
             "prompt_to_genre_accuracy": float(np.mean(chosen_ok)),
-            "per_genre_accuracy": {g: float(a) for g, a in zip(genres, per_genre, strict=True)},
+            "per_genre_accuracy": {g: float(a) for g, a in zip(asked, per_genre, strict=True)},
             "confusion": confusion.tolist(),
         }, (scores, raw_scores), (features, raw_features)
 
@@ -468,21 +566,44 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         "sampler": str(settings.get("sampler") or sampler or "ddim"),
         "eta": float(settings["eta"]) if "eta" in settings else eta,
         "max_files": max_files,
-        "held_out_files": len(held), "genres": genres, "dances": n,
+    }
+    if drums:
+        result["clips"] = len(clips)
+    else:
+        result["held_out_files"] = len(held)
+    result.update({
+        "genres": asked, "judged_genres": judged, "dances": n,
         "classifier_heldout_corpus_accuracy": float(np.mean(own)) if own else float("nan"),
         **control,
         "generated": _row(gen_scores),
         "generated_no_foot_lock": _row(raw_scores),
-        "corpus": _row(corpus_clips),
-        "fid": {
+    })
+    if drums:
+        per = len(asked)
+        by_clip = [(c, gen_scores[i * per : (i + 1) * per], raw_scores[i * per : (i + 1) * per])
+                   for i, c in enumerate(clips)]
+        groups = {feel: [x for x in by_clip if _feel(x[0]) == feel]
+                  for feel in ("straight", "swing")}
+        result["by_feel"] = {
+            feel: {"clips": len(group),
+                   "generated": _row([s for _, sc, _ in group for s in sc]),
+                   "generated_no_foot_lock": _row([s for _, _, sc in group for s in sc])}
+            for feel, group in groups.items() if group}
+        result["drum_clips"] = [{**(c.about or {}), "name": c.name, "generated": _row(sc),
+                                 "generated_no_foot_lock": _row(raw)} for c, sc, raw in by_clip]
+        result["reference"] = ("none: synthesized music has no corpus dance, so there is no "
+                               "corpus row and no FID; PFC, slide and seam jerk are the "
+                               "generated dances' own")
+    else:
+        result["corpus"] = _row(corpus_clips)
+        result["fid"] = {
             "reference": f"corpus {music} clips, {start:g}-{start + seconds:g} s",
             "features": "FineDance protocol: 52 joints relative to the first frame's pelvis; "
                         "kinetic (156 dims, frame time 1/30 s), geometric (32)",
             "generated": fid_scores(gen_features, reference),
             "generated_no_foot_lock": fid_scores(raw_features, reference),
             "floor": floor,
-        },
-    }
+        }
     if len(modes) > 1:
         result["descriptions"] = run(modes[1])[0]
     result["seconds_per_dance"] = (time.monotonic() - t1) / done
@@ -499,16 +620,26 @@ def _pm(v: dict[str, Any], key: str) -> str:
 def format_report(r: dict[str, Any]) -> str:
     """The numbers as printed by :func:`main`."""
     genres = r["genres"]
+    judged = r.get("judged_genres", genres)  # the classifier's genres (columns of confusion)
+    drums = r.get("music") == "drums"
+    clip = f"clip {r['start']:g}-{r['start'] + r['seconds']:g} s"
+    if drums:
+        tempi = sorted({c["tempo"] for c in r["drum_clips"]})
+        feels = ", ".join(f"{v['clips']} {k}" for k, v in r["by_feel"].items())
+        music = (f"synthesized drum grooves (training.choreography.drums, not from the corpus): "
+                 f"{r['clips']} clips ({feels}; {', '.join(f'{t:g}' for t in tempi)} bpm), "
+                 f"{clip}; {r['dances']} dances ({len(genres)} genres x clips)")
+    else:
+        music = (f"held-out music: {r['held_out_files']} corpus test files, {clip}; "
+                 f"{r['dances']} dances ({len(genres)} genres x files)")
     lines = [
         f"model {r['bundle']}",
-        f"held-out music: {r['held_out_files']} corpus test files, clip {r['start']:g}-"
-        f"{r['start'] + r['seconds']:g} s; {r['dances']} dances ({len(genres)} genres x "
-        f"files), prompts = {r['prompts']}, {r['steps']} steps"
+        f"{music}, prompts = {r['prompts']}, {r['steps']} steps"
         + (f" of {r['sampler']}" if "sampler" in r else "")
         + (f" (eta {r['eta']:g})" if isinstance(r.get("eta"), (int, float)) and r["eta"] else ""),
         "",
-        "genre control (independent motion classifier, chance "
-        f"{1 / len(genres):.3f}; on the corpus's own held-out dances it scores "
+        f"genre control (independent motion classifier of {len(judged)} genres, chance "
+        f"{1 / len(judged):.3f}; on the corpus's own held-out dances it scores "
         f"{r['classifier_heldout_corpus_accuracy']:.3f} per window of the same clips):",
         f"  top-1 per dance   {r['genre_accuracy_dance']:.3f}",
         f"  top-1 per window  {r['genre_accuracy_window']:.3f}",
@@ -523,14 +654,18 @@ def format_report(r: dict[str, Any]) -> str:
     conf = np.asarray(r["confusion"])
     for g, name in enumerate(genres):
         row = conf[g].copy()
-        row[g] = -1
+        row[judged.index(name)] = -1
         worst = int(row.argmax())
-        tail = f"  (else mostly {genres[worst]})" if row[worst] > 0 else ""
+        tail = f"  (else mostly {judged[worst]})" if row[worst] > 0 else ""
         lines.append(f"    {name:13s} {r['per_genre_accuracy'][name]:.2f}{tail}")
     rows = [("generated", r["generated"])]
     if "generated_no_foot_lock" in r:
         rows.append(("generated, no foot lock", r["generated_no_foot_lock"]))
-    rows.append(("corpus (same clips)", r["corpus"]))
+    for feel, v in r.get("by_feel", {}).items():
+        rows += [(f"  {feel}", v["generated"]),
+                 (f"  {feel}, no foot lock", v["generated_no_foot_lock"])]
+    if "corpus" in r:
+        rows.append(("corpus (same clips)", r["corpus"]))
     nan = float("nan")
     lines += [
         "",
@@ -541,6 +676,21 @@ def format_report(r: dict[str, Any]) -> str:
           f"{v['speed']:10.3f} {v.get('slide', nan):10.4f} "
           f"{v.get('seam_jerk', nan):10.2f}" for label, v in rows),
     ]
+    if drums:
+        lines += [
+            "",
+            "per clip (generated, mean over the genres):",
+            f"  {'clip':34s} {'bpm':>5s} {'swing':>5s} {'hats':>4s} {'BAS':>7s} "
+            f"{'shifted':>7s} {'gap':>7s} {'speed':>6s}",
+            *(f"  {c['name']:34s} {c['tempo']:5g} {c['swing']:5.2f} {c['hats']:4d} "
+              f"{c['generated']['bas']:7.4f} {c['generated']['bas_shift']:7.4f} "
+              f"{c['generated']['bas_gap']:7.4f} {c['generated']['speed']:6.3f}"
+              for c in r["drum_clips"]),
+            "",
+            "No corpus dance exists for synthesized music: no corpus reference row and no FID; "
+            "PFC, slide and seam jerk",
+            "are the generated dances' own. BAS is against the exact quarter-note grid.",
+        ]
     if "fid" in r:
         f = r["fid"]
         fid_rows = [("generated", f["generated"]),
@@ -568,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m training.choreography.evaluate_model",
         description="Genre control, beat alignment and foot contact of a model on the corpus's "
-                    "held-out music (see the module docstring).")
+                    "held-out music or synthesized drums (see the module docstring).")
     p.add_argument("--corpus", required=True, help="corpus folder (with corpus.json)")
     p.add_argument("--bundle", default=None, help="model bundle (default: the bundled model)")
     p.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12)")
@@ -583,11 +733,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="sampler (default: the bundle's)")
     p.add_argument("--eta", type=float, default=None,
                    help="DDIM stochasticity, 0 = deterministic (default: the bundle's)")
-    p.add_argument("--music", choices=("test", "train"), default="test",
+    p.add_argument("--music", choices=MUSIC, default="test",
                    help="test: the held-out music (the measurement); train: training files' "
-                        "music (for tuning sampling settings without touching the held-out set)")
+                        "music (for tuning sampling settings without touching the held-out set); "
+                        "drums: synthesized drum grooves from outside the corpus (straight and "
+                        "swung, training.choreography.drums)")
     p.add_argument("--max-files", type=int, default=None,
-                   help="at most this many music files, spread over the genres")
+                   help="at most this many music files, spread over the genres (drums: the "
+                        "first clips, two per tempo)")
+    p.add_argument("--genres", nargs="+", default=None, metavar="GENRE",
+                   help="--music drums: dance only these genres (default: every judged genre)")
+    p.add_argument("--tempi", nargs="+", type=float, default=None, metavar="BPM",
+                   help="--music drums: the tempi of the set (default: 80 96 110 124 140 160)")
     p.add_argument("--threads", type=int, default=0, help="engine threads (0: all cores)")
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                    help="int8: measure the quantized step graph (gcdance.quantize)")
@@ -603,7 +760,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         r = evaluate_model(a.corpus, a.bundle, seconds=a.seconds, start=a.start,
                            prompts=a.prompts, seed=a.seed, steps=a.steps, guidance=a.guidance,
                            sampler=a.sampler, eta=a.eta, music=a.music, max_files=a.max_files,
-                           threads=a.threads, precision=a.precision, log=log)
+                           threads=a.threads, precision=a.precision, genres=a.genres,
+                           tempi=a.tempi, log=log)
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
