@@ -53,7 +53,8 @@ py::tuple Generate(gcdance::Generator& generator,
                    const FloatArray& music, const FloatArray& text, const FloatArray& schedule,
                    uint64_t seed, const py::object& known, const py::object& mask,
                    const py::object& x_T, const py::object& z, const py::object& zq,
-                   const py::object& progress, bool return_windows) {
+                   const py::object& progress, bool return_windows, int64_t first_window,
+                   const py::object& carry, bool return_carry) {
   const gcdance::ModelConfig& c = generator.model().config();
   gcdance::GenerateRequest req;
   req.music = Checked(music, {-1, c.music_dim}, "music");
@@ -106,6 +107,37 @@ py::tuple Generate(gcdance::Generator& generator,
     zq_a = AsFloats(zq, "zq");
     req.zq = Checked(zq_a, {req.steps, W, c.window, c.dim}, "zq");
   }
+  // Streaming: the carry of the request before, as (x0 (steps, L, dim), anchors (steps, K))
+  // (anchors None for a model without root anchoring).
+  req.first_window = first_window;
+  const int64_t K = int64_t(c.anchor_dims.size());
+  FloatArray carry_x0_a, carry_anchors_a;
+  if (!carry.is_none()) {
+    py::tuple pair;
+    try {
+      pair = carry.cast<py::tuple>();
+    } catch (const py::cast_error&) {
+      throw gcdance::InputError("carry must be the (x0, anchors) pair an earlier generate "
+                                "returned with return_carry=True");
+    }
+    if (pair.size() != 2) {
+      throw gcdance::InputError("carry must be the (x0, anchors) pair an earlier generate "
+                                "returned with return_carry=True");
+    }
+    carry_x0_a = AsFloats(pair[0], "carry x0");
+    req.carry_x0 = Checked(carry_x0_a, {req.steps, c.window, c.dim}, "carry x0");
+    if (K > 0) {
+      carry_anchors_a = AsFloats(pair[1], "carry anchors");
+      req.carry_anchors = Checked(carry_anchors_a, {req.steps, K}, "carry anchors");
+    }
+  }
+  std::vector<float> carry_x0_out, carry_anchors_out;
+  if (return_carry) {
+    carry_x0_out.resize(size_t(req.steps * c.window * c.dim));
+    carry_anchors_out.resize(size_t(req.steps * std::max<int64_t>(K, 1)));
+    req.carry_x0_out = carry_x0_out.data();
+    req.carry_anchors_out = K > 0 ? carry_anchors_out.data() : nullptr;
+  }
   if (!progress.is_none()) {
     req.progress = [&progress](int64_t step, int64_t steps) {
       py::gil_scoped_acquire acquire;
@@ -120,7 +152,12 @@ py::tuple Generate(gcdance::Generator& generator,
   }
   py::object windows_out = py::none();
   if (return_windows) windows_out = ToNumpy(windows, {W, c.window, c.dim});
-  return py::make_tuple(ToNumpy(motion, {req.frames, c.dim}), windows_out);
+  if (!return_carry) return py::make_tuple(ToNumpy(motion, {req.frames, c.dim}), windows_out);
+  py::object anchors_out = py::none();
+  if (K > 0) anchors_out = ToNumpy(carry_anchors_out, {req.steps, K});
+  return py::make_tuple(ToNumpy(motion, {req.frames, c.dim}), windows_out,
+                        py::make_tuple(ToNumpy(carry_x0_out, {req.steps, c.window, c.dim}),
+                                       anchors_out));
 }
 
 }  // namespace
@@ -206,8 +243,12 @@ PYBIND11_MODULE(_engine, m) {
           py::arg("seed") = 0, py::arg("known") = py::none(), py::arg("mask") = py::none(),
           py::arg("x_T") = py::none(), py::arg("z") = py::none(), py::arg("zq") = py::none(),
           py::arg("progress") = py::none(), py::arg("return_windows") = true,
+          py::arg("first_window") = 0, py::arg("carry") = py::none(),
+          py::arg("return_carry") = false,
           "Sample a whole song: returns (motion (frames, dim), windows (W, window, dim) or "
-          "None), normalized.")
+          "None), normalized; with return_carry also the carry (x0, anchors) that a request "
+          "for the windows after these takes as `carry` (with first_window = this one's "
+          "first_window + W).")
       .def("num_windows", [](const gcdance::Generator& g, int64_t frames) {
         return g.Plan(frames).num_windows();
       })

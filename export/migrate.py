@@ -1,8 +1,12 @@
-"""Bring a bundle of format 1 to format 2 without its training checkpoint.
+"""Bring a bundle of format 1 or 2 to format 3 without its training checkpoint.
 
     python -m export.migrate OLD_BUNDLE --out NEW_BUNDLE      (--out may equal OLD_BUNDLE)
 
-Format 1 held the denoiser twice: as one graph (``denoiser.onnx``) and cut in two
+Format 3 (this gcdance) adds the carry to the sampler step and upload graphs (streaming: a
+request may continue the last window of an earlier one, ``export.sampler_graph``): a format-2
+bundle gets the two graphs rebuilt from its manifest; every other file is kept as it is.
+
+From format 1: format 1 held the denoiser twice: as one graph (``denoiser.onnx``) and cut in two
 (``condition.onnx`` + ``denoiser_step.onnx``, ``manifest["onnx"]["split"]``), and the engine
 rebuilt its sampler step at every start. Format 2 keeps the two-graph form only (the step graph
 becomes ``denoiser.onnx``) and stores the sampler step and upload graphs
@@ -55,7 +59,7 @@ _OLD_STEP_FILE = "denoiser_step.onnx"
 
 
 def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """Write the format-2 form of the format-1 bundle ``src`` to ``out`` (atomically; ``out``
+    """Write the format-3 form of the format-1 or 2 bundle ``src`` to ``out`` (atomically; ``out``
     may be ``src``); returns ``out`` after loading it with :func:`gcdance.bundle.load_bundle`.
     A bundle that cannot be read is a :class:`BundleError` naming what is wrong."""
     try:
@@ -64,7 +68,8 @@ def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
         raise
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"cannot migrate {src}: {type(exc).__name__}: {exc} (is it a complete "
-                          "format-1 bundle? re-export it from its checkpoint otherwise)") from None
+                          "format-1 or 2 bundle? re-export it from its checkpoint otherwise)"
+                          ) from None
 
 
 def _migrate(src: Path, out: Path) -> Path:
@@ -72,21 +77,22 @@ def _migrate(src: Path, out: Path) -> Path:
         old = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BundleError(f"cannot read {src / MANIFEST}: {exc}") from None
-    if old.get("format_version") != 1:
+    if old.get("format_version") not in (1, 2):
         raise InputError(f"{src} has format_version {old.get('format_version')!r}; this tool "
-                         f"migrates version 1 to {FORMAT_VERSION}")
+                         f"migrates versions 1 and 2 to {FORMAT_VERSION}")
     check_seal(old, src / MANIFEST)
+    for name, info in old["files"].items():  # the bytes we copy must be the sealed ones
+        if file_sha256(src / name) != info["sha256"]:
+            raise BundleError(f"{src / name} does not match its sha256: refusing to migrate a "
+                              "modified bundle")
+    if old["format_version"] == 2:
+        return _migrate_2(src, out, old)
     onnx_old = old.get("onnx") or {}
     split = onnx_old.get("split")
     if not isinstance(split, dict):
         raise InputError(f"{src} has no split graphs ({CONDITION_FILE} + {_OLD_STEP_FILE}) to "
                          "keep: re-export it from its checkpoint (python -m export.bundle)")
-    for name, info in old["files"].items():  # the bytes we copy must be the sealed ones
-        if file_sha256(src / name) != info["sha256"]:
-            raise BundleError(f"{src / name} does not match its sha256: refusing to migrate a "
-                              "modified bundle")
     sampling = old["sampling"]
-    dim = int(old["model"]["dim"])
     copies = {CONDITION_FILE: CONDITION_FILE, _OLD_STEP_FILE: DENOISER_FILE}
     copies |= {n: n for n in old["files"] if n not in (CONDITION_FILE, _OLD_STEP_FILE,
                                                           "denoiser.onnx", SCHEDULE_FILE)}
@@ -107,14 +113,9 @@ def _migrate(src: Path, out: Path) -> Path:
     try:
         for name, new in copies.items():
             shutil.copyfile(src / name, tmp / new)
-        (tmp / SAMPLER_FILE).write_bytes(build_sampler_graph(
-            dim, int(sampling["window"]), int(sampling["hop"]),
-            [int(d) for d in sampling["anchor_dims"]],
-            np.asarray(sampling["anchor_zero"], np.float32)))
-        (tmp / UPLOAD_FILE).write_bytes(build_upload_graph())
         save_schedule(tmp / SCHEDULE_FILE, table)
         manifest: dict[str, Any] = {k: v for k, v in old.items() if k != "manifest_sha256"}
-        manifest["format_version"] = FORMAT_VERSION
+        _engine_graphs(tmp, manifest)
         manifest["sampling"] = {**sampling, "sampler": "ddim"}
         manifest["diffusion"] = diffusion_config(int(diffusion["num_timesteps"]),
                                                  float(diffusion["cosine_s"]),
@@ -139,20 +140,56 @@ def _migrate(src: Path, out: Path) -> Path:
             "guidance": onnx_old.get("guidance"),
             "check": {**check, "max_abs_diff": diffs},
         }
-        manifest["files"] = {name: {"sha256": file_sha256(tmp / name),
-                                    "size": (tmp / name).stat().st_size}
-                             for name in sorted(p.name for p in tmp.iterdir())}
-        manifest["provenance"] = {**old["provenance"], "migrated": {
-            "from_format_version": 1, "tool": "python -m export.migrate",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        _finish(tmp, out, manifest, old, {
             "dropped": ["denoiser.onnx (the one-graph form)"],
             "schedule": "recomputed with the multistep columns (sampler ddim)",
-            "renamed": {_OLD_STEP_FILE: DENOISER_FILE}}}
-        written = json.loads(_dumps(manifest))
-        seal_manifest(written)
-        (tmp / MANIFEST).write_text(_dumps(written) + "\n", encoding="utf-8")
-        load_bundle(tmp)  # the result must load before it replaces anything
-        publish(tmp, out)
+            "renamed": {_OLD_STEP_FILE: DENOISER_FILE}})
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _engine_graphs(folder: Path, manifest: dict[str, Any]) -> None:
+    """This gcdance's sampler step and upload graphs for the manifest's layout."""
+    sampling = manifest["sampling"]
+    (folder / SAMPLER_FILE).write_bytes(build_sampler_graph(
+        int(manifest["model"]["dim"]), int(sampling["window"]), int(sampling["hop"]),
+        [int(d) for d in sampling["anchor_dims"]],
+        np.asarray(sampling["anchor_zero"], np.float32)))
+    (folder / UPLOAD_FILE).write_bytes(build_upload_graph())
+
+
+def _finish(tmp: Path, out: Path, manifest: dict[str, Any], old: dict[str, Any],
+            notes: dict[str, Any]) -> None:
+    """Hash the files, record the migration, seal, check that it loads, publish."""
+    manifest["format_version"] = FORMAT_VERSION
+    manifest["files"] = {name: {"sha256": file_sha256(tmp / name),
+                                "size": (tmp / name).stat().st_size}
+                         for name in sorted(p.name for p in tmp.iterdir())}
+    manifest["provenance"] = {**old["provenance"], "migrated": {
+        "from_format_version": old["format_version"], "tool": "python -m export.migrate",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **notes}}
+    written = json.loads(_dumps(manifest))
+    seal_manifest(written)
+    (tmp / MANIFEST).write_text(_dumps(written) + "\n", encoding="utf-8")
+    load_bundle(tmp)  # the result must load before it replaces anything
+    publish(tmp, out)
+
+
+def _migrate_2(src: Path, out: Path, old: dict[str, Any]) -> Path:
+    """Format 2 -> 3: the sampler step and upload graphs rebuilt (the carry), the rest kept."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name in old["files"]:
+            if name not in (SAMPLER_FILE, UPLOAD_FILE):
+                shutil.copyfile(src / name, tmp / name)
+        _engine_graphs(tmp, old)
+        manifest = {k: v for k, v in old.items() if k != "manifest_sha256"}
+        _finish(tmp, out, manifest, old, {
+            "rebuilt": [SAMPLER_FILE, UPLOAD_FILE], "why": "the carry (streaming)"})
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -161,9 +198,9 @@ def _migrate(src: Path, out: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export.migrate",
-                                     description="Migrate a format-1 gcdance bundle to format "
-                                     f"{FORMAT_VERSION} (no checkpoint needed).")
-    parser.add_argument("bundle", help="the format-1 bundle directory")
+                                     description="Migrate a format-1 or 2 gcdance bundle to "
+                                     f"format {FORMAT_VERSION} (no checkpoint needed).")
+    parser.add_argument("bundle", help="the format-1 or 2 bundle directory")
     parser.add_argument("--out", required=True, help="where to write it (may be the same)")
     args = parser.parse_args(argv)
     try:

@@ -9,11 +9,12 @@ which does everything the PyTorch reference does between two network calls
 network input:
 
     inputs   x (W, L, D), x0_pair (2W, L, D), x0_prev (W, L, D), anchors (W, K), step (1,) int64,
-             table (S + 1, C), noise_index (S + 1, 2) int64, z (Nz, W, L, D), zq (Nq, W, L, D),
+             table (S + 1, C), slab_index (S + 1, 3) int64, z (Nz, W, L, D), zq (Nq, W, L, D),
              known (W, L, D), mask (W, L, D) bool, prev_window (W,) int64,
-             head (W, L, 1) bool, batch_zeros (2W,)
+             head (W, L, 1) bool, batch_zeros (2W,), carried (1,) bool,
+             carry_x0 (Nc, L, D), carry_anchors (Nc, K)
     outputs  x_next, x0_next, anchors_next, step_next = step + 1, x_in_next (2W, L, D),
-             t_next (2W,)
+             t_next (2W,), carry_x0_next (1, L, D), carry_anchors_next (1, K)
 
 One graph serves DDIM and DPM-Solver++(2M): the step mixes this step's x0 with the previous
 one's (``x0_prev``, zeros before the first step) by the table's ``x0_coef`` and
@@ -21,12 +22,20 @@ one's (``x0_prev``, zeros before the first step) by the table's ``x0_coef`` and
 
 ``table`` is the schedule (:data:`gcdance.schedule.TABLE_KEYS` columns) with its last row
 repeated, so that step S - 1 can read "the next step" too (its x_in/t outputs are unused).
-``noise_index[s]`` gives the slabs of ``z`` and ``zq`` step s adds (slab 0 is zeros: steps with
-sigma = 0 and unmasked generation use it, which adds exactly 0). ``prev_window`` is
-``[0, 0, 1, ..., W - 2]`` and ``head`` marks window w >= 1's first ``L - hop`` frames: the
-window handover (step 4b) is a gather, a blend with the handover weights (an initializer) and
-a select, with no empty tensors for W = 1. Without root
-anchoring (K = 0) the graph has no anchor input or output.
+``slab_index[s]`` gives the slabs of ``z`` and ``zq`` step s adds (slab 0 is zeros: steps with
+sigma = 0 and unmasked generation use it, which adds exactly 0) and the row of the carry it
+reads. ``prev_window`` is ``[0, 1, ..., W - 1]``, indices into the carry's row followed by the
+windows (so window w >= 1 reads window w - 1 and window 0 the carry), and ``head`` marks window
+w >= 1's first ``L - hop`` frames, and window 0's when ``carried``: the window handover (step
+4b) is a gather, a blend with the handover weights (an initializer) and a select, with no empty
+tensors for W = 1. Without root anchoring (K = 0) the graph has no anchor inputs or outputs.
+
+The carry (streaming: a song generated a few windows at a time, exactly as in one run): window
+0 of a run may continue the last window of an earlier run, whose step-s x0 (after 4b) and next
+window start (step 4's chain one window further) are ``carry_x0`` and ``carry_anchors`` at row
+``slab_index[s, 2]``; with ``carried`` true window 0 takes its overlap over from that x0 and its
+start from that chain. Every run hands the same pair for its own last window on as
+``carry_x0_next`` and ``carry_anchors_next`` (the engine collects them per step when asked).
 
 No Shape-derived computation is used (the per-shape constants are inputs), so every node runs
 on the GPU provider and the graph's only CPU inputs are initializers. Everything is float32
@@ -62,8 +71,9 @@ UPLOADS: dict[str, tuple[str, int]] = {
     "x_in": ("float", 3),
     "t": ("float", 1), "music": ("float", 3), "text": ("float", 2), "cond": ("float", 1),
     "known": ("float", 3), "mask": ("bool", 3), "z": ("float", 4), "zq": ("float", 4),
-    "table": ("float", 2), "noise_index": ("int64", 2), "prev_window": ("int64", 1),
-    "head": ("bool", 3), "batch_zeros": ("float", 1),
+    "table": ("float", 2), "slab_index": ("int64", 2), "prev_window": ("int64", 1),
+    "head": ("bool", 3), "batch_zeros": ("float", 1), "carried": ("bool", 1),
+    "carry_x0": ("float", 3), "carry_anchors": ("float", 2),
 }
 
 
@@ -148,6 +158,12 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
 
     # 1. The denoiser's batch of two: conditional rows first, then unconditional.
     row = g.op("Gather", ["table", "step"], "row", axis=0)  # (1, columns)
+    slabs = g.op("Gather", ["slab_index", "step"], axis=0)  # (1, 3)
+
+    def slab_row(column: str) -> str:  # () int64: this step's slab of z, zq or the carry
+        return g.op("Reshape", [g.op("Gather", [slabs, column], axis=1), g.const([], i64)])
+
+    carry_row = slab_row(g.const(2, i64, "carry_column"))
     pair = g.op("Reshape", ["x0_pair", g.const([2, -1, window, dim], i64)], "pair")
     cond = g.op("Gather", [pair, zero_i], "x0_cond", axis=0)
     uncond = g.op("Gather", [pair, one_i], "x0_uncond", axis=0)
@@ -169,13 +185,22 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
         for name, frame in (("start", frame0), ("hop", frame_hop)):
             free = g.op("Add", [at(x0, frame), "anchors"])
             r[name] = g.op("Where", [at("mask", frame), at("known", frame), free], f"r_{name}")
-        first = g.op("Sub", [g.op("Gather", [r["start"], zero_i], axis=0),
-                             g.const(zero, f32, "anchor_zero")], "first")
-        steps = g.op("Sub", [r["hop"], r["start"]], "window_steps")
-        cumulative = g.op("CumSum", [g.op("Cast", [steps], to=g.onnx.TensorProto.DOUBLE),
-                                     g.const(0, i64)], exclusive=1)
+        own_first = g.op("Sub", [g.op("Gather", [r["start"], zero_i], axis=0),
+                                 g.const(zero, f32, "anchor_zero")])
+        carried_first = g.op("Reshape", [g.op("Gather", ["carry_anchors", carry_row], axis=0),
+                                         g.const([len(dims)], i64)])
+        first = g.op("Where", ["carried", carried_first, own_first], "first")
+        steps = g.op("Cast", [g.op("Sub", [r["hop"], r["start"]], "window_steps")],
+                     to=g.onnx.TensorProto.DOUBLE)
+        cumulative = g.op("CumSum", [steps, g.const(0, i64)], exclusive=1)
         g.op("Add", [first, g.op("Cast", [cumulative], to=g.onnx.TensorProto.FLOAT)],
              out="anchors_next")
+        # The next window's start, for a later run that continues this one (the carry).
+        total = g.op("CumSum", [steps, g.const(0, i64)])
+        last_i = g.const([-1], i64)
+        g.op("Add", [first, g.op("Cast", [g.op("Slice", [total, last_i, g.const(
+            [np.iinfo(np.int64).max], i64), g.const([0], i64)])], to=g.onnx.TensorProto.FLOAT)],
+             out="carry_anchors_next")
         # (W, 1, D) offset: the window start on the anchor dims, exactly 0 elsewhere.
         gather_idx = np.zeros(dim, np.int64)
         one_hot = np.zeros(dim, np.float32)
@@ -188,12 +213,17 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
 
     # 4b. Window w + 1 takes its prediction of the overlap over from window w's.
     roll = g.const((np.arange(window) + hop) % window, i64, "roll")
-    previous = g.op("Gather", [g.op("Gather", [x0, "prev_window"], axis=0), roll], axis=1)
+    carry = g.op("Unsqueeze", [g.op("Gather", ["carry_x0", carry_row], axis=0),
+                               g.const([0], i64)])
+    before = g.op("Concat", [carry, x0], "carry_and_windows", axis=0)
+    previous = g.op("Gather", [g.op("Gather", [before, "prev_window"], axis=0), roll], axis=1)
     beta = np.ones((window, 1), np.float32)
     beta[: window - hop, 0] = handover_weights(window - hop, np.float32)
     blend = g.op("Add", [g.op("Mul", [g.const(np.float32(1.0) - beta, f32), previous]),
                          g.op("Mul", [g.const(beta, f32, "handover"), x0])])
     x0 = g.op("Where", ["head", blend, x0], out="x0_next")
+    g.op("Slice", [x0, g.const([-1], i64), g.const([np.iinfo(np.int64).max], i64),
+                   g.const([0], i64)], out="carry_x0_next")
 
     # 4c. The multistep estimate (DDIM: d = x0; DPM-Solver++(2M): with the previous x0).
     d = g.op("Add", [g.op("Mul", [coefficient(row, "x0_coef"), x0]),
@@ -204,11 +234,9 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
                        coefficient(row, "sqrt_one_minus_alpha_bar")], "eps")
     base = g.op("Add", [g.op("Mul", [coefficient(row, "sqrt_alpha_bar_prev"), d]),
                         g.op("Mul", [coefficient(row, "eps_coef"), eps])], "base")
-    slabs = g.op("Gather", ["noise_index", "step"], axis=0)  # (1, 2)
 
     def slab(noise: str, column: str) -> str:  # (W, L, D) noise of this step
-        return g.op("Gather", [noise, g.op("Reshape", [g.op("Gather", [slabs, column], axis=1),
-                                                       g.const([], i64)])], axis=0)
+        return g.op("Gather", [noise, slab_row(column)], axis=0)
 
     x = g.op("Add", [base, g.op("Mul", [coefficient(row, "sigma"), slab("z", zero_i)])], "x_ddim")
     # 7. Inpainting (Eq. 15) as a select.
@@ -231,20 +259,25 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
               _value_info(onnx, "x0_pair", "float", [B, L, D]),
               _value_info(onnx, "x0_prev", "float", [W, L, D])]
     outputs = [_value_info(onnx, "x_next", "float", [W, L, D]),
-               _value_info(onnx, "x0_next", "float", [W, L, D])]
+               _value_info(onnx, "x0_next", "float", [W, L, D]),
+               _value_info(onnx, "carry_x0_next", "float", [1, L, D])]
     if dims:
-        inputs.append(_value_info(onnx, "anchors", "float", [W, len(dims)]))
-        outputs.append(_value_info(onnx, "anchors_next", "float", [W, len(dims)]))
+        inputs += [_value_info(onnx, "anchors", "float", [W, len(dims)]),
+                   _value_info(onnx, "carry_anchors", "float", ["carry_rows", len(dims)])]
+        outputs += [_value_info(onnx, "anchors_next", "float", [W, len(dims)]),
+                    _value_info(onnx, "carry_anchors_next", "float", [1, len(dims)])]
     inputs += [_value_info(onnx, "step", "int64", [1]),
                _value_info(onnx, "table", "float", [S, len(TABLE_KEYS)]),
-               _value_info(onnx, "noise_index", "int64", [S, 2]),
+               _value_info(onnx, "slab_index", "int64", [S, 3]),
                _value_info(onnx, "z", "float", ["z_slabs", W, L, D]),
                _value_info(onnx, "zq", "float", ["zq_slabs", W, L, D]),
                _value_info(onnx, "known", "float", [W, L, D]),
                _value_info(onnx, "mask", "bool", [W, L, D]),
                _value_info(onnx, "prev_window", "int64", [W]),
                _value_info(onnx, "head", "bool", [W, L, 1]),
-               _value_info(onnx, "batch_zeros", "float", [B])]
+               _value_info(onnx, "batch_zeros", "float", [B]),
+               _value_info(onnx, "carried", "bool", [1]),
+               _value_info(onnx, "carry_x0", "float", ["carry_rows", L, D])]
     outputs += [_value_info(onnx, "step_next", "int64", [1]),
                 _value_info(onnx, "x_in_next", "float", [B, L, D]),
                 _value_info(onnx, "t_next", "float", [B])]

@@ -178,9 +178,10 @@ def test_graphs_round_trip_and_compose(tiny_bundle: Path) -> None:
 
 def test_format_1_bundles_are_refused_and_migrate(tiny_bundle: Path, tmp_path: Path) -> None:
     """A format-1 bundle (the denoiser twice, no sampler step) is refused with the fix, and
-    export.migrate turns it into a format-2 bundle of the same weights."""
+    export.migrate turns it into a format-3 bundle of the same weights; so is a format-2 one
+    (before the carry)."""
     from export.migrate import migrate_bundle
-    from export.sampler_graph import build_sampler_graph
+    from export.sampler_graph import build_sampler_graph, build_upload_graph
 
     old = tmp_path / "v1"
     shutil.copytree(tiny_bundle, old)
@@ -213,8 +214,23 @@ def test_format_1_bundles_are_refused_and_migrate(tiny_bundle: Path, tmp_path: P
     assert (new / "sampler_step.onnx").read_bytes() == build_sampler_graph(
         319, 120, 60, b.anchor_dims, b.anchor_zero)
     assert not (new / "denoiser_step.onnx").exists()
-    with pytest.raises(gcdance_errors.InputError, match="migrates version 1"):
-        migrate_bundle(new, tmp_path / "again")  # already format 2
+    with pytest.raises(gcdance_errors.InputError, match="migrates versions 1 and 2"):
+        migrate_bundle(new, tmp_path / "again")  # already format 3
+    # Format 2 (before the carry): the two engine graphs are rebuilt, everything else kept.
+    v2 = tmp_path / "v2_old"
+    shutil.copytree(tiny_bundle, v2)
+    m = json.loads((v2 / "manifest.json").read_text())
+    m["format_version"] = 2
+    (v2 / "upload.onnx").write_bytes(b"old upload graph")
+    m["files"]["upload.onnx"] = {"sha256": file_sha256(v2 / "upload.onnx"),
+                                 "size": (v2 / "upload.onnx").stat().st_size}
+    (v2 / "manifest.json").write_text(json.dumps(seal_manifest(m)))
+    with pytest.raises(BundleError, match=r"format_version 2.*export.migrate"):
+        load_bundle(v2)
+    v3 = load_bundle(migrate_bundle(v2, v2))  # in place
+    assert v3.provenance["migrated"]["from_format_version"] == 2
+    assert (v2 / "upload.onnx").read_bytes() == build_upload_graph()
+    assert file_sha256(v3.graphs.denoiser) == file_sha256(tiny_bundle / "denoiser.onnx")
 
 
 def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
@@ -303,8 +319,8 @@ def test_manifest_config_must_be_the_graphs(copy: Path) -> None:
 
 
 def test_other_format_version(copy: Path) -> None:
-    _edit(copy, lambda m: m.update(format_version=3))
-    with pytest.raises(BundleError, match=r"format_version 3.*reads version 2.*re-export"):
+    _edit(copy, lambda m: m.update(format_version=4))
+    with pytest.raises(BundleError, match=r"format_version 4.*reads version 3.*re-export"):
         load_bundle(copy)
 
 

@@ -460,17 +460,27 @@ def test_the_noise_helper_is_mt19937_64() -> None:
     assert MT19937_64(5489).draw(10000)[-1] == np.uint64(9981545732273789042)
 
 
+def stream_seed(seed: int, window: int) -> int:
+    """The engine's StreamSeed: SplitMix64's finalizer over seed + golden ratio x (w + 1)."""
+    m = 2**64 - 1
+    z = (seed + 0x9E3779B97F4A7C15 * (window + 1)) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
 @pytest.mark.parametrize("masked", [False, True])
 def test_seeded_noise_is_the_documented_stream(toy, masked: bool) -> None:
-    """One seed, one stream: x_T, then per step z (only where sigma != 0) and zq (only with a
-    mask). Replaying that stream as injected noise gives the seeded dance. A slab is 3 windows
-    x 9 frames x 19 dims, an odd count: Box-Muller pairs straddle the slabs."""
+    """One stream per window (seeded with StreamSeed(seed, first_window + w)): its x_T, then per
+    step its z (only where sigma != 0) and zq (only with a mask). Replaying those streams as
+    injected noise gives the seeded dance. A window's slab is 9 frames x 19 dims, an odd count:
+    Box-Muller pairs straddle the slabs."""
     gen = engine.native().Generator(toy_model(toy))
     frames, seed = 16, 2**64 - 3
     music, text, known = toy_inputs(frames, seed=1)
     w = gen.num_windows(frames)
     assert w == 3
-    n = w * TOY["window"] * TOY["dim"]
+    n = TOY["window"] * TOY["dim"]
     assert n % 2 == 1
     mask = np.zeros((frames, TOY["dim"]), bool)
     mask[:4] = True
@@ -480,23 +490,73 @@ def test_seeded_noise_is_the_documented_stream(toy, masked: bool) -> None:
     rows[2, SIGMA] = 0.0  # a sigma = 0 step in the middle draws no z
     for sched in (rows, table(4, eta=0.0)):
         steps = sched.shape[0]
-        draws = n * (1 + int(np.count_nonzero(sched[:, SIGMA])) + masked * steps)
-        stream = iter(np.split(engine_normals(seed, draws), draws // n))
-        x_T = next(stream).reshape(w, TOY["window"], TOY["dim"])
+        x_T = np.zeros((w, TOY["window"], TOY["dim"]), np.float32)
         z = np.zeros((steps, *x_T.shape), np.float32)
         zq = np.zeros_like(z) if masked else None
-        for s in range(steps):
-            if sched[s, SIGMA] != 0.0:
-                z[s] = next(stream).reshape(x_T.shape)
-            if zq is not None:
-                zq[s] = next(stream).reshape(x_T.shape)
-        assert next(stream, None) is None
+        for k in range(w):
+            draws = n * (1 + int(np.count_nonzero(sched[:, SIGMA])) + masked * steps)
+            stream = iter(np.split(engine_normals(stream_seed(seed, k), draws), draws // n))
+            x_T[k] = next(stream).reshape(x_T.shape[1:])
+            for s in range(steps):
+                if sched[s, SIGMA] != 0.0:
+                    z[s, k] = next(stream).reshape(x_T.shape[1:])
+                if zq is not None:
+                    zq[s, k] = next(stream).reshape(x_T.shape[1:])
+            assert next(stream, None) is None
         seeded, seeded_windows = gen.generate(music, text, sched, seed=seed, **extra)
         injected, injected_windows = gen.generate(music, text, sched, x_T=x_T, z=z, zq=zq,
                                                   **extra)
         # (numpy's and the C library's log/cos may differ in the last bit of a double)
         np.testing.assert_allclose(seeded_windows, injected_windows, rtol=0, atol=1e-6)
         np.testing.assert_allclose(seeded, injected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("anchored", [True, False])
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_blocks_with_a_carry_equal_one_run(toy, anchored: bool, eta: float) -> None:
+    """Streaming: a song generated a few windows at a time, each request continuing the one
+    before through its carry and drawing its windows' own noise streams (first_window),
+    equals one request over all the windows."""
+    gen = engine.native().Generator(toy_model(toy, anchored))
+    L, hop = TOY["window"], TOY["hop"]
+    frames, seed = 33, 11  # 6 windows, the last one reflect-padded
+    music, text, _ = toy_inputs(frames, seed=3)
+    sched = table(7, eta=eta)
+    whole, whole_windows = gen.generate(music, text, sched, seed=seed)
+    assert gen.num_windows(frames) == 6
+    pieces, carry, start = [], None, 0
+    for count in (2, 1, 3):
+        last = start + count == 6
+        stop = frames if last else (start + count - 1) * hop + L
+        motion, windows, carry = gen.generate(
+            music[start * hop: stop], text, sched, seed=seed, first_window=start, carry=carry,
+            return_carry=True)
+        assert windows.shape[0] == count
+        np.testing.assert_allclose(windows, whole_windows[start: start + count], rtol=0,
+                                   atol=1e-5)
+        pieces.append(motion if last else motion[: count * hop])
+        start += count
+        x0, anchors = carry
+        assert x0.shape == (7, L, TOY["dim"])
+        assert (anchors is None) == (not anchored)
+    np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=0, atol=1e-5)
+    # Without the carry the block's first window does not continue the one before it.
+    alone, _ = gen.generate(music[2 * hop: 3 * hop + L - hop], text, sched, seed=seed,
+                            first_window=2)
+    assert np.abs(alone[:hop] - whole[2 * hop: 3 * hop]).max() > 1e-3
+    # The carry's checks.
+    with pytest.raises(gcdance.InputError, match="first_window must be >= 1"):
+        gen.generate(music, text, sched, carry=carry)
+    with pytest.raises(gcdance.InputError, match="carry x0 must have shape"):
+        gen.generate(music, text, table(3, eta=eta), carry=carry, first_window=6)
+    with pytest.raises(gcdance.InputError, match="carry must be the"):
+        gen.generate(music, text, sched, carry=carry[0], first_window=6)
+    with pytest.raises(gcdance.InputError, match="inpainting"):
+        gen.generate(music, text, sched, carry=carry, first_window=6, known=music[:, :1] * 0
+                     + np.zeros((frames, TOY["dim"]), np.float32),
+                     mask=np.ones((frames, TOY["dim"]), bool))
+    with pytest.raises(gcdance.InputError, match="first_window must be >= 0"):
+        gen.generate(music, text, sched, first_window=-1)
 
 
 def test_seeds_are_deterministic(toy) -> None:

@@ -283,13 +283,18 @@ def test_update_anchors_chain_and_known() -> None:
     x0[..., 4] = torch.arange(6.0)  # every window moves +1 per frame on dim 4
     x0[..., 6] = -0.2
     a = update_anchors(x0, anchor, hop=3)
-    torch.testing.assert_close(a, torch.tensor([[-0.1, 0.0], [2.9, 0.0], [5.9, 0.0]]))
+    # the three windows' starts, then the start of the window after them (the carry)
+    torch.testing.assert_close(a, torch.tensor([[-0.1, 0.0], [2.9, 0.0], [5.9, 0.0],
+                                                [8.9, 0.0]]))
+    # a carried start moves the whole chain
+    b = update_anchors(x0, anchor, hop=3, first=torch.tensor([1.0, 2.0]))
+    torch.testing.assert_close(b, a - a[0] + torch.tensor([1.0, 2.0]))
     mask = torch.zeros(3, 6, 8, dtype=torch.bool)
     mask[0, 0, 4] = True
     known = torch.full((3, 6, 8), 10.0)
     a = update_anchors(x0, anchor, hop=3, known=known, mask=mask)
     # window 0 is known to start at 10; its move over the first hop is then 3 - 10
-    torch.testing.assert_close(a[:, 0], torch.tensor([9.9, 2.9, 5.9]))
+    torch.testing.assert_close(a[:, 0], torch.tensor([9.9, 2.9, 5.9, 8.9]))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy (TorchScript) exporter
@@ -368,3 +373,40 @@ def test_documented_step_order_reproduced_with_numpy_and_onnxruntime(model, norm
     diff = np.abs(x - ref).max()
     print("max abs diff numpy+ORT vs torch reference:", diff)
     assert diff <= 1e-4
+
+
+@pytest.mark.parametrize("relative_axes", ["xz", ""])
+def test_blocks_with_a_carry_equal_one_run(model, normalizer, relative_axes: str) -> None:
+    """The specification of streaming: windows generated a block at a time, each block given
+    the carry of the one before (and the noise of its own windows), equal one run over all of
+    them; without the carry the block's first window does not continue the one before."""
+    from gcdance.stitching import split_windows
+    from training.sampler import Carry, RootAnchor
+
+    frames, steps, hop = 360, 3, 60
+    plan = window_plan_for(frames)
+    shape = (plan.num_windows, 120, D)
+    rng = np.random.default_rng(3)
+    x_T = rng.standard_normal(shape).astype(np.float32)
+    z = rng.standard_normal((steps, *shape)).astype(np.float32)
+    music = split_windows(_music(frames), plan)
+    table = ddim_schedule(steps, eta=1.0, guidance=2.7)
+    anchor = RootAnchor.from_normalizer(FINEDANCE, normalizer, relative_axes)
+    whole = sample_windows(model, music, TEXT, table, InjectedNoise(x_T, z), hop=hop,
+                           anchor=anchor)
+    blocks, carry = [], None
+    for a, b in [(0, 2), (2, 3), (3, plan.num_windows)]:
+        handed: list[Carry] = []
+        blocks.append(sample_windows(model, music[a:b], TEXT, table,
+                                     InjectedNoise(x_T[a:b], z[:, a:b]), hop=hop,
+                                     anchor=anchor, carry=carry, carry_out=handed))
+        assert len(handed) == steps and handed[0].x0.shape == (120, D)
+        assert (handed[0].anchors is None) == (anchor is None)
+        carry = handed
+    torch.testing.assert_close(torch.cat(blocks), whole, rtol=0, atol=1e-5)
+    alone = sample_windows(model, music[2:3], TEXT, table, InjectedNoise(x_T[2:3], z[:, 2:3]),
+                           hop=hop, anchor=anchor)
+    assert (alone[0, : 120 - hop] - whole[2, : 120 - hop]).abs().max() > 1e-3
+    with pytest.raises(InputError, match="one entry per step"):
+        sample_windows(model, music[3:], TEXT, table, InjectedNoise(x_T[3:], z[:, 3:]),
+                       hop=hop, anchor=anchor, carry=carry[:1])

@@ -29,7 +29,7 @@ ANCHOR_DIMS, ANCHOR_ZERO = [4, 6], [0.25, -0.5]
 # CPU fallback for the graphs around the denoiser on a GPU, so any other operator would make
 # the session fail there. No Shape-derived values, control flow or data-dependent shapes.
 GPU_OPS = {"Add", "Sub", "Mul", "Div", "Clip", "Where", "Gather", "Reshape", "Unsqueeze",
-           "Concat", "CumSum", "Cast", "Identity"}
+           "Concat", "CumSum", "Cast", "Identity", "Slice"}
 
 
 def session(model: bytes) -> ort.InferenceSession:
@@ -50,12 +50,17 @@ def table(steps: int = 5, eta: float = 1.0, sampler: str = "ddim") -> np.ndarray
 
 
 def feeds(step: int, masked: bool, rng: np.random.Generator, hop: int = 60, windows: int = W,
-          eta: float = 1.0, sampler: str = "ddim") -> dict[str, np.ndarray]:
-    """What the engine binds for one step (cpp/src/loop.cc), with random state and noise."""
+          eta: float = 1.0, sampler: str = "ddim", carried: bool = False
+          ) -> dict[str, np.ndarray]:
+    """What the engine binds for one step (cpp/src/loop.cc), with random state and noise;
+    ``carried``: window 0 continues an earlier run (a carry row per step, read at row
+    ``step + 1`` to show the index is used)."""
     rows = table(eta=eta, sampler=sampler)
     mask = (rng.random((windows, L, D)) < 0.3) if masked else np.zeros((windows, L, D), bool)
     head = np.zeros((windows, L, 1), bool)
     head[1:, : L - hop] = True
+    head[0, : L - hop] = carried
+    carry_rows = len(rows) + 1 if carried else 1
     noise_shape = (len(rows) - 1, windows, L, D)
     zeros = np.zeros((1, windows, L, D), np.float32)
     return {
@@ -65,15 +70,18 @@ def feeds(step: int, masked: bool, rng: np.random.Generator, hop: int = 60, wind
         "anchors": rng.standard_normal((windows, 2)).astype(np.float32),
         "step": np.array([step], np.int64),
         "table": rows,
-        "noise_index": np.array([[i + 1, i + 1] for i in range(len(rows) - 1)] + [[0, 0]],
-                                np.int64),
+        "slab_index": np.array([[i + 1, i + 1, (i + 1) * carried]
+                                for i in range(len(rows) - 1)] + [[0, 0, 0]], np.int64),
         "z": np.concatenate([zeros, rng.standard_normal(noise_shape).astype(np.float32)]),
         "zq": np.concatenate([zeros, rng.standard_normal(noise_shape).astype(np.float32)]),
         "known": rng.uniform(-1, 1, (windows, L, D)).astype(np.float32),
         "mask": mask,
-        "prev_window": np.maximum(np.arange(windows) - 1, 0).astype(np.int64),
+        "prev_window": np.arange(windows, dtype=np.int64),
         "head": head,
         "batch_zeros": np.zeros(2 * windows, np.float32),
+        "carried": np.array([carried]),
+        "carry_x0": rng.uniform(-1, 1, (carry_rows, L, D)).astype(np.float32),
+        "carry_anchors": rng.standard_normal((carry_rows, 2)).astype(np.float32),
     }
 
 
@@ -81,6 +89,8 @@ def reference_step(f: dict[str, np.ndarray], masked: bool, hop: int = 60,
                    anchored: bool = True) -> dict[str, np.ndarray]:
     """training.sampler's steps 2-7 and the next network input, in torch."""
     s, w = int(f["step"][0]), f["x"].shape[0]
+    row = int(f["slab_index"][s, 2])
+    carried = bool(f["carried"][0])
     coeffs = step_coefficients({k: f["table"][:, i] for i, k in enumerate(TABLE_KEYS)})
     c, c_next = coeffs[s], coeffs[s + 1]
     pair = torch.from_numpy(f["x0_pair"])
@@ -93,14 +103,18 @@ def reference_step(f: dict[str, np.ndarray], masked: bool, hop: int = 60,
     if anchored:
         anchor = RootAnchor(ANCHOR_DIMS, torch.tensor(ANCHOR_ZERO, dtype=torch.float32))
         previous = anchor.offset(torch.from_numpy(f["anchors"]), D)
-        offset = anchor.offset(update_anchors(x0 + previous, anchor, hop, known, mask), D)
+        first = torch.from_numpy(f["carry_anchors"][row]) if carried else None
+        starts = update_anchors(x0 + previous, anchor, hop, known, mask, first=first)
+        offset = anchor.offset(starts[:-1], D)
         x0 = x0 + offset
         out["anchors_next"] = offset[:, 0, ANCHOR_DIMS].numpy()
-    x0 = handover(x0, hop)
+        out["carry_anchors_next"] = starts[-1:].numpy()
+    x0 = handover(x0, hop, torch.from_numpy(f["carry_x0"][row]) if carried else None)
+    out["carry_x0_next"] = x0[-1:].numpy()
     d = c.x0_coef * x0 + c.x0_prev_coef * torch.from_numpy(f["x0_prev"])
-    x = ddim_update(x, d, c, torch.from_numpy(f["z"][f["noise_index"][s, 0]]))
+    x = ddim_update(x, d, c, torch.from_numpy(f["z"][f["slab_index"][s, 0]]))
     if masked:
-        x = inpaint(x, known, mask, c, torch.from_numpy(f["zq"][f["noise_index"][s, 1]]))
+        x = inpaint(x, known, mask, c, torch.from_numpy(f["zq"][f["slab_index"][s, 1]]))
     x_in = x - c_next.sqrt_alpha_bar * offset
     return {**out, "x_next": x.numpy(), "x0_next": x0.numpy(),
             "x_in_next": torch.cat((x_in, x_in)).numpy(),
@@ -154,12 +168,12 @@ def test_other_hops(hop: int, anchored: bool) -> None:
 
 
 def test_skipped_noise_slabs_add_nothing() -> None:
-    """A step whose noise_index row points at slab 0 (sigma = 0, or no mask) adds exactly 0:
+    """A step whose slab_index row points at slab 0 (sigma = 0, or no mask) adds exactly 0:
     the same x_next as zero noise; eta = 0 ignores z whatever it holds."""
     rng = np.random.default_rng(7)
     sess = session(build_sampler_graph(D, L, 60, ANCHOR_DIMS, ANCHOR_ZERO))
     f = feeds(1, False, rng)
-    f["noise_index"][1] = [0, 0]
+    f["slab_index"][1] = [0, 0, 0]
     zeroed = {**f, "z": np.zeros_like(f["z"])}
     np.testing.assert_array_equal(run(sess, f)["x_next"], run(sess, zeroed)["x_next"])
     d = feeds(2, False, rng, eta=0.0)
@@ -168,10 +182,32 @@ def test_skipped_noise_slabs_add_nothing() -> None:
     np.testing.assert_array_equal(got["x_next"], run(sess, {**d, "z": d["z"] * 7})["x_next"])
 
 
+@pytest.mark.parametrize("windows", [1, 3])
+@pytest.mark.parametrize("anchored", [True, False])
+def test_a_carried_window_0_continues_the_earlier_run(windows: int, anchored: bool) -> None:
+    """With ``carried``, window 0 takes its overlap over from the carry row of this step and
+    its start from the carried chain; every run hands its last window on."""
+    dims, zero = (ANCHOR_DIMS, ANCHOR_ZERO) if anchored else ([], [])
+    sess = session(build_sampler_graph(D, L, 60, dims, zero))
+    for step in (0, 3):
+        f = feeds(step, False, np.random.default_rng(30 + step), windows=windows, carried=True)
+        got = run(sess, f)
+        assert_step(got, reference_step(f, False, anchored=anchored))
+        plain = run(sess, {**f, "carried": np.array([False]),
+                           "head": np.where(np.arange(windows)[:, None, None] == 0, False,
+                                            f["head"])})
+        # the carry changes window 0's overlap (and, anchored, every window's start) ...
+        assert not np.allclose(got["x0_next"][0, :60], plain["x0_next"][0, :60], atol=1e-3)
+        # ... and nothing of window 0 past the overlap unless the starts moved
+        if not anchored:
+            np.testing.assert_array_equal(got["x0_next"][:, 60:], plain["x0_next"][:, 60:])
+
+
 def test_without_anchoring_the_graph_has_no_anchor_tensors() -> None:
     sess = session(build_sampler_graph(D, L, 60))
     assert "anchors" not in {i.name for i in sess.get_inputs()}
     assert "anchors_next" not in {o.name for o in sess.get_outputs()}
+    assert "carry_anchors_next" not in {o.name for o in sess.get_outputs()}
     f = feeds(1, False, np.random.default_rng(3))
     out = run(sess, f)
     np.testing.assert_array_equal(out["x_in_next"], np.concatenate([out["x_next"]] * 2))
@@ -206,7 +242,8 @@ def test_graph_is_gpu_friendly(anchors: list[int]) -> None:
         assert ops <= GPU_OPS, ops - GPU_OPS
         # Inputs ONNX Runtime reads on the host (shapes, axes, clip bounds) are initializers.
         constants = {i.name for i in model.graph.initializer}
-        host_inputs = {"Reshape": [1], "Unsqueeze": [1], "CumSum": [1], "Clip": [1, 2]}
+        host_inputs = {"Reshape": [1], "Unsqueeze": [1], "CumSum": [1], "Clip": [1, 2],
+                       "Slice": [1, 2, 3]}
         for node in model.graph.node:
             for i in host_inputs.get(node.op_type, []):
                 assert node.input[i] in constants, (node.op_type, node.input[i])

@@ -76,7 +76,7 @@ and stitching; it returns normalized motion (frames, dim).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -98,6 +98,7 @@ from gcdance.stitching import (
 from gcdance.windows import DEFAULT_RELATIVE_AXES
 
 __all__ = [
+    "Carry",
     "InjectedNoise",
     "NoiseSource",
     "RootAnchor",
@@ -265,16 +266,29 @@ def inpaint(x: Tensor, known: Tensor, mask: Tensor, c: StepCoefficients, zq: Ten
     return torch.where(mask, noisy_known, x)
 
 
-def handover(x0: Tensor, hop: int) -> Tensor:
-    """Step 4b: window w + 1's prediction of the overlap, taken over from window w's."""
+def handover(x0: Tensor, hop: int, carry_x0: Tensor | None = None) -> Tensor:
+    """Step 4b: window w + 1's prediction of the overlap, taken over from window w's; window 0
+    takes it over from ``carry_x0`` (L, D), the x0 of the window before it, when given."""
     length = x0.shape[1]
     overlap = length - hop
-    if x0.shape[0] < 2 or overlap <= 0:
+    before = x0 if carry_x0 is None else torch.cat((carry_x0[None], x0), dim=0)
+    if before.shape[0] < 2 or overlap <= 0:
         return x0
     beta = torch.from_numpy(handover_weights(overlap, np.float32)).to(x0.device)[:, None]
     out = x0.clone()
-    out[1:, :overlap] = (1.0 - beta) * x0[:-1, hop:] + beta * x0[1:, :overlap]
+    first = 1 if carry_x0 is None else 0
+    out[first:, :overlap] = (1.0 - beta) * before[:-1, hop:] + beta * x0[first:, :overlap]
     return out
+
+
+class Carry(NamedTuple):
+    """One step's hand-on from a run's last window to the next run's window 0 (streaming: a
+    song generated a few windows at a time equals one run over all of them). ``x0`` (L, D):
+    the last window's x0 after step 4b; ``anchors`` (K,): where the window after it starts
+    (step 4's chain one window further; None without root anchoring)."""
+
+    x0: Tensor
+    anchors: Tensor | None
 
 
 class RootAnchor(NamedTuple):
@@ -311,15 +325,20 @@ class RootAnchor(NamedTuple):
 def update_anchors(
     x0: Tensor, anchor: RootAnchor, hop: int | None,
     known: Tensor | None = None, mask: Tensor | None = None,
+    first: Tensor | None = None,
 ) -> Tensor:
-    """Step 4: where each window starts on the anchor dims, ``(W, K)``, chained over windows."""
+    """Step 4: where each window starts on the anchor dims, chained over windows: ``(W + 1,
+    K)``, the W windows' starts and the start of the window after them (the carry of a run
+    that a later one continues). ``first`` (K,): window 0's start, carried from an earlier run
+    (default: where window 0 itself starts)."""
     g = x0 if mask is None else torch.where(mask, known, x0)
     r = g[:, :, anchor.dims]  # (W, L, K)
-    first = (r[0, 0] - anchor.zero).unsqueeze(0)
-    if r.shape[0] == 1 or hop is None:
-        return first
-    steps = r[:-1, hop] - r[:-1, 0]
-    return torch.cat((first, first + torch.cumsum(steps, dim=0)), dim=0)
+    if first is None:
+        first = r[0, 0] - anchor.zero
+    if hop is None:
+        return torch.stack((first, first))
+    steps = r[:, hop] - r[:, 0]
+    return torch.cat((first[None], first + torch.cumsum(steps, dim=0)), dim=0)
 
 
 def sampler_step(
@@ -337,29 +356,35 @@ def sampler_step(
     anchor: RootAnchor | None = None,
     offset: Tensor | None = None,
     x0_prev: Tensor | None = None,
-) -> tuple[Tensor, Tensor | None, Tensor]:
+    carry: Carry | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor, Carry]:
     """One step (0-7, module docstring) over windows ``x`` (W, L, D).
 
-    Returns ``(x_prev, offset, x0)``: the new root-anchor offset (None without ``anchor``) and
-    this step's x0 (after 4b), to pass to the next step as ``offset`` and ``x0_prev``.
+    Returns ``(x_prev, offset, x0, carry)``: the new root-anchor offset (None without
+    ``anchor``) and this step's x0 (after 4b), to pass to the next step as ``offset`` and
+    ``x0_prev``, and what a later run continuing these windows needs of this step (``carry``
+    given: window 0 continues an earlier run's last window, see :class:`Carry`).
     """
     if anchor is not None and offset is None:
         raise InputError("root anchoring needs the offset of the previous step")
     x_in = x if anchor is None else x - c.sqrt_alpha_bar * offset
     x0_cond, x0_uncond = guided_x0(model, x_in, c.timestep, music, text_emb)
     x0 = guide(x0_cond, x0_uncond, c)
+    next_start = None
     if anchor is not None:
-        offset = anchor.offset(update_anchors(x0 + offset, anchor, hop, known, mask), x.shape[-1])
+        starts = update_anchors(x0 + offset, anchor, hop, known, mask,
+                                first=None if carry is None else carry.anchors)
+        offset, next_start = anchor.offset(starts[:-1], x.shape[-1]), starts[-1]
         x0 = x0 + offset
     if hop is not None:
-        x0 = handover(x0, hop)
+        x0 = handover(x0, hop, None if carry is None else carry.x0)
     d = x0 if x0_prev is None else c.x0_coef * x0 + c.x0_prev_coef * x0_prev
     x = ddim_update(x, d, c, z)
     if mask is not None:
         if known is None or zq is None:
             raise InputError("inpainting needs both the known motion and zq noise")
         x = inpaint(x, known, mask, c, zq)
-    return x, offset, x0
+    return x, offset, x0, Carry(x0[-1], next_start)
 
 
 # ----------------------------------------------------------------------------------- loops
@@ -394,6 +419,8 @@ def sample_windows(
     hop: int | None = None,
     anchor: RootAnchor | None = None,
     callback: StepCallback | None = None,
+    carry: Sequence[Carry] | None = None,
+    carry_out: list[Carry] | None = None,
 ) -> Tensor:
     """Run the whole DDIM loop over a batch of windows; returns x0 windows (W, L, D).
 
@@ -403,6 +430,12 @@ def sample_windows(
     shows the network each window relative to where it starts (step 4; the windows must then be
     consecutive, ``hop`` given, or a single window). ``callback(i, x)`` sees ``x`` after every
     step ``i``. The model runs in eval mode without gradients.
+
+    Streaming: ``carry`` (one :class:`Carry` per step, from an earlier run's ``carry_out``)
+    makes window 0 continue that run's last window; ``carry_out`` (a list) receives this run's
+    carry per step. Runs over consecutive blocks of windows, each given the previous one's
+    carry (and the noise of its own windows), equal one run over all of them (up to float
+    rounding of the window starts' sum). Not with inpainting.
     """
     device = next(model.parameters()).device
     dim = int(model.dim)
@@ -434,6 +467,12 @@ def sample_windows(
     if anchor is not None and hop is None and w > 1:
         raise InputError("root anchoring chains consecutive windows: give their hop")
     coeffs = step_coefficients(schedule, device)
+    if carry is not None:
+        if mask is not None:
+            raise InputError("a carry (streaming) cannot be combined with inpainting")
+        if hop is None or len(carry) != len(coeffs):
+            raise InputError(f"a carry needs the hop and one entry per step ({len(coeffs)}), "
+                             f"got hop={hop} and {len(carry)}")
 
     with torch.no_grad(), _EvalMode(model):
         x = noise.initial(shape).to(device=device, dtype=torch.float32)
@@ -442,16 +481,19 @@ def sample_windows(
             anchor = RootAnchor(anchor.dims, anchor.zero.to(device=device, dtype=torch.float32))
             start = torch.zeros(shape, device=device)
             start[..., anchor.dims] = anchor.zero
-            offset = anchor.offset(update_anchors(start, anchor, hop, known_t, mask_t), dim)
+            offset = anchor.offset(update_anchors(start, anchor, hop, known_t, mask_t)[:-1], dim)
         x0_prev = torch.zeros(shape, device=device)
         for i, c in enumerate(coeffs):
             z = noise.step(i, shape).to(device=device, dtype=torch.float32)
             zq = None
             if mask_t is not None:
                 zq = noise.known(i, shape).to(device=device, dtype=torch.float32)
-            x, offset, x0_prev = sampler_step(
+            x, offset, x0_prev, handed = sampler_step(
                 model, x, music_t, text_t, c, z, known=known_t, mask=mask_t, zq=zq, hop=hop,
-                anchor=anchor, offset=offset, x0_prev=x0_prev)
+                anchor=anchor, offset=offset, x0_prev=x0_prev,
+                carry=None if carry is None else carry[i])
+            if carry_out is not None:
+                carry_out.append(handed)
             if callback is not None:
                 callback(i, x)
     return x

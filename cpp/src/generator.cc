@@ -70,6 +70,15 @@ void FillMusic(const float* music, int64_t frames, int64_t W, const ModelConfig&
 
 }  // namespace
 
+uint64_t StreamSeed(uint64_t seed, uint64_t window) {
+  // SplitMix64's finalizer over seed + golden ratio x (window + 1): distinct, decorrelated
+  // seeds for neighbouring windows and seeds.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (window + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
 void NormalNoise::Fill(float* out, size_t n) {
   constexpr double kTwoPi = 6.283185307179586476925286766559;
   constexpr double kScale = 1.0 / 9007199254740992.0;  // 2^-53
@@ -161,13 +170,14 @@ void Model::CheckGraphs() const {
   Expect(*denoiser_, true, "cond_cache", 3, c.cache_dim, f32);
   Expect(*denoiser_, false, "x0", 3, c.dim, f32);
   const bool anchored = !c.anchor_dims.empty();
-  std::set<std::string> in = {"x",    "x0_pair", "x0_prev",     "step",  "table", "noise_index",
-                              "z",    "zq",      "known",       "mask",  "prev_window",
-                              "head", "batch_zeros"};
-  std::set<std::string> out = {"x_next", "x0_next", "step_next", "x_in_next", "t_next"};
+  std::set<std::string> in = {"x",       "x0_pair",     "x0_prev", "step",    "table",
+                              "slab_index", "z",         "zq",      "known",   "mask",
+                              "prev_window", "head",     "batch_zeros", "carried", "carry_x0"};
+  std::set<std::string> out = {"x_next",   "x0_next", "step_next", "x_in_next", "t_next",
+                               "carry_x0_next"};
   if (anchored) {
-    in.insert("anchors");
-    out.insert("anchors_next");
+    in.insert({"anchors", "carry_anchors"});
+    out.insert({"anchors_next", "carry_anchors_next"});
   }
   ExpectNames(*sampler_, true, in);
   ExpectNames(*sampler_, false, out);
@@ -191,8 +201,9 @@ void Model::CheckGraphs() const {
       {"x", {f32, 3}},     {"x0_prev", {f32, 3}}, {"anchors", {f32, 2}}, {"step", {i64, 1}},
       {"x_in", {f32, 3}},  {"t", {f32, 1}},       {"music", {f32, 3}},   {"text", {f32, 2}},
       {"cond", {f32, 1}},  {"known", {f32, 3}},   {"mask", {b8, 3}},     {"z", {f32, 4}},
-      {"zq", {f32, 4}},    {"table", {f32, 2}},   {"noise_index", {i64, 2}},
-      {"prev_window", {i64, 1}}, {"head", {b8, 3}}, {"batch_zeros", {f32, 1}}};
+      {"zq", {f32, 4}},    {"table", {f32, 2}},   {"slab_index", {i64, 2}},
+      {"prev_window", {i64, 1}}, {"head", {b8, 3}}, {"batch_zeros", {f32, 1}},
+      {"carried", {b8, 1}}, {"carry_x0", {f32, 3}}, {"carry_anchors", {f32, 2}}};
   std::set<std::string> names, to;
   for (const auto& [name, spec] : uploads) {
     names.insert(name);
@@ -270,7 +281,8 @@ void Generator::Upload(const GenerateRequest& req, bool masked) {
   // draws it (sigma != 0), so that one seed gives one dance whatever the slab layout.
   int64_t z_slabs = 1;
   for (int64_t s = 0; s < S; ++s) z_slabs += injected || sigma(s) != 0.0f;
-  loop_.Reserve(W, S, z_slabs, masked ? S + 1 : 1);
+  const bool carried = req.carry_x0 != nullptr;
+  loop_.Reserve(W, S, z_slabs, masked ? S + 1 : 1, carried ? S : 1);
   auto f32 = [&](const char* name) { return static_cast<float*>(loop_.host(name).data()); };
   auto i64 = [&](const char* name) { return static_cast<int64_t*>(loop_.host(name).data()); };
 
@@ -288,37 +300,50 @@ void Generator::Upload(const GenerateRequest& req, bool masked) {
   std::memcpy(table, req.schedule, size_t(S * C) * sizeof(float));
   std::memcpy(table + S * C, req.schedule + (S - 1) * C, size_t(C) * sizeof(float));
 
-  NormalNoise rng(req.seed);
-  if (injected) {
-    std::memcpy(x_.data(), req.x_T, n * sizeof(float));
+  // The carry: window 0 blends its overlap with it (its head) and reads row s at step s.
+  static_cast<bool*>(loop_.host("carried").data())[0] = carried;
+  bool* head = static_cast<bool*>(loop_.host("head").data());
+  for (int64_t f = 0; f < L; ++f) head[f] = carried && f < L - c.hop;
+  const size_t carry_x0_n = size_t(L * D), carry_rows = carried ? size_t(S) : 1;
+  if (carried) {
+    std::memcpy(f32("carry_x0"), req.carry_x0, carry_rows * carry_x0_n * sizeof(float));
+    if (K > 0) std::memcpy(f32("carry_anchors"), req.carry_anchors, carry_rows * K * sizeof(float));
   } else {
-    rng.Fill(x_.data(), n);
+    std::memset(f32("carry_x0"), 0, loop_.host("carry_x0").bytes());
+    std::memset(f32("carry_anchors"), 0, loop_.host("carry_anchors").bytes());
   }
+
   float* z = f32("z");
   float* zq = f32("zq");
-  int64_t* index = i64("noise_index");
+  int64_t* index = i64("slab_index");
   std::memset(z, 0, n * sizeof(float));
   std::memset(zq, 0, n * sizeof(float));
-  std::fill(index, index + 2 * (S + 1), int64_t(0));
+  std::fill(index, index + 3 * (S + 1), int64_t(0));
   int64_t next_z = 1;
   for (int64_t s = 0; s < S; ++s) {
-    if (injected || sigma(s) != 0.0f) {
-      float* slab = z + size_t(next_z) * n;
-      if (injected) {
-        std::memcpy(slab, req.z + size_t(s) * n, n * sizeof(float));
-      } else {
-        rng.Fill(slab, n);
+    if (injected || sigma(s) != 0.0f) index[3 * s] = next_z++;
+    if (masked) index[3 * s + 1] = s + 1;
+    if (carried) index[3 * s + 2] = s;
+  }
+  const size_t per_window = size_t(L * D);
+  if (injected) {
+    std::memcpy(x_.data(), req.x_T, n * sizeof(float));
+    for (int64_t s = 0; s < S; ++s) {
+      if (index[3 * s] > 0) {
+        std::memcpy(z + size_t(index[3 * s]) * n, req.z + size_t(s) * n, n * sizeof(float));
       }
-      index[2 * s] = next_z++;
+      if (masked) std::memcpy(zq + size_t(s + 1) * n, req.zq + size_t(s) * n, n * sizeof(float));
     }
-    if (masked) {
-      float* slab = zq + size_t(s + 1) * n;
-      if (injected) {
-        std::memcpy(slab, req.zq + size_t(s) * n, n * sizeof(float));
-      } else {
-        rng.Fill(slab, n);
+  } else {
+    // Each window's own stream: its x_T, then its z and zq slices step by step.
+    for (int64_t w = 0; w < W; ++w) {
+      NormalNoise rng(StreamSeed(req.seed, uint64_t(req.first_window + w)));
+      const size_t at = size_t(w) * per_window;
+      rng.Fill(x_.data() + at, per_window);
+      for (int64_t s = 0; s < S; ++s) {
+        if (index[3 * s] > 0) rng.Fill(z + size_t(index[3 * s]) * n + at, per_window);
+        if (masked) rng.Fill(zq + size_t(s + 1) * n + at, per_window);
       }
-      index[2 * s + 1] = s + 1;
     }
   }
 
@@ -363,6 +388,22 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
     throw InputError("inpainting needs both known motion and a mask (or neither)");
   }
   const bool masked = req.mask != nullptr;
+  if (req.first_window < 0) {
+    throw InputError("first_window must be >= 0, got " + Num(req.first_window));
+  }
+  const bool anchored = !c.anchor_dims.empty();
+  if (req.carry_x0 != nullptr) {
+    if (masked) throw InputError("a carry (streaming) cannot be combined with inpainting");
+    if (req.first_window < 1) {
+      throw InputError("a carry continues window first_window - 1: first_window must be >= 1");
+    }
+    if (anchored && req.carry_anchors == nullptr) {
+      throw InputError("this model anchors the root: the carry needs its anchors too");
+    }
+  }
+  if (req.carry_x0_out != nullptr && anchored && req.carry_anchors_out == nullptr) {
+    throw InputError("this model anchors the root: collect the carry's anchors with its x0");
+  }
   if ((req.x_T != nullptr && (req.z == nullptr || (masked && req.zq == nullptr))) ||
       (req.x_T == nullptr && (req.z != nullptr || req.zq != nullptr))) {
     throw InputError("injected noise needs x_T, z and (with a mask) zq together");
@@ -409,7 +450,7 @@ void Generator::Generate(const GenerateRequest& req, std::vector<float>* windows
     }
   }
   Upload(req, masked);
-  loop_.Run(req.progress, x_.data());
+  loop_.Run(req.progress, x_.data(), req.carry_x0_out, req.carry_anchors_out);
   if (windows != nullptr) windows->assign(x_.begin(), x_.end());
   if (motion == nullptr) return;
   if (stitch_.capacity() < size_t(plan.padded_frames() * D)) ++allocations_;

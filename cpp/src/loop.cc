@@ -17,7 +17,8 @@ constexpr auto kBool = ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
 // Shapes of the upload graph's tensors for a shape (windows, steps, slabs) of a model.
 std::map<std::string, std::vector<int64_t>> UploadShapes(const ModelConfig& c, int64_t W,
                                                          int64_t S, int64_t z_slabs,
-                                                         int64_t zq_slabs, int64_t columns) {
+                                                         int64_t zq_slabs, int64_t carry_rows,
+                                                         int64_t columns) {
   const int64_t L = c.window, D = c.dim, B = 2 * W;
   const int64_t K = std::max<int64_t>(int64_t(c.anchor_dims.size()), 1);  // 1: unused dummy
   return {{"x", {W, L, D}},           {"x0_prev", {W, L, D}},
@@ -27,9 +28,10 @@ std::map<std::string, std::vector<int64_t>> UploadShapes(const ModelConfig& c, i
           {"text", {B, c.text_dim}},  {"cond", {B}},
           {"known", {W, L, D}},       {"mask", {W, L, D}},
           {"z", {z_slabs, W, L, D}},  {"zq", {zq_slabs, W, L, D}},
-          {"table", {S + 1, columns}}, {"noise_index", {S + 1, 2}},
+          {"table", {S + 1, columns}}, {"slab_index", {S + 1, 3}},
           {"prev_window", {W}},       {"head", {W, L, 1}},
-          {"batch_zeros", {B}}};
+          {"batch_zeros", {B}},       {"carried", {1}},
+          {"carry_x0", {carry_rows, L, D}}, {"carry_anchors", {carry_rows, K}}};
 }
 
 }  // namespace
@@ -71,13 +73,14 @@ DeviceTensor& Loop::Device(const std::string& name, ONNXTensorElementDataType ty
 
 Ort::Value& Loop::Bound(const std::string& name) { return device_.at(name)->value(); }
 
-void Loop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs) {
-  const Shape shape{W, S, z_slabs, zq_slabs};
+void Loop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs,
+                   int64_t carry_rows) {
+  const Shape shape{W, S, z_slabs, zq_slabs, carry_rows};
   if (shape == shape_) return;
-  shape_ = Shape{-1, -1, -1, -1};  // set again only once every buffer matches and is bound
+  shape_ = Shape{-1, -1, -1, -1, -1};  // set again only once every buffer matches and is bound
   const ModelConfig& c = model_->config();
   const int64_t L = c.window, D = c.dim, B = 2 * W;
-  const auto shapes = UploadShapes(c, W, S, z_slabs, zq_slabs,
+  const auto shapes = UploadShapes(c, W, S, z_slabs, zq_slabs, carry_rows,
                                    int64_t(c.schedule_columns.size()));
   // Host staging buffers and their device copies, one per upload graph input (its types).
   for (const auto& info : model_->upload().inputs()) {
@@ -99,16 +102,21 @@ void Loop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs) {
   Device("step_b", kInt64, {1});
   Device("x0_pair", kFloat, {B, L, D});
   Device("cache", kFloat, {B, L, c.cache_dim});
+  // Where a run's carry goes when nobody collects it.
+  Device("carry_x0_next", kFloat, {1, L, D});
+  Device("carry_anchors_next", kFloat, {1, shapes.at("carry_anchors")[1]});
   if (!x_host_ || x_host_->shape() != std::vector<int64_t>{W, L, D}) {
     x_host_ = std::make_unique<HostTensor>(kFloat, std::vector<int64_t>{W, L, D});
     ++allocations_;
   }
-  // Constants of the shape: cond_mask rows (conditional half first), the previous window of
-  // each window, the heads the window handover blends and zeros to broadcast t over the batch.
+  // Constants of the shape: cond_mask rows (conditional half first), the window before each
+  // window (index 0: the carry, then the windows), the heads the window handover blends
+  // (window 0's is set per generation: it blends only with a carry) and zeros to broadcast t
+  // over the batch.
   auto* cond = static_cast<float*>(host_.at("cond")->data());
   for (int64_t r = 0; r < B; ++r) cond[r] = r < W ? 1.0f : 0.0f;
   auto* prev = static_cast<int64_t*>(host_.at("prev_window")->data());
-  for (int64_t w = 0; w < W; ++w) prev[w] = w == 0 ? 0 : w - 1;
+  for (int64_t w = 0; w < W; ++w) prev[w] = w;
   auto* head = static_cast<bool*>(host_.at("head")->data());
   for (int64_t w = 0; w < W; ++w) {
     for (int64_t f = 0; f < L; ++f) head[w * L + f] = w > 0 && f < L - c.hop;
@@ -119,7 +127,7 @@ void Loop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs) {
   try {
     Bind();
   } catch (...) {
-    shape_ = Shape{-1, -1, -1, -1};
+    shape_ = Shape{-1, -1, -1, -1, -1};
     throw;
   }
 }
@@ -154,10 +162,12 @@ void Loop::Bind() {
     u->BindInput("x0_prev", Bound(side[p][3]));
     if (anchored) u->BindInput("anchors", Bound(side[p][1]));
     u->BindInput("step", Bound(side[p][2]));
-    for (const char* name : {"table", "noise_index", "z", "zq", "known", "mask", "prev_window",
-                             "head", "batch_zeros"}) {
+    for (const char* name : {"table", "slab_index", "z", "zq", "known", "mask", "prev_window",
+                             "head", "batch_zeros", "carried", "carry_x0"}) {
       u->BindInput(name, Bound(name));
     }
+    if (anchored) u->BindInput("carry_anchors", Bound("carry_anchors"));
+    BindCarry(*u, nullptr);
     u->BindOutput("x_next", last ? x_host_->value() : Bound(side[1 - p][0]));
     u->BindOutput("x0_next", Bound(side[1 - p][3]));
     if (anchored) u->BindOutput("anchors_next", Bound(side[1 - p][1]));
@@ -181,9 +191,43 @@ void Loop::RunBinding(Ort::IoBinding& binding, OrtModel& model) {
   }
 }
 
-void Loop::Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out) {
+// The carry outputs of one sampler run: into this step's host views (see Run) or, when nobody
+// collects them, into the device scratch.
+void Loop::BindCarry(Ort::IoBinding& binding, const CarryViews* views) {
+  const bool anchored = !model_->config().anchor_dims.empty();
+  if (views == nullptr) {
+    binding.BindOutput("carry_x0_next", Bound("carry_x0_next"));
+    if (anchored) binding.BindOutput("carry_anchors_next", Bound("carry_anchors_next"));
+    return;
+  }
+  binding.BindOutput("carry_x0_next", views->x0);
+  if (anchored) binding.BindOutput("carry_anchors_next", views->anchors);
+}
+
+void Loop::Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out,
+               float* carry_x0_out, float* carry_anchors_out) {
   if (shape_[0] < 0) throw Error("Loop::Run before Reserve");
   const int64_t steps = shape_[1];
+  const ModelConfig& c = model_->config();
+  const int64_t K = int64_t(c.anchor_dims.size());
+  // Host views of each step's row of the collected carry (the provider copies into them).
+  std::vector<CarryViews> views;
+  if (carry_x0_out != nullptr) {
+    const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    const std::array<int64_t, 3> x_shape{1, c.window, c.dim};
+    const std::array<int64_t, 2> a_shape{1, std::max<int64_t>(K, 1)};
+    const size_t x_count = size_t(c.window * c.dim);
+    for (int64_t s = 0; s < steps; ++s) {
+      CarryViews v;
+      v.x0 = Ort::Value::CreateTensor<float>(cpu, carry_x0_out + size_t(s) * x_count, x_count,
+                                             x_shape.data(), x_shape.size());
+      if (K > 0) {
+        v.anchors = Ort::Value::CreateTensor<float>(cpu, carry_anchors_out + size_t(s * K),
+                                                    size_t(K), a_shape.data(), a_shape.size());
+      }
+      views.push_back(std::move(v));
+    }
+  }
   // Host inputs are bound anew each generation: a GPU provider copies them when bound.
   for (const auto& info : model_->upload().inputs()) {
     upload_->BindInput(info.name.c_str(), host_.at(info.name)->value());
@@ -192,17 +236,18 @@ void Loop::Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_o
   RunBinding(*condition_, model_->condition());
   for (int64_t s = 0; s < steps; ++s) {
     RunBinding(*denoiser_, model_->denoiser());
-    if (s + 1 == steps) {
-      RunBinding(*last_, model_->sampler());
-      last_->SynchronizeOutputs();
-    } else {
-      RunBinding(*sampler_[s % 2], model_->sampler());
-    }
+    Ort::IoBinding& step = s + 1 == steps ? *last_ : *sampler_[s % 2];
+    if (!views.empty()) BindCarry(step, &views[size_t(s)]);
+    RunBinding(step, model_->sampler());
+    if (s + 1 == steps) step.SynchronizeOutputs();
     // The callback's own exception propagates as it is; false cancels.
     if (progress && !progress(s + 1, steps)) {
       throw Error("generation cancelled after step " + std::to_string(s + 1) + " of " +
                   std::to_string(steps));
     }
+  }
+  if (!views.empty()) {  // the next generation binds the scratch again
+    for (auto* b : {sampler_[0].get(), sampler_[1].get(), last_.get()}) BindCarry(*b, nullptr);
   }
   std::memcpy(x_out, x_host_->data(), x_host_->bytes());
 }

@@ -96,7 +96,8 @@ __all__ = [
 ]
 
 FORMAT_NAME = "gcdance-bundle"
-FORMAT_VERSION = 2  # 2: the denoiser in two graphs (condition + step) and the sampler's step
+# 2: the denoiser in two graphs (condition + step) and the sampler's step; 3: its carry
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 CONDITION_FILE = "condition.onnx"
 DENOISER_FILE = "denoiser.onnx"
@@ -591,8 +592,9 @@ def _check_format(manifest: Mapping[str, Any], root: Path) -> None:
     if version != FORMAT_VERSION:
         raise BundleError(
             f"model bundle {root} has format_version {version!r}, but this gcdance reads version "
-            f"{FORMAT_VERSION}: re-export it with this gcdance (`{BUILD_COMMAND}`) or use the "
-            "gcdance release that wrote it")
+            f"{FORMAT_VERSION}: re-export it with this gcdance (`{BUILD_COMMAND}`), migrate it "
+            "(versions 1 and 2: `python -m export.migrate BUNDLE --out NEW`) or use the gcdance "
+            "release that wrote it")
     missing = [k for k in _REQUIRED_SECTIONS if k not in manifest]
     if missing:
         raise BundleError(_fix(f"{root / MANIFEST} lacks the field(s) {missing}"))

@@ -77,6 +77,16 @@ struct GenerateRequest {
   const float* known = nullptr;     // (frames, dim) normalized; with `mask`, inpainting
   const uint8_t* mask = nullptr;    // (frames, dim), 1 = keep `known`
   uint64_t seed = 0;
+  // Streaming: the song's index of this request's window 0 (window w draws its noise from
+  // stream first_window + w of the seed), and the carry of an earlier request whose last
+  // window is window first_window - 1: carry_x0 (steps, L, dim) and, with root anchoring,
+  // carry_anchors (steps, K), as that request's carry_*_out received them. Not with a mask.
+  int64_t first_window = 0;
+  const float* carry_x0 = nullptr;
+  const float* carry_anchors = nullptr;
+  // Receive this request's carry when set (same shapes).
+  float* carry_x0_out = nullptr;
+  float* carry_anchors_out = nullptr;
   // Injected noise (parity tests): x_T (W, L, dim), z and zq (steps, W, L, dim). When x_T is
   // given, z (and zq with a mask) must be too; otherwise all noise comes from `seed`.
   const float* x_T = nullptr;
@@ -88,8 +98,12 @@ struct GenerateRequest {
 
 // Seeded standard normal noise (mt19937_64 + Box-Muller in double). Same seed, same sequence,
 // on every platform (std::normal_distribution is implementation-defined, so it is not used).
-// The stream: x_T, then per step z when sigma != 0 (z is not drawn where it would be multiplied
-// by 0) and zq with a mask.
+// Every window of a song has its own stream, seeded with StreamSeed(seed, window): its x_T,
+// then per step its z when sigma != 0 (z is not drawn where it would be multiplied by 0) and
+// its zq with a mask. So a window's noise does not depend on how many windows a request has
+// (streaming generates a few at a time).
+uint64_t StreamSeed(uint64_t seed, uint64_t window);
+
 class NormalNoise {
  public:
   explicit NormalNoise(uint64_t seed) : engine_(seed) {}

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gcdance/session.h"
 
@@ -45,17 +46,25 @@ class Loop {
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
-  // Sizes the buffers for W windows, S steps and the noise slabs (slab 0 is zeros), allocating
-  // only what changes.
-  void Reserve(int64_t windows, int64_t steps, int64_t z_slabs, int64_t zq_slabs);
+  // Sizes the buffers for W windows, S steps, the noise slabs (slab 0 is zeros) and the rows of
+  // a carry from an earlier run (1, unused, when there is none), allocating only what changes.
+  void Reserve(int64_t windows, int64_t steps, int64_t z_slabs, int64_t zq_slabs,
+               int64_t carry_rows);
   // The host tensor the generation fills for upload `name` (an input of the upload graph).
   HostTensor& host(const std::string& name);
-  // Uploads, runs the steps and writes the final windows (W, L, dim) to `x_out`.
-  void Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out);
+  // Uploads, runs the steps and writes the final windows (W, L, dim) to `x_out`; with
+  // `carry_x0_out` (steps, L, dim) and, anchored, `carry_anchors_out` (steps, K), also what a
+  // later run continuing the last window needs of every step (the sampler graph's carry).
+  void Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out,
+           float* carry_x0_out = nullptr, float* carry_anchors_out = nullptr);
   size_t allocations() const { return allocations_; }
 
  private:
-  using Shape = std::array<int64_t, 4>;  // windows, steps, z slabs, zq slabs
+  using Shape = std::array<int64_t, 5>;  // windows, steps, z slabs, zq slabs, carry rows
+  struct CarryViews {
+    Ort::Value x0{nullptr}, anchors{nullptr};
+  };
+  void BindCarry(Ort::IoBinding& binding, const CarryViews* views);
 
   DeviceTensor& Device(const std::string& name, ONNXTensorElementDataType type,
                        std::vector<int64_t> shape);
@@ -67,7 +76,7 @@ class Loop {
   std::unique_ptr<Ort::Allocator> device_allocator_;  // GPU providers; before the tensors
   OrtAllocator* allocator_ = nullptr;
   size_t allocations_ = 0;
-  Shape shape_{-1, -1, -1, -1};  // set once every buffer matches and is bound
+  Shape shape_{-1, -1, -1, -1, -1};  // set once every buffer matches and is bound
   std::map<std::string, std::unique_ptr<HostTensor>> host_;
   std::map<std::string, std::unique_ptr<DeviceTensor>> device_;
   std::unique_ptr<HostTensor> x_host_;  // the last step's x_next
