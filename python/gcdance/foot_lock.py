@@ -55,7 +55,8 @@ from .layout import MotionLayout, get_layout
 from .rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
 from .skeleton import Skeleton
 
-__all__ = ["DEFAULT_BLEND_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES", "lock_feet"]
+__all__ = ["DEFAULT_BLEND_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES", "lock_feet",
+           "settled_frames"]
 
 DEFAULT_BLEND_FRAMES = 5
 """Frames of blend before and after each planted segment (1/6 s at 30 fps)."""
@@ -208,6 +209,35 @@ def _legs(lay: MotionLayout, skel: Skeleton) -> tuple[_Leg, _Leg]:
         legs.append(_Leg(hip, knee, ankle, toe, lay.contact_joints.index(ankle),
                          lay.contact_joints.index(toe)))
     return legs[0], legs[1]
+
+
+def settled_frames(
+    motion: np.ndarray,
+    layout: MotionLayout | str,
+    *,
+    threshold: float = 0.5,
+    blend_frames: int = DEFAULT_BLEND_FRAMES,
+) -> int:
+    """How many leading frames of ``motion``, the start of a longer motion still being made,
+    :func:`lock_feet` has settled: the largest ``c`` such that, whatever follows,
+    ``lock_feet(whole)[:c]`` equals ``lock_feet(motion[:c])`` and ``lock_feet(whole)[c:]``
+    equals ``lock_feet(whole[c:])`` (streaming locks the feet piece by piece this way).
+
+    A cut is safe where no foot is planted within a margin on either side: segments (after
+    gap filling) then end and start more than ``blend_frames`` away from it, so neither their
+    holds, their fades nor the room made between close segments cross it. 0 when no such cut
+    is known yet (a foot planted throughout).
+    """
+    lay = _check_layout(layout)
+    m = _check_motion(motion, lay)
+    threshold, blend_frames = _check_options(threshold, blend_frames)
+    margin = 2 * blend_frames + MAX_GAP_FRAMES + 1
+    planted = (m[:, lay.contacts] > threshold).any(axis=1)  # the contacts are the feet's
+    n = planted.shape[0]
+    # near[j]: planted frames in [j - 2 margin + 1, j], i.e. around the cut c = j - margin + 1
+    near = np.convolve(planted.astype(np.int64), np.ones(2 * margin, np.int64))[:n]
+    cuts = np.flatnonzero(near[margin:] == 0) + 1  # c = 1 .. n - margin
+    return int(cuts[-1]) if cuts.size else 0
 
 
 # ---------------------------------------------------------------------------------- segments

@@ -18,7 +18,7 @@ import bisect
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +309,29 @@ class Generator:
                 table: np.ndarray,
                 known: np.ndarray | None, mask: np.ndarray | None,
                 progress: Progress | None) -> np.ndarray:
+        ids = [self.bundle.genre_id(g) for g in ([genre] if isinstance(genre, str) else genre)]
+        # One C_E when every window has the same genre; else one per window (a schedule: each
+        # window takes the genre in force where it starts, and the window handover carries the
+        # change across an overlap like any seam).
+        rows = self.bundle.control_embeddings[ids]
+        text = np.ascontiguousarray(rows[0] if len(set(ids)) == 1 else rows, dtype=np.float32)
+        motion, _ = self._run(features, text, seed, table, known=known, mask=mask,
+                              progress=progress)
+        return motion
+
+    def _sample_block(self, features: np.ndarray, text: np.ndarray, seed: int,
+                      table: np.ndarray, *, first_window: int, carry: Any
+                      ) -> tuple[np.ndarray, Any]:
+        """Windows ``first_window ..`` of a song (streaming): continues ``carry`` (the block
+        before's), returns the raw motion and this block's carry."""
+        return self._run(features, text, seed, table, first_window=first_window, carry=carry,
+                         return_carry=True)
+
+    def _run(self, features: np.ndarray, text: np.ndarray, seed: int, table: np.ndarray, *,
+             known: np.ndarray | None = None, mask: np.ndarray | None = None,
+             progress: Progress | None = None, first_window: int = 0, carry: Any = None,
+             return_carry: bool = False) -> tuple[np.ndarray, Any]:
+        """One engine request; the raw (unnormalized) motion and, if asked, the carry."""
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
                 or not 0 <= seed < 2**64:  # the engine's generator takes a 64-bit seed
             raise InputError(f"seed must be an integer in 0..2**64 - 1, got {seed!r}")
@@ -323,16 +346,13 @@ class Generator:
                 "gcdance.tensorrt.provider_options(bundle, profile=EngineProfile(min_windows=A, "
                 "max_windows=N)) as provider_options), pass another duration, or use "
                 "provider='cuda'")
-        ids = [self.bundle.genre_id(g) for g in ([genre] if isinstance(genre, str) else genre)]
-        # One C_E when every window has the same genre; else one per window (a schedule: each
-        # window takes the genre in force where it starts, and the window handover carries the
-        # change across an overlap like any seam).
-        rows = self.bundle.control_embeddings[ids]
-        text = np.ascontiguousarray(rows[0] if len(set(ids)) == 1 else rows, dtype=np.float32)
         with self._engine() as engine:
-            motion, _ = engine.generate(features, text, table, seed=int(seed), known=known,
-                                        mask=mask, progress=progress, return_windows=False)
-        return self.bundle.normalizer.inverse(motion.astype(np.float64)).astype(np.float32)
+            out = engine.generate(features, text, table, seed=int(seed), known=known,
+                                  mask=mask, progress=progress, return_windows=False,
+                                  first_window=first_window, carry=carry,
+                                  return_carry=return_carry)
+        raw = self.bundle.normalizer.inverse(out[0].astype(np.float64)).astype(np.float32)
+        return raw, (out[2] if return_carry else None)
 
     def _lock_feet(self, motion: np.ndarray, foot_lock: bool,
                    keep: np.ndarray | None = None) -> np.ndarray:
@@ -410,6 +430,46 @@ class Generator:
         motion = self._lock_feet(motion, foot_lock)
         return self._dance(motion, schedule, seed, audio, start, duration, table,
                            **self._used(guidance, eta, sampler, foot_lock))
+
+    def stream(self, chunks: Iterable[Any],
+               prompt: Prompt = "energetic hip-hop with sharp arm hits", *, sample_rate: int,
+               seed: int = 0, steps: int | None = None, guidance: float | None = None,
+               eta: float | None = None, sampler: str | None = None,
+               foot_lock: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+        """Dance to audio that is still arriving: yields ``(start_frame, motion)`` pieces.
+
+        ``chunks``: an iterable of mono audio blocks of any size (float or integer PCM arrays,
+        or ``(samples, sample_rate)`` pairs) at ``sample_rate`` Hz. Each piece is unnormalized
+        motion ``(frames, dim)`` at the bundle's fps, yielded as soon as nothing that follows
+        can change it; the pieces are consecutive from frame 0, and joined they equal
+        :meth:`generate` on the whole audio with the same prompt (a schedule too), seed and
+        settings. The first piece comes after the first 4 s window's audio, the features'
+        look-ahead (``bundle.features.lookahead_samples``) and one window's compute; memory
+        does not grow with the song beyond the pieces. Needs a bundle whose features have a
+        bounded look-ahead (the default model's ``stft`` + ``rhythm``).
+
+        Every argument is checked before the first chunk is read; a chunk's problems (shape,
+        dtype, NaN, a changed sample rate) when it arrives.
+        """
+        from .streaming import check_streamable, stream_dance
+
+        check_streamable(self.bundle)
+        foot_lock = _check_flag(foot_lock, "foot_lock")
+        table = self._table(steps, guidance, eta, sampler)
+        schedule = self._schedule(prompt)
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
+                or sample_rate <= 0:
+            raise InputError(f"sample_rate must be a positive integer (Hz), got "
+                             f"{sample_rate!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+                or not 0 <= seed < 2**64:
+            raise InputError(f"seed must be an integer in 0..2**64 - 1, got {seed!r}")
+        if isinstance(chunks, (np.ndarray, str, bytes)) or not hasattr(chunks, "__iter__"):
+            raise InputError(f"chunks must be an iterable of audio blocks (e.g. a list or a "
+                             f"generator of arrays), got {type(chunks).__name__}; for a whole "
+                             "song use generate()")
+        return stream_dance(self, chunks, schedule, sample_rate=int(sample_rate),
+                            seed=int(seed), table=table, foot_lock=foot_lock)
 
     def edit(self, audio: Any, prompt: Prompt, reference: Dance | np.ndarray,
              keep: masks_mod.Mask | np.ndarray, *, seed: int = 0, steps: int | None = None,

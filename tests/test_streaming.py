@@ -1,0 +1,203 @@
+"""Streaming generation (``Generator.stream``): pieces while the audio arrives, which joined
+equal ``generate`` on the whole audio, with the features, the windows' carry and the foot lock
+each final only when nothing that follows can change them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gcdance
+from gcdance.errors import AudioTooShortError, FeatureConfigError, GCDanceError
+from gcdance.foot_lock import lock_feet, settled_frames
+from gcdance.layout import FINEDANCE
+
+pytest.importorskip("torch")
+
+
+def music(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    """Drum-like audio: noise-burst hits on a 120 bpm grid with off-beats, a tone, noise."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    y = 0.05 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(n)
+    hit = rng.standard_normal(int(0.05 * sr)) * np.exp(-np.linspace(0, 8, int(0.05 * sr)))
+    for k, start in enumerate(np.arange(0, n - hit.size, sr // 4)):
+        y[start: start + hit.size] += hit * (0.8 if k % 2 == 0 else 0.3)
+    return y.astype(np.float32)
+
+
+def pieces_of(y: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    out, at, i = [], 0, 0
+    while at < y.size:
+        size = sizes[i % len(sizes)]
+        out.append(y[at: at + size])
+        at += size
+        i += 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory: pytest.TempPathFactory) -> gcdance.Generator:
+    from export.bundle import random_bundle
+
+    bundle = random_bundle(tmp_path_factory.mktemp("bundle") / "tiny", "tiny", seed=0,
+                           features="stft_rhythm")
+    return gcdance.Generator(bundle, provider="cpu", threads=1)
+
+
+def joined(gen: gcdance.Generator, chunks: list[np.ndarray], prompt, sr: int, **kw
+           ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    pieces = list(gen.stream(chunks, prompt, sample_rate=sr, **kw))
+    spans = [(start, start + m.shape[0]) for start, m in pieces]
+    starts = [s for s, _ in spans]
+    assert starts == [0] + [e for _, e in spans[:-1]]  # consecutive from frame 0
+    return np.concatenate([m for _, m in pieces]), spans
+
+
+@pytest.mark.parametrize(("seconds", "sr", "sizes"), [
+    (13.3, 15360, [4096]),               # no resampling, blocks of 0.27 s
+    (9.0, 44100, [30000, 7, 120000]),     # resampled, odd block sizes
+    (3.1, 22050, [1000000]),              # one window, reflect-padded, in one block
+])
+def test_stream_equals_generate(generator, seconds: float, sr: int, sizes: list[int]) -> None:
+    y = music(seconds, sr)
+    whole = generator.generate((y, sr), "Jazz", seed=3, steps=4)
+    got, _ = joined(generator, pieces_of(y, sizes), "Jazz", sr, seed=3, steps=4)
+    assert got.shape == whole.motion.shape
+    np.testing.assert_allclose(got, whole.motion, rtol=0, atol=1e-4)
+
+
+def test_stream_equals_generate_with_a_schedule_and_eta(generator) -> None:
+    """A prompt schedule and re-noising DDIM (eta 1: every window's z from its own stream)."""
+    y, sr = music(14.0, 15360, seed=1), 15360
+    schedule = [(0.0, "Jazz"), (6.0, "Breaking")]
+    whole = generator.generate((y, sr), schedule, seed=9, steps=3, eta=1.0)
+    got, _ = joined(generator, pieces_of(y, [2000, 50000]), schedule, sr, seed=9, steps=3,
+                    eta=1.0)
+    np.testing.assert_allclose(got, whole.motion, rtol=0, atol=1e-4)
+    raw = generator.generate((y, sr), schedule, seed=9, steps=3, eta=1.0, foot_lock=False)
+    got_raw, _ = joined(generator, pieces_of(y, [2000, 50000]), schedule, sr, seed=9, steps=3,
+                        eta=1.0, foot_lock=False)
+    np.testing.assert_allclose(got_raw, raw.motion, rtol=0, atol=1e-4)
+
+
+def test_pieces_come_as_the_audio_arrives(generator) -> None:
+    """Real-time-sized blocks: a piece comes before the audio ends, and the first one once the
+    first window's audio and the features' look-ahead are in (without the foot lock: this
+    random model's contact labels say "planted" nearly everywhere, so the lock would hold the
+    pieces back until a foot lifts)."""
+    sr = 15360
+    y = music(16.0, sr, seed=2)
+    bundle = generator.bundle
+    # the first window's last frame is final once the audio reaches its centre + look-ahead
+    window_samples = (bundle.window - 1) * 512 + bundle.features.lookahead_samples
+    fed = 0
+
+    def blocks():
+        nonlocal fed
+        for block in pieces_of(y, [sr // 10]):
+            fed += block.size
+            yield block
+
+    first_at = None
+    for _, piece in generator.stream(blocks(), "Jazz", sample_rate=sr, steps=2,
+                                     foot_lock=False):
+        if first_at is None:
+            first_at = fed
+        assert piece.shape[1] == FINEDANCE.dim and np.isfinite(piece).all()
+    assert first_at is not None and first_at < y.size
+    assert window_samples <= first_at < window_samples + sr // 10  # within one block
+
+
+def test_memory_does_not_grow_with_the_song(generator) -> None:
+    """The features kept and the motion waiting for the foot lock stay bounded."""
+    from gcdance import streaming
+
+    sizes = []
+    original = streaming._Song.add
+
+    def add(self, rows):
+        original(self, rows)
+        sizes.append(0 if self.buf is None else self.buf.shape[0])
+
+    streaming._Song.add = add
+    try:
+        y = music(40.0, 15360, seed=4)
+        for _ in generator.stream(pieces_of(y, [15360]), "Jazz", sample_rate=15360, steps=1):
+            pass
+    finally:
+        streaming._Song.add = original
+    assert max(sizes) <= generator.bundle.window * 2 + 60
+
+
+def test_bad_streams_are_refused(generator) -> None:
+    sr = 15360
+    y = music(6.0, sr)
+    # before any work
+    for kwargs, message in [
+        ({"sample_rate": 0}, "sample_rate must be a positive"),
+        ({"sample_rate": 44100.5}, "sample_rate must be a positive"),
+        ({"sample_rate": sr, "seed": -1}, "seed must be"),
+        ({"sample_rate": sr, "steps": 0}, "steps must be"),
+    ]:
+        with pytest.raises(GCDanceError, match=message):
+            generator.stream([y], "Jazz", **kwargs)
+    with pytest.raises(GCDanceError, match=r"sort the entries"):
+        generator.stream([y], [(0, "Jazz"), (5, "Pop"), (2, "Jazz")], sample_rate=sr)
+    with pytest.raises(GCDanceError, match="chunks must be an iterable"):
+        generator.stream(y, "Jazz", sample_rate=sr)
+    # when the chunk arrives
+    for chunks, message in [
+        ([y[:1000], np.stack([y[:100], y[:100]], axis=1)], "mono"),
+        ([y[:1000], np.array(["a", "b"])], r"chunk|dtype|number"),
+        ([y[:1000], np.full(10, np.nan, np.float32)], "NaN"),
+        ([(y[:1000], sr), (y[1000:], 44100)], "sample rate cannot change mid-stream"),
+    ]:
+        with pytest.raises(GCDanceError, match=message):
+            list(generator.stream(chunks, "Jazz", sample_rate=sr, steps=1))
+    with pytest.raises(AudioTooShortError):
+        list(generator.stream([y[:2000]], "Jazz", sample_rate=sr, steps=1))
+    with pytest.raises(GCDanceError, match="changes at 9"):
+        list(generator.stream([y], [(0, "Jazz"), (9.0, "Pop")], sample_rate=sr, steps=1))
+
+
+def test_a_whole_song_bundle_cannot_stream(tmp_path: Path) -> None:
+    from export.bundle import random_bundle
+
+    bundle = random_bundle(tmp_path / "baseline", "tiny", seed=0, features="stft_baseline")
+    gen = gcdance.Generator(bundle, provider="cpu", threads=1)
+    with pytest.raises(FeatureConfigError, match=r"whole song.*rhythm"):
+        gen.stream([np.zeros(1000, np.float32)], "Jazz", sample_rate=15360)
+
+
+def test_settled_frames_cut_where_the_foot_lock_cannot_reach() -> None:
+    """Locking the feet piece by piece at the settled cuts equals locking them at once."""
+    rng = np.random.default_rng(0)
+    frames = 400
+    motion = np.zeros((frames, FINEDANCE.dim), np.float32)
+    motion[:, FINEDANCE.rotations] = np.tile([1, 0, 0, 0, 1, 0], FINEDANCE.num_joints)
+    motion[:, FINEDANCE.rotations] += rng.normal(0, 0.05, (frames, 6 * FINEDANCE.num_joints))
+    motion[:, FINEDANCE.root] = np.cumsum(rng.normal(0, 0.01, (frames, 3)), axis=0)
+    contacts = np.zeros((frames, FINEDANCE.contacts.stop - FINEDANCE.contacts.start),
+                        np.float32)
+    for a, b in [(10, 60), (62, 70), (150, 230), (300, 320)]:  # a gap of 2 frames is filled
+        contacts[a:b, 0] = 1.0
+    contacts[100:130, 2] = 1.0
+    motion[:, FINEDANCE.contacts] = contacts
+    whole = lock_feet(motion, FINEDANCE)
+    assert np.abs(whole - motion).max() > 1e-3  # the lock does something here
+    done, pieces = 0, []
+    for end in range(40, frames + 1, 37):
+        cut = done + settled_frames(motion[done:end], FINEDANCE)
+        if cut > done:
+            pieces.append(lock_feet(motion[done:cut], FINEDANCE))
+            done = cut
+    pieces.append(lock_feet(motion[done:], FINEDANCE))
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    # no cut inside or near a planted run
+    assert settled_frames(motion[:65], FINEDANCE) == 0
+    cut = settled_frames(motion[:149], FINEDANCE)
+    assert 70 + 12 < cut <= 149 - 13 and not (100 - 13 < cut < 130 + 13)
