@@ -107,11 +107,12 @@ py::tuple Generate(gcdance::Generator& generator,
     zq_a = AsFloats(zq, "zq");
     req.zq = Checked(zq_a, {req.steps, W, c.window, c.dim}, "zq");
   }
-  // Streaming: the carry of the request before, as (x0 (steps, L, dim), anchors (steps, K))
-  // (anchors None for a model without root anchoring).
+  // Streaming: the carry of the request before, as (x0 (steps, L, dim), anchors (steps, 2, K)
+  // float64) (anchors None for a model without root anchoring).
   req.first_window = first_window;
   const int64_t K = int64_t(c.anchor_dims.size());
-  FloatArray carry_x0_a, carry_anchors_a;
+  FloatArray carry_x0_a;
+  py::array_t<double, py::array::c_style | py::array::forcecast> carry_anchors_a;
   if (!carry.is_none()) {
     py::tuple pair;
     try {
@@ -127,14 +128,26 @@ py::tuple Generate(gcdance::Generator& generator,
     carry_x0_a = AsFloats(pair[0], "carry x0");
     req.carry_x0 = Checked(carry_x0_a, {req.steps, c.window, c.dim}, "carry x0");
     if (K > 0) {
-      carry_anchors_a = AsFloats(pair[1], "carry anchors");
-      req.carry_anchors = Checked(carry_anchors_a, {req.steps, K}, "carry anchors");
+      try {
+        carry_anchors_a = pair[1].cast<decltype(carry_anchors_a)>();
+      } catch (const py::cast_error&) {
+        throw gcdance::InputError("carry anchors must be an array of numbers");
+      }
+      std::vector<int64_t> got(carry_anchors_a.shape(),
+                               carry_anchors_a.shape() + carry_anchors_a.ndim());
+      if (got != std::vector<int64_t>{req.steps, 2, K}) {
+        throw gcdance::InputError("carry anchors must have shape " +
+                                  gcdance::ShapeString({req.steps, 2, K}) + ", got " +
+                                  gcdance::ShapeString(got));
+      }
+      req.carry_anchors = carry_anchors_a.data();
     }
   }
-  std::vector<float> carry_x0_out, carry_anchors_out;
+  std::vector<float> carry_x0_out;
+  std::vector<double> carry_anchors_out;
   if (return_carry) {
     carry_x0_out.resize(size_t(req.steps * c.window * c.dim));
-    carry_anchors_out.resize(size_t(req.steps * std::max<int64_t>(K, 1)));
+    carry_anchors_out.resize(size_t(req.steps * 2 * std::max<int64_t>(K, 1)));
     req.carry_x0_out = carry_x0_out.data();
     req.carry_anchors_out = K > 0 ? carry_anchors_out.data() : nullptr;
   }
@@ -154,7 +167,11 @@ py::tuple Generate(gcdance::Generator& generator,
   if (return_windows) windows_out = ToNumpy(windows, {W, c.window, c.dim});
   if (!return_carry) return py::make_tuple(ToNumpy(motion, {req.frames, c.dim}), windows_out);
   py::object anchors_out = py::none();
-  if (K > 0) anchors_out = ToNumpy(carry_anchors_out, {req.steps, K});
+  if (K > 0) {
+    py::array_t<double> a({py::ssize_t(req.steps), py::ssize_t(2), py::ssize_t(K)});
+    std::memcpy(a.mutable_data(), carry_anchors_out.data(), size_t(req.steps * 2 * K) * sizeof(double));
+    anchors_out = a;
+  }
   return py::make_tuple(ToNumpy(motion, {req.frames, c.dim}), windows_out,
                         py::make_tuple(ToNumpy(carry_x0_out, {req.steps, c.window, c.dim}),
                                        anchors_out));

@@ -12,9 +12,9 @@ network input:
              table (S + 1, C), slab_index (S + 1, 3) int64, z (Nz, W, L, D), zq (Nq, W, L, D),
              known (W, L, D), mask (W, L, D) bool, prev_window (W,) int64,
              head (W, L, 1) bool, batch_zeros (2W,), carried (1,) bool,
-             carry_x0 (Nc, L, D), carry_anchors (Nc, K)
+             carry_x0 (Nc, L, D), carry_anchors (Nc, 2, K) float64
     outputs  x_next, x0_next, anchors_next, step_next = step + 1, x_in_next (2W, L, D),
-             t_next (2W,), carry_x0_next (1, L, D), carry_anchors_next (1, K)
+             t_next (2W,), carry_x0_next (1, L, D), carry_anchors_next (1, 2, K)
 
 One graph serves DDIM and DPM-Solver++(2M): the step mixes this step's x0 with the previous
 one's (``x0_prev``, zeros before the first step) by the table's ``x0_coef`` and
@@ -31,8 +31,9 @@ w >= 1's first ``L - hop`` frames, and window 0's when ``carried``: the window h
 tensors for W = 1. Without root anchoring (K = 0) the graph has no anchor inputs or outputs.
 
 The carry (streaming: a song generated a few windows at a time, exactly as in one run): window
-0 of a run may continue the last window of an earlier run, whose step-s x0 (after 4b) and next
-window start (step 4's chain one window further) are ``carry_x0`` and ``carry_anchors`` at row
+0 of a run may continue the last window of an earlier run, whose step-s x0 (after 4b) and
+window-start chain (its first start and its float64 sum of window steps one window further,
+step 4) are ``carry_x0`` and ``carry_anchors`` at row
 ``slab_index[s, 2]``; with ``carried`` true window 0 takes its overlap over from that x0 and its
 start from that chain. Every run hands the same pair for its own last window on as
 ``carry_x0_next`` and ``carry_anchors_next`` (the engine collects them per step when asked).
@@ -73,7 +74,7 @@ UPLOADS: dict[str, tuple[str, int]] = {
     "known": ("float", 3), "mask": ("bool", 3), "z": ("float", 4), "zq": ("float", 4),
     "table": ("float", 2), "slab_index": ("int64", 2), "prev_window": ("int64", 1),
     "head": ("bool", 3), "batch_zeros": ("float", 1), "carried": ("bool", 1),
-    "carry_x0": ("float", 3), "carry_anchors": ("float", 2),
+    "carry_x0": ("float", 3), "carry_anchors": ("double", 3),
 }
 
 
@@ -114,7 +115,7 @@ class _Graph:
 
 def _value_info(onnx: Any, name: str, elem: str, shape: Sequence[int | str]) -> Any:
     types = {"float": onnx.TensorProto.FLOAT, "int64": onnx.TensorProto.INT64,
-             "bool": onnx.TensorProto.BOOL}
+             "bool": onnx.TensorProto.BOOL, "double": onnx.TensorProto.DOUBLE}
     return onnx.helper.make_tensor_value_info(name, types[elem], list(shape))
 
 
@@ -187,20 +188,30 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
             r[name] = g.op("Where", [at("mask", frame), at("known", frame), free], f"r_{name}")
         own_first = g.op("Sub", [g.op("Gather", [r["start"], zero_i], axis=0),
                                  g.const(zero, f32, "anchor_zero")])
-        carried_first = g.op("Reshape", [g.op("Gather", ["carry_anchors", carry_row], axis=0),
-                                         g.const([len(dims)], i64)])
+        # The carry's chain: (first start, sum of the window steps so far) in float64, so a
+        # continued run sums exactly as one run over all the windows does.
+        carry = g.op("Gather", ["carry_anchors", carry_row], axis=0)  # (2, K) float64
+        carried_first = g.op("Cast", [g.op("Gather", [carry, zero_i], axis=0)],
+                             to=g.onnx.TensorProto.FLOAT)
         first = g.op("Where", ["carried", carried_first, own_first], "first")
+        carried_sum = g.op("Where", ["carried", g.op("Gather", [carry, one_i], axis=0),
+                                     g.const(np.zeros(len(dims)), np.float64)])
         steps = g.op("Cast", [g.op("Sub", [r["hop"], r["start"]], "window_steps")],
                      to=g.onnx.TensorProto.DOUBLE)
-        cumulative = g.op("CumSum", [steps, g.const(0, i64)], exclusive=1)
-        g.op("Add", [first, g.op("Cast", [cumulative], to=g.onnx.TensorProto.FLOAT)],
+        # sums[j] = carried + steps 0..j-1 (a sequential CumSum, as torch's), sums[W] the next
+        sums = g.op("CumSum", [g.op("Concat", [g.op("Unsqueeze", [carried_sum, g.const(
+            [0], i64)]), steps], axis=0), g.const(0, i64)], "start_sums")
+        big = g.const([np.iinfo(np.int64).max], i64)
+        axis0 = g.const([0], i64)
+        own = g.op("Slice", [sums, g.const([0], i64), g.const([-1], i64), axis0])
+        g.op("Add", [first, g.op("Cast", [own], to=g.onnx.TensorProto.FLOAT)],
              out="anchors_next")
-        # The next window's start, for a later run that continues this one (the carry).
-        total = g.op("CumSum", [steps, g.const(0, i64)])
-        last_i = g.const([-1], i64)
-        g.op("Add", [first, g.op("Cast", [g.op("Slice", [total, last_i, g.const(
-            [np.iinfo(np.int64).max], i64), g.const([0], i64)])], to=g.onnx.TensorProto.FLOAT)],
-             out="carry_anchors_next")
+        # The next run's carry: this chain's first start and its sum one window further.
+        handed = g.op("Concat", [g.op("Unsqueeze", [g.op("Cast", [first],
+                                                         to=g.onnx.TensorProto.DOUBLE),
+                                                    g.const([0], i64)]),
+                                 g.op("Slice", [sums, g.const([-1], i64), big, axis0])], axis=0)
+        g.op("Unsqueeze", [handed, g.const([0], i64)], out="carry_anchors_next")
         # (W, 1, D) offset: the window start on the anchor dims, exactly 0 elsewhere.
         gather_idx = np.zeros(dim, np.int64)
         one_hot = np.zeros(dim, np.float32)
@@ -263,9 +274,9 @@ def build_sampler_graph(dim: int, window: int, hop: int, anchor_dims: Sequence[i
                _value_info(onnx, "carry_x0_next", "float", [1, L, D])]
     if dims:
         inputs += [_value_info(onnx, "anchors", "float", [W, len(dims)]),
-                   _value_info(onnx, "carry_anchors", "float", ["carry_rows", len(dims)])]
+                   _value_info(onnx, "carry_anchors", "double", ["carry_rows", 2, len(dims)])]
         outputs += [_value_info(onnx, "anchors_next", "float", [W, len(dims)]),
-                    _value_info(onnx, "carry_anchors_next", "float", [1, len(dims)])]
+                    _value_info(onnx, "carry_anchors_next", "double", [1, 2, len(dims)])]
     inputs += [_value_info(onnx, "step", "int64", [1]),
                _value_info(onnx, "table", "float", [S, len(TABLE_KEYS)]),
                _value_info(onnx, "slab_index", "int64", [S, 3]),

@@ -282,19 +282,21 @@ def test_update_anchors_chain_and_known() -> None:
     x0 = torch.zeros(3, 6, 8)
     x0[..., 4] = torch.arange(6.0)  # every window moves +1 per frame on dim 4
     x0[..., 6] = -0.2
-    a = update_anchors(x0, anchor, hop=3)
-    # the three windows' starts, then the start of the window after them (the carry)
-    torch.testing.assert_close(a, torch.tensor([[-0.1, 0.0], [2.9, 0.0], [5.9, 0.0],
-                                                [8.9, 0.0]]))
-    # a carried start moves the whole chain
-    b = update_anchors(x0, anchor, hop=3, first=torch.tensor([1.0, 2.0]))
-    torch.testing.assert_close(b, a - a[0] + torch.tensor([1.0, 2.0]))
+    a, chain = update_anchors(x0, anchor, hop=3)
+    torch.testing.assert_close(a, torch.tensor([[-0.1, 0.0], [2.9, 0.0], [5.9, 0.0]]))
+    # the chain a continuing run needs: the first start and the sum up to the next window
+    torch.testing.assert_close(chain, torch.tensor([[-0.1, 0.0], [9.0, 0.0]],
+                                                   dtype=torch.float64))
+    # a carried chain moves every start
+    b, _ = update_anchors(x0, anchor, hop=3, carry=torch.tensor([[1.0, 2.0], [0.5, 0.0]],
+                                                               dtype=torch.float64))
+    torch.testing.assert_close(b, a - a[0] + torch.tensor([1.5, 2.0]))
     mask = torch.zeros(3, 6, 8, dtype=torch.bool)
     mask[0, 0, 4] = True
     known = torch.full((3, 6, 8), 10.0)
-    a = update_anchors(x0, anchor, hop=3, known=known, mask=mask)
+    a, _ = update_anchors(x0, anchor, hop=3, known=known, mask=mask)
     # window 0 is known to start at 10; its move over the first hop is then 3 - 10
-    torch.testing.assert_close(a[:, 0], torch.tensor([9.9, 2.9, 5.9, 8.9]))
+    torch.testing.assert_close(a[:, 0], torch.tensor([9.9, 2.9, 5.9]))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy (TorchScript) exporter

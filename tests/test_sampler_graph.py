@@ -81,7 +81,7 @@ def feeds(step: int, masked: bool, rng: np.random.Generator, hop: int = 60, wind
         "batch_zeros": np.zeros(2 * windows, np.float32),
         "carried": np.array([carried]),
         "carry_x0": rng.uniform(-1, 1, (carry_rows, L, D)).astype(np.float32),
-        "carry_anchors": rng.standard_normal((carry_rows, 2)).astype(np.float32),
+        "carry_anchors": rng.standard_normal((carry_rows, 2, 2)),  # float64
     }
 
 
@@ -103,12 +103,12 @@ def reference_step(f: dict[str, np.ndarray], masked: bool, hop: int = 60,
     if anchored:
         anchor = RootAnchor(ANCHOR_DIMS, torch.tensor(ANCHOR_ZERO, dtype=torch.float32))
         previous = anchor.offset(torch.from_numpy(f["anchors"]), D)
-        first = torch.from_numpy(f["carry_anchors"][row]) if carried else None
-        starts = update_anchors(x0 + previous, anchor, hop, known, mask, first=first)
-        offset = anchor.offset(starts[:-1], D)
+        carry = torch.from_numpy(f["carry_anchors"][row]) if carried else None
+        starts, chain = update_anchors(x0 + previous, anchor, hop, known, mask, carry)
+        offset = anchor.offset(starts, D)
         x0 = x0 + offset
         out["anchors_next"] = offset[:, 0, ANCHOR_DIMS].numpy()
-        out["carry_anchors_next"] = starts[-1:].numpy()
+        out["carry_anchors_next"] = chain[None].numpy()
     x0 = handover(x0, hop, torch.from_numpy(f["carry_x0"][row]) if carried else None)
     out["carry_x0_next"] = x0[-1:].numpy()
     d = c.x0_coef * x0 + c.x0_prev_coef * torch.from_numpy(f["x0_prev"])
@@ -277,7 +277,7 @@ def test_upload_graph_copies_every_type() -> None:
     assert [i.name for i in sess.get_inputs()] == list(UPLOADS)
     assert [o.name for o in sess.get_outputs()] == [f"to_{n}" for n in UPLOADS]
     rng = np.random.default_rng(0)
-    dtypes = {"float": np.float32, "int64": np.int64, "bool": bool}
+    dtypes = {"float": np.float32, "int64": np.int64, "bool": bool, "double": np.float64}
     f = {}
     for name, (elem, rank) in UPLOADS.items():
         shape = tuple(range(2, 2 + rank))
@@ -291,7 +291,7 @@ def test_sampler_inputs_are_uploads() -> None:
     """Every input of the sampler step but x0_pair (the denoiser's output) is one of the
     upload graph's tensors, of the same element type and rank."""
     types = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.INT64: "int64",
-             onnx.TensorProto.BOOL: "bool"}
+             onnx.TensorProto.BOOL: "bool", onnx.TensorProto.DOUBLE: "double"}
     model = onnx.load_from_string(build_sampler_graph(D, L, 60, ANCHOR_DIMS, ANCHOR_ZERO))
     for value in model.graph.input:
         if value.name == "x0_pair":

@@ -284,8 +284,9 @@ def handover(x0: Tensor, hop: int, carry_x0: Tensor | None = None) -> Tensor:
 class Carry(NamedTuple):
     """One step's hand-on from a run's last window to the next run's window 0 (streaming: a
     song generated a few windows at a time equals one run over all of them). ``x0`` (L, D):
-    the last window's x0 after step 4b; ``anchors`` (K,): where the window after it starts
-    (step 4's chain one window further; None without root anchoring)."""
+    the last window's x0 after step 4b; ``anchors`` (2, K) float64: step 4's chain of window
+    starts, its first start and its sum one window further (:func:`update_anchors`; None
+    without root anchoring)."""
 
     x0: Tensor
     anchors: Tensor | None
@@ -325,20 +326,25 @@ class RootAnchor(NamedTuple):
 def update_anchors(
     x0: Tensor, anchor: RootAnchor, hop: int | None,
     known: Tensor | None = None, mask: Tensor | None = None,
-    first: Tensor | None = None,
-) -> Tensor:
-    """Step 4: where each window starts on the anchor dims, chained over windows: ``(W + 1,
-    K)``, the W windows' starts and the start of the window after them (the carry of a run
-    that a later one continues). ``first`` (K,): window 0's start, carried from an earlier run
-    (default: where window 0 itself starts)."""
+    carry: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Step 4: where each window starts on the anchor dims, chained over windows.
+
+    Returns ``(starts, chain)``: the W windows' starts ``(W, K)`` and the chain a later run
+    continuing these windows needs, ``(2, K)`` float64: the first window's start and the sum of
+    the window steps up to the window after the last (the start of window j is ``first +
+    sum_j``, the sum in float64 as torch's CPU cumsum accumulates, so a continued run sums
+    exactly as one run over all the windows). ``carry``: that chain from an earlier run, whose
+    last window comes before window 0 (default: window 0 starts the chain)."""
     g = x0 if mask is None else torch.where(mask, known, x0)
     r = g[:, :, anchor.dims]  # (W, L, K)
-    if first is None:
-        first = r[0, 0] - anchor.zero
-    if hop is None:
-        return torch.stack((first, first))
-    steps = r[:, hop] - r[:, 0]
-    return torch.cat((first[None], first + torch.cumsum(steps, dim=0)), dim=0)
+    if carry is None:
+        first, carried = r[0, 0] - anchor.zero, torch.zeros_like(r[0, 0], dtype=torch.float64)
+    else:
+        first, carried = carry[0].to(r.dtype), carry[1]
+    steps = (r[:, hop] - r[:, 0]) if hop is not None else torch.zeros_like(r[:, 0])
+    sums = torch.cumsum(torch.cat((carried[None], steps.double())), dim=0)
+    return first + sums[:-1].to(r.dtype), torch.stack((first.double(), sums[-1]))
 
 
 def sampler_step(
@@ -370,11 +376,11 @@ def sampler_step(
     x_in = x if anchor is None else x - c.sqrt_alpha_bar * offset
     x0_cond, x0_uncond = guided_x0(model, x_in, c.timestep, music, text_emb)
     x0 = guide(x0_cond, x0_uncond, c)
-    next_start = None
+    chain = None
     if anchor is not None:
-        starts = update_anchors(x0 + offset, anchor, hop, known, mask,
-                                first=None if carry is None else carry.anchors)
-        offset, next_start = anchor.offset(starts[:-1], x.shape[-1]), starts[-1]
+        starts, chain = update_anchors(x0 + offset, anchor, hop, known, mask,
+                                       None if carry is None else carry.anchors)
+        offset = anchor.offset(starts, x.shape[-1])
         x0 = x0 + offset
     if hop is not None:
         x0 = handover(x0, hop, None if carry is None else carry.x0)
@@ -384,7 +390,7 @@ def sampler_step(
         if known is None or zq is None:
             raise InputError("inpainting needs both the known motion and zq noise")
         x = inpaint(x, known, mask, c, zq)
-    return x, offset, x0, Carry(x0[-1], next_start)
+    return x, offset, x0, Carry(x0[-1], chain)
 
 
 # ----------------------------------------------------------------------------------- loops
@@ -481,7 +487,7 @@ def sample_windows(
             anchor = RootAnchor(anchor.dims, anchor.zero.to(device=device, dtype=torch.float32))
             start = torch.zeros(shape, device=device)
             start[..., anchor.dims] = anchor.zero
-            offset = anchor.offset(update_anchors(start, anchor, hop, known_t, mask_t)[:-1], dim)
+            offset = anchor.offset(update_anchors(start, anchor, hop, known_t, mask_t)[0], dim)
         x0_prev = torch.zeros(shape, device=device)
         for i, c in enumerate(coeffs):
             z = noise.step(i, shape).to(device=device, dtype=torch.float32)

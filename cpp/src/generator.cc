@@ -197,13 +197,14 @@ void Model::CheckGraphs() const {
   // graph that declares another would make it write past them.
   constexpr auto i64 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
   constexpr auto b8 = ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
+  constexpr auto f64 = ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
   const std::map<std::string, std::pair<ONNXTensorElementDataType, size_t>> uploads = {
       {"x", {f32, 3}},     {"x0_prev", {f32, 3}}, {"anchors", {f32, 2}}, {"step", {i64, 1}},
       {"x_in", {f32, 3}},  {"t", {f32, 1}},       {"music", {f32, 3}},   {"text", {f32, 2}},
       {"cond", {f32, 1}},  {"known", {f32, 3}},   {"mask", {b8, 3}},     {"z", {f32, 4}},
       {"zq", {f32, 4}},    {"table", {f32, 2}},   {"slab_index", {i64, 2}},
       {"prev_window", {i64, 1}}, {"head", {b8, 3}}, {"batch_zeros", {f32, 1}},
-      {"carried", {b8, 1}}, {"carry_x0", {f32, 3}}, {"carry_anchors", {f32, 2}}};
+      {"carried", {b8, 1}}, {"carry_x0", {f32, 3}}, {"carry_anchors", {f64, 3}}};
   std::set<std::string> names, to;
   for (const auto& [name, spec] : uploads) {
     names.insert(name);
@@ -307,10 +308,13 @@ void Generator::Upload(const GenerateRequest& req, bool masked) {
   const size_t carry_x0_n = size_t(L * D), carry_rows = carried ? size_t(S) : 1;
   if (carried) {
     std::memcpy(f32("carry_x0"), req.carry_x0, carry_rows * carry_x0_n * sizeof(float));
-    if (K > 0) std::memcpy(f32("carry_anchors"), req.carry_anchors, carry_rows * K * sizeof(float));
+    if (K > 0) {
+      std::memcpy(loop_.host("carry_anchors").data(), req.carry_anchors,
+                  carry_rows * 2 * K * sizeof(double));
+    }
   } else {
     std::memset(f32("carry_x0"), 0, loop_.host("carry_x0").bytes());
-    std::memset(f32("carry_anchors"), 0, loop_.host("carry_anchors").bytes());
+    std::memset(loop_.host("carry_anchors").data(), 0, loop_.host("carry_anchors").bytes());
   }
 
   float* z = f32("z");

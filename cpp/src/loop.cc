@@ -13,6 +13,7 @@ namespace {
 constexpr auto kFloat = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
 constexpr auto kInt64 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
 constexpr auto kBool = ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
+constexpr auto kDouble = ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
 
 // Shapes of the upload graph's tensors for a shape (windows, steps, slabs) of a model.
 std::map<std::string, std::vector<int64_t>> UploadShapes(const ModelConfig& c, int64_t W,
@@ -31,7 +32,7 @@ std::map<std::string, std::vector<int64_t>> UploadShapes(const ModelConfig& c, i
           {"table", {S + 1, columns}}, {"slab_index", {S + 1, 3}},
           {"prev_window", {W}},       {"head", {W, L, 1}},
           {"batch_zeros", {B}},       {"carried", {1}},
-          {"carry_x0", {carry_rows, L, D}}, {"carry_anchors", {carry_rows, K}}};
+          {"carry_x0", {carry_rows, L, D}}, {"carry_anchors", {carry_rows, 2, K}}};
 }
 
 }  // namespace
@@ -104,7 +105,7 @@ void Loop::Reserve(int64_t W, int64_t S, int64_t z_slabs, int64_t zq_slabs,
   Device("cache", kFloat, {B, L, c.cache_dim});
   // Where a run's carry goes when nobody collects it.
   Device("carry_x0_next", kFloat, {1, L, D});
-  Device("carry_anchors_next", kFloat, {1, shapes.at("carry_anchors")[1]});
+  Device("carry_anchors_next", kDouble, {1, 2, shapes.at("carry_anchors")[2]});
   if (!x_host_ || x_host_->shape() != std::vector<int64_t>{W, L, D}) {
     x_host_ = std::make_unique<HostTensor>(kFloat, std::vector<int64_t>{W, L, D});
     ++allocations_;
@@ -205,7 +206,7 @@ void Loop::BindCarry(Ort::IoBinding& binding, const CarryViews* views) {
 }
 
 void Loop::Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out,
-               float* carry_x0_out, float* carry_anchors_out) {
+               float* carry_x0_out, double* carry_anchors_out) {
   if (shape_[0] < 0) throw Error("Loop::Run before Reserve");
   const int64_t steps = shape_[1];
   const ModelConfig& c = model_->config();
@@ -215,15 +216,16 @@ void Loop::Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_o
   if (carry_x0_out != nullptr) {
     const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
     const std::array<int64_t, 3> x_shape{1, c.window, c.dim};
-    const std::array<int64_t, 2> a_shape{1, std::max<int64_t>(K, 1)};
+    const std::array<int64_t, 3> a_shape{1, 2, std::max<int64_t>(K, 1)};
     const size_t x_count = size_t(c.window * c.dim);
     for (int64_t s = 0; s < steps; ++s) {
       CarryViews v;
       v.x0 = Ort::Value::CreateTensor<float>(cpu, carry_x0_out + size_t(s) * x_count, x_count,
                                              x_shape.data(), x_shape.size());
       if (K > 0) {
-        v.anchors = Ort::Value::CreateTensor<float>(cpu, carry_anchors_out + size_t(s * K),
-                                                    size_t(K), a_shape.data(), a_shape.size());
+        v.anchors = Ort::Value::CreateTensor<double>(cpu, carry_anchors_out + size_t(s * 2 * K),
+                                                     size_t(2 * K), a_shape.data(),
+                                                     a_shape.size());
       }
       views.push_back(std::move(v));
     }

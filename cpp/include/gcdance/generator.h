@@ -80,13 +80,14 @@ struct GenerateRequest {
   // Streaming: the song's index of this request's window 0 (window w draws its noise from
   // stream first_window + w of the seed), and the carry of an earlier request whose last
   // window is window first_window - 1: carry_x0 (steps, L, dim) and, with root anchoring,
-  // carry_anchors (steps, K), as that request's carry_*_out received them. Not with a mask.
+  // carry_anchors (steps, 2, K) float64 (the chain of window starts: its first start and its
+  // sum of window steps), as that request's carry_*_out received them. Not with a mask.
   int64_t first_window = 0;
   const float* carry_x0 = nullptr;
-  const float* carry_anchors = nullptr;
+  const double* carry_anchors = nullptr;
   // Receive this request's carry when set (same shapes).
   float* carry_x0_out = nullptr;
-  float* carry_anchors_out = nullptr;
+  double* carry_anchors_out = nullptr;
   // Injected noise (parity tests): x_T (W, L, dim), z and zq (steps, W, L, dim). When x_T is
   // given, z (and zq with a mask) must be too; otherwise all noise comes from `seed`.
   const float* x_T = nullptr;

@@ -53,10 +53,10 @@ class Loop {
   // The host tensor the generation fills for upload `name` (an input of the upload graph).
   HostTensor& host(const std::string& name);
   // Uploads, runs the steps and writes the final windows (W, L, dim) to `x_out`; with
-  // `carry_x0_out` (steps, L, dim) and, anchored, `carry_anchors_out` (steps, K), also what a
-  // later run continuing the last window needs of every step (the sampler graph's carry).
+  // `carry_x0_out` (steps, L, dim) and, anchored, `carry_anchors_out` (steps, 2, K), also what
+  // a later run continuing the last window needs of every step (the sampler graph's carry).
   void Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_out,
-           float* carry_x0_out = nullptr, float* carry_anchors_out = nullptr);
+           float* carry_x0_out = nullptr, double* carry_anchors_out = nullptr);
   size_t allocations() const { return allocations_; }
 
  private:
