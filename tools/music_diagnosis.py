@@ -89,18 +89,38 @@ def align(corpus: Path, max_files: int) -> dict[str, object]:
     }
 
 
-def _corpus_windows(corpus: Path, split: str, stride: int, max_windows: int
+class _Denoiser:
+    """A bundle's x0 prediction: its condition graph, then its denoiser graph."""
+
+    def __init__(self, bundle: Path) -> None:
+        import onnxruntime as ort
+
+        from gcdance.bundle import load_bundle
+
+        self.bundle = load_bundle(bundle)
+        opts = {"providers": ["CPUExecutionProvider"]}
+        self.condition = ort.InferenceSession(str(self.bundle.graphs.condition), **opts)
+        self.denoiser = ort.InferenceSession(str(self.bundle.graphs.denoiser), **opts)
+
+    def __call__(self, x_t: np.ndarray, t: float, music: np.ndarray, text: np.ndarray,
+                 keep: float) -> np.ndarray:
+        b = len(x_t)
+        mask = np.full(b, keep, np.float32)
+        cache = self.condition.run(None, {"music": music, "text_emb": text, "cond_mask": mask})
+        return self.denoiser.run(None, {
+            "x_t": x_t, "t": np.full(b, t, np.float32), "text_emb": text, "cond_mask": mask,
+            "cond_cache": cache[0]})[0]
+
+
+def _corpus_windows(corpus: Path, split: str, stride: int, max_windows: int, cfg: object
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw motion windows ``(N, 120, 319)``, their ``stft_baseline`` features and genre ids,
-    cut exactly as ``training.data.prepare_data`` cuts them."""
+    """Raw motion windows ``(N, 120, 319)``, their features (``cfg``: the bundle's) and genre
+    ids, cut exactly as ``training.data.prepare_data`` cuts them."""
     from gcdance.datasets.finedance import FineDanceDataset
     from gcdance.features import extract_features
-    from gcdance.features.config import FeatureConfig
     from gcdance.layout import get_layout
     from gcdance.windows import make_windows, slice_windows
-    from training.data import FEATURE_PRESETS
 
-    cfg = FeatureConfig(sets=FEATURE_PRESETS["stft_baseline"])
     layout = get_layout("finedance")
     ds = FineDanceDataset(corpus, split)  # type: ignore[arg-type]
     motions, musics, genres = [], [], []
@@ -123,16 +143,12 @@ def sensitivity(bundle: Path, corpus: Path, split: str, max_windows: int,
                 timesteps: Sequence[int]) -> dict[str, object]:
     """x0-prediction error of the bundle's denoiser on corpus windows with the true condition,
     another window's music, another genre, and the null condition; same noise for all."""
-    import onnxruntime as ort
-
-    from gcdance.normalizer import MinMaxNormalizer
     from gcdance.schedule import alphas_cumprod
 
-    raw, music, genre = _corpus_windows(corpus, split, 60, max_windows)
-    norm = MinMaxNormalizer.load(bundle / "normalizer.npz")
-    x0 = norm.transform(raw).astype(np.float32)
-    control = np.load(bundle / "control_embeddings.npz")["finedance"].astype(np.float32)
-    sess = ort.InferenceSession(str(bundle / "denoiser.onnx"), providers=["CPUExecutionProvider"])
+    model = _Denoiser(bundle)
+    raw, music, genre = _corpus_windows(corpus, split, 60, max_windows, model.bundle.features)
+    x0 = model.bundle.normalizer.transform(raw).astype(np.float32)
+    control = model.bundle.control_embeddings.astype(np.float32)
     ab = alphas_cumprod(1000)
     n = len(x0)
     other = (np.arange(n) + n // 2) % n  # another window, almost always another file
@@ -149,10 +165,7 @@ def sensitivity(bundle: Path, corpus: Path, split: str, max_windows: int,
             errs = []
             for i in range(0, n, 16):
                 sl = slice(i, min(n, i + 16))
-                b = sl.stop - sl.start
-                pred = sess.run(None, {
-                    "x_t": x_t[sl], "t": np.full(b, t, np.float32), "music": mus[sl],
-                    "text_emb": control[gen[sl]], "cond_mask": np.full(b, keep, np.float32)})[0]
+                pred = model(x_t[sl], t, mus[sl], control[gen[sl]], keep)
                 errs.append(((pred - x0[sl]) ** 2).mean(axis=(1, 2)))
             row[case] = float(np.concatenate(errs).mean())
         rows[str(t)] = {k: round(v, 5) for k, v in row.items()}
@@ -163,21 +176,19 @@ def foot(bundle: Path, corpus: Path, max_windows: int, timesteps: Sequence[int]
          ) -> dict[str, object]:
     """The foot loss of training (``training.losses``) on corpus windows: of the truth, and of
     the bundle's x0 predictions, with the share of frames it counts as planted."""
-    import onnxruntime as ort
     import torch
 
     from gcdance.layout import get_layout
-    from gcdance.normalizer import MinMaxNormalizer
     from gcdance.schedule import alphas_cumprod
     from training.losses import DanceLosses
 
     layout = get_layout("finedance")
-    raw, music, genre = _corpus_windows(corpus, "train", 60, max_windows)
-    norm = MinMaxNormalizer.load(bundle / "normalizer.npz")
+    model = _Denoiser(bundle)
+    raw, music, genre = _corpus_windows(corpus, "train", 60, max_windows, model.bundle.features)
+    norm = model.bundle.normalizer
     losses = DanceLosses(layout, norm)
     x0 = norm.transform(raw).astype(np.float32)
-    control = np.load(bundle / "control_embeddings.npz")["finedance"].astype(np.float32)
-    sess = ort.InferenceSession(str(bundle / "denoiser.onnx"), providers=["CPUExecutionProvider"])
+    control = model.bundle.control_embeddings.astype(np.float32)
     ab = alphas_cumprod(1000)
     rng = np.random.default_rng(2)
     c = layout.contacts
@@ -197,11 +208,8 @@ def foot(bundle: Path, corpus: Path, max_windows: int, timesteps: Sequence[int]
     for t in timesteps:
         noise = rng.standard_normal(x0.shape).astype(np.float32)
         x_t = (np.sqrt(ab[t]) * x0 + np.sqrt(1 - ab[t]) * noise).astype(np.float32)
-        preds = [sess.run(None, {
-            "x_t": x_t[i:i + 16], "t": np.full(len(x_t[i:i + 16]), t, np.float32),
-            "music": music[i:i + 16], "text_emb": control[genre[i:i + 16]],
-            "cond_mask": np.ones(len(x_t[i:i + 16]), np.float32)})[0]
-            for i in range(0, len(x0), 16)]
+        preds = [model(x_t[i:i + 16], t, music[i:i + 16], control[genre[i:i + 16]], 1.0)
+                 for i in range(0, len(x0), 16)]
         rows[f"pred_t{t}"] = stats(np.concatenate(preds))
     return {"windows": len(x0), "contact_threshold": losses.contact_threshold, **rows}
 

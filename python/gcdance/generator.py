@@ -253,25 +253,26 @@ class Generator:
         feats.check(self.bundle.features)
         return np.ascontiguousarray(feats.features, dtype=np.float32)
 
-    def _schedule(self, prompt: Prompt, frames: int | None = None
-                  ) -> list[tuple[float, str, str, dict[str, float]]]:
+    def _schedule(self, prompt: Prompt) -> list[tuple[float, str, str, dict[str, float]]]:
         """``[(start_seconds, text, genre, genre_probs), ...]`` of a prompt or a prompt
-        schedule, checked (:func:`check_schedule`); with ``frames``, changes must lie inside
-        the music."""
-        entries = check_schedule(prompt)
-        if frames is not None and len(entries) > 1:
-            # A change takes effect at the first window that starts at or after it: one after
-            # the last window's start would change nothing.
-            last = float(plan_windows(frames, self.bundle.window, self.bundle.hop).starts[-1])
-            last /= self.bundle.fps
-            late = [t for t, _ in entries if t > last]
-            if late:
-                raise InputError(
-                    f"the prompt schedule changes at {late[0]:g} s, but the last 4 s window of "
-                    f"this music ({frames / self.bundle.fps:.2f} s) starts at {last:g} s, so the "
-                    "change would not show; move it to at most that time or dance to more of "
-                    "the song")
-        return [(t, text, *self.choose_genre(text)) for t, text in entries]
+        schedule, checked (:func:`check_schedule`), each text classified once."""
+        return [(t, text, *self.choose_genre(text)) for t, text in check_schedule(prompt)]
+
+    def _check_changes(self, schedule: list[tuple[float, str, str, dict[str, float]]],
+                       frames: int) -> None:
+        """A change takes effect at the first window that starts at or after it: one after the
+        last window's start would change nothing, so it is refused."""
+        if len(schedule) < 2:
+            return
+        last = float(plan_windows(frames, self.bundle.window, self.bundle.hop).starts[-1])
+        last /= self.bundle.fps
+        late = [t for t, *_ in schedule if t > last]
+        if late:
+            raise InputError(
+                f"the prompt schedule changes at {late[0]:g} s, but the last 4 s window of "
+                f"this music ({frames / self.bundle.fps:.2f} s) starts at {last:g} s, so the "
+                "change would not show; move it to at most that time or dance to more of "
+                "the song")
 
     def _window_genres(self, schedule: list[tuple[float, str, str, dict[str, float]]],
                        frames: int) -> list[str]:
@@ -422,9 +423,9 @@ class Generator:
         """
         foot_lock = _check_flag(foot_lock, "foot_lock")
         table = self._table(steps, guidance, eta, sampler)
-        self._schedule(prompt)  # a bad prompt fails before the music is read
+        schedule = self._schedule(prompt)  # a bad prompt fails before the music is read
         features = self.music_features(audio, start, duration)
-        schedule = self._schedule(prompt, features.shape[0])
+        self._check_changes(schedule, features.shape[0])
         genres = self._window_genres(schedule, features.shape[0])
         motion = self._sample(features, genres, seed, table, None, None, progress)
         motion = self._lock_feet(motion, foot_lock)
@@ -492,10 +493,10 @@ class Generator:
             raise InputError(f"reference motion must be (frames, {layout.dim}) for this "
                              f"{layout.name} model, got {motion_ref.shape}")
         table = self._table(steps, guidance, eta, sampler)
-        self._schedule(prompt)
+        schedule = self._schedule(prompt)
         features = self.music_features(audio, start, duration)
         frames = features.shape[0]
-        schedule = self._schedule(prompt, frames)
+        self._check_changes(schedule, frames)
         if motion_ref.shape[0] != frames:
             raise InputError(
                 f"the reference has {motion_ref.shape[0]} frames but the audio segment has "

@@ -178,13 +178,8 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
         raise AudioTooShortError(f"the stream held {seconds:.3f} s of audio, shorter than the "
                                  f"{MIN_DURATION:g} s minimum; send at least that much")
     yield from ready_blocks()
+    gen._check_changes(schedule, total)
     plan = plan_windows(total, L, hop)
-    last_start = float(plan.starts[-1]) / fps
-    late = [t for t in starts if t > last_start]
-    if late:
-        raise InputError(f"the prompt schedule changes at {late[0]:g} s, but the last 4 s "
-                         f"window of this music ({total / fps:.2f} s) starts at {last_start:g} s,"
-                         " so the change would not show")
     remaining = plan.num_windows - next_window
     if remaining > 0:  # the song's last windows, reflect-padded past its end as offline
         first = next_window
