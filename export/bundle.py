@@ -14,7 +14,11 @@ packaged MiniLM prompt table when the model's ``text_dim`` is 384 (``--text-enco
 else a deterministic random table (unit rows, from ``--seed``), which the manifest says.
 
 Classifier P is the packaged ``genre_classifier.npz`` (MiniLM head, held-out accuracy in its
-metadata) unless ``--classifier checkpoint`` (the head trained with the model) or a path. The
+metadata) unless ``--classifier checkpoint`` (the head trained with the model) or a path. A run
+trained with ``model.control = "predicted"`` (the paper configuration) exports its own P by
+default: that P was trained jointly with the denoiser, whose C_E came from its prediction. The
+sampling defaults are the run's ``[sampling]`` settings where set (``sampling_from_config``),
+else 50 steps, guidance 2.7, eta 0; command-line flags override both. The
 Wav2CLIP and text-encoder graphs can be included (``--wav2clip-onnx``, ``--text-encoder-onnx``).
 
 The denoiser is exported to ONNX as ``condition.onnx`` (the step-invariant music conditioning,
@@ -101,6 +105,7 @@ __all__ = [
     "placeholder_normalizer",
     "random_bundle",
     "random_control_embeddings",
+    "sampling_from_config",
     "write_bundle",
 ]
 
@@ -278,6 +283,21 @@ def _sampling(base: SamplingSpec, overrides: Mapping[str, Any] | None) -> Sampli
     if not isinstance(axes, str) or set(axes) - set("xyz") or len(set(axes)) != len(axes):
         raise InputError(f"relative_axes must be distinct letters of 'xyz', got {axes!r}")
     return spec
+
+
+def sampling_from_config(config: Mapping[str, Any],
+                         overrides: Mapping[str, Any] | None = None) -> SamplingSpec:
+    """The sampling defaults of a bundle of a training run, from its config as a checkpoint
+    stores it (``training.train.Config.to_dict()``): the window plan and root anchoring of
+    ``[data]``, the ``[sampling]`` keys that are set (e.g. the paper configuration's eta 1),
+    :class:`SamplingSpec`'s defaults for the rest; then ``overrides`` (the export options)."""
+    data = config.get("data") or {}
+    window = int(data.get("window", WINDOW_FRAMES))
+    trained = {k: v for k, v in (config.get("sampling") or {}).items() if v is not None}
+    base = _sampling(SamplingSpec(window=window, hop=window // 2,
+                                  relative_axes=str(data.get("relative_axes",
+                                                             DEFAULT_RELATIVE_AXES))), trained)
+    return _sampling(base, overrides)
 
 
 # ----------------------------------------------------------------------------------- writer
@@ -542,8 +562,9 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
                            check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
                            log: Log | None = None) -> Path:
     """A bundle of a training checkpoint (file or run directory; see the module docstring);
-    ``sampling`` overrides fields of :class:`SamplingSpec` (window, hop and relative axes
-    default to the training config's)."""
+    ``sampling`` overrides fields of :class:`SamplingSpec` (the defaults are the training
+    config's: :func:`sampling_from_config`). ``classifier`` None: the checkpoint's P when the
+    run trained it jointly (``model.control = "predicted"``), else the packaged one."""
     loaded = load_denoiser(checkpoint, prefer_ema=prefer_ema)
     state, cfg = loaded.state, loaded.config
     data = dict(state.get("config", {}).get("data", {}))
@@ -568,16 +589,16 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
         if not Path(normalizer).is_file():
             raise InputError(f"the run's normalizer {normalizer} is missing: pass --normalizer "
                              "(the normalizer.npz of the training data cache)")
+    if classifier is None:  # a P that produced the denoiser's C_E in training belongs with it
+        control_mode = state.get("config", {}).get("model", {}).get("control")
+        classifier = "checkpoint" if control_mode == "predicted" else "package"
     if str(classifier) == "checkpoint":
         cl: Path | tuple[dict[str, Any], dict[str, np.ndarray]] = _classifier_from_checkpoint(
             loaded.tensors, dataset, text_encoder or "minilm", prefer_ema)
         cl_source = "checkpoint (genre head trained with the model)"
     else:
         cl, cl_source = _classifier_spec(classifier)
-    window = int(data.get("window", WINDOW_FRAMES))
-    samp = _sampling(SamplingSpec(window=window, hop=window // 2,
-                                  relative_axes=str(data.get("relative_axes",
-                                                             DEFAULT_RELATIVE_AXES))), sampling)
+    samp = sampling_from_config(state.get("config", {}), sampling)
     feats = _features_for(cfg.music_dim, features or data.get("features"))
     log = log or (lambda _m: None)
     log(f"checkpoint {loaded.checkpoint} (step {loaded.step}, {loaded.weights} weights)")
@@ -625,16 +646,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "clip: 512 dims, random table)")
     parser.add_argument("--control-embeddings", help="C_E .npz (genre_control format) instead "
                                                      "of the checkpoint's / the default")
-    parser.add_argument("--classifier", default="package",
-                        help="classifier P: 'package' (default), 'checkpoint' or a .npz path")
+    parser.add_argument("--classifier",
+                        help="classifier P: 'package', 'checkpoint' or a .npz path (default: "
+                             "'checkpoint' for a run with model.control = 'predicted', else "
+                             "'package')")
     parser.add_argument("--wav2clip-onnx", help="include this Wav2CLIP graph (wav2clip.onnx)")
     parser.add_argument("--text-encoder-onnx", help="include this text-encoder graph")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="ddim",
-                        help="default sampler (ddim, or dpmpp: DPM-Solver++ 2M)")
-    parser.add_argument("--steps", type=int, default=50, help="default sampling steps")
-    parser.add_argument("--guidance", type=float, default=2.7, help="default guidance weight")
-    parser.add_argument("--eta", type=float, default=0.0, help="default DDIM eta")
-    parser.add_argument("--guidance-ramp", type=float, default=0.0,
+    # Unset sampling flags keep the defaults: the training config's [sampling] (--checkpoint),
+    # else SamplingSpec's.
+    parser.add_argument("--sampler", choices=SAMPLERS,
+                        help="default sampler (ddim, or dpmpp: DPM-Solver++ 2M; default ddim)")
+    parser.add_argument("--steps", type=int, help="default sampling steps (50)")
+    parser.add_argument("--guidance", type=float, help="default guidance weight (2.7)")
+    parser.add_argument("--eta", type=float, help="default DDIM eta (0)")
+    parser.add_argument("--guidance-ramp", type=float,
                         help="default guidance ramp (fraction of the steps; 0 = constant)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -649,8 +674,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "force": args.force, "wav2clip_onnx": args.wav2clip_onnx,
         "text_encoder_onnx": args.text_encoder_onnx, "log": log}
     try:
-        sampling = {"steps": args.steps, "guidance": args.guidance, "eta": args.eta,
-                    "guidance_ramp": args.guidance_ramp, "sampler": args.sampler}
+        given = {"steps": args.steps, "guidance": args.guidance, "eta": args.eta,
+                 "guidance_ramp": args.guidance_ramp, "sampler": args.sampler}
+        sampling = {k: v for k, v in given.items() if v is not None}
         if args.checkpoint:
             bundle_from_checkpoint(args.checkpoint, args.out, prefer_ema=not args.no_ema,
                                    sampling=sampling, **common)

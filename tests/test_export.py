@@ -188,17 +188,17 @@ def _write_finedance(root: Path, names: list[str], frames: int = 120) -> None:
                 rng.normal(size=(frames, 35)).astype(np.float32))
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _tiny_run(tmp: Path, **sections: dict) -> dict:
+    """Trains the tiny model for 2 steps into ``tmp / "run"``; ``sections`` are added to the
+    config (e.g. ``model``, ``mtl``, ``sampling``). Returns the training summary."""
     from training.train import Config, train
 
-    tmp = tmp_path_factory.mktemp("train")
     _write_finedance(tmp / "finedance", ["001", "002"])
     corpus = tmp / "corpus.jsonl"
     corpus.write_text("\n".join(
         json.dumps({"id": f"finedance/{g}/000", "dataset": "finedance", "genre": g,
                     "split": "train", "text": f"{g} dance"}) for g in FINEDANCE_GENRES) + "\n")
-    cfg = Config.from_dict({
+    tree: dict = {
         "data": {"dataset": "finedance", "root": str(tmp / "finedance"), "features": "baseline",
                  "features_dir": str(tmp / "finedance" / "features"),
                  "cache_dir": str(tmp / "cache"), "descriptions": str(corpus),
@@ -207,8 +207,16 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "optim": {"lr": 1e-2, "ema_decay": 0.5},
         "train": {"out_dir": str(tmp / "run"), "batch_size": 2, "max_steps": 2,
                   "log_every": 1, "device": "cpu"},
-    })
-    train(cfg, text_encoder=_FakeEncoder())
+    }
+    for name, values in sections.items():
+        tree[name] = {**tree.get(name, {}), **values}
+    return train(Config.from_dict(tree), text_encoder=_FakeEncoder())
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("train")
+    _tiny_run(tmp)
     return tmp / "run"
 
 
@@ -266,6 +274,56 @@ def test_cli_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     assert b.sampling.steps == 25 and (b.window, b.hop) == (120, 60)
     assert b.manifest["model"]["weights"] == "model"
     assert b.manifest["text"]["classifier"]["source"].startswith("package")
+
+
+def test_paper_style_run_exports_its_jointly_trained_p(tmp_path: Path) -> None:
+    """A run like the paper configuration (C_E from P, Nash over the five losses, [sampling]):
+    every task takes part in the bargaining, and the bundle carries the P trained with the
+    model (no --classifier needed) and the run's sampling defaults."""
+    from training.train import load_trained
+
+    summary = _tiny_run(tmp_path / "train", model={"control": "predicted"},
+                        mtl={"method": "nash"}, sampling={"steps": 20, "eta": 1.0})
+    # The genre BCE is bargained with (alpha > 0; it is 0 under control = "label"). The foot
+    # loss may be 0 here: no foot of the random model is predicted planted.
+    assert all(row["weight_genre"] > 0 and row["weight_simple"] > 0
+               for row in summary["history"]), summary["history"]
+    run = tmp_path / "train" / "run"
+    out = export_bundle.bundle_from_checkpoint(run, tmp_path / "b", check_shapes=((2, 120),))
+    b = load_bundle(out)
+    assert b.manifest["text"]["classifier"]["source"].startswith("checkpoint")
+    head = load_trained(run).head  # EMA weights, like the bundle's denoiser
+    assert head is not None
+    with np.load(out / "genre_classifier.npz") as z:
+        for name, value in (("w0", head[1].weight), ("b0", head[1].bias),
+                            ("w1", head[4].weight), ("b1", head[4].bias)):
+            np.testing.assert_array_equal(z[f"finedance.{name}"], value.detach().numpy())
+    assert (b.sampling.steps, b.sampling.guidance, b.sampling.eta) == (20, 2.7, 1.0)
+    assert b.schedule["timestep"].shape == (20,) and b.schedule["sigma"][0] > 0
+
+
+def test_paper_config_gives_the_paper_sampling_defaults() -> None:
+    from training.train import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "training" / "configs" / "finedance_nash.toml").to_dict()
+    spec = export_bundle.sampling_from_config(cfg)
+    assert (spec.steps, spec.guidance, spec.eta, spec.sampler) == (50, 2.7, 1.0, "ddim")
+    assert (spec.window, spec.hop, spec.relative_axes) == (120, 60, "xz")
+    assert export_bundle.sampling_from_config(cfg, {"eta": 0.0}).eta == 0.0  # options win
+    # A config without [sampling] (older checkpoints) keeps the exporter's defaults.
+    older = {k: v for k, v in cfg.items() if k != "sampling"}
+    assert export_bundle.sampling_from_config(older) == export_bundle.SamplingSpec()
+
+
+def test_cli_passes_only_the_options_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict = {}
+    monkeypatch.setattr(export_bundle, "bundle_from_checkpoint",
+                        lambda checkpoint, out, **kw: seen.update(kw))
+    assert export_bundle.main(["--checkpoint", "run", "--out", "b", "--quiet",
+                               "--guidance", "3"]) == 0
+    # The run's [sampling] and its P are not overridden by flag defaults.
+    assert seen["sampling"] == {"guidance": 3.0} and seen["classifier"] is None
 
 
 def test_checkpoint_without_normalizer_is_a_clear_error(run_dir: Path, tmp_path: Path) -> None:

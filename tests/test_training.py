@@ -15,9 +15,21 @@ import torch
 from safetensors.torch import load_file
 
 from gcdance.genres import FINEDANCE_GENRES
+from gcdance.layout import FINEDANCE
+from gcdance.normalizer import MinMaxNormalizer
 from gcdance.rotation import axis_angle_to_rotation_6d
 from training.data import WindowDataset, load_text_bank, prepare_data, prepare_text
-from training.train import ConfigError, load_config, load_trained, train
+from training.denoiser import build_denoiser
+from training.losses import LOSS_NAMES, DanceLosses
+from training.mtl import NashMTL
+from training.train import (
+    ConfigError,
+    GenreHead,
+    TrainModule,
+    load_config,
+    load_trained,
+    train,
+)
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:TensorBoard logging is off")
@@ -244,6 +256,8 @@ def test_config_errors_are_clear(tmp_path: Path):
         ('[train]\nmax_steps = 5\n', "[data] section is required"),
         ('[data]\nroot = "x"\n[optim]\noptimizer = "sgd"\n', "optim.optimizer"),
         ('[data]\nroot = "x"\n[train\n', "not valid TOML"),
+        ('[data]\nroot = "x"\n[sampling]\neta = -1.0\n', "sampling.eta"),
+        ('[data]\nroot = "x"\n[sampling]\nsteps = 0\n', "sampling.steps"),
     ]
     for text, message in cases:
         bad = tmp_path / "bad.toml"
@@ -269,6 +283,54 @@ def test_example_config_is_valid():
     cfg = load_config(ROOT / "training" / "configs" / "finedance_nash.toml",
                       ["data.root=/somewhere"])
     assert cfg.mtl.method == "nash" and cfg.model.name == "paper" and cfg.data.root == "/somewhere"
+    # The paper configuration: five tasks in the bargaining (P drives C_E), paper sampling.
+    assert cfg.model.control == "predicted" and tuple(cfg.mtl.tasks) == LOSS_NAMES
+    assert (cfg.sampling.steps, cfg.sampling.guidance, cfg.sampling.eta) == (50, 2.7, 1.0)
+
+
+def _five_task_step(control_mode: str) -> tuple[dict[str, torch.Tensor], TrainModule]:
+    """One forward of a tiny model + genre head P and the five losses (every foot planted, so
+    the foot loss is live)."""
+    torch.manual_seed(0)
+    genres, text_dim = len(FINEDANCE_GENRES), 384
+    denoiser = build_denoiser("tiny", text_dim=text_dim)
+    control = torch.nn.functional.normalize(torch.randn(genres, text_dim), dim=1)
+    module = TrainModule(denoiser, control, GenreHead(text_dim, 16, genres, 0.0), control_mode)
+    losses = DanceLosses(FINEDANCE, MinMaxNormalizer(-np.ones(FINEDANCE.dim),
+                                                     np.ones(FINEDANCE.dim)),
+                         contact_threshold=-float("inf"))
+    b, n = 2, 8
+    genre = torch.tensor([0, 5])
+    pred, logits = module(torch.randn(b, n, FINEDANCE.dim), torch.tensor([10, 500]),
+                          torch.randn(b, n, MUSIC_DIM), genre, torch.randn(b, text_dim),
+                          torch.ones(b))
+    x0 = torch.rand(b, n, FINEDANCE.dim) * 2 - 1
+    return losses(pred, x0, genre_logits=logits, genre=genre), module
+
+
+def test_predicted_control_sends_all_five_task_gradients_to_shared_parameters():
+    values, module = _five_task_step("predicted")
+    shared, specific = module.parameter_groups()
+    assert specific == {} and module.head is not None  # P is shared
+    head = {id(p) for p in module.head.parameters()}
+    assert head <= {id(p) for p in shared}
+    for name in LOSS_NAMES:
+        grads = torch.autograd.grad(values[name], shared, retain_graph=True, allow_unused=True)
+        on_head = [g for g, p in zip(grads, shared, strict=True) if id(p) in head]
+        # The genre BCE reaches P; the motion losses reach P too, through C_E.
+        assert any(g is not None and g.abs().max() > 0 for g in on_head), name
+    weights = NashMTL(LOSS_NAMES).backward(values, shared, specific)
+    assert all(weights[t] > 0 for t in LOSS_NAMES), weights  # all five in the bargaining
+
+
+def test_label_control_leaves_the_genre_task_out_of_the_bargaining():
+    values, module = _five_task_step("label")
+    shared, specific = module.parameter_groups()
+    assert list(specific) == ["genre"]
+    grads = torch.autograd.grad(values["genre"], shared, retain_graph=True, allow_unused=True)
+    assert all(g is None or not g.any() for g in grads)
+    weights = NashMTL(LOSS_NAMES).backward(values, shared, specific)
+    assert weights["genre"] == 0 and all(weights[t] > 0 for t in LOSS_NAMES[:4])
 
 
 @pytest.mark.filterwarnings("ignore:the description corpus has no aistpp")

@@ -7,8 +7,9 @@
     python -m training --config run.toml --prepare             # build the data cache only
     torchrun --nproc_per_node 4 -m training --config run.toml  # multi-process (DDP-style)
 
-The config (TOML or JSON) has the sections [data], [model], [optim], [mtl] and [train]; see
-``training.train`` for every key. Errors in the config or the data are reported in one line.
+The config (TOML or JSON) has the sections [data], [model], [optim], [mtl], [train] and
+[sampling] (the exported bundle's defaults); see ``training.train`` for every key. Errors in
+the config or the data are reported in one line.
 """
 
 from __future__ import annotations

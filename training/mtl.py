@@ -14,9 +14,11 @@ several tasks) and *task-specific* ones (e.g. the genre head P, used by the genr
   task gradients ``G B`` are then mutually orthogonal with equal norms ``sigma``.
 
 For Nash and Aligned, task-specific parameters get their own task's (unweighted) gradient.
-A task whose gradient on the shared parameters is zero (e.g. the genre BCE when the genre head
-does not feed the denoiser) cannot take part in the bargaining (``alpha_i`` would be infinite):
-it is left out of that step's solve, gets ``alpha_i = 0`` and still trains its own parameters.
+A task whose gradient on the shared parameters is zero (e.g. the genre BCE under
+``model.control = "label"``, where the genre head does not feed the denoiser) cannot take part in
+the bargaining (``alpha_i`` would be infinite): it is left out of that step's solve, gets
+``alpha_i = 0`` and still trains its own parameters. With ``"predicted"`` (the paper
+configuration) the head is shared and all five tasks are bargained over, as Eq. 9.
 
 Differences from the official GCDance code (which this module does not follow): there, the
 Aligned-MTL branch computes the aligned gradients and then discards them (the plain loss sum is

@@ -6,7 +6,9 @@
 2. ``t ~ U{0..T-1}``, noise, ``x_t = q(x_t | x0)``, a classifier-free-guidance mask (drop 0.25);
 3. the genre head P maps the description embedding to genre logits; the control embedding C_E
    is the label's prompt embedding (``model.control = "label"``) or the P-probability-weighted
-   mix of the prompt embeddings (``"predicted"``, differentiable: P is then shared);
+   mix of the prompt embeddings (``"predicted"``, differentiable: P is then shared, and the
+   genre BCE takes part in the Nash/Aligned balancing with the four motion losses, the paper's
+   Eq. 9; the paper configuration ``configs/finedance_nash.toml`` trains this way);
 4. the denoiser predicts x0 (bf16 autocast on GPU); the five losses (``training.losses``);
 5. the weighting (``training.mtl``: fixed / Nash / Aligned) writes the gradients, averaged over
    ranks; optional global norm clipping; AdamW (or Adan); EMA update.
@@ -77,6 +79,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
+    "SamplingConfig",
     "TrainModule",
     "TrainedModel",
     "Trainer",
@@ -101,7 +104,8 @@ class ModelConfig:
     """``[model]``: ``name`` of a denoiser configuration (``paper``, ``tiny``), ``overrides``
     of its fields (``music_dim``/``text_dim``/``layout`` are set from the data), the genre head P
     (``genre_hidden``, ``genre_dropout``) and how C_E is chosen (``control``: ``label`` or
-    ``predicted``)."""
+    ``predicted``: C_E from P's prediction, so that P is trained jointly with the denoiser; a
+    bundle of such a run exports that P)."""
 
     name: str = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -230,14 +234,37 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """``[sampling]``: default sampling settings of a bundle exported from the run
+    (``export.bundle``; its command-line flags still win): DDIM ``steps``, classifier-free
+    ``guidance`` weight, ``eta`` (0: deterministic; 1: re-noising, EDGE's and the official
+    GCDance code's setting). Kept in the training config so that a configuration carries its
+    paper settings to its bundle; a key left unset (null) keeps the exporter's default."""
+
+    steps: int | None = None
+    guidance: float | None = None
+    eta: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"sampling.steps must be >= 1, got {self.steps}")
+        if self.guidance is not None and not math.isfinite(self.guidance):
+            raise ConfigError(f"sampling.guidance must be a finite number, got {self.guidance}")
+        if self.eta is not None and not (math.isfinite(self.eta) and self.eta >= 0):
+            raise ConfigError(f"sampling.eta must be a number >= 0, got {self.eta}")
+
+
+@dataclass(frozen=True)
 class Config:
-    """A whole training config: sections ``data``, ``model``, ``optim``, ``mtl``, ``train``."""
+    """A whole training config: sections ``data``, ``model``, ``optim``, ``mtl``, ``train``
+    and ``sampling`` (the exported bundle's defaults)."""
 
     data: DataConfig
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     mtl: MTLConfig = field(default_factory=MTLConfig)
     train: RunConfig = field(default_factory=RunConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:
         if self.model.control == "predicted" and "genre" not in self.mtl.tasks:
@@ -253,7 +280,7 @@ class Config:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: the config must be a table/object of sections")
         sections = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
-                    "mtl": MTLConfig, "train": RunConfig}
+                    "mtl": MTLConfig, "train": RunConfig, "sampling": SamplingConfig}
         unknown = sorted(set(data) - set(sections))
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {unknown}; known: "
