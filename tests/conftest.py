@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 # GPU parity at 1e-4 needs full FP32 matmuls: TensorRT (unlike ORT's CUDA provider, which gets
@@ -51,3 +53,25 @@ def run_in_threads(work: Callable[[], Any], threads: int) -> list[Any]:
 def concurrently() -> Callable[[Callable[[], Any], int], list[Any]]:
     """:func:`run_in_threads` as a fixture."""
     return run_in_threads
+
+
+@pytest.fixture
+def click_corpus(tmp_path: Path) -> Path:
+    """A tiny corpus (3 genres, 20 s each) on three click tracks at 96, 110 and 128 bpm:
+    decaying noise bursts on every beat, a trackable pulse."""
+    import soundfile as sf
+
+    from training.choreography import generate_corpus
+
+    tracks = []
+    for bpm in (96, 110, 128):
+        sr, y = 8000, np.zeros(24 * 8000, dtype=np.float32)
+        burst = np.random.default_rng(bpm).standard_normal(400) * np.exp(-np.linspace(0, 8, 400))
+        for t in np.arange(0.25, 23.9, 60.0 / bpm):
+            y[int(t * sr) : int(t * sr) + 400] += 0.5 * burst.astype(np.float32)
+        sf.write(str(tmp_path / f"click{bpm}.wav"), y, sr, subtype="PCM_16")
+        tracks.append(f"{tmp_path / f'click{bpm}.wav'}@{bpm}")
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, 20.0, seed=3, tracks=tracks, genres=["Jazz", "Popping", "Korean"],
+                    sample_rate=8000, log=lambda *_: None)
+    return corpus

@@ -233,26 +233,13 @@ def test_format_report_of_a_drum_run() -> None:
 
 # ----------------------------------------------------------------------------- a real run
 @pytest.mark.slow
-def test_evaluate_model_on_drums_end_to_end(tmp_path: Path,
+def test_evaluate_model_on_drums_end_to_end(tmp_path: Path, click_corpus: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """The default model dances two genres to two drum clips; the classifier comes from a tiny
     synthesized corpus (3 genres, click tracks)."""
-    import soundfile as sf
-
-    from training.choreography import generate_corpus
     from training.choreography.evaluate_model import main
 
-    tracks = []
-    for bpm in (96, 110, 128):
-        sr, y = 8000, np.zeros(24 * 8000, dtype=np.float32)
-        burst = np.random.default_rng(bpm).standard_normal(400) * np.exp(-np.linspace(0, 8, 400))
-        for t in np.arange(0.25, 23.9, 60.0 / bpm):
-            y[int(t * sr) : int(t * sr) + 400] += 0.5 * burst.astype(np.float32)
-        sf.write(str(tmp_path / f"click{bpm}.wav"), y, sr, subtype="PCM_16")
-        tracks.append(f"{tmp_path / f'click{bpm}.wav'}@{bpm}")
-    corpus = tmp_path / "corpus"
-    generate_corpus(corpus, 20.0, seed=3, tracks=tracks, genres=["Jazz", "Popping", "Korean"],
-                    sample_rate=8000, log=lambda *_: None)
+    corpus = click_corpus
     out = tmp_path / "drums.json"
     argv = ["--corpus", str(corpus), "--bundle", str(BUNDLE), "--music", "drums",
             "--tempi", "140", "96", "--max-files", "2", "--genres", "popping", "Jazz",

@@ -350,25 +350,11 @@ def test_missing_corpus_and_out_a_file(tool: ModuleType, tmp_path: Path,
 
 # ----------------------------------------------------------------------------- a real run
 @pytest.mark.slow
-def test_real_small_table(tool: ModuleType, tmp_path: Path,
+def test_real_small_table(tool: ModuleType, tmp_path: Path, click_corpus: Path,
                           capsys: pytest.CaptureFixture[str]) -> None:
     """The default model on a tiny synthesized corpus (3 genres, click tracks): the table runs
     end to end, FIDs are finite, the BAS gap is BAS minus its shift, and a rerun reuses it."""
-    import soundfile as sf
-
-    from training.choreography import generate_corpus
-
-    tracks = []
-    for bpm in (96, 110, 128):  # decaying noise bursts on every beat: a trackable pulse
-        sr, y = 8000, np.zeros(24 * 8000, dtype=np.float32)
-        burst = np.random.default_rng(bpm).standard_normal(400) * np.exp(-np.linspace(0, 8, 400))
-        for t in np.arange(0.25, 23.9, 60.0 / bpm):
-            y[int(t * sr) : int(t * sr) + 400] += 0.5 * burst.astype(np.float32)
-        sf.write(str(tmp_path / f"click{bpm}.wav"), y, sr, subtype="PCM_16")
-        tracks.append(f"{tmp_path / f'click{bpm}.wav'}@{bpm}")
-    corpus = tmp_path / "corpus"
-    generate_corpus(corpus, 20.0, seed=3, tracks=tracks, genres=["Jazz", "Popping", "Korean"],
-                    sample_rate=8000, log=lambda *_: None)
+    corpus = click_corpus
     out = tmp_path / "steps"
     argv = ["--corpus", str(corpus), "--runs", "ddim:2", "dpmpp:2", "--reference", "ddim:3",
             "--max-files", "1", "--start", "0", "--seconds", "4", "--out", str(out), "--quiet"]

@@ -117,6 +117,12 @@ def _check_flag(value: object, name: str) -> bool:
     return bool(value)
 
 
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= seed < 2**64:  # the engine's generator takes a 64-bit seed
+        raise InputError(f"seed must be an integer in 0..2**64 - 1, got {seed!r}")
+
+
 def _check_provider(provider: object) -> str:
     name = provider.lower() if isinstance(provider, str) else None
     if name not in PROVIDERS:
@@ -333,9 +339,7 @@ class Generator:
              progress: Progress | None = None, first_window: int = 0, carry: Any = None,
              return_carry: bool = False) -> tuple[np.ndarray, Any]:
         """One engine request; the raw (unnormalized) motion and, if asked, the carry."""
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
-                or not 0 <= seed < 2**64:  # the engine's generator takes a 64-bit seed
-            raise InputError(f"seed must be an integer in 0..2**64 - 1, got {seed!r}")
+        _check_seed(seed)
         windows = plan_windows(features.shape[0], self.bundle.window, self.bundle.hop).num_windows
         if self._windows is not None and not self._windows[0] <= windows <= self._windows[1]:
             fewest, most = self._windows
@@ -452,25 +456,21 @@ class Generator:
         Every argument is checked before the first chunk is read; a chunk's problems (shape,
         dtype, NaN, a changed sample rate) when it arrives.
         """
-        from .streaming import check_streamable, stream_dance
+        from .features.stream import FeatureStream
+        from .streaming import stream_dance
 
-        check_streamable(self.bundle)
+        # The feature stream refuses whole-song features and a bad sample rate.
+        features = FeatureStream(self.bundle.features, sample_rate)
         foot_lock = _check_flag(foot_lock, "foot_lock")
         table = self._table(steps, guidance, eta, sampler)
         schedule = self._schedule(prompt)
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
-                or sample_rate <= 0:
-            raise InputError(f"sample_rate must be a positive integer (Hz), got "
-                             f"{sample_rate!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
-                or not 0 <= seed < 2**64:
-            raise InputError(f"seed must be an integer in 0..2**64 - 1, got {seed!r}")
+        _check_seed(seed)
         if isinstance(chunks, (np.ndarray, str, bytes)) or not hasattr(chunks, "__iter__"):
             raise InputError(f"chunks must be an iterable of audio blocks (e.g. a list or a "
                              f"generator of arrays), got {type(chunks).__name__}; for a whole "
                              "song use generate()")
-        return stream_dance(self, chunks, schedule, sample_rate=int(sample_rate),
-                            seed=int(seed), table=table, foot_lock=foot_lock)
+        return stream_dance(self, chunks, schedule, features, seed=int(seed), table=table,
+                            foot_lock=foot_lock)
 
     def edit(self, audio: Any, prompt: Prompt, reference: Dance | np.ndarray,
              keep: masks_mod.Mask | np.ndarray, *, seed: int = 0, steps: int | None = None,

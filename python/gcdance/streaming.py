@@ -31,23 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .audio import MIN_DURATION
-from .errors import AudioTooShortError, FeatureConfigError, InputError
+from .errors import AudioTooShortError, InputError
 from .stitching import plan_windows
 
 if TYPE_CHECKING:
+    from .features.stream import FeatureStream
     from .generator import Generator
 
-__all__ = ["check_streamable", "stream_dance"]
-
-
-def check_streamable(bundle: Any) -> None:
-    """Refuse a bundle whose music features look at the whole song."""
-    if bundle.features.lookahead_samples is None:
-        raise FeatureConfigError(
-            f"this bundle's music features ({', '.join(bundle.features.sets)}) look at the "
-            "whole song, so they cannot be computed on a stream: streaming needs a bundle "
-            "trained on features with a bounded look-ahead (sets 'stft' and 'rhythm', the "
-            "default model's since gcdance 0.x)")
+__all__ = ["stream_dance"]
 
 
 def _chunk(item: Any, sample_rate: int, index: int) -> Any:
@@ -111,15 +102,14 @@ class _Song:
 
 
 def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[float, str, str,
-                 dict[str, float]]], *, sample_rate: int, seed: int, table: np.ndarray,
+                 dict[str, float]]], features: FeatureStream, *, seed: int, table: np.ndarray,
                  foot_lock: bool) -> Iterator[tuple[int, np.ndarray]]:
     """The work of :meth:`gcdance.Generator.stream` (its arguments checked there)."""
-    from .features.stream import FeatureStream
     from .foot_lock import lock_feet, settled_frames
 
     bundle = gen.bundle
     L, hop, fps = bundle.window, bundle.hop, bundle.fps
-    features = FeatureStream(bundle.features, sample_rate)
+    sample_rate = features.sample_rate
     song = _Song(keep=L + hop)
     starts = [t for t, *_ in schedule]
 
