@@ -11,7 +11,7 @@ import pytest
 
 import gcdance
 from gcdance.errors import AudioTooShortError, FeatureConfigError, GCDanceError
-from gcdance.foot_lock import lock_feet, settled_frames
+from gcdance.foot_lock import FootLockStream, lock_feet
 from gcdance.layout import FINEDANCE
 
 pytest.importorskip("torch")
@@ -173,8 +173,9 @@ def test_a_whole_song_bundle_cannot_stream(tmp_path: Path) -> None:
         gen.stream([np.zeros(1000, np.float32)], "Jazz", sample_rate=15360)
 
 
-def test_settled_frames_cut_where_the_foot_lock_cannot_reach() -> None:
-    """Locking the feet piece by piece at the settled cuts equals locking them at once."""
+def test_the_foot_lock_stream_equals_locking_the_whole_motion() -> None:
+    """Locking the feet piece by piece, each leg between its own cuts, equals locking them at
+    once, whatever the pieces' sizes; a frame waits until both feet have lifted after it."""
     rng = np.random.default_rng(0)
     frames = 400
     motion = np.zeros((frames, FINEDANCE.dim), np.float32)
@@ -183,21 +184,25 @@ def test_settled_frames_cut_where_the_foot_lock_cannot_reach() -> None:
     motion[:, FINEDANCE.root] = np.cumsum(rng.normal(0, 0.01, (frames, 3)), axis=0)
     contacts = np.zeros((frames, FINEDANCE.contacts.stop - FINEDANCE.contacts.start),
                         np.float32)
-    for a, b in [(10, 60), (62, 70), (150, 230), (300, 320)]:  # a gap of 2 frames is filled
+    # left ankle: a gap of 2 frames (filled), then segments 9 frames apart (room is made)
+    for a, b in [(10, 60), (62, 70), (79, 120), (150, 230), (300, 320)]:
         contacts[a:b, 0] = 1.0
-    contacts[100:130, 2] = 1.0
+    for a, b in [(0, 40), (55, 140), (200, 390)]:  # right ankle, planted most of the time
+        contacts[a:b, 1] = 1.0
     motion[:, FINEDANCE.contacts] = contacts
     whole = lock_feet(motion, FINEDANCE)
     assert np.abs(whole - motion).max() > 1e-3  # the lock does something here
-    done, pieces = 0, []
-    for end in range(40, frames + 1, 37):
-        cut = done + settled_frames(motion[done:end], FINEDANCE)
-        if cut > done:
-            pieces.append(lock_feet(motion[done:cut], FINEDANCE))
-            done = cut
-    pieces.append(lock_feet(motion[done:], FINEDANCE))
-    np.testing.assert_array_equal(np.concatenate(pieces), whole)
-    # no cut inside or near a planted run
-    assert settled_frames(motion[:65], FINEDANCE) == 0
-    cut = settled_frames(motion[:149], FINEDANCE)
-    assert 70 + 12 < cut <= 149 - 13 and not (100 - 13 < cut < 130 + 13)
+    for size in (1, 7, 37, 400):
+        feet = FootLockStream(FINEDANCE)
+        pieces = [feet.push(motion[a: a + size]) for a in range(0, frames, size)]
+        done = sum(p.shape[0] for p in pieces)
+        assert done < frames  # the end waits for finish
+        pieces.append(feet.finish())
+        np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    # a frame is final once both legs have a cut after it, the foot off the floor for the 5
+    # blend frames on either side
+    feet = FootLockStream(FINEDANCE)
+    assert feet.push(motion[:60]).shape[0] == 5  # left: before its first contact; right: 50
+    # left: not in its 9-frame lift at 70-79, but at 125 (off on 120-130); right still 50
+    assert feet.push(motion[60:130]).shape[0] == 50 - 5
+    assert feet.push(motion[130:160]).shape[0] == 145 - 50  # left: 145; right: 155

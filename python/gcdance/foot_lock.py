@@ -46,6 +46,7 @@ Cost: about 5-20 ms for 360 frames on one CPU core (no per-frame Python loops).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +56,8 @@ from .layout import MotionLayout, get_layout
 from .rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
 from .skeleton import Skeleton
 
-__all__ = ["DEFAULT_BLEND_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES", "lock_feet",
-           "settled_frames"]
+__all__ = ["DEFAULT_BLEND_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES", "FootLockStream",
+           "lock_feet"]
 
 DEFAULT_BLEND_FRAMES = 5
 """Frames of blend before and after each planted segment (1/6 s at 30 fps)."""
@@ -116,12 +117,19 @@ def lock_feet(
             f"lock_feet: skeleton {skel.name!r} has {skel.num_joints} joints but layout "
             f"{lay.name!r} has {lay.num_joints}; pass the skeleton the motion was made on"
         )
-    kept = _check_keep(keep, m.shape)
+    return _lock(m, lay, skel, _legs(lay, skel), threshold, blend_frames,
+                 _check_keep(keep, m.shape))
+
+
+def _lock(m: np.ndarray, lay: MotionLayout, skel: Skeleton, legs: Sequence[_Leg],
+          threshold: float, blend_frames: int, kept: np.ndarray | None) -> np.ndarray:
+    """:func:`lock_feet` of checked input, for the given legs (each leg is independent: its
+    contacts pin its own hip, knee and ankle, with the body above from the unchanged input)."""
     out = m.copy()
     on = m[:, lay.contacts] > threshold
     if not on.any():
         return out
-    for leg in _legs(lay, skel):
+    for leg in legs:
         planted = on[:, leg.ankle_channel] | on[:, leg.toe_channel]
         segments = _segments(planted)
         if kept is not None:
@@ -211,33 +219,72 @@ def _legs(lay: MotionLayout, skel: Skeleton) -> tuple[_Leg, _Leg]:
     return legs[0], legs[1]
 
 
-def settled_frames(
-    motion: np.ndarray,
-    layout: MotionLayout | str,
-    *,
-    threshold: float = 0.5,
-    blend_frames: int = DEFAULT_BLEND_FRAMES,
-) -> int:
-    """How many leading frames of ``motion``, the start of a longer motion still being made,
-    :func:`lock_feet` has settled: the largest ``c`` such that, whatever follows,
-    ``lock_feet(whole)[:c]`` equals ``lock_feet(motion[:c])`` and ``lock_feet(whole)[c:]``
-    equals ``lock_feet(whole[c:])`` (streaming locks the feet piece by piece this way).
+class FootLockStream:
+    """:func:`lock_feet` of a motion that arrives piece by piece (streaming generation):
+    ``push(rows)`` returns the locked frames that nothing after them can change, ``finish()``
+    the rest; joined they equal ``lock_feet`` of the whole motion.
 
-    A cut is safe where no foot is planted within a margin on either side: segments (after
-    gap filling) then end and start more than ``blend_frames`` away from it, so neither their
-    holds, their fades nor the room made between close segments cross it. 0 when no such cut
-    is known yet (a foot planted throughout).
+    Each leg is locked on its own (its contacts pin only its own hip, knee and ankle), between
+    cuts where that foot is off the floor: a cut at frame ``c`` is safe for a leg when its
+    contacts are off on the ``blend_frames`` frames on either side (at least 2). Its segments
+    then end and start at least ``2 * blend_frames`` frames apart (no gap filling, no room
+    made, no crossfade across the cut) and their fades stay on their own side. A frame is final once
+    both legs have a cut after it; a foot planted throughout holds the frames back until it
+    lifts. Memory: the frames not yet final.
     """
-    lay = _check_layout(layout)
-    m = _check_motion(motion, lay)
-    threshold, blend_frames = _check_options(threshold, blend_frames)
-    margin = 2 * blend_frames + MAX_GAP_FRAMES + 1
-    planted = (m[:, lay.contacts] > threshold).any(axis=1)  # the contacts are the feet's
-    n = planted.shape[0]
-    # near[j]: planted frames in [j - 2 margin + 1, j], i.e. around the cut c = j - margin + 1
-    near = np.convolve(planted.astype(np.int64), np.ones(2 * margin, np.int64))[:n]
-    cuts = np.flatnonzero(near[margin:] == 0) + 1  # c = 1 .. n - margin
-    return int(cuts[-1]) if cuts.size else 0
+
+    def __init__(self, layout: MotionLayout | str, *, threshold: float = 0.5,
+                 blend_frames: int = DEFAULT_BLEND_FRAMES) -> None:
+        self._lay = _check_layout(layout)
+        self._threshold, self._blend = _check_options(threshold, blend_frames)
+        self._skel = Skeleton.load(self._lay.skeleton)
+        self._legs = _legs(self._lay, self._skel)
+        self._raw = np.zeros((0, self._lay.dim), np.float32)  # frames not yet final
+        self._out = self._raw.copy()  # the same frames, each leg locked up to its cut
+        self._locked = [0] * len(self._legs)  # per leg: frames of _raw locked so far
+
+    def push(self, rows: np.ndarray) -> np.ndarray:
+        """Add raw motion frames; returns the locked frames now final (maybe none)."""
+        rows = _check_motion(rows, self._lay)
+        self._raw = np.concatenate([self._raw, rows.astype(self._raw.dtype)])
+        self._out = np.concatenate([self._out, rows.astype(self._raw.dtype)])
+        for i, leg in enumerate(self._legs):
+            self._lock_leg_to(i, self._safe_cut(leg))
+        return self._emit(min(self._locked))
+
+    def finish(self) -> np.ndarray:
+        """Lock and return the remaining frames (the motion has ended)."""
+        for i in range(len(self._legs)):
+            self._lock_leg_to(i, self._raw.shape[0])
+        return self._emit(self._raw.shape[0])
+
+    def _safe_cut(self, leg: _Leg) -> int:
+        """The last safe cut for ``leg`` in the frames held (0: none yet)."""
+        on = self._raw[:, self._lay.contacts] > self._threshold
+        planted = (on[:, leg.ankle_channel] | on[:, leg.toe_channel]).astype(np.int64)
+        m, n = max(self._blend, MAX_GAP_FRAMES // 2 + 1), planted.shape[0]
+        # near[j]: planted frames in [j - 2m + 1, j], i.e. around the cut c = j - m + 1
+        near = np.convolve(planted, np.ones(2 * m, np.int64))[:n]
+        cuts = np.flatnonzero(near[m:] == 0) + 1  # c = 1 .. n - m
+        return int(cuts[-1]) if cuts.size else 0
+
+    def _lock_leg_to(self, i: int, cut: int) -> None:
+        start = self._locked[i]
+        if cut <= start:
+            return
+        leg = self._legs[i]
+        piece = _lock(self._raw[start:cut], self._lay, self._skel, [leg], self._threshold,
+                      self._blend, None)
+        for j in (leg.hip, leg.knee, leg.ankle):
+            dims = self._lay.joint_slice(j)
+            self._out[start:cut, dims] = piece[:, dims]
+        self._locked[i] = cut
+
+    def _emit(self, n: int) -> np.ndarray:
+        done = self._out[:n]
+        self._raw, self._out = self._raw[n:], self._out[n:]
+        self._locked = [k - n for k in self._locked]
+        return done
 
 
 # ---------------------------------------------------------------------------------- segments

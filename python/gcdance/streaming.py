@@ -15,8 +15,8 @@ What is final when:
   whole song cannot stream);
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
-- foot lock: a frame once :func:`gcdance.foot_lock.settled_frames` says that nothing after it
-  can change it (no planted foot near a cut).
+- foot lock: a frame once both legs have been cut after it where their foot is off the floor
+  (:class:`gcdance.foot_lock.FootLockStream`).
 
 Memory stays bounded as the song grows: the last windows' features, the carry and the motion
 not yet settled by the foot lock.
@@ -105,7 +105,7 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
                  dict[str, float]]], features: FeatureStream, *, seed: int, table: np.ndarray,
                  foot_lock: bool) -> Iterator[tuple[int, np.ndarray]]:
     """The work of :meth:`gcdance.Generator.stream` (its arguments checked there)."""
-    from .foot_lock import lock_feet, settled_frames
+    from .foot_lock import FootLockStream
 
     bundle = gen.bundle
     L, hop, fps = bundle.window, bundle.hop, bundle.fps
@@ -121,7 +121,7 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
     next_window = 0  # the first window not generated yet
     carry: Any = None
     tail: np.ndarray | None = None  # the last generated window's frames after its start hop
-    pending = np.zeros((0, bundle.layout.dim), np.float32)  # raw motion not yet foot-locked
+    feet = FootLockStream(bundle.layout) if foot_lock else None
     done = 0  # frames yielded
 
     def generate(count: int, music: np.ndarray) -> np.ndarray:
@@ -132,18 +132,15 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
         return motion
 
     def settle(motion: np.ndarray, final: bool) -> Iterator[tuple[int, np.ndarray]]:
-        nonlocal pending, done
-        pending = np.concatenate([pending, motion])
-        cut = pending.shape[0] if final or not foot_lock else settled_frames(
-            pending, bundle.layout)
-        if cut == 0:
-            return
-        piece = pending[:cut]
-        if foot_lock:
-            piece = lock_feet(piece, bundle.layout)
-        pending = pending[cut:]
-        yield done, piece
-        done += cut
+        nonlocal done
+        piece = motion
+        if feet is not None:
+            piece = feet.push(motion)
+            if final:
+                piece = np.concatenate([piece, feet.finish()])
+        if piece.shape[0]:
+            yield done, piece
+            done += piece.shape[0]
 
     def ready_blocks() -> Iterator[tuple[int, np.ndarray]]:
         nonlocal tail
