@@ -475,7 +475,7 @@ def test_genre_list_differs_from_registry(copy: Path) -> None:
 
 def test_feature_dim_inconsistent_with_music_dim(copy: Path) -> None:
     def change(m: dict) -> None:
-        m["features"].update(sets=["stft"], dims={"stft": 193}, dim=193)
+        m["features"].update(sets=["stft"], dims={"stft": 193}, dim=193, lookahead_samples=512)
     _edit(copy, change)
     with pytest.raises(BundleError, match=r"feature config gives 193 dims.*music_dim is 35"):
         load_bundle(copy)
