@@ -17,7 +17,8 @@ from gcdance.skeleton import Skeleton, motion_to_joints
 FPS = 30
 L_HIP, L_KNEE, L_ANKLE, L_FOOT = 1, 4, 7, 10
 R_HIP, R_KNEE, R_ANKLE = 2, 5, 8
-CONTACT = (20, 70)  # left foot labelled in contact on these frames [start, stop)
+CONTACT = (20, 60)  # left foot labelled in contact on these frames [start, stop); the root
+# drifts 18 cm from where the foot landed by its end, within the bent leg's reach
 SLIDE = 0.15  # m/s the root (and so the planted foot) drifts sideways
 
 
@@ -120,12 +121,12 @@ def test_blends_in_and_out_without_a_pop():
     a, b = CONTACT
     steps = {n: np.linalg.norm(np.diff(_joints(lock_feet(m, FINEDANCE, blend_frames=n))[:, L_ANKLE],
                                        axis=0), axis=-1) for n in (0, 5, 10)}
-    # The pinned ankle sits at the segment mean, 0.5 * 50 frames * 5 mm = 12.5 cm from the
-    # input at the edges: without a blend it jumps there in one frame.
-    assert steps[0].max() > 0.1
-    # Smoothstep over n frames: peak step ~1.5 * 12.5 cm / (n + 1) plus the input's own 5 mm.
-    assert steps[5].max() < 0.05, steps[5].max()
-    assert steps[10].max() < 0.03, steps[10].max()
+    # The pinned ankle sits where it landed (mean of the first 10 frames), (40 - 4.5) frames *
+    # 5 mm = 17.75 cm from the input at the segment's end: without a blend it jumps there.
+    assert steps[0].max() > 0.15
+    # Smoothstep over n frames: peak step ~1.5 * 17.75 cm / (n + 1) plus the input's own 5 mm.
+    assert steps[5].max() < 0.055, steps[5].max()
+    assert steps[10].max() < 0.035, steps[10].max()
     # Blends lie outside the segment and only as far as blend_frames reach.
     j0, j5 = _joints(m), _joints(lock_feet(m, FINEDANCE, blend_frames=5))
     moved = np.flatnonzero(np.abs(j5[:, L_ANKLE] - j0[:, L_ANKLE]).max(axis=-1) > 0)
@@ -133,12 +134,15 @@ def test_blends_in_and_out_without_a_pop():
 
 
 def test_close_contacts_get_a_smooth_transition():
-    # Two contacts 3 frames apart whose holds (segment means) are 16 cm apart: the foot moves
+    # Two contacts 3 frames apart whose holds (where each landed) are far apart: the foot moves
     # between them in a window widened to 2 * blend_frames frames, at the contacts' expense.
     m = _motion(contacts={0: (10, 40), 2: (10, 40)})
     m[43:80, [0, 2]] = 1.0
     j = _joints(lock_feet(m, FINEDANCE, blend_frames=5))
-    assert np.linalg.norm(np.diff(j[:, L_ANKLE], axis=0), axis=-1).max() < 0.03
+    step = np.linalg.norm(np.diff(j[:, L_ANKLE], axis=0), axis=-1)
+    assert step[30:50].max() < 0.035, step[30:50].max()  # 16.5 cm from hold to hold in 10
+    # (the last contact's fade-out: 16 cm in 5 frames, as in test_blends_in_and_out_without_a_pop)
+    assert step.max() < 0.05, step.max()
     assert _hspeed(j[10:36, L_ANKLE]).max() <= 0.01 and _hspeed(j[46:80, L_ANKLE]).max() <= 0.01
     jump = _joints(lock_feet(m, FINEDANCE, blend_frames=0))
     assert np.linalg.norm(np.diff(jump[:, L_ANKLE], axis=0), axis=-1).max() > 0.1
@@ -225,7 +229,7 @@ def test_kept_frames_are_untouched_and_reached_without_a_jump():
     assert step[25:40].max() < 0.05, step[25:40].max()
     assert np.array_equal(j1[:30, L_ANKLE], j0[:30, L_ANKLE])  # the kept frames
     # still pinned away from the kept frames
-    planted = _hspeed(j1[40:65, L_ANKLE])
+    planted = _hspeed(j1[40:60, L_ANKLE])
     assert planted.max() <= 0.01, planted.max()
     # keeping only the right leg's dims leaves the left leg free to be pinned from frame 20
     right = np.zeros(m.shape, bool)

@@ -11,7 +11,7 @@ import pytest
 
 import gcdance
 from gcdance.errors import AudioTooShortError, FeatureConfigError, GCDanceError
-from gcdance.foot_lock import FootLockStream, lock_feet
+from gcdance.foot_lock import FootLockStream, lock_feet, settle_frames
 from gcdance.layout import FINEDANCE
 
 pytest.importorskip("torch")
@@ -174,8 +174,9 @@ def test_a_whole_song_bundle_cannot_stream(tmp_path: Path) -> None:
 
 
 def test_the_foot_lock_stream_equals_locking_the_whole_motion() -> None:
-    """Locking the feet piece by piece, each leg between its own cuts, equals locking them at
-    once, whatever the pieces' sizes; a frame waits until both feet have lifted after it."""
+    """Locking the feet piece by piece equals locking them at once, whatever the pieces'
+    sizes, with every frame final settle_frames() frames later even while a foot stays
+    planted; what the stream holds is bounded by the open contacts."""
     rng = np.random.default_rng(0)
     frames = 400
     motion = np.zeros((frames, FINEDANCE.dim), np.float32)
@@ -199,10 +200,34 @@ def test_the_foot_lock_stream_equals_locking_the_whole_motion() -> None:
         assert done < frames  # the end waits for finish
         pieces.append(feet.finish())
         np.testing.assert_array_equal(np.concatenate(pieces), whole)
-    # a frame is final once both legs have a cut after it, the foot off the floor for the 5
-    # blend frames on either side
+    # a frame is final settle_frames() (24) frames later, planted feet or not; the raw frames
+    # held go back to the older of the two legs' last cuts
+    settle = settle_frames()
+    assert settle == 24
     feet = FootLockStream(FINEDANCE)
-    assert feet.push(motion[:60]).shape[0] == 5  # left: before its first contact; right: 50
-    # left: not in its 9-frame lift at 70-79, but at 125 (off on 120-130); right still 50
-    assert feet.push(motion[60:130]).shape[0] == 50 - 5
-    assert feet.push(motion[130:160]).shape[0] == 145 - 50  # left: 145; right: 155
+    assert feet.push(motion[:60]).shape[0] == 60 - settle
+    assert feet.push(motion[60:130]).shape[0] == 70
+    assert feet._base == 5  # left: no lift of 10 frames between 10 and 106 (right: cut at 50)
+    assert feet.push(motion[130:200]).shape[0] == 70
+    assert feet._base == 145  # left: off on 120-150; right: off from 140, cut at 176
+
+
+@pytest.mark.parametrize("blend", [0, 2, 5])
+def test_the_foot_lock_stream_settles_within_its_bound_on_random_contacts(blend: int) -> None:
+    """settle_frames() is an upper bound: random, noisy contact labels (blips, gaps, runs of
+    every length) streamed in pieces of 1 and 13 frames still equal locking the whole."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        frames = 160
+        motion = np.zeros((frames, FINEDANCE.dim), np.float32)
+        motion[:, FINEDANCE.rotations] = np.tile([1, 0, 0, 0, 1, 0], FINEDANCE.num_joints)
+        motion[:, FINEDANCE.rotations] += rng.normal(0, 0.05, (frames, 6 * FINEDANCE.num_joints))
+        motion[:, FINEDANCE.root] = np.cumsum(rng.normal(0, 0.01, (frames, 3)), axis=0)
+        flips = rng.random((frames, FINEDANCE.contacts.stop - FINEDANCE.contacts.start)) < 0.2
+        motion[:, FINEDANCE.contacts] = (np.cumsum(flips, axis=0) % 2).astype(np.float32)
+        whole = lock_feet(motion, FINEDANCE, blend_frames=blend)
+        for size in (1, 13):
+            feet = FootLockStream(FINEDANCE, blend_frames=blend)
+            pieces = [feet.push(motion[a: a + size]) for a in range(0, frames, size)]
+            pieces.append(feet.finish())
+            np.testing.assert_array_equal(np.concatenate(pieces), whole)

@@ -9,11 +9,13 @@ which every foot the contact labels call planted stays in place. Conventions:
   contact are filled first, then contacts shorter than ``MIN_CONTACT_FRAMES`` (3) are dropped.
   Each remaining run of planted frames is a *segment*.
 - **Pin point and target.** A segment pins the ankle when its ankle channel is on for at least
-  half of the segment (after the trimming below), else the toe (joint 10/11: heel raised, the
-  ball of the foot on the floor). The target is the pin point's mean 3D position over the
-  segment (the least total displacement of the foot; no floor height is assumed: the motion's
-  own contact height is kept). Pinning the ankle holds it at that point; pinning the toe holds
-  the toe there, the ankle following the foot's (unchanged) orientation around it.
+  half of the segment's first ``HOLD_FRAMES`` (10) frames, else the toe (joint 10/11: heel
+  raised, the ball of the foot on the floor). The target is the pin point's mean 3D position
+  over those first frames: where the foot landed (no floor height is assumed: the motion's own
+  contact height is kept). Only the landing counts, not the whole contact, so the lock of a
+  frame needs at most :func:`settle_frames` later frames (streaming, ``FootLockStream``).
+  Pinning the ankle holds it at that point; pinning the toe holds the toe there, the ankle
+  following the foot's (unchanged) orientation around it.
 - **Blending.** The ankle's desired trajectory is the original plus an offset. In a segment
   the offset pins the ankle (``target - original``); over the ``blend_frames`` frames before
   and after a segment it fades from the segment's edge offset to 0 with weight ``smoothstep(1 -
@@ -56,8 +58,8 @@ from .layout import MotionLayout, get_layout
 from .rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
 from .skeleton import Skeleton
 
-__all__ = ["DEFAULT_BLEND_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES", "FootLockStream",
-           "lock_feet"]
+__all__ = ["DEFAULT_BLEND_FRAMES", "HOLD_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES",
+           "FootLockStream", "lock_feet", "settle_frames"]
 
 DEFAULT_BLEND_FRAMES = 5
 """Frames of blend before and after each planted segment (1/6 s at 30 fps)."""
@@ -65,6 +67,22 @@ MAX_GAP_FRAMES = 2
 """Gaps of at most this many frames inside a contact are label noise and are filled."""
 MIN_CONTACT_FRAMES = 3
 """Contacts shorter than this (after filling gaps) are label noise and are not pinned."""
+HOLD_FRAMES = 10
+"""A contact's pin point is where the foot is over its first this many frames (1/3 s)."""
+
+
+def settle_frames(blend_frames: int = DEFAULT_BLEND_FRAMES) -> int:
+    """How many later frames the lock of a frame can depend on: a motion cut after frame
+    ``n - 1`` is locked exactly as the whole motion on its frames before ``n - settle_frames``.
+
+    The bound, from the rules above: a segment that may still grow past the cut (its last
+    ``MAX_GAP_FRAMES`` frames) changes its own target only while it is shorter than
+    ``HOLD_FRAMES``, and that reaches ``blend_frames`` frames before its start; a segment
+    shorter than ``MIN_CONTACT_FRAMES + 2 * blend_frames`` at the cut changes how much room is
+    made before it (its neighbour's end, at most ``2 * blend_frames`` earlier).
+    """
+    return max(MAX_GAP_FRAMES + HOLD_FRAMES + blend_frames,
+               MIN_CONTACT_FRAMES + 4 * blend_frames) + 1
 
 _REACH_MARGIN = 1e-3  # of l1 + l2: keeps the leg off the singular fully straight/folded poses
 _TINY = 1e-12
@@ -224,13 +242,14 @@ class FootLockStream:
     ``push(rows)`` returns the locked frames that nothing after them can change, ``finish()``
     the rest; joined they equal ``lock_feet`` of the whole motion.
 
-    Each leg is locked on its own (its contacts pin only its own hip, knee and ankle), between
-    cuts where that foot is off the floor: a cut at frame ``c`` is safe for a leg when its
-    contacts are off on the ``blend_frames`` frames on either side (at least 2). Its segments
-    then end and start at least ``2 * blend_frames`` frames apart (no gap filling, no room
-    made, no crossfade across the cut) and their fades stay on their own side. A frame is final once
-    both legs have a cut after it; a foot planted throughout holds the frames back until it
-    lifts. Memory: the frames not yet final.
+    A frame is final once :func:`settle_frames` (24 at the default blend) later frames have
+    arrived. Its lock also depends on earlier frames back to the start of its contact, so each
+    leg (locked on its own: its contacts move only its own hip, knee and ankle) is locked from
+    its last *cut*, a frame with that foot off the floor for the ``blend_frames`` frames on
+    either side (at least 2): segments then end and start at least ``2 * blend_frames`` frames
+    apart (no gap filling, no room made, no crossfade across the cut) and their fades stay on
+    their own side. Memory: the raw frames since the older of the two legs' cuts, so a foot
+    planted for long keeps its contact's frames (not the output) until it lifts.
     """
 
     def __init__(self, layout: MotionLayout | str, *, threshold: float = 0.5,
@@ -239,52 +258,51 @@ class FootLockStream:
         self._threshold, self._blend = _check_options(threshold, blend_frames)
         self._skel = Skeleton.load(self._lay.skeleton)
         self._legs = _legs(self._lay, self._skel)
-        self._raw = np.zeros((0, self._lay.dim), np.float32)  # frames not yet final
-        self._out = self._raw.copy()  # the same frames, each leg locked up to its cut
-        self._locked = [0] * len(self._legs)  # per leg: frames of _raw locked so far
+        self._settle = settle_frames(self._blend)
+        self._raw = np.zeros((0, self._lay.dim), np.float32)  # frames from _base on
+        self._base = 0  # frame index of _raw[0]
+        self._done = 0  # frames returned so far
+        self._cuts = [0] * len(self._legs)  # per leg: where its lock starts (>= _base)
 
     def push(self, rows: np.ndarray) -> np.ndarray:
         """Add raw motion frames; returns the locked frames now final (maybe none)."""
         rows = _check_motion(rows, self._lay)
         self._raw = np.concatenate([self._raw, rows.astype(self._raw.dtype)])
-        self._out = np.concatenate([self._out, rows.astype(self._raw.dtype)])
-        for i, leg in enumerate(self._legs):
-            self._lock_leg_to(i, self._safe_cut(leg))
-        return self._emit(min(self._locked))
+        return self._emit(self._base + self._raw.shape[0] - self._settle)
 
     def finish(self) -> np.ndarray:
         """Lock and return the remaining frames (the motion has ended)."""
-        for i in range(len(self._legs)):
-            self._lock_leg_to(i, self._raw.shape[0])
-        return self._emit(self._raw.shape[0])
+        return self._emit(self._base + self._raw.shape[0])
 
-    def _safe_cut(self, leg: _Leg) -> int:
-        """The last safe cut for ``leg`` in the frames held (0: none yet)."""
+    def _emit(self, stop: int) -> np.ndarray:
+        if stop <= self._done:
+            return self._raw[:0].copy()
+        lo, hi = self._done - self._base, stop - self._base
+        out = self._raw[lo:hi].copy()
+        for i, leg in enumerate(self._legs):
+            start = self._cuts[i] - self._base
+            piece = _lock(self._raw[start:], self._lay, self._skel, [leg], self._threshold,
+                          self._blend, None)
+            for j in (leg.hip, leg.knee, leg.ankle):
+                dims = self._lay.joint_slice(j)
+                out[:, dims] = piece[lo - start : hi - start, dims]
+            self._cuts[i] = self._base + self._last_cut(leg, start, hi)
+        self._done = stop
+        drop = min(self._cuts) - self._base
+        self._raw, self._base = self._raw[drop:], self._base + drop
+        return out
+
+    def _last_cut(self, leg: _Leg, start: int, stop: int) -> int:
+        """The last cut for ``leg`` in ``[start, stop]`` of the frames held (``start`` if none):
+        the lock of the frames after it does not need those before it."""
         on = self._raw[:, self._lay.contacts] > self._threshold
         planted = (on[:, leg.ankle_channel] | on[:, leg.toe_channel]).astype(np.int64)
         m, n = max(self._blend, MAX_GAP_FRAMES // 2 + 1), planted.shape[0]
         # near[j]: planted frames in [j - 2m + 1, j], i.e. around the cut c = j - m + 1
         near = np.convolve(planted, np.ones(2 * m, np.int64))[:n]
         cuts = np.flatnonzero(near[m:] == 0) + 1  # c = 1 .. n - m
-        return int(cuts[-1]) if cuts.size else 0
-
-    def _lock_leg_to(self, i: int, cut: int) -> None:
-        start = self._locked[i]
-        if cut <= start:
-            return
-        leg = self._legs[i]
-        piece = _lock(self._raw[start:cut], self._lay, self._skel, [leg], self._threshold,
-                      self._blend, None)
-        for j in (leg.hip, leg.knee, leg.ankle):
-            dims = self._lay.joint_slice(j)
-            self._out[start:cut, dims] = piece[:, dims]
-        self._locked[i] = cut
-
-    def _emit(self, n: int) -> np.ndarray:
-        done = self._out[:n]
-        self._raw, self._out = self._raw[n:], self._out[n:]
-        self._locked = [k - n for k in self._locked]
-        return done
+        cuts = cuts[(cuts > start) & (cuts <= stop)]
+        return int(cuts[-1]) if cuts.size else start
 
 
 # ---------------------------------------------------------------------------------- segments
@@ -376,14 +394,16 @@ def _lock_leg(
 
     # Desired ankle trajectory = original + offset: the offset pins the ankle in segments and
     # fades (or crossfades to the next segment's) next to them; elsewhere it is 0.
+    landed = segments  # the pin points come from the untrimmed segments' first frames
     segments = _make_room(segments, blend)
     offset = np.zeros((frames, 3))
     touched = np.zeros(frames, dtype=bool)
-    for a, b in segments:
-        if ankle_on[a:b].mean() >= 0.5:
-            target = ankle0[a:b].mean(axis=0)
+    for (a, b), (first, stop) in zip(segments, landed, strict=True):
+        land = slice(first, min(first + HOLD_FRAMES, stop))
+        if ankle_on[land].mean() >= 0.5:
+            target = ankle0[land].mean(axis=0)
         else:  # toe contact: hold the toe, the ankle sits where the foot's orientation puts it
-            target = (ankle0[a:b] + toe_rel[a:b]).mean(axis=0) - toe_rel[a:b]
+            target = (ankle0[land] + toe_rel[land]).mean(axis=0) - toe_rel[a:b]
         offset[a:b] = target - ankle0[a:b]
         touched[a:b] = True
     k = np.arange(1, blend + 1)

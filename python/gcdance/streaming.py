@@ -15,7 +15,7 @@ What is final when:
   whole song cannot stream);
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
-- foot lock: a frame once both legs have been cut after it where their foot is off the floor
+- foot lock: a frame once ``settle_frames()`` (24) later frames are known
   (:class:`gcdance.foot_lock.FootLockStream`).
 
 Memory stays bounded as the song grows: the last windows' features, the carry and the motion
