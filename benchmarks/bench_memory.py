@@ -37,10 +37,10 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/, export/
 
-    from gcdance import bench
-    from gcdance.bundle import load_bundle
-    from gcdance.engine import native
-    from gcdance.generator import engine_config, schedule_array
+    from gcdance.engine import bench
+    from gcdance.engine.bundle import load_bundle
+    from gcdance.engine.engine import native
+    from gcdance.engine.generator import engine_config, schedule_array
 
     config = "tiny" if args.front else args.config
     path = bench._bundle_dir(config, 0)

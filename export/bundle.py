@@ -1,4 +1,5 @@
-"""Build a model bundle (the directory ``gcdance.bundle.load_bundle`` reads; see docs/export.md).
+"""Build a model bundle (the directory ``gcdance.engine.bundle.load_bundle`` reads; see
+docs/export.md).
 
     python -m export.bundle --checkpoint runs/gcdance --out bundles/gcdance
     python -m export.bundle --random paper --seed 0 --out /tmp/paper-bundle     # untrained
@@ -49,7 +50,10 @@ import numpy as np
 import torch
 
 import gcdance
-from gcdance.bundle import (
+from gcdance.conditioning.features.config import FeatureConfig
+from gcdance.conditioning.genre_classifier import CLASSIFIER_PATH, DATA_DIR
+from gcdance.conditioning.genres import REGISTRY, control_prompt
+from gcdance.engine.bundle import (
     CLASSIFIER_FILE,
     CONDITION_FILE,
     CONTROL_FILE,
@@ -69,22 +73,19 @@ from gcdance.bundle import (
     seal_manifest,
 )
 from gcdance.errors import GCDanceError, InputError
-from gcdance.features.config import FeatureConfig
-from gcdance.genres import REGISTRY, control_prompt
-from gcdance.layout import MotionLayout
-from gcdance.normalizer import MinMaxNormalizer
-from gcdance.schedule import (
+from gcdance.motion.layout import MotionLayout
+from gcdance.motion.normalizer import MinMaxNormalizer
+from gcdance.sampling.schedule import (
     SAMPLERS,
     TABLE_KEYS,
     ddim_schedule,
     diffusion_config,
     save_schedule,
 )
-from gcdance.stitching import HOP_FRAMES, WINDOW_FRAMES, check_windows
-from gcdance.text import CLASSIFIER_PATH, DATA_DIR
-from gcdance.windows import DEFAULT_RELATIVE_AXES
+from gcdance.sampling.stitching import HOP_FRAMES, WINDOW_FRAMES, check_windows
+from gcdance.sampling.windows import DEFAULT_RELATIVE_AXES
 from training.data import FEATURE_PRESETS  # the training config's data.features
-from training.denoiser import GCDanceDenoiser, build_denoiser, count_parameters
+from training.model.denoiser import GCDanceDenoiser, build_denoiser, count_parameters
 
 from .onnx_denoiser import (
     CACHE_LAYOUT,
@@ -466,7 +467,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
 
 # ------------------------------------------------------------------------------ front ends
 def _control_from_file(path: str | os.PathLike[str], dataset: str) -> tuple[np.ndarray, str]:
-    from gcdance.text import load_control_embeddings
+    from gcdance.conditioning.genre_classifier import load_control_embeddings
 
     with np.load(path, allow_pickle=False) as z:
         encoder = json.loads(str(z["meta"])).get("encoder")

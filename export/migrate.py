@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from gcdance.bundle import (
+from gcdance.engine.bundle import (
     CONDITION_FILE,
     DENOISER_FILE,
     FORMAT_VERSION,
@@ -48,7 +48,7 @@ from gcdance.bundle import (
     seal_manifest,
 )
 from gcdance.errors import BundleError, GCDanceError, InputError
-from gcdance.schedule import TABLE_KEYS, ddim_schedule, diffusion_config, save_schedule
+from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule, diffusion_config, save_schedule
 
 from .bundle import _dumps, publish
 from .sampler_graph import build_sampler_graph, build_upload_graph
@@ -60,8 +60,9 @@ _OLD_STEP_FILE = "denoiser_step.onnx"
 
 def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """Write the format-3 form of the format-1 or 2 bundle ``src`` to ``out`` (atomically; ``out``
-    may be ``src``); returns ``out`` after loading it with :func:`gcdance.bundle.load_bundle`.
-    A bundle that cannot be read is a :class:`BundleError` naming what is wrong."""
+    may be ``src``); returns ``out`` after loading it with
+    :func:`gcdance.engine.bundle.load_bundle`. A bundle that cannot be read is a
+    :class:`BundleError` naming what is wrong."""
     try:
         return _migrate(Path(src), Path(out))
     except GCDanceError:

@@ -5,8 +5,8 @@
 
 The card's facts come from the bundle's manifest (architecture, parameters, features, genres,
 sampling, training provenance, file sizes), the run's ``log.csv`` (steps, time, final losses),
-the measurements of :mod:`training.choreography.evaluate_model` (``--json``) and, optionally,
-of the corpus report (``python -m training.choreography.report --json``). ``--notes`` adds
+the measurements of :mod:`choreography.evaluate_model` (``--json``) and, optionally,
+of the corpus report (``python -m choreography.report --json``). ``--notes`` adds
 hand-written sections (what the model can and cannot do). The manifest is rewritten with the
 card in ``files`` and ``model_card``; everything else in the bundle is left as it is.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gcdance._atomic import atomic_path
-from gcdance.bundle import (
+from gcdance.engine.bundle import (
     MANIFEST,
     MODEL_CARD_FILE,
     check_seal,
@@ -157,7 +157,7 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
         g, c = e["generated"], e["corpus"]
         lines += [
             "## Measured on held-out music", "",
-            f"`python -m training.choreography.evaluate_model` ({e['held_out_files']} held-out "
+            f"`python -m choreography.evaluate_model` ({e['held_out_files']} held-out "
             f"corpus files, {e['seconds']:g} s clips from {e['start']:g} s, every genre on every "
             f"clip: {e['dances']} dances, {e['steps']} steps"
             + (f" of {_SAMPLER_NAMES.get(e['sampler'], e['sampler'])}"
@@ -193,7 +193,7 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
         a = corpus_report.get("all", {})
         sep = corpus_report.get("separability", {})
         lines += ["## The training corpus", "",
-                  f"`python -m training.choreography.report`: PFC {a.get('pfc', nan):.4f}, "
+                  f"`python -m choreography.report`: PFC {a.get('pfc', nan):.4f}, "
                   f"BAS {a.get('bas', nan):.3f} against its beat grid vs "
                   f"{a.get('bas_shift', nan):.3f} shifted half a beat; genres "
                   f"separable on held-out tracks at {_pct(sep.get('logreg', nan))} "
@@ -209,7 +209,7 @@ def _check_evaluation(ev: Any, manifest: Mapping[str, Any], path: Any) -> None:
             "classifier_heldout_corpus_accuracy", "generated", "corpus", "seconds_per_dance")
     if not isinstance(ev, dict) or any(k not in ev for k in keys):
         raise InputError(f"{path} is not the --json output of python -m "
-                         "training.choreography.evaluate_model (missing fields)")
+                         "choreography.evaluate_model (missing fields)")
     want = manifest["files"]["denoiser.onnx"]["sha256"]
     if ev.get("denoiser_sha256") not in (None, want):
         raise InputError(f"{path} measured another model (denoiser sha256 "
@@ -263,7 +263,7 @@ def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
     report = _read_json(corpus_report, "corpus report")
     if report is not None and not isinstance(report, dict):
         raise InputError(f"{corpus_report} is not the --json output of python -m "
-                         "training.choreography.report")
+                         "choreography.report")
     try:
         notes_text = Path(notes).read_text(encoding="utf-8") if notes else None
     except OSError as exc:
@@ -328,9 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--bundle", required=True)
     p.add_argument("--name", default=None, help="title (default: the bundle folder's name)")
     p.add_argument("--evaluation", default=None,
-                   help="JSON of python -m training.choreography.evaluate_model --json")
+                   help="JSON of python -m choreography.evaluate_model --json")
     p.add_argument("--corpus-report", default=None,
-                   help="JSON of python -m training.choreography.report --json")
+                   help="JSON of python -m choreography.report --json")
     p.add_argument("--notes", default=None, help="Markdown sections to append")
     p.add_argument("--run", default=None, help="training run folder (its log.csv)")
     a = p.parse_args(argv)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gcdance.bundle import (
+from gcdance.engine.bundle import (
     BATCH_AXIS,
     CONDITION_FILE,
     CONDITION_INPUTS,
@@ -57,7 +57,12 @@ from gcdance.bundle import (
     FRAMES_AXIS,
 )
 from gcdance.errors import GCDanceError, InputError
-from training.denoiser import DenoiserConfig, GCDanceDenoiser, build_denoiser, count_parameters
+from training.model.denoiser import (
+    DenoiserConfig,
+    GCDanceDenoiser,
+    build_denoiser,
+    count_parameters,
+)
 from training.train import find_checkpoint, load_checkpoint
 
 __all__ = [

@@ -20,7 +20,7 @@ One graph serves DDIM and DPM-Solver++(2M): the step mixes this step's x0 with t
 one's (``x0_prev``, zeros before the first step) by the table's ``x0_coef`` and
 ``x0_prev_coef`` columns (step 4c), and hands its x0 on as ``x0_next``.
 
-``table`` is the schedule (:data:`gcdance.schedule.TABLE_KEYS` columns) with its last row
+``table`` is the schedule (:data:`gcdance.sampling.schedule.TABLE_KEYS` columns) with its last row
 repeated, so that step S - 1 can read "the next step" too (its x_in/t outputs are unused).
 ``slab_index[s]`` gives the slabs of ``z`` and ``zq`` step s adds (slab 0 is zeros: steps with
 sigma = 0 and unmasked generation use it, which adds exactly 0) and the row of the carry it
@@ -57,8 +57,8 @@ from typing import Any
 import numpy as np
 
 from gcdance.errors import InputError
-from gcdance.schedule import TABLE_KEYS
-from gcdance.stitching import check_windows, handover_weights
+from gcdance.sampling.schedule import TABLE_KEYS
+from gcdance.sampling.stitching import check_windows, handover_weights
 
 __all__ = ["OPSET", "SAMPLER_METADATA", "UPLOADS", "build_sampler_graph", "build_upload_graph"]
 

@@ -8,7 +8,7 @@ package ``onnxruntime``) and the TensorRT 10 libraries it links (``pip install
 tensorrt-cu13-libs``, or a system TensorRT on ``LD_LIBRARY_PATH``).
 
 The engine is built by ONNX Runtime's engine cache with the options of
-:func:`gcdance.tensorrt.provider_options` (FP16, engine and timing caches, one optimization
+:func:`gcdance.engine.tensorrt.provider_options` (FP16, engine and timing caches, one optimization
 profile for 1 to N windows, i.e. batch 2 to 2N under classifier-free guidance) for the graph
 ``gcdance.Generator(provider="tensorrt")`` runs: the bundle's per-step denoiser
 (``denoiser.onnx``). Any later session with the same options, model,
@@ -37,9 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from gcdance.bundle import Bundle, TensorSpec, load_bundle
-from gcdance.errors import GCDanceError, ProviderError
-from gcdance.tensorrt import (
+from gcdance.engine.bundle import Bundle, TensorSpec, load_bundle
+from gcdance.engine.tensorrt import (
     PROVIDER,
     EngineProfile,
     default_engine_dir,
@@ -48,6 +47,7 @@ from gcdance.tensorrt import (
     provider_options,
     shape_string,
 )
+from gcdance.errors import GCDanceError, ProviderError
 
 __all__ = [
     "PROVIDER",

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gcdance.conditioning.text_encoder import OnnxTextEncoder, default_onnx_path
 from gcdance.errors import GCDanceError
-from gcdance.text import OnnxTextEncoder, default_onnx_path
 from training.text_encoders import CLIPTextEncoder, MiniLMEncoder, load_encoder
 
 OPSET = 17

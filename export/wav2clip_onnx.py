@@ -7,7 +7,7 @@
 Graph: inputs ``audio`` (B, w) float32 windows (dynamic batch and window length), ``mean`` and
 ``std`` (B,) float32 standardisation statistics of the log-spectrogram; output ``embedding``
 (B, 512) float32. fp32 throughout; the export is checked against the PyTorch model within 1e-4
-(see :mod:`gcdance.features.wav2clip` for the framing).
+(see :mod:`gcdance.conditioning.features.wav2clip` for the framing).
 
 Two variants, recorded in the graph's metadata (``window_min`` / ``window_max``):
 
@@ -35,8 +35,7 @@ import onnx
 import torch
 from torch import nn
 
-from gcdance.errors import GCDanceError
-from gcdance.features.wav2clip import (
+from gcdance.conditioning.features.wav2clip import (
     HOP,
     INPUT_NAMES,
     N_FFT,
@@ -47,6 +46,7 @@ from gcdance.features.wav2clip import (
     frame_windows,
     log_spectrogram,
 )
+from gcdance.errors import GCDanceError
 from training.wav2clip import BasicBlock, Wav2CLIP, load_wav2clip
 
 OPSET = 17

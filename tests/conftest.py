@@ -61,7 +61,7 @@ def click_corpus(tmp_path: Path) -> Path:
     decaying noise bursts on every beat, a trackable pulse."""
     import soundfile as sf
 
-    from training.choreography import generate_corpus
+    from choreography import generate_corpus
 
     tracks = []
     for bpm in (96, 110, 128):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gcdance.audio import SAMPLE_RATE, load_audio
+from gcdance.conditioning.audio import SAMPLE_RATE, load_audio
 from gcdance.errors import (
     AudioDecodeError,
     AudioError,

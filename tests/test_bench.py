@@ -9,7 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from gcdance import bench, cli
+from gcdance import cli
+from gcdance.engine import bench
 from gcdance.errors import GCDanceError
 
 API_KEYS = ("device", "provider", "frames", "steps", "torch_ms", "engine_ms", "speedup",

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gcdance import bundle as bundle_mod
 from gcdance import errors as gcdance_errors
-from gcdance.bundle import (
+from gcdance.conditioning.genres import REGISTRY
+from gcdance.engine import bundle as bundle_mod
+from gcdance.engine.bundle import (
     CONDITION_INPUTS,
     CONDITION_OUTPUTS,
     DENOISER_INPUTS,
@@ -32,9 +33,8 @@ from gcdance.bundle import (
     seal_manifest,
 )
 from gcdance.errors import BundleError
-from gcdance.genres import REGISTRY
-from gcdance.normalizer import MinMaxNormalizer
-from gcdance.schedule import ddim_schedule, load_schedule
+from gcdance.motion.normalizer import MinMaxNormalizer
+from gcdance.sampling.schedule import ddim_schedule, load_schedule
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -138,7 +138,7 @@ def test_graphs_round_trip_and_compose(tiny_bundle: Path) -> None:
     differ from the conditional ones; the sampler step reads this gcdance's table columns."""
     import onnxruntime as ort
 
-    from gcdance.schedule import TABLE_KEYS
+    from gcdance.sampling.schedule import TABLE_KEYS
 
     b = load_bundle(tiny_bundle)
     g = b.graphs
@@ -257,7 +257,7 @@ def test_minilm_bundle_uses_packaged_prompt_table(tmp_path: Path) -> None:
 
 
 def test_loading_imports_no_torch(tiny_bundle: Path) -> None:
-    code = ("import sys; from gcdance.bundle import load_bundle; "
+    code = ("import sys; from gcdance.engine.bundle import load_bundle; "
             f"b = load_bundle({str(tiny_bundle)!r}); assert b.dim == 319; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
@@ -540,7 +540,7 @@ def test_hash_cache_sees_same_size_rewrites(tmp_path: Path,
 
 # ------------------------------------------------------------------------------ model card
 def _evaluation() -> dict:
-    """The structure python -m training.choreography.evaluate_model --json writes."""
+    """The structure python -m choreography.evaluate_model --json writes."""
     genres = list(REGISTRY.names("finedance"))
     conf = np.eye(len(genres), dtype=int) * 2
     return {"held_out_files": 2, "genres": genres, "dances": 2 * len(genres), "seconds": 12.0,

@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gcdance.bvh import (
+from gcdance.errors import InputError
+from gcdance.io.bvh import (
     ROTATION_ORDERS,
     euler_to_matrix,
     format_bvh,
     matrix_to_euler,
     write_bvh,
 )
-from gcdance.errors import InputError
-from gcdance.layout import AISTPP, FINEDANCE, MotionLayout
-from gcdance.representation import build_motion
-from gcdance.skeleton import Skeleton, motion_to_joints
+from gcdance.motion.layout import AISTPP, FINEDANCE, MotionLayout
+from gcdance.motion.representation import build_motion
+from gcdance.motion.skeleton import Skeleton, motion_to_joints
 
 
 def _motion(layout: MotionLayout, frames: int = 12, seed: int = 0, amp: float = 2.5) -> np.ndarray:

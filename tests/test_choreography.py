@@ -1,4 +1,4 @@
-"""Procedural choreography corpus (training/choreography): format, determinism, physics, beats,
+"""Procedural choreography corpus (choreography): format, determinism, physics, beats,
 genre separability. Music is synthesized click tracks, so no music package is needed."""
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from choreography import FAMILIES, GENRE_STYLES, dance_for_music, generate_corpus
+from choreography.__main__ import main as cli_main
+from choreography.hands import hand_axis_angles
+from choreography.report import arm_in_torso, joints_of, motion_features, separability
+from choreography.synth import PLANT_HEIGHT
+from gcdance.conditioning.genres import FINEDANCE_GENRES
 from gcdance.datasets.finedance import FineDanceDataset
 from gcdance.errors import InputError
-from gcdance.genres import FINEDANCE_GENRES
-from gcdance.layout import FINEDANCE
 from gcdance.metrics import beat_align_score
-from gcdance.rotation import matrix_to_axis_angle, rotation_6d_to_matrix
-from gcdance.skeleton import Skeleton
-from gcdance.windows import make_windows
-from training.choreography import FAMILIES, GENRE_STYLES, dance_for_music, generate_corpus
-from training.choreography.__main__ import main as cli_main
-from training.choreography.hands import hand_axis_angles
-from training.choreography.report import arm_in_torso, joints_of, motion_features, separability
-from training.choreography.synth import PLANT_HEIGHT
+from gcdance.motion.layout import FINEDANCE
+from gcdance.motion.rotation import matrix_to_axis_angle, rotation_6d_to_matrix
+from gcdance.motion.skeleton import Skeleton
+from gcdance.sampling.windows import make_windows
 
 SKEL = Skeleton.load("smplh52")
 FPS = 30
@@ -233,7 +233,7 @@ def test_hand_shapes_differ_and_mirror() -> None:
     np.testing.assert_allclose(right[:, 1:], -left[:, 1:])
     # Curling fingers brings the fingertips towards the wrist.
     rot = np.broadcast_to(np.eye(3), (2, 52, 3, 3)).copy()
-    from gcdance.rotation import axis_angle_to_matrix
+    from gcdance.motion.rotation import axis_angle_to_matrix
 
     rot[0, 22:37] = axis_angle_to_matrix(fist)
     rot[1, 22:37] = axis_angle_to_matrix(flat)
@@ -261,7 +261,7 @@ def test_errors_and_cli(tmp_path: Path, click_tracks: list[str]) -> None:
 
 
 def test_two_bone_ik_reaches_with_a_true_hinge() -> None:
-    from training.choreography.kinematics import two_bone_ik
+    from choreography.kinematics import two_bone_ik
 
     rng = np.random.default_rng(0)
     off = SKEL.offsets
@@ -287,7 +287,7 @@ def test_two_bone_ik_reaches_with_a_true_hinge() -> None:
 
 
 def test_key_interpolation_rests_on_keys() -> None:
-    from training.choreography.kinematics import interp_keys
+    from choreography.kinematics import interp_keys
 
     keys = np.array([0.0, 0.5, 1.0, 2.0])
     vals = np.array([[0.0], [1.0], [-1.0], [2.0]])
@@ -303,7 +303,7 @@ def test_key_interpolation_rests_on_keys() -> None:
 
 
 def test_clip_beats_cut_and_shift() -> None:
-    from training.choreography.evaluate_model import clip_beats
+    from choreography.evaluate_model import clip_beats
 
     beats = np.arange(0.0, 20.0, 0.5)  # 120 BPM: a beat every 15 frames
     inside, shifted = clip_beats(beats, start=4.2, frames=120)
@@ -318,7 +318,7 @@ def test_clip_beats_cut_and_shift() -> None:
 def test_motion_genre_classifier_separates_genres_and_judges_a_dance() -> None:
     """Fitted on dances of three genres to one tempo, it recognises each genre to another tempo
     and seed (per window and per dance)."""
-    from training.choreography.evaluate_model import MotionGenreClassifier
+    from choreography.evaluate_model import MotionGenreClassifier
 
     picked = [GENRE_STYLES[i] for i in (1, 6, 11)]
     train = [(motion_features(joints_of(dance_for_music(_beats(96, 16), 16.0, s,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gcdance.cli import main
-from gcdance.genres import REGISTRY
+from gcdance.conditioning.genres import REGISTRY
 
 
 def test_list(capsys) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gcdance.contacts import foot_contacts
 from gcdance.errors import InputError
+from gcdance.motion.contacts import foot_contacts
 
 
 def _step_sequence() -> np.ndarray:

@@ -12,11 +12,11 @@ import pytest
 
 from gcdance.dance import SAVE_SUFFIXES, AudioInfo, Dance
 from gcdance.errors import DataFormatError, GCDanceError, InputError
-from gcdance.evaluate import load_dance
-from gcdance.layout import AISTPP, FINEDANCE, MotionLayout
-from gcdance.representation import build_motion, split_motion
-from gcdance.rotation import axis_angle_to_matrix
-from gcdance.skeleton import Skeleton, motion_to_joints
+from gcdance.evaluation.evaluate import load_dance
+from gcdance.motion.layout import AISTPP, FINEDANCE, MotionLayout
+from gcdance.motion.representation import build_motion, split_motion
+from gcdance.motion.rotation import axis_angle_to_matrix
+from gcdance.motion.skeleton import Skeleton, motion_to_joints
 
 
 def _motion(layout: MotionLayout = FINEDANCE, frames: int = 15, seed: int = 0) -> np.ndarray:
@@ -132,7 +132,7 @@ def test_npz_roundtrip_without_pickle_and_evaluate_reads_it(tmp_path: Path) -> N
     for name in ("fps", "genre", "genre_probs", "prompt", "seed", "audio", "settings"):
         assert getattr(back, name) == getattr(d, name), name
 
-    clip = load_dance(out)  # gcdance.evaluate
+    clip = load_dance(out)  # gcdance.evaluation.evaluate
     assert clip.fps == 30.0
     assert np.allclose(clip.joints, d.joints())
 

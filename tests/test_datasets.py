@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gcdance.conditioning.genres import AISTPP_GENRES, FINEDANCE_GENRES
 from gcdance.datasets import (
     AISTPPDataset,
     FineDanceDataset,
@@ -21,8 +22,11 @@ from gcdance.datasets import (
     read_split_file,
 )
 from gcdance.errors import DataFormatError, InputError
-from gcdance.genres import AISTPP_GENRES, FINEDANCE_GENRES
-from gcdance.rotation import axis_angle_to_matrix, axis_angle_to_rotation_6d, rotation_6d_to_matrix
+from gcdance.motion.rotation import (
+    axis_angle_to_matrix,
+    axis_angle_to_rotation_6d,
+    rotation_6d_to_matrix,
+)
 
 
 def _write_wav(path: Path, seconds: float = 1.0, sr: int = 15360) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gcdance
-from gcdance.bundle import DEFAULT_BUNDLE_DIR, load_bundle
+from gcdance.engine.bundle import DEFAULT_BUNDLE_DIR, load_bundle
 
 pytestmark = pytest.mark.slow  # the default model / a trained pipeline
 

@@ -69,7 +69,7 @@ def _tracks(corpus: Path, split: str) -> list[tuple[str, str]]:
 
 
 def test_default_config_is_the_cpu_model() -> None:
-    from training.denoiser import GCDanceDenoiser, count_parameters
+    from training.model.denoiser import GCDanceDenoiser, count_parameters
     from training.train import load_config
 
     cfg = load_config(CONFIG)
@@ -79,7 +79,7 @@ def test_default_config_is_the_cpu_model() -> None:
     assert cfg.train.device == "cpu" and 0 < cfg.optim.ema_decay < 1
     assert cfg.train.save_every < cfg.train.max_steps
     from training.data import _feature_config
-    from training.denoiser import build_denoiser
+    from training.model.denoiser import build_denoiser
 
     music_dim = _feature_config(cfg.data).dim
     assert music_dim == 200
@@ -111,7 +111,7 @@ def test_pipeline_outputs(built: dict[str, Path]) -> None:
         assert set(b.files) == set(r.files)
         for k in r.files:
             np.testing.assert_array_equal(b[k], r[k])
-    from gcdance.bundle import load_bundle
+    from gcdance.engine.bundle import load_bundle
 
     bundle = load_bundle(built["bundle"])
     assert bundle.dataset == "finedance" and len(bundle.genres) == 16
@@ -171,10 +171,10 @@ def test_cli_generate_writes_bvh_and_mp4(built: dict[str, Path], tmp_path: Path)
 def test_default_bundle_location(built: dict[str, Path], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Installed as the package's default bundle, it needs no --bundle."""
-    import gcdance.bundle
+    import gcdance.engine.bundle
     from gcdance.cli import main
 
-    monkeypatch.setattr(gcdance.bundle, "DEFAULT_BUNDLE_DIR", built["bundle"])
+    monkeypatch.setattr(gcdance.engine.bundle, "DEFAULT_BUNDLE_DIR", built["bundle"])
     name, genre = _tracks(built["corpus"], "test")[0]
     wav = built["corpus"] / "music_wav" / f"{name}.wav"
     gen = gcdance.Generator(provider="cpu")
@@ -198,15 +198,15 @@ def test_bundle_sizes_and_refusal(built: dict[str, Path], tool: ModuleType,
         tool.build_default_model(config=CONFIG, corpus=built["corpus"], out=tmp_path / "b")
     assert not (tmp_path / "b").exists()
     cmds = tool.evaluation_commands(built["bundle"], built["corpus"])
-    assert any("gcdance.evaluate" in c for c in cmds)
-    assert any("training.choreography.evaluate_model" in c for c in cmds)
+    assert any("gcdance.evaluation.evaluate" in c for c in cmds)
+    assert any("choreography.evaluate_model" in c for c in cmds)
 
 
 def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """Point 3's command runs end to end: every (held-out file, genre) pair is generated and
     judged, and the numbers are consistent with each other."""
-    from training.choreography.evaluate_model import main
+    from choreography.evaluate_model import main
 
     out = tmp_path / "eval.json"
     assert main(["--corpus", str(built["corpus"]), "--bundle", str(built["bundle"]),
@@ -240,7 +240,7 @@ def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path
     import shutil
 
     from export.model_card import main as card_main
-    from gcdance.bundle import load_bundle
+    from gcdance.engine.bundle import load_bundle
 
     bundle = Path(shutil.copytree(built["bundle"], tmp_path / "bundle"))
     assert card_main(["--bundle", str(bundle), "--evaluation", str(out), "--run",

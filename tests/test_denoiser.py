@@ -8,14 +8,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gcdance.errors import InputError  # noqa: E402
-from training.denoiser import (  # noqa: E402
+from training.model.denoiser import (  # noqa: E402
     CONFIGS,
     DenoiserConfig,
     GCDanceDenoiser,
     build_denoiser,
     count_parameters,
 )
-from training.diffusion import GaussianDiffusion, condition_mask  # noqa: E402
+from training.model.diffusion import GaussianDiffusion, condition_mask  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -195,7 +195,7 @@ MEDIUM = DenoiserConfig(layout="aistpp", music_dim=35, latent_dim=96, ff_dim=160
 def _reference_forward(model: GCDanceDenoiser, x_t, t, music, text_emb, cond_mask):
     """The pre-split forward written out from the modules: the whole frame memory (music, and
     body features for the hands) is layer-normed and projected to K/V at every step."""
-    from training.denoiser import _heads, _merge, _positions, _rotate
+    from training.model.denoiser import _heads, _merge, _positions, _rotate
 
     cos, sin = model.rotary(_positions(x_t))
     m = model.music_proj(music)
@@ -277,7 +277,7 @@ def test_forward_is_denoise_of_condition(config: str) -> None:
 
 def test_condition_cache_layout(tiny: GCDanceDenoiser) -> None:
     """Per frame: [K | V] of body layers 0..L-1, then hand layers; K rotary at the frame."""
-    from training.denoiser import _positions
+    from training.model.denoiser import _positions
 
     _, _, m, e = _inputs(b=2, n=12)
     mask = torch.tensor([1.0, 0.0])

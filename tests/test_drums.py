@@ -1,4 +1,4 @@
-"""training.choreography.drums (synthesized drum grooves with an exact beat grid) and
+"""choreography.drums (synthesized drum grooves with an exact beat grid) and
 ``evaluate_model --music drums``, which dances to them.
 
 Everything but the last test runs in a few seconds without a model; the end-to-end run with the
@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gcdance.audio import SAMPLE_RATE
-from gcdance.errors import InputError
-from training.choreography.drums import (
+from choreography.drums import (
     PATTERNS,
     SWING,
     TEMPI,
@@ -25,7 +23,9 @@ from training.choreography.drums import (
     synthesize,
     write_clip,
 )
-from training.choreography.evaluate_model import drum_clips, format_report
+from choreography.evaluate_model import drum_clips, format_report
+from gcdance.conditioning.audio import SAMPLE_RATE
+from gcdance.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLE = REPO / "python" / "gcdance" / "data" / "default_bundle"
@@ -57,7 +57,7 @@ def test_onset_envelope_peaks_at_the_grid(tempo: float) -> None:
     set, straight and swung, folded at the beat period, is strongest on the beat (against every
     12th of a beat, where all straight and swung notes fall); with a kick on every beat (four on
     the floor, straight), every beat is a peak."""
-    from gcdance.features.music import onset_envelope
+    from gcdance.conditioning.features.music import onset_envelope
 
     for clip in drum_set(12.0, tempi=[tempo], seed=1):
         env = onset_envelope(clip.samples, sr=clip.sr)
@@ -183,7 +183,7 @@ def test_write_clip_wav_and_beats(tmp_path: Path) -> None:
 
 def test_evaluate_model_refuses_bad_drum_options(tmp_path: Path) -> None:
     """Before any model or corpus is read."""
-    from training.choreography.evaluate_model import evaluate_model
+    from choreography.evaluate_model import evaluate_model
 
     with pytest.raises(InputError, match="tempo must be between"):
         evaluate_model(tmp_path, music="drums", tempi=[0])
@@ -237,7 +237,7 @@ def test_evaluate_model_on_drums_end_to_end(tmp_path: Path, click_corpus: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """The default model dances two genres to two drum clips; the classifier comes from a tiny
     synthesized corpus (3 genres, click tracks)."""
-    from training.choreography.evaluate_model import main
+    from choreography.evaluate_model import main
 
     corpus = click_corpus
     out = tmp_path / "drums.json"

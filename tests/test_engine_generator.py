@@ -30,13 +30,14 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import gcdance  # noqa: E402
 from export.onnx_denoiser import export_denoiser  # noqa: E402
 from export.sampler_graph import build_sampler_graph, build_upload_graph  # noqa: E402
-from gcdance import engine, masks  # noqa: E402
-from gcdance.generator import schedule_array  # noqa: E402
-from gcdance.layout import FINEDANCE  # noqa: E402
-from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
-from gcdance.schedule import TABLE_KEYS, ddim_schedule  # noqa: E402
-from gcdance.stitching import stitch_windows  # noqa: E402
-from training.denoiser import build_denoiser  # noqa: E402
+from gcdance import masks  # noqa: E402
+from gcdance.engine import engine  # noqa: E402
+from gcdance.engine.generator import schedule_array  # noqa: E402
+from gcdance.motion.layout import FINEDANCE  # noqa: E402
+from gcdance.motion.normalizer import MinMaxNormalizer  # noqa: E402
+from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule  # noqa: E402
+from gcdance.sampling.stitching import stitch_windows  # noqa: E402
+from training.model.denoiser import build_denoiser  # noqa: E402
 from training.sampler import InjectedNoise, RootAnchor, sample, window_plan_for  # noqa: E402
 
 STEPS = 50

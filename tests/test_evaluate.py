@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from gcdance import evaluate as ev
 from gcdance.errors import InputError
+from gcdance.evaluation import evaluate as ev
 
 
 def _dance(rng: np.random.Generator, frames: int, joints: int, step: float) -> np.ndarray:
@@ -96,7 +96,7 @@ def test_real_features_are_cached_by_content(folders, monkeypatch):
 
 
 def test_flat_folder_with_random_rounds_and_motion_files(tmp_path):
-    from gcdance.layout import AISTPP
+    from gcdance.motion.layout import AISTPP
 
     rng = np.random.default_rng(1)
     real = tmp_path / "real"

@@ -22,7 +22,8 @@ from export.onnx_denoiser import (  # noqa: E402
     random_inputs,
     verify_denoiser,
 )
-from gcdance.bundle import (  # noqa: E402
+from gcdance.conditioning.genres import FINEDANCE_GENRES  # noqa: E402
+from gcdance.engine.bundle import (  # noqa: E402
     CONDITION_INPUTS,
     CONDITION_OUTPUTS,
     DENOISER_INPUTS,
@@ -30,12 +31,11 @@ from gcdance.bundle import (  # noqa: E402
     load_bundle,
     read_onnx_signature,
 )
+from gcdance.engine.tensorrt import parse_shapes, profile_range, profile_windows  # noqa: E402
 from gcdance.errors import InputError, ProviderError  # noqa: E402
-from gcdance.genres import FINEDANCE_GENRES  # noqa: E402
-from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
-from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
-from gcdance.tensorrt import parse_shapes, profile_range, profile_windows  # noqa: E402
-from training.denoiser import build_denoiser  # noqa: E402
+from gcdance.motion.normalizer import MinMaxNormalizer  # noqa: E402
+from gcdance.motion.rotation import axis_angle_to_rotation_6d  # noqa: E402
+from training.model.denoiser import build_denoiser  # noqa: E402
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:TensorBoard logging is off")

@@ -8,9 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from gcdance.audio import HOP_LENGTH, SAMPLE_RATE, MonoResampler, load_audio
+from gcdance.conditioning.audio import HOP_LENGTH, SAMPLE_RATE, MonoResampler, load_audio
+from gcdance.conditioning.features import (
+    FeatureConfig,
+    FeatureStream,
+    compute_features,
+    extract_features,
+)
 from gcdance.errors import FeatureConfigError, InputError
-from gcdance.features import FeatureConfig, FeatureStream, compute_features, extract_features
 
 CFG = FeatureConfig(sets=("stft", "rhythm"))
 AHEAD = CFG.lookahead_samples  # 8192: frame k is final once 512 k + 8192 samples are in

@@ -1,4 +1,5 @@
-"""Foot locking (gcdance.foot_lock) on synthesized motions and on the default model's output."""
+"""Foot locking (gcdance.motion.foot_lock) on synthesized motions and on the default model's
+output."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import numpy as np
 import pytest
 
 from gcdance.errors import InputError
-from gcdance.foot_lock import lock_feet
-from gcdance.layout import AISTPP, FINEDANCE, MotionLayout
 from gcdance.metrics import pfc
-from gcdance.rotation import axis_angle_to_rotation_6d, rotation_6d_to_matrix
-from gcdance.skeleton import Skeleton, motion_to_joints
+from gcdance.motion.foot_lock import lock_feet
+from gcdance.motion.layout import AISTPP, FINEDANCE, MotionLayout
+from gcdance.motion.rotation import axis_angle_to_rotation_6d, rotation_6d_to_matrix
+from gcdance.motion.skeleton import Skeleton, motion_to_joints
 
 FPS = 30
 L_HIP, L_KNEE, L_ANKLE, L_FOOT = 1, 4, 7, 10
@@ -240,7 +241,7 @@ def test_kept_frames_are_untouched_and_reached_without_a_jump():
 
 
 def test_minimal_rotation_handles_opposite_directions():
-    from gcdance.foot_lock import _align
+    from gcdance.motion.foot_lock import _align
 
     u = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.3, 0.4, 0.5]])
     v = np.array([[0.0, -2.0, 0.0], [-1.0, 1e-9, 0.0], [0.1, -0.2, 0.9]])

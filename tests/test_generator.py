@@ -12,7 +12,7 @@ pytest.importorskip("librosa")
 
 import gcdance
 from gcdance import masks
-from gcdance.layout import FINEDANCE
+from gcdance.motion.layout import FINEDANCE
 
 SR = 22050
 
@@ -58,7 +58,7 @@ def test_generate_gives_a_dance(generator: gcdance.Generator) -> None:
 
 
 def test_foot_lock_is_on_by_default_and_can_be_turned_off(generator: gcdance.Generator) -> None:
-    from gcdance.foot_lock import lock_feet
+    from gcdance.motion.foot_lock import lock_feet
 
     locked = generator.generate(clicks(5.0), "Jazz", seed=1, steps=8)
     raw = generator.generate(clicks(5.0), "Jazz", seed=1, steps=8, foot_lock=False)
@@ -165,7 +165,7 @@ def test_songs_outside_the_tensorrt_profile_are_refused(generator: gcdance.Gener
 
 def test_tensorrt_options_are_checked_before_any_work(bundle: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from gcdance import generator as generator_mod
+    from gcdance.engine import generator as generator_mod
 
     monkeypatch.setenv("GCDANCE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(generator_mod, "available_providers", lambda: ["cpu", "cuda", "tensorrt"])
@@ -180,8 +180,8 @@ def test_tensorrt_options_are_checked_before_any_work(bundle: Path, tmp_path: Pa
 def test_given_tensorrt_profiles_find_their_cache(bundle: Path) -> None:
     """Given profile or precision options go where export.tensorrt builds that engine, or, for
     a profile no EngineProfile gives, to a folder of their own; bad ones fail before work."""
-    from gcdance import tensorrt
-    from gcdance.bundle import load_bundle
+    from gcdance.engine import tensorrt
+    from gcdance.engine.bundle import load_bundle
 
     b = load_bundle(bundle)
     keys = ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")

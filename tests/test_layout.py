@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gcdance.errors import BundleError, InputError
-from gcdance.layout import AISTPP, FINEDANCE, MotionLayout, get_layout
+from gcdance.motion.layout import AISTPP, FINEDANCE, MotionLayout, get_layout
 
 
 def test_finedance_slices():

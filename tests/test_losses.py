@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from gcdance.errors import InputError
-from gcdance.layout import AISTPP, FINEDANCE, MotionLayout
-from gcdance.normalizer import MinMaxNormalizer
-from gcdance.representation import build_motion
-from gcdance.rotation import rotation_6d_to_matrix as np_6d_to_matrix
-from gcdance.skeleton import Skeleton, motion_to_joints
-from training.fk import TorchFK, rotation_6d_to_matrix
-from training.losses import DanceLosses
+from gcdance.motion.layout import AISTPP, FINEDANCE, MotionLayout
+from gcdance.motion.normalizer import MinMaxNormalizer
+from gcdance.motion.representation import build_motion
+from gcdance.motion.rotation import rotation_6d_to_matrix as np_6d_to_matrix
+from gcdance.motion.skeleton import Skeleton, motion_to_joints
+from training.model.fk import TorchFK, rotation_6d_to_matrix
+from training.objectives.losses import DanceLosses
 
 torch.set_num_threads(1)
 

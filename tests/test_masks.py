@@ -7,7 +7,7 @@ import pytest
 
 from gcdance import masks
 from gcdance.errors import InputError
-from gcdance.layout import AISTPP, FINEDANCE
+from gcdance.motion.layout import AISTPP, FINEDANCE
 
 
 def _blocks_aligned(mask: np.ndarray, layout) -> bool:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gcdance.errors import InputError
-from training.mtl import (
+from training.objectives.mtl import (
     FixedWeighting,
     NashMTL,
     TrainingDivergedError,

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from gcdance.audio import HOP_LENGTH, SAMPLE_RATE, load_audio
-from gcdance.errors import FeatureConfigError
-from gcdance.features import (
+from gcdance.conditioning.audio import HOP_LENGTH, SAMPLE_RATE, load_audio
+from gcdance.conditioning.features import (
     FeatureConfig,
     baseline_features,
     check_compatible,
@@ -18,7 +17,8 @@ from gcdance.features import (
     onset_envelope,
     stft_magnitude,
 )
-from gcdance.features.music import mean_tempogram
+from gcdance.conditioning.features.music import mean_tempogram
+from gcdance.errors import FeatureConfigError
 
 librosa = pytest.importorskip("librosa")
 

@@ -46,7 +46,7 @@ def _learns_from_the_music(tmp_path: Path) -> None:
 
 def test_frame_bias_and_music_norm_export_and_keep_old_configs(tmp_path: Path):
     from export.onnx_denoiser import export_denoiser
-    from training.denoiser import DenoiserConfig, build_denoiser
+    from training.model.denoiser import DenoiserConfig, build_denoiser
 
     torch.manual_seed(0)
     model = build_denoiser("tiny", frame_bias=True, music_norm=True).eval()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gcdance.errors import BundleError, InputError
-from gcdance.normalizer import MinMaxNormalizer
+from gcdance.motion.normalizer import MinMaxNormalizer
 
 
 def _data(rng: np.random.Generator) -> np.ndarray:

@@ -15,7 +15,7 @@ import pytest
 import gcdance
 from gcdance import masks
 from gcdance.cli import prompt_schedule
-from gcdance.generator import check_schedule
+from gcdance.engine.generator import check_schedule
 
 pytest.importorskip("torch")
 
@@ -96,7 +96,7 @@ def test_one_embedding_per_window_is_the_row_of_each_window(generator) -> None:
     """The engine's per-window C_E path: a schedule whose windows all take the same embedding
     through one row per window equals the plain dance (catches a wrong row index), and the
     native generator refuses a row count that is neither 1 nor the window count."""
-    from gcdance.generator import schedule_array
+    from gcdance.engine.generator import schedule_array
 
     audio = clicks(8.0)  # 240 frames: 3 windows
     features = generator.music_features(audio)

@@ -1,4 +1,4 @@
-"""Opt-in int8 inference (gcdance.quantize): the cached quantized graph and the Generator."""
+"""Opt-in int8 inference (gcdance.engine.quantize): the cached quantized graph and the Generator."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 import gcdance  # noqa: E402
-from gcdance import quantize  # noqa: E402
-from gcdance.bundle import load_bundle  # noqa: E402
+from gcdance.engine import quantize  # noqa: E402
+from gcdance.engine.bundle import load_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,7 @@ def test_int8_refuses_a_graph_without_layers(cache: Path, tmp_path: Path) -> Non
 
 
 def test_int8_refused_on_gpu_providers(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gcdance import generator
+    from gcdance.engine import generator
 
     monkeypatch.setattr(generator, "available_providers", lambda: ["cpu", "cuda", "tensorrt"])
     for provider in ("cuda", "tensorrt"):

@@ -14,13 +14,13 @@ import pytest
 
 from gcdance.dance import AudioInfo, Dance
 from gcdance.errors import AudioNotFoundError, GCDanceError, InputError
-from gcdance.layout import FINEDANCE
-from gcdance.representation import build_motion
+from gcdance.motion.layout import FINEDANCE
+from gcdance.motion.representation import build_motion
 
 PIL = pytest.importorskip("PIL", reason="Pillow (render dependency) is not installed")
 from PIL import Image  # noqa: E402
 
-from gcdance import render as render_mod  # noqa: E402
+from gcdance.io import render as render_mod  # noqa: E402
 
 FRAMES = 20
 SIZE = (160, 120)

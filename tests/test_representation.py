@@ -5,12 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gcdance.contacts import foot_contacts
 from gcdance.errors import InputError
-from gcdance.layout import AISTPP, FINEDANCE
-from gcdance.representation import build_motion, motion_to_smpl, rotations_to_6d, split_motion
-from gcdance.rotation import axis_angle_to_matrix, matrix_to_rotation_6d
-from gcdance.skeleton import Skeleton
+from gcdance.motion.contacts import foot_contacts
+from gcdance.motion.layout import AISTPP, FINEDANCE
+from gcdance.motion.representation import (
+    build_motion,
+    motion_to_smpl,
+    rotations_to_6d,
+    split_motion,
+)
+from gcdance.motion.rotation import axis_angle_to_matrix, matrix_to_rotation_6d
+from gcdance.motion.skeleton import Skeleton
 
 
 def _random_pose(rng: np.random.Generator, t: int, j: int) -> tuple[np.ndarray, np.ndarray]:

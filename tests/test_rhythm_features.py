@@ -14,15 +14,15 @@ import math
 import numpy as np
 import pytest
 
-from gcdance.audio import HOP_LENGTH, SAMPLE_RATE
-from gcdance.errors import FeatureConfigError
-from gcdance.features import FeatureConfig, check_compatible, compute_features, rhythm
-from gcdance.features.rhythm import (
+from gcdance.conditioning.audio import HOP_LENGTH, SAMPLE_RATE
+from gcdance.conditioning.features import FeatureConfig, check_compatible, compute_features, rhythm
+from gcdance.conditioning.features.rhythm import (
     ONSET_DELAY,
     RHYTHM_DIM,
     lookahead_samples,
     rhythm_features,
 )
+from gcdance.errors import FeatureConfigError
 
 HOP = HOP_LENGTH
 SR = SAMPLE_RATE

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gcdance.errors import InputError
-from gcdance.rotation import (
+from gcdance.motion.rotation import (
     axis_angle_to_matrix,
     axis_angle_to_quaternion,
     axis_angle_to_rotation_6d,

@@ -9,12 +9,12 @@ torch = pytest.importorskip("torch")
 
 from gcdance import masks  # noqa: E402
 from gcdance.errors import InputError  # noqa: E402
-from gcdance.layout import FINEDANCE  # noqa: E402
-from gcdance.normalizer import MinMaxNormalizer  # noqa: E402
-from gcdance.rotation import axis_angle_to_rotation_6d  # noqa: E402
-from gcdance.schedule import ddim_schedule  # noqa: E402
-from gcdance.stitching import handover_weights  # noqa: E402
-from training.denoiser import build_denoiser  # noqa: E402
+from gcdance.motion.layout import FINEDANCE  # noqa: E402
+from gcdance.motion.normalizer import MinMaxNormalizer  # noqa: E402
+from gcdance.motion.rotation import axis_angle_to_rotation_6d  # noqa: E402
+from gcdance.sampling.schedule import ddim_schedule  # noqa: E402
+from gcdance.sampling.stitching import handover_weights  # noqa: E402
+from training.model.denoiser import build_denoiser  # noqa: E402
 from training.sampler import (  # noqa: E402
     InjectedNoise,
     SeededNoise,
@@ -323,7 +323,7 @@ def test_documented_step_order_reproduced_with_numpy_and_onnxruntime(model, norm
     x_T = rng.standard_normal(shape).astype(np.float32)
     z = rng.standard_normal((steps, *shape)).astype(np.float32)
     zq = rng.standard_normal((steps, *shape)).astype(np.float32)
-    from gcdance.stitching import split_windows
+    from gcdance.sampling.stitching import split_windows
 
     music = split_windows(_music(frames), plan)
     known_full = normalizer.transform(_raw_motion(frames)).astype(np.float32)
@@ -382,7 +382,7 @@ def test_blocks_with_a_carry_equal_one_run(model, normalizer, relative_axes: str
     """The specification of streaming: windows generated a block at a time, each block given
     the carry of the one before (and the noise of its own windows), equal one run over all of
     them; without the carry the block's first window does not continue the one before."""
-    from gcdance.stitching import split_windows
+    from gcdance.sampling.stitching import split_windows
     from training.sampler import Carry, RootAnchor
 
     frames, steps, hop = 360, 3, 60

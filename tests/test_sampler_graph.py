@@ -12,7 +12,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from export.sampler_graph import UPLOADS, build_sampler_graph, build_upload_graph  # noqa: E402
 from gcdance.errors import InputError  # noqa: E402
-from gcdance.schedule import TABLE_KEYS, ddim_schedule  # noqa: E402
+from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule  # noqa: E402
 from training.sampler import (  # noqa: E402
     RootAnchor,
     ddim_update,
@@ -262,7 +262,7 @@ def test_graphs_are_reproducible() -> None:
 def test_the_default_bundle_carries_the_graphs_of_its_layout() -> None:
     """The shipped default bundle's sampler and upload graphs are what this gcdance builds for
     its manifest (a change of the step that forgot to rebuild the bundle fails here)."""
-    from gcdance.bundle import load_bundle
+    from gcdance.engine.bundle import load_bundle
 
     bundle = load_bundle()
     want = build_sampler_graph(bundle.dim, bundle.window, bundle.hop,

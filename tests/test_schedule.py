@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gcdance.errors import BundleError, InputError
-from gcdance.schedule import (
+from gcdance.sampling.schedule import (
     SCHEDULE_FORMAT_VERSION,
     TABLE_KEYS,
     alphas_cumprod,

@@ -38,7 +38,7 @@ def generator() -> gcdance.Generator:
 def song() -> tuple[np.ndarray, int]:
     """A real song (MIT-licensed), tiled to 45 s so that it covers 21 windows."""
     mm = pytest.importorskip("immich_memories_music")
-    from gcdance.audio import SAMPLE_RATE, load_audio
+    from gcdance.conditioning.audio import SAMPLE_RATE, load_audio
 
     samples = load_audio(mm.tracks_dir() / "happy" / "happy_electronic_s411.opus")
     samples = np.tile(samples, int(np.ceil(45 * SAMPLE_RATE / samples.size)))
@@ -81,7 +81,7 @@ def test_generated_dances_are_continuous_at_seams(generator, song, seconds, wind
     long = windows >= 20  # 4 dances of 42 s; 16 short ones
     dances = [generator.generate(song, p, seed=s, duration=seconds)
               for s in (SEEDS[:2] if long else SEEDS) for p in (PROMPTS[:2] if long else PROMPTS)]
-    from gcdance.stitching import plan_windows
+    from gcdance.sampling.stitching import plan_windows
 
     assert plan_windows(len(dances[0].motion), bundle.window, bundle.hop).num_windows == windows
     _check(dances, bundle, per_dance_jerk=long)

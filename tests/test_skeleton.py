@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from gcdance.errors import DataFormatError, InputError
-from gcdance.layout import AISTPP, FINEDANCE
-from gcdance.representation import build_motion
-from gcdance.rotation import axis_angle_to_matrix
-from gcdance.skeleton import Skeleton, motion_to_joints
+from gcdance.motion.layout import AISTPP, FINEDANCE
+from gcdance.motion.representation import build_motion
+from gcdance.motion.rotation import axis_angle_to_matrix
+from gcdance.motion.skeleton import Skeleton, motion_to_joints
 
 
 def _file(name: str) -> dict:

@@ -1,5 +1,5 @@
 """tools/steps_table.py (quality against sampling steps) and the FID / BAS-gap parts of
-training.choreography.evaluate_model it tabulates.
+choreography.evaluate_model it tabulates.
 
 The table logic, the resume and the verdicts run on a fake evaluate function (no model); one
 small real run on a synthesized corpus is marked slow.
@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gcdance.errors import InputError
-from training.choreography.evaluate_model import (
+from choreography.evaluate_model import (
     clip_features,
     fid_scores,
     floor_clips,
     format_report,
 )
+from gcdance.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLE = REPO / "python" / "gcdance" / "data" / "default_bundle"
@@ -133,7 +133,7 @@ def test_format_report_prints_bas_gap_fid_counts_and_floor() -> None:
 
 
 def test_sampler_and_eta_are_passed_only_when_given() -> None:
-    from training.choreography.evaluate_model import _generate_options
+    from choreography.evaluate_model import _generate_options
 
     assert _generate_options(None, None, None) == {}  # the bundle's sampler and eta
     assert _generate_options(None, "dpmpp", 0.5) == {"sampler": "dpmpp", "eta": 0.5}
@@ -147,7 +147,7 @@ def test_sampler_and_eta_are_passed_only_when_given() -> None:
 ])
 def test_evaluate_model_refuses_bad_sampling_options(tmp_path: Path, kw: dict[str, Any],
                                                      message: str) -> None:
-    from training.choreography.evaluate_model import evaluate_model
+    from choreography.evaluate_model import evaluate_model
 
     with pytest.raises(InputError, match=message):  # before any model or corpus is read
         evaluate_model(tmp_path, **kw)

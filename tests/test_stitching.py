@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from gcdance.errors import InputError
-from gcdance.layout import AISTPP, FINEDANCE
-from gcdance.rotation import axis_angle_to_rotation_6d
-from gcdance.stitching import (
+from gcdance.motion.layout import AISTPP, FINEDANCE
+from gcdance.motion.rotation import axis_angle_to_rotation_6d
+from gcdance.sampling.stitching import (
     handover_weights,
     orthonormalize_rotations,
     plan_windows,

@@ -11,8 +11,8 @@ import pytest
 
 import gcdance
 from gcdance.errors import AudioTooShortError, FeatureConfigError, GCDanceError
-from gcdance.foot_lock import FootLockStream, lock_feet, settle_frames
-from gcdance.layout import FINEDANCE
+from gcdance.motion.foot_lock import FootLockStream, lock_feet, settle_frames
+from gcdance.motion.layout import FINEDANCE
 
 pytest.importorskip("torch")
 
@@ -114,7 +114,7 @@ def test_pieces_come_as_the_audio_arrives(generator) -> None:
 
 def test_memory_does_not_grow_with_the_song(generator) -> None:
     """The features kept and the motion waiting for the foot lock stay bounded."""
-    from gcdance import streaming
+    from gcdance.engine import streaming
 
     sizes = []
     original = streaming._Song.add

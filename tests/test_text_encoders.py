@@ -13,9 +13,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from export.text_encoder_onnx import TOLERANCE, export_encoder, verify  # noqa: E402
-from gcdance import text as gtext  # noqa: E402
+from gcdance.conditioning import tokenizers  # noqa: E402
+from gcdance.conditioning.text_encoder import (  # noqa: E402
+    NumpyMiniLM,
+    OnnxTextEncoder,
+    load_text_encoder,
+)
 from gcdance.errors import BundleError, WeightsError  # noqa: E402
-from gcdance.text import NumpyMiniLM, OnnxTextEncoder, load_text_encoder  # noqa: E402
 from training.text_encoders import (  # noqa: E402
     CLIPTextConfig,
     CLIPTextEncoder,
@@ -141,7 +145,7 @@ def clip_vocab(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     """open_clip's vocabulary when installed; else a small one the test writes in its format
     (a gzip text file: a header line, then BPE merges), so the ONNX check always runs."""
     try:
-        gtext.clip_vocab_path()
+        tokenizers.clip_vocab_path()
         return
     except WeightsError:
         pass
@@ -167,7 +171,7 @@ def _open_clip_reference_tokenizer():
     if importlib.util.find_spec("ftfy") is None:
         pytest.skip("ftfy is not installed")
     try:
-        path = gtext.clip_vocab_path().parent / "tokenizer.py"
+        path = tokenizers.clip_vocab_path().parent / "tokenizer.py"
     except WeightsError:
         pytest.skip("open_clip_torch is not installed")
     spec = importlib.util.spec_from_file_location("_open_clip_tokenizer", path)
@@ -180,18 +184,18 @@ def test_clip_tokenizer_matches_open_clip() -> None:
     reference = _open_clip_reference_tokenizer()
     texts = [*TEXTS, "It's Kun-qu &amp; <b>opera</b>   café naïve 123 4.5x!!", "",
              "word " * 100, "emoji 💃 and 中文 characters", "don't we'll they've"]
-    ours = gtext.CLIPTokenizer()(texts)["input_ids"]
+    ours = tokenizers.CLIPTokenizer()(texts)["input_ids"]
     np.testing.assert_array_equal(ours, reference(texts).numpy())
 
 
 def test_training_pipeline_with_a_random_clip_tower(tmp_path, monkeypatch) -> None:
     """P and C_E with the CLIP encoder (random init: only the plumbing is checked)."""
-    from gcdance.genres import REGISTRY
-    from gcdance.text import GenreClassifier, load_control_embeddings
+    from gcdance.conditioning.genre_classifier import GenreClassifier, load_control_embeddings
+    from gcdance.conditioning.genres import REGISTRY
     from training.genre_classifier import HeadConfig, TorchTextEncoder, load_corpus, train
 
     try:
-        gtext.clip_vocab_path()
+        tokenizers.clip_vocab_path()
     except WeightsError:
         pytest.skip("open_clip_torch (its vocabulary) is not installed")
     monkeypatch.setenv("GCDANCE_CACHE", str(tmp_path / "cache"))
@@ -215,7 +219,7 @@ def test_a_bundle_runs_its_own_text_encoder(minilm_onnx, tmp_path, monkeypatch) 
     """A bundle that ships text_encoder.onnx classifies prompts with that graph, not with the
     encoder found in the cache or the package."""
     from export.bundle import random_bundle
-    from gcdance.bundle import load_bundle
+    from gcdance.engine.bundle import load_bundle
 
     monkeypatch.setenv("GCDANCE_CACHE", str(tmp_path / "empty-cache"))
     out = random_bundle(tmp_path / "b", "tiny", text_encoder="minilm",
@@ -231,6 +235,6 @@ def test_a_bundle_runs_its_own_text_encoder(minilm_onnx, tmp_path, monkeypatch) 
 
 
 def gcdance_classifier_with(encoder, bundle_dir):
-    from gcdance.text import GenreClassifier
+    from gcdance.conditioning.genre_classifier import GenreClassifier
 
     return GenreClassifier(bundle_dir / "genre_classifier.npz", encoder=encoder)

@@ -14,14 +14,14 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from gcdance.genres import FINEDANCE_GENRES
-from gcdance.layout import FINEDANCE
-from gcdance.normalizer import MinMaxNormalizer
-from gcdance.rotation import axis_angle_to_rotation_6d
+from gcdance.conditioning.genres import FINEDANCE_GENRES
+from gcdance.motion.layout import FINEDANCE
+from gcdance.motion.normalizer import MinMaxNormalizer
+from gcdance.motion.rotation import axis_angle_to_rotation_6d
 from training.data import WindowDataset, load_text_bank, prepare_data, prepare_text
-from training.denoiser import build_denoiser
-from training.losses import LOSS_NAMES, DanceLosses
-from training.mtl import NashMTL
+from training.model.denoiser import build_denoiser
+from training.objectives.losses import LOSS_NAMES, DanceLosses
+from training.objectives.mtl import NashMTL
 from training.train import (
     ConfigError,
     GenreHead,

@@ -9,14 +9,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from export.wav2clip_onnx import check_signal, export_wav2clip, verify  # noqa: E402
-from gcdance.errors import InputError, WeightsError  # noqa: E402
-from gcdance.features import FeatureConfig, Wav2CLIPEncoder, extract_features  # noqa: E402
-from gcdance.features.wav2clip import (  # noqa: E402
+from gcdance.conditioning.features import FeatureConfig, Wav2CLIPEncoder, extract_features  # noqa: E402
+from gcdance.conditioning.features.wav2clip import (  # noqa: E402
     CHECKPOINT_URL,
     STD_FLOOR,
     frame_windows,
     log_spectrogram,
 )
+from gcdance.errors import InputError, WeightsError  # noqa: E402
 from training.wav2clip import (  # noqa: E402
     Wav2CLIP,
     load_wav2clip,

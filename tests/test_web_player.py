@@ -34,8 +34,8 @@ from gcdance.errors import (
     GCDanceError,
     InputError,
 )
-from gcdance.layout import FINEDANCE
-from gcdance.representation import build_motion
+from gcdance.motion.layout import FINEDANCE
+from gcdance.motion.representation import build_motion
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
@@ -233,12 +233,12 @@ def test_music_problems_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 @needs_assets
 def test_wav_fallback_without_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gcdance.render
+    import gcdance.io.render
 
     def no_ffmpeg(ffmpeg: Any = None) -> str:
         raise GCDanceError("no ffmpeg here")
 
-    monkeypatch.setattr(gcdance.render, "find_ffmpeg", no_ffmpeg)
+    monkeypatch.setattr(gcdance.io.render, "find_ffmpeg", no_ffmpeg)
     song = write_song(tmp_path / "s.flac", seconds=5.0, sr=96000, channels=6)
     dance = synthetic_dance(2.0, audio=AudioInfo(path=str(song), start=1.0))
     with pytest.warns(RuntimeWarning, match="WAV.*no ffmpeg here"):

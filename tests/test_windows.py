@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gcdance.errors import InputError
-from gcdance.layout import AISTPP, FINEDANCE
-from gcdance.windows import make_root_relative, make_windows, slice_windows, window_starts
+from gcdance.motion.layout import AISTPP, FINEDANCE
+from gcdance.sampling.windows import make_root_relative, make_windows, slice_windows, window_starts
 
 
 def _moving_motion(t: int, rng: np.random.Generator, layout=FINEDANCE) -> np.ndarray:

@@ -9,7 +9,7 @@ per piece, the audio received when it came and the wall time; then the first pie
 second of audio; below 1 keeps up with a live source) and the largest difference from
 ``generate`` on the same audio and seed. Numbers, not assertions: run it on the machine you
 care about. Default audio: the held-out immich-memories-music track of the README, else
-synthesized drums (``training.choreography.drums``).
+synthesized drums (``choreography.drums``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training.* when 
 
 
 def _audio(path: str | None, seconds: float) -> tuple[np.ndarray, int, str]:
-    from gcdance.audio import load_audio
+    from gcdance.conditioning.audio import load_audio
 
     if path is None:
         try:
@@ -34,7 +34,7 @@ def _audio(path: str | None, seconds: float) -> tuple[np.ndarray, int, str]:
 
             path = str(m.tracks_dir() / "happy" / "happy_electronic_s411.opus")
         except ImportError:
-            from training.choreography.drums import synthesize
+            from choreography.drums import synthesize
 
             clip = synthesize(124.0, seconds, pattern="breakbeat", seed=0)
             return clip.samples, clip.sr, "synthesized drums, 124 bpm"

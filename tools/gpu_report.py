@@ -37,7 +37,7 @@ ROWS: list[tuple[str, list[str]]] = [
 
 
 def available() -> list[str]:
-    from gcdance.engine import available_providers  # the installed package (with its engine)
+    from gcdance.engine.engine import available_providers  # the installed package (with its engine)
 
     return available_providers()
 
@@ -83,7 +83,7 @@ def main() -> int:
             print(f"| {label} | - | failed: {' '.join(result['error'])} | - | - |")
             continue
         if provider == "tensorrt":  # the bench widens the profile to fit the song
-            from gcdance.tensorrt import profile_windows
+            from gcdance.engine.tensorrt import profile_windows
 
             label += f" (engine profile: 1-{profile_windows(result['provider_options'])} windows)"
         torch_s = f"{result['torch_ms'] / 1e3:.2f} s" if result["torch_ms"] else "-"

@@ -52,8 +52,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import gcdance
 from export.sampler_graph import build_sampler_graph, build_upload_graph
-from gcdance import engine
-from gcdance.schedule import TABLE_KEYS, ddim_schedule
+from gcdance.engine import engine
+from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule
 
 D, M, T, C, L, HOP = 23, 5, 4, 8, 10, 6
 ANCHORS, ZERO = [2, 0], [0.25, -0.5]

@@ -45,9 +45,9 @@ def _zscore(x: np.ndarray) -> np.ndarray:
 def align(corpus: Path, max_files: int) -> dict[str, object]:
     """Beat frames of the labels against (a) the onset envelope and beat column of the training
     features, (b) the body-speed minima of the corpus dances, as lag profiles."""
-    from gcdance.features import extract_features
-    from gcdance.features.config import FeatureConfig
-    from training.choreography.report import body_speeds, joints_of
+    from choreography.report import body_speeds, joints_of
+    from gcdance.conditioning.features import extract_features
+    from gcdance.conditioning.features.config import FeatureConfig
     from training.data import FEATURE_PRESETS
 
     cfg = FeatureConfig(sets=FEATURE_PRESETS["stft_baseline"])
@@ -95,7 +95,7 @@ class _Denoiser:
     def __init__(self, bundle: Path) -> None:
         import onnxruntime as ort
 
-        from gcdance.bundle import load_bundle
+        from gcdance.engine.bundle import load_bundle
 
         self.bundle = load_bundle(bundle)
         opts = {"providers": ["CPUExecutionProvider"]}
@@ -116,10 +116,10 @@ def _corpus_windows(corpus: Path, split: str, stride: int, max_windows: int, cfg
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw motion windows ``(N, 120, 319)``, their features (``cfg``: the bundle's) and genre
     ids, cut exactly as ``training.data.prepare_data`` cuts them."""
+    from gcdance.conditioning.features import extract_features
     from gcdance.datasets.finedance import FineDanceDataset
-    from gcdance.features import extract_features
-    from gcdance.layout import get_layout
-    from gcdance.windows import make_windows, slice_windows
+    from gcdance.motion.layout import get_layout
+    from gcdance.sampling.windows import make_windows, slice_windows
 
     layout = get_layout("finedance")
     ds = FineDanceDataset(corpus, split)  # type: ignore[arg-type]
@@ -143,7 +143,7 @@ def sensitivity(bundle: Path, corpus: Path, split: str, max_windows: int,
                 timesteps: Sequence[int]) -> dict[str, object]:
     """x0-prediction error of the bundle's denoiser on corpus windows with the true condition,
     another window's music, another genre, and the null condition; same noise for all."""
-    from gcdance.schedule import alphas_cumprod
+    from gcdance.sampling.schedule import alphas_cumprod
 
     model = _Denoiser(bundle)
     raw, music, genre = _corpus_windows(corpus, split, 60, max_windows, model.bundle.features)
@@ -174,13 +174,13 @@ def sensitivity(bundle: Path, corpus: Path, split: str, max_windows: int,
 
 def foot(bundle: Path, corpus: Path, max_windows: int, timesteps: Sequence[int]
          ) -> dict[str, object]:
-    """The foot loss of training (``training.losses``) on corpus windows: of the truth, and of
-    the bundle's x0 predictions, with the share of frames it counts as planted."""
+    """The foot loss of training (``training.objectives.losses``) on corpus windows: of the truth,
+    and of the bundle's x0 predictions, with the share of frames it counts as planted."""
     import torch
 
-    from gcdance.layout import get_layout
-    from gcdance.schedule import alphas_cumprod
-    from training.losses import DanceLosses
+    from gcdance.motion.layout import get_layout
+    from gcdance.sampling.schedule import alphas_cumprod
+    from training.objectives.losses import DanceLosses
 
     layout = get_layout("finedance")
     model = _Denoiser(bundle)

@@ -58,7 +58,7 @@ def picture(a: argparse.Namespace) -> None:
 
     import gcdance
     from gcdance._atomic import atomic_path
-    from gcdance.render import SkeletonRenderer
+    from gcdance.io.render import SkeletonRenderer
 
     track = Path(a.track) if a.track else default_track()
     gen = gcdance.Generator(a.bundle)

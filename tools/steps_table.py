@@ -5,7 +5,7 @@
         [--max-files 4] [--seconds 12] [--start 20] [--seed 0] [--threads 0]
         [--out eval/steps] [--quiet]
 
-Every run is :func:`training.choreography.evaluate_model.evaluate_model` on the corpus's
+Every run is :func:`choreography.evaluate_model.evaluate_model` on the corpus's
 held-out music (genre names as prompts, ``--max-files`` files x every genre: 64 dances by
 default), with the run's sampler and step count and everything else the bundle's defaults. Each
 run's numbers go to ``OUT/<sampler>_<steps>.json``; a run whose JSON is there, complete and made
@@ -44,10 +44,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # training/ lives in the repository root
     sys.path.insert(0, str(REPO))
 
+from choreography.evaluate_model import SAMPLERS, evaluate_model  # noqa: E402
 from gcdance._atomic import atomic_path  # noqa: E402
 from gcdance.datasets.finedance import FINEDANCE_FPS  # noqa: E402
 from gcdance.errors import GCDanceError, InputError  # noqa: E402
-from training.choreography.evaluate_model import SAMPLERS, evaluate_model  # noqa: E402
 
 __all__ = ["MEASURES", "Measure", "Run", "judge", "load_complete", "main", "markdown_table",
            "parse_run", "run_table"]
@@ -293,7 +293,7 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
     records them (a result made with another model, corpus or default guidance is stale)."""
     import hashlib
 
-    from gcdance.bundle import MANIFEST, default_bundle_path
+    from gcdance.engine.bundle import MANIFEST, default_bundle_path
 
     root = Path(bundle) if bundle else default_bundle_path()
     try:
@@ -307,7 +307,7 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
         corpus_sha = hashlib.sha256((corpus / "corpus.json").read_bytes()).hexdigest()
     except OSError as exc:
         raise InputError(f"{corpus} has no readable corpus.json ({exc}); build a corpus with "
-                         "python -m training.choreography --out DIR") from None
+                         "python -m choreography --out DIR") from None
     return {"denoiser_sha256": denoiser, "corpus_sha256": corpus_sha, "guidance": guidance}
 
 

@@ -3,7 +3,7 @@
     python tools/train_default_model.py            # from the repository root, `train` + `corpus`
     python tools/train_default_model.py --force    # replace an existing default bundle
 
-1. the procedural choreography corpus (``python -m training.choreography``, seed 0, 600 s per
+1. the procedural choreography corpus (``python -m choreography``, seed 0, 600 s per
    genre) in ``corpus/`` (an existing corpus with the same settings is reused);
 2. training with ``training/configs/default_corpus.toml`` (``--set`` overrides it; an interrupted
    run resumes from its latest checkpoint in ``train.out_dir``);
@@ -33,7 +33,7 @@ DEFAULT_CORPUS = REPO / "corpus"
 DEFAULT_BUNDLE = REPO / "python" / "gcdance" / "data" / "default_bundle"
 SECONDS_PER_GENRE = 600.0
 # Classifier-free guidance of the default bundle. Tuned on the corpus's *training* music
-# (python -m training.choreography.evaluate_model --music train --max-files 4 --seconds 8
+# (python -m choreography.evaluate_model --music train --max-files 4 --seconds 8
 # --guidance G): genre control per dance 0.42 at 2.7 (the paper's), 0.58 at 6, 0.59 at 10, and
 # foot contact (PFC) 0.49 / 0.58 / 0.94; 6 is the balance. The held-out music was not used.
 GUIDANCE = 6.0
@@ -112,7 +112,7 @@ def build_default_model(*, config: Path = DEFAULT_CONFIG, corpus: Path = DEFAULT
         if any(run_dir.glob("ckpt-*.safetensors")):
             raise InputError(f"{run_dir} holds checkpoints of a run on another corpus; remove "
                              "it (or set train.out_dir) to train on a new corpus")
-        from training.choreography.corpus import generate_corpus
+        from choreography.corpus import generate_corpus
 
         _log(f"building the corpus in {corpus} (seed {seed}, {seconds_per_genre:g} s per genre)")
         generate_corpus(corpus, seconds_per_genre, seed,
@@ -144,12 +144,12 @@ def evaluation_commands(bundle: Path, corpus: Path) -> list[str]:
         f"mkdir -p eval/generated && {tests} | while read id genre; do gcdance generate "
         f"{c}/music_wav/$id.wav --prompt \"$genre\" --bundle {b} -o eval/generated/$id.npz "
         "--quiet; done",
-        f"python -m gcdance.evaluate eval/generated --finedance {c} --split test "
+        f"python -m gcdance.evaluation.evaluate eval/generated --finedance {c} --split test "
         f"--audio-dir {c}/music_wav --name gcdance-small -o eval/default_model",
-        f"mkdir -p eval && python -m training.choreography.evaluate_model --corpus {c} "
+        f"mkdir -p eval && python -m choreography.evaluate_model --corpus {c} "
         f"--bundle {b} --prompts both --json eval/held_out.json"
         "    # genre control, BAS, PFC on held-out music",
-        f"python -m training.choreography.report {c} --json eval/corpus_report.json"
+        f"python -m choreography.report {c} --json eval/corpus_report.json"
         "    # the corpus itself",
         f"python -m export.model_card --bundle {b} --name 'gcdance default model' "
         f"--evaluation eval/held_out.json --corpus-report eval/corpus_report.json "

@@ -21,7 +21,7 @@ from ``(seed, epoch, index)``, for the genre classifier P.
 
 Music features come either from a directory of precomputed ``<sequence>.npy`` arrays
 (``(frames, F)`` at 30 fps; for AIST++ ``<music_id>.npy``) or are extracted from the audio with
-:mod:`gcdance.features`. Motion and features are cut to the shorter of the two.
+:mod:`gcdance.conditioning.features`. Motion and features are cut to the shorter of the two.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ import torch
 from torch.utils.data import Dataset
 
 from gcdance.cache import cache_dir
+from gcdance.conditioning.genres import REGISTRY, control_prompt
 from gcdance.errors import DataFormatError, InputError
-from gcdance.genres import REGISTRY, control_prompt
-from gcdance.layout import get_layout
-from gcdance.normalizer import MinMaxNormalizer
-from gcdance.windows import make_windows, slice_windows
+from gcdance.motion.layout import get_layout
+from gcdance.motion.normalizer import MinMaxNormalizer
+from gcdance.sampling.windows import make_windows, slice_windows
 
 __all__ = [
     "CACHE_FORMAT",
@@ -84,10 +84,10 @@ class DataConfig:
     ``features``: ``"full"`` (Wav2CLIP + STFT, 705), ``"baseline"`` (35), ``"stft"`` (193) or
     ``"stft_baseline"`` (|STFT| + baseline, 228; needs no external weights) or ``"stft_rhythm"``
     (|STFT| + rhythm, 200; every column with a bounded look-ahead), extracted from the
-    audio with :func:`gcdance.features.extract_features` (``wav2clip_onnx``: the exported
-    Wav2CLIP graph, default location if None) unless ``features_dir`` holds precomputed
+    audio with :func:`gcdance.conditioning.features.extract_features` (``wav2clip_onnx``: the
+    exported Wav2CLIP graph, default location if None) unless ``features_dir`` holds precomputed
     ``<name>.npy`` arrays (30 fps, ``(frames, F)``).
-    ``window`` / ``stride`` / ``min_std`` / ``relative_axes``: see :mod:`gcdance.windows`.
+    ``window`` / ``stride`` / ``min_std`` / ``relative_axes``: see :mod:`gcdance.sampling.windows`.
     ``descriptions``: genre-description corpus (JSON lines; None = the packaged one).
     ``text_encoder``: ``"minilm"`` (offline) or ``"clip"`` (needs its exported ONNX graph).
     ``control_embeddings``: a C_E ``.npz`` (``training.genre_classifier`` format); None encodes
@@ -189,14 +189,15 @@ def _sequences(cfg: DataConfig) -> list[_Sequence]:
 
 
 def _feature_config(cfg: DataConfig) -> Any:
-    from gcdance.features.config import FeatureConfig
+    from gcdance.conditioning.features.config import FeatureConfig
 
     return FeatureConfig(sets=FEATURE_PRESETS[cfg.features])
 
 
 def _extract_features(seq: _Sequence, cfg: DataConfig) -> np.ndarray:
-    """Music features ``(frames, F)`` of one audio file with :mod:`gcdance.features`."""
-    from gcdance.features import extract_features
+    """Music features ``(frames, F)`` of one audio file with
+    :mod:`gcdance.conditioning.features`."""
+    from gcdance.conditioning.features import extract_features
 
     assert seq.music_path is not None
     result = extract_features(str(seq.music_path), _feature_config(cfg),
@@ -379,7 +380,7 @@ class TextBank:
 
 
 def _text_encoder(name: str) -> Any:
-    from gcdance.text import load_text_encoder
+    from gcdance.conditioning.text_encoder import load_text_encoder
 
     return load_text_encoder(name, backend="numpy" if name == "minilm" else "onnx")
 
@@ -416,7 +417,7 @@ def prepare_text(cfg: DataConfig, *, log: Callable[[str], None] | None = None,
     log(f"encoding {len(texts)} genre descriptions with {cfg.text_encoder}")
     emb = np.asarray(enc.encode(list(texts)), dtype=np.float32)
     if cfg.control_embeddings:
-        from gcdance.text import load_control_embeddings
+        from gcdance.conditioning.genre_classifier import load_control_embeddings
 
         control = load_control_embeddings(cfg.control_embeddings, cfg.dataset)
     else:

@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from gcdance.cache import cache_dir
+from gcdance.conditioning.genre_classifier import DATA_DIR, GenreClassifier
+from gcdance.conditioning.genres import DATASETS, REGISTRY, control_prompt
+from gcdance.conditioning.text_encoder import TextEncoder, load_text_encoder
 from gcdance.errors import DataFormatError, GCDanceError
-from gcdance.genres import DATASETS, REGISTRY, control_prompt
-from gcdance.text import DATA_DIR, GenreClassifier, TextEncoder, load_text_encoder
 
 CORPUS_PATH = DATA_DIR / "genre_descriptions.jsonl"
 MIN_PER_GENRE = 40

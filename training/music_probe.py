@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from gcdance.datasets.finedance import FINEDANCE_FPS, FINEDANCE_TEST, finedance_split
-from gcdance.rotation import axis_angle_to_rotation_6d
+from gcdance.motion.rotation import axis_angle_to_rotation_6d
 
 __all__ = ["PROBE_JOINTS", "music_gap", "onset_pulse", "probe_onsets", "run_probe",
            "write_probe_corpus"]
@@ -118,7 +118,7 @@ def music_gap(denoiser: torch.nn.Module, x0: torch.Tensor, music: torch.Tensor,
 
     ``x0`` (B, N, D) normalized windows, ``music`` (B, N, F), ``text_emb`` (B, E).
     """
-    from gcdance.schedule import alphas_cumprod
+    from gcdance.sampling.schedule import alphas_cumprod
 
     ab = torch.from_numpy(alphas_cumprod(1000)).float()
     gen = torch.Generator().manual_seed(seed)
@@ -137,7 +137,7 @@ def music_gap(denoiser: torch.nn.Module, x0: torch.Tensor, music: torch.Tensor,
 
 
 def _descriptions(path: Path) -> Path:
-    from gcdance.genres import FINEDANCE_GENRES
+    from gcdance.conditioning.genres import FINEDANCE_GENRES
 
     lines = [json.dumps({"id": f"finedance/{g}/000", "dataset": "finedance", "genre": g,
                          "split": "train", "text": f"a {g} dance"}) for g in FINEDANCE_GENRES]

@@ -2,7 +2,7 @@
 inpainting and long sequences.
 
 This is the reference the C++ engine must match to 1e-4: both read the same schedule table
-(:func:`gcdance.schedule.ddim_schedule`) and the engine copies the operation order below.
+(:func:`gcdance.sampling.schedule.ddim_schedule`) and the engine copies the operation order below.
 
 One step ``i`` over ``W`` windows ``x`` (W, L, D), normalized space, float32 (:func:`sampler_step`).
 ``offset`` (W, 1, D) is zero except on the root-anchor dims (root anchoring, below; without it
@@ -21,14 +21,14 @@ the offset terms vanish):
 4b. long sequences, only with W > 1 (:func:`handover`): window w + 1 takes its prediction of
    the overlap over from window w's, ``x0[w + 1, k] = (1 - beta_k) * x0[w, hop + k] +
    beta_k * x0[w + 1, k]`` for ``k < O = L - hop`` (``beta`` =
-   :func:`gcdance.stitching.handover_weights`, a smootherstep from 0 to 1; float32, products
-   before the sum). Window w's frames from ``hop`` on are never blended themselves
+   :func:`gcdance.sampling.stitching.handover_weights`, a smootherstep from 0 to 1; float32,
+   products before the sum). Window w's frames from ``hop`` on are never blended themselves
    (``hop >= O``), so the order over windows does not matter and each window depends only on
    those before it.
 4c. the multistep estimate: ``d = x0_coef_i * x0 + x0_prev_coef_i * x0_prev`` with
    ``x0_prev`` the previous step's x0 after 4b (zeros before the first step). DDIM has
    ``x0_coef = 1``, ``x0_prev_coef = 0`` (so ``d = x0``); DPM-Solver++(2M) the weights of
-   :mod:`gcdance.schedule`. ``x0`` (not ``d``) becomes the next step's ``x0_prev``.
+   :mod:`gcdance.sampling.schedule`. ``x0`` (not ``d``) becomes the next step's ``x0_prev``.
 5. ``eps = (x - sqrt_alpha_bar_i * d) / sqrt_one_minus_alpha_bar_i``   (:func:`ddim_update`)
 6. ``x = (sqrt_alpha_bar_prev_i * d + eps_coef_i * eps) + sigma_i * z_i``  (left to right)
 7. inpainting, paper Eq. 15, only with a mask (:func:`inpaint`):
@@ -44,8 +44,9 @@ the joint jerk at the seams). Replacing the noisy state also left a kink inside 
 frame O (the network sees a state that is window w's up to O and its own after). Handing the
 prediction over with a smooth weight makes every window's prediction continuous, the noisy
 state follows it through the DDIM update, and the last step returns windows whose overlaps are
-already blended: stitching is then only "each window from its start" (:func:`gcdance.stitching
-.stitch_windows`). Measured on the default model: ``docs/seams.md``.
+already blended: stitching is then only "each window from its start"
+(:func:`gcdance.sampling.stitching.stitch_windows`). Measured on the default model:
+``docs/seams.md``.
 
 The offset before the first step is step 4's rule applied to an x0 that equals ``zero`` on the
 anchor dims (so it is 0 unless the mask keeps root values).
@@ -56,7 +57,7 @@ returns x0, with the known values exactly where the mask keeps it and every over
 over.
 
 Root anchoring (``relative_axes``, default ``"xz"``): the training clips have the root's
-horizontal coordinates relative to their first frame (``gcdance.windows``), but in a long
+horizontal coordinates relative to their first frame (``gcdance.sampling.windows``), but in a long
 dance window w+1 starts where window w was at frame ``hop``, i.e. anywhere on the floor. The
 state ``x`` stays in song (global) coordinates; the network sees each window relative to where
 it starts (step 0) and its window-relative prediction is placed back at that start (step 4), so
@@ -70,8 +71,8 @@ uses :class:`SeededNoise` (a seeded ``torch.Generator`` on the CPU, drawn in the
 per step z_i and, with a mask, zq_i). With ``eta = 0`` every sigma is 0 and the result does not
 depend on z.
 
-:func:`sample` is the whole-song entry: windows (:mod:`gcdance.stitching`), batched sampling
-and stitching; it returns normalized motion (frames, dim).
+:func:`sample` is the whole-song entry: windows (:mod:`gcdance.sampling.stitching`), batched
+sampling and stitching; it returns normalized motion (frames, dim).
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ from torch import Tensor, nn
 
 from gcdance import masks as masks_mod
 from gcdance.errors import InputError
-from gcdance.schedule import TABLE_KEYS, ddim_schedule, validate_schedule
-from gcdance.stitching import (
+from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule, validate_schedule
+from gcdance.sampling.stitching import (
     HOP_FRAMES,
     WINDOW_FRAMES,
     check_windows,
@@ -95,7 +96,7 @@ from gcdance.stitching import (
     split_windows,
     stitch_windows,
 )
-from gcdance.windows import DEFAULT_RELATIVE_AXES
+from gcdance.sampling.windows import DEFAULT_RELATIVE_AXES
 
 __all__ = [
     "Carry",
@@ -138,7 +139,8 @@ class StepCoefficients(NamedTuple):
 
 
 if StepCoefficients._fields != TABLE_KEYS:  # the table and the step must agree on names
-    raise ImportError("training.sampler.StepCoefficients is out of sync with gcdance.schedule")
+    raise ImportError("training.sampler.StepCoefficients is out of sync with "
+                      "gcdance.sampling.schedule")
 
 
 def step_coefficients(
@@ -529,12 +531,12 @@ def sample(
     """Generate normalized motion (frames, dim) float32 for a whole song.
 
     Args:
-        model: a :class:`training.denoiser.GCDanceDenoiser` (any module with its signature and
+        model: a :class:`training.model.denoiser.GCDanceDenoiser` (any module with its signature and
             a ``dim`` attribute and a ``config.motion_layout``).
         music: per-frame music features of the whole song (frames, music_dim), 30 fps.
         text_emb: the genre text embedding C_E (text_dim,).
         steps, eta, guidance, guidance_ramp, sampler: sampling settings (the table of
-            :func:`gcdance.schedule.ddim_schedule`; sampler ``"ddim"`` or ``"dpmpp"``);
+            :func:`gcdance.sampling.schedule.ddim_schedule`; sampler ``"ddim"`` or ``"dpmpp"``);
             ``schedule`` overrides them.
         seed, noise: a seed for :class:`SeededNoise`, or an explicit :class:`NoiseSource`
             (shapes are per window: (windows, window, dim); see :func:`window_plan_for`).
@@ -544,7 +546,7 @@ def sample(
             rotations are re-encoded as exact rotations in the unnormalized representation
             (recommended), without it the windows are stitched in normalized space.
         relative_axes: root axes the training clips made relative to their first frame
-            (``gcdance.windows``; default ``"xz"``): each window is shown to the network
+            (``gcdance.sampling.windows``; default ``"xz"``): each window is shown to the network
             relative to where it starts (root anchoring, step 4; needs ``normalizer``).
             ``""`` turns it off (absolute roots, as EDGE).
         window, hop: window length and hop in frames (4 s / 2 s).
@@ -595,5 +597,6 @@ def sample(
 
 
 def window_plan_for(frames: int, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES) -> Any:
-    """The :class:`gcdance.stitching.WindowPlan` :func:`sample` uses (to size injected noise)."""
+    """The :class:`gcdance.sampling.stitching.WindowPlan` :func:`sample` uses (to size injected
+    noise)."""
     return plan_windows(frames, window, hop)

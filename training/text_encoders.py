@@ -8,8 +8,9 @@
   shapes (``token_embedding``, ``positional_embedding``, ``transformer.resblocks.N.*``,
   ``ln_final``, ``text_projection``), so official open_clip / OpenAI checkpoints load.
 
-Both take token ids from the tokenizers in :mod:`gcdance.text` and return normalized sentence
-embeddings; the same modules are exported to ONNX by ``export/text_encoder_onnx.py``.
+Both take token ids from the tokenizers in :mod:`gcdance.conditioning.tokenizers` and return
+normalized sentence embeddings; the same modules are exported to ONNX by
+``export/text_encoder_onnx.py``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gcdance.conditioning.text_encoder import minilm_dir
+from gcdance.conditioning.tokenizers import CLIPTokenizer, WordPieceTokenizer
 from gcdance.errors import WeightsError
-from gcdance.text import CLIPTokenizer, WordPieceTokenizer, minilm_dir
 
 # --------------------------------------------------------------------------- MiniLM (BERT)
 

@@ -9,9 +9,10 @@
    mix of the prompt embeddings (``"predicted"``, differentiable: P is then shared, and the
    genre BCE takes part in the Nash/Aligned balancing with the four motion losses, the paper's
    Eq. 9; the paper configuration ``configs/finedance_nash.toml`` trains this way);
-4. the denoiser predicts x0 (bf16 autocast on GPU); the five losses (``training.losses``);
-5. the weighting (``training.mtl``: fixed / Nash / Aligned) writes the gradients, averaged over
-   ranks; optional global norm clipping; AdamW (or Adan); EMA update.
+4. the denoiser predicts x0 (bf16 autocast on GPU); the five losses
+   (``training.objectives.losses``);
+5. the weighting (``training.objectives.mtl``: fixed / Nash / Aligned) writes the gradients,
+   averaged over ranks; optional global norm clipping; AdamW (or Adan); EMA update.
 
 Randomness is derived from ``(seed, step, rank)`` at every step (timesteps, noise, CFG mask,
 dropout) and the data order from ``(seed, epoch)``, so a resumed run repeats an uninterrupted
@@ -55,7 +56,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from gcdance.errors import GCDanceError, InputError
-from gcdance.layout import get_layout
+from gcdance.motion.layout import get_layout
 
 from .data import (
     DataConfig,
@@ -66,10 +67,10 @@ from .data import (
     prepare_data,
     prepare_text,
 )
-from .denoiser import CONFIGS, DenoiserConfig, GCDanceDenoiser
-from .diffusion import GaussianDiffusion, condition_mask
-from .losses import LOSS_NAMES, DanceLosses
-from .mtl import EDGE_WEIGHTS, Weighting, make_weighting
+from .model.denoiser import CONFIGS, DenoiserConfig, GCDanceDenoiser
+from .model.diffusion import GaussianDiffusion, condition_mask
+from .objectives.losses import LOSS_NAMES, DanceLosses
+from .objectives.mtl import EDGE_WEIGHTS, Weighting, make_weighting
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -678,7 +679,7 @@ class TrainedModel:
     denoiser_config: DenoiserConfig
     head: GenreHead | None
     control: torch.Tensor  # (genres, text_dim) C_E table the model was trained with
-    normalizer: Any  # gcdance.normalizer.MinMaxNormalizer
+    normalizer: Any  # gcdance.motion.normalizer.MinMaxNormalizer
     config: Config
     step: int
 
@@ -686,7 +687,7 @@ class TrainedModel:
 def load_trained(path: str | os.PathLike[str], *, ema: bool = True) -> TrainedModel:
     """Rebuild the denoiser (EMA weights by default), genre head P, C_E table and normalizer
     from a checkpoint file or run directory; modules are in eval mode on the CPU."""
-    from gcdance.normalizer import MinMaxNormalizer
+    from gcdance.motion.normalizer import MinMaxNormalizer
 
     ckpt = find_checkpoint(path)
     tensors, state = load_checkpoint(ckpt)

@@ -1,8 +1,9 @@
 """Wav2CLIP audio encoder (Wu et al., ICASSP 2022) in PyTorch, loadable from the official weights.
 
 Same architecture, parameter names and shapes as the ``wav2clip`` package (0.1.0), whose
-``get_model()`` downloads ``Wav2CLIP.pt`` (see :data:`gcdance.features.wav2clip.CHECKPOINT_URL`);
-that package imports torchaudio at import time, so this module reimplements the network:
+``get_model()`` downloads ``Wav2CLIP.pt`` (see
+:data:`gcdance.conditioning.features.wav2clip.CHECKPOINT_URL`); that package imports torchaudio at
+import time, so this module reimplements the network:
 
 - ``encoder.spectrogram``: power spectrogram ``|STFT|^2`` (n_fft 512, hop 353, periodic Hann,
   centred frames with reflect padding: ``torchaudio.transforms.Spectrogram(512, hop_length=353)``,
@@ -20,7 +21,7 @@ are ignored. :func:`save_official_checkpoint` writes this format back.
 Normalisation statistics: without ``mean``/``std`` the forward pass standardises with the mean and
 (unbiased) std of the whole batch, as ``wav2clip`` does; with them (one value per example) it uses
 those, which is what the ONNX export takes so that the statistics can span a whole song processed
-in batches (see :mod:`gcdance.features.wav2clip`).
+in batches (see :mod:`gcdance.conditioning.features.wav2clip`).
 
 The STFT is a strided convolution with a windowed DFT basis, so the graph exports to plain ONNX
 operators (Pad, Conv, Mul, Add, Log, ...).
@@ -37,8 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gcdance.errors import WeightsError
-from gcdance.features.wav2clip import (
+from gcdance.conditioning.features.wav2clip import (
     EMBED_DIM,
     HOP,
     LOG_EPS,
@@ -47,6 +47,7 @@ from gcdance.features.wav2clip import (
     default_checkpoint_path,
     missing_checkpoint_message,
 )
+from gcdance.errors import WeightsError
 
 OFFICIAL_PREFIXES: tuple[tuple[str, str], ...] = (
     ("audio_encoder.", "encoder."),

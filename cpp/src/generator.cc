@@ -100,7 +100,7 @@ void NormalNoise::Fill(float* out, size_t n) {
 Model::Model(ModelConfig config, const SessionConfig& session) : config_(std::move(config)) {
   const ModelConfig& c = config_;
   // Memory-safety guards only: the sampling rules are the bundle loader's
-  // (gcdance.stitching.check_windows).
+  // (gcdance.sampling.stitching.check_windows).
   if (c.dim < 1 || c.music_dim < 1 || c.text_dim < 1 || c.cache_dim < 1) {
     throw InputError("model config needs positive dim, music_dim, text_dim and cache_dim; got " +
                      Num(c.dim) + ", " + Num(c.music_dim) + ", " + Num(c.text_dim) + ", " +
@@ -147,7 +147,7 @@ int64_t Model::column(const std::string& name) const {
   const auto& cols = config_.schedule_columns;
   const auto it = std::find(cols.begin(), cols.end(), name);
   if (it == cols.end()) {
-    throw InputError("the schedule table has no column '" + name + "' (gcdance.schedule)");
+    throw InputError("the schedule table has no column '" + name + "' (gcdance.sampling.schedule)");
   }
   return int64_t(it - cols.begin());
 }

@@ -6,6 +6,7 @@ Importing the package is cheap: the native engine and ONNX Runtime are loaded on
 from __future__ import annotations
 
 from . import masks
+from .conditioning.genres import genres
 from .errors import (
     AudioError,
     BundleError,
@@ -16,11 +17,10 @@ from .errors import (
     ProviderError,
     WeightsError,
 )
-from .genres import genres
 
 __version__ = "0.1.0"
 
-_LAZY = {"Generator": "generator", "Dance": "dance", "metrics": None}
+_LAZY = {"Generator": "engine.generator", "Dance": "dance", "metrics": None}
 
 
 def __getattr__(name: str) -> object:
@@ -37,9 +37,10 @@ def classify_genre(text: str, dataset: str = "finedance") -> dict[str, float]:
     """Map a prompt to a distribution over ``dataset``'s genres (name -> probability).
 
     An exact genre name or alias ("hip hop", "k-pop") resolves without the classifier;
-    other text goes through classifier P (all-MiniLM-L6-v2 + MLP head, see gcdance.text).
+    other text goes through classifier P (all-MiniLM-L6-v2 + MLP head, see
+    gcdance.conditioning.genre_classifier).
     """
-    from .text import classify_genre as _classify
+    from .conditioning.genre_classifier import classify_genre as _classify
 
     return _classify(text, dataset)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .conditioning.genres import DATASETS, DEFAULT_DATASET, REGISTRY
 from .errors import GCDanceError, InputError
-from .genres import DATASETS, DEFAULT_DATASET, REGISTRY
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -47,7 +47,9 @@ def add_genres(sub: argparse._SubParsersAction) -> None:
 def cmd_genres(args: argparse.Namespace) -> int:
     if args.classify is None:
         return _list_genres(args)
-    from .text import classify_genre  # numpy and the encoder only when classifying
+    from .conditioning.genre_classifier import (
+        classify_genre,  # numpy and the encoder only when classifying
+    )
 
     if args.dataset == "all":
         print("error: --classify needs one dataset: --dataset finedance or aistpp",
@@ -209,7 +211,7 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
 
 
 def _generator(args: argparse.Namespace) -> Any:
-    from .generator import Generator
+    from .engine.generator import Generator
 
     return Generator(args.bundle, provider=args.provider, threads=args.threads,
                      precision=args.precision, device_id=args.device_id)
@@ -299,7 +301,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_benchmark
+    from .engine.bench import run_benchmark
 
     result = run_benchmark(config=args.config, frames=round(args.seconds * 30), steps=args.steps,
                            threads=args.threads, repeat=args.repeat, provider=args.provider,
@@ -333,7 +335,7 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 def bundle_summary(bundle: Any) -> dict[str, Any]:
     """What ``gcdance info`` says about a loaded bundle."""
-    from .bundle import config_name
+    from .engine.bundle import config_name
 
     m = bundle.manifest
     prov = bundle.provenance
@@ -352,8 +354,8 @@ def bundle_summary(bundle: Any) -> dict[str, Any]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .bundle import DEFAULT_BUNDLE_DIR, MANIFEST, load_bundle
-    from .engine import runtime_info
+    from .engine.bundle import DEFAULT_BUNDLE_DIR, MANIFEST, load_bundle
+    from .engine.engine import runtime_info
 
     if args.bundle and args.bundle_opt and args.bundle != args.bundle_opt:
         raise InputError(f"two bundles given ({args.bundle} and --bundle {args.bundle_opt}); "

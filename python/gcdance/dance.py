@@ -3,11 +3,11 @@
 Conventions:
 
 - ``Dance.motion``: ``(frames, layout.dim)`` float32, the **unnormalized** per-frame vector of
-  ``gcdance.layout`` (319 dims FineDance / SMPL-H 52 joints, 151 dims AIST++ / SMPL 24 joints),
-  ``fps`` frames per second (30). The array is read-only: a ``Dance`` is immutable, so its cached
-  joints can never go stale (``dataclasses.replace`` makes an edited copy).
+  ``gcdance.motion.layout`` (319 dims FineDance / SMPL-H 52 joints, 151 dims AIST++ / SMPL 24
+  joints), ``fps`` frames per second (30). The array is read-only: a ``Dance`` is immutable, so its
+  cached joints can never go stale (``dataclasses.replace`` makes an edited copy).
 - ``joints()``: ``(frames, J, 3)`` float32 joint positions, metres, Y-up, by forward kinematics on
-  the layout's neutral skeleton (``gcdance.skeleton``), computed once in float64 and cached.
+  the layout's neutral skeleton (``gcdance.motion.skeleton``), computed once in float64 and cached.
 - ``smpl()``: ``poses`` ``(frames, 3J)`` axis-angle (joint-major, radians, angle in [0, pi]) and
   ``trans`` ``(frames, 3)`` metres, the SMPL(-H) ``poses``/``trans`` of the body model (for SMPL-H
   52 joints ``poses`` has 156 values: 22 body joints then 15 + 15 finger joints).
@@ -18,18 +18,19 @@ Files (``Dance.save``; writes are atomic: a temporary file next to the target, t
 - ``.npz`` (no pickle, ``np.load(path)`` needs no ``allow_pickle``): ``motion`` (frames, dim)
   float32, ``joints`` (frames, J, 3) float32, ``smpl_poses`` (frames, 3J), ``smpl_trans``
   (frames, 3), ``fps`` (float64 scalar) and ``metadata``, a JSON string (layout, genre,
-  genre_probs, prompt, seed, audio, settings, gcdance version). ``gcdance.evaluate`` reads these
-  files (``joints``, ``fps``); ``Dance.load`` reads them back exactly.
-- ``.bvh``: see ``gcdance.bvh`` (options ``units``, ``rotation_order``).
+  genre_probs, prompt, seed, audio, settings, gcdance version). ``gcdance.evaluation.evaluate``
+  reads these files (``joints``, ``fps``); ``Dance.load`` reads them back exactly.
+- ``.bvh``: see ``gcdance.io.bvh`` (options ``units``, ``rotation_order``).
 - ``.pkl``: EDGE / FineDance test-time output, a pickled dict of float32 arrays
   ``smpl_poses`` (frames, 3J), ``smpl_trans`` (frames, 3), ``full_pose`` (frames, J, 3) joint
   positions (metres). Pickle is used only here, because the peer projects' tools read it; never
   ``pickle.load`` a file you did not make. Y-up by default; ``up="z"`` rotates the world +90
   degrees about X (``(x, y, z) -> (x, -z, y)``), EDGE's own convention.
-- ``.mp4`` / ``.gif``: a skeleton video (``gcdance.render``, options as ``render``).
+- ``.mp4`` / ``.gif``: a skeleton video (``gcdance.io.render``, options as ``render``).
 - ``.glb`` / ``.gltf``: glTF 2.0, the skeleton as a skin with a rigidly skinned mannequin mesh
   and one animation (a rotation per joint, the pelvis translation, a key per frame), Y-up
-  metres, joints named as in ``gcdance.skeleton``; ``.gltf`` inlines the data (``gcdance.io.gltf``).
+  metres, joints named as in ``gcdance.motion.skeleton``; ``.gltf`` inlines the data
+  (``gcdance.io.gltf``).
 - ``.html``: one self-contained file that plays the dance in 3D with its music in any browser,
   offline (``gcdance.io.html``; options ``audio``, ``audio_start``, ``title``, ``ffmpeg``).
 """
@@ -52,10 +53,10 @@ import numpy as np
 
 from ._atomic import atomic_path
 from .errors import DataFormatError, InputError
-from .layout import LAYOUTS, MotionLayout, get_layout
-from .representation import motion_to_smpl
-from .rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from .skeleton import Skeleton, motion_to_joints
+from .motion.layout import LAYOUTS, MotionLayout, get_layout
+from .motion.representation import motion_to_smpl
+from .motion.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from .motion.skeleton import Skeleton, motion_to_joints
 
 __all__ = ["DANCE_FORMAT_VERSION", "SAVE_SUFFIXES", "AudioInfo", "Dance"]
 
@@ -199,8 +200,8 @@ class Dance:
 
     Attributes:
         motion: ``(frames, layout.dim)`` float32, unnormalized, read-only.
-        layout: motion layout (``gcdance.layout.FINEDANCE`` / ``AISTPP``); a name is accepted,
-            and None infers it from the width (319 / 151).
+        layout: motion layout (``gcdance.motion.layout.FINEDANCE`` / ``AISTPP``); a name is
+            accepted, and None infers it from the width (319 / 151).
         fps: frames per second (default: the layout's, 30).
         genre: genre name chosen from the prompt, or None.
         genre_probs: genre name -> probability.
@@ -320,7 +321,7 @@ class Dance:
         """Write the dance to ``path``; the format follows the suffix (see the module docstring).
 
         ``options`` go to the writer: ``.bvh`` ``units``/``rotation_order``, ``.pkl`` ``up``,
-        ``.mp4``/``.gif`` those of ``gcdance.render.render``, ``.html`` those of
+        ``.mp4``/``.gif`` those of ``gcdance.io.render.render``, ``.html`` those of
         ``gcdance.io.html.save_html``. Returns the path written.
         """
         p = Path(path)
@@ -342,7 +343,7 @@ class Dance:
             )
         writer = writers[suffix]
         if suffix in (".mp4", ".gif"):
-            from .render import render as signature_of
+            from .io.render import render as signature_of
         else:
             signature_of = writer
         accepted = [
@@ -375,7 +376,7 @@ class Dance:
     def _save_bvh(
         self, path: Path, *, units: str = "m", rotation_order: str = "ZXY"
     ) -> Path:
-        from .bvh import write_bvh
+        from .io.bvh import write_bvh
 
         return write_bvh(
             path, self.motion, self.layout, fps=self.fps, units=units,
@@ -419,8 +420,8 @@ class Dance:
 
     def render(self, path: str | os.PathLike[str], **options: Any) -> Path:
         """Skeleton video (``.mp4`` with the dance's audio, or ``.gif``); see
-        ``gcdance.render.render`` for the options."""
-        from .render import render
+        ``gcdance.io.render.render`` for the options."""
+        from .io.render import render
 
         return render(self, path, **options)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .layout import MotionLayout, get_layout
+from .motion.layout import MotionLayout, get_layout
 
 __all__ = ["Mask", "everything", "frames", "joints", "nothing", "resolve"]
 

@@ -19,7 +19,7 @@
 
 namespace gcdance {
 
-// What the engine needs from the bundle manifest (filled by gcdance.generator in Python).
+// What the engine needs from the bundle manifest (filled by gcdance.engine.generator in Python).
 struct ModelConfig {
   int64_t dim = 0;        // motion dims (319 FineDance, 151 AIST++)
   int64_t music_dim = 0;  // per-frame music features
@@ -36,7 +36,7 @@ struct ModelConfig {
   std::vector<double> norm_center, norm_half_range;
   int64_t rot_start = 7;    // first 6D rotation dim
   int64_t num_joints = 52;  // number of 6D blocks
-  // Names of the schedule table's columns, in order (the manifest's, gcdance.schedule).
+  // Names of the schedule table's columns, in order (the manifest's, gcdance.sampling.schedule).
   std::vector<std::string> schedule_columns;
   // The bundle's graphs (see Model).
   std::string condition_path, denoiser_path, sampler_path, upload_path;

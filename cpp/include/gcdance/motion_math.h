@@ -1,4 +1,4 @@
-// Rotation math and window stitching, mirroring python/gcdance/rotation.py and stitching.py
+// Rotation math and window stitching, mirroring python/gcdance/motion/rotation.py and sampling/stitching.py
 // operation for operation (float64), so the engine's stitched output equals the reference's.
 #pragma once
 
@@ -8,7 +8,7 @@
 namespace gcdance {
 
 // How a sequence of `frames` frames is covered by windows of `length` frames every `hop` frames
-// (gcdance.stitching.plan_windows): 1 window if frames <= length, else 1 + ceil((F - L) / hop).
+// (gcdance.sampling.stitching.plan_windows): 1 window if frames <= length, else 1 + ceil((F - L) / hop).
 struct WindowPlan {
   int64_t frames = 0, length = 0, hop = 0;
   int64_t num_windows() const {

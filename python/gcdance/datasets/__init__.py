@@ -1,8 +1,8 @@
 """Dataset readers: FineDance (52 joints, 319 dims) and AIST++ (24 joints, 151 dims).
 
 Readers validate every file and raise ``gcdance.DataFormatError`` naming the file and the
-problem; they return full sequences at 30 fps in the representation of ``gcdance.layout``.
-Windowing for training is ``gcdance.windows.make_windows``.
+problem; they return full sequences at 30 fps in the representation of ``gcdance.motion.layout``.
+Windowing for training is ``gcdance.sampling.windows.make_windows``.
 """
 
 from __future__ import annotations

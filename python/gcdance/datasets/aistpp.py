@@ -7,10 +7,10 @@ Directory layout under ``root``::
 
 Translation in metres = ``smpl_trans / smpl_scaling``; frames are downsampled 60 -> 30 fps by
 keeping every second frame (frame 0 first). Sequence names are ``gGG_sSS_cAll_dNN_mGGk_chNN``:
-dance genre ``gGG`` (id from ``gcdance.genres.AISTPP_GENRES``), situation ``sSS`` (sBM basic,
-sFM advanced), camera (``cAll`` for motion; per-camera names ``cNN`` map to the ``cAll`` file),
-dancer ``dNN``, music ``mGGk`` (tempo 80 + 10k bpm; House 110 + 5k) and choreography ``chNN``.
-Splits are text files of sequence names, one per line (AIST++ API ``splits/*.txt``).
+dance genre ``gGG`` (id from ``gcdance.conditioning.genres.AISTPP_GENRES``), situation ``sSS`` (sBM
+basic, sFM advanced), camera (``cAll`` for motion; per-camera names ``cNN`` map to the ``cAll``
+file), dancer ``dNN``, music ``mGGk`` (tempo 80 + 10k bpm; House 110 + 5k) and choreography
+``chNN``. Splits are text files of sequence names, one per line (AIST++ API ``splits/*.txt``).
 
 Pickle safety: the motion files are pickles because the data set ships them that way. They are
 read only from paths the user points at (never from a model bundle), and through a restricted
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from ..conditioning.genres import AISTPP_GENRES
 from ..errors import DataFormatError, InputError
-from ..genres import AISTPP_GENRES
-from ..layout import AISTPP, MotionLayout
-from ..representation import build_motion
+from ..motion.layout import AISTPP, MotionLayout
+from ..motion.representation import build_motion
 
 __all__ = [
     "AISTPP_FPS",
@@ -239,7 +239,7 @@ def pickle_to_motion(
     """AIST++ arrays (``load_aistpp_pickle``) -> ``(ceil(N / step), 151)`` float32 at ``fps``.
 
     ``step = 60 // fps`` frames are skipped (``fps`` must divide 60); ``kwargs`` go to
-    ``gcdance.representation.build_motion``.
+    ``gcdance.motion.representation.build_motion``.
     """
     if layout.num_joints != 24:
         raise InputError(f"AIST++ motion needs a 24-joint layout, got {layout.name!r}")

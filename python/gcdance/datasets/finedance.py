@@ -10,13 +10,13 @@ Directory layout under ``root``::
 Files 001-211 exist; 116-123, 130 and 202 are ignored. The test split is docs/spec.md's 20
 files minus the ignored ones (120 and 130), i.e. 18 files; every other non-ignored file (183)
 is training.
-``style2`` maps to the genre id of ``gcdance.genres.FINEDANCE_GENRES``; spelling variants in
-case, spaces, hyphens and underscores are accepted (they cannot collide), anything else is a
-``DataFormatError``.
+``style2`` maps to the genre id of ``gcdance.conditioning.genres.FINEDANCE_GENRES``; spelling
+variants in case, spaces, hyphens and underscores are accepted (they cannot collide), anything else
+is a ``DataFormatError``.
 
-Sequences are returned in the 319-dim representation of ``gcdance.layout.FINEDANCE`` (contacts
-computed by forward kinematics; the file's 6D values are kept bit-exact). ``.npy`` files are
-read with ``allow_pickle=False``.
+Sequences are returned in the 319-dim representation of ``gcdance.motion.layout.FINEDANCE``
+(contacts computed by forward kinematics; the file's 6D values are kept bit-exact). ``.npy`` files
+are read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Literal
 
 import numpy as np
 
+from ..conditioning.genres import FINEDANCE_GENRES
 from ..errors import DataFormatError, InputError
-from ..genres import FINEDANCE_GENRES
-from ..layout import FINEDANCE, MotionLayout
-from ..representation import build_motion
+from ..motion.layout import FINEDANCE, MotionLayout
+from ..motion.representation import build_motion
 
 __all__ = [
     "FINEDANCE_ALL",
@@ -187,7 +187,8 @@ def raw_to_motion(
 ) -> np.ndarray:
     """Raw FineDance ``(T, 315)`` -> representation ``(T, 319)`` float32.
 
-    ``kwargs`` go to ``gcdance.representation.build_motion`` (contact threshold, skeleton...).
+    ``kwargs`` go to ``gcdance.motion.representation.build_motion`` (contact threshold,
+    skeleton...).
     """
     if layout.dim != FINEDANCE.dim or layout.num_joints != 52:
         raise InputError(f"FineDance motion needs a 52-joint layout, got {layout.name!r}")

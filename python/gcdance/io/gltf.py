@@ -8,12 +8,12 @@ URI; both carry the same data), written with ``pygltflib``:
   Z-up, Unity left-handed), so no rotation is baked into the file.
 - **Nodes**: the scene has two root nodes: ``dancer`` (identity transform), whose child is the
   skeleton's root joint ``pelvis``, and the skinned mesh node ``dancer_mesh``. Every joint is a
-  node named as in ``gcdance.skeleton`` and the BVH files (SMPL-H: ``pelvis``, ``left_hip``, ...,
-  ``left_index1``; SMPL: ..., ``left_hand``), its rest ``translation`` the joint's offset from its
-  parent (``Skeleton.offsets``; the pelvis: its rest position) and its rest rotation the
+  node named as in ``gcdance.motion.skeleton`` and the BVH files (SMPL-H: ``pelvis``, ``left_hip``,
+  ..., ``left_index1``; SMPL: ..., ``left_hand``), its rest ``translation`` the joint's offset from
+  its parent (``Skeleton.offsets``; the pelvis: its rest position) and its rest rotation the
   identity, so the node tree's default pose is the skeleton's rest (T-)pose.
 - **Animation** ``dance``: one rotation channel per joint (the dance's local rotations, the 6D
-  values decoded exactly as ``gcdance.skeleton`` does) and the pelvis translation
+  values decoded exactly as ``gcdance.motion.skeleton`` does) and the pelvis translation
   ``root_trans + offsets[0]`` (the pelvis' world position, as in forward kinematics), a key per
   frame at ``frame / fps`` seconds, LINEAR interpolation. Quaternions are made
   hemisphere-consistent over time (each key on the side of the previous one), so importers that
@@ -52,9 +52,9 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..errors import InputError
-from ..representation import split_motion
-from ..rotation import matrix_to_quaternion
-from ..skeleton import Skeleton
+from ..motion.representation import split_motion
+from ..motion.rotation import matrix_to_quaternion
+from ..motion.skeleton import Skeleton
 
 if TYPE_CHECKING:
     import pygltflib
@@ -75,7 +75,7 @@ _FLOAT, _UNSIGNED_BYTE, _UNSIGNED_SHORT, _UNSIGNED_INT = 5126, 5121, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _TRIANGLES = 4
 
-# Colours of the skeleton videos (gcdance.render), sRGB 0-255; COLOR_0 stores them linear.
+# Colours of the skeleton videos (gcdance.io.render), sRGB 0-255; COLOR_0 stores them linear.
 _LEFT, _RIGHT, _CENTRE = (70, 150, 255), (255, 120, 60), (225, 225, 225)
 _LEFT_FINGER, _RIGHT_FINGER = (150, 195, 255), (255, 180, 140)
 

@@ -42,7 +42,7 @@ from ..errors import (
     GCDanceError,
     InputError,
 )
-from ..render import dance_audio
+from .render import dance_audio
 
 if TYPE_CHECKING:
     from ..dance import Dance
@@ -226,7 +226,7 @@ def _compact(
     src: Path, start: float, seconds: float, ffmpeg: str | None, fallback: bytes | None
 ) -> tuple[bytes, str]:
     """MP3 when ffmpeg can make it, else WAV (``fallback`` or decoded from ``src``)."""
-    from ..render import find_ffmpeg
+    from .render import find_ffmpeg
 
     try:
         return _encode_mp3(find_ffmpeg(ffmpeg), src, start, seconds), "audio/mpeg"

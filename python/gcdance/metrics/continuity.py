@@ -1,6 +1,6 @@
 """Continuity of a dance across its window seams: jerk and root steps.
 
-Long dances are sampled as overlapping windows (``gcdance.stitching``). A *seam* is a frame
+Long dances are sampled as overlapping windows (``gcdance.sampling.stitching``). A *seam* is a frame
 where one window's contribution starts or ends: every window start ``w * hop`` (``w >= 1``) and
 every window end ``w * hop + length`` before the last window, inside the dance. A dance without
 seam artefacts moves across those frames as it moves anywhere else:
@@ -27,8 +27,8 @@ __all__ = ["seam_frames", "seam_jerk_ratio", "seam_root_steps"]
 
 def seam_frames(frames: int, length: int, hop: int) -> np.ndarray:
     """Seam frames (sorted, unique, int64) of a ``frames``-frame dance in windows of ``length``
-    every ``hop`` frames (the plan of :func:`gcdance.stitching.plan_windows`)."""
-    from ..stitching import plan_windows
+    every ``hop`` frames (the plan of :func:`gcdance.sampling.stitching.plan_windows`)."""
+    from ..sampling.stitching import plan_windows
 
     plan = plan_windows(frames, length, hop)
     starts = plan.starts

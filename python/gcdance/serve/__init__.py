@@ -64,7 +64,7 @@ def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, *,
     require_dependencies()
     import uvicorn
 
-    from ..generator import Generator
+    from ..engine.generator import Generator
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

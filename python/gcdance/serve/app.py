@@ -45,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..audio import SAMPLE_RATE
+from ..conditioning.audio import SAMPLE_RATE
 from ..errors import AudioError, GCDanceError, InputError
 from .settings import ServeSettings
 from .store import FORMATS, ID_PATTERN, META_FILE, DanceStore
@@ -260,7 +260,7 @@ def _decode(path: Path, client_name: str, start: float | None, duration: float |
     more than the limit (plus a second to tell "too long")."""
     import soundfile as sf
 
-    from ..audio import load_audio
+    from ..conditioning.audio import load_audio
 
     want = duration if duration is not None and duration <= max_seconds else max_seconds + 1.0
     try:
@@ -318,7 +318,7 @@ class _Server:
             log.info("removed %d leftovers of interrupted work from %s", removed,
                      self.store.root)
         if self.generator is None:
-            from ..generator import Generator
+            from ..engine.generator import Generator
 
             self.generator = Generator(self.settings.bundle, provider=self.settings.provider,
                                        threads=self.settings.engine_threads())
@@ -702,7 +702,7 @@ def create_app(settings: ServeSettings | None = None, *, generator: Any | None =
     async def genres(prompt: str | None = None) -> JSONResponse:
         """The model's genres; with ``prompt``, also the genre it picks for that text and the
         probabilities (as a generation with that prompt would)."""
-        from ..genres import REGISTRY
+        from ..conditioning.genres import REGISTRY
 
         bundle = server.generator.bundle
         out: dict[str, Any] = {"dataset": bundle.dataset, "genres": [

@@ -1,0 +1,2 @@
+"""Evaluation of generated dances against real ones (``python -m gcdance.evaluation.evaluate``);
+the metrics themselves are the public :mod:`gcdance.metrics`."""

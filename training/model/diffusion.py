@@ -1,0 +1,74 @@
+"""Gaussian diffusion for training (docs/spec.md section 4): cosine schedule, x0 prediction,
+``q_sample``.
+
+The schedule itself comes from :mod:`gcdance.sampling.schedule` (float64 numpy, the single source of
+truth shared with the samplers); here it is held as float32 buffers for training.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gcdance.errors import InputError
+from gcdance.sampling.schedule import COSINE_S, MAX_BETA, NUM_TIMESTEPS, alphas_cumprod
+
+__all__ = ["COND_DROP_PROB", "GaussianDiffusion", "condition_mask"]
+
+COND_DROP_PROB = 0.25
+"""Probability of replacing the condition by the null embeddings in training (CFG)."""
+
+
+def condition_mask(
+    batch: int,
+    drop_prob: float = COND_DROP_PROB,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Random ``cond_mask`` (batch,) float32: 0 (null condition) with probability ``drop_prob``."""
+    if not 0.0 <= drop_prob <= 1.0:
+        raise InputError(f"drop_prob must be in [0, 1], got {drop_prob}")
+    u = torch.rand(batch, generator=generator, device=device)
+    return (u >= drop_prob).float()
+
+
+class GaussianDiffusion(nn.Module):
+    """Forward process ``q(x_t | x_0)`` of the cosine schedule (the network predicts x0)."""
+
+    def __init__(
+        self, num_timesteps: int = NUM_TIMESTEPS, s: float = COSINE_S, max_beta: float = MAX_BETA
+    ) -> None:
+        super().__init__()
+        ab = alphas_cumprod(num_timesteps, s, max_beta)
+        self.num_timesteps = int(num_timesteps)
+        self.register_buffer("alphas_cumprod", torch.from_numpy(ab).float(), persistent=False)
+        self.register_buffer(
+            "sqrt_alphas_cumprod", torch.from_numpy(ab**0.5).float(), persistent=False
+        )
+        self.register_buffer(
+            "sqrt_one_minus_alphas_cumprod",
+            torch.from_numpy((1.0 - ab) ** 0.5).float(),
+            persistent=False,
+        )
+
+    def sample_timesteps(
+        self, batch: int, *, generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """Uniform timesteps (batch,) int64 in ``[0, T)``."""
+        return torch.randint(0, self.num_timesteps, (batch,), generator=generator, device=device)
+
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """``sqrt(ab_t) x0 + sqrt(1 - ab_t) noise`` for per-sample timesteps ``t`` (B,)."""
+        if noise.shape != x0.shape:
+            raise InputError(f"noise {tuple(noise.shape)} must match x0 {tuple(x0.shape)}")
+        t = t.long()
+        if t.ndim != 1 or t.shape[0] != x0.shape[0]:
+            raise InputError(f"t must be ({x0.shape[0]},), got {tuple(t.shape)}")
+        if bool(((t < 0) | (t >= self.num_timesteps)).any()):
+            raise InputError(f"timesteps must be in [0, {self.num_timesteps}), got {t.tolist()}")
+        shape = (-1,) + (1,) * (x0.ndim - 1)
+        a = self.sqrt_alphas_cumprod[t].reshape(shape).to(x0.dtype)
+        b = self.sqrt_one_minus_alphas_cumprod[t].reshape(shape).to(x0.dtype)
+        return a * x0 + b * noise
