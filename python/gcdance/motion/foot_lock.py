@@ -14,10 +14,14 @@ which every foot the contact labels call planted stays in place. Conventions:
   over those first frames: where the foot landed (no floor height is assumed: the motion's own
   contact height is kept). Only the landing counts, not the whole contact, so the lock of a
   frame needs at most :func:`settle_frames` later frames (streaming, ``FootLockStream``).
-  Pinning the ankle holds it at that point; pinning the toe holds the toe there, the ankle
-  following the foot's (unchanged) orientation around it.
-- **Blending.** The ankle's desired trajectory is the original plus an offset. In a segment
-  the offset pins the ankle (``target - original``); over the ``blend_frames`` frames before
+  Pinning the ankle (a flat foot) holds it at that point and the whole foot in its landing
+  orientation (the mean of its global orientation over the same frames), so the toe stays put
+  as well; pinning the toe holds the toe there, the ankle following the foot's (unchanged)
+  orientation around it (a pivot on the ball of the foot).
+- **Blending.** The ankle's desired trajectory is the original plus an offset, and the foot's
+  desired global orientation the original turned by an offset rotation (axis-angle, blended
+  like the position). In a segment the offset pins the ankle (``target - original``, and the
+  turn to the landing orientation); over the ``blend_frames`` frames before
   and after a segment it fades from the segment's edge offset to 0 with weight ``smoothstep(1 -
   k / (blend_frames + 1))`` at ``k`` frames from the segment (clipped at the motion's ends), so
   the foot keeps the original's own motion (lift, swing) and only its position is eased. Two
@@ -32,9 +36,9 @@ which every foot the contact labels call planted stays in place. Conventions:
   the input exactly); the knee follows from the law of cosines, in the plane of the hip-ankle
   line and the original knee's bend direction carried along with the line (so the knee never
   flips to the other side). The hip and knee global rotations get the minimal rotation taking
-  the old bone direction to the new one; the ankle keeps its global orientation, so the foot
-  (and the toe joint's rotation) are unchanged, heading included: a foot that turns with the
-  body during a contact pivots about its pinned ankle (or toe). Locals: ``R = G_parent^T G``.
+  the old bone direction to the new one; the ankle gets the desired global orientation of the
+  foot (the input's, except in and next to flat-foot contacts), the toe joint's local rotation
+  is unchanged. Locals: ``R = G_parent^T G``.
   A target out of reach is approached as far as the clamped leg allows (the foot is then
   dragged along by the straight leg).
 - **What changes.** Only the 6D rotations of the hips, knees and ankles (re-encoded
@@ -55,7 +59,12 @@ import numpy as np
 
 from ..errors import InputError
 from .layout import MotionLayout, get_layout
-from .rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
+from .rotation import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_rotation_6d,
+    rotation_6d_to_matrix,
+)
 from .skeleton import Skeleton
 
 __all__ = ["DEFAULT_BLEND_FRAMES", "HOLD_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES",
@@ -390,21 +399,24 @@ def _lock_leg(
     g_knee = g_hip @ local(leg.knee)
     ankle0 = knee0 + g_knee @ off[leg.ankle]
     g_ankle = g_knee @ local(leg.ankle)
-    toe_rel = g_ankle @ off[leg.toe]  # toe minus ankle; kept since the ankle keeps its orientation
+    toe_rel = g_ankle @ off[leg.toe]  # toe minus ankle in the input's foot orientation
 
-    # Desired ankle trajectory = original + offset: the offset pins the ankle in segments and
-    # fades (or crossfades to the next segment's) next to them; elsewhere it is 0.
+    # Desired ankle trajectory = original + offset[:, :3], desired foot orientation = the
+    # original turned by axis-angle offset[:, 3:]: the offset pins the foot in segments and fades
+    # (or crossfades to the next segment's) next to them; elsewhere it is 0.
     landed = segments  # the pin points come from the untrimmed segments' first frames
     segments = _make_room(segments, blend)
-    offset = np.zeros((frames, 3))
+    offset = np.zeros((frames, 6))
     touched = np.zeros(frames, dtype=bool)
     for (a, b), (first, stop) in zip(segments, landed, strict=True):
         land = slice(first, min(first + HOLD_FRAMES, stop))
-        if ankle_on[land].mean() >= 0.5:
-            target = ankle0[land].mean(axis=0)
+        if ankle_on[land].mean() >= 0.5:  # flat foot: ankle and orientation as it landed
+            offset[a:b, :3] = ankle0[land].mean(axis=0) - ankle0[a:b]
+            hold = _mean_rotation(g_ankle[land])
+            offset[a:b, 3:] = matrix_to_axis_angle(hold @ np.swapaxes(g_ankle[a:b], -1, -2))
         else:  # toe contact: hold the toe, the ankle sits where the foot's orientation puts it
             target = (ankle0[land] + toe_rel[land]).mean(axis=0) - toe_rel[a:b]
-        offset[a:b] = target - ankle0[a:b]
+            offset[a:b, :3] = target - ankle0[a:b]
         touched[a:b] = True
     k = np.arange(1, blend + 1)
     fade = _smoothstep(1.0 - k / (blend + 1.0))  # weight k frames away from a segment
@@ -425,7 +437,7 @@ def _lock_leg(
             ok = out_idx < frames
             offset[out_idx[ok]] = fade[ok, None] * offset[b - 1]
             touched[out_idx[ok]] = True
-    desired = ankle0 + offset
+    desired = ankle0 + offset[:, :3]
 
     idx = np.flatnonzero(touched)
     l1 = float(np.linalg.norm(off[leg.knee]))
@@ -442,7 +454,7 @@ def _lock_leg(
     new_local = {
         leg.hip: t(g_par[idx], -1, -2) @ g_hip_new,
         leg.knee: t(g_hip_new, -1, -2) @ g_knee_new,
-        leg.ankle: t(g_knee_new, -1, -2) @ g_ankle[idx],  # foot keeps its global orientation
+        leg.ankle: t(g_knee_new, -1, -2) @ axis_angle_to_matrix(offset[idx, 3:]) @ g_ankle[idx],
     }
     for j, r in new_local.items():
         out[idx, rot + 6 * j : rot + 6 * j + 6] = matrix_to_rotation_6d(r).astype(out.dtype)
@@ -469,6 +481,12 @@ def _chain_to(
         pos = pos + g @ skel.offsets[j]
         g = g @ local(j)
     return g, pos + g @ skel.offsets[joint]
+
+
+def _mean_rotation(r: np.ndarray) -> np.ndarray:
+    """The rotation nearest (Frobenius) to the mean of rotations ``(F, 3, 3)``."""
+    u, _, vt = np.linalg.svd(r.mean(axis=0))
+    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
 
 
 def _normalize(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
