@@ -36,9 +36,14 @@ from gcdance.engine.generator import schedule_array  # noqa: E402
 from gcdance.motion.layout import FINEDANCE  # noqa: E402
 from gcdance.motion.normalizer import MinMaxNormalizer  # noqa: E402
 from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule  # noqa: E402
-from gcdance.sampling.stitching import stitch_windows  # noqa: E402
 from training.model.denoiser import build_denoiser  # noqa: E402
-from training.sampler import InjectedNoise, RootAnchor, sample, window_plan_for  # noqa: E402
+from training.sampler import (  # noqa: E402
+    InjectedNoise,
+    RootAnchor,
+    sample,
+    stitch_windows,
+    window_plan_for,
+)
 
 STEPS = 50
 MUSIC_DIM, TEXT_DIM = 35, 512
@@ -189,7 +194,8 @@ def assert_parity(got: np.ndarray, windows: np.ndarray, want: np.ndarray,
     assert diff <= 1e-4, f"engine vs reference: max |diff| = {diff:.2e}"
     plan = window_plan_for(got.shape[0], hop=hop)
     raw = normalizer.inverse(windows.astype(np.float64))
-    stitched = normalizer.transform(stitch_windows(raw, plan, FINEDANCE)).astype(np.float32)
+    stitched = normalizer.transform(stitch_windows(torch.from_numpy(raw), plan, FINEDANCE)
+                                    .numpy()).astype(np.float32)
     np.testing.assert_allclose(got, stitched, rtol=0, atol=1e-6)
     assert got.shape == want.shape
     linear = np.r_[FINEDANCE.contacts, FINEDANCE.root]

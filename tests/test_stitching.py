@@ -1,20 +1,23 @@
-"""Window plans, padding, the handover weights and stitching."""
+"""Window plans, padding, the handover weights and the reference stitching (the engine's
+specification, training.sampler.stitch_windows; the engine is parity-tested against it)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from gcdance.errors import InputError
 from gcdance.motion.layout import AISTPP, FINEDANCE
 from gcdance.motion.rotation import axis_angle_to_rotation_6d
-from gcdance.sampling.stitching import (
-    handover_weights,
-    orthonormalize_rotations,
-    plan_windows,
-    split_windows,
-    stitch_windows,
-)
+from gcdance.sampling.stitching import handover_weights, plan_windows, split_windows
+from training import sampler as reference
+
+
+def stitch_windows(windows: np.ndarray, plan, layout, **kw) -> np.ndarray:
+    """The reference stitching on numpy arrays."""
+    return reference.stitch_windows(torch.from_numpy(np.asarray(windows)), plan, layout,
+                                    **kw).numpy()
 
 
 def _smooth_motion(frames: int, layout=FINEDANCE, seed: int = 0) -> np.ndarray:
@@ -126,6 +129,7 @@ def test_linear_mode_and_orthonormalize() -> None:
     out = stitch_windows(w, p, FINEDANCE, orthonormalize=False)
     assert np.all(out[:60] == 0) and np.all(out[60:] == 1)
     m = _smooth_motion(5)
-    np.testing.assert_allclose(orthonormalize_rotations(m, FINEDANCE), m, atol=1e-12)
+    np.testing.assert_allclose(stitch_windows(m[None], plan_windows(5, 5, 4), FINEDANCE), m,
+                               atol=1e-12)
     with pytest.raises(InputError):
         stitch_windows(w[:1], p, FINEDANCE)

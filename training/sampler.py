@@ -44,8 +44,8 @@ the joint jerk at the seams). Replacing the noisy state also left a kink inside 
 frame O (the network sees a state that is window w's up to O and its own after). Handing the
 prediction over with a smooth weight makes every window's prediction continuous, the noisy
 state follows it through the DDIM update, and the last step returns windows whose overlaps are
-already blended: stitching is then only "each window from its start"
-(:func:`gcdance.sampling.stitching.stitch_windows`). Measured on the default model:
+already blended: stitching is then only "each window from its start" (:func:`stitch_windows`,
+the engine's specification). Measured on the default model:
 ``docs/seams.md``.
 
 The offset before the first step is step 4's rule applied to an x0 that equals ``zero`` on the
@@ -86,6 +86,7 @@ from torch import Tensor, nn
 
 from gcdance import masks as masks_mod
 from gcdance.errors import InputError
+from gcdance.motion.layout import MotionLayout, get_layout
 from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule, validate_schedule
 from gcdance.sampling.stitching import (
     HOP_FRAMES,
@@ -94,9 +95,9 @@ from gcdance.sampling.stitching import (
     handover_weights,
     plan_windows,
     split_windows,
-    stitch_windows,
 )
 from gcdance.sampling.windows import DEFAULT_RELATIVE_AXES
+from training.model.fk import rotation_6d_to_matrix
 
 __all__ = [
     "Carry",
@@ -115,6 +116,7 @@ __all__ = [
     "sample_windows",
     "sampler_step",
     "step_coefficients",
+    "stitch_windows",
     "update_anchors",
     "window_plan_for",
 ]
@@ -589,11 +591,39 @@ def sample(
     ).cpu().numpy()
 
     if normalizer is None:
-        out = stitch_windows(windows, plan, layout, orthonormalize=False)
+        out = stitch_windows(torch.from_numpy(windows), plan, layout, orthonormalize=False)
     else:
-        raw = normalizer.inverse(windows.astype(np.float64))
-        out = normalizer.transform(stitch_windows(raw, plan, layout))
+        raw = torch.from_numpy(normalizer.inverse(windows.astype(np.float64)))
+        out = normalizer.transform(stitch_windows(raw, plan, layout).numpy())
     return np.asarray(out, dtype=np.float32)
+
+
+def stitch_windows(windows: Tensor, plan: Any, layout: MotionLayout | str, *,
+                   orthonormalize: bool = True) -> Tensor:
+    """Stitch ``(num_windows, length, dim)`` sampled windows into ``(plan.frames, dim)``: the
+    specification of the engine's stitching.
+
+    Each window is written from its start, in order, so a later window's frames replace the
+    earlier one's on their overlap (the sampler's handover has already blended them, step 4b).
+    ``orthonormalize`` re-encodes every 6D block from its Gram-Schmidt rotation matrix (rows 0
+    and 1), so the output rotations are exactly orthonormal and forward kinematics sees the
+    same rotations; it needs unnormalized motion (False for normalized values). Computed in
+    float64, returned in the input's dtype.
+    """
+    lay = get_layout(layout)
+    want = (plan.num_windows, plan.length, lay.dim)
+    if tuple(windows.shape) != want:
+        raise InputError(f"windows have shape {tuple(windows.shape)}, expected {want} for {plan}")
+    if not windows.is_floating_point():
+        raise InputError(f"windows must be a floating tensor, got dtype {windows.dtype}")
+    out = torch.empty((plan.padded_frames, lay.dim), dtype=torch.float64)
+    for i, start in enumerate(plan.starts):
+        out[start : start + plan.length] = windows[i].double()
+    out = out[: plan.frames]
+    if orthonormalize:
+        rows = rotation_6d_to_matrix(out[:, lay.rotations].reshape(plan.frames, -1, 6))[..., :2, :]
+        out[:, lay.rotations] = rows.reshape(plan.frames, -1)
+    return out.to(windows.dtype)
 
 
 def window_plan_for(frames: int, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES) -> Any:

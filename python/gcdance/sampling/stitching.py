@@ -1,4 +1,5 @@
-"""Long sequences: overlapping windows and their stitching into one motion (numpy only).
+"""Long sequences: the plan of overlapping windows, splitting inputs into them, and the handover
+weights that blend them (numpy only).
 
 Window plan (docs/spec.md section 4): windows of ``length = 120`` frames (4 s at 30 fps) start every
 ``hop = 60`` frames (2 s), so consecutive windows share ``overlap = length - hop`` frames. A
@@ -13,17 +14,14 @@ padded tail still sounds like the song; masks and known motion are padded with "
 windows are generated in one batch, and the stitched result is cut back to ``F`` frames: the
 padding only ever extends the last window and never changes the length of the output.
 
-Stitching (:func:`stitch_windows`): each window is written from its start, in order, so a
-window's frames replace the previous window's on their overlap. The sampler has already blended
-them: at every step each later window takes its prediction of the overlap over from the
-window before it, ``(1 - beta_k) * previous + beta_k * own`` with :func:`handover_weights`
-(``training.sampler``, step 4b), so the overlap of the last step's windows starts as the
-previous window's motion and ends as the later window's own, flat (C2) at both ends.
-Stitching runs in the *unnormalized* representation (a normalized 6D block is not a rotation);
-every 6D block of the output is re-encoded from its Gram-Schmidt rotation matrix, so the output
-rotations are exactly orthonormal rows (forward kinematics, which decodes 6D with Gram-Schmidt,
-sees the same rotations). The blend of two 6D blocks is linear before that re-encoding: the
-windows' predictions of the same frames differ by small angles, where this and a slerp agree.
+Stitching is done in one place, the engine (``cpp/src/generator.cc``), with the reference
+sampler's :func:`training.sampler.stitch_windows` as its specification (parity-tested): each
+window is written from its start, in order, so a window's frames replace the previous window's
+on their overlap. The sampler has already blended them: at every step each later window takes
+its prediction of the overlap over from the window before it, ``(1 - beta_k) * previous +
+beta_k * own`` with :func:`handover_weights` (``training.sampler``, step 4b), so the overlap of
+the last step's windows starts as the previous window's motion and ends as the later window's
+own, flat (C2) at both ends.
 """
 
 from __future__ import annotations
@@ -33,8 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..motion.layout import MotionLayout, get_layout
-from ..motion.rotation import matrix_to_rotation_6d, rotation_6d_to_matrix
 
 __all__ = [
     "HOP_FRAMES",
@@ -42,10 +38,8 @@ __all__ = [
     "WindowPlan",
     "check_windows",
     "handover_weights",
-    "orthonormalize_rotations",
     "plan_windows",
     "split_windows",
-    "stitch_windows",
 ]
 
 WINDOW_FRAMES = 120
@@ -161,48 +155,3 @@ def handover_weights(overlap: int, dtype: np.dtype | type = np.float64) -> np.nd
     """
     a = (np.arange(int(overlap), dtype=np.float64) + 1.0) / (overlap + 1.0)
     return (a * a * a * (10.0 + a * (6.0 * a - 15.0))).astype(dtype)
-
-
-def _rotations_6d(x: np.ndarray, layout: MotionLayout) -> np.ndarray:
-    return x[..., layout.rotations].reshape(*x.shape[:-1], layout.num_joints, layout.rot_dim)
-
-
-def orthonormalize_rotations(motion: np.ndarray, layout: MotionLayout | str) -> np.ndarray:
-    """Copy of ``(..., dim)`` motion with each 6D block re-encoded from its Gram-Schmidt matrix."""
-    lay = get_layout(layout)
-    m = np.array(motion, copy=True)
-    if m.shape[-1] != lay.dim:
-        raise InputError(f"motion has {m.shape[-1]} dims, layout {lay.name!r} has {lay.dim}")
-    d6 = matrix_to_rotation_6d(rotation_6d_to_matrix(_rotations_6d(m, lay).astype(np.float64)))
-    m[..., lay.rotations] = d6.reshape(*m.shape[:-1], -1).astype(m.dtype)
-    return m
-
-
-def stitch_windows(
-    windows: np.ndarray,
-    plan: WindowPlan,
-    layout: MotionLayout | str,
-    *,
-    orthonormalize: bool = True,
-) -> np.ndarray:
-    """Stitch ``(num_windows, length, dim)`` sampled windows into ``(plan.frames, dim)``.
-
-    Each window from its start, later windows over earlier ones (module docstring).
-    ``orthonormalize`` re-encodes every 6D block from its rotation matrix; it needs unnormalized
-    motion (False for data that is not the plain representation, e.g. normalized values).
-    Computed in float64, returned in the input's floating dtype.
-    """
-    lay = get_layout(layout)
-    w = np.asarray(windows)
-    want = (plan.num_windows, plan.length, lay.dim)
-    if w.shape != want:
-        raise InputError(f"windows have shape {w.shape}, expected {want} for {plan}")
-    if not np.issubdtype(w.dtype, np.floating):
-        raise InputError(f"windows must be a floating array, got dtype {w.dtype}")
-    out = np.empty((plan.padded_frames, lay.dim), dtype=np.float64)
-    for i, start in enumerate(plan.starts):
-        out[start : start + plan.length] = w[i]
-    out = out[: plan.frames]
-    if orthonormalize:
-        out = orthonormalize_rotations(out, lay)
-    return out.astype(w.dtype)
