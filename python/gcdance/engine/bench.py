@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +41,12 @@ __all__ = ["run_benchmark"]
 
 
 def _import_training() -> None:
-    """Make ``training`` and ``export`` importable from the source tree (cwd) if needed."""
+    """Check that torch and the repository's ``training``/``export`` packages import.
+
+    They are not part of the installed package (inference needs neither), so the benchmark
+    runs from a clone of the repository with the clone on the import path; nothing is added to
+    ``sys.path`` here.
+    """
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -51,12 +55,12 @@ def _import_training() -> None:
     try:
         import export.bundle  # noqa: F401
         import training.sampler  # noqa: F401
-    except ImportError:
-        root = Path.cwd()
-        if not (root / "training" / "sampler.py").is_file():
-            raise GCDanceError("gcdance bench needs the source tree (training/ and export/): run "
-                               "it from the gcdance repository") from None
-        sys.path.insert(0, str(root))
+    except ImportError as exc:
+        raise GCDanceError(
+            "gcdance bench runs the PyTorch reference sampler and builds its random bundle with "
+            "the repository's training/ and export/ packages, which pip does not install: run it "
+            "in a clone of the repository as `PYTHONPATH=. gcdance bench` (or `python -m "
+            f"gcdance.cli bench`) ({exc})") from None
 
 
 def _cpu_name() -> str:
