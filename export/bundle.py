@@ -21,6 +21,10 @@ default: that P was trained jointly with the denoiser, whose C_E came from its p
 sampling defaults are the run's ``[sampling]`` settings where set (``sampling_from_config``),
 else 50 steps, guidance 2.7, eta 0; command-line flags override both. The
 Wav2CLIP and text-encoder graphs can be included (``--wav2clip-onnx``, ``--text-encoder-onnx``).
+A run trained with ``data.text_encoder = "clip"`` (the paper configuration) always ships its CLIP
+text tower as ``text_encoder.onnx`` (P classifies prompts in CLIP space): the given graph, else
+one exported from the run's ``data.clip_checkpoint`` / ``--clip-checkpoint`` /
+``$GCDANCE_CLIP_CHECKPOINT`` weights (checked against PyTorch); no weights is a clear error.
 
 The denoiser is exported to ONNX as ``condition.onnx`` (the step-invariant music conditioning,
 run once per generation) and ``denoiser.onnx`` (the per-step rest), each checked against its
@@ -72,7 +76,7 @@ from gcdance.engine.bundle import (
     read_onnx_signature,
     seal_manifest,
 )
-from gcdance.errors import GCDanceError, InputError
+from gcdance.errors import GCDanceError, InputError, WeightsError
 from gcdance.motion.layout import MotionLayout
 from gcdance.motion.normalizer import MinMaxNormalizer
 from gcdance.sampling.schedule import (
@@ -493,12 +497,15 @@ def random_bundle(out: str | os.PathLike[str], config: str = "tiny", *, seed: in
                   wav2clip_onnx: str | os.PathLike[str] | None = None,
                   text_encoder_onnx: str | os.PathLike[str] | None = None,
                   check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
-                  log: Log | None = None) -> Path:
+                  log: Log | None = None, layout: str | None = None) -> Path:
     """A bundle of a randomly initialised ``config`` (``paper``/``tiny``), seeded by ``seed``;
-    ``sampling`` overrides fields of :class:`SamplingSpec`."""
+    ``sampling`` overrides fields of :class:`SamplingSpec`; ``layout`` (``finedance``/
+    ``aistpp``) replaces the configuration's motion layout."""
     if str(classifier) == "checkpoint":
         raise InputError("--classifier checkpoint needs --checkpoint")
     overrides: dict[str, Any] = {}
+    if layout is not None:
+        overrides["layout"] = layout
     if features is not None:
         overrides["music_dim"] = _features_for(0, features).dim
     control_src: tuple[np.ndarray, str] | None = None
@@ -552,6 +559,33 @@ _DATA_KEYS = ("dataset", "split", "features", "window", "stride", "min_std", "re
               "text_encoder", "descriptions", "control_embeddings")
 
 
+def clip_text_graph(checkpoint: str | os.PathLike[str] | None, folder: Path,
+                    log: Log | None = None) -> Path:
+    """The CLIP text tower of ``checkpoint`` (or ``$GCDANCE_CLIP_CHECKPOINT``) as a verified
+    ONNX graph ``folder/clip.onnx``, for the bundle of a CLIP run."""
+    from training.text_encoders import CLIPTextEncoder, clip_checkpoint_path
+
+    from .text_encoder_onnx import TOLERANCE, export_encoder, verify
+
+    try:
+        path = clip_checkpoint_path(checkpoint)
+    except WeightsError as exc:
+        raise WeightsError(
+            "this run encodes prompts with CLIP (data.text_encoder = 'clip'), so its bundle "
+            "needs the CLIP text tower: pass --text-encoder-onnx GRAPH (python -m "
+            "export.text_encoder_onnx --encoder clip --clip-checkpoint WEIGHTS) or "
+            f"--clip-checkpoint WEIGHTS. {exc}") from exc
+    model = CLIPTextEncoder.from_pretrained(path)
+    out = export_encoder(model, folder / "clip.onnx")
+    diff = verify(model, out)
+    if not diff <= TOLERANCE:
+        raise WeightsError(f"the CLIP text graph of {path} differs from PyTorch by {diff:.2e} "
+                           f"(> {TOLERANCE:g}); no bundle written")
+    (log or (lambda _m: None))(f"CLIP text encoder from {path.name} (max |onnx - torch| = "
+                               f"{diff:.1e})")
+    return out
+
+
 def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *,
                            normalizer: str | os.PathLike[str] | None = None,
                            prefer_ema: bool = True, features: str | None = None,
@@ -561,11 +595,14 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
                            wav2clip_onnx: str | os.PathLike[str] | None = None,
                            text_encoder_onnx: str | os.PathLike[str] | None = None,
                            check_shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
-                           log: Log | None = None) -> Path:
+                           log: Log | None = None,
+                           clip_checkpoint: str | os.PathLike[str] | None = None) -> Path:
     """A bundle of a training checkpoint (file or run directory; see the module docstring);
     ``sampling`` overrides fields of :class:`SamplingSpec` (the defaults are the training
     config's: :func:`sampling_from_config`). ``classifier`` None: the checkpoint's P when the
-    run trained it jointly (``model.control = "predicted"``), else the packaged one."""
+    run trained it jointly (``model.control = "predicted"``), else the packaged one. A CLIP
+    run's text graph: ``text_encoder_onnx``, else exported from ``clip_checkpoint`` (default:
+    the run's ``data.clip_checkpoint``, then ``$GCDANCE_CLIP_CHECKPOINT``)."""
     loaded = load_denoiser(checkpoint, prefer_ema=prefer_ema)
     state, cfg = loaded.state, loaded.config
     data = dict(state.get("config", {}).get("data", {}))
@@ -603,26 +640,30 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
     feats = _features_for(cfg.music_dim, features or data.get("features"))
     log = log or (lambda _m: None)
     log(f"checkpoint {loaded.checkpoint} (step {loaded.step}, {loaded.weights} weights)")
-    spec = BundleSpec(
-        normalizer=MinMaxNormalizer.load(normalizer), features=feats, control=control,
-        control_info=control_info, classifier=cl, classifier_source=cl_source,
-        normalizer_source=f"training run ({Path(normalizer).name})", dataset=dataset,
-        provenance={
-            "source": "checkpoint", "untrained": False,
-            "checkpoint": {"file": loaded.checkpoint.name, "step": loaded.step,
-                           "epoch": state.get("epoch"), "weights": loaded.weights,
-                           "sha256": file_sha256(loaded.checkpoint),
-                           "mtl": state.get("mtl", {}).get("method")},
-            "training_data": {k: data.get(k) for k in _DATA_KEYS if k in data}
-            | {"root": Path(str(data.get("root", ""))).name or None},
-            "training": {k: v for k, v in state.get("config", {}).items()
-                         if k in ("model", "optim", "mtl")},
-        },
-        sampling=samp, weights=loaded.weights,
-        wav2clip_onnx=Path(wav2clip_onnx) if wav2clip_onnx else None,
-        text_encoder_onnx=Path(text_encoder_onnx) if text_encoder_onnx else None)
-    return write_bundle(out, loaded.model, spec, force=force, check_shapes=check_shapes,
-                        log=log)
+    with tempfile.TemporaryDirectory(prefix="gcdance-text-") as scratch:
+        if text_encoder == "clip" and text_encoder_onnx is None:  # P classifies in CLIP space
+            text_encoder_onnx = clip_text_graph(
+                clip_checkpoint or data.get("clip_checkpoint"), Path(scratch), log)
+        spec = BundleSpec(
+            normalizer=MinMaxNormalizer.load(normalizer), features=feats, control=control,
+            control_info=control_info, classifier=cl, classifier_source=cl_source,
+            normalizer_source=f"training run ({Path(normalizer).name})", dataset=dataset,
+            provenance={
+                "source": "checkpoint", "untrained": False,
+                "checkpoint": {"file": loaded.checkpoint.name, "step": loaded.step,
+                               "epoch": state.get("epoch"), "weights": loaded.weights,
+                               "sha256": file_sha256(loaded.checkpoint),
+                               "mtl": state.get("mtl", {}).get("method")},
+                "training_data": {k: data.get(k) for k in _DATA_KEYS if k in data}
+                | {"root": Path(str(data.get("root", ""))).name or None},
+                "training": {k: v for k, v in state.get("config", {}).items()
+                             if k in ("model", "optim", "mtl")},
+            },
+            sampling=samp, weights=loaded.weights,
+            wav2clip_onnx=Path(wav2clip_onnx) if wav2clip_onnx else None,
+            text_encoder_onnx=Path(text_encoder_onnx) if text_encoder_onnx else None)
+        return write_bundle(out, loaded.model, spec, force=force, check_shapes=check_shapes,
+                            log=log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -653,6 +694,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "'package')")
     parser.add_argument("--wav2clip-onnx", help="include this Wav2CLIP graph (wav2clip.onnx)")
     parser.add_argument("--text-encoder-onnx", help="include this text-encoder graph")
+    parser.add_argument("--clip-checkpoint",
+                        help="--checkpoint of a CLIP run: the CLIP weights its text graph is "
+                             "exported from (default: the run's data.clip_checkpoint, then "
+                             "$GCDANCE_CLIP_CHECKPOINT)")
     # Unset sampling flags keep the defaults: the training config's [sampling] (--checkpoint),
     # else SamplingSpec's.
     parser.add_argument("--sampler", choices=SAMPLERS,
@@ -680,7 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sampling = {k: v for k, v in given.items() if v is not None}
         if args.checkpoint:
             bundle_from_checkpoint(args.checkpoint, args.out, prefer_ema=not args.no_ema,
-                                   sampling=sampling, **common)
+                                   sampling=sampling, clip_checkpoint=args.clip_checkpoint,
+                                   **common)
         else:
             random_bundle(args.out, args.random, seed=args.seed, text_encoder=args.text_encoder,
                           sampling=sampling, **common)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -75,3 +76,23 @@ def click_corpus(tmp_path: Path) -> Path:
     generate_corpus(corpus, 20.0, seed=3, tracks=tracks, genres=["Jazz", "Popping", "Korean"],
                     sample_rate=8000, log=lambda *_: None)
     return corpus
+
+
+@pytest.fixture
+def clip_vocab(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """open_clip's vocabulary when installed; else a small one the test writes in its format
+    (a gzip text file: a header line, then BPE merges), so CLIP tests always run."""
+    from gcdance.conditioning import tokenizers
+    from gcdance.errors import WeightsError
+
+    try:
+        tokenizers.clip_vocab_path()
+        return
+    except WeightsError:
+        pass
+    path = tmp_path_factory.mktemp("clip") / "bpe_simple_vocab_16e6.txt.gz"
+    merges = ["t h", "th e</w>", "a n", "an d</w>", "i n", "in g</w>", "e r", "o n", "r e",
+              "h i", "hi p</w>", "d a", "da n", "dan c", "danc e</w>", "j a", "ja z", "jaz z</w>"]
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("#version: test\n" + "\n".join(merges) + "\n")
+    monkeypatch.setenv("GCDANCE_CLIP_VOCAB", str(path))

@@ -63,7 +63,7 @@ def test_cli_writes_json_and_markdown_with_mean_std_over_rounds(folders, capsys)
     table = (tmp / "out" / "table.md").read_text()
     lines = table.splitlines()
     assert lines[0].startswith("| Method | FID_body↓ | FID_k↓ | FID_g↓ |")
-    assert "PFC↓ | PBC→ | BAS↑ |" in lines[0]
+    assert "PFC↓ | PBC→ | PBC_PopDG→ | BAS↑ |" in lines[0]
     assert lines[2].startswith("| GT | / | / | / |")
     assert lines[3].startswith("| GCDance | ")
     assert f"{gen_res['mean']['FID_k']:.2f} ± {gen_res['std']['FID_k']:.2f}" in lines[3]

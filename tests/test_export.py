@@ -188,9 +188,10 @@ def _write_finedance(root: Path, names: list[str], frames: int = 120) -> None:
                 rng.normal(size=(frames, 35)).astype(np.float32))
 
 
-def _tiny_run(tmp: Path, **sections: dict) -> dict:
+def _tiny_run(tmp: Path, fake_encoder: bool = True, **sections: dict) -> dict:
     """Trains the tiny model for 2 steps into ``tmp / "run"``; ``sections`` are added to the
-    config (e.g. ``model``, ``mtl``, ``sampling``). Returns the training summary."""
+    config (e.g. ``model``, ``mtl``, ``sampling``); ``fake_encoder=False`` encodes the prompts
+    with the config's own encoder. Returns the training summary."""
     from training.train import Config, train
 
     _write_finedance(tmp / "finedance", ["001", "002"])
@@ -210,7 +211,7 @@ def _tiny_run(tmp: Path, **sections: dict) -> dict:
     }
     for name, values in sections.items():
         tree[name] = {**tree.get(name, {}), **values}
-    return train(Config.from_dict(tree), text_encoder=_FakeEncoder())
+    return train(Config.from_dict(tree), text_encoder=_FakeEncoder() if fake_encoder else None)
 
 
 @pytest.fixture(scope="module")
@@ -509,3 +510,57 @@ def test_build_engine_flow_with_a_stand_in_runtime(tiny_bundle, tmp_path: Path) 
     report = json.loads((out / "gcdance-trt.json").read_text())
     assert [r["windows"] for r in report["runs"]] == [1, 2, 3]
     assert all(r["max_abs_diff_vs_cpu_fp32"] == 0.0 for r in report["runs"])
+
+
+def _open_clip_checkpoint(path: Path) -> Path:
+    """A random CLIP checkpoint in open_clip's format (safetensors, its parameter names, vision
+    tower and logit_scale included) at small widths: 64 (one 64-dim head), 2 layers, embed 32,
+    the real vocabulary size and context length."""
+    from safetensors.torch import save_file
+
+    from training.text_encoders import CLIPTextConfig, CLIPTextEncoder
+
+    torch.manual_seed(0)
+    tower = CLIPTextEncoder(CLIPTextConfig(width=64, heads=1, layers=2, embed_dim=32))
+    state = {**tower.state_dict(), "logit_scale": torch.tensor(4.6052),
+             "visual.class_embedding": torch.zeros(64), "visual.proj": torch.zeros(64, 32),
+             "visual.conv1.weight": torch.zeros(64, 3, 32, 32)}
+    save_file(state, str(path))
+    return path
+
+
+@pytest.mark.usefixtures("clip_vocab")
+def test_paper_run_with_clip_from_a_local_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    """data.text_encoder = "clip" (the paper's C_E): the weights come from a local file (config
+    key or $GCDANCE_CLIP_CHECKPOINT), their absence is a clear error before any work, and the
+    bundle ships the CLIP text tower so that P classifies prompts in the space it learnt."""
+    from gcdance.errors import WeightsError
+    from training.genre_classifier import TorchTextEncoder
+    from training.text_encoders import CLIPTextEncoder
+
+    monkeypatch.delenv("GCDANCE_CLIP_CHECKPOINT", raising=False)
+    with pytest.raises(WeightsError, match=r"none is set.*\$GCDANCE_CLIP_CHECKPOINT"):
+        _tiny_run(tmp_path / "none", False, data={"text_encoder": "clip"})
+    with pytest.raises(WeightsError, match=r"absent\.safetensors not found.*open_clip_model"):
+        _tiny_run(tmp_path / "absent", False, data={
+            "text_encoder": "clip", "clip_checkpoint": str(tmp_path / "absent.safetensors")})
+
+    ckpt = _open_clip_checkpoint(tmp_path / "open_clip_model.safetensors")
+    _tiny_run(tmp_path / "train", False, data={"text_encoder": "clip",
+                                               "clip_checkpoint": str(ckpt)},
+              model={"control": "predicted"}, mtl={"method": "nash"})
+    run = tmp_path / "train" / "run"
+    out = export_bundle.bundle_from_checkpoint(run, tmp_path / "b", check_shapes=((2, 120),))
+    b = load_bundle(out)
+    assert b.text_dim == 32 and b.manifest["assets"]["text_encoder"] == "text_encoder.onnx"
+    assert b.classifier.encoder_name == "clip"
+    texts = ["a jazz dance with sharp arm hits", "k-pop"]
+    torch_enc = TorchTextEncoder(CLIPTextEncoder.from_pretrained(ckpt))
+    np.testing.assert_allclose(b.classifier.encoder.encode(texts), torch_enc.encode(texts),
+                               atol=1e-4)
+    assert sum(b.classifier.classify(texts[0], "finedance").values()) == pytest.approx(1.0,
+                                                                                        abs=1e-5)
+    # Without the weights (and no graph given) the export says what to pass.
+    ckpt.unlink()
+    with pytest.raises(WeightsError, match="--text-encoder-onnx"):
+        export_bundle.bundle_from_checkpoint(run, tmp_path / "b2", check_shapes=((2, 120),))

@@ -174,3 +174,17 @@ def test_wrist_velocity_normal_to_the_torso_plane():
         moving = _still(_rest_pose(), frames)
         moving[:, _idx(wrist), 2] -= sign * 1.0 * t[:, 0]
         assert geometric_features(moving)[feature] == 0.0
+
+
+def test_dance_features_reference_geometric_uses_the_reference_frame_time():
+    from gcdance.metrics import dance_features
+    from gcdance.metrics.geometric import REFERENCE_FPS
+
+    rng = np.random.default_rng(7)
+    joints = np.cumsum(rng.normal(0, 0.02, (60, 52, 3)), axis=0)
+    pos = joints - joints[0, 0]
+    ref = dance_features(joints, 30, reference_geometric=True)
+    np.testing.assert_array_equal(ref["geometric"], geometric_features(pos, REFERENCE_FPS))
+    np.testing.assert_array_equal(ref["kinetic"], dance_features(joints, 30)["kinetic"])
+    both = dance_features(joints, 30, reference_compat=True)  # all reference settings
+    np.testing.assert_array_equal(both["geometric"], ref["geometric"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 from pathlib import Path
 
@@ -104,6 +103,17 @@ def test_clip_tower_has_open_clip_names_and_shapes() -> None:
     assert {k: tuple(v.shape) for k, v in state.items()} == want
 
 
+def test_clip_config_is_read_off_the_checkpoint() -> None:
+    """The real ViT-B/32 shapes give open_clip's ViT-B-32 text config (64-dim heads)."""
+    state = {k: torch.empty(v, device="meta") for k, v in CLIP_B32_TOP.items()}
+    for i in range(12):
+        state.update({f"transformer.resblocks.{i}.{k}": torch.empty(v, device="meta")
+                      for k, v in CLIP_B32_BLOCK.items()})
+    assert CLIPTextConfig.from_state(state) == CLIPTextConfig()
+    with pytest.raises(WeightsError, match="not an open_clip text tower"):
+        CLIPTextConfig.from_state({"visual.proj": torch.empty(2, 2)})
+
+
 def test_clip_checkpoint_loading(tmp_path) -> None:
     from safetensors.torch import save_file
 
@@ -138,23 +148,6 @@ def test_clip_pools_the_end_of_text_token() -> None:
         assert torch.allclose(model(a), model(b))
         assert not torch.allclose(model(a), model(c))
         assert torch.allclose(model(a).norm(dim=-1), torch.ones(1))
-
-
-@pytest.fixture
-def clip_vocab(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """open_clip's vocabulary when installed; else a small one the test writes in its format
-    (a gzip text file: a header line, then BPE merges), so the ONNX check always runs."""
-    try:
-        tokenizers.clip_vocab_path()
-        return
-    except WeightsError:
-        pass
-    path = tmp_path_factory.mktemp("clip") / "bpe_simple_vocab_16e6.txt.gz"
-    merges = ["t h", "th e</w>", "a n", "an d</w>", "i n", "in g</w>", "e r", "o n", "r e",
-              "h i", "hi p</w>", "d a", "da n", "dan c", "danc e</w>", "j a", "ja z", "jaz z</w>"]
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        f.write("#version: test\n" + "\n".join(merges) + "\n")
-    monkeypatch.setenv("GCDANCE_CLIP_VOCAB", str(path))
 
 
 @pytest.mark.usefixtures("clip_vocab")

@@ -286,6 +286,8 @@ def test_example_config_is_valid():
     # The paper configuration: five tasks in the bargaining (P drives C_E), paper sampling.
     assert cfg.model.control == "predicted" and tuple(cfg.mtl.tasks) == LOSS_NAMES
     assert (cfg.sampling.steps, cfg.sampling.guidance, cfg.sampling.eta) == (50, 2.7, 1.0)
+    # C_E and P over CLIP (the paper's); the weights are a local file given at run time.
+    assert cfg.data.text_encoder == "clip" and cfg.data.clip_checkpoint is None
 
 
 def _five_task_step(control_mode: str) -> tuple[dict[str, torch.Tensor], TrainModule]:

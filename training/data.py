@@ -89,7 +89,9 @@ class DataConfig:
     ``<name>.npy`` arrays (30 fps, ``(frames, F)``).
     ``window`` / ``stride`` / ``min_std`` / ``relative_axes``: see :mod:`gcdance.sampling.windows`.
     ``descriptions``: genre-description corpus (JSON lines; None = the packaged one).
-    ``text_encoder``: ``"minilm"`` (offline) or ``"clip"`` (needs its exported ONNX graph).
+    ``text_encoder``: ``"minilm"`` (offline) or ``"clip"`` (the paper's: the CLIP ViT-B/32 text
+    tower, loaded from ``clip_checkpoint``, else ``$GCDANCE_CLIP_CHECKPOINT``; a missing file is
+    a clear error, see :func:`training.text_encoders.clip_checkpoint_path`).
     ``control_embeddings``: a C_E ``.npz`` (``training.genre_classifier`` format); None encodes
     the prompts with ``text_encoder``. ``num_workers``: DataLoader worker processes.
     """
@@ -109,6 +111,7 @@ class DataConfig:
     cache_dir: str = field(default_factory=_default_cache_dir)
     descriptions: str | None = None
     text_encoder: str = "minilm"
+    clip_checkpoint: str | None = None
     control_embeddings: str | None = None
     num_workers: int = 2
 
@@ -276,7 +279,7 @@ class PreparedData:
 def _windows_key(cfg: DataConfig, seqs: Sequence[_Sequence]) -> str:
     relevant = {k: v for k, v in asdict(cfg).items()
                 if k not in ("cache_dir", "num_workers", "descriptions", "text_encoder",
-                             "control_embeddings")}
+                             "clip_checkpoint", "control_embeddings")}
     relevant["root"] = str(Path(cfg.root).expanduser().resolve())
     stamps = [[s.name, [_file_stamp(p) for p in s.inputs]] for s in seqs]
     if cfg.features_dir is not None:
@@ -379,10 +382,26 @@ class TextBank:
         return int(self.control.shape[0])
 
 
-def _text_encoder(name: str) -> Any:
+def _text_encoder(cfg: DataConfig) -> Any:
+    if cfg.text_encoder == "clip":  # the PyTorch tower from the local weights
+        from training.genre_classifier import TorchTextEncoder
+        from training.text_encoders import load_encoder
+
+        return TorchTextEncoder(load_encoder("clip", cfg.clip_checkpoint))
     from gcdance.conditioning.text_encoder import load_text_encoder
 
-    return load_text_encoder(name, backend="numpy" if name == "minilm" else "onnx")
+    return load_text_encoder(cfg.text_encoder, backend="numpy")
+
+
+def _encoder_source(cfg: DataConfig) -> list[Any] | None:
+    """What the text cache depends on besides the encoder's name: CLIP's weights file (its
+    absence fails here, before any work, with how to get it)."""
+    if cfg.text_encoder != "clip":
+        return None
+    from training.text_encoders import clip_checkpoint_path
+
+    path = clip_checkpoint_path(cfg.clip_checkpoint)
+    return [str(path.resolve()), *_file_stamp(path)]
 
 
 def prepare_text(cfg: DataConfig, *, log: Callable[[str], None] | None = None,
@@ -399,14 +418,16 @@ def prepare_text(cfg: DataConfig, *, log: Callable[[str], None] | None = None,
         if not cp.is_file():
             raise InputError(f"data.control_embeddings {cp} does not exist")
         control_src = [str(cp.resolve()), *_file_stamp(cp)]
+    encoder_src = _encoder_source(cfg) if encoder is None else None
     key = _digest({"format": CACHE_FORMAT, "corpus": corpus_digest(corpus),
-                   "encoder": cfg.text_encoder, "dataset": cfg.dataset, "control": control_src})
+                   "encoder": cfg.text_encoder, "dataset": cfg.dataset, "control": control_src}
+                  | ({"weights": encoder_src} if encoder_src else {}))
     out = Path(cfg.cache_dir).expanduser() / f"text-{key}"
     if (out / "descriptions.npy").is_file():
         return out
     names = REGISTRY.names(cfg.dataset)
     texts, labels = examples(corpus, cfg.dataset, "train")
-    enc = encoder if encoder is not None else _text_encoder(cfg.text_encoder)
+    enc = encoder if encoder is not None else _text_encoder(cfg)
     missing = [g for i, g in enumerate(names) if not (labels == i).any()]
     if missing:
         warnings.warn(f"the description corpus has no {cfg.dataset} training texts for "

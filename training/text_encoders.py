@@ -8,6 +8,11 @@
   shapes (``token_embedding``, ``positional_embedding``, ``transformer.resblocks.N.*``,
   ``ln_final``, ``text_projection``), so official open_clip / OpenAI checkpoints load.
 
+The paper's C_E uses CLIP so that genre prompts share Wav2CLIP's space: Wav2CLIP is distilled
+from OpenAI's CLIP ViT-B/32, whose weights (QuickGELU) are the default here. They are never
+downloaded: :func:`clip_checkpoint_path` takes a local file (an argument, ``data.clip_checkpoint``
+in training, or ``$GCDANCE_CLIP_CHECKPOINT``) and says how to get it when it is missing.
+
 Both take token ids from the tokenizers in :mod:`gcdance.conditioning.tokenizers` and return
 normalized sentence embeddings; the same modules are exported to ONNX by
 ``export/text_encoder_onnx.py``.
@@ -145,6 +150,35 @@ class MiniLMEncoder(nn.Module):
 # --------------------------------------------------------------------------- CLIP text tower
 
 
+CLIP_CHECKPOINT_ENV = "GCDANCE_CLIP_CHECKPOINT"
+"""Environment variable naming the CLIP checkpoint when no path is given."""
+CLIP_WEIGHTS_HELP = (
+    "CLIP weights are never downloaded here; get OpenAI's CLIP ViT-B/32 (the model Wav2CLIP is "
+    "distilled from) once, on a machine with network access, e.g. open_clip_model.safetensors "
+    "from the Hugging Face repository timm/vit_base_patch32_clip_224.openai (or OpenAI's "
+    "ViT-B-32.pt), and point data.clip_checkpoint / --clip-checkpoint or "
+    f"${CLIP_CHECKPOINT_ENV} at that file. The tokenizer also needs open_clip's vocabulary: "
+    "`pip install --no-deps open_clip_torch` or $GCDANCE_CLIP_VOCAB")
+"""How to obtain the CLIP weights (part of every missing-weights error)."""
+
+
+def clip_checkpoint_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The CLIP checkpoint file: ``path``, else ``$GCDANCE_CLIP_CHECKPOINT``; an existing file.
+
+    Raises :class:`~gcdance.errors.WeightsError` naming the expected file and how to get it.
+    """
+    if path is None or str(path) == "":
+        env = os.environ.get(CLIP_CHECKPOINT_ENV, "")
+        if not env:
+            raise WeightsError(f"the CLIP text encoder needs a local checkpoint and none is "
+                               f"set. {CLIP_WEIGHTS_HELP}")
+        path = env
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise WeightsError(f"CLIP ViT-B/32 checkpoint {p} not found. {CLIP_WEIGHTS_HELP}")
+    return p
+
+
 @dataclass(frozen=True)
 class CLIPTextConfig:
     """open_clip ``ViT-B-32`` text config (``quick_gelu`` True for OpenAI's weights)."""
@@ -157,6 +191,23 @@ class CLIPTextConfig:
     embed_dim: int = 512
     mlp_ratio: float = 4.0
     quick_gelu: bool = True
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], quick_gelu: bool = True
+                   ) -> CLIPTextConfig:
+        """The text tower's config read off a checkpoint's shapes (open_clip: 64-dim heads)."""
+        try:
+            vocab, width = state["token_embedding.weight"].shape
+            context = state["positional_embedding"].shape[0]
+            embed_dim = state["text_projection"].shape[1]
+            hidden = state["transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
+        except (KeyError, IndexError, ValueError) as exc:
+            raise WeightsError(f"not an open_clip text tower: {exc} is missing or misshapen"
+                               ) from exc
+        layers = len({k.split(".")[2] for k in state if k.startswith("transformer.resblocks.")})
+        return cls(context_length=int(context), vocab_size=int(vocab), width=int(width),
+                   heads=max(1, int(width) // 64), layers=layers, embed_dim=int(embed_dim),
+                   mlp_ratio=hidden / width, quick_gelu=quick_gelu)
 
 
 class _CLIPAttention(nn.Module):
@@ -253,24 +304,19 @@ class CLIPTextEncoder(nn.Module):
 
         Accepts ``.safetensors`` (``open_clip_model.safetensors``), a plain state dict
         (``open_clip_pytorch_model.bin``) or OpenAI's TorchScript ``ViT-B-32.pt``. Vision
-        weights and ``logit_scale`` are ignored. LAION checkpoints of open_clip's ``ViT-B-32``
-        config use GELU: pass ``CLIPTextConfig(quick_gelu=False)`` for those.
+        weights and ``logit_scale`` are ignored. ``cfg`` None reads the sizes off the
+        checkpoint (:meth:`CLIPTextConfig.from_state`, QuickGELU as OpenAI's weights); LAION
+        checkpoints of open_clip's ``ViT-B-32`` config use GELU: pass a config with
+        ``quick_gelu=False`` for those.
         """
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise WeightsError(
-                f"CLIP ViT-B/32 checkpoint {path} not found: CLIP weights are never downloaded "
-                "here; place open_clip's ViT-B-32 weights (open_clip_model.safetensors or "
-                "open_clip_pytorch_model.bin from the laion/CLIP-ViT-B-32-* or "
-                "timm/vit_base_patch32_clip_224.openai model repositories, or OpenAI's "
-                "ViT-B-32.pt) at that path")
+        path = clip_checkpoint_path(checkpoint)
         state = _read_checkpoint(path)
         state = {k.removeprefix("module."): v for k, v in state.items()}
         state = {k: v for k, v in state.items()
                  if not k.startswith("visual.") and k not in ("logit_scale", "logit_bias",
                                                               "attn_mask", "input_resolution",
                                                               "context_length", "vocab_size")}
-        model = cls(cfg)
+        model = cls(cfg or CLIPTextConfig.from_state(state))
         _load_exact(model, state, path)
         return model.eval()
 
@@ -315,14 +361,12 @@ def _load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: Path) 
 
 def load_encoder(name: str = "minilm", clip_checkpoint: str | os.PathLike[str] | None = None,
                  ) -> MiniLMEncoder | CLIPTextEncoder:
-    """A pretrained encoder by name ('minilm' or 'clip'; CLIP needs its checkpoint path)."""
+    """A pretrained encoder by name ('minilm' or 'clip'; CLIP's checkpoint: ``clip_checkpoint``
+    or ``$GCDANCE_CLIP_CHECKPOINT``, see :func:`clip_checkpoint_path`)."""
     if name == "minilm":
         return MiniLMEncoder.from_pretrained()
     if name == "clip":
-        if clip_checkpoint is None:
-            raise WeightsError("the CLIP encoder needs --clip-checkpoint PATH (open_clip "
-                               "ViT-B-32 weights; they are never downloaded)")
-        return CLIPTextEncoder.from_pretrained(clip_checkpoint)
+        return CLIPTextEncoder.from_pretrained(clip_checkpoint_path(clip_checkpoint))
     raise WeightsError(f"unknown text encoder {name!r}: use 'minilm' or 'clip'")
 
 

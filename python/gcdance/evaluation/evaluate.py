@@ -19,11 +19,15 @@ Music beats for BAS, per dance: the ``music_beats`` key, else ``<stem>.npy``/``.
 ``--beats-dir``, else ``<stem>.wav|.mp3|.flac|.ogg`` in ``--audio-dir`` (librosa beat tracking).
 Dances without beats are left out of BAS (the count is reported).
 
-Per round: FID and Div of every feature set (``gcdance.metrics.protocol``), mean PFC, PBC and
-BAS over the round's dances. The GT row: Div of the real clips (z-scored with the full real
+Per round: FID and Div of every feature set (``gcdance.metrics.protocol``), mean PFC, PBC,
+PBC_PopDG (PBC with the sign of PopDG's ``eval_pbc.py``, ``PBC - 2 PFC`` per dance) and BAS over
+the round's dances. The GT row: Div of the real clips (z-scored with the full real
 set's statistics) and their mean PFC/PBC/BAS, over ``rounds`` random subsets of the round size
 when the real set is larger than a round (else once over the whole set). Mean and std (``--ddof``,
 default 0) are taken over rounds. Output: a JSON file and a Markdown table in the paper's layout.
+``--reference-compat`` (all, kinetic or geometric) computes features at the reference scripts'
+frame times. The paper's whole protocol (test set, generation, rounds, this table) is
+:mod:`gcdance.evaluation.protocol`.
 """
 
 from __future__ import annotations
@@ -47,24 +51,35 @@ from ..errors import DataFormatError, GCDanceError, InputError
 from ..metrics._common import check_fps, up_index
 
 __all__ = [
+    "COLUMNS",
     "EVAL_VERSION",
+    "REFERENCE_COMPAT",
     "ClipSet",
     "DanceClip",
+    "add_reference_compat",
     "evaluate",
     "load_dance",
     "main",
     "markdown_table",
 ]
 
-EVAL_VERSION = 1
+EVAL_VERSION = 2
 """Bumped whenever a change alters computed numbers (it is part of the real-set cache key)."""
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("FID_hand", "↓"), ("FID_body", "↓"), ("FID_k", "↓"), ("FID_g", "↓"),
     ("Div_hand", "↑"), ("Div_body", "↑"), ("Div_k", "↑"), ("Div_g", "↑"),
-    ("PFC", "↓"), ("PBC", "→"), ("BAS", "↑"),
+    ("PFC", "↓"), ("PBC", "→"), ("PBC_PopDG", "→"), ("BAS", "↑"),
 )
-"""Table columns in the paper's order: motion quality, motion diversity, PFC, PBC, BAS."""
+"""Table columns in the paper's order: motion quality, motion diversity, PFC, PBC, BAS (with
+PBC in PopDG's sign convention beside ours)."""
+REFERENCE_COMPAT: dict[str, tuple[bool, bool]] = {
+    "off": (False, False),
+    "kinetic": (True, False),
+    "geometric": (False, True),
+    "all": (True, True),
+}
+"""``--reference-compat`` choice -> (kinetic, geometric) features at the reference frame times."""
 
 _AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg")
 _DANCE_SUFFIXES = (".npz", ".npy")
@@ -244,8 +259,12 @@ def compute_clip_set(
     up: str = "y",
     reference_compat: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    reference_geometric: bool | None = None,
 ) -> ClipSet:
-    """Features and per-dance scores of every clip (all clips must share a joint count)."""
+    """Features and per-dance scores of every clip (all clips must share a joint count).
+
+    ``reference_compat``/``reference_geometric``: see :func:`gcdance.metrics.dance_features`.
+    """
     if not clips:
         raise InputError("no dances to evaluate")
     counts = {c.joints.shape[1] for c in clips}
@@ -257,7 +276,7 @@ def compute_clip_set(
     for i, clip in enumerate(clips):
         try:
             for key, value in metrics.dance_features(
-                clip.joints, clip.fps, up, reference_compat
+                clip.joints, clip.fps, up, reference_compat, reference_geometric
             ).items():
                 feats.setdefault(key, []).append(value)
             if n_joints >= 12:
@@ -366,13 +385,17 @@ def real_clip_set(
     reference_compat: bool,
     cache_dir: Path | None,
     log: Callable[[str], None],
+    reference_geometric: bool | None = None,
 ) -> tuple[ClipSet, dict[str, Any]]:
     """Per-clip real features, from the cache when its key (content hash + settings) matches."""
+    if reference_geometric is None:
+        reference_geometric = reference_compat
     settings = {
         "clip_frames": clip_frames,
         "clip_stride": clip_stride,
         "up": up,
         "reference_compat": reference_compat,
+        "reference_geometric": reference_geometric,
     }
     key = _real_cache_key(source, settings)
     info: dict[str, Any] = {"source": source.description, "key": key, "cache_hit": False}
@@ -387,7 +410,9 @@ def real_clip_set(
             log(f"real set: ignoring unreadable cache {path} ({exc})")
     start = time.perf_counter()
     clips = [c for seq in source.load() for c in _slice(seq, clip_frames, clip_stride)]
-    clip_set = compute_clip_set(clips, up, reference_compat)
+    clip_set = compute_clip_set(
+        clips, up, reference_compat, reference_geometric=reference_geometric
+    )
     log(f"real set: {len(clip_set)} clips computed in {time.perf_counter() - start:.1f} s")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -447,10 +472,16 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
+def _pbc_popdg(clips: ClipSet) -> np.ndarray:
+    """Per-dance PBC in PopDG's sign (upper-body terms minus the foot term): PBC - 2 PFC."""
+    return clips.pbc - 2.0 * clips.pfc
+
+
 def _round_metrics(gen: ClipSet, real: ClipSet) -> dict[str, float]:
     out = metrics.quality_metrics(gen.features, real.features) if len(gen) >= 2 else {}
     out["PFC"] = _nanmean(gen.pfc)
     out["PBC"] = _nanmean(gen.pbc)
+    out["PBC_PopDG"] = _nanmean(_pbc_popdg(gen))
     out["BAS"] = _nanmean(gen.bas)
     out["n_dances"] = float(len(gen))
     out["n_bas"] = float(np.isfinite(gen.bas).sum())
@@ -462,7 +493,10 @@ def _gt_metrics(subset: ClipSet, real: ClipSet) -> dict[str, float]:
     for name, suffix in metrics.FEATURE_SETS.items():
         if name in subset.features and len(subset) >= 2:
             out[f"Div_{suffix}"] = metrics.diversity(subset.features[name], real.features[name])
-    for key, values in (("PFC", subset.pfc), ("PBC", subset.pbc), ("BAS", subset.bas)):
+    for key, values in (
+        ("PFC", subset.pfc), ("PBC", subset.pbc), ("PBC_PopDG", _pbc_popdg(subset)),
+        ("BAS", subset.bas),
+    ):
         value = _nanmean(values)
         if not math.isnan(value):
             out[key] = value
@@ -491,8 +525,10 @@ def _fmt(summary: dict[str, dict[str, float]], key: str) -> str:
 def markdown_table(result: dict[str, Any]) -> str:
     """The paper's Table I layout: one row for GT and one for the generated dances."""
     gen, gt = result["generated"], result["ground_truth"]
+    wanted = set(result.get("columns") or [k for k, _ in COLUMNS])
     present = [
-        (k, arrow) for k, arrow in COLUMNS if k in gen["mean"] or k in gt["mean"]
+        (k, arrow) for k, arrow in COLUMNS
+        if k in wanted and (k in gen["mean"] or k in gt["mean"])
     ]
     header = "| Method | " + " | ".join(f"{k}{arrow}" for k, arrow in present) + " |"
     rule = "|---|" + "---|" * len(present)
@@ -508,9 +544,15 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"frames ({result['real']['source']}).",
         "Motion quality: FID (hand = joints 22-51, body = joints 0-21, k = kinetic, "
         "g = geometric); motion diversity: Div of the same features z-scored with the real "
-        "set's statistics; PFC/PBC physical scores (x1e4); BAS beat alignment.",
+        "set's statistics; PFC/PBC physical scores (x1e4); PBC_PopDG = PBC with the sign of "
+        "PopDG's eval_pbc.py (upper-body terms minus the foot term, PBC - 2 PFC); "
+        "BAS beat alignment.",
         f"Conventions: fps {cfg['fps']}, up {cfg['up']!r}, kinetic features "
-        + ("AIST++ reference-compatible" if cfg["reference_compat"] else "correct physics")
+        + ("AIST++ reference-compatible (1/60 s)" if cfg["reference_compat"]
+           else "correct physics")
+        + ", geometric features "
+        + ("at the reference's 1/120 s" if cfg.get("reference_geometric", False)
+           else "at the data's frame time")
         + "; see docs/metrics.md.",
     ]
     if gen["mean"].get("n_bas", 0) == 0:
@@ -529,6 +571,7 @@ def evaluate(
     fps: float = 30,
     up: str = "y",
     reference_compat: bool = False,
+    reference_geometric: bool | None = None,
     clip_frames: int = 120,
     clip_stride: int | None = None,
     gen_clip_frames: int = 0,
@@ -542,14 +585,23 @@ def evaluate(
     real_audio_dir: str | os.PathLike[str] | None = None,
     music_beats: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    columns: Sequence[str] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a folder of generated dances against a real set; returns the JSON-able result.
 
     Exactly one of ``real`` (folder) and ``finedance`` (dataset root, with ``split``) is
-    required. See the module docstring and ``docs/metrics.md`` for every convention.
+    required. ``reference_geometric`` defaults to ``reference_compat``; ``columns`` limits the
+    table to those of :data:`COLUMNS` (e.g. a protocol's own). See the module docstring and
+    ``docs/metrics.md`` for every convention.
     """
     say = log or (lambda _msg: None)
+    if reference_geometric is None:
+        reference_geometric = reference_compat
+    known = [k for k, _ in COLUMNS]
+    if columns is not None and not set(columns) <= set(known):
+        raise InputError(f"unknown table columns {sorted(set(columns) - set(known))}; "
+                         f"choose from {', '.join(known)}")
     if (real is None) == (finedance is None):
         raise InputError("give exactly one real set: real=FOLDER or finedance=ROOT")
     metrics_fps = check_fps(fps)
@@ -578,6 +630,7 @@ def evaluate(
         reference_compat=reference_compat,
         cache_dir=opt(cache_dir),
         log=say,
+        reference_geometric=reference_geometric,
     )
     if len(real_set) < 2:
         raise InputError(f"the real set has {len(real_set)} clip(s); FID needs at least 2")
@@ -587,7 +640,9 @@ def evaluate(
         opt(beats_dir), opt(audio_dir), gen_clip_frames,
     )
     start = time.perf_counter()
-    gen_set = compute_clip_set(clips, up, reference_compat)
+    gen_set = compute_clip_set(
+        clips, up, reference_compat, reference_geometric=reference_geometric
+    )
     say(f"generated: {len(gen_set)} dances computed in {time.perf_counter() - start:.1f} s")
     if gen_set.joints != real_set.joints:
         raise InputError(
@@ -613,6 +668,7 @@ def evaluate(
             "fps": metrics_fps,
             "up": up,
             "reference_compat": reference_compat,
+            "reference_geometric": reference_geometric,
             "clip_frames": clip_frames,
             "clip_stride": stride,
             "gen_clip_frames": gen_clip_frames,
@@ -622,7 +678,7 @@ def evaluate(
             "ddof": ddof,
             "split": split if finedance is not None else None,
         },
-        "columns": [k for k, _ in COLUMNS],
+        "columns": [k for k in known if columns is None or k in columns],
         "generated": {
             "folder": str(generated),
             "n_rounds": len(index_rounds),
@@ -656,8 +712,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="GCDance", help="method name in the table")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate when a file has none")
     p.add_argument("--up", default="y", choices=("x", "y", "z"), help="vertical axis")
-    p.add_argument("--reference-compat", action="store_true",
-                   help="AIST++ reference kinetic features (frame time 1/60 s, its acc. bug)")
+    add_reference_compat(p)
     p.add_argument("--clip-frames", type=int, default=120,
                    help="cut real sequences into clips of this many frames (0 = whole)")
     p.add_argument("--clip-stride", type=int, default=0, help="real clip stride (0 = clip-frames)")
@@ -679,6 +734,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("--quiet", action="store_true")
     return p
+
+
+def add_reference_compat(p: argparse.ArgumentParser) -> None:
+    """The ``--reference-compat [all|kinetic|geometric|off]`` option (shared with the protocol)."""
+    p.add_argument(
+        "--reference-compat", nargs="?", const="all", default="off",
+        choices=tuple(REFERENCE_COMPAT),
+        help="features at the reference scripts' frame times: kinetic (AIST++ API, 1/60 s and "
+        "its acceleration slip), geometric (Bailando, 1/120 s) or all (the flag alone); "
+        "default off (the data's frame time)",
+    )
 
 
 def _default_cache_dir() -> Path:
@@ -705,7 +771,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             name=args.name,
             fps=args.fps,
             up=args.up,
-            reference_compat=args.reference_compat,
+            reference_compat=REFERENCE_COMPAT[args.reference_compat][0],
+            reference_geometric=REFERENCE_COMPAT[args.reference_compat][1],
             clip_frames=args.clip_frames,
             clip_stride=args.clip_stride or None,
             gen_clip_frames=args.gen_clip_frames,

@@ -37,6 +37,7 @@ __all__ = [
     "FEATURES",
     "HIP_WIDTH",
     "HUMERUS_LENGTH",
+    "REFERENCE_FPS",
     "SHOULDER_WIDTH",
     "SMPL_BODY_JOINTS",
     "geometric_features",
@@ -48,6 +49,8 @@ SHOULDER_WIDTH = 0.39084835854945527
 """|left_shoulder - right_shoulder| of the SMPL neutral rest pose, the reference's ``sw``."""
 HIP_WIDTH = 0.11924706586886204
 """|left_hip - right_hip| of the SMPL neutral rest pose, the reference's ``hw``."""
+REFERENCE_FPS = 120.0
+"""Frame rate whose frame time (1/120 s) the reference hard-codes (``reference_compat``)."""
 
 SMPL_BODY_JOINTS: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",

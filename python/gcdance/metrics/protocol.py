@@ -9,6 +9,10 @@ as in Bailando's and FineDance's evaluation scripts), then:
 - ``kinetic_hand`` (``FID_hand`` / ``Div_hand``): kinetic features of joints 22-51 (90 dims),
   only for 52-joint (SMPL-H) dances.
 
+``reference_compat`` reproduces the reference scripts' frame times (the AIST++ kinetic features'
+1/60 s with their acceleration slip, Bailando's geometric features' 1/120 s) whatever the data
+rate; ``reference_geometric`` selects the geometric half alone.
+
 Kinetic features are per joint, so the body/hand sets are slices of the full vector. FID and Div
 z-score with the real set's statistics (:mod:`gcdance.metrics.distribution`).
 """
@@ -22,7 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ._common import as_joints
 from .distribution import diversity, fid
-from .geometric import geometric_features
+from .geometric import REFERENCE_FPS, geometric_features
 from .kinetic import kinetic_features
 
 __all__ = [
@@ -55,19 +59,29 @@ def relative_to_first_pelvis(joints: np.ndarray) -> np.ndarray:
 
 
 def dance_features(
-    joints: np.ndarray, fps: float = 30, up: str = "y", reference_compat: bool = False
+    joints: np.ndarray,
+    fps: float = 30,
+    up: str = "y",
+    reference_compat: bool = False,
+    reference_geometric: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """All protocol feature vectors of one dance (see the module docstring).
 
     Geometric features are computed for 22/24/52-joint dances; hand features for 52 joints.
+    ``reference_geometric`` (default: ``reference_compat``) computes the geometric features at
+    the reference's frame time, 1/120 s; ``reference_compat`` alone sets the kinetic features.
     """
+    if reference_geometric is None:
+        reference_geometric = reference_compat
     pos = relative_to_first_pelvis(joints)
     kin = np.asarray(kinetic_features(pos, fps, up, reference_compat), dtype=np.float64)
     out = {"kinetic": kin, "kinetic_body": kin[: 3 * len(BODY_JOINTS)]}
     if pos.shape[1] == HAND_JOINTS.stop:
         out["kinetic_hand"] = kin[3 * HAND_JOINTS.start : 3 * HAND_JOINTS.stop]
     if pos.shape[1] in (22, 24, 52):
-        out["geometric"] = geometric_features(pos, fps, up)
+        out["geometric"] = geometric_features(
+            pos, REFERENCE_FPS if reference_geometric else fps, up
+        )
     return out
 
 

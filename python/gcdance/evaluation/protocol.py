@@ -1,0 +1,403 @@
+"""The paper's evaluation protocols in one command: test set, generation, rounds and the table.
+
+``python -m gcdance.evaluation.protocol --protocol finedance --data FINEDANCE_ROOT --bundle B``:
+
+1. **Test set.** ``finedance`` (the paper's Table I): the 18 FineDance test songs
+   (``gcdance.datasets.finedance.FINEDANCE_TEST``), each cut into ``clips_per_song`` = 15 clips of
+   120 frames (4 s at 30 fps), 18 x 15 = 270 clips. The paper says "270 dance clips across 18
+   songs" and "T = 120 frames" but not where in a song the clips lie; here their starts are
+   evenly spaced from the first to the last full clip of the song (motion and music both
+   present), so they do not overlap in any song longer than 60 s. ``aistpp`` (Table II,
+   Bailando's setting): every sequence of the AIST++ ``crossmodal_test`` split, its first
+   20 s (600 frames at 30 fps; a shorter sequence whole) as one clip, metrics FID_k, FID_g,
+   Div_k, Div_g and BAS.
+2. **Real clips** ("the corresponding real dances as ground truth"): each clip's real joints
+   and the music beats of its song (librosa beat tracking of the whole song, sliced) are written
+   to ``OUT/real/<clip>.npz``.
+3. **Generation.** ``rounds`` (10) sampling rounds: round r generates every clip from its music
+   (``start``/``duration`` of the song) and its genre label as the prompt, with seed
+   ``seed + r * n_clips + i``, the bundle's sampling settings (or ``steps``/``guidance``/
+   ``eta``) and the raw model output (no foot lock, as in the paper; ``foot_lock=True`` to
+   apply it). Dances go to ``OUT/generated/round_XX/<clip>.npz`` (joints, fps, music beats).
+   A rerun with the same settings keeps the dances already written (resume); other settings
+   in the same ``OUT`` are refused.
+4. **Table.** :func:`gcdance.evaluation.evaluate.evaluate` on those folders: mean and standard
+   deviation over the rounds of FID_hand, FID_body, FID_k, FID_g, Div, PFC, PBC (ours and
+   PopDG's sign) and BAS, written as ``OUT/table.json`` / ``OUT/table.md`` and printed.
+
+What it cannot check by itself: that the numbers match the paper (that needs the FineDance
+data, the trained ``paper`` bundle and a GPU); see ``docs/paper_protocol.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import metrics
+from ..errors import DataFormatError, GCDanceError, InputError
+from .evaluate import REFERENCE_COMPAT, add_reference_compat, evaluate, markdown_table
+
+__all__ = [
+    "PROTOCOLS",
+    "ProtocolClip",
+    "ProtocolSpec",
+    "aistpp_clips",
+    "finedance_clips",
+    "generate_rounds",
+    "main",
+    "run_protocol",
+    "write_real_clips",
+]
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """Defaults of one protocol (each can be overridden from the command line)."""
+
+    clip_seconds: float
+    clips_per_song: int  # 0: one clip per sequence, from its start
+    rounds: int
+    columns: tuple[str, ...] | None  # None: every column of the evaluation
+
+
+PROTOCOLS: dict[str, ProtocolSpec] = {
+    # GCDance Table I: 270 clips of 4 s over the 18 test songs, 10 rounds.
+    "finedance": ProtocolSpec(4.0, 15, 10, None),
+    # GCDance Table II follows Bailando: AIST++ test split, 20 s, one set of dances.
+    "aistpp": ProtocolSpec(20.0, 0, 1, ("FID_k", "FID_g", "Div_k", "Div_g", "BAS")),
+}
+"""Protocol name -> defaults."""
+
+_BEATS_FPS_NOTE = "music beats are frame indices at the clip's fps, relative to its first frame"
+
+
+@dataclass(frozen=True)
+class ProtocolClip:
+    """One test clip: where it comes from and what generates it."""
+
+    name: str  # "<song>@<start frame>"
+    song: str
+    music: str  # path of the song's audio
+    genre: str  # the prompt (the sequence's genre label)
+    start: int  # first frame, at fps
+    frames: int
+    fps: float
+
+
+@dataclass
+class _Song:
+    name: str
+    joints: np.ndarray  # (T, J, 3)
+    music: Path
+    genre: str
+    fps: float
+
+
+def _music_frames(path: Path, fps: float) -> int:
+    """Whole frames of music at ``fps`` (the clip plan keeps clips inside motion and music)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except RuntimeError as exc:
+        raise DataFormatError(f"cannot read the music file {path}: {exc}") from exc
+    return math.floor(info.frames / info.samplerate * fps + 1e-6)
+
+
+def _clip_spans(available: int, frames: int, count: int, song: str) -> list[tuple[int, int]]:
+    """(start, frames) of a song's clips: ``count`` evenly spaced full clips, or with
+    ``count == 0`` one clip from the start, shortened to the song when it is shorter."""
+    if count <= 0 and available >= 3:
+        return [(0, min(frames, available))]
+    if available < frames:
+        raise DataFormatError(
+            f"{song}: {available} frames of motion and music, fewer than one clip of {frames}; "
+            "remove it from the split or shorten the clips (--clip-seconds)"
+        )
+    starts = sorted({int(s) for s in np.linspace(0, available - frames, count).round()})
+    return [(start, frames) for start in starts]
+
+
+def _plan(songs: Sequence[_Song], clip_seconds: float, clips_per_song: int
+          ) -> tuple[list[ProtocolClip], dict[str, np.ndarray]]:
+    """Clips of every song and, per clip, its real joints."""
+    clips: list[ProtocolClip] = []
+    real: dict[str, np.ndarray] = {}
+    for song in songs:
+        frames = round(clip_seconds * song.fps)
+        available = min(song.joints.shape[0], _music_frames(song.music, song.fps))
+        for start, length in _clip_spans(available, frames, clips_per_song, song.name):
+            clip = ProtocolClip(f"{song.name}@{start}", song.name, str(song.music), song.genre,
+                                start, length, song.fps)
+            clips.append(clip)
+            real[clip.name] = song.joints[start : start + length]
+    return clips, real
+
+
+def finedance_clips(root: str | os.PathLike[str], clip_seconds: float = 4.0,
+                    clips_per_song: int = 15, split: str = "test"
+                    ) -> tuple[list[ProtocolClip], dict[str, np.ndarray]]:
+    """The FineDance test clips (module docstring, step 1) and their real joints."""
+    from ..datasets.finedance import FineDanceDataset
+    from ..motion.layout import FINEDANCE
+    from ..motion.skeleton import motion_to_joints
+
+    dataset = FineDanceDataset(root, split, require_music=True)  # type: ignore[arg-type]
+    songs = []
+    for seq in dataset:
+        assert seq.music_path is not None  # require_music
+        joints = np.asarray(motion_to_joints(seq.motion.astype(np.float64), FINEDANCE))
+        songs.append(_Song(seq.name, joints, seq.music_path, seq.genre, float(seq.fps)))
+    return _plan(songs, clip_seconds, clips_per_song)
+
+
+def aistpp_clips(root: str | os.PathLike[str], clip_seconds: float = 20.0,
+                 clips_per_song: int = 0, split_file: str | os.PathLike[str] | None = None,
+                 ignore_file: str | os.PathLike[str] | None = None,
+                 music_dir: str | os.PathLike[str] | None = None
+                 ) -> tuple[list[ProtocolClip], dict[str, np.ndarray]]:
+    """The AIST++ test clips (Bailando's setting: ``crossmodal_test``, the first 20 s).
+
+    Defaults: ``ROOT/splits/crossmodal_test.txt``, ``ROOT/splits/ignore_list.txt`` when present
+    (the AIST++ API's files) and the music in ``ROOT/all_musics`` (``<music id>.wav``).
+    """
+    from ..datasets.aistpp import AISTPPDataset
+    from ..motion.layout import AISTPP
+    from ..motion.skeleton import motion_to_joints
+
+    base = Path(root)
+    split = Path(split_file) if split_file else base / "splits" / "crossmodal_test.txt"
+    if not split.is_file():
+        raise DataFormatError(f"AIST++ test split {split} not found: give --split-file (the "
+                              "AIST++ API's splits/crossmodal_test.txt)")
+    ignore: Path | None = Path(ignore_file) if ignore_file else base / "splits" / "ignore_list.txt"
+    if ignore_file is None and not ignore.is_file():
+        ignore = None
+    music = Path(music_dir) if music_dir else base / "all_musics"
+    if not music.is_dir():
+        raise DataFormatError(f"AIST++ music folder {music} not found: give --music-dir (the "
+                              "folder of <music id>.wav, e.g. mBR0.wav)")
+    dataset = AISTPPDataset(base, split, ignore=ignore, music_dir=music, strict=True)
+    songs = []
+    for seq in dataset:
+        assert seq.music_path is not None
+        joints = np.asarray(motion_to_joints(seq.motion.astype(np.float64), AISTPP))
+        songs.append(_Song(seq.name, joints, seq.music_path, seq.genre, float(seq.fps)))
+    return _plan(songs, clip_seconds, clips_per_song)
+
+
+def _song_beats(clips: Sequence[ProtocolClip], log: Callable[[str], None]
+                ) -> dict[str, np.ndarray]:
+    """Music beats (frame indices) of every clip: the whole song beat-tracked once, sliced."""
+    by_song: dict[str, np.ndarray] = {}
+    out = {}
+    for clip in clips:
+        if clip.song not in by_song:
+            end = max(c.start + c.frames for c in clips if c.song == clip.song)
+            by_song[clip.song] = metrics.music_beats_from_audio(
+                clip.music, fps=clip.fps, n_frames=end).astype(np.float64)
+            log(f"beats: {clip.song} ({by_song[clip.song].size} beats)")
+        beats = by_song[clip.song]
+        inside = beats[(beats >= clip.start) & (beats < clip.start + clip.frames)]
+        out[clip.name] = inside - clip.start
+    return out
+
+
+def write_real_clips(folder: Path, clips: Sequence[ProtocolClip], real: dict[str, np.ndarray],
+                     beats: dict[str, np.ndarray]) -> None:
+    """``folder/<clip>.npz`` with the real joints, fps and music beats of every clip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for clip in clips:
+        np.savez(folder / f"{clip.name}.npz", joints=real[clip.name].astype(np.float32),
+                 fps=np.float64(clip.fps), music_beats=beats[clip.name])
+
+
+def generate_rounds(generator: Any, clips: Sequence[ProtocolClip], folder: Path, *,
+                    rounds: int, seed: int = 0, beats: dict[str, np.ndarray] | None = None,
+                    steps: int | None = None, guidance: float | None = None,
+                    eta: float | None = None, foot_lock: bool = False,
+                    log: Callable[[str], None] = lambda _m: None) -> int:
+    """Generate every clip ``rounds`` times into ``folder/round_XX/<clip>.npz``; returns how
+    many were generated (files already there are kept: an interrupted run resumes)."""
+    made = 0
+    for r in range(rounds):
+        out = folder / f"round_{r:02d}"
+        out.mkdir(parents=True, exist_ok=True)
+        for i, clip in enumerate(clips):
+            path = out / f"{clip.name}.npz"
+            if path.is_file():
+                continue
+            dance = generator.generate(
+                clip.music, clip.genre, seed=seed + r * len(clips) + i, steps=steps,
+                guidance=guidance, eta=eta, start=clip.start / clip.fps,
+                duration=clip.frames / clip.fps, foot_lock=foot_lock)
+            joints = np.asarray(dance.joints())
+            if joints.shape[0] < clip.frames:
+                raise DataFormatError(f"{clip.name}: the model gave {joints.shape[0]} frames "
+                                      f"for a clip of {clip.frames}")
+            arrays: dict[str, Any] = {"joints": joints[: clip.frames],
+                                      "fps": np.float64(clip.fps)}
+            if beats is not None:
+                arrays["music_beats"] = beats[clip.name]
+            tmp = path.with_name(path.stem + ".tmp.npz")
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)  # a killed run never leaves a half-written dance
+            made += 1
+        log(f"round {r + 1}/{rounds}: {len(clips)} clips in {out}")
+    return made
+
+
+def _check_settings(out: Path, settings: dict[str, Any], force: bool) -> None:
+    """One ``OUT`` holds one experiment: refuse to mix dances made with other settings."""
+    path = out / "protocol.json"
+    if path.is_file() and not force:
+        old = json.loads(path.read_text())
+        if old != settings:
+            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            raise InputError(f"{out} holds a run with other settings ({', '.join(diff)}); use "
+                             "another --out, or --force to start over there")
+    if force:
+        import shutil
+
+        shutil.rmtree(out / "generated", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
+                 out: str | os.PathLike[str], *, rounds: int | None = None,
+                 clip_seconds: float | None = None, clips_per_song: int | None = None,
+                 seed: int = 0, steps: int | None = None, guidance: float | None = None,
+                 eta: float | None = None, foot_lock: bool = False,
+                 reference_compat: str = "off", provider: str = "auto",
+                 split_file: str | os.PathLike[str] | None = None,
+                 ignore_file: str | os.PathLike[str] | None = None,
+                 music_dir: str | os.PathLike[str] | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, force: bool = False,
+                 name: str = "GCDance", generator: Any = None,
+                 log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """The whole protocol (module docstring); returns :func:`evaluate`'s result.
+
+    ``bundle`` is a bundle folder (or None for the packaged model); ``generator`` an already
+    built :class:`gcdance.Generator` (then ``bundle`` and ``provider`` are not used).
+    """
+    if protocol not in PROTOCOLS:
+        raise InputError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    if reference_compat not in REFERENCE_COMPAT:
+        raise InputError(f"reference_compat must be one of {', '.join(REFERENCE_COMPAT)}")
+    spec = PROTOCOLS[protocol]
+    rounds = spec.rounds if rounds is None else rounds
+    clip_seconds = spec.clip_seconds if clip_seconds is None else clip_seconds
+    per_song = spec.clips_per_song if clips_per_song is None else clips_per_song
+    if rounds < 1 or clip_seconds <= 0 or per_song < 0:
+        raise InputError("rounds must be >= 1, clip_seconds > 0 and clips_per_song >= 0")
+    out_dir = Path(out)
+    if protocol == "finedance":
+        clips, real = finedance_clips(data, clip_seconds, per_song)
+    else:
+        clips, real = aistpp_clips(data, clip_seconds, per_song, split_file, ignore_file,
+                                   music_dir)
+    log(f"{protocol}: {len(clips)} clips of {clip_seconds:g} s from "
+        f"{len({c.song for c in clips})} songs, {rounds} round(s)")
+    if generator is None:
+        from ..engine.generator import Generator
+
+        generator = Generator(bundle, provider=provider)
+    settings = {
+        "protocol": protocol, "data": str(Path(data).resolve()),
+        "bundle": str(Path(bundle).resolve()) if isinstance(bundle, (str, os.PathLike))
+        else repr(bundle), "clips": [asdict(c) for c in clips], "rounds": rounds,
+        "seed": seed, "steps": steps, "guidance": guidance, "eta": eta, "foot_lock": foot_lock,
+    }
+    _check_settings(out_dir, settings, force)
+    beats = _song_beats(clips, log)
+    write_real_clips(out_dir / "real", clips, real, beats)
+    generate_rounds(generator, clips, out_dir / "generated", rounds=rounds, seed=seed,
+                    beats=beats, steps=steps, guidance=guidance, eta=eta,
+                    foot_lock=foot_lock, log=log)
+    kinetic, geometric = REFERENCE_COMPAT[reference_compat]
+    result = evaluate(
+        out_dir / "generated", real=out_dir / "real", name=name, fps=clips[0].fps,
+        reference_compat=kinetic, reference_geometric=geometric,
+        clip_frames=clips[0].frames,  # the real files are one clip each: kept whole
+        rounds=rounds, seed=seed, cache_dir=cache_dir, columns=spec.columns, log=log)
+    result["protocol"] = {"name": protocol, "n_clips": len(clips), "clip_seconds": clip_seconds,
+                          "clips_per_song": per_song, "foot_lock": foot_lock,
+                          "beats": _BEATS_FPS_NOTE}
+    (out_dir / "table.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    (out_dir / "table.md").write_text(markdown_table(result))
+    return result
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m gcdance.evaluation.protocol",
+        description="The paper's evaluation: cut the test songs into the paper's clips, "
+        "generate them for several rounds with a bundle and print Table I (finedance) or "
+        "Table II (aistpp, Bailando's setting) as mean ± std over rounds.")
+    p.add_argument("--protocol", default="finedance", choices=tuple(PROTOCOLS))
+    p.add_argument("--data", required=True,
+                   help="FineDance root (motion/, music_wav/, label_json/) or AIST++ root "
+                   "(motions/, splits/)")
+    p.add_argument("--bundle", help="model bundle folder (default: the packaged model)")
+    p.add_argument("-o", "--out", default="paper_eval",
+                   help="output folder: real/, generated/round_XX/, table.json, table.md")
+    p.add_argument("--rounds", type=int, help="sampling rounds (finedance 10, aistpp 1)")
+    p.add_argument("--clip-seconds", type=float, help="clip length (finedance 4, aistpp 20)")
+    p.add_argument("--clips-per-song", type=int,
+                   help="clips per song (finedance 15; 0 = one from the start, aistpp)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="sampling steps (default: the bundle's)")
+    p.add_argument("--guidance", type=float, help="guidance weight (default: the bundle's)")
+    p.add_argument("--eta", type=float, help="DDIM eta (default: the bundle's)")
+    p.add_argument("--foot-lock", action="store_true",
+                   help="apply the foot lock (the paper evaluates the raw model output)")
+    p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
+    p.add_argument("--split-file", help="AIST++: test split (ROOT/splits/crossmodal_test.txt)")
+    p.add_argument("--ignore-file", help="AIST++: ignore list (ROOT/splits/ignore_list.txt)")
+    p.add_argument("--music-dir", help="AIST++: folder of <music id>.wav (ROOT/all_musics)")
+    p.add_argument("--name", default="GCDance", help="method name in the table")
+    add_reference_compat(p)
+    p.add_argument("--cache-dir", help="real-feature cache (default: none, recomputed)")
+    p.add_argument("--force", action="store_true",
+                   help="start over in --out (its generated dances are deleted)")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry; returns the exit status (0 ok, 2 bad input or data)."""
+    args = _build_parser().parse_args(argv)
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr)
+
+    try:
+        result = run_protocol(
+            args.protocol, args.data, args.bundle, args.out, rounds=args.rounds,
+            clip_seconds=args.clip_seconds, clips_per_song=args.clips_per_song,
+            seed=args.seed, steps=args.steps, guidance=args.guidance, eta=args.eta,
+            foot_lock=args.foot_lock, reference_compat=args.reference_compat,
+            provider=args.provider, split_file=args.split_file, ignore_file=args.ignore_file,
+            music_dir=args.music_dir, cache_dir=args.cache_dir, force=args.force,
+            name=args.name, log=log)
+    except GCDanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
