@@ -497,7 +497,9 @@ class GCDanceDenoiser(nn.Module):
     @torch.no_grad()
     def set_music_statistics(self, mean: Tensor, std: Tensor) -> None:
         """Standardize music features with these per-column statistics of the training data
-        (``music_norm`` models; a constant column is only centred)."""
+        (``music_norm`` models). A column's std is floored at a tenth of the median column's:
+        the top STFT bins of 22 kHz training audio are almost constant (std 1e-4), and
+        1/std would blow up whatever energy other music has there."""
         if not self.config.music_norm:
             raise InputError("set_music_statistics needs a model with music_norm=True")
         md = self.config.music_dim
@@ -505,7 +507,9 @@ class GCDanceDenoiser(nn.Module):
             raise InputError(f"music statistics must be ({md},), got {tuple(mean.shape)} and "
                              f"{tuple(std.shape)}")
         self.music_shift.copy_(mean)
-        self.music_scale.copy_(torch.where(std > 1e-6, 1.0 / std.clamp_min(1e-6), 1.0))
+        positive = std[std > 0]
+        floor = 0.1 * float(positive.median()) if positive.numel() else 1.0
+        self.music_scale.copy_(1.0 / std.clamp_min(floor))
 
     def _condition(self, music: Tensor, cond_mask: Tensor | None) -> Tensor:
         cos, sin = self.rotary(_positions(music))
