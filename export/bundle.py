@@ -14,12 +14,13 @@ root x/z +-3 m, height 0..2 m, 6D rotations [-1, 1]) unless ``--normalizer``, an
 packaged MiniLM prompt table when the model's ``text_dim`` is 384 (``--text-encoder minilm``),
 else a deterministic random table (unit rows, from ``--seed``), which the manifest says.
 
-Classifier P is the packaged ``genre_classifier.npz`` (MiniLM head, held-out accuracy in its
-metadata) unless ``--classifier checkpoint`` (the head trained with the model) or a path. A run
-trained with ``model.control = "predicted"`` (the paper configuration) exports its own P by
-default: that P was trained jointly with the denoiser, whose C_E came from its prediction. The
-sampling defaults are the run's ``[sampling]`` settings where set (``sampling_from_config``),
-else 50 steps, guidance 2.7, eta 0; command-line flags override both. The
+Classifier P is the package's (the default bundle's ``genre_classifier.npz``: MiniLM head, held-
+out accuracy in its metadata) unless ``--classifier checkpoint`` (the head trained with the
+model) or a path. A run trained with ``model.control = "predicted"`` (the paper configuration)
+exports its own P by default: that P was trained jointly with the denoiser, whose C_E came from
+its prediction. The sampling defaults are the run's ``[sampling]`` settings where set
+(``sampling_from_config``), else 50 steps, guidance 2.7, eta 0; command-line flags override
+both. The
 Wav2CLIP and text-encoder graphs can be included (``--wav2clip-onnx``, ``--text-encoder-onnx``).
 A run trained with ``data.text_encoder = "clip"`` (the paper configuration) always ships its CLIP
 text tower as ``text_encoder.onnx`` (P classifies prompts in CLIP space): the given graph, else
@@ -481,7 +482,7 @@ def _control_from_file(path: str | os.PathLike[str], dataset: str) -> tuple[np.n
 def _classifier_spec(classifier: str | os.PathLike[str] | None
                      ) -> tuple[Path, str]:
     if classifier is None or str(classifier) == "package":
-        return CLASSIFIER_PATH, "package (gcdance/data/genre_classifier.npz)"
+        return CLASSIFIER_PATH, "package (the default bundle's genre_classifier.npz)"
     path = Path(classifier).expanduser()
     if not path.is_file():
         raise InputError(f"classifier {path} does not exist")

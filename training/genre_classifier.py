@@ -13,7 +13,10 @@ learns from FineDance "Breaking" texts; FineDance "Jazz" from AIST++ "Street Jaz
 "This is a {genre} type of music." encoded by the same encoder.
 
 Artifacts (``.npz``, no pickle): ``genre_classifier.npz`` (heads + metadata) and
-``genre_control_<encoder>.npz`` (C_E per dataset); the MiniLM ones ship in ``gcdance/data``.
+``genre_control_<encoder>.npz`` (C_E per dataset), written to ``--out-dir`` (default: the gcdance
+cache's ``genre_classifier/``). P ships inside bundles: ``python -m export.bundle ...
+--classifier DIR/genre_classifier.npz`` (the default, ``package``, is the default bundle's P);
+the MiniLM C_E table that random bundles use is ``gcdance/data/genre_control_minilm.npz``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from gcdance.cache import cache_dir
-from gcdance.conditioning.genre_classifier import DATA_DIR, GenreClassifier
+from gcdance.conditioning.genre_classifier import CLASSIFIER_PATH, DATA_DIR, GenreClassifier
 from gcdance.conditioning.genres import DATASETS, REGISTRY, control_prompt
 from gcdance.conditioning.text_encoder import TextEncoder, load_text_encoder
 from gcdance.errors import DataFormatError, GCDanceError
@@ -320,11 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--eval", action="store_true",
                         help="evaluate the classifier at --classifier (no training, no torch)")
-    parser.add_argument("--classifier", type=Path, default=DATA_DIR / "genre_classifier.npz")
+    parser.add_argument("--classifier", type=Path, default=CLASSIFIER_PATH,
+                        help="the classifier --eval reads (default: the default bundle's P)")
     parser.add_argument("--encoder", choices=("minilm", "clip"), default="minilm")
     parser.add_argument("--clip-checkpoint", help="open_clip ViT-B-32 weights (--encoder clip)")
     parser.add_argument("--corpus", type=Path, default=CORPUS_PATH)
-    parser.add_argument("--out-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--out-dir", type=Path, default=cache_dir() / "genre_classifier",
+                        help="where training writes P and C_E (default: the gcdance cache)")
     parser.add_argument("--errors", action="store_true", help="list misclassified texts")
     parser.add_argument("--control-only", action="store_true",
                         help="only write the C_E table of --encoder (e.g. CLIP C_E next to the "

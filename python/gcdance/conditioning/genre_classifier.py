@@ -1,9 +1,10 @@
 """Classifier P (paper Eq. 1-2): genre prompt -> distribution over a dataset's genres.
 
 A small MLP head over a sentence encoder's embedding (:mod:`gcdance.conditioning.text_encoder`),
-trained with BCE against one-hot genre labels (``training/genre_classifier.py``); its weights and
-the control-embedding tables C_E ship as ``.npz`` files in ``gcdance/data``. An exact genre name
-or alias resolves without the classifier.
+trained with BCE against one-hot genre labels (``training/genre_classifier.py``). Every bundle
+carries its P; the package's (:data:`CLASSIFIER_PATH`, what :func:`classify_genre` uses without
+a bundle) is the default bundle's, so it ships once. An exact genre name or alias resolves
+without the classifier.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .genres import DEFAULT_DATASET, REGISTRY
 from .text_encoder import TextEncoder, load_text_encoder
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-CLASSIFIER_PATH = DATA_DIR / "genre_classifier.npz"
+CLASSIFIER_PATH = DATA_DIR / "default_bundle" / "genre_classifier.npz"  # sealed with the bundle
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
