@@ -20,8 +20,8 @@ model) or a path. A run trained with ``model.control = "predicted"`` (the paper 
 exports its own P by default: that P was trained jointly with the denoiser, whose C_E came from
 its prediction. The sampling defaults are the run's ``[sampling]`` settings where set
 (``sampling_from_config``), else 50 steps, guidance 2.7, eta 0; command-line flags override
-both. The
-Wav2CLIP and text-encoder graphs can be included (``--wav2clip-onnx``, ``--text-encoder-onnx``).
+both. The Wav2CLIP and text-encoder graphs can be included (``--wav2clip-onnx``,
+``--text-encoder-onnx``).
 A run trained with ``data.text_encoder = "clip"`` (the paper configuration) always ships its CLIP
 text tower as ``text_encoder.onnx`` (P classifies prompts in CLIP space): the given graph, else
 one exported from the run's ``data.clip_checkpoint`` / ``--clip-checkpoint`` /
