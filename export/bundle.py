@@ -14,8 +14,8 @@ root x/z +-3 m, height 0..2 m, 6D rotations [-1, 1]) unless ``--normalizer``, an
 packaged MiniLM prompt table when the model's ``text_dim`` is 384 (``--text-encoder minilm``),
 else a deterministic random table (unit rows, from ``--seed``), which the manifest says.
 
-Classifier P is the package's (the default bundle's ``genre_classifier.npz``: MiniLM head, held-
-out accuracy in its metadata) unless ``--classifier checkpoint`` (the head trained with the
+Classifier P is the package's (the default bundle's ``genre_classifier.npz``: MiniLM head,
+held-out accuracy in its metadata) unless ``--classifier checkpoint`` (the head trained with the
 model) or a path. A run trained with ``model.control = "predicted"`` (the paper configuration)
 exports its own P by default: that P was trained jointly with the denoiser, whose C_E came from
 its prediction. The sampling defaults are the run's ``[sampling]`` settings where set
