@@ -162,3 +162,24 @@ def test_a_change_of_genre_is_as_smooth_as_a_seam() -> None:
                                  duration=14.0)
             ratios.append(seam_jerk_ratio(dance.joints(), np.array([240])))  # window at 8 s
     assert float(np.median(ratios)) <= 1.2, ratios
+
+
+def test_schedule_evaluation_judges_windows_away_from_the_change() -> None:
+    """choreography.evaluate_schedules counts only classifier windows (4 s, 2 s hop) whose frames
+    stay more than one model window from the change, each with the genre of its side."""
+    from choreography.evaluate_schedules import judged_windows
+
+    starts, side = judged_windows(720, 360, 120)  # 24 s, change at 12 s, 4 s model windows
+    assert starts.tolist() == [0, 60, 120, 480, 540, 600]
+    assert side.tolist() == [0, 0, 0, 1, 1, 1]
+    starts, side = judged_windows(480, 240, 120)
+    assert starts.tolist() == [0, 360] and side.tolist() == [0, 1]
+
+
+def test_schedule_evaluation_refuses_dances_too_short_to_judge(tmp_path: Path, capsys) -> None:
+    from choreography.evaluate_schedules import main
+
+    assert main(["--corpus", str(tmp_path), "--seconds", "10"]) == 2
+    assert "seconds must leave" in capsys.readouterr().err
+    assert main(["--corpus", str(tmp_path)]) == 2  # no corpus there
+    assert "corpus.json" in capsys.readouterr().err
