@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gcdance.errors import InputError
-from gcdance.metrics import beat_align_score, kinematic_beats
+from gcdance.metrics import beat_align_score, beat_f_measure, kinematic_beats
 from gcdance.metrics.beats import gaussian_smooth
 
 PERIOD = 20  # frames between kinematic beats
@@ -97,3 +97,35 @@ def test_music_beats_from_click_track():
     assert beats.dtype.kind == "i" and beats.size >= 10
     assert np.all(beats < 240)
     assert abs(np.median(np.diff(beats)) - 15) <= 1  # 0.5 s at 30 fps
+
+
+# ----------------------------------------------------------------------- beat F-measure
+
+GRID = np.arange(20) * 0.5  # 120 bpm
+
+
+def test_f_measure_of_the_grid_itself_and_small_offsets():
+    assert beat_f_measure(GRID, GRID) == 1.0
+    assert beat_f_measure(GRID + 0.06, GRID) == 1.0  # inside the 70 ms tolerance
+    assert beat_f_measure(GRID + 0.08, GRID) == 0.0
+    assert beat_f_measure(GRID + 0.08, GRID, tolerance=0.1) == 1.0
+
+
+def test_f_measure_double_tempo_half_tempo_and_off_beats():
+    double = np.arange(40) * 0.25
+    assert beat_f_measure(double, GRID) == pytest.approx(2 / 3)  # all beats, half wrong
+    assert beat_f_measure(GRID[::2], GRID) == pytest.approx(2 / 3)  # half the beats
+    assert beat_f_measure(GRID + 0.25, GRID) == 0.0  # the off-beats
+    assert beat_f_measure([], GRID) == 0.0
+
+
+def test_f_measure_matches_each_beat_once():
+    """Two marks near one beat: one hit, one false mark (P = 1/2, R = 1)."""
+    assert beat_f_measure([0.99, 1.01], [1.0]) == pytest.approx(2 / 3)
+    assert beat_f_measure([1.0], [0.97, 1.03]) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(("est", "tol"), [([np.nan], 0.07), ([1.0], 0.0), ([1.0], -1.0)])
+def test_f_measure_bad_input_raises(est, tol):
+    with pytest.raises(InputError):
+        beat_f_measure(est, GRID, tolerance=tol)

@@ -22,7 +22,7 @@ from gcdance.conditioning.features.rhythm import (
     lookahead_samples,
     rhythm_features,
 )
-from gcdance.errors import FeatureConfigError
+from gcdance.errors import FeatureConfigError, InputError
 
 HOP = HOP_LENGTH
 SR = SAMPLE_RATE
@@ -366,3 +366,46 @@ def test_manifest_with_a_wrong_lookahead_is_refused():
     with pytest.raises(FeatureConfigError, match="rhythm_lookahead"):
         FeatureConfig(sets=CFG.sets, rhythm_lookahead=0)
 
+
+
+# ----------------------------------------------------------------------- marked beats
+
+
+def test_feature_beats_mark_the_click_grid():
+    """The beats the phase marks are the clicks, ``ONSET_DELAY`` frames late (the grid of
+    librosa and the corpus): beat F-measure 1 after the 6 s tempo window, marks within 10 ms."""
+    from gcdance.metrics import beat_f_measure
+
+    y = click_track(120, seconds=16.0)
+    est = rhythm.feature_beats(rhythm_features(y, y.shape[0] // HOP))
+    grid = 0.1 + np.arange(32) * 0.5 + ONSET_DELAY / 30.0
+    est, grid = est[est >= 6.0], grid[(grid >= 6.0) & (grid < 15.9)]
+    assert beat_f_measure(est, grid, tolerance=0.07) == 1.0
+    assert np.abs(est[:, None] - grid[None, :]).min(axis=1).max() < 0.01
+
+
+def test_phase_at_tempo_fixes_the_tempo_column():
+    y = click_track(120, seconds=10.0)
+    n = y.shape[0] // HOP
+    curves = rhythm.onset_curves(y, n, sr=SR, hop_length=HOP)
+    fixed = rhythm.phase_at_tempo(curves, 120.0)
+    free = rhythm.rhythm_from_onsets(curves, 15)
+    np.testing.assert_allclose(fixed[:, 5], 0.0)  # log2(120 / 120)
+    np.testing.assert_array_equal(fixed[:, [0, 3, 4, 6]], free[:, [0, 3, 4, 6]])
+    # the clicks' own tempo: the same beat phase as the free estimate once it has locked on
+    assert np.abs(angle_deg(beat_phase(fixed) - beat_phase(free)))[150:].max() < 5.0
+
+
+def test_evaluate_features_scores_a_drum_clip():
+    """A straight four-on-the-floor groove: tempo read right, and F above the 2/3 that a
+    double-tempo reading could reach (humanized timing keeps it below 1: 0.83 here)."""
+    from choreography.drums import synthesize
+    from choreography.evaluate_features import clip_scores
+
+    clip = synthesize(110.0, 16.0, pattern="four_on_the_floor", seed=(0, 110000))
+    s = clip_scores(clip.samples, clip.beats, clip.tempo, oracle=True)
+    assert s["tempo_ratio"] == pytest.approx(1.0, abs=0.02)
+    assert s["tempo_within_4pct"] > 0.95
+    assert s["beat_f"] > 0.75 and s["beat_f_oracle_tempo"] > 0.75
+    with pytest.raises(InputError):
+        clip_scores(clip.samples[: SR * 5], clip.beats, clip.tempo)

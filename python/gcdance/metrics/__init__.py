@@ -8,7 +8,7 @@ stated in the submodules' docstrings and in ``docs/metrics.md``. NumPy only.
 
 from __future__ import annotations
 
-from .beats import beat_align_score, kinematic_beats, music_beats_from_audio
+from .beats import beat_align_score, beat_f_measure, kinematic_beats, music_beats_from_audio
 from .continuity import seam_frames, seam_jerk_ratio, seam_root_steps
 from .distribution import diversity, fid, frechet_distance, normalize_features, real_statistics
 from .geometric import geometric_features
@@ -28,6 +28,7 @@ __all__ = [
     "FEATURE_SETS",
     "HAND_JOINTS",
     "beat_align_score",
+    "beat_f_measure",
     "dance_features",
     "diversity",
     "fid",

@@ -287,6 +287,32 @@ def _angle(win: np.ndarray, m: np.ndarray, w: np.ndarray, f: np.ndarray) -> np.n
     return np.mod(np.angle(coef), 2.0 * np.pi)
 
 
+def feature_beats(columns: np.ndarray, fps: float = 30.0) -> np.ndarray:
+    """The beat times (s) that rhythm columns ``(n_frames, 7)`` mark: where the beat phase
+    wraps from just under 2 pi to 0, placed between the two frames by linear interpolation.
+    With the onset curve's delay this is the beat grid of librosa and the corpus (module
+    docstring); ``choreography.evaluate_features`` scores it against known beats."""
+    phase = np.mod(np.arctan2(columns[:, 1], columns[:, 2]), 2.0 * np.pi).astype(np.float64)
+    k = np.nonzero(np.diff(phase) < -np.pi)[0]  # phase[k] near 2 pi, phase[k + 1] near 0
+    before = 2.0 * np.pi - phase[k]
+    return (k + before / (before + phase[k + 1])) / fps
+
+
+def phase_at_tempo(curves: np.ndarray, bpm: float, lookahead: int = 15) -> np.ndarray:
+    """``(n_frames, 7)`` rhythm columns with the tempo fixed at ``bpm`` (the beat phase and
+    its sin/cos at that tempo; the other columns as :func:`rhythm_from_onsets`). A diagnostic:
+    given the true tempo, how well does the phase find the beats?"""
+    out = rhythm_from_onsets(curves, lookahead)
+    n = curves.shape[1]
+    kern = _kernels(lookahead)
+    f = np.full(n, bpm / 60.0 / 30.0)
+    beat = _angle(_windows(curves[0], 0, _TEMPO_PAST, lookahead, 0, n),
+                  kern["phase_m"], kern["phase_w"], f)
+    out[:, 1], out[:, 2] = np.sin(beat), np.cos(beat)
+    out[:, 5] = math.log2(bpm / _PRIOR_BPM)
+    return out
+
+
 def rhythm_features(
     y: np.ndarray,
     n_frames: int,
