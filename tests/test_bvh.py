@@ -1,9 +1,14 @@
-"""BVH export: Euler decomposition, file structure, and world positions read back by an
-independent reader (bvhio) against our forward kinematics."""
+"""BVH export: Euler decomposition, file structure, and world positions read back by
+independent readers (bvhio; Blender's importer, where Blender is installed) against our forward
+kinematics."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +158,40 @@ def test_bvhio_world_positions_match_our_fk(
     assert worst <= 1e-4, f"bvhio vs our FK: {worst:.3g} m"
     # the comparison is sharp: a wrong rotation order would be far off
     assert np.abs(ours[0] - ours[0, :1]).max() > 0.3
+
+
+BLENDER_SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "blender_gltf_check.py"
+
+
+@pytest.mark.parametrize(
+    ("layout", "order", "units"),
+    [(FINEDANCE, "ZXY", "m"), (AISTPP, "YXZ", "m")],
+    ids=["finedance-ZXY-m", "aistpp-YXZ-m"],
+)
+def test_blender_imports_the_bvh_exactly(
+    tmp_path: Path, layout: MotionLayout, order: str, units: str
+) -> None:
+    """File > Import > Motion Capture (BVH) with its defaults, as a user would: every bone
+    head on every frame where our FK puts the joint, in metres, at the file's frame rate."""
+    exe = shutil.which("blender")
+    if exe is None:
+        pytest.skip("blender is not on PATH (apt-get install blender python3-numpy)")
+    m = _motion(layout, frames=20, seed=3)
+    path = write_bvh(tmp_path / "d.bvh", m, layout, units=units, rotation_order=order)
+    out = tmp_path / "blender.json"
+    proc = subprocess.run(
+        [exe, "-b", "--factory-startup", "--python-exit-code", "1", "--python",
+         str(BLENDER_SCRIPT), "--", str(path), str(out)],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0 and out.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text(encoding="utf-8"))
+    assert sorted(res["bones"]) == sorted(layout.joint_names)
+    # Frame Time 0.033333 (6 decimals): 30.00003 fps
+    assert res["scene_fps"] == pytest.approx(30.0, rel=1e-5) and len(res["positions"]) == len(m)
+    theirs = np.array(res["positions"])[:, [res["bones"].index(n) for n in layout.joint_names]]
+    ours = motion_to_joints(m.astype(np.float64), layout)
+    worst = float(np.abs(theirs - ours).max())
+    assert worst <= 1e-4, f"Blender vs our FK: {worst:.3g} m"
 
 
 def test_format_bvh_validates_inputs() -> None:

@@ -1,10 +1,15 @@
-"""Import a gcdance glTF in Blender (headless) and report what Blender made of it.
+"""Import a gcdance glTF or BVH in Blender (headless) and report what Blender made of it.
 
-Run with Blender's own Python (Blender 3.4+, its bundled glTF importer)::
+Run with Blender's own Python (Blender 3.4+, its bundled glTF and BVH importers)::
 
     blender -b --factory-startup --python-exit-code 1 --python tools/blender_gltf_check.py -- \
         DANCE.glb OUT.json [--half-frames] [--mesh-frames 0,45,90] \
         [--render OUT.png --render-frame 45]
+
+A ``.bvh`` is imported as File > Import > Motion Capture does by default (scale 1, Y-up to
+Z-up, the file's own rotation orders) and reported the same way, bones named and ordered as the
+file's joints (``--half-frames`` and ``--mesh-frames`` are glTF-only: a BVH has no mesh, and
+Blender interpolates its Euler channels, not the rotations).
 
 ``OUT.json`` holds, for every frame of the dance's animation, the world position of every
 bone's head (= the joint) converted back to glTF's Y-up axes (Blender is Z-up: glTF
@@ -39,7 +44,7 @@ from mathutils import Vector  # type: ignore[import-not-found]
 def _args() -> argparse.Namespace:
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     ap = argparse.ArgumentParser(prog="blender_gltf_check.py")
-    ap.add_argument("gltf", type=Path)
+    ap.add_argument("dance", type=Path, help="a .glb, .gltf or .bvh")
     ap.add_argument("out", type=Path)
     ap.add_argument("--mesh-frames", default="", help="comma-separated dance frames")
     ap.add_argument("--half-frames", action="store_true",
@@ -69,6 +74,22 @@ def _key_times(doc: dict) -> tuple[int, float]:
     return count, fps
 
 
+def _bvh_header(path: Path) -> tuple[list[str], int, float]:
+    """(joint names in file order, number of frames, frames per second) of a BVH file."""
+    names, frames, fps = [], 0, 30.0
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            words = line.split()
+            if words[:1] in (["ROOT"], ["JOINT"]):
+                names.append(words[1])
+            elif words[:1] == ["Frames:"]:
+                frames = int(words[1])
+            elif words[:2] == ["Frame", "Time:"]:
+                fps = 1.0 / float(words[2])
+                break
+    return names, frames, fps
+
+
 def _goto(scene: bpy.types.Scene, frame: float) -> None:
     """Evaluate the scene at a fractional frame."""
     whole = math.floor(frame)
@@ -76,7 +97,7 @@ def _goto(scene: bpy.types.Scene, frame: float) -> None:
 
 
 def _to_gltf(v: Vector) -> list[float]:
-    """Blender Z-up -> glTF Y-up: glTF (x, y, z) was imported as Blender (x, -z, y)."""
+    """Blender Z-up -> Y-up: a glTF or BVH (x, y, z) was imported as Blender (x, -z, y)."""
     return [v.x, v.z, -v.y]
 
 
@@ -157,16 +178,42 @@ def _numpy_compat() -> None:
         np.bool = bool
 
 
+def _bvh_compat() -> None:
+    """Blender 3.4's BVH importer opens the file with mode ``"rU"``, which Python 3.11 removed
+    (Debian 12's Blender runs the system Python 3.11: every BVH import fails with "invalid mode:
+    'rU'"). Its module gets an ``open`` that drops the ``U`` (universal newlines are the
+    default); newer Blenders open with ``"r"`` and are untouched."""
+    import builtins
+
+    from io_anim_bvh import import_bvh  # type: ignore[import-not-found]
+
+    def open_text(file, mode="r", *args, **kwargs):
+        return builtins.open(file, mode.replace("U", ""), *args, **kwargs)
+
+    import_bvh.open = open_text
+
+
 def main() -> None:
     args = _args()
     _numpy_compat()
-    doc = _gltf_json(args.gltf)
-    keys, fps = _key_times(doc)
+    bvh = args.dance.suffix.lower() == ".bvh"
+    if bvh:
+        bones, keys, fps = _bvh_header(args.dance)
+    else:
+        doc = _gltf_json(args.dance)
+        keys, fps = _key_times(doc)
+        bones = [doc["nodes"][n]["name"] for n in doc["skins"][0]["joints"]]
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps = max(1, round(fps))
     scene.render.fps_base = scene.render.fps / fps
-    bpy.ops.import_scene.gltf(filepath=str(args.gltf))
+    if bvh:
+        _bvh_compat()
+        bpy.ops.import_anim.bvh(filepath=str(args.dance), global_scale=1.0, frame_start=1,
+                                use_fps_scale=False, rotate_mode="NATIVE",
+                                axis_forward="-Z", axis_up="Y")
+    else:
+        bpy.ops.import_scene.gltf(filepath=str(args.dance))
     arms = [o for o in scene.objects if o.type == "ARMATURE"]
     if len(arms) != 1:
         raise RuntimeError(f"expected one armature, the import made {len(arms)}")
@@ -174,8 +221,6 @@ def main() -> None:
     action = _action_of(arm)
     first_key = min(kp.co.x for fc in action.fcurves for kp in fc.keyframe_points)
     step = scene.render.fps / scene.render.fps_base / fps  # Blender frames per dance frame
-    joint_nodes = doc["skins"][0]["joints"]
-    bones = [doc["nodes"][n]["name"] for n in joint_nodes]
     missing = [b for b in bones if b not in arm.pose.bones]
     if missing:
         raise RuntimeError(f"bones missing after import: {missing}")
@@ -202,7 +247,7 @@ def main() -> None:
                 ev.to_mesh_clear()
                 mesh_out.append({"frame": k, "object": obj.name, "vertices": verts})
 
-    if args.half_frames:
+    if args.half_frames and not bvh:
         for k in range(keys - 1):
             frame = first_key + (k + 0.5) * step
             _goto(scene, frame)
@@ -228,7 +273,8 @@ def main() -> None:
         "render_engine": rendered,
     }
     args.out.write_text(json.dumps(result), encoding="utf-8")
-    print(f"blender_gltf_check: {len(bones)} bones x {keys} frames -> {args.out}")
+    print(f"blender_gltf_check: {args.dance.name}: {len(bones)} bones x {keys} frames -> "
+          f"{args.out}")
 
 
 if __name__ == "__main__":
