@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fakes import FakeTextEncoder
+
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -161,17 +163,6 @@ def test_failed_check_leaves_no_files(tiny, tmp_path: Path,
 
 
 # ------------------------------------------------------------------------ from a checkpoint
-class _FakeEncoder:
-    """A deterministic 384-dim text encoder (stands in for MiniLM, keeps the test fast)."""
-
-    name, dim = "minilm", 384
-
-    def encode(self, texts):
-        out = np.stack([np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dim)
-                        for t in texts]).astype(np.float32)
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
 def _write_finedance(root: Path, names: list[str], frames: int = 120) -> None:
     rng = np.random.default_rng(0)
     for d in ("motion", "label_json", "features"):
@@ -211,7 +202,7 @@ def _tiny_run(tmp: Path, fake_encoder: bool = True, **sections: dict) -> dict:
     }
     for name, values in sections.items():
         tree[name] = {**tree.get(name, {}), **values}
-    return train(Config.from_dict(tree), text_encoder=_FakeEncoder() if fake_encoder else None)
+    return train(Config.from_dict(tree), text_encoder=FakeTextEncoder() if fake_encoder else None)
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +252,7 @@ def test_bundle_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     assert np.abs(_feeds_for(sessions, feeds)[0] - ref).max() <= 1e-4
     # P exported from the checkpoint gives the head's probabilities.
     head = [tensors[f"ema.head.{i}.{p}"].numpy() for i in (1, 4) for p in ("weight", "bias")]
-    x = _FakeEncoder().encode(["fast spins"])
+    x = FakeTextEncoder().encode(["fast spins"])
     logits = np.maximum(x @ head[0].T + head[1], 0) @ head[2].T + head[3]
     np.testing.assert_allclose(b.classifier.logits(x), logits, atol=1e-5)
 

@@ -18,6 +18,7 @@ from gcdance.conditioning.genres import FINEDANCE_GENRES
 from gcdance.motion.layout import FINEDANCE
 from gcdance.motion.normalizer import MinMaxNormalizer
 from gcdance.motion.rotation import axis_angle_to_rotation_6d
+from tests.fakes import FakeTextEncoder
 from training.data import WindowDataset, load_text_bank, prepare_data, prepare_text
 from training.model.denoiser import build_denoiser
 from training.objectives.losses import LOSS_NAMES, DanceLosses
@@ -156,6 +157,30 @@ def test_tiny_denoiser_overfits_two_windows(tmp_path: Path):
     assert last * 10 <= first, (first, last)
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,") and len(log) == 4
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["fixed", "nash"])
+def test_training_on_cuda_with_bf16(tmp_path: Path, method: str):
+    """The GPU path: bf16 autocast on CUDA learns like the CPU run (the overfit above), Nash-MTL's
+    per-task gradients work there, and the checkpoint rebuilds on a CPU-only machine."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: run on a GPU machine (pytest -m gpu)")
+    tree = make_config(tmp_path, ["001", "002"], train__max_steps=300, train__log_every=100,
+                       train__cond_drop_prob=0.0, train__device="cuda",
+                       train__mixed_precision="bf16", mtl__method=method)
+    summary = train(_config(tree), text_encoder=FakeTextEncoder())
+    loss = np.array([h["loss"] for h in summary["history"]])
+    assert len(loss) == 300 and np.isfinite(loss).all()
+    first, last = loss[:10].mean(), loss[-10:].mean()
+    assert last * 5 <= first, (first, last)
+    trained = load_trained(tmp_path / "run")  # tensors saved from the GPU load on the CPU
+    assert trained.step == 300
+    assert all(v.device.type == "cpu" for v in trained.denoiser.state_dict().values())
+    with torch.no_grad():
+        x0 = trained.denoiser(torch.zeros(1, 120, 319), torch.tensor([10]),
+                              torch.zeros(1, 120, MUSIC_DIM), trained.control[:1])
+    assert x0.shape == (1, 120, 319) and torch.isfinite(x0).all()
 
 
 def _params(path: Path) -> dict[str, torch.Tensor]:

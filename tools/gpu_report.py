@@ -6,8 +6,9 @@
 
 Runs, from the repository root:
 
-1. ``pytest tests/test_engine_generator.py -m gpu``: CUDA and TensorRT, plain and inpainting,
-   changing window counts; parity with the PyTorch reference <= 1e-4 (TF32 off).
+1. ``pytest tests/test_engine_generator.py tests/test_training.py -m gpu``: CUDA and TensorRT,
+   plain and inpainting, changing window counts; parity with the PyTorch reference <= 1e-4
+   (TF32 off); training on CUDA with bf16 autocast. A native crash names its signal.
 2. ``gcdance bench --json`` for each row below (``paper`` configuration, 50 steps, one 4 s
    window against the PyTorch reference, on the GPU when this torch has CUDA; and a 60 s song,
    engine only).
@@ -43,10 +44,14 @@ def available() -> list[str]:
 
 
 def bench(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, "-m", "gcdance.cli", "bench", "--json", "--quiet",
-                          *args], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "gcdance.cli", "bench",
+                          "--json", "--quiet", *args], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode < 0:  # a native crash prints no error of ours: say which signal
+        return {"error": [f"the bench process died of signal {-out.returncode}",
+                          *(line for line in out.stderr.splitlines() if "line" in line)][:4]}
     if out.returncode != 0:
-        return {"error": (out.stderr or out.stdout).strip().splitlines()[-1:]}
+        errors = [line for line in out.stderr.splitlines() if line.startswith("error")]
+        return {"error": errors[-1:] or (out.stderr or out.stdout).strip().splitlines()[-1:]}
     return json.loads(out.stdout)
 
 
@@ -64,7 +69,8 @@ def main() -> int:
     ok = True
     report: dict = {"providers": providers, "rows": []}
     if not args.skip_tests:
-        tests = subprocess.run([sys.executable, "-m", "pytest", "tests/test_engine_generator.py",
+        tests = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "pytest",
+                                "tests/test_engine_generator.py", "tests/test_training.py",
                                 "-m", "gpu", "-q", "-rs"], cwd=ROOT,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
         report["tests_passed"] = tests.returncode == 0
