@@ -125,11 +125,12 @@ Model::Model(ModelConfig config, const SessionConfig& session) : config_(std::mo
 
   denoiser_ = std::make_shared<OrtModel>(c.denoiser_path, session);
   // The graphs around the denoiser run once per generation or are light elementwise work: on
-  // the denoiser's device (TensorRT: the CUDA provider), every node on that device.
+  // the denoiser's device (TensorRT: the CUDA provider). CPU fallback stays allowed: the CUDA
+  // provider itself places shape arithmetic on the CPU, and with fallback disabled ONNX Runtime
+  // refuses the session for that (seen on an H200 with onnxruntime-gpu 1.31).
   SessionConfig light = session;
   light.provider = denoiser_->provider();  // lower-cased and checked
   if (light.provider == "tensorrt") light.provider = "cuda";
-  if (light.provider != "cpu") light.session_entries["session.disable_cpu_ep_fallback"] = "1";
   light.cpu_arena = false;  // their intermediates go back to the system after each run
   condition_ = std::make_shared<OrtModel>(c.condition_path, light);
   if (light.provider == "cpu") {
