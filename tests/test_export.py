@@ -294,27 +294,6 @@ def test_paper_style_run_exports_its_jointly_trained_p(tmp_path: Path) -> None:
     assert b.schedule["timestep"].shape == (20,) and b.schedule["sigma"][0] > 0
 
 
-def test_music_input_run_exports_and_the_engine_runs_it(tmp_path: Path) -> None:
-    """A model that adds each frame's music token at the decoders' input (music_input): its
-    wider cache (the music tokens after the cross-attention [K | V]) goes through export, the
-    bundle and the C++ engine unchanged."""
-    import gcdance
-
-    _tiny_run(tmp_path / "train", model={"overrides": {"music_input": True}})
-    out = export_bundle.bundle_from_checkpoint(tmp_path / "train" / "run", tmp_path / "b",
-                                               check_shapes=((2, 120), (4, 37)))
-    b = load_bundle(out)
-    cfg = b.manifest["model"]["config"]
-    assert cfg["music_input"] is True
-    d = cfg["latent_dim"]
-    assert b.manifest["onnx"]["cache_dim"] == 4 * cfg["num_layers"] * d + d
-    rng = np.random.default_rng(0)
-    audio = (rng.standard_normal(22050 * 5) * 0.1).astype(np.float32)
-    dance = gcdance.Generator(out, provider="cpu", threads=1).generate(
-        (audio, 22050), "Jazz", steps=4, foot_lock=False)
-    assert dance.motion.shape == (150, 319) and np.isfinite(dance.motion).all()
-
-
 def test_paper_config_gives_the_paper_sampling_defaults() -> None:
     from training.train import load_config
 

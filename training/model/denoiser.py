@@ -38,10 +38,6 @@ decoder, dropout 0.1, GELU, pre-norm):
   global tokens carry no position. Both kinds of keys share one softmax. With ``frame_bias``
   the frame tokens' scores also get an ALiBi-style bias ``-slope_h |i - j|`` (slopes 1 .. 1/64
   over the heads), so frame i attends to music frame i from the start.
-- With ``music_input`` each frame's music token is also added to that frame's motion token at
-  each decoder's input (``LayerNorm`` + ``Linear``), as music-to-dance models that concatenate
-  music and motion per frame do: the beat at frame i reaches frame i without attention having
-  to find it (docs/music_diagnosis.md, section 10).
 
 Step-invariant split (``condition`` / ``denoise``): during sampling, music, text and
 ``cond_mask`` are fixed, so the music adapter and every decoder layer's cross-attention keys
@@ -95,7 +91,6 @@ class DenoiserConfig:
     rope_base: float = 10000.0
     music_norm: bool = False
     frame_bias: bool = False
-    music_input: bool = False
 
     def __post_init__(self) -> None:
         get_layout(self.layout)
@@ -113,7 +108,7 @@ class DenoiserConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"DenoiserConfig.dropout must be in [0, 1), got {self.dropout}")
-        for name in ("music_norm", "frame_bias", "music_input"):
+        for name in ("music_norm", "frame_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"DenoiserConfig.{name} must be a bool, got "
                                  f"{getattr(self, name)!r}")
@@ -368,8 +363,6 @@ class PartDecoder(nn.Module):
         self.num_time_tokens = cfg.num_time_tokens
         self.latent_dim = d
         self.input_proj = nn.Linear(part_dim, d)
-        self.music_input = (nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d)) if cfg.music_input
-                            else None)
         self.time_mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.Mish())
         self.time_cond = nn.Linear(4 * d, d)
         self.time_tokens = nn.Linear(4 * d, cfg.num_time_tokens * d)
@@ -393,14 +386,12 @@ class PartDecoder(nn.Module):
     def forward(
         self, x: Tensor, t_emb: Tensor, text: Tensor, cos: Tensor, sin: Tensor,
         music_kv: Sequence[Tensor], features: Tensor | None = None,
-        music: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Returns (prediction (B, N, part_dim), features (B, N, latent)).
 
         ``music_kv`` is :meth:`music_cache` cut into its ``2 * num_layers`` pieces of width
         latent (K0, V0, K1, V1, ...); ``features`` (B, N, latent) are extra frame tokens placed
-        after the music ones (the body decoder's output, for the hands); ``music`` (B, N,
-        latent) the music tokens added at the input (``music_input`` models).
+        after the music ones (the body decoder's output, for the hands).
         """
         th = self.time_mlp(t_emb)
         cond = self.time_cond(th) + text
@@ -411,8 +402,6 @@ class PartDecoder(nn.Module):
         tokens = self.memory_norm(tokens)
         extra = None if features is None else self.memory_norm(features)
         h = self.input_proj(x)
-        if self.music_input is not None:
-            h = h + self.music_input(music)
         for i, layer in enumerate(self.layers):
             h = layer(h, cond, cos, sin, (music_kv[2 * i], music_kv[2 * i + 1]), tokens, extra)
         h = self.final_norm(h)
@@ -452,10 +441,8 @@ class GCDanceDenoiser(nn.Module):
 
     @property
     def cache_dim(self) -> int:
-        """C, the width of :meth:`condition`'s cache: ``4 * num_layers * latent_dim``, plus
-        ``latent_dim`` (the music tokens themselves) for ``music_input`` models."""
-        extra = self.config.latent_dim if self.config.music_input else 0
-        return self.body.cache_dim + self.hands.cache_dim + extra
+        """C, the width of :meth:`condition`'s cache: ``4 * num_layers * latent_dim``."""
+        return self.body.cache_dim + self.hands.cache_dim
 
     def forward(
         self,
@@ -484,8 +471,7 @@ class GCDanceDenoiser(nn.Module):
         layers 0..L-1), that layer's cross-attention ``[K | V]`` (2 latent) of music token n:
         ``K | V = kv(memory_norm(m_n))`` with rotary at position n applied to K (heads in order
         within each half), where ``m`` is the music adapter's output, or the learned null music
-        embedding for rows with ``cond_mask = 0``; ``music_input`` models append ``m_n`` itself
-        (latent). The cache does not depend on ``text_emb``
+        embedding for rows with ``cond_mask = 0``. The cache does not depend on ``text_emb``
         (the text token depends on it but is one per sample, so :meth:`denoise` projects it);
         it is taken so the signature names every per-generation condition.
         """
@@ -534,10 +520,8 @@ class GCDanceDenoiser(nn.Module):
             m = layer(m, cos, sin)
         if cond_mask is not None:
             m = torch.where(_keep(cond_mask).unsqueeze(-1), m, self.null_music)
-        parts = [self.body.music_cache(m, cos, sin), self.hands.music_cache(m, cos, sin)]
-        if self.config.music_input:
-            parts.append(m)  # last: the tokens the decoders add at their input
-        return torch.cat(parts, dim=-1)
+        return torch.cat((self.body.music_cache(m, cos, sin), self.hands.music_cache(m, cos, sin)),
+                         dim=-1)
 
     def _denoise(
         self, x_t: Tensor, t: Tensor, text_emb: Tensor, cond_mask: Tensor | None, cache: Tensor
@@ -548,13 +532,12 @@ class GCDanceDenoiser(nn.Module):
             text = torch.where(_keep(cond_mask), text, self.null_text)
         t_emb = self.time_embedding(t)
         kv = cache.split(self.config.latent_dim, dim=-1)  # one pass: K0, V0, K1, ... per part
-        split, end = 2 * len(self.body.layers), 2 * (len(self.body.layers) + len(self.hands.layers))
-        music = kv[end] if self.config.music_input else None
+        split = 2 * len(self.body.layers)
         body_out, body_feat = self.body(
-            x_t[..., : self.body_dim], t_emb, text, cos, sin, kv[:split], music=music
+            x_t[..., : self.body_dim], t_emb, text, cos, sin, kv[:split]
         )
         hand_out, _ = self.hands(
-            x_t[..., self.body_dim :], t_emb, text, cos, sin, kv[split:end], body_feat, music
+            x_t[..., self.body_dim :], t_emb, text, cos, sin, kv[split:], body_feat
         )
         return torch.cat((body_out, hand_out), dim=-1)
 
