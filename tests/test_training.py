@@ -162,19 +162,22 @@ def test_tiny_denoiser_overfits_two_windows(tmp_path: Path):
 @pytest.mark.gpu
 @pytest.mark.parametrize("method", ["fixed", "nash"])
 def test_training_on_cuda_with_bf16(tmp_path: Path, method: str):
-    """The GPU path: bf16 autocast on CUDA learns like the CPU run (the overfit above), Nash-MTL's
-    per-task gradients work there, and the checkpoint rebuilds on a CPU-only machine."""
+    """The GPU path: bf16 autocast on CUDA learns the two windows (the overfit above), Nash-MTL's
+    per-task gradients work there, and the checkpoint loads back as CPU tensors. The measure is
+    EDGE's fixed-weight sum (``loss_edge``): Nash's own ``loss`` rescales the tasks as their
+    gradients shrink, so it falls far less than the losses do. 5x rather than the CPU test's
+    10x: bf16 rounding and CUDA's non-deterministic kernels leave a little more."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device: run on a GPU machine (pytest -m gpu)")
     tree = make_config(tmp_path, ["001", "002"], train__max_steps=300, train__log_every=100,
                        train__cond_drop_prob=0.0, train__device="cuda",
                        train__mixed_precision="bf16", mtl__method=method)
     summary = train(_config(tree), text_encoder=FakeTextEncoder())
-    loss = np.array([h["loss"] for h in summary["history"]])
+    loss = np.array([h["loss_edge"] for h in summary["history"]])
     assert len(loss) == 300 and np.isfinite(loss).all()
     first, last = loss[:10].mean(), loss[-10:].mean()
     assert last * 5 <= first, (first, last)
-    trained = load_trained(tmp_path / "run")  # tensors saved from the GPU load on the CPU
+    trained = load_trained(tmp_path / "run")
     assert trained.step == 300
     assert all(v.device.type == "cpu" for v in trained.denoiser.state_dict().values())
     with torch.no_grad():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,12 +44,33 @@ def available() -> list[str]:
     return available_providers()
 
 
+def _died(returncode: int) -> str:
+    """'SIGSEGV' for a process killed by signal 11 (subprocess reports it as -11)."""
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _crash_frames(stderr: str, limit: int = 3) -> list[str]:
+    """The innermost frames of the crashing thread in faulthandler's dump (it lists the
+    current thread first, under 'Current thread', innermost frame first)."""
+    lines = stderr.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Current thread")), 0)
+    frames = []
+    for line in lines[start + 1:]:
+        if not line.lstrip().startswith('File "'):
+            break
+        frames.append(line.strip())
+    return frames[:limit]
+
+
 def bench(args: list[str]) -> dict:
     out = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "gcdance.cli", "bench",
                           "--json", "--quiet", *args], cwd=ROOT, capture_output=True, text=True)
-    if out.returncode < 0:  # a native crash prints no error of ours: say which signal
-        return {"error": [f"the bench process died of signal {-out.returncode}",
-                          *(line for line in out.stderr.splitlines() if "line" in line)][:4]}
+    if out.returncode < 0:  # a native crash prints no error of ours: say how it died, and where
+        return {"error": [f"the bench process died of {_died(out.returncode)}",
+                          *_crash_frames(out.stderr)]}
     if out.returncode != 0:
         errors = [line for line in out.stderr.splitlines() if line.startswith("error")]
         return {"error": errors[-1:] or (out.stderr or out.stdout).strip().splitlines()[-1:]}
@@ -69,12 +91,16 @@ def main() -> int:
     ok = True
     report: dict = {"providers": providers, "rows": []}
     if not args.skip_tests:
-        tests = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "pytest",
-                                "tests/test_engine_generator.py", "tests/test_training.py",
-                                "-m", "gpu", "-q", "-rs"], cwd=ROOT,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-        report["tests_passed"] = tests.returncode == 0
-        ok &= tests.returncode == 0
+        # One process per file: a native crash in the engine's tests must not hide training's.
+        report["tests"] = {}
+        for name in ("tests/test_engine_generator.py", "tests/test_training.py"):
+            tests = subprocess.run([sys.executable, "-m", "pytest", name, "-m", "gpu", "-q",
+                                    "-rs"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            report["tests"][name] = ("passed" if tests.returncode == 0 else
+                                     f"died of {_died(tests.returncode)}" if tests.returncode < 0
+                                     else f"failed (pytest exit code {tests.returncode})")
+            print(f"{name}: {report['tests'][name]}", file=sys.stderr)
+            ok &= tests.returncode == 0
     print("| run | PyTorch | engine | speed-up | max abs diff (windows) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for label, bench_args in ROWS:

@@ -127,7 +127,8 @@ Model::Model(ModelConfig config, const SessionConfig& session) : config_(std::mo
   // The graphs around the denoiser run once per generation or are light elementwise work: on
   // the denoiser's device (TensorRT: the CUDA provider). CPU fallback stays allowed: the CUDA
   // provider itself places shape arithmetic on the CPU, and with fallback disabled ONNX Runtime
-  // refuses the session for that (seen on an H200 with onnxruntime-gpu 1.31).
+  // refuses the session for that (seen on an H200 with onnxruntime-gpu 1.31). The price: an op
+  // the CUDA provider lacks would also run on the CPU, with copies, instead of failing.
   SessionConfig light = session;
   light.provider = denoiser_->provider();  // lower-cased and checked
   if (light.provider == "tensorrt") light.provider = "cuda";
