@@ -5,7 +5,7 @@ graphs, the seeded noise stream, buffer reuse, cancellation, ONNX Runtime failur
 loop, threads and bad input.
 
 Two kinds of test models: the ``tiny`` GCDance denoiser exported by ``export_denoiser`` (the
-parity tests, at 1e-4) and *toy* graphs written with ``onnx.helper`` (a few dims, 9-frame
+parity tests, at 1e-4) and the *toy* graphs of ``export.toy_graphs`` (a few dims, 9-frame
 windows: fast, and able to fail on demand) for the engine's mechanics.
 """
 
@@ -25,11 +25,12 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto  # noqa: E402
 
 import gcdance  # noqa: E402
 from export.onnx_denoiser import export_denoiser  # noqa: E402
 from export.sampler_graph import build_sampler_graph, build_upload_graph  # noqa: E402
+from export.toy_graphs import write_toy_graphs  # noqa: E402
 from gcdance import masks  # noqa: E402
 from gcdance.engine import engine  # noqa: E402
 from gcdance.engine.generator import schedule_array  # noqa: E402
@@ -325,58 +326,13 @@ TOY_LINEAR = [0, 1, 2, 15, 16, 17, 18]  # the dims outside the 6D blocks
 TOY_CACHE = 8
 
 
-def _save(graph: Any, path: Path) -> Path:
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    proto.ir_version = 8
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
-    return path
-
-
 def toy_graphs(folder: Path, dim: int = TOY["dim"], music_dim: int = TOY["music_dim"],
                text_dim: int = TOY["text_dim"], cache_dim: int = TOY_CACHE) -> Graphs:
-    """Denoiser-shaped graphs: ``cond_cache = music Wc + (text Wt) * cond_mask`` and
-    ``x0 = tanh(x_t + cond_cache Wd + E[t])``. The timestep table E has 1000 rows, so a
-    timestep >= 1000 fails inside ONNX Runtime (Gather out of bounds): a failure on demand."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    f = TensorProto.FLOAT
-
-    def weights(name: str, *shape: int) -> Any:
-        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32),
-                                       name)
-
-    ones = numpy_helper.from_array(np.array([1], np.int64), "axis1")
-    condition = helper.make_graph([
-        helper.make_node("MatMul", ["music", "Wc"], ["mc"]),
-        helper.make_node("MatMul", ["text_emb", "Wt"], ["tc"]),
-        helper.make_node("Unsqueeze", ["cond_mask", "axis1"], ["cm"]),
-        helper.make_node("Mul", ["tc", "cm"], ["tcm"]),
-        helper.make_node("Unsqueeze", ["tcm", "axis1"], ["tcm1"]),
-        helper.make_node("Add", ["mc", "tcm1"], ["cond_cache"])], "toy_condition", [
-        helper.make_tensor_value_info("music", f, ["b", "n", music_dim]),
-        helper.make_tensor_value_info("text_emb", f, ["b", text_dim]),
-        helper.make_tensor_value_info("cond_mask", f, ["b"])],
-        [helper.make_tensor_value_info("cond_cache", f, ["b", "n", cache_dim])],
-        initializer=[weights("Wc", music_dim, cache_dim), weights("Wt", text_dim, cache_dim),
-                     ones])
-    denoiser = helper.make_graph([
-        helper.make_node("MatMul", ["cond_cache", "Wd"], ["cw"]),
-        helper.make_node("Cast", ["t"], ["ti"], to=TensorProto.INT64),
-        helper.make_node("Gather", ["E", "ti"], ["et"]),
-        helper.make_node("Unsqueeze", ["et", "axis1"], ["et1"]),
-        helper.make_node("Add", ["x_t", "cw"], ["s"]),
-        helper.make_node("Add", ["s", "et1"], ["s2"]),
-        helper.make_node("Tanh", ["s2"], ["x0"])], "toy_denoiser", [
-        helper.make_tensor_value_info("x_t", f, ["b", "n", dim]),
-        helper.make_tensor_value_info("t", f, ["b"]),
-        helper.make_tensor_value_info("text_emb", f, ["b", text_dim]),
-        helper.make_tensor_value_info("cond_mask", f, ["b"]),
-        helper.make_tensor_value_info("cond_cache", f, ["b", "n", cache_dim])],
-        [helper.make_tensor_value_info("x0", f, ["b", "n", dim])],
-        initializer=[weights("Wd", cache_dim, dim), weights("E", 1000, dim), ones])
-    return Graphs(folder, _save(condition, folder / "condition.onnx"),
-                  _save(denoiser, folder / "denoiser.onnx"), cache_dim)
+    """The toy graphs of :mod:`export.toy_graphs` (a timestep >= 1000 fails inside ONNX
+    Runtime: a failure on demand)."""
+    condition, denoiser = write_toy_graphs(folder, dim=dim, music_dim=music_dim,
+                                           text_dim=text_dim, cache_dim=cache_dim)
+    return Graphs(folder, condition, denoiser, cache_dim)
 
 
 @pytest.fixture(scope="module")

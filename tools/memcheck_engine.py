@@ -3,8 +3,8 @@
     python tools/memcheck_engine.py            # needs valgrind and an installed gcdance
     GCDANCE_MEMCHECK_LOG=vg.log python tools/memcheck_engine.py   # keep valgrind's log
 
-It writes a small model's four graphs (the engine's one graph form): a condition and a denoiser
-graph made with onnx.helper (no torch; the denoiser fails inside ONNX Runtime for a timestep past
+It writes a small model's four graphs (the engine's one graph form): the condition and denoiser
+graphs of export.toy_graphs (no torch; the denoiser fails inside ONNX Runtime for a timestep past
 its 1000-row table, on demand), the sampler step with and without root anchoring and the upload
 graph (export.sampler_graph, imported from this checkout). Then, inside valgrind (memcheck), it
 runs gcdance._engine: Models that load, and Models whose graphs or settings are refused at load
@@ -45,13 +45,12 @@ import sys
 import threading
 from pathlib import Path
 
-sys.path.insert(0, sys.argv[2])  # the checkout: export.sampler_graph
+sys.path.insert(0, sys.argv[2])  # the checkout: export.sampler_graph, export.toy_graphs
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 import gcdance
 from export.sampler_graph import build_sampler_graph, build_upload_graph
+from export.toy_graphs import write_toy_graphs
 from gcdance.engine import engine
 from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule
 
@@ -59,49 +58,9 @@ D, M, T, C, L, HOP = 23, 5, 4, 8, 10, 6
 ANCHORS, ZERO = [2, 0], [0.25, -0.5]
 folder = Path(sys.argv[1])
 rng = np.random.default_rng(0)
-F = TensorProto.FLOAT
-
-
-def weights(name, *shape):
-    return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
-
-
-def save(graph, name):
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    proto.ir_version = 8
-    onnx.save(proto, str(folder / name))
-    return str(folder / name)
-
-
-axis = numpy_helper.from_array(np.array([1], np.int64), "axis1")
-condition = save(helper.make_graph([
-    helper.make_node("MatMul", ["music", "Wc"], ["mc"]),
-    helper.make_node("MatMul", ["text_emb", "Wt"], ["tc"]),
-    helper.make_node("Unsqueeze", ["cond_mask", "axis1"], ["cm"]),
-    helper.make_node("Mul", ["tc", "cm"], ["tcm"]),
-    helper.make_node("Unsqueeze", ["tcm", "axis1"], ["tcm1"]),
-    helper.make_node("Add", ["mc", "tcm1"], ["cond_cache"])], "condition", [
-    helper.make_tensor_value_info("music", F, ["b", "n", M]),
-    helper.make_tensor_value_info("text_emb", F, ["b", T]),
-    helper.make_tensor_value_info("cond_mask", F, ["b"])],
-    [helper.make_tensor_value_info("cond_cache", F, ["b", "n", C])],
-    initializer=[weights("Wc", M, C), weights("Wt", T, C), axis]), "condition.onnx")
 # x0 = tanh(x_t + cond_cache Wd + E[t]): a timestep >= 1000 fails (Gather out of bounds).
-denoiser = save(helper.make_graph([
-    helper.make_node("MatMul", ["cond_cache", "Wd"], ["cw"]),
-    helper.make_node("Cast", ["t"], ["ti"], to=TensorProto.INT64),
-    helper.make_node("Gather", ["E", "ti"], ["et"]),
-    helper.make_node("Unsqueeze", ["et", "axis1"], ["et1"]),
-    helper.make_node("Add", ["x_t", "cw"], ["s"]),
-    helper.make_node("Add", ["s", "et1"], ["s2"]),
-    helper.make_node("Tanh", ["s2"], ["x0"])], "denoiser", [
-    helper.make_tensor_value_info("x_t", F, ["b", "n", D]),
-    helper.make_tensor_value_info("t", F, ["b"]),
-    helper.make_tensor_value_info("text_emb", F, ["b", T]),
-    helper.make_tensor_value_info("cond_mask", F, ["b"]),
-    helper.make_tensor_value_info("cond_cache", F, ["b", "n", C])],
-    [helper.make_tensor_value_info("x0", F, ["b", "n", D])],
-    initializer=[weights("Wd", C, D), weights("E", 1000, D), axis]), "denoiser.onnx")
+condition, denoiser = (str(p) for p in write_toy_graphs(folder, dim=D, music_dim=M, text_dim=T,
+                                                        cache_dim=C))
 anchored_step = folder / "sampler_anchored.onnx"
 anchored_step.write_bytes(build_sampler_graph(D, L, HOP, ANCHORS, ZERO))
 free_step = folder / "sampler_free.onnx"
