@@ -355,6 +355,24 @@ def test_predicted_control_sends_all_five_task_gradients_to_shared_parameters():
     assert all(weights[t] > 0 for t in LOSS_NAMES), weights  # all five in the bargaining
 
 
+def test_predicted_control_is_the_argmax_row_forward_and_the_mix_backward():
+    """The denoiser sees during training the C_E that inference gives it (the argmax genre's
+    prompt embedding); P still gets the soft mix's gradient."""
+    from training.train import predicted_control
+
+    control = torch.randn(4, 6, dtype=torch.float64)
+    logits = torch.tensor([[0.2, 3.0, -1.0, 0.5], [-2.0, -1.0, 0.0, -0.5]],
+                          dtype=torch.float64, requires_grad=True)
+    c_e = predicted_control(logits, control)
+    assert torch.equal(c_e.detach(), control[[1, 2]])
+    w = torch.randn(2, 6, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((c_e * w).sum(), logits)
+    soft = logits.detach().clone().requires_grad_(True)
+    p = torch.sigmoid(soft)
+    (want,) = torch.autograd.grad((((p / p.sum(-1, keepdim=True)) @ control) * w).sum(), soft)
+    torch.testing.assert_close(grad, want)
+
+
 def test_label_control_leaves_the_genre_task_out_of_the_bargaining():
     values, module = _five_task_step("label")
     shared, specific = module.parameter_groups()

@@ -429,6 +429,17 @@ class GenreHead(nn.Sequential):
                          nn.Dropout(dropout), nn.Linear(hidden, genres))
 
 
+def predicted_control(logits: torch.Tensor, control: torch.Tensor) -> torch.Tensor:
+    """C_E from P's prediction, straight through: the forward value is the prompt embedding of
+    the argmax genre (the row inference uses: a discrete label made into a prompt, paper
+    Sec. III-A), the gradient is that of the P-weighted mix of all rows, so that every loss
+    reaches P and the five tasks are bargained over jointly (Eq. 9)."""
+    p = torch.sigmoid(logits.to(control.dtype))
+    soft = (p / p.sum(-1, keepdim=True)) @ control
+    hard = control[p.argmax(-1)]
+    return hard + (soft - soft.detach())
+
+
 class TrainModule(nn.Module):
     """Denoiser + genre head P + the control table C_E (a buffer)."""
 
@@ -447,8 +458,7 @@ class TrainModule(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         logits = self.head(text) if self.head is not None else None
         if self.control_mode == "predicted" and logits is not None:
-            p = torch.sigmoid(logits.float())
-            c_e = (p / p.sum(-1, keepdim=True)) @ self.control  # differentiable through P
+            c_e = predicted_control(logits, self.control)
         else:
             c_e = self.control[genre]
         return self.denoiser(x_t, t, music, c_e.to(x_t.dtype), cond_mask), logits
