@@ -48,12 +48,15 @@ def _finedance(root: Path, names: list[str], frames: int, rng: np.random.Generat
     return root
 
 
-def _aistpp(root: Path, names: list[str], frames60: int, rng: np.random.Generator) -> Path:
-    """AIST++ files in the real format: motions/*.pkl, splits/*.txt, all_musics/*.wav."""
+def _aistpp(root: Path, names: list[str], frames60: int, rng: np.random.Generator,
+            others: tuple[str, ...] = (), ignored: tuple[str, ...] = ()) -> Path:
+    """AIST++ files in the real format: motions/*.pkl, splits/crossmodal_test.txt (``names``),
+    ignore_list.txt (``ignored``), all_musics/*.wav; ``others``: sequences outside the test
+    split."""
     (root / "motions").mkdir(parents=True)
     (root / "splits").mkdir()
     (root / "all_musics").mkdir()
-    for name in names:
+    for name in (*names, *others, *ignored):
         data = {
             "smpl_poses": rng.normal(scale=0.3, size=(frames60, 72)),
             "smpl_trans": np.cumsum(rng.normal(scale=1.0, size=(frames60, 3)), axis=0)
@@ -66,6 +69,7 @@ def _aistpp(root: Path, names: list[str], frames60: int, rng: np.random.Generato
         music = name.split("_")[4]
         sf.write(root / "all_musics" / f"{music}.wav", _clicks(frames60 / 60), SR)
     (root / "splits" / "crossmodal_test.txt").write_text("\n".join(names) + "\n")
+    (root / "ignore_list.txt").write_text("".join(f"{n}\n" for n in ignored))
     return root
 
 
@@ -78,6 +82,8 @@ def finedance_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_finedance_protocol_prints_table_one(tmp_path, finedance_bundle, capsys):
+    # The paper's set: 15 clips of 4 s per test song, 10 rounds, every column, the clips as GT.
+    assert pr.PROTOCOLS["finedance"] == pr.ProtocolSpec(4.0, 15, 10, None, "clips")
     rng = np.random.default_rng(0)
     root = _finedance(tmp_path / "finedance", ["012", "036", "001"], 200, rng)  # 001: train
     out = tmp_path / "eval"
@@ -120,7 +126,7 @@ def test_reference_compat_is_selectable(tmp_path, finedance_bundle):
     rng = np.random.default_rng(1)
     root = _finedance(tmp_path / "finedance", ["012", "036"], 130, rng)
     results = {}
-    for mode in ("off", "geometric"):
+    for mode in ("off", "geometric", "kinetic"):
         results[mode] = pr.run_protocol(
             "finedance", root, finedance_bundle, tmp_path / "eval", rounds=1,
             clips_per_song=1, steps=2, provider="cpu", reference_compat=mode)
@@ -130,6 +136,12 @@ def test_reference_compat_is_selectable(tmp_path, finedance_bundle):
     # Same dances (resumed), same kinetic features; only the geometric ones change.
     off, geo = results["off"]["generated"]["mean"], results["geometric"]["generated"]["mean"]
     assert off["FID_k"] == geo["FID_k"] and off["FID_hand"] == geo["FID_hand"]
+    assert off["FID_g"] != geo["FID_g"]
+    # The kinetic one: the kinetic features change, the geometric ones do not.
+    kin = results["kinetic"]["generated"]["mean"]
+    assert results["kinetic"]["config"]["reference_compat"] is True
+    assert results["kinetic"]["config"]["reference_geometric"] is False
+    assert off["FID_g"] == kin["FID_g"] and off["FID_k"] != kin["FID_k"]
 
 
 def test_aistpp_protocol_prints_bailando_columns(tmp_path, capsys):
@@ -139,18 +151,35 @@ def test_aistpp_protocol_prints_bailando_columns(tmp_path, capsys):
                            check_shapes=((2, 8),))
     rng = np.random.default_rng(2)
     names = ["gBR_sBM_cAll_d04_mBR0_ch01", "gJS_sFM_cAll_d01_mJS3_ch02"]
-    root = _aistpp(tmp_path / "aist", names, 560, rng)
-    assert pr.PROTOCOLS["aistpp"].clip_seconds == 20.0  # Bailando's 20 s; 4 s keeps this quick
+    others = ("gBR_sFM_cAll_d05_mBR0_ch03", "gJS_sBM_cAll_d02_mJS3_ch04")  # training sequences
+    ignored = ("gJS_sFM_cAll_d03_mJS3_ch05",)
+    root = _aistpp(tmp_path / "aist", names, 560, rng, others, ignored)
+    # Bailando's 20 s, one round, ground truth every sequence whole; 4 s keeps this quick.
+    assert pr.PROTOCOLS["aistpp"] == pr.ProtocolSpec(
+        20.0, 0, 1, ("FID_k", "FID_g", "Div_k", "Div_g", "BAS"), "all")
     out = tmp_path / "eval"
-    assert pr.main(["--protocol", "aistpp", "--data", str(root), "--bundle", str(bundle),
-                    "-o", str(out), "--clip-seconds", "4", "--rounds", "2", "--steps", "2",
-                    "--provider", "cpu", "--quiet"]) == 0
+    argv = ["--protocol", "aistpp", "--data", str(root), "--bundle", str(bundle),
+            "-o", str(out), "--clip-seconds", "4", "--rounds", "2", "--steps", "2",
+            "--provider", "cpu", "--quiet"]
+    assert pr.main(argv) == 0
     header = capsys.readouterr().out.splitlines()[0]
     assert header == "| Method | FID_k↓ | FID_g↓ | Div_k↑ | Div_g↑ | BAS↑ |"
     result = json.loads((out / "table.json").read_text())
-    assert result["ground_truth"]["n_clips"] == 2
+    # The real set: the 4 sequences not ignored, each whole (560 frames at 60 fps = 280).
+    assert result["ground_truth"]["n_clips"] == 4 and result["protocol"]["n_real"] == 4
+    assert sorted(p.stem for p in (out / "real").glob("*.npz")) == sorted(
+        f"{n}@0" for n in (*names, *others))
+    with np.load(out / "real" / f"{others[0]}@0.npz") as real:
+        assert real["joints"].shape == (280, 24, 3) and real["music_beats"].size > 0
     with np.load(out / "generated" / "round_00" / f"{names[0]}@0.npz") as dance:
         assert dance["joints"].shape == (120, 24, 3)
+    # --real clips: the test clips themselves, as in Table I.
+    assert pr.main([*argv, "--real", "clips", "--force"]) == 0
+    capsys.readouterr()
+    result = json.loads((out / "table.json").read_text())
+    assert result["ground_truth"]["n_clips"] == 2 and result["protocol"]["real_set"] == "clips"
+    assert sorted(p.stem for p in (out / "real").glob("*.npz")) == sorted(
+        f"{n}@0" for n in names)
     # Bailando's 20 s from the start; a shorter sequence (AIST++ basic dances) is kept whole.
     assert pr._clip_spans(280, 600, 0, "gBR") == [(0, 280)]
     assert pr._clip_spans(900, 600, 0, "gBR") == [(0, 600)]
@@ -165,3 +194,9 @@ def test_clear_errors(tmp_path, finedance_bundle):
         pr.run_protocol("edge", root, finedance_bundle, tmp_path / "o")
     with pytest.raises(DataFormatError, match="crossmodal_test"):
         pr.run_protocol("aistpp", tmp_path, finedance_bundle, tmp_path / "o")
+    with pytest.raises(InputError, match="'all' with aistpp"):
+        pr.run_protocol("finedance", root, finedance_bundle, tmp_path / "o", real_set="all")
+    aist = _aistpp(tmp_path / "aist", ["gBR_sBM_cAll_d04_mBR0_ch01"], 300, rng)
+    (aist / "ignore_list.txt").unlink()
+    with pytest.raises(DataFormatError, match="no AIST\\+\\+ ignore list"):
+        pr.aistpp_ground_truth(aist)

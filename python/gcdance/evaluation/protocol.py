@@ -13,7 +13,8 @@
    Div_k, Div_g and BAS.
 2. **Real clips** ("the corresponding real dances as ground truth"): each clip's real joints
    and the music beats of its song (librosa beat tracking of the whole song, sliced) are written
-   to ``OUT/real/<clip>.npz``.
+   to ``OUT/real/<clip>.npz``. For ``aistpp`` the real set is by default Bailando's instead
+   (``real_set="all"``, :data:`REAL_SETS`): every AIST++ sequence less the ignore list, whole.
 3. **Generation.** ``rounds`` (10) sampling rounds: round r generates every clip from its music
    (``start``/``duration`` of the song) and its genre label as the prompt, with seed
    ``seed + r * n_clips + i``, the bundle's sampling settings (or ``steps``/``guidance``/
@@ -49,9 +50,11 @@ from .evaluate import REFERENCE_COMPAT, add_reference_compat, evaluate, markdown
 
 __all__ = [
     "PROTOCOLS",
+    "REAL_SETS",
     "ProtocolClip",
     "ProtocolSpec",
     "aistpp_clips",
+    "aistpp_ground_truth",
     "finedance_clips",
     "generate_rounds",
     "main",
@@ -68,15 +71,23 @@ class ProtocolSpec:
     clips_per_song: int  # 0: one clip per sequence, from its start
     rounds: int
     columns: tuple[str, ...] | None  # None: every column of the evaluation
+    real_set: str = "clips"  # the ground truth: "clips" (the test clips) or "all" (REAL_SETS)
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
     # GCDance Table I: 270 clips of 4 s over the 18 test songs, 10 rounds.
     "finedance": ProtocolSpec(4.0, 15, 10, None),
     # GCDance Table II follows Bailando: AIST++ test split, 20 s, one set of dances.
-    "aistpp": ProtocolSpec(20.0, 0, 1, ("FID_k", "FID_g", "Div_k", "Div_g", "BAS")),
+    # Its ground truth is every AIST++ sequence, whole (Bailando's extract_aist_features.py).
+    "aistpp": ProtocolSpec(20.0, 0, 1, ("FID_k", "FID_g", "Div_k", "Div_g", "BAS"), "all"),
 }
 """Protocol name -> defaults."""
+
+REAL_SETS = ("clips", "all")
+"""The real dances FID compares with: ``clips``, the test clips themselves (the paper's "the
+corresponding real dances as ground truth"); ``all`` (AIST++ only), every sequence of the data
+set less the ignore list, each whole, as Bailando's ``extract_aist_features.py`` computes its
+ground-truth features."""
 
 _BEATS_FPS_NOTE = "music beats are frame indices at the clip's fps, relative to its first frame"
 
@@ -128,14 +139,15 @@ def _clip_spans(available: int, frames: int, count: int, song: str) -> list[tupl
     return [(start, frames) for start in starts]
 
 
-def _plan(songs: Sequence[_Song], clip_seconds: float, clips_per_song: int
+def _plan(songs: Sequence[_Song], clip_seconds: float | None, clips_per_song: int
           ) -> tuple[list[ProtocolClip], dict[str, np.ndarray]]:
-    """Clips of every song and, per clip, its real joints."""
+    """Clips of every song and, per clip, its real joints (``clip_seconds=None`` with
+    ``clips_per_song=0``: each song whole, as far as motion and music both go)."""
     clips: list[ProtocolClip] = []
     real: dict[str, np.ndarray] = {}
     for song in songs:
-        frames = round(clip_seconds * song.fps)
         available = min(song.joints.shape[0], _music_frames(song.music, song.fps))
+        frames = available if clip_seconds is None else round(clip_seconds * song.fps)
         for start, length in _clip_spans(available, frames, clips_per_song, song.name):
             clip = ProtocolClip(f"{song.name}@{start}", song.name, str(song.music), song.genre,
                                 start, length, song.fps)
@@ -161,28 +173,23 @@ def finedance_clips(root: str | os.PathLike[str], clip_seconds: float = 4.0,
     return _plan(songs, clip_seconds, clips_per_song)
 
 
-def aistpp_clips(root: str | os.PathLike[str], clip_seconds: float = 20.0,
-                 clips_per_song: int = 0, split_file: str | os.PathLike[str] | None = None,
-                 ignore_file: str | os.PathLike[str] | None = None,
-                 music_dir: str | os.PathLike[str] | None = None
-                 ) -> tuple[list[ProtocolClip], dict[str, np.ndarray]]:
-    """The AIST++ test clips (Bailando's setting: ``crossmodal_test``, the first 20 s).
+def _aistpp_ignore(base: Path, ignore_file: str | os.PathLike[str] | None) -> Path | None:
+    """The ignore list: the given file, else the AIST++ release's ``ROOT/ignore_list.txt``
+    (where Bailando reads it), else ``ROOT/splits/ignore_list.txt``, else none."""
+    if ignore_file:
+        return Path(ignore_file)
+    for path in (base / "ignore_list.txt", base / "splits" / "ignore_list.txt"):
+        if path.is_file():
+            return path
+    return None
 
-    Defaults: ``ROOT/splits/crossmodal_test.txt``, ``ROOT/splits/ignore_list.txt`` when present
-    (the AIST++ API's files) and the music in ``ROOT/all_musics`` (``<music id>.wav``).
-    """
+
+def _aistpp_songs(base: Path, split: Path | None, ignore: Path | None,
+                  music_dir: str | os.PathLike[str] | None) -> list[_Song]:
     from ..datasets.aistpp import AISTPPDataset
     from ..motion.layout import AISTPP
     from ..motion.skeleton import motion_to_joints
 
-    base = Path(root)
-    split = Path(split_file) if split_file else base / "splits" / "crossmodal_test.txt"
-    if not split.is_file():
-        raise DataFormatError(f"AIST++ test split {split} not found: give --split-file (the "
-                              "AIST++ API's splits/crossmodal_test.txt)")
-    ignore: Path | None = Path(ignore_file) if ignore_file else base / "splits" / "ignore_list.txt"
-    if ignore_file is None and not ignore.is_file():
-        ignore = None
     music = Path(music_dir) if music_dir else base / "all_musics"
     if not music.is_dir():
         raise DataFormatError(f"AIST++ music folder {music} not found: give --music-dir (the "
@@ -193,21 +200,59 @@ def aistpp_clips(root: str | os.PathLike[str], clip_seconds: float = 20.0,
         assert seq.music_path is not None
         joints = np.asarray(motion_to_joints(seq.motion.astype(np.float64), AISTPP))
         songs.append(_Song(seq.name, joints, seq.music_path, seq.genre, float(seq.fps)))
+    return songs
+
+
+def aistpp_clips(root: str | os.PathLike[str], clip_seconds: float = 20.0,
+                 clips_per_song: int = 0, split_file: str | os.PathLike[str] | None = None,
+                 ignore_file: str | os.PathLike[str] | None = None,
+                 music_dir: str | os.PathLike[str] | None = None
+                 ) -> tuple[list[ProtocolClip], dict[str, np.ndarray]]:
+    """The AIST++ test clips (Bailando's setting: ``crossmodal_test``, the first 20 s).
+
+    Defaults: ``ROOT/splits/crossmodal_test.txt``, the ignore list of :func:`_aistpp_ignore`
+    and the music in ``ROOT/all_musics`` (``<music id>.wav``).
+    """
+    base = Path(root)
+    split = Path(split_file) if split_file else base / "splits" / "crossmodal_test.txt"
+    if not split.is_file():
+        raise DataFormatError(f"AIST++ test split {split} not found: give --split-file (the "
+                              "AIST++ API's splits/crossmodal_test.txt)")
+    songs = _aistpp_songs(base, split, _aistpp_ignore(base, ignore_file), music_dir)
     return _plan(songs, clip_seconds, clips_per_song)
+
+
+def aistpp_ground_truth(root: str | os.PathLike[str],
+                        ignore_file: str | os.PathLike[str] | None = None,
+                        music_dir: str | os.PathLike[str] | None = None
+                        ) -> tuple[list[ProtocolClip], dict[str, np.ndarray]]:
+    """Bailando's real set: every sequence in ``ROOT/motions`` less the ignore list, each
+    whole (as far as its music goes), one clip per sequence."""
+    base = Path(root)
+    ignore = _aistpp_ignore(base, ignore_file)
+    if ignore is None:
+        raise DataFormatError(f"no AIST++ ignore list under {base} (ignore_list.txt): Bailando's "
+                              "ground truth leaves those sequences out; give --ignore-file")
+    return _plan(_aistpp_songs(base, None, ignore, music_dir), None, 0)
 
 
 def _song_beats(clips: Sequence[ProtocolClip], log: Callable[[str], None]
                 ) -> dict[str, np.ndarray]:
-    """Music beats (frame indices) of every clip: the whole song beat-tracked once, sliced."""
-    by_song: dict[str, np.ndarray] = {}
+    """Music beats (frame indices) of every clip: each music file beat-tracked once (AIST++
+    sequences share their music), sliced."""
+    ends: dict[tuple[str, float], int] = {}
+    for clip in clips:
+        key = (clip.music, clip.fps)
+        ends[key] = max(ends.get(key, 0), clip.start + clip.frames)
+    by_music: dict[tuple[str, float], np.ndarray] = {}
     out = {}
     for clip in clips:
-        if clip.song not in by_song:
-            end = max(c.start + c.frames for c in clips if c.song == clip.song)
-            by_song[clip.song] = metrics.music_beats_from_audio(
-                clip.music, fps=clip.fps, n_frames=end).astype(np.float64)
-            log(f"beats: {clip.song} ({by_song[clip.song].size} beats)")
-        beats = by_song[clip.song]
+        key = (clip.music, clip.fps)
+        if key not in by_music:
+            by_music[key] = metrics.music_beats_from_audio(
+                clip.music, fps=clip.fps, n_frames=ends[key]).astype(np.float64)
+            log(f"beats: {Path(clip.music).name} ({by_music[key].size} beats)")
+        beats = by_music[key]
         inside = beats[(beats >= clip.start) & (beats < clip.start + clip.frames)]
         out[clip.name] = inside - clip.start
     return out
@@ -279,7 +324,8 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
                  clip_seconds: float | None = None, clips_per_song: int | None = None,
                  seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  eta: float | None = None, foot_lock: bool = False,
-                 reference_compat: str = "off", provider: str = "auto",
+                 reference_compat: str = "off", real_set: str | None = None,
+                 provider: str = "auto",
                  split_file: str | os.PathLike[str] | None = None,
                  ignore_file: str | os.PathLike[str] | None = None,
                  music_dir: str | os.PathLike[str] | None = None,
@@ -296,6 +342,9 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
     if reference_compat not in REFERENCE_COMPAT:
         raise InputError(f"reference_compat must be one of {', '.join(REFERENCE_COMPAT)}")
     spec = PROTOCOLS[protocol]
+    real_set = spec.real_set if real_set is None else real_set
+    if real_set not in REAL_SETS or (real_set == "all" and protocol != "aistpp"):
+        raise InputError(f"real_set must be 'clips', or 'all' with aistpp; got {real_set!r}")
     rounds = spec.rounds if rounds is None else rounds
     clip_seconds = spec.clip_seconds if clip_seconds is None else clip_seconds
     per_song = spec.clips_per_song if clips_per_song is None else clips_per_song
@@ -307,6 +356,10 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
     else:
         clips, real = aistpp_clips(data, clip_seconds, per_song, split_file, ignore_file,
                                    music_dir)
+    real_clips = clips
+    if real_set == "all":
+        real_clips, real = aistpp_ground_truth(data, ignore_file, music_dir)
+        log(f"ground truth: {len(real_clips)} whole sequences")
     log(f"{protocol}: {len(clips)} clips of {clip_seconds:g} s from "
         f"{len({c.song for c in clips})} songs, {rounds} round(s)")
     if generator is None:
@@ -318,10 +371,16 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
         "bundle": str(Path(bundle).resolve()) if isinstance(bundle, (str, os.PathLike))
         else repr(bundle), "clips": [asdict(c) for c in clips], "rounds": rounds,
         "seed": seed, "steps": steps, "guidance": guidance, "eta": eta, "foot_lock": foot_lock,
+        "real_set": real_set,
     }
     _check_settings(out_dir, settings, force)
     beats = _song_beats(clips, log)
-    write_real_clips(out_dir / "real", clips, real, beats)
+    real_dir = out_dir / "real"
+    if real_dir.is_dir():  # another real set may have been written here before (--force)
+        for old in real_dir.glob("*.npz"):
+            old.unlink()
+    write_real_clips(real_dir, real_clips, real,
+                     beats if real_clips is clips else _song_beats(real_clips, log))
     generate_rounds(generator, clips, out_dir / "generated", rounds=rounds, seed=seed,
                     beats=beats, steps=steps, guidance=guidance, eta=eta,
                     foot_lock=foot_lock, log=log)
@@ -329,10 +388,11 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
     result = evaluate(
         out_dir / "generated", real=out_dir / "real", name=name, fps=clips[0].fps,
         reference_compat=kinetic, reference_geometric=geometric,
-        clip_frames=clips[0].frames,  # the real files are one clip each: kept whole
+        clip_frames=0,  # the real files are one clip each: kept whole
         rounds=rounds, seed=seed, cache_dir=cache_dir, columns=spec.columns, log=log)
     result["protocol"] = {"name": protocol, "n_clips": len(clips), "clip_seconds": clip_seconds,
                           "clips_per_song": per_song, "foot_lock": foot_lock,
+                          "real_set": real_set, "n_real": len(real_clips),
                           "beats": _BEATS_FPS_NOTE}
     (out_dir / "table.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     (out_dir / "table.md").write_text(markdown_table(result))
@@ -364,7 +424,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="apply the foot lock (the paper evaluates the raw model output)")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
     p.add_argument("--split-file", help="AIST++: test split (ROOT/splits/crossmodal_test.txt)")
-    p.add_argument("--ignore-file", help="AIST++: ignore list (ROOT/splits/ignore_list.txt)")
+    p.add_argument("--ignore-file", help="AIST++: ignore list (ROOT/ignore_list.txt or "
+                   "ROOT/splits/ignore_list.txt)")
+    p.add_argument("--real", choices=REAL_SETS, dest="real_set",
+                   help="ground truth: the test clips (finedance's default) or every sequence "
+                   "whole, less the ignore list (aistpp's default, as Bailando)")
     p.add_argument("--music-dir", help="AIST++: folder of <music id>.wav (ROOT/all_musics)")
     p.add_argument("--name", default="GCDance", help="method name in the table")
     add_reference_compat(p)
@@ -389,7 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             clip_seconds=args.clip_seconds, clips_per_song=args.clips_per_song,
             seed=args.seed, steps=args.steps, guidance=args.guidance, eta=args.eta,
             foot_lock=args.foot_lock, reference_compat=args.reference_compat,
-            provider=args.provider, split_file=args.split_file, ignore_file=args.ignore_file,
+            real_set=args.real_set, provider=args.provider, split_file=args.split_file,
+            ignore_file=args.ignore_file,
             music_dir=args.music_dir, cache_dir=args.cache_dir, force=args.force,
             name=args.name, log=log)
     except GCDanceError as exc:
