@@ -436,7 +436,7 @@ def predicted_control(logits: torch.Tensor, control: torch.Tensor) -> torch.Tens
     reaches P and the five tasks are bargained over jointly (Eq. 9)."""
     p = torch.sigmoid(logits.to(control.dtype))
     soft = (p / p.sum(-1, keepdim=True)) @ control
-    hard = control[p.argmax(-1)]
+    hard = control[logits.argmax(-1)]  # sigmoid is monotonic; the logits have no saturated ties
     return hard + (soft - soft.detach())
 
 

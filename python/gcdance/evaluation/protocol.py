@@ -232,7 +232,8 @@ def aistpp_ground_truth(root: str | os.PathLike[str],
     ignore = _aistpp_ignore(base, ignore_file)
     if ignore is None:
         raise DataFormatError(f"no AIST++ ignore list under {base} (ignore_list.txt): Bailando's "
-                              "ground truth leaves those sequences out; give --ignore-file")
+                              "ground truth leaves those sequences out; give --ignore-file, or "
+                              "--real clips to compare with the test clips only")
     return _plan(_aistpp_songs(base, None, ignore, music_dir), None, 0)
 
 
@@ -371,8 +372,7 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
         "bundle": str(Path(bundle).resolve()) if isinstance(bundle, (str, os.PathLike))
         else repr(bundle), "clips": [asdict(c) for c in clips], "rounds": rounds,
         "seed": seed, "steps": steps, "guidance": guidance, "eta": eta, "foot_lock": foot_lock,
-        "real_set": real_set,
-    }
+    }  # what the generated dances depend on (the real set does not: real/ is rewritten)
     _check_settings(out_dir, settings, force)
     beats = _song_beats(clips, log)
     real_dir = out_dir / "real"
