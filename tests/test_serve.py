@@ -552,6 +552,31 @@ def test_shutdown_cancels_cleanly(make_client: Callable[..., TestClient], genera
     assert store_leftovers(store) == [] and not any((store / "dances").iterdir())
 
 
+def test_a_stop_while_the_upload_is_read_is_a_503(make_client: Callable[..., TestClient],
+                                                   wav4: bytes, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Admitted, then the server stops before the job reaches the queue (it was decoding the
+    audio): the client gets a 503 with Retry-After, not a server error, and nothing is left."""
+    import gcdance.serve.app as app_module
+
+    client = make_client(workers=1, queue=2)
+    server = client.app.state.gcdance
+    decode = app_module._decode
+
+    def decode_after_the_stop(*args: Any) -> Any:
+        server.begin_shutdown()
+        server.stop()
+        return decode(*args)
+
+    monkeypatch.setattr(app_module, "_decode", decode_after_the_stop)
+    r = post(client, wav4, job="caught-mid-upload")
+    assert r.status_code == 503 and "shutting down" in r.json()["error"], r.text
+    assert int(r.headers["retry-after"]) >= 1
+    assert client.get("/api/jobs/caught-mid-upload").json()["state"] == "failed"
+    store = tmp_path / "store"
+    assert store_leftovers(store) == [] and not any((store / "dances").iterdir())
+
+
 # ----------------------------------------------------------------------------------- store
 
 

@@ -790,6 +790,8 @@ async def _accept(request: Request, server: _Server, fields: _Fields,
                                status=status)
         if isinstance(exc, (AudioError, InputError)):
             raise ApiError(status, message) from None
+        if isinstance(exc, (Busy, ShuttingDown)):  # the stop came while the upload was read
+            raise ApiError(503, message, {"Retry-After": str(exc.retry_after)}) from None
         raise
     return future
 
