@@ -237,32 +237,39 @@ def aistpp_ground_truth(root: str | os.PathLike[str],
     return _plan(_aistpp_songs(base, None, ignore, music_dir), None, 0)
 
 
-def _song_beats(clips: Sequence[ProtocolClip], log: Callable[[str], None]
-                ) -> dict[str, np.ndarray]:
-    """Music beats (frame indices) of every clip: each music file beat-tracked once (AIST++
-    sequences share their music), sliced."""
+def _song_beats(*clip_sets: Sequence[ProtocolClip], log: Callable[[str], None]
+                ) -> list[dict[str, np.ndarray]]:
+    """Music beats (frame indices) of every clip of each set, one dict per set: each music file
+    beat-tracked once over all the sets (AIST++ sequences share their music, and the test
+    clips and the real set share their songs), sliced."""
     ends: dict[tuple[str, float], int] = {}
-    for clip in clips:
+    for clip in (c for clips in clip_sets for c in clips):
         key = (clip.music, clip.fps)
         ends[key] = max(ends.get(key, 0), clip.start + clip.frames)
     by_music: dict[tuple[str, float], np.ndarray] = {}
-    out = {}
-    for clip in clips:
-        key = (clip.music, clip.fps)
-        if key not in by_music:
-            by_music[key] = metrics.music_beats_from_audio(
-                clip.music, fps=clip.fps, n_frames=ends[key]).astype(np.float64)
-            log(f"beats: {Path(clip.music).name} ({by_music[key].size} beats)")
-        beats = by_music[key]
-        inside = beats[(beats >= clip.start) & (beats < clip.start + clip.frames)]
-        out[clip.name] = inside - clip.start
+    out: list[dict[str, np.ndarray]] = []
+    for clips in clip_sets:
+        sliced = {}
+        for clip in clips:
+            key = (clip.music, clip.fps)
+            if key not in by_music:
+                by_music[key] = metrics.music_beats_from_audio(
+                    clip.music, fps=clip.fps, n_frames=ends[key]).astype(np.float64)
+                log(f"beats: {Path(clip.music).name} ({by_music[key].size} beats)")
+            beats = by_music[key]
+            inside = beats[(beats >= clip.start) & (beats < clip.start + clip.frames)]
+            sliced[clip.name] = inside - clip.start
+        out.append(sliced)
     return out
 
 
 def write_real_clips(folder: Path, clips: Sequence[ProtocolClip], real: dict[str, np.ndarray],
                      beats: dict[str, np.ndarray]) -> None:
-    """``folder/<clip>.npz`` with the real joints, fps and music beats of every clip."""
+    """``folder/<clip>.npz`` with the real joints, fps and music beats of every clip; the
+    folder holds these clips only (a real set written there before is removed)."""
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.npz"):
+        old.unlink()
     for clip in clips:
         np.savez(folder / f"{clip.name}.npz", joints=real[clip.name].astype(np.float32),
                  fps=np.float64(clip.fps), music_beats=beats[clip.name])
@@ -374,13 +381,8 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
         "seed": seed, "steps": steps, "guidance": guidance, "eta": eta, "foot_lock": foot_lock,
     }  # what the generated dances depend on (the real set does not: real/ is rewritten)
     _check_settings(out_dir, settings, force)
-    beats = _song_beats(clips, log)
-    real_dir = out_dir / "real"
-    if real_dir.is_dir():  # another real set may have been written here before (--force)
-        for old in real_dir.glob("*.npz"):
-            old.unlink()
-    write_real_clips(real_dir, real_clips, real,
-                     beats if real_clips is clips else _song_beats(real_clips, log))
+    beats, real_beats = _song_beats(clips, real_clips, log=log)
+    write_real_clips(out_dir / "real", real_clips, real, real_beats)
     generate_rounds(generator, clips, out_dir / "generated", rounds=rounds, seed=seed,
                     beats=beats, steps=steps, guidance=guidance, eta=eta,
                     foot_lock=foot_lock, log=log)
