@@ -81,6 +81,40 @@ def test_foot_lock_is_on_by_default_and_can_be_turned_off(generator: gcdance.Gen
                            foot_lock=bad)  # type: ignore[arg-type]
 
 
+def test_beat_sync_is_on_by_default_and_can_be_turned_off(
+        generator: gcdance.Generator) -> None:
+    """The default dance is the model's retimed to the music's beats (then foot-locked); the
+    beats are those the bundle's features mark; an edit's kept frames stay as they were."""
+    from gcdance.metrics import beat_align_score
+    from gcdance.motion.beat_sync import beat_sync
+
+    audio = clicks(8.0)
+    synced = generator.generate(audio, "Jazz", seed=1, steps=8, foot_lock=False)
+    raw = generator.generate(audio, "Jazz", seed=1, steps=8, beat_sync=False, foot_lock=False)
+    assert synced.settings["beat_sync"] is True and raw.settings["beat_sync"] is False
+    beats = generator.music_beats(audio)
+    # 120 bpm clicks: a beat every 15 frames (the baseline set's beat column, whole frames)
+    assert np.allclose(np.diff(beats), 15, atol=1)
+    np.testing.assert_array_equal(synced.motion, beat_sync(raw.motion, FINEDANCE, beats))
+    assert not np.array_equal(synced.motion, raw.motion)
+    half = beats + 7.5
+    gap = [beat_align_score(d.joints(), beats) - beat_align_score(d.joints(), half)
+           for d in (raw, synced)]
+    assert gap[1] > gap[0] + 0.1  # even a random model's dance now stops on the beats
+    ref = generator.generate(audio, "Hiphop", seed=3, steps=8)
+    keep = masks.frames(90, 150) | masks.joints("hands")
+    edited = generator.edit(audio, "Jazz", ref, keep, seed=1, steps=8)
+    kept = keep.resolve(FINEDANCE, 240)
+    np.testing.assert_array_equal(edited.motion[kept], ref.motion[kept])
+    assert edited.settings["beat_sync"] is True
+    for bad in ("yes", 1, None):
+        with pytest.raises(gcdance.GCDanceError, match="beat_sync must be True or False"):
+            generator.generate(audio, "Jazz", steps=2, beat_sync=bad)  # type: ignore[arg-type]
+        with pytest.raises(gcdance.GCDanceError, match="beat_sync"):
+            generator.edit(audio, "Jazz", ref, keep, steps=2,
+                           beat_sync=bad)  # type: ignore[arg-type]
+
+
 def test_samplers(generator: gcdance.Generator) -> None:
     """sampler=None is the bundle's (DDIM here); "dpmpp" (DPM-Solver++ 2M) gives another dance
     of the same music and prompt, recorded in the settings; eta > 0 is DDIM's only."""

@@ -35,19 +35,25 @@ def generator(tmp_path_factory: pytest.TempPathFactory) -> gcdance.Generator:
 
 
 def test_windows_before_the_first_change_are_the_unscheduled_dance(generator) -> None:
+    from gcdance.motion.beat_sync import reach_frames
+
     audio = clicks(12.0)
-    plain = generator.generate(audio, "Jazz", seed=2, steps=6, foot_lock=False)
+    raw = {"beat_sync": False, "foot_lock": False}  # the sampler's own output
+    plain = generator.generate(audio, "Jazz", seed=2, steps=6, **raw)
     # A change at 5 s: the windows starting at 0, 2 and 4 s are Jazz, the one at 6 s is not.
-    mixed = generator.generate(audio, [(0, "Jazz"), (5.0, "Breaking")], seed=2, steps=6,
-                               foot_lock=False)
+    mixed = generator.generate(audio, [(0, "Jazz"), (5.0, "Breaking")], seed=2, steps=6, **raw)
     differs = np.flatnonzero(np.abs(plain.motion - mixed.motion).max(axis=1) > 0)
     assert differs.size and differs[0] == 180  # the first window that starts after the change
+    # Beat sync reads the motion a few frames around each frame: the change shows that early.
+    synced = [generator.generate(audio, p, seed=2, steps=6, foot_lock=False)
+              for p in ("Jazz", [(0, "Jazz"), (5.0, "Breaking")])]
+    differs = np.flatnonzero(np.abs(synced[0].motion - synced[1].motion).max(axis=1) > 0)
+    assert 180 - reach_frames() <= differs[0] <= 180
     assert mixed.genre == "Jazz" and mixed.schedule == [(0.0, "Jazz"), (5.0, "Breaking")]
     assert mixed.settings["prompt_schedule"] == [[0.0, "Jazz"], [5.0, "Breaking"]]
     assert plain.schedule == [(0.0, "Jazz")] and "prompt_schedule" not in plain.settings
     # The same genre all along is the plain dance; a change at 0 is a different first genre.
-    same = generator.generate(audio, [(0, "Jazz"), (5.0, "jazz")], seed=2, steps=6,
-                              foot_lock=False)
+    same = generator.generate(audio, [(0, "Jazz"), (5.0, "jazz")], seed=2, steps=6, **raw)
     np.testing.assert_array_equal(same.motion, plain.motion)
 
 

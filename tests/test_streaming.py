@@ -84,6 +84,22 @@ def test_stream_equals_generate_with_a_schedule_and_eta(generator) -> None:
     np.testing.assert_allclose(got_raw, raw.motion, rtol=0, atol=1e-4)
 
 
+def test_beat_sync_streams_from_features_that_mark_no_beats(tmp_path: Path) -> None:
+    """An ``stft``-only bundle: the beats come from a ``rhythm`` stream computed beside its
+    features, offline exactly as on the stream; the sync changes the dance."""
+    from export.bundle import random_bundle
+
+    gen = gcdance.Generator(random_bundle(tmp_path / "stft", "tiny", seed=1, features="stft"),
+                            provider="cpu", threads=1)
+    y, sr = music(11.0, 22050, seed=5), 22050
+    whole = gen.generate((y, sr), "Jazz", seed=2, steps=3)
+    got, _ = joined(gen, pieces_of(y, [5000, 33333]), "Jazz", sr, seed=2, steps=3)
+    np.testing.assert_allclose(got, whole.motion, rtol=0, atol=1e-4)
+    unsynced = gen.generate((y, sr), "Jazz", seed=2, steps=3, beat_sync=False)
+    assert not np.allclose(unsynced.motion, whole.motion)
+    assert abs(np.median(np.diff(gen.music_beats((y, sr)))) - 15) < 1  # the 120 bpm hits
+
+
 def test_pieces_come_as_the_audio_arrives(generator) -> None:
     """Real-time-sized blocks: a piece comes before the audio ends, and the first one once the
     first window's audio and the features' look-ahead are in (without the foot lock: this

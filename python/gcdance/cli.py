@@ -145,6 +145,9 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="seconds into the song where the dance starts")
     p.add_argument("--duration", type=float, default=None, metavar="SEC",
                    help="seconds of the song to dance to (default: to the end)")
+    p.add_argument("--no-beat-sync", dest="beat_sync", action="store_false",
+                   help="keep the model's own timing (default: the dance slows into every beat "
+                        "and speeds up between them)")
     p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
                    help="keep the model's raw legs (default: planted feet are pinned by leg IK)")
     p.add_argument("--bundle", default=None, metavar="DIR",
@@ -230,8 +233,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     dance = gen.generate(args.song, prompt_schedule(args.prompt), seed=args.seed,
                          steps=args.steps,
                          guidance=args.guidance, eta=args.eta, sampler=args.sampler,
-                         start=args.start, duration=args.duration, foot_lock=args.foot_lock,
-                         progress=ProgressBar("generating", args.quiet))
+                         start=args.start, duration=args.duration, beat_sync=args.beat_sync,
+                         foot_lock=args.foot_lock, progress=ProgressBar("generating", args.quiet))
     _say(args, f"{dance.motion.shape[0]} frames ({dance.motion.shape[0] / dance.fps:.1f} s), "
                f"genre {dance.genre} ({dance.genre_probs[dance.genre]:.0%})")
     _write(args, dance)
@@ -263,8 +266,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
                      seed=args.seed,
                      steps=args.steps, guidance=args.guidance, eta=args.eta,
                      sampler=args.sampler, start=args.start,
-                     duration=args.duration, foot_lock=args.foot_lock,
-                     progress=ProgressBar("editing", args.quiet))
+                     duration=args.duration, beat_sync=args.beat_sync,
+                     foot_lock=args.foot_lock, progress=ProgressBar("editing", args.quiet))
     _write(args, dance)
     return EXIT_OK
 

@@ -370,17 +370,49 @@ class Generator:
 
         return lock_feet(motion, self.bundle.layout, keep=keep)
 
+    def music_beats(self, audio: Any, start: float | None = None,
+                    duration: float | None = None, *,
+                    features: np.ndarray | None = None) -> np.ndarray:
+        """Beat positions (frames, fractional) of the audio that :meth:`generate` syncs the
+        dance to: those the bundle's music features mark (``rhythm`` or ``baseline`` set), else
+        those of the ``rhythm`` set computed for the purpose
+        (:mod:`gcdance.conditioning.features.beats`). ``features``: the audio's
+        :meth:`music_features`, when already computed."""
+        from ..conditioning.features.beats import rhythm_config, song_beats
+        from ..conditioning.features.music import extract_features
+
+        config = self.bundle.features
+        extra = rhythm_config(config)
+        if extra is not None:
+            return song_beats(extract_features(audio, extra, start=start,
+                                               duration=duration).features, extra)
+        if features is None:
+            features = self.music_features(audio, start, duration)
+        return song_beats(features, config)
+
+    def _sync_beats(self, motion: np.ndarray, beat_sync: bool, features: np.ndarray, audio: Any,
+                    start: float | None, duration: float | None,
+                    keep: np.ndarray | None = None) -> np.ndarray:
+        """The motion retimed to pulse with the music's beats
+        (:func:`gcdance.motion.beat_sync.beat_sync`), if asked; an edit's kept frames stay."""
+        if not beat_sync:
+            return motion
+        from ..motion.beat_sync import beat_sync as sync
+
+        beats = self.music_beats(audio, start, duration, features=features)
+        return sync(motion, self.bundle.layout, beats, fps=self.bundle.fps, keep=keep)
+
     def _used(self, guidance: float | None, eta: float | None, sampler: str | None,
-              foot_lock: bool) -> dict[str, Any]:
-        """The sampler, guidance, eta and foot lock a generation ran with (given, else the
-        bundle's)."""
+              foot_lock: bool, beat_sync: bool) -> dict[str, Any]:
+        """The sampler, guidance, eta, beat sync and foot lock a generation ran with (given, else
+        the bundle's)."""
         sampling = self.bundle.sampling
         sampler = sampling.sampler if sampler is None else sampler
         eta = (0.0 if sampler == "dpmpp" else sampling.eta) if eta is None else eta
         used: dict[str, Any] = {
             "sampler": sampler,
             "guidance": float(sampling.guidance if guidance is None else guidance),
-            "eta": float(eta), "foot_lock": foot_lock}
+            "eta": float(eta), "beat_sync": beat_sync, "foot_lock": foot_lock}
         if sampling.guidance_ramp:
             used |= {"guidance_ramp": float(sampling.guidance_ramp),
                      "guidance_start": float(sampling.guidance_start)}
@@ -410,7 +442,8 @@ class Generator:
                  seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  eta: float | None = None, sampler: str | None = None,
                  start: float | None = None, duration: float | None = None,
-                 foot_lock: bool = True, progress: Progress | None = None) -> Dance:
+                 beat_sync: bool = True, foot_lock: bool = True,
+                 progress: Progress | None = None) -> Dance:
         """A dance to ``audio`` (a path, or ``(samples, sample_rate)``) in the prompt's genre.
 
         ``prompt`` is a genre name or free text, or a schedule ``[(0, "jazz"), (24.0,
@@ -422,10 +455,14 @@ class Generator:
         ``steps``/``guidance``/``eta``/``sampler`` default to the bundle's sampling settings
         (``sampler``: ``"ddim"`` or ``"dpmpp"``, DPM-Solver++(2M);
         :mod:`gcdance.sampling.schedule`), and the values used go into ``dance.settings``; ``start``
-        and ``duration`` select seconds of the audio (None: all of it). ``foot_lock`` pins the feet
-        the model labels as planted (leg IK, :mod:`gcdance.motion.foot_lock`); ``False`` keeps the
-        model's raw legs. Same inputs and seed give the same dance on the same machine and provider.
+        and ``duration`` select seconds of the audio (None: all of it). ``beat_sync`` retimes the
+        dance to slow into every beat of the music and speed up between them
+        (:mod:`gcdance.motion.beat_sync`); ``foot_lock`` then pins the feet the model labels as
+        planted (leg IK, :mod:`gcdance.motion.foot_lock`); ``False`` keeps the model's raw
+        timing or legs. Same inputs and seed give the same dance on the same machine and
+        provider.
         """
+        beat_sync = _check_flag(beat_sync, "beat_sync")
         foot_lock = _check_flag(foot_lock, "foot_lock")
         table = self._table(steps, guidance, eta, sampler)
         schedule = self._schedule(prompt)  # a bad prompt fails before the music is read
@@ -433,15 +470,17 @@ class Generator:
         self._check_changes(schedule, features.shape[0])
         genres = self._window_genres(schedule, features.shape[0])
         motion = self._sample(features, genres, seed, table, None, None, progress)
+        motion = self._sync_beats(motion, beat_sync, features, audio, start, duration)
         motion = self._lock_feet(motion, foot_lock)
         return self._dance(motion, schedule, seed, audio, start, duration, table,
-                           **self._used(guidance, eta, sampler, foot_lock))
+                           **self._used(guidance, eta, sampler, foot_lock, beat_sync))
 
     def stream(self, chunks: Iterable[Any],
                prompt: Prompt = "energetic hip-hop with sharp arm hits", *, sample_rate: int,
                seed: int = 0, steps: int | None = None, guidance: float | None = None,
                eta: float | None = None, sampler: str | None = None,
-               foot_lock: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+               beat_sync: bool = True, foot_lock: bool = True
+               ) -> Iterator[tuple[int, np.ndarray]]:
         """Dance to audio that is still arriving: yields ``(start_frame, motion)`` pieces.
 
         ``chunks``: an iterable of mono audio blocks of any size (float or integer PCM arrays,
@@ -462,6 +501,7 @@ class Generator:
 
         # The feature stream refuses whole-song features and a bad sample rate.
         features = FeatureStream(self.bundle.features, sample_rate)
+        beat_sync = _check_flag(beat_sync, "beat_sync")
         foot_lock = _check_flag(foot_lock, "foot_lock")
         table = self._table(steps, guidance, eta, sampler)
         schedule = self._schedule(prompt)
@@ -471,22 +511,25 @@ class Generator:
                              f"generator of arrays), got {type(chunks).__name__}; for a whole "
                              "song use generate()")
         return stream_dance(self, chunks, schedule, features, seed=int(seed), table=table,
-                            foot_lock=foot_lock)
+                            beat_sync=beat_sync, foot_lock=foot_lock)
 
     def edit(self, audio: Any, prompt: Prompt, reference: Dance | np.ndarray,
              keep: masks_mod.Mask | np.ndarray, *, seed: int = 0, steps: int | None = None,
              guidance: float | None = None, eta: float | None = None,
              sampler: str | None = None,
              start: float | None = None, duration: float | None = None,
-             foot_lock: bool = True, progress: Progress | None = None) -> Dance:
+             beat_sync: bool = True, foot_lock: bool = True,
+             progress: Progress | None = None) -> Dance:
         """Regenerate what ``keep`` does not keep of ``reference`` (inpainting, Eq. 15).
 
         ``reference``: a ``Dance`` or unnormalized ``(frames, dim)`` motion, frame-aligned with
         the audio segment; ``keep``: a ``gcdance.masks`` expression (``joints("body")``,
         ``frames(0, 30)``, combined with ``|``, ``&``, ``~``) or a boolean ``(frames, dim)``
-        array. Kept values come back unchanged (the foot lock, as in :meth:`generate`, changes
-        only what was regenerated).
+        array. Kept values come back unchanged (the beat sync and the foot lock, as in
+        :meth:`generate`, change only what was regenerated: beat sync leaves alone every frame
+        where anything is kept).
         """
+        beat_sync = _check_flag(beat_sync, "beat_sync")
         foot_lock = _check_flag(foot_lock, "foot_lock")
         motion_ref = reference.motion if isinstance(reference, Dance) else np.asarray(reference)
         layout = self.bundle.layout
@@ -511,9 +554,12 @@ class Generator:
         out = self._sample(features, self._window_genres(schedule, frames), seed, table, known,
                            mask.view(np.uint8), progress)
         out[mask] = ref[mask].astype(np.float32)  # exactly the given values where kept
-        out = self._lock_feet(out, foot_lock, keep=mask)  # leaves the kept values alone
+        # Both leave the kept values alone.
+        out = self._sync_beats(out, beat_sync, features, audio, start, duration, keep=mask)
+        out = self._lock_feet(out, foot_lock, keep=mask)
         return self._dance(out, schedule, seed, audio, start, duration, table,
-                           **self._used(guidance, eta, sampler, foot_lock), edited=True)
+                           **self._used(guidance, eta, sampler, foot_lock, beat_sync),
+                           edited=True)
 
     def __repr__(self) -> str:
         return (f"Generator(bundle={str(self.bundle.path)!r}, provider={self.provider!r}, "

@@ -15,11 +15,15 @@ What is final when:
   at the whole song cannot stream);
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
+- beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known
+  (:class:`gcdance.motion.beat_sync.BeatSyncStream`; the beats come from the ``rhythm``
+  columns, the bundle's own or computed beside its features,
+  :mod:`gcdance.conditioning.features.beats`);
 - foot lock: a frame once ``settle_frames()`` (24) later frames are known
   (:class:`gcdance.motion.foot_lock.FootLockStream`).
 
-Memory stays bounded as the song grows: the last windows' features, the carry and the motion
-not yet settled by the foot lock.
+Memory stays bounded as the song grows: the last windows' features, the carry, the beats of the
+last seconds and the motion not yet settled by the beat sync and the foot lock.
 """
 
 from __future__ import annotations
@@ -101,10 +105,45 @@ class _Song:
             self.first += cut
 
 
+class _Beats:
+    """The beats of the music received so far (:func:`song_beats` of its beat-marking rows)."""
+
+    def __init__(self, config: Any, extra: FeatureStream | None) -> None:
+        self.config = config  # the config of the rows beats are read from
+        self.extra = extra  # a rhythm stream beside the bundle's features, when they mark none
+        self.frames = 0  # rows seen
+        self.last: np.ndarray | None = None  # the last row: a beat may fall after it
+        self.new: list[np.ndarray] = []  # beats found since they were last taken
+
+    def add(self, rows: np.ndarray) -> None:
+        from ..conditioning.features.beats import song_beats
+
+        if rows.shape[0] == 0:
+            return
+        block = rows if self.last is None else np.concatenate([self.last, rows])
+        first = self.frames - (0 if self.last is None else 1)
+        self.new.append(song_beats(block, self.config) + first)
+        self.frames += rows.shape[0]
+        self.last = rows[-1:].copy()
+
+    def take(self) -> np.ndarray:
+        out = np.concatenate(self.new) if self.new else np.zeros(0)
+        self.new = []
+        return out
+
+    @property
+    def until(self) -> int:
+        """Every beat before this frame position is known (the next pair is not)."""
+        return max(self.frames - 1, 0)
+
+
 def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[float, str, str,
                  dict[str, float]]], features: FeatureStream, *, seed: int, table: np.ndarray,
-                 foot_lock: bool) -> Iterator[tuple[int, np.ndarray]]:
+                 beat_sync: bool, foot_lock: bool) -> Iterator[tuple[int, np.ndarray]]:
     """The work of :meth:`gcdance.Generator.stream` (its arguments checked there)."""
+    from ..conditioning.features.beats import rhythm_config
+    from ..conditioning.features.stream import FeatureStream
+    from ..motion.beat_sync import BeatSyncStream
     from ..motion.foot_lock import FootLockStream
 
     bundle = gen.bundle
@@ -122,7 +161,21 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
     carry: Any = None
     tail: np.ndarray | None = None  # the last generated window's frames after its start hop
     feet = FootLockStream(bundle.layout) if foot_lock else None
+    sync = BeatSyncStream(bundle.layout, fps) if beat_sync else None
+    beats: _Beats | None = None
+    if beat_sync:
+        extra = rhythm_config(bundle.features)
+        beats = _Beats(extra or bundle.features,
+                       None if extra is None else FeatureStream(extra, sample_rate))
     done = 0  # frames yielded
+
+    def add_music(rows: np.ndarray, samples: Any, final: bool) -> None:
+        song.add(rows)
+        if beats is not None:
+            if beats.extra is None:
+                beats.add(rows)
+            else:
+                beats.add(beats.extra.finish() if final else beats.extra.push(samples))
 
     def generate(count: int, music: np.ndarray) -> np.ndarray:
         nonlocal next_window, carry
@@ -134,8 +187,12 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
     def settle(motion: np.ndarray, final: bool) -> Iterator[tuple[int, np.ndarray]]:
         nonlocal done
         piece = motion
+        if sync is not None and beats is not None:
+            piece = (np.concatenate([sync.push(piece, beats.take(), beats.until),
+                                     sync.finish(beats.take())]) if final
+                     else sync.push(piece, beats.take(), beats.until))
         if feet is not None:
-            piece = feet.push(motion)
+            piece = feet.push(piece) if piece.shape[0] else piece  # the sync may hold them all
             if final:
                 piece = np.concatenate([piece, feet.finish()])
         if piece.shape[0]:
@@ -155,10 +212,10 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
         song.forget(next_window * hop)
 
     for index, item in enumerate(chunks):
-        rows = features.push(_chunk(item, sample_rate, index))
-        song.add(rows)
+        samples = _chunk(item, sample_rate, index)
+        add_music(features.push(samples), samples, final=False)
         yield from ready_blocks()
-    song.add(features.finish())
+    add_music(features.finish(), None, final=True)
     total = song.frames
     seconds = features.samples_in / sample_rate
     if seconds < MIN_DURATION:
