@@ -26,16 +26,20 @@ tracks):
   hardly moves would have a perfect PFC), and the planted-foot slide
   (:func:`gcdance.metrics.planted_slide`: how fast the feet move while the motion's own
   contact labels say they are planted; the corpus's labels come from
-  :func:`gcdance.motion.contacts.foot_contacts`). Every dance is measured twice from one sample: as
-  generated (``foot_lock=True``, the default) and without the foot lock (the raw model).
+  :func:`gcdance.motion.contacts.foot_contacts`).
+- **Three rows per sample.** Every dance is measured three ways from one sample (each
+  post-process is a pure function of it): as ``generate`` returns it (beat sync, then the foot
+  lock: ``generated``), without the foot lock (``generated_no_foot_lock``), and with the model's
+  own timing (the foot lock only, no beat sync: ``generated_no_beat_sync``), which is what the
+  model itself knows of the beat.
 - **Seams.** The jerk ratio at the window seams (:func:`gcdance.metrics.seam_jerk_ratio`); the
   corpus's own clips at the same frames give the reference (no seams: about 1).
 - **BAS gap.** BAS against the beat grid minus BAS against the half-beat-shifted grid, per
-  row (generated, no foot lock, corpus): how much of the BAS is beat alignment. BAS alone is
+  row (the three above, corpus): how much of the BAS is beat alignment. BAS alone is
   high for any busy motion (many kinematic beats land near some music beat); a dance that
   ignores the music scores about the same on both grids, a gap near 0.
-- **FID_k and FID_g** (:func:`gcdance.metrics.fid`) of the generated dances (foot lock on, as
-  the user gets them; also without it) against the corpus's held-out dances: the clips of the
+- **FID_k and FID_g** (:func:`gcdance.metrics.fid`) of the generated dances (as the user gets
+  them, and the two other rows) against the corpus's held-out dances: the clips of the
   same ``--start``/``--seconds`` of *every* held-out file of the judged genres (not only the
   ``--max-files`` whose music is danced to). The FineDance protocol's features
   (:func:`gcdance.metrics.dance_features`): joints (all 52) relative to the first frame's
@@ -77,8 +81,8 @@ in training, of the same styles as the training music.
 
 ``--sampler ddim|dpmpp`` and ``--eta`` go to :meth:`gcdance.Generator.generate` only when given
 (else the bundle's defaults); the values used are recorded in the JSON (``sampler``, ``eta``).
-``generate_seconds_per_dance`` is the time of the generation itself (sampling and foot lock) per
-dance; ``seconds_per_dance`` also counts the measuring.
+``generate_seconds_per_dance`` is the time of the generation itself (sampling, beat sync and
+foot lock) per dance; ``seconds_per_dance`` also counts the measuring.
 
 Everything is seeded (``--seed``): the same bundle, corpus and options print the same numbers on
 the same machine.
@@ -111,6 +115,7 @@ from gcdance.metrics import (
     seam_frames,
     seam_jerk_ratio,
 )
+from gcdance.motion.beat_sync import beat_sync
 from gcdance.motion.contacts import foot_contacts
 from gcdance.motion.foot_lock import lock_feet
 from gcdance.motion.skeleton import motion_to_joints
@@ -185,6 +190,11 @@ def _clip_scores(joints: np.ndarray, contacts: np.ndarray, seams: np.ndarray,
 
 
 SCORES = ("bas", "bas_shift", "pfc", "speed", "slide", "seam_jerk")
+VARIANTS = ("generated", "generated_no_foot_lock", "generated_no_beat_sync")
+"""What :func:`evaluate_model` scores of each sample: what ``generate`` returns (beat sync, then
+the foot lock), the same without the foot lock, and the model's own timing (foot lock only)."""
+LABELS = {"generated": "generated", "generated_no_foot_lock": "generated, no foot lock",
+          "generated_no_beat_sync": "generated, no beat sync"}
 
 
 def _row(rows: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -501,40 +511,43 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
     used: dict[str, Any] = {}  # the first dance's settings: the sampler and eta actually used
     columns = [judged.index(genre) for genre in asked]  # each asked genre's classifier id
 
-    def run(mode: str) -> tuple[dict[str, Any], tuple[list[dict[str, float]], ...],
-                                tuple[list[dict[str, np.ndarray]], ...]]:
+    def run(mode: str) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]],
+                                dict[str, list[dict[str, np.ndarray]]]]:
         nonlocal done, generating
         texts = _prompts(mode, asked, len(clips), seed)
         window_hits: list[bool] = []
         confusion = np.zeros((len(asked), len(judged)), dtype=np.int64)  # requested x judged
         chosen_ok: list[bool] = []
-        scores: list[dict[str, float]] = []
-        raw_scores: list[dict[str, float]] = []
-        features: list[dict[str, np.ndarray]] = []
-        raw_features: list[dict[str, np.ndarray]] = []
+        scores: dict[str, list[dict[str, float]]] = {k: [] for k in VARIANTS}
+        features: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in VARIANTS}
         for i, music_clip in enumerate(clips):  # clip-major: scores[i * len(asked) + a]
             for a, genre in enumerate(asked):
-                # One sample, measured without and with the foot lock (a pure post-process).
+                # One sample, measured with and without the post-processes (pure functions of
+                # the sample): beat sync then the foot lock, as generate() does by default.
                 t = time.monotonic()
                 raw = gen.generate(music_clip.audio, texts[i][a], seed=seed + i, steps=steps,
-                                   guidance=guidance, start=start,
-                                   duration=seconds, foot_lock=False, **options)
-                locked = lock_feet(raw.motion, raw.layout)
+                                   guidance=guidance, start=start, duration=seconds,
+                                   beat_sync=False, foot_lock=False, **options)
+                beats = gen.music_beats(music_clip.audio, start, seconds)
+                synced = beat_sync(raw.motion, raw.layout, beats, fps=raw.fps)
+                locked = lock_feet(synced, raw.layout)
                 generating += time.monotonic() - t
                 used.setdefault("settings", dict(raw.settings))
-                raw_joints = raw.joints().astype(np.float64)[:frames]
-                joints = motion_to_joints(locked, raw.layout).astype(np.float64)[:frames]
-                contacts = raw.motion[:frames, raw.layout.contacts]
-                chosen_ok.append(raw.genre == genre)
-                per_window, verdict = clf.judge(joints)
-                window_hits.extend((per_window == columns[a]).tolist())
-                confusion[a, verdict] += 1
-                grid = clip_beats(music_clip.beats, start, joints.shape[0])
-                scores.append(_clip_scores(joints, contacts, seams, *grid))
-                raw_scores.append(_clip_scores(raw_joints, contacts, seams, *grid))
-                if not drums:  # FID needs the corpus's dances to the same music
-                    features.append(clip_features(joints))
-                    raw_features.append(clip_features(raw_joints))
+                variants = {"generated": locked, "generated_no_foot_lock": synced,
+                            "generated_no_beat_sync": lock_feet(raw.motion, raw.layout)}
+                grid = clip_beats(music_clip.beats, start, frames)
+                for key, motion in variants.items():
+                    joints = motion_to_joints(motion, raw.layout).astype(np.float64)[:frames]
+                    # contacts: the sync moves them with the motion
+                    scores[key].append(_clip_scores(joints, motion[:frames, raw.layout.contacts],
+                                                    seams, *grid))
+                    if not drums:  # FID needs the corpus's dances to the same music
+                        features[key].append(clip_features(joints))
+                    if key == "generated":
+                        chosen_ok.append(raw.genre == genre)
+                        per_window, verdict = clf.judge(joints)
+                        window_hits.extend((per_window == columns[a]).tolist())
+                        confusion[a, verdict] += 1
                 done += 1
                 if done % len(asked) == 0:
                     rate = (time.monotonic() - t1) / done
@@ -549,9 +562,9 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
             "prompt_to_genre_accuracy": float(np.mean(chosen_ok)),
             "per_genre_accuracy": {g: float(a) for g, a in zip(asked, per_genre, strict=True)},
             "confusion": confusion.tolist(),
-        }, (scores, raw_scores), (features, raw_features)
+        }, scores, features
 
-    control, (gen_scores, raw_scores), (gen_features, raw_features) = run(modes[0])
+    control, gen_scores, gen_features = run(modes[0])
     settings = used["settings"]
     result: dict[str, Any] = {
         "bundle": str(gen.bundle.path),
@@ -575,22 +588,20 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         "genres": asked, "judged_genres": judged, "dances": n,
         "classifier_heldout_corpus_accuracy": float(np.mean(own)) if own else float("nan"),
         **control,
-        "generated": _row(gen_scores),
-        "generated_no_foot_lock": _row(raw_scores),
+        **{k: _row(v) for k, v in gen_scores.items()},
     })
     if drums:
         per = len(asked)
-        by_clip = [(c, gen_scores[i * per : (i + 1) * per], raw_scores[i * per : (i + 1) * per])
+        by_clip = [(c, {k: v[i * per : (i + 1) * per] for k, v in gen_scores.items()})
                    for i, c in enumerate(clips)]
         groups = {feel: [x for x in by_clip if _feel(x[0]) == feel]
                   for feel in ("straight", "swing")}
         result["by_feel"] = {
             feel: {"clips": len(group),
-                   "generated": _row([s for _, sc, _ in group for s in sc]),
-                   "generated_no_foot_lock": _row([s for _, _, sc in group for s in sc])}
+                   **{k: _row([s for _, sc in group for s in sc[k]]) for k in VARIANTS}}
             for feel, group in groups.items() if group}
-        result["drum_clips"] = [{**(c.about or {}), "name": c.name, "generated": _row(sc),
-                                 "generated_no_foot_lock": _row(raw)} for c, sc, raw in by_clip]
+        result["drum_clips"] = [{**(c.about or {}), "name": c.name,
+                                 **{k: _row(sc[k]) for k in VARIANTS}} for c, sc in by_clip]
         result["reference"] = ("none: synthesized music has no corpus dance, so there is no "
                                "corpus row and no FID; PFC, slide and seam jerk are the "
                                "generated dances' own")
@@ -600,8 +611,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
             "reference": f"corpus {music} clips, {start:g}-{start + seconds:g} s",
             "features": "FineDance protocol: 52 joints relative to the first frame's pelvis; "
                         "kinetic (156 dims, frame time 1/30 s), geometric (32)",
-            "generated": fid_scores(gen_features, reference),
-            "generated_no_foot_lock": fid_scores(raw_features, reference),
+            **{k: fid_scores(v, reference) for k, v in gen_features.items()},
             "floor": floor,
         }
     if len(modes) > 1:
@@ -658,12 +668,9 @@ def format_report(r: dict[str, Any]) -> str:
         worst = int(row.argmax())
         tail = f"  (else mostly {judged[worst]})" if row[worst] > 0 else ""
         lines.append(f"    {name:13s} {r['per_genre_accuracy'][name]:.2f}{tail}")
-    rows = [("generated", r["generated"])]
-    if "generated_no_foot_lock" in r:
-        rows.append(("generated, no foot lock", r["generated_no_foot_lock"]))
+    rows = [(LABELS[k], r[k]) for k in VARIANTS if k in r]
     for feel, v in r.get("by_feel", {}).items():
-        rows += [(f"  {feel}", v["generated"]),
-                 (f"  {feel}, no foot lock", v["generated_no_foot_lock"])]
+        rows += [(f"  {feel}" + LABELS[k][len("generated"):], v[k]) for k in VARIANTS if k in v]
     if "corpus" in r:
         rows.append(("corpus (same clips)", r["corpus"]))
     nan = float("nan")
@@ -693,8 +700,7 @@ def format_report(r: dict[str, Any]) -> str:
         ]
     if "fid" in r:
         f = r["fid"]
-        fid_rows = [("generated", f["generated"]),
-                    ("generated, no foot lock", f["generated_no_foot_lock"])]
+        fid_rows = [(LABELS[k], f[k]) for k in VARIANTS if k in f]
         if f.get("floor") is not None:
             fid_rows.append(("corpus training (floor)", f["floor"]))
         lines += [

@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -94,8 +95,10 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
                       evaluation: Mapping[str, Any] | None = None,
                       corpus_report: Mapping[str, Any] | None = None,
                       training_log: Mapping[str, Any] | None = None,
-                      notes: str | None = None) -> str:
-    """The card's Markdown text (see the module docstring)."""
+                      notes: str | None = None, training_line: str | None = None) -> str:
+    """The card's Markdown text (see the module docstring). ``training_line``: the steps, time
+    and losses line to show when there is no ``training_log`` (a card rewritten without the run
+    folder keeps the one it had)."""
     model, prov = manifest["model"], manifest.get("provenance", {})
     samp, feats = manifest["sampling"], manifest["features"]
     genres = manifest["genres"]["names"]
@@ -145,6 +148,8 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
                      f"{training_log['loss_last']:.3f} at the last ("
                      + ", ".join(f"{k} {v:.4f}" for k, v in training_log["losses"].items()
                                  if k != "edge") + ").")
+    elif training_line:
+        lines.append(training_line)
     env = {k: prov[k] for k in ("torch", "onnx", "onnxruntime", "python") if k in prov}
     if env or prov.get("git_commit"):
         lines.append("- Built with " + ", ".join(f"{k} {v}" for k, v in env.items())
@@ -179,6 +184,7 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
             f"{c['speed']:.2f} |",
             *_lock_rows(e),
             *_fid_rows(e),
+            *_sync_rows(e),
             f"| time per {e['seconds']:g} s dance ({e.get('provider', '?')} provider) | "
             f"{e['seconds_per_dance']:.1f} s |", "",
             "Per genre (top-1 per dance): " + ", ".join(
@@ -270,7 +276,8 @@ def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
         raise InputError(f"cannot read the notes {notes}: {exc}") from None
     text = render_model_card(
         manifest, name=name or root.name, evaluation=ev, corpus_report=report,
-        training_log=_training_log(Path(run) if run else None), notes=notes_text)
+        training_log=_training_log(Path(run) if run else None), notes=notes_text,
+        training_line=_previous_training_line(root, manifest))
     data = text.encode("utf-8")
     manifest["files"][MODEL_CARD_FILE] = {"sha256": hashlib.sha256(data).hexdigest(),
                                           "size": len(data)}
@@ -289,6 +296,34 @@ def write_model_card(bundle: str | os.PathLike[str], *, name: str | None = None,
 
 
 _SAMPLER_NAMES = {"ddim": "DDIM", "dpmpp": "DPM-Solver++"}
+_TRAINING_LINE = re.compile(r"^- \d+ steps in \d+ min; .*$", re.MULTILINE)
+
+
+def _previous_training_line(root: Path, manifest: Mapping[str, Any]) -> str | None:
+    """The steps/time/losses line of the bundle's current card, if it has one: run folders are
+    not kept with a bundle, and a card rewritten for new measurements should not lose it."""
+    name = manifest.get("model_card")
+    try:
+        text = (root / name).read_text(encoding="utf-8") if name else ""
+    except OSError:
+        return None
+    found = _TRAINING_LINE.search(text)
+    return found.group(0) if found else None
+
+
+def _sync_rows(e: Mapping[str, Any]) -> list[str]:
+    """The model's own timing: the same samples without the beat sync (evaluations made before
+    the sync existed have none)."""
+    raw = e.get("generated_no_beat_sync")
+    if raw is None:
+        return []
+    rows = [f"| BAS without the beat sync (the model's own timing) / shifted | "
+            f"{raw['bas']:.3f} / {raw['bas_shift']:.3f} |"]
+    f = (e.get("fid") or {}).get("generated_no_beat_sync")
+    if f and math.isfinite(f["fid_k"]):
+        rows.append(f"| FID_k / FID_g without the beat sync | {f['fid_k']:.1f} / "
+                    f"{f['fid_g']:.2f} |")
+    return rows
 
 
 def _fid_rows(e: Mapping[str, Any]) -> list[str]:

@@ -613,6 +613,30 @@ def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
         load_bundle(copy)
 
 
+def test_model_card_keeps_its_training_line_and_shows_the_models_own_timing(
+        copy: Path, tmp_path: Path) -> None:
+    """Run folders are not kept with a bundle: a card rewritten without ``--run`` keeps the
+    training line it had; an evaluation with the beat sync shows the model's own timing too."""
+    from export.model_card import main as card_main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("step,loss,loss_simple,elapsed_s\n100,1.0,0.5,60\n"
+                                 "4800,0.04,0.02,5220\n")
+    assert card_main(["--bundle", str(copy), "--run", str(run)]) == 0
+    line = "- 4800 steps in 87 min; loss 1.000 at the first log row, 0.040 at the last"
+    assert line in load_bundle(copy).model_card.read_text()
+    ev = tmp_path / "eval.json"
+    e = _evaluation()
+    e["generated_no_beat_sync"] = dict(e["generated"], bas=0.252, bas_shift=0.219)
+    ev.write_text(json.dumps(e))
+    assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 0
+    text = load_bundle(copy).model_card.read_text()
+    assert line in text
+    assert "| BAS without the beat sync (the model's own timing) / shifted | 0.252 / 0.219 |" \
+        in text
+
+
 def test_model_card_training_time_adds_resumed_segments(tmp_path: Path) -> None:
     from export.model_card import _training_log
 

@@ -18,8 +18,9 @@
 3. **Generation.** ``rounds`` (10) sampling rounds: round r generates every clip from its music
    (``start``/``duration`` of the song) and its genre label as the prompt, with seed
    ``seed + r * n_clips + i``, the bundle's sampling settings (or ``steps``/``guidance``/
-   ``eta``) and the raw model output (no foot lock, as in the paper; ``foot_lock=True`` to
-   apply it). Dances go to ``OUT/generated/round_XX/<clip>.npz`` (joints, fps, music beats).
+   ``eta``) and the raw model output (no beat sync and no foot lock, as in the paper;
+   ``beat_sync=True`` / ``foot_lock=True`` to apply them as ``generate`` does by default).
+   Dances go to ``OUT/generated/round_XX/<clip>.npz`` (joints, fps, music beats).
    A rerun with the same settings keeps the dances already written (resume); other settings
    in the same ``OUT`` are refused.
 4. **Table.** :func:`gcdance.evaluation.evaluate.evaluate` on those folders: mean and standard
@@ -279,6 +280,7 @@ def generate_rounds(generator: Any, clips: Sequence[ProtocolClip], folder: Path,
                     rounds: int, seed: int = 0, beats: dict[str, np.ndarray] | None = None,
                     steps: int | None = None, guidance: float | None = None,
                     eta: float | None = None, foot_lock: bool = False,
+                    beat_sync: bool = False,
                     log: Callable[[str], None] = lambda _m: None) -> int:
     """Generate every clip ``rounds`` times into ``folder/round_XX/<clip>.npz``; returns how
     many were generated (files already there are kept: an interrupted run resumes)."""
@@ -293,7 +295,7 @@ def generate_rounds(generator: Any, clips: Sequence[ProtocolClip], folder: Path,
             dance = generator.generate(
                 clip.music, clip.genre, seed=seed + r * len(clips) + i, steps=steps,
                 guidance=guidance, eta=eta, start=clip.start / clip.fps,
-                duration=clip.frames / clip.fps, foot_lock=foot_lock)
+                duration=clip.frames / clip.fps, beat_sync=beat_sync, foot_lock=foot_lock)
             joints = np.asarray(dance.joints())
             if joints.shape[0] < clip.frames:
                 raise DataFormatError(f"{clip.name}: the model gave {joints.shape[0]} frames "
@@ -332,7 +334,8 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
                  clip_seconds: float | None = None, clips_per_song: int | None = None,
                  seed: int = 0, steps: int | None = None, guidance: float | None = None,
                  eta: float | None = None, foot_lock: bool = False,
-                 reference_compat: str = "off", real_set: str | None = None,
+                 beat_sync: bool = False, reference_compat: str = "off",
+                 real_set: str | None = None,
                  provider: str = "auto",
                  split_file: str | os.PathLike[str] | None = None,
                  ignore_file: str | os.PathLike[str] | None = None,
@@ -380,12 +383,14 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
         else repr(bundle), "clips": [asdict(c) for c in clips], "rounds": rounds,
         "seed": seed, "steps": steps, "guidance": guidance, "eta": eta, "foot_lock": foot_lock,
     }  # what the generated dances depend on (the real set does not: real/ is rewritten)
+    if beat_sync:  # only when on: runs from before the option resume
+        settings["beat_sync"] = True
     _check_settings(out_dir, settings, force)
     beats, real_beats = _song_beats(clips, real_clips, log=log)
     write_real_clips(out_dir / "real", real_clips, real, real_beats)
     generate_rounds(generator, clips, out_dir / "generated", rounds=rounds, seed=seed,
                     beats=beats, steps=steps, guidance=guidance, eta=eta,
-                    foot_lock=foot_lock, log=log)
+                    foot_lock=foot_lock, beat_sync=beat_sync, log=log)
     kinetic, geometric = REFERENCE_COMPAT[reference_compat]
     result = evaluate(
         out_dir / "generated", real=out_dir / "real", name=name, fps=clips[0].fps,
@@ -394,6 +399,7 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
         rounds=rounds, seed=seed, cache_dir=cache_dir, columns=spec.columns, log=log)
     result["protocol"] = {"name": protocol, "n_clips": len(clips), "clip_seconds": clip_seconds,
                           "clips_per_song": per_song, "foot_lock": foot_lock,
+                          "beat_sync": beat_sync,
                           "real_set": real_set, "n_real": len(real_clips),
                           "beats": _BEATS_FPS_NOTE}
     (out_dir / "table.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
@@ -424,6 +430,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eta", type=float, help="DDIM eta (default: the bundle's)")
     p.add_argument("--foot-lock", action="store_true",
                    help="apply the foot lock (the paper evaluates the raw model output)")
+    p.add_argument("--beat-sync", action="store_true",
+                   help="apply the beat sync (the paper evaluates the raw model output)")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
     p.add_argument("--split-file", help="AIST++: test split (ROOT/splits/crossmodal_test.txt)")
     p.add_argument("--ignore-file", help="AIST++: ignore list (ROOT/ignore_list.txt or "
@@ -454,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.protocol, args.data, args.bundle, args.out, rounds=args.rounds,
             clip_seconds=args.clip_seconds, clips_per_song=args.clips_per_song,
             seed=args.seed, steps=args.steps, guidance=args.guidance, eta=args.eta,
-            foot_lock=args.foot_lock, reference_compat=args.reference_compat,
+            foot_lock=args.foot_lock, beat_sync=args.beat_sync,
+            reference_compat=args.reference_compat,
             real_set=args.real_set, provider=args.provider, split_file=args.split_file,
             ignore_file=args.ignore_file,
             music_dir=args.music_dir, cache_dir=args.cache_dir, force=args.force,
