@@ -193,6 +193,9 @@ SCORES = ("bas", "bas_shift", "pfc", "speed", "slide", "seam_jerk")
 VARIANTS = ("generated", "generated_no_foot_lock", "generated_no_beat_sync")
 """What :func:`evaluate_model` scores of each sample: what ``generate`` returns (beat sync, then
 the foot lock), the same without the foot lock, and the model's own timing (foot lock only)."""
+POST_PROCESSING = ["beat_sync", "foot_lock"]
+"""What ``generated`` went through after sampling, in order (recorded in the JSON: results made
+before the beat sync existed have no such key)."""
 LABELS = {"generated": "generated", "generated_no_foot_lock": "generated, no foot lock",
           "generated_no_beat_sync": "generated, no beat sync"}
 
@@ -521,6 +524,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         scores: dict[str, list[dict[str, float]]] = {k: [] for k in VARIANTS}
         features: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in VARIANTS}
         for i, music_clip in enumerate(clips):  # clip-major: scores[i * len(asked) + a]
+            beats = gen.music_beats(music_clip.audio, start, seconds)  # the sync's, per clip
             for a, genre in enumerate(asked):
                 # One sample, measured with and without the post-processes (pure functions of
                 # the sample): beat sync then the foot lock, as generate() does by default.
@@ -528,14 +532,13 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                 raw = gen.generate(music_clip.audio, texts[i][a], seed=seed + i, steps=steps,
                                    guidance=guidance, start=start, duration=seconds,
                                    beat_sync=False, foot_lock=False, **options)
-                beats = gen.music_beats(music_clip.audio, start, seconds)
                 synced = beat_sync(raw.motion, raw.layout, beats, fps=raw.fps)
                 locked = lock_feet(synced, raw.layout)
                 generating += time.monotonic() - t
                 used.setdefault("settings", dict(raw.settings))
                 variants = {"generated": locked, "generated_no_foot_lock": synced,
                             "generated_no_beat_sync": lock_feet(raw.motion, raw.layout)}
-                grid = clip_beats(music_clip.beats, start, frames)
+                grid = clip_beats(music_clip.beats, start, min(frames, raw.motion.shape[0]))
                 for key, motion in variants.items():
                     joints = motion_to_joints(motion, raw.layout).astype(np.float64)[:frames]
                     # contacts: the sync moves them with the motion
@@ -578,7 +581,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         # before the sampler option existed every dance was DDIM (then settings has no sampler)
         "sampler": str(settings.get("sampler") or sampler or "ddim"),
         "eta": float(settings["eta"]) if "eta" in settings else eta,
-        "max_files": max_files,
+        "max_files": max_files, "post_processing": POST_PROCESSING,
     }
     if drums:
         result["clips"] = len(clips)

@@ -12,8 +12,8 @@ from gcdance.motion.beat_sync import (
     AMPLITUDE,
     BeatSyncStream,
     beat_sync,
+    lookahead_frames,
     reach_frames,
-    settle_frames,
     time_map,
 )
 from gcdance.motion.layout import FINEDANCE
@@ -63,14 +63,15 @@ def test_time_map_pulses_between_beats_and_keeps_the_beats():
     assert (s[: int(beats[0])] == np.arange(int(beats[0]))).all()
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_time_map_always_increases(seed):
-    """Irregular beats (a tracker's), gaps, beats at the ends, frames left alone."""
+@pytest.mark.parametrize(("seed", "fps"), [(0, 30), (1, 30), (2, 24), (3, 60), (4, 120)])
+def test_time_map_always_increases(seed, fps):
+    """Irregular beats (a tracker's), gaps, beats at the ends, frames left alone, other frame
+    rates (the fade is a duration, so its share of the rate does not grow with the fps)."""
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(30, 600))
-    beats = np.cumsum(rng.uniform(5, 45, size=60)) - rng.uniform(0, 40)
+    n = int(rng.integers(30, 600) * fps / 30)
+    beats = (np.cumsum(rng.uniform(5, 45, size=60)) - rng.uniform(0, 40)) * fps / 30
     allowed = rng.uniform(size=n) > 0.02
-    s = time_map(0, n, np.r_[0.0, beats, n - 1.0], end=n, allowed=allowed)
+    s = time_map(0, n, np.r_[0.0, beats, n - 1.0], end=n, allowed=allowed, fps=fps)
     assert (np.diff(s) > 0).all() and s[0] >= 0 and s[-1] <= n - 1
     assert (s[~allowed] == np.arange(n)[~allowed]).all()
 
@@ -129,8 +130,16 @@ def test_stream_equals_offline(sizes):
         sent = until
     pieces.append(stream.finish(beats[beats >= sent]))
     joined = np.concatenate(pieces)
-    assert joined.shape == m.shape
+    assert joined.shape == m.shape and joined.dtype == m.dtype
     assert np.array_equal(joined, whole)
+
+
+def test_stream_keeps_float64():
+    m = _motion(200).astype(np.float64)
+    beats = _grid(200)
+    stream = BeatSyncStream(FINEDANCE, FPS)
+    joined = np.concatenate([stream.push(m, beats, 200), stream.finish()])
+    assert joined.dtype == np.float64 and np.array_equal(joined, beat_sync(m, FINEDANCE, beats))
 
 
 def test_stream_memory_is_bounded():
@@ -139,7 +148,7 @@ def test_stream_memory_is_bounded():
     beats = _grid(900)
     for at in range(0, 900, 30):
         stream.push(m[at: at + 30], beats[(beats >= at) & (beats < at + 30)], at + 30)
-    assert stream._raw.shape[0] <= settle_frames() + reach_frames() + 30
+    assert stream._raw.shape[0] <= lookahead_frames() + reach_frames() + 30
     assert stream._beats.size < 10
 
 
@@ -157,3 +166,12 @@ def test_bad_input():
         beat_sync(m, FINEDANCE, _grid(60), keep=np.zeros((60, 3), bool))
     with pytest.raises(InputError, match="layout"):
         beat_sync(m, 3, _grid(60))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="no frames"):
+        beat_sync(m[:0], FINEDANCE, _grid(60), keep=np.zeros((0, FINEDANCE.dim), bool))
+    for fps in (0, -30, float("nan"), "30"):
+        with pytest.raises(InputError, match="fps"):
+            beat_sync(m, FINEDANCE, _grid(60), fps=fps)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="layout"):
+        BeatSyncStream(3)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="beats_until"):
+        BeatSyncStream(FINEDANCE).push(m, _grid(60), float("nan"))

@@ -102,11 +102,23 @@ def test_beat_sync_is_on_by_default_and_can_be_turned_off(
            for d in (raw, synced)]
     assert gap[1] > gap[0] + 0.1  # even a random model's dance now stops on the beats
     ref = generator.generate(audio, "Hiphop", seed=3, steps=8)
-    keep = masks.frames(90, 150) | masks.joints("hands")
-    edited = generator.edit(audio, "Jazz", ref, keep, seed=1, steps=8)
+    keep = masks.frames(90, 150)
     kept = keep.resolve(FINEDANCE, 240)
+    edited = generator.edit(audio, "Jazz", ref, keep, seed=1, steps=8, foot_lock=False)
+    edited_raw = generator.edit(audio, "Jazz", ref, keep, seed=1, steps=8, beat_sync=False,
+                                foot_lock=False)
     np.testing.assert_array_equal(edited.motion[kept], ref.motion[kept])
+    # the regenerated frames are synced (fading out before the kept ones), the kept left alone
+    np.testing.assert_array_equal(edited.motion,
+                                  beat_sync(edited_raw.motion, FINEDANCE, beats, keep=kept))
+    assert not np.array_equal(edited.motion[:60], edited_raw.motion[:60])
     assert edited.settings["beat_sync"] is True
+    # a joint-wise edit keeps something on every frame: the reference's timing stays
+    hands = generator.edit(audio, "Jazz", ref, masks.joints("hands"), seed=1, steps=8,
+                           foot_lock=False)
+    hands_raw = generator.edit(audio, "Jazz", ref, masks.joints("hands"), seed=1, steps=8,
+                               beat_sync=False, foot_lock=False)
+    np.testing.assert_array_equal(hands.motion, hands_raw.motion)
     for bad in ("yes", 1, None):
         with pytest.raises(gcdance.GCDanceError, match="beat_sync must be True or False"):
             generator.generate(audio, "Jazz", steps=2, beat_sync=bad)  # type: ignore[arg-type]

@@ -97,6 +97,7 @@ def _result(sampler: str = "ddim", steps: int = 50, *, genre: float = 0.8, gap: 
         "bundle": "b", "provider": "cpu", "prompts": "names", "music": "test", "guidance": 6.0,
         "seconds": 12.0, "start": 20.0, "seed": 0, "steps": steps, "sampler": sampler,
         "eta": 0.0, "max_files": 4, "held_out_files": 4, "genres": genres, "dances": 8,
+        "post_processing": ["beat_sync", "foot_lock"],
         "classifier_heldout_corpus_accuracy": 1.0, "genre_accuracy_dance": genre,
         "genre_accuracy_window": genre, "prompt_to_genre_accuracy": 1.0,
         "per_genre_accuracy": dict.fromkeys(genres, genre), "confusion": [[4, 0], [0, 4]],

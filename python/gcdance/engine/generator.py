@@ -4,8 +4,9 @@ Pipeline of :meth:`Generator.generate`: audio -> per-frame music features (the b
 configuration, checked) -> genre from the prompt (exact name/alias, else the bundle's classifier
 P; a prompt schedule gives one per window) -> its control embedding C_E -> the engine's sampling
 loop over 4 s windows (DDIM or DPM-Solver++, guidance, root anchoring, window handover,
-stitching; ``gcdance._engine``) -> unnormalized motion -> foot contact clean-up
-(:mod:`gcdance.motion.foot_lock`, on by default) -> ``Dance``.
+stitching; ``gcdance._engine``) -> unnormalized motion -> beat sync (a local time warp that
+slows the dance into every beat, :mod:`gcdance.motion.beat_sync`, on by default) -> foot
+contact clean-up (:mod:`gcdance.motion.foot_lock`, on by default) -> ``Dance``.
 
 Threading: one ``Generator`` may be used from several threads at once. The model's sessions
 (weights) are shared; each call borrows an engine state (buffers) from a pool that holds one per
@@ -377,7 +378,7 @@ class Generator:
         dance to: those the bundle's music features mark (``rhythm`` or ``baseline`` set), else
         those of the ``rhythm`` set computed for the purpose
         (:mod:`gcdance.conditioning.features.beats`). ``features``: the audio's
-        :meth:`music_features`, when already computed."""
+        :meth:`music_features`, when already computed (used when they mark the beats)."""
         from ..conditioning.features.beats import rhythm_config, song_beats
         from ..conditioning.features.music import extract_features
 
@@ -402,8 +403,8 @@ class Generator:
         beats = self.music_beats(audio, start, duration, features=features)
         return sync(motion, self.bundle.layout, beats, fps=self.bundle.fps, keep=keep)
 
-    def _used(self, guidance: float | None, eta: float | None, sampler: str | None,
-              foot_lock: bool, beat_sync: bool) -> dict[str, Any]:
+    def _used(self, guidance: float | None, eta: float | None, sampler: str | None, *,
+              beat_sync: bool, foot_lock: bool) -> dict[str, Any]:
         """The sampler, guidance, eta, beat sync and foot lock a generation ran with (given, else
         the bundle's)."""
         sampling = self.bundle.sampling
@@ -473,7 +474,8 @@ class Generator:
         motion = self._sync_beats(motion, beat_sync, features, audio, start, duration)
         motion = self._lock_feet(motion, foot_lock)
         return self._dance(motion, schedule, seed, audio, start, duration, table,
-                           **self._used(guidance, eta, sampler, foot_lock, beat_sync))
+                           **self._used(guidance, eta, sampler, beat_sync=beat_sync,
+                                       foot_lock=foot_lock))
 
     def stream(self, chunks: Iterable[Any],
                prompt: Prompt = "energetic hip-hop with sharp arm hits", *, sample_rate: int,
@@ -558,7 +560,8 @@ class Generator:
         out = self._sync_beats(out, beat_sync, features, audio, start, duration, keep=mask)
         out = self._lock_feet(out, foot_lock, keep=mask)
         return self._dance(out, schedule, seed, audio, start, duration, table,
-                           **self._used(guidance, eta, sampler, foot_lock, beat_sync),
+                           **self._used(guidance, eta, sampler, beat_sync=beat_sync,
+                                       foot_lock=foot_lock),
                            edited=True)
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ What is final when:
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
 - beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known
+  (at 30 fps)
   (:class:`gcdance.motion.beat_sync.BeatSyncStream`; the beats come from the ``rhythm``
   columns, the bundle's own or computed beside its features,
   :mod:`gcdance.conditioning.features.beats`);
@@ -122,7 +123,7 @@ class _Beats:
             return
         block = rows if self.last is None else np.concatenate([self.last, rows])
         first = self.frames - (0 if self.last is None else 1)
-        self.new.append(song_beats(block, self.config) + first)
+        self.new.append(song_beats(block, self.config, first))
         self.frames += rows.shape[0]
         self.last = rows[-1:].copy()
 
@@ -165,8 +166,8 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
     beats: _Beats | None = None
     if beat_sync:
         extra = rhythm_config(bundle.features)
-        beats = _Beats(extra or bundle.features,
-                       None if extra is None else FeatureStream(extra, sample_rate))
+        beats = (_Beats(bundle.features, None) if extra is None
+                 else _Beats(extra, FeatureStream(extra, sample_rate)))
     done = 0  # frames yielded
 
     def add_music(rows: np.ndarray, samples: Any, final: bool) -> None:

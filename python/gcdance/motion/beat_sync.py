@@ -14,7 +14,7 @@ sampling, the way :mod:`.foot_lock` cleans the feet, by warping time locally:
   and its moves are not reordered, only paced. :data:`AMPLITUDE` ``a`` = 0.7 gives a constant
   speed motion the corpus's profile (0.3 on the beat, 1.7 half-way).
 - **Where.** Only between beats 0.25-1.2 s apart (50-240 bpm); an envelope ``e`` fades the
-  pulse in and out with a smoothstep over :data:`FADE_FRAMES` frames next to the frames left
+  pulse in and out with a smoothstep over :data:`FADE_SECONDS` next to the frames left
   alone (before the first beat, after the last, across gaps in the beats, near the motion's
   ends, and an edit's kept frames), so the rate never jumps and ``s`` stays increasing.
 - **Resampling.** Root translation and contact channels are interpolated linearly, joint
@@ -22,9 +22,9 @@ sampling, the way :mod:`.foot_lock` cleans the feet, by warping time locally:
   song without beats).
 
 The beats come from the music features the model saw (:func:`gcdance.conditioning.features.beats.
-song_beats`). A frame's ``s(t)`` depends only on the beats up to :func:`settle_frames` after it
-and on input frames at most :func:`reach_frames` away, so a stream can sync with bounded delay
-(:class:`BeatSyncStream`).
+song_beats`). A frame's ``s(t)`` depends only on the beats up to :func:`lookahead_frames` after
+it and on input frames at most :func:`reach_frames` away, so a stream can sync with bounded
+delay (:class:`BeatSyncStream`).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from .rotation import (
     slerp,
 )
 
-__all__ = ["AMPLITUDE", "FADE_FRAMES", "MAX_PERIOD", "MIN_PERIOD", "BeatSyncStream",
-           "beat_sync", "reach_frames", "settle_frames", "time_map"]
+__all__ = ["AMPLITUDE", "FADE_SECONDS", "MAX_PERIOD", "MIN_PERIOD", "BeatSyncStream",
+           "beat_sync", "fade_frames", "lookahead_frames", "reach_frames", "time_map"]
 
 AMPLITUDE = 0.7
 """Depth of the pulse: the playback rate is ``1 - a`` on a beat and ``1 + a`` half-way. Chosen by
@@ -53,12 +53,19 @@ MIN_PERIOD = 0.25
 """Shortest beat period (s) that is pulsed (240 bpm): faster, the pulse would be a tremor."""
 MAX_PERIOD = 1.2
 """Longest beat period (s) that is pulsed (50 bpm): a longer gap is a pause in the beats."""
-FADE_FRAMES = 15
-"""Frames over which the pulse fades in and out next to frames left alone (0.5 s at 30 fps)."""
+FADE_SECONDS = 0.5
+"""How long the pulse takes to fade in and out next to frames left alone. In seconds, like the
+periods: the fade's own contribution to the rate, at most ``a * 1.5 / fade * P / (2 pi)`` =
+0.4, then does not depend on the frame rate, and the rate stays above 0."""
 
 
 def _max_period(fps: float) -> float:
     return MAX_PERIOD * fps
+
+
+def fade_frames(fps: float = 30.0) -> int:
+    """:data:`FADE_SECONDS` in frames (15 at 30 fps)."""
+    return max(1, round(FADE_SECONDS * fps))
 
 
 def reach_frames(fps: float = 30.0) -> int:
@@ -67,11 +74,11 @@ def reach_frames(fps: float = 30.0) -> int:
     return math.ceil(AMPLITUDE * _max_period(fps) / (2.0 * math.pi)) + 1
 
 
-def settle_frames(fps: float = 30.0) -> int:
-    """How many frames after ``t`` the beats must be known for ``s(t)`` to be final: the
-    envelope looks :data:`FADE_FRAMES` ahead, and whether that frame lies between two beats
-    close enough to pulse needs the beats up to one longest period after it."""
-    return FADE_FRAMES + math.ceil(_max_period(fps)) + 1
+def lookahead_frames(fps: float = 30.0) -> int:
+    """How many frames after ``t`` the beats must be known for ``s(t)`` to be final (52 at
+    30 fps): the envelope looks :func:`fade_frames` ahead, and whether that frame lies between
+    two beats close enough to pulse needs the beats up to one longest period after it."""
+    return fade_frames(fps) + math.ceil(_max_period(fps)) + 1
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -106,9 +113,9 @@ def time_map(lo: int, hi: int, beats: np.ndarray, *, end: int | None, fps: float
     """
     t = np.arange(lo, hi)
     beats = np.asarray(beats, dtype=np.float64)
-    # Activity of every frame within FADE_FRAMES: the envelope is the smoothstep of the
+    # Activity of every frame within a fade: the envelope is the smoothstep of the
     # distance to the nearest inactive frame.
-    f = FADE_FRAMES
+    f = fade_frames(fps)
     u = np.arange(lo - f, hi + f)
     act, b0, period = _active(u, beats, end, fps, allowed, lo)
     idx = np.arange(u.size)
@@ -127,10 +134,12 @@ def time_map(lo: int, hi: int, beats: np.ndarray, *, end: int | None, fps: float
 def _resample(motion: np.ndarray, lay: MotionLayout, src: np.ndarray, first: int) -> np.ndarray:
     """Rows of ``motion`` (its row 0 is absolute frame ``first``) at the absolute times
     ``src``: linear for translation and contacts, slerp for rotations."""
-    i0 = np.floor(src).astype(np.int64)
-    frac = (src - i0)[:, None]
-    i0 = np.clip(i0 - first, 0, motion.shape[0] - 1)
-    i1 = np.clip(i0 + 1, 0, motion.shape[0] - 1)
+    whole = np.floor(src)
+    frac = (src - whole)[:, None]
+    i0 = whole.astype(np.int64) - first
+    # the map stays within reach_frames() of the frames held (and within the motion)
+    assert i0.min() >= 0 and i0.max() < motion.shape[0], "beat sync read outside its frames"
+    i1 = np.minimum(i0 + 1, motion.shape[0] - 1)
     a, b = motion[i0].astype(np.float64), motion[i1].astype(np.float64)
     out = a + frac * (b - a)
     rot = lay.rotations
@@ -154,11 +163,22 @@ def _check_beats(beats: np.ndarray) -> np.ndarray:
     return np.unique(b)
 
 
-def _check(motion: np.ndarray, layout: MotionLayout | str) -> tuple[np.ndarray, MotionLayout]:
+def _check_layout(layout: MotionLayout | str) -> MotionLayout:
     if not isinstance(layout, (MotionLayout, str)):
         raise InputError(f"beat_sync: layout must be a MotionLayout or a layout name, got "
                          f"{type(layout).__name__}")
-    lay = get_layout(layout)
+    return get_layout(layout)
+
+
+def _check_fps(fps: float) -> float:
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) \
+            or not math.isfinite(fps) or fps <= 0:
+        raise InputError(f"beat_sync: fps must be a positive number, got {fps!r}")
+    return float(fps)
+
+
+def _check(motion: np.ndarray, layout: MotionLayout | str) -> tuple[np.ndarray, MotionLayout]:
+    lay = _check_layout(layout)
     m = np.asarray(motion)
     if not np.issubdtype(m.dtype, np.floating) or m.ndim != 2 or m.shape[1] != lay.dim:
         raise InputError(f"beat_sync: motion must be a float (frames, {lay.dim}) array for "
@@ -185,6 +205,9 @@ def beat_sync(motion: np.ndarray, layout: MotionLayout | str, beats: np.ndarray,
         A new array; frames the map leaves in place are bit-identical copies.
     """
     m, lay = _check(motion, layout)
+    fps = _check_fps(fps)
+    if m.shape[0] == 0:
+        raise InputError("beat_sync: motion has no frames; pass a dance with at least one frame")
     b = _check_beats(beats)
     allowed = None
     if keep is not None:
@@ -205,15 +228,17 @@ def beat_sync(motion: np.ndarray, layout: MotionLayout | str, beats: np.ndarray,
 class BeatSyncStream:
     """:func:`beat_sync` of a motion and beats that arrive piece by piece (streaming): joined,
     the pieces ``push`` and ``finish`` return equal ``beat_sync`` of the whole motion with all
-    its beats. Memory: the input frames within :func:`reach_frames` of the next frame out, and
-    the beats of the last few seconds."""
+    its beats (in the first piece's dtype). Memory: the input frames from :func:`reach_frames`
+    before the next frame out, and the beats of the last few seconds, while ``beats_until``
+    keeps up with the motion."""
 
     def __init__(self, layout: MotionLayout | str, fps: float = 30.0) -> None:
-        self._lay = get_layout(layout) if isinstance(layout, str) else layout
-        self._fps = float(fps)
+        self._lay = _check_layout(layout)
+        self._fps = _check_fps(fps)
         self._reach = reach_frames(self._fps)
-        self._settle = settle_frames(self._fps)
-        self._raw = np.zeros((0, self._lay.dim), np.float32)
+        self._fade = fade_frames(self._fps)
+        self._ahead = lookahead_frames(self._fps)
+        self._raw: np.ndarray | None = None  # input frames from _base on (the input's dtype)
         self._base = 0  # absolute frame of _raw[0]
         self._done = 0  # frames returned so far
         self._beats = np.zeros(0)
@@ -222,35 +247,46 @@ class BeatSyncStream:
         """Add motion frames and the beats found since the last call; ``beats_until``: no
         beat before this frame position is still to come. Returns the frames now final."""
         rows, _ = _check(rows, self._lay)
+        if isinstance(beats_until, bool) or not isinstance(
+                beats_until, (int, float, np.number)) or not math.isfinite(beats_until):
+            raise InputError(f"BeatSyncStream.push: beats_until must be a finite frame position, "
+                             f"got {beats_until!r}")
         self._add(rows, beats)
-        known = self._base + self._raw.shape[0]
-        # The motion may end at ``known``: the fade before an end reaches FADE_FRAMES back.
-        stop = min(known - max(self._reach, FADE_FRAMES),
-                   math.floor(beats_until) - self._settle)
+        known = self._base + self._held.shape[0]
+        # The motion may end at ``known``: the fade before an end reaches fade_frames back.
+        stop = min(known - max(self._reach, self._fade),
+                   math.floor(beats_until) - self._ahead)
         return self._emit(stop, end=None)
 
     def finish(self, beats: np.ndarray | None = None) -> np.ndarray:
         """The motion has ended (and every beat is known): the remaining frames."""
-        self._add(self._raw[:0], np.zeros(0) if beats is None else beats)
-        end = self._base + self._raw.shape[0]
+        self._beats = np.unique(np.concatenate([self._beats, _check_beats(
+            np.zeros(0) if beats is None else beats)]))
+        end = self._base + self._held.shape[0]
         return self._emit(end, end=end)
 
+    @property
+    def _held(self) -> np.ndarray:
+        return np.zeros((0, self._lay.dim), np.float32) if self._raw is None else self._raw
+
     def _add(self, rows: np.ndarray, beats: np.ndarray) -> None:
-        self._raw = np.concatenate([self._raw, rows.astype(self._raw.dtype)])
+        self._raw = rows.copy() if self._raw is None else np.concatenate(
+            [self._raw, rows.astype(self._raw.dtype)])
         self._beats = np.unique(np.concatenate([self._beats, _check_beats(beats)]))
 
     def _emit(self, stop: int, end: int | None) -> np.ndarray:
+        held = self._held
         if stop <= self._done:
-            return self._raw[:0].copy()
+            return held[:0].copy()
         src = time_map(self._done, stop, self._beats, end=end, fps=self._fps)
-        out = self._raw[self._done - self._base: stop - self._base].copy()
+        out = held[self._done - self._base: stop - self._base].copy()
         moved = np.flatnonzero(src != np.arange(self._done, stop))
         if moved.size:
-            out[moved] = _resample(self._raw, self._lay, src[moved], self._base)
+            out[moved] = _resample(held, self._lay, src[moved], self._base)
         self._done = stop
         drop = max(0, self._done - self._reach - self._base)
-        self._raw, self._base = self._raw[drop:], self._base + drop
+        self._raw, self._base = held[drop:], self._base + drop
         # Beats more than a fade and a period back no longer matter.
-        keep_from = self._done - FADE_FRAMES - 2 * _max_period(self._fps)
+        keep_from = self._done - self._fade - 2 * _max_period(self._fps)
         self._beats = self._beats[self._beats >= keep_from]
         return out

@@ -1,7 +1,7 @@
 """The beats a dance is synced to (:mod:`gcdance.motion.beat_sync`): those the model's own music
 features mark, so that a generation reads the music once.
 
-- ``rhythm`` set: where its beat phase wraps (:func:`.rhythm.feature_beats`), with a bounded
+- ``rhythm`` set: where its beat phase wraps (:func:`.rhythm.feature_beat_frames`), with a bounded
   look-ahead, so a stream finds them as it goes;
 - else ``baseline`` set: its beat column (``librosa.beat.beat_track`` over the whole audio);
 - else (``wav2clip`` / ``stft`` only): none in the features; :func:`rhythm_config` gives the
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import FeatureConfigError
 from .config import BASELINE_LAYOUT, FeatureConfig
-from .rhythm import feature_beats
+from .rhythm import feature_beat_frames
 
 __all__ = ["rhythm_config", "song_beats"]
 
@@ -29,16 +30,18 @@ def rhythm_config(config: FeatureConfig) -> FeatureConfig | None:
                          hop_length=config.hop_length, rhythm_lookahead=config.rhythm_lookahead)
 
 
-def song_beats(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Beat positions (frames, fractional) marked by ``features`` ``(frames, config.dim)``.
+def song_beats(features: np.ndarray, config: FeatureConfig, first: int = 0) -> np.ndarray:
+    """Beat positions (frames, fractional) marked by ``features`` ``(frames, config.dim)``,
+    whose first row is frame ``first`` of the song.
 
-    Raises ValueError when ``config`` has neither a ``rhythm`` nor a ``baseline`` set: compute
-    the :func:`rhythm_config` features for it and pass those.
+    Raises FeatureConfigError when ``config`` has neither a ``rhythm`` nor a ``baseline`` set:
+    compute the :func:`rhythm_config` features for it and pass those.
     """
     slices = config.slices()
     if "rhythm" in slices:
-        return feature_beats(features[:, slices["rhythm"]], float(config.fps)) * config.fps
+        return feature_beat_frames(features[:, slices["rhythm"]], first)
     if "baseline" in slices:
         column = features[:, slices["baseline"].start + _BEAT_COLUMN]
-        return np.flatnonzero(column > 0.5).astype(np.float64)
-    raise ValueError(f"feature sets {list(config.sets)} mark no beats; use rhythm_config()")
+        return (np.flatnonzero(column > 0.5) + first).astype(np.float64)
+    raise FeatureConfigError(f"feature sets {list(config.sets)} mark no beats; compute the "
+                             "rhythm_config() features of the audio and pass those")

@@ -287,15 +287,22 @@ def _angle(win: np.ndarray, m: np.ndarray, w: np.ndarray, f: np.ndarray) -> np.n
     return np.mod(np.angle(coef), 2.0 * np.pi)
 
 
-def feature_beats(columns: np.ndarray, fps: float = 30.0) -> np.ndarray:
-    """The beat times (s) that rhythm columns ``(n_frames, 7)`` mark: where the beat phase
-    wraps from just under 2 pi to 0, placed between the two frames by linear interpolation.
-    With the onset curve's delay this is the beat grid of librosa and the corpus (module
-    docstring); ``choreography.evaluate_features`` scores it against known beats."""
+def feature_beat_frames(columns: np.ndarray, first: int = 0) -> np.ndarray:
+    """The beat positions (frames, fractional) that rhythm columns ``(n_frames, 7)`` mark:
+    where the beat phase wraps from just under 2 pi to 0, placed between the two frames by
+    linear interpolation. ``first``: the frame index of ``columns[0]`` (a stream's block gives
+    the same positions as the whole song, to the bit). With the onset curve's delay this is the
+    beat grid of librosa and the corpus (module docstring)."""
     phase = np.mod(np.arctan2(columns[:, 1], columns[:, 2]), 2.0 * np.pi).astype(np.float64)
     k = np.nonzero(np.diff(phase) < -np.pi)[0]  # phase[k] near 2 pi, phase[k + 1] near 0
     before = 2.0 * np.pi - phase[k]
-    return (k + before / (before + phase[k + 1])) / fps
+    return (k + first) + before / (before + phase[k + 1])
+
+
+def feature_beats(columns: np.ndarray, fps: float = 30.0) -> np.ndarray:
+    """:func:`feature_beat_frames` in seconds; ``choreography.evaluate_features`` scores them
+    against known beats."""
+    return feature_beat_frames(columns) / fps
 
 
 def phase_at_tempo(curves: np.ndarray, bpm: float, lookahead: int = 15) -> np.ndarray:
