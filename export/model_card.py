@@ -319,6 +319,8 @@ def _sync_rows(e: Mapping[str, Any]) -> list[str]:
         return []
     rows = [f"| BAS without the beat sync (the model's own timing) / shifted | "
             f"{raw['bas']:.3f} / {raw['bas_shift']:.3f} |"]
+    if math.isfinite(raw.get("seam_jerk", math.nan)):
+        rows.append(f"| seam jerk ratio without the beat sync | {raw['seam_jerk']:.2f} |")
     f = (e.get("fid") or {}).get("generated_no_beat_sync")
     if f and math.isfinite(f["fid_k"]):
         rows.append(f"| FID_k / FID_g without the beat sync | {f['fid_k']:.1f} / "
