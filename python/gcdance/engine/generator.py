@@ -493,7 +493,8 @@ class Generator:
         settings. The first piece comes after the first 4 s window's audio, the features'
         look-ahead (``bundle.features.lookahead_samples``) and one window's compute; memory
         does not grow with the song beyond the pieces. Needs a bundle whose features have a
-        bounded look-ahead (the default model's ``stft`` + ``rhythm``).
+        bounded look-ahead (e.g. ``stft`` + ``rhythm``; the bundled default model's ``baseline``
+        set tracks beats over the whole song, so it cannot stream).
 
         Every argument is checked before the first chunk is read; a chunk's problems (shape,
         dtype, NaN, a changed sample rate) when it arrives.

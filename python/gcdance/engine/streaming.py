@@ -15,9 +15,8 @@ What is final when:
   at the whole song cannot stream);
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
-- beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known
-  (at 30 fps)
-  (:class:`gcdance.motion.beat_sync.BeatSyncStream`; the beats come from the ``rhythm``
+- beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known, at
+  30 fps (:class:`gcdance.motion.beat_sync.BeatSyncStream`; the beats come from the ``rhythm``
   columns, the bundle's own or computed beside its features,
   :mod:`gcdance.conditioning.features.beats`);
 - foot lock: a frame once ``settle_frames()`` (24) later frames are known
