@@ -192,7 +192,7 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
                                      sync.finish(beats.take())]) if final
                      else sync.push(piece, beats.take(), beats.until))
         if feet is not None:
-            piece = feet.push(piece) if piece.shape[0] else piece  # the sync may hold them all
+            piece = feet.push(piece)  # maybe empty: the sync may hold every frame back
             if final:
                 piece = np.concatenate([piece, feet.finish()])
         if piece.shape[0]:

@@ -34,7 +34,8 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from .layout import MotionLayout, get_layout
+from ._checks import check_keep, check_layout, check_motion, smoothstep
+from .layout import MotionLayout
 from .rotation import (
     matrix_to_quaternion,
     matrix_to_rotation_6d,
@@ -81,10 +82,6 @@ def lookahead_frames(fps: float = 30.0) -> int:
     return fade_frames(fps) + math.ceil(_max_period(fps)) + 1
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    return x * x * (3.0 - 2.0 * x)
-
-
 def _active(u: np.ndarray, beats: np.ndarray, end: int | None, fps: float,
             allowed: np.ndarray | None, lo: int) -> tuple[np.ndarray, ...]:
     """For absolute frames ``u``: pulsed or not, and the bracketing beat and period."""
@@ -122,7 +119,7 @@ def time_map(lo: int, hi: int, beats: np.ndarray, *, end: int | None, fps: float
     last_off = np.maximum.accumulate(np.where(~act, idx, -(10 ** 9)))
     next_off = np.minimum.accumulate(np.where(~act, idx, 10 ** 9)[::-1])[::-1]
     dist = np.minimum(idx - last_off, next_off - idx).astype(np.float64)
-    env = _smoothstep(np.clip(dist / f, 0.0, 1.0))[f: f + t.size]
+    env = smoothstep(np.clip(dist / f, 0.0, 1.0))[f: f + t.size]
     b0, period = b0[f: f + t.size], period[f: f + t.size]
     d = -AMPLITUDE * env * period / (2.0 * np.pi) * np.sin(2.0 * np.pi * (t - b0) / period)
     s = t + np.where(env > 0, d, 0.0)
@@ -163,29 +160,11 @@ def _check_beats(beats: np.ndarray) -> np.ndarray:
     return np.unique(b)
 
 
-def _check_layout(layout: MotionLayout | str) -> MotionLayout:
-    if not isinstance(layout, (MotionLayout, str)):
-        raise InputError(f"beat_sync: layout must be a MotionLayout or a layout name, got "
-                         f"{type(layout).__name__}")
-    return get_layout(layout)
-
-
 def _check_fps(fps: float) -> float:
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) \
             or not math.isfinite(fps) or fps <= 0:
         raise InputError(f"beat_sync: fps must be a positive number, got {fps!r}")
     return float(fps)
-
-
-def _check(motion: np.ndarray, layout: MotionLayout | str) -> tuple[np.ndarray, MotionLayout]:
-    lay = _check_layout(layout)
-    m = np.asarray(motion)
-    if not np.issubdtype(m.dtype, np.floating) or m.ndim != 2 or m.shape[1] != lay.dim:
-        raise InputError(f"beat_sync: motion must be a float (frames, {lay.dim}) array for "
-                         f"layout {lay.name!r}, got {m.dtype} {m.shape}")
-    if not np.isfinite(m).all():
-        raise InputError("beat_sync: motion contains NaN or inf; regenerate it")
-    return m, lay
 
 
 def beat_sync(motion: np.ndarray, layout: MotionLayout | str, beats: np.ndarray, *,
@@ -204,18 +183,12 @@ def beat_sync(motion: np.ndarray, layout: MotionLayout | str, beats: np.ndarray,
     Returns:
         A new array; frames the map leaves in place are bit-identical copies.
     """
-    m, lay = _check(motion, layout)
+    lay = check_layout(layout, "beat_sync")
+    m = check_motion(motion, lay, "beat_sync")
     fps = _check_fps(fps)
-    if m.shape[0] == 0:
-        raise InputError("beat_sync: motion has no frames; pass a dance with at least one frame")
     b = _check_beats(beats)
-    allowed = None
-    if keep is not None:
-        k = np.asarray(keep)
-        if k.shape != m.shape or k.dtype != np.bool_:
-            raise InputError(f"beat_sync: keep must be a boolean {m.shape} mask, got {k.dtype} "
-                             f"{k.shape}")
-        allowed = ~k.any(axis=1)
+    k = check_keep(keep, m.shape, "beat_sync")
+    allowed = None if k is None else ~k.any(axis=1)
     n = m.shape[0]
     src = time_map(0, n, b, end=n, fps=fps, allowed=allowed)
     out = m.copy()
@@ -233,7 +206,7 @@ class BeatSyncStream:
     keeps up with the motion."""
 
     def __init__(self, layout: MotionLayout | str, fps: float = 30.0) -> None:
-        self._lay = _check_layout(layout)
+        self._lay = check_layout(layout, "BeatSyncStream")
         self._fps = _check_fps(fps)
         self._reach = reach_frames(self._fps)
         self._fade = fade_frames(self._fps)
@@ -246,7 +219,7 @@ class BeatSyncStream:
     def push(self, rows: np.ndarray, beats: np.ndarray, beats_until: float) -> np.ndarray:
         """Add motion frames and the beats found since the last call; ``beats_until``: no
         beat before this frame position is still to come. Returns the frames now final."""
-        rows, _ = _check(rows, self._lay)
+        rows = check_motion(rows, self._lay, "BeatSyncStream.push", allow_empty=True)
         if isinstance(beats_until, bool) or not isinstance(
                 beats_until, (int, float, np.number)) or not math.isfinite(beats_until):
             raise InputError(f"BeatSyncStream.push: beats_until must be a finite frame position, "

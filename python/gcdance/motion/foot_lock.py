@@ -58,7 +58,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .layout import MotionLayout, get_layout
+from ._checks import check_keep, check_layout, check_motion, smoothstep
+from .layout import MotionLayout
 from .rotation import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
@@ -135,8 +136,8 @@ def lock_feet(
     Raises:
         InputError: wrong shape, dtype, NaN/inf, or an invalid argument.
     """
-    lay = _check_layout(layout)
-    m = _check_motion(motion, lay)
+    lay = check_layout(layout, "lock_feet")
+    m = check_motion(motion, lay, "lock_feet")
     threshold, blend_frames = _check_options(threshold, blend_frames)
     skel = skeleton if skeleton is not None else Skeleton.load(lay.skeleton)
     if skel.num_joints != lay.num_joints:
@@ -145,7 +146,7 @@ def lock_feet(
             f"{lay.name!r} has {lay.num_joints}; pass the skeleton the motion was made on"
         )
     return _lock(m, lay, skel, _legs(lay, skel), threshold, blend_frames,
-                 _check_keep(keep, m.shape))
+                 check_keep(keep, m.shape, "lock_feet"))
 
 
 def _lock(m: np.ndarray, lay: MotionLayout, skel: Skeleton, legs: Sequence[_Leg],
@@ -169,49 +170,6 @@ def _lock(m: np.ndarray, lay: MotionLayout, skel: Skeleton, legs: Sequence[_Leg]
 
 
 # ------------------------------------------------------------------------------------ checks
-def _check_layout(layout: MotionLayout | str) -> MotionLayout:
-    if not isinstance(layout, (MotionLayout, str)):
-        raise InputError(
-            f"lock_feet: layout must be a MotionLayout or a layout name ('finedance', "
-            f"'aistpp'), got {type(layout).__name__}"
-        )
-    return get_layout(layout)
-
-
-def _check_motion(motion: np.ndarray, lay: MotionLayout) -> np.ndarray:
-    m = np.asarray(motion)
-    if not np.issubdtype(m.dtype, np.floating):
-        raise InputError(
-            f"lock_feet: motion must be a float array, got dtype {m.dtype}; convert it with "
-            "motion.astype(np.float32)"
-        )
-    if m.ndim != 2 or m.shape[1] != lay.dim:
-        raise InputError(
-            f"lock_feet: motion must have shape (frames, {lay.dim}) for layout {lay.name!r}, "
-            f"got {m.shape}; pass one unnormalized dance at a time (dance.motion)"
-        )
-    if m.shape[0] == 0:
-        raise InputError("lock_feet: motion has no frames; pass a dance with at least one frame")
-    finite = np.isfinite(m)
-    if not finite.all():
-        frame, dim = (int(i) for i in np.argwhere(~finite)[0])
-        raise InputError(
-            f"lock_feet: motion contains NaN or inf ({int((~finite).sum())} values, first at "
-            f"frame {frame}, dim {dim}); clean or regenerate the motion before locking the feet"
-        )
-    return m
-
-
-def _check_keep(keep: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
-    if keep is None:
-        return None
-    k = np.asarray(keep)
-    if k.shape != shape or k.dtype != np.bool_:
-        raise InputError(f"lock_feet: keep must be a boolean {shape} mask (an edit's keep "
-                         f"mask), got {k.dtype} {k.shape}")
-    return k
-
-
 def _check_options(threshold: float, blend_frames: int) -> tuple[float, int]:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
         raise InputError(f"lock_feet: threshold must be a number, got {threshold!r}")
@@ -263,7 +221,7 @@ class FootLockStream:
 
     def __init__(self, layout: MotionLayout | str, *, threshold: float = 0.5,
                  blend_frames: int = DEFAULT_BLEND_FRAMES) -> None:
-        self._lay = _check_layout(layout)
+        self._lay = check_layout(layout, "lock_feet")
         self._threshold, self._blend = _check_options(threshold, blend_frames)
         self._skel = Skeleton.load(self._lay.skeleton)
         self._legs = _legs(self._lay, self._skel)
@@ -275,7 +233,7 @@ class FootLockStream:
 
     def push(self, rows: np.ndarray) -> np.ndarray:
         """Add raw motion frames; returns the locked frames now final (maybe none)."""
-        rows = _check_motion(rows, self._lay)
+        rows = check_motion(rows, self._lay, "FootLockStream.push", allow_empty=True)
         self._raw = np.concatenate([self._raw, rows.astype(self._raw.dtype)])
         return self._emit(self._base + self._raw.shape[0] - self._settle)
 
@@ -370,10 +328,6 @@ def _make_room(segments: list[tuple[int, int]], blend: int) -> list[tuple[int, i
     return [(a, b) for a, b in out]
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    return x * x * (3.0 - 2.0 * x)
-
-
 # ----------------------------------------------------------------------------------- the leg
 def _lock_leg(
     m: np.ndarray,
@@ -419,7 +373,7 @@ def _lock_leg(
             offset[a:b, :3] = target - ankle0[a:b]
         touched[a:b] = True
     k = np.arange(1, blend + 1)
-    fade = _smoothstep(1.0 - k / (blend + 1.0))  # weight k frames away from a segment
+    fade = smoothstep(1.0 - k / (blend + 1.0))  # weight k frames away from a segment
     for i, (a, b) in enumerate(segments):
         prev = segments[i - 1][1] if i > 0 else None
         nxt = segments[i + 1][0] if i + 1 < len(segments) else None
@@ -429,7 +383,7 @@ def _lock_leg(
             offset[in_idx[ok]] = fade[ok, None] * offset[a]
             touched[in_idx[ok]] = True
         if nxt is not None and nxt - b < 2 * blend:  # short gap: crossfade the two offsets
-            x = _smoothstep(np.arange(1, nxt - b + 1) / (nxt - b + 1.0))
+            x = smoothstep(np.arange(1, nxt - b + 1) / (nxt - b + 1.0))
             offset[b:nxt] = offset[b - 1] + x[:, None] * (offset[nxt] - offset[b - 1])
             touched[b:nxt] = True
         else:
