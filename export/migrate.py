@@ -53,7 +53,7 @@ from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule, diffusion_confi
 from .bundle import _dumps, publish
 from .sampler_graph import build_sampler_graph, build_upload_graph
 
-__all__ = ["main", "migrate_bundle"]
+__all__ = ["main", "migrate_bundle", "reseal"]
 
 _OLD_STEP_FILE = "denoiser_step.onnx"
 
@@ -163,15 +163,23 @@ def _engine_graphs(folder: Path, manifest: dict[str, Any]) -> None:
 
 def _finish(tmp: Path, out: Path, manifest: dict[str, Any], old: dict[str, Any],
             notes: dict[str, Any]) -> None:
-    """Hash the files, record the migration, seal, check that it loads, publish."""
+    """Record the migration, then hash, seal, check and publish (:func:`reseal`)."""
     manifest["format_version"] = FORMAT_VERSION
+    reseal(tmp, out, manifest, "migrated", {
+        "from_format_version": old["format_version"], "tool": "python -m export.migrate",
+        **notes})
+
+
+def reseal(tmp: Path, out: Path, manifest: dict[str, Any], key: str,
+           notes: dict[str, Any]) -> None:
+    """Finish a bundle rewritten without its checkpoint in ``tmp``: list every file with its
+    sha256, record ``notes`` (and the date) as ``manifest["provenance"][key]``, seal, check that
+    it loads, and publish it to ``out`` (:func:`export.bundle.publish`)."""
     manifest["files"] = {name: {"sha256": file_sha256(tmp / name),
                                 "size": (tmp / name).stat().st_size}
                          for name in sorted(p.name for p in tmp.iterdir())}
-    manifest["provenance"] = {**old["provenance"], "migrated": {
-        "from_format_version": old["format_version"], "tool": "python -m export.migrate",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        **notes}}
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    manifest["provenance"] = {**manifest["provenance"], key: {**notes, "date": date}}
     written = json.loads(_dumps(manifest))
     seal_manifest(written)
     (tmp / MANIFEST).write_text(_dumps(written) + "\n", encoding="utf-8")

@@ -233,6 +233,43 @@ def test_format_1_bundles_are_refused_and_migrate(tiny_bundle: Path, tmp_path: P
     assert file_sha256(v3.graphs.denoiser) == file_sha256(tiny_bundle / "denoiser.onnx")
 
 
+def test_retune_sets_sampling_defaults(tiny_bundle: Path, tmp_path: Path) -> None:
+    """export.retune writes new sampling defaults and their table, keeps every other file's
+    bytes, records the change and reseals; an impossible setting writes nothing."""
+    from export.retune import main as retune_main
+    from export.retune import retune_bundle
+
+    src = load_bundle(tiny_bundle)
+    out = retune_bundle(tiny_bundle, tmp_path / "tuned", eta=0.5, steps=20)
+    b = load_bundle(out)
+    assert (b.sampling.eta, b.sampling.steps) == (0.5, 20)
+    assert b.sampling.guidance == src.sampling.guidance and b.sampling.sampler == "ddim"
+    want = ddim_schedule(20, 0.5, src.sampling.guidance)
+    for key, column in want.items():
+        np.testing.assert_allclose(b.schedule[key], column, rtol=1e-6, atol=1e-7)
+    assert b.provenance["retuned"]["changed"] == {"eta": [src.sampling.eta, 0.5],
+                                                  "steps": [src.sampling.steps, 20]}
+    for name in json.loads((tiny_bundle / "manifest.json").read_text())["files"]:
+        if name != "schedule.npz":
+            assert file_sha256(out / name) == file_sha256(tiny_bundle / name), name
+    # In place, through the command line; then refusals that leave the bundle as it was.
+    assert retune_main([str(out), "--sampler", "dpmpp", "--eta", "0"]) == 0
+    assert load_bundle(out).sampling.sampler == "dpmpp"
+    before = (out / "manifest.json").read_bytes()
+    with pytest.raises(gcdance_errors.InputError, match="eta must be 0"):
+        retune_bundle(out, out, eta=1.0)  # DPM-Solver++ is deterministic
+    with pytest.raises(gcdance_errors.InputError, match="unknown setting"):
+        retune_bundle(out, out, window=60)
+    with pytest.raises(gcdance_errors.InputError, match="nothing to change"):
+        retune_bundle(out, out)
+    assert (out / "manifest.json").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
+    damaged = Path(shutil.copytree(out, tmp_path / "damaged"))
+    (damaged / "normalizer.npz").write_bytes(b"x")
+    with pytest.raises(BundleError, match=r"normalizer\.npz has 1 bytes"):
+        retune_bundle(damaged, damaged, eta=0.0)
+
+
 def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
     npz = sorted(tiny_bundle.glob("*.npz"))
     assert {p.name for p in npz} == {"normalizer.npz", "control_embeddings.npz",

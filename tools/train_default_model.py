@@ -37,6 +37,12 @@ SECONDS_PER_GENRE = 600.0
 # --guidance G): genre control per dance 0.42 at 2.7 (the paper's), 0.58 at 6, 0.59 at 10, and
 # foot contact (PFC) 0.49 / 0.58 / 0.94; 6 is the balance. The held-out music was not used.
 GUIDANCE = 6.0
+# DDIM eta of the default bundle (docs/music_diagnosis.md, section 12). On 64 dances to training
+# music, eta 0 / 0.5 / 1: genre control per dance 72% / 77% / 69%, eta 1 worse on every measure
+# but the BAS gap; on the 256 held-out dances, 0.5 against 0: genre 75.0% / 73.4%, seam jerk
+# 1.12 / 1.27, FID_g 58 / 66, the rest equal (slide 0.0077 / 0.0073 m/s). (The held-out set
+# confirmed a choice made on training music; it was run once at each setting.)
+ETA = 0.5
 MAX_FILE_BYTES = 50 * 1024 * 1024  # what a file in the package may weigh
 
 
@@ -125,7 +131,7 @@ def build_default_model(*, config: Path = DEFAULT_CONFIG, corpus: Path = DEFAULT
     from export.bundle import bundle_from_checkpoint
 
     bundle = bundle_from_checkpoint(run_dir, out, force=force, log=_log,
-                                    sampling={"guidance": float(guidance)})
+                                    sampling={"guidance": float(guidance), "eta": ETA})
     _check_sizes(bundle)
     _log(f"done in {(time.monotonic() - started) / 60:.1f} min: {bundle}")
     return bundle
