@@ -74,6 +74,10 @@ def migrate_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
 
 
 def _migrate(src: Path, out: Path) -> Path:
+    src, out = src.expanduser().resolve(), out.expanduser().resolve()
+    if out.exists() and out != src:
+        raise InputError(f"{out} already exists; give a new folder as --out, or the bundle "
+                         "itself to migrate it in place")
     try:
         old = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

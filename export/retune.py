@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -23,8 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gcdance.engine.bundle import MANIFEST, SCHEDULE_FILE, load_bundle
-from gcdance.errors import GCDanceError, InputError
+from gcdance.errors import BundleError, GCDanceError, InputError
 from gcdance.sampling.schedule import SAMPLERS, ddim_schedule, save_schedule
 
 from .migrate import reseal
@@ -35,47 +38,107 @@ SETTINGS = ("sampler", "steps", "guidance", "eta")
 """The sampling defaults this tool sets (``manifest["sampling"]`` keys)."""
 
 
-def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
-    """Write ``src`` with the given sampling defaults (keys of :data:`SETTINGS`) to ``out``
-    (atomically; may be ``src``) and return ``out``. Settings the bundle's schedule cannot take
-    (``dpmpp`` with ``eta`` > 0, steps over the diffusion's timesteps, ...) are an
-    :class:`InputError` before anything is written."""
-    src, out = Path(src), Path(out)
-    unknown = sorted(set(settings) - set(SETTINGS))
+def _settings(given: dict[str, Any]) -> dict[str, Any]:
+    """Checked, JSON-ready values (numpy scalars welcome) of the given settings."""
+    unknown = sorted(set(given) - set(SETTINGS))
     if unknown:
         raise InputError(f"retune: unknown setting(s) {', '.join(unknown)}; use "
                          f"{', '.join(SETTINGS)}")
-    if not settings:
+    if not given:
         raise InputError("retune: nothing to change; give at least one of "
                          + ", ".join(f"--{k}" for k in SETTINGS))
-    load_bundle(src)  # sealed, complete and unmodified, or a BundleError naming what is wrong
-    old = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
-    sampling = dict(old["sampling"])
-    new = {**sampling, **settings}
-    if new["sampler"] not in SAMPLERS:
-        raise InputError(f"retune: unknown sampler {new['sampler']!r}; use one of "
-                         f"{', '.join(SAMPLERS)}")
-    diffusion = old["diffusion"]
-    table = ddim_schedule(int(new["steps"]), float(new["eta"]), float(new["guidance"]),
-                          float(new["guidance_ramp"]),
-                          guidance_start=float(new["guidance_start"]), sampler=new["sampler"],
-                          num_timesteps=int(diffusion["num_timesteps"]),
-                          s=float(diffusion["cosine_s"]), max_beta=float(diffusion["max_beta"]))
-    changed = {k: [sampling.get(k), new[k]] for k in settings if sampling.get(k) != new[k]}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        if key == "sampler":
+            if value not in SAMPLERS:
+                raise InputError(f"retune: unknown sampler {value!r}; use one of "
+                                 f"{', '.join(SAMPLERS)}")
+            out[key] = str(value)
+        elif key == "steps":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"retune: steps must be an integer >= 1, got {value!r}")
+            out[key] = int(value)
+        else:
+            v = float(value) if isinstance(value, (int, float, np.number)) \
+                and not isinstance(value, bool) else math.nan
+            if not math.isfinite(v) or (key == "eta" and v < 0):
+                raise InputError(f"retune: {key} must be a finite number"
+                                 f"{' >= 0' if key == 'eta' else ''}, got {value!r}")
+            out[key] = v
+    return out
+
+
+def _destination(src: Path, out: Path, listed: Any) -> None:
+    """Refuse to replace anything but the bundle itself, or to drop files it holds unlisted."""
+    if out.exists() and out != src:
+        raise InputError(f"retune: {out} already exists; give a new folder as --out, or leave "
+                         "--out out to retune the bundle in place")
+    extra = sorted(p.name for p in src.iterdir()
+                   if p.name not in listed and p.name != MANIFEST) if out == src else []
+    if extra:
+        raise InputError(f"retune: {src} holds files its manifest does not list "
+                         f"({', '.join(extra[:5])}); retuning in place would drop them: move "
+                         "them out, or write the retuned bundle elsewhere with --out")
+
+
+def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
+    """Write ``src`` with the given sampling defaults (keys of :data:`SETTINGS`) to ``out``
+    (atomically; ``out`` may be ``src``, not another existing folder) and return ``out``.
+
+    Settings the bundle's schedule cannot take (steps over the diffusion's timesteps, ...) are
+    an :class:`InputError` before anything is written. Switching to ``dpmpp`` (deterministic)
+    without an ``eta`` sets eta 0, as ``generate(sampler="dpmpp")`` does. Settings equal to the
+    bundle's write nothing. ``provenance["retuned"]["changed"]`` keeps, per setting, the value
+    before the first retune and the current one."""
+    given = _settings(settings)
+    src = Path(src).expanduser().resolve()
+    out = Path(out).expanduser().resolve()
     try:
-        for name in old["files"]:
-            if name != SCHEDULE_FILE:
-                shutil.copyfile(src / name, tmp / name)
-        save_schedule(tmp / SCHEDULE_FILE, table)
-        manifest = {k: v for k, v in old.items() if k != "manifest_sha256"}
-        manifest["sampling"] = new
-        reseal(tmp, out, manifest, "retuned", {
-            "tool": "python -m export.retune", "changed": changed})
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        load_bundle(src)  # sealed, complete, unmodified; else a BundleError naming what is wrong
+        old = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
+        _destination(src, out, old["files"])
+        sampling = dict(old["sampling"])
+        if given.get("sampler") == "dpmpp" and "eta" not in given:
+            given["eta"] = 0.0
+        new = {**sampling, **given}
+        diffusion = old["diffusion"]
+        table = ddim_schedule(new["steps"], new["eta"], new["guidance"],
+                              float(new["guidance_ramp"]),
+                              guidance_start=float(new["guidance_start"]),
+                              sampler=new["sampler"],
+                              num_timesteps=int(diffusion["num_timesteps"]),
+                              s=float(diffusion["cosine_s"]),
+                              max_beta=float(diffusion["max_beta"]))
+        if new == sampling:
+            return src if out == src else _copy_unchanged(src, out)
+        before = (old["provenance"].get("retuned") or {}).get("changed") or {}
+        changed = {k: [before[k][0] if k in before else sampling.get(k), new[k]]
+                   for k in SETTINGS if k in before or new[k] != sampling.get(k)}
+        changed = {k: v for k, v in changed.items() if v[0] != v[1]}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            for name in old["files"]:
+                if name != SCHEDULE_FILE:
+                    shutil.copyfile(src / name, tmp / name)
+            save_schedule(tmp / SCHEDULE_FILE, table)
+            manifest = {k: v for k, v in old.items() if k != "manifest_sha256"}
+            manifest["sampling"] = new
+            reseal(tmp, out, manifest, "retuned", {
+                "tool": "python -m export.retune", "changed": changed})
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    except GCDanceError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"retune: cannot rewrite {src} to {out}: {type(exc).__name__}: {exc}"
+                          ) from None
+    return out
+
+
+def _copy_unchanged(src: Path, out: Path) -> Path:
+    shutil.copytree(src, out)
     return out
 
 
@@ -96,7 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {out}: sampling " + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    sampling = load_bundle(out).sampling
+    print(f"{out}: sampling " + ", ".join(f"{k} {getattr(sampling, k)}" for k in SETTINGS)
+          + "; rewrite its model card (python -m export.model_card) with numbers measured at "
+          "these settings")
     return 0
 
 

@@ -252,17 +252,38 @@ def test_retune_sets_sampling_defaults(tiny_bundle: Path, tmp_path: Path) -> Non
     for name in json.loads((tiny_bundle / "manifest.json").read_text())["files"]:
         if name != "schedule.npz":
             assert file_sha256(out / name) == file_sha256(tiny_bundle / name), name
-    # In place, through the command line; then refusals that leave the bundle as it was.
-    assert retune_main([str(out), "--sampler", "dpmpp", "--eta", "0"]) == 0
-    assert load_bundle(out).sampling.sampler == "dpmpp"
+    # In place, through the command line (dpmpp alone sets eta 0, as generate does); the
+    # record keeps each setting's value before the first retune.
+    assert retune_main([str(out), "--sampler", "dpmpp"]) == 0
+    b = load_bundle(out)
+    assert (b.sampling.sampler, b.sampling.eta) == ("dpmpp", 0.0)
+    assert b.provenance["retuned"]["changed"] == {
+        "sampler": ["ddim", "dpmpp"], "steps": [src.sampling.steps, 20]}  # eta is back to 0
     before = (out / "manifest.json").read_bytes()
-    with pytest.raises(gcdance_errors.InputError, match="eta must be 0"):
-        retune_bundle(out, out, eta=1.0)  # DPM-Solver++ is deterministic
-    with pytest.raises(gcdance_errors.InputError, match="unknown setting"):
-        retune_bundle(out, out, window=60)
-    with pytest.raises(gcdance_errors.InputError, match="nothing to change"):
-        retune_bundle(out, out)
+    retune_bundle(out, out, steps=np.int64(20))  # what it already has: nothing is written
     assert (out / "manifest.json").read_bytes() == before
+    # Refusals, before anything is written.
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "keep.txt").write_text("mine")
+    cases = [({"eta": 1.0}, "eta must be 0"),  # DPM-Solver++ is deterministic
+             ({"window": 60}, "unknown setting"), ({}, "nothing to change"),
+             ({"steps": 2.5}, "steps must be an integer"), ({"steps": True}, "integer"),
+             ({"steps": 0}, "integer >= 1"), ({"guidance": float("nan")}, "finite"),
+             ({"eta": -0.5}, "finite number >= 0"), ({"guidance": "6"}, "finite"),
+             ({"sampler": "euler"}, "unknown sampler")]
+    for settings, message in cases:
+        with pytest.raises(gcdance_errors.InputError, match=message):
+            retune_bundle(out, out, **settings)
+    with pytest.raises(gcdance_errors.InputError, match="already exists"):
+        retune_bundle(out, notes, eta=0.0)  # never replaces another folder
+    assert (notes / "keep.txt").read_text() == "mine"
+    (out / "stray.txt").write_text("x")
+    with pytest.raises(gcdance_errors.InputError, match="does not list.*stray.txt"):
+        retune_bundle(out, out, steps=30)  # in place would drop it
+    (out / "stray.txt").unlink()
+    assert (out / "manifest.json").read_bytes() == before
+    assert retune_main([str(out), "--steps", "0"]) == 1  # a message, not a traceback
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
     damaged = Path(shutil.copytree(out, tmp_path / "damaged"))
     (damaged / "normalizer.npz").write_bytes(b"x")
