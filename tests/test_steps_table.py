@@ -198,6 +198,7 @@ class FakeEvaluate:
             "corpus_sha256": hashlib.sha256((corpus / "corpus.json").read_bytes()).hexdigest(),
             "denoiser_sha256": manifest["files"]["denoiser.onnx"]["sha256"],
             "guidance": float(manifest["sampling"]["guidance"])}
+        self.eta = float(manifest["sampling"]["eta"])  # DDIM's; DPM-Solver++ runs at 0
         self.calls: list[dict[str, Any]] = []
         self.stop_after = stop_after
 
@@ -211,7 +212,7 @@ class FakeEvaluate:
                              "Generator.generate has no sampler option")
         return _result(kw["sampler"], kw["steps"], seconds=kw["seconds"], seed=kw["seed"],
                        max_files=kw["max_files"], start=kw["start"], **self.identity,
-                       **FAKE[kw["steps"]])
+                       eta=self.eta if kw["sampler"] == "ddim" else 0.0, **FAKE[kw["steps"]])
 
 
 def _main(tool: ModuleType, corpus: Path, out: Path, fake: FakeEvaluate, *extra: str) -> int:
@@ -287,11 +288,15 @@ def test_resume_reuses_complete_runs_and_redoes_the_rest(
     old = json.loads((out / "ddim_10.json").read_text())
     del old["fid"]
     (out / "ddim_10.json").write_text(json.dumps(old))
+    other_eta = json.loads((out / "ddim_50.json").read_text())
+    other_eta["eta"] += 0.25  # made before the bundle's default eta changed
+    (out / "ddim_50.json").write_text(json.dumps(other_eta))
     redo = FakeEvaluate(corpus)
     assert _main(tool, corpus, out, redo, "--samplers", "ddim") == 0
-    assert sorted(c["steps"] for c in redo.calls) == [5, 8, 10]
+    assert sorted(c["steps"] for c in redo.calls) == [5, 8, 10, 50]
     err = capsys.readouterr().err
     assert "ddim:8: running (made with seed = 1, this table needs 0)" in err
+    assert "ddim:50: running (made with eta = " in err
     assert "ddim:5: running (unreadable" in err and "ddim:10: running (incomplete" in err
     # another --seconds makes every result stale
     other = FakeEvaluate(corpus)

@@ -129,6 +129,8 @@ def parse_run(text: str) -> Run:
 
 def _expected(run: Run, options: dict[str, Any], identity: dict[str, Any]) -> dict[str, Any]:
     """The JSON values a reusable result of ``run`` must have."""
+    # identity's "eta" is the bundle's DDIM eta; DPM-Solver++ always runs at 0
+    identity = {**identity, "eta": 0.0 if run.sampler == "dpmpp" else identity["eta"]}
     return {"sampler": run.sampler, "steps": run.steps, "seconds": options["seconds"],
             # evaluate_model moves the start onto the frame grid and records that
             "start": round(options["start"] * FINEDANCE_FPS) / FINEDANCE_FPS,
@@ -164,7 +166,8 @@ def run_table(runs: Sequence[Run], out: Path, options: dict[str, Any],
 
     ``options``: ``evaluate_model`` keyword arguments shared by every run (``corpus``,
     ``bundle``, ``seconds``, ``start``, ``seed``, ``max_files``, ``threads``); ``identity``:
-    ``denoiser_sha256``, ``corpus_sha256`` and ``guidance`` a reusable result must carry.
+    ``denoiser_sha256``, ``corpus_sha256``, ``guidance`` and the bundle's ``eta`` (DDIM rows;
+    DPM-Solver++ rows run at 0) a reusable result must carry.
     """
     say = log or (lambda _msg: None)
     results: dict[Run, dict[str, Any] | str] = {}
@@ -295,8 +298,9 @@ def _rule(m: Measure) -> str:
 
 
 def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
-    """The denoiser's and the corpus's SHA-256 and the bundle's guidance, as evaluate_model
-    records them (a result made with another model, corpus or default guidance is stale)."""
+    """The denoiser's and the corpus's SHA-256 and the bundle's guidance and eta, as
+    evaluate_model records them (a result made with another model, corpus or default guidance or
+    eta is stale)."""
     import hashlib
 
     from gcdance.engine.bundle import MANIFEST, default_bundle_path
@@ -306,6 +310,7 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
         manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
         denoiser = str(manifest["files"]["denoiser.onnx"]["sha256"])
         guidance = float(manifest["sampling"]["guidance"])
+        eta = float(manifest["sampling"]["eta"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{root} is not a model bundle with a readable {MANIFEST} ({exc}); "
                          "give --bundle a bundle folder") from None
@@ -314,7 +319,8 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
     except OSError as exc:
         raise InputError(f"{corpus} has no readable corpus.json ({exc}); build a corpus with "
                          "python -m choreography --out DIR") from None
-    return {"denoiser_sha256": denoiser, "corpus_sha256": corpus_sha, "guidance": guidance}
+    return {"denoiser_sha256": denoiser, "corpus_sha256": corpus_sha, "guidance": guidance,
+            "eta": eta}
 
 
 def main(argv: Sequence[str] | None = None,
