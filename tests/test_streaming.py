@@ -102,14 +102,22 @@ def test_beat_sync_streams_from_features_that_mark_no_beats(tmp_path: Path) -> N
 
 def test_pieces_come_as_the_audio_arrives(generator) -> None:
     """Real-time-sized blocks: a piece comes before the audio ends, and the first one once the
-    first window's audio and the features' look-ahead are in (without the foot lock: this
-    random model's contact labels say "planted" nearly everywhere, so the lock would hold the
-    pieces back until a foot lifts)."""
+    first window's audio, the features' look-ahead and the beat sync's are in (without the foot
+    lock: this random model's contact labels say "planted" nearly everywhere, so the lock would
+    hold the pieces back until a foot lifts)."""
+    from gcdance.conditioning.features import beat_tracker
+    from gcdance.motion import beat_sync
+
     sr = 15360
     y = music(16.0, sr, seed=2)
     bundle = generator.bundle
-    # the first window's last frame is final once the audio reaches its centre + look-ahead
-    window_samples = (bundle.window - 1) * 512 + bundle.features.lookahead_samples
+    # the first window's last frame is final once the audio reaches its centre + look-ahead;
+    # the sync's first frame at the latest once the beats 52 frames on are, each at most 79
+    # frames of features later
+    ahead = bundle.features.lookahead_samples
+    window_samples = (bundle.window - 1) * 512 + ahead
+    latest = max(window_samples, (beat_sync.lookahead_frames(30.0)
+                                  + beat_tracker.lookahead_frames()) * 512 + ahead)
     fed = 0
 
     def blocks():
@@ -125,7 +133,7 @@ def test_pieces_come_as_the_audio_arrives(generator) -> None:
             first_at = fed
         assert piece.shape[1] == FINEDANCE.dim and np.isfinite(piece).all()
     assert first_at is not None and first_at < y.size
-    assert window_samples <= first_at < window_samples + sr // 10  # within one block
+    assert window_samples <= first_at < latest + sr // 10  # within one block
 
 
 def test_memory_does_not_grow_with_the_song(generator) -> None:

@@ -374,11 +374,11 @@ class Generator:
     def music_beats(self, audio: Any, start: float | None = None,
                     duration: float | None = None, *,
                     features: np.ndarray | None = None) -> np.ndarray:
-        """Beat positions (frames, fractional) of the audio that :meth:`generate` syncs the
-        dance to: those the bundle's music features mark (``rhythm`` or ``baseline`` set), else
-        those of the ``rhythm`` set computed for the purpose
+        """Beat positions (frames) of the audio that :meth:`generate` syncs the dance to: the
+        beat tracker's on the onset curve of the bundle's music features (``rhythm`` or
+        ``baseline`` set), else on that of the ``rhythm`` set computed for the purpose
         (:mod:`gcdance.conditioning.features.beats`). ``features``: the audio's
-        :meth:`music_features`, when already computed (used when they mark the beats)."""
+        :meth:`music_features`, when already computed (used when they carry the curve)."""
         from ..conditioning.features.beats import rhythm_config, song_beats
         from ..conditioning.features.music import extract_features
 

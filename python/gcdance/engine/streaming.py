@@ -16,9 +16,11 @@ What is final when:
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
 - beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known, at
-  30 fps (:class:`gcdance.motion.beat_sync.BeatSyncStream`; the beats come from the ``rhythm``
-  columns, the bundle's own or computed beside its features,
-  :mod:`gcdance.conditioning.features.beats`);
+  30 fps (:class:`gcdance.motion.beat_sync.BeatSyncStream`), and a beat once the features 79
+  frames after it are (:mod:`gcdance.conditioning.features.beat_tracker`; the onset curve is
+  the bundle's own ``rhythm`` column or one computed beside its features,
+  :mod:`gcdance.conditioning.features.beats`): 131 frames (4.4 s) of features after a frame in
+  all, which the first piece's 4 s window nearly covers;
 - foot lock: a frame once ``settle_frames()`` (24) later frames are known
   (:class:`gcdance.motion.foot_lock.FootLockStream`).
 
@@ -106,35 +108,34 @@ class _Song:
 
 
 class _Beats:
-    """The beats of the music received so far (:func:`song_beats` of its beat-marking rows)."""
+    """The beats of the music received so far: the bundle's beat tracker
+    (:mod:`gcdance.conditioning.features.beats`) fed the onset curve of each new block of rows."""
 
     def __init__(self, config: Any, extra: FeatureStream | None) -> None:
+        from ..conditioning.features.beats import beat_tracker
+
         self.config = config  # the config of the rows beats are read from
         self.extra = extra  # a rhythm stream beside the bundle's features, when they mark none
-        self.frames = 0  # rows seen
-        self.last: np.ndarray | None = None  # the last row: a beat may fall after it
+        self.tracker = beat_tracker(config)
         self.new: list[np.ndarray] = []  # beats found since they were last taken
 
-    def add(self, rows: np.ndarray) -> None:
-        from ..conditioning.features.beats import song_beats
+    def add(self, rows: np.ndarray, final: bool) -> None:
+        from ..conditioning.features.beats import onset_curve
 
-        if rows.shape[0] == 0:
-            return
-        block = rows if self.last is None else np.concatenate([self.last, rows])
-        first = self.frames - (0 if self.last is None else 1)
-        self.new.append(song_beats(block, self.config, first))
-        self.frames += rows.shape[0]
-        self.last = rows[-1:].copy()
+        if rows.shape[0]:
+            self.new.append(self.tracker.push(onset_curve(rows, self.config)))
+        if final:
+            self.new.append(self.tracker.finish())
 
     def take(self) -> np.ndarray:
-        out = np.concatenate(self.new) if self.new else np.zeros(0)
+        out = np.concatenate(self.new).astype(np.float64) if self.new else np.zeros(0)
         self.new = []
         return out
 
     @property
     def until(self) -> int:
-        """Every beat before this frame position is known (the next pair is not)."""
-        return max(self.frames - 1, 0)
+        """Every beat before this frame is known."""
+        return self.tracker.decided
 
 
 def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[float, str, str,
@@ -173,9 +174,9 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
         song.add(rows)
         if beats is not None:
             if beats.extra is None:
-                beats.add(rows)
+                beats.add(rows, final)
             else:
-                beats.add(beats.extra.finish() if final else beats.extra.push(samples))
+                beats.add(beats.extra.finish() if final else beats.extra.push(samples), final)
 
     def generate(count: int, music: np.ndarray) -> np.ndarray:
         nonlocal next_window, carry

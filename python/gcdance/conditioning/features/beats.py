@@ -1,11 +1,19 @@
-"""The beats a dance is synced to (:mod:`gcdance.motion.beat_sync`): those the model's own music
-features mark, so that a generation reads the music once.
+"""The beats a dance is synced to (:mod:`gcdance.motion.beat_sync`): found in the onset curve of
+the model's own music features, so that a generation reads the music once.
 
-- ``rhythm`` set: where its beat phase wraps (:func:`.rhythm.feature_beat_frames`), with a bounded
-  look-ahead, so a stream finds them as it goes;
-- else ``baseline`` set: its beat column (``librosa.beat.beat_track`` over the whole audio);
-- else (``wav2clip`` / ``stft`` only): none in the features; :func:`rhythm_config` gives the
-  ``rhythm`` set to compute for them, at the same rate and hop.
+One tracker for every bundle, :mod:`.beat_tracker` (librosa's method with a bounded look-ahead,
+so a stream finds the beats as it goes), on the onset curve that the features carry:
+
+- ``rhythm`` set: its ``onset`` column (``log1p`` of the spectral flux, undone);
+- else ``baseline`` set: its onset-strength column (librosa's ``onset_strength``). Its beat
+  column (``librosa.beat.beat_track`` over the whole audio) stays what the model was trained
+  with and reads; the sync does not use it;
+- else (``wav2clip`` / ``stft`` only): no onset curve in the features; :func:`rhythm_config`
+  gives the ``rhythm`` set to compute for them, at the same rate and hop.
+
+On the 16 held-out corpus clips the tracker's beats give the sync a larger BAS gap than either
+older source (the rhythm set's beat-phase wraps, the baseline set's beat column):
+``docs/music_diagnosis.md`` section 13.
 """
 
 from __future__ import annotations
@@ -13,12 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import FeatureConfigError
-from .config import BASELINE_LAYOUT, FeatureConfig
-from .rhythm import feature_beat_frames
+from .beat_tracker import BeatTracker, track_beats_bounded
+from .config import FeatureConfig
 
-__all__ = ["rhythm_config", "song_beats"]
-
-_BEAT_COLUMN = sum(d for _, d in BASELINE_LAYOUT) - 1  # the baseline set's last column
+__all__ = ["beat_tracker", "onset_curve", "rhythm_config", "song_beats"]
 
 
 def rhythm_config(config: FeatureConfig) -> FeatureConfig | None:
@@ -30,18 +36,32 @@ def rhythm_config(config: FeatureConfig) -> FeatureConfig | None:
                          hop_length=config.hop_length, rhythm_lookahead=config.rhythm_lookahead)
 
 
-def song_beats(features: np.ndarray, config: FeatureConfig, first: int = 0) -> np.ndarray:
-    """Beat positions (frames, fractional) marked by ``features`` ``(frames, config.dim)``,
-    whose first row is frame ``first`` of the song.
+def onset_curve(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The onset curve ``(frames,)`` float64 that ``features`` ``(frames, config.dim)`` carry.
 
     Raises FeatureConfigError when ``config`` has neither a ``rhythm`` nor a ``baseline`` set:
     compute the :func:`rhythm_config` features for it and pass those.
     """
     slices = config.slices()
-    if "rhythm" in slices:
-        return feature_beat_frames(features[:, slices["rhythm"]], first)
-    if "baseline" in slices:
-        column = features[:, slices["baseline"].start + _BEAT_COLUMN]
-        return (np.flatnonzero(column > 0.5) + first).astype(np.float64)
-    raise FeatureConfigError(f"feature sets {list(config.sets)} mark no beats; compute the "
-                             "rhythm_config() features of the audio and pass those")
+    if "rhythm" in slices:  # column 0: log1p of the mean dB rise
+        return np.expm1(features[:, slices["rhythm"].start].astype(np.float64))
+    if "baseline" in slices:  # column 0: librosa's onset strength
+        return features[:, slices["baseline"].start].astype(np.float64)
+    raise FeatureConfigError(f"feature sets {list(config.sets)} carry no onset curve; compute "
+                             "the rhythm_config() features of the audio and pass those")
+
+
+def beat_tracker(config: FeatureConfig) -> BeatTracker:
+    """A :class:`BeatTracker` for the :func:`onset_curve` of ``config``'s features, fed row by
+    row as they arrive (a stream)."""
+    return BeatTracker(sr=config.sample_rate, hop_length=config.hop_length,
+                       start_bpm=config.start_bpm, tightness=config.tightness)
+
+
+def song_beats(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Beat positions (frames, float64) in ``features`` ``(frames, config.dim)``, the whole
+    song's (or clip's) rows from its first frame."""
+    beats = track_beats_bounded(onset_curve(features, config), sr=config.sample_rate,
+                                hop_length=config.hop_length, start_bpm=config.start_bpm,
+                                tightness=config.tightness)
+    return beats.astype(np.float64)
