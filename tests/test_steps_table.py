@@ -97,7 +97,7 @@ def _result(sampler: str = "ddim", steps: int = 50, *, genre: float = 0.8, gap: 
         "bundle": "b", "provider": "cpu", "prompts": "names", "music": "test", "guidance": 6.0,
         "seconds": 12.0, "start": 20.0, "seed": 0, "steps": steps, "sampler": sampler,
         "eta": 0.0, "max_files": 4, "held_out_files": 4, "genres": genres, "dances": 8,
-        "post_processing": ["beat_sync", "foot_lock"],
+        "post_processing": ["beat_sync:beat_tracker", "foot_lock"],
         "classifier_heldout_corpus_accuracy": 1.0, "genre_accuracy_dance": genre,
         "genre_accuracy_window": genre, "prompt_to_genre_accuracy": 1.0,
         "per_genre_accuracy": dict.fromkeys(genres, genre), "confusion": [[4, 0], [0, 4]],
@@ -298,6 +298,14 @@ def test_resume_reuses_complete_runs_and_redoes_the_rest(
     assert "ddim:8: running (made with seed = 1, this table needs 0)" in err
     assert "ddim:50: running (made with eta = " in err
     assert "ddim:5: running (unreadable" in err and "ddim:10: running (incomplete" in err
+    # a result whose beat sync followed the features' beat marks (before the beat tracker)
+    old_beats = json.loads((out / "ddim_8.json").read_text())
+    old_beats["post_processing"] = ["beat_sync", "foot_lock"]
+    (out / "ddim_8.json").write_text(json.dumps(old_beats))
+    beats = FakeEvaluate(corpus)
+    assert _main(tool, corpus, out, beats, "--samplers", "ddim") == 0
+    assert [c["steps"] for c in beats.calls] == [8]
+    assert "ddim:8: running (made with post_processing" in capsys.readouterr().err
     # another --seconds makes every result stale
     other = FakeEvaluate(corpus)
     assert _main(tool, corpus, out, other, "--samplers", "ddim", "--seconds", "8") == 0
