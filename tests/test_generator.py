@@ -84,7 +84,8 @@ def test_foot_lock_is_on_by_default_and_can_be_turned_off(generator: gcdance.Gen
 def test_beat_sync_is_on_by_default_and_can_be_turned_off(
         generator: gcdance.Generator) -> None:
     """The default dance is the model's retimed to the music's beats (then foot-locked); the
-    beats are those the bundle's features mark; an edit's kept frames stay as they were."""
+    beats are the beat tracker's on the bundle's features; an edit's kept frames stay as they
+    were."""
     from gcdance.metrics import beat_align_score
     from gcdance.motion.beat_sync import beat_sync
 
@@ -93,7 +94,7 @@ def test_beat_sync_is_on_by_default_and_can_be_turned_off(
     raw = generator.generate(audio, "Jazz", seed=1, steps=8, beat_sync=False, foot_lock=False)
     assert synced.settings["beat_sync"] is True and raw.settings["beat_sync"] is False
     beats = generator.music_beats(audio)
-    # 120 bpm clicks: a beat every 15 frames (the baseline set's beat column, whole frames)
+    # 120 bpm clicks: a beat every 15 frames (the tracker's, on the onset column; whole frames)
     assert np.allclose(np.diff(beats), 15, atol=1)
     np.testing.assert_array_equal(synced.motion, beat_sync(raw.motion, FINEDANCE, beats))
     assert not np.array_equal(synced.motion, raw.motion)

@@ -101,23 +101,26 @@ def test_beat_sync_streams_from_features_that_mark_no_beats(tmp_path: Path) -> N
 
 
 def test_pieces_come_as_the_audio_arrives(generator) -> None:
-    """Real-time-sized blocks: a piece comes before the audio ends, and the first one once the
-    first window's audio, the features' look-ahead and the beat sync's are in (without the foot
-    lock: this random model's contact labels say "planted" nearly everywhere, so the lock would
-    hold the pieces back until a foot lifts)."""
+    """Real-time-sized blocks: every frame comes out within a block of the moment the audio
+    allows: its window generated (with the 15 frames after it, which the sync reads) and the
+    beats 52 frames after it final, each at most 79 frames of features later; the first piece
+    right after the first window (without the foot lock: this random model's contact labels
+    say "planted" nearly everywhere, so the lock would hold the pieces back until a foot
+    lifts)."""
     from gcdance.conditioning.features import beat_tracker
     from gcdance.motion import beat_sync
 
     sr = 15360
     y = music(16.0, sr, seed=2)
     bundle = generator.bundle
-    # the first window's last frame is final once the audio reaches its centre + look-ahead;
-    # the sync's first frame at the latest once the beats 52 frames on are, each at most 79
-    # frames of features later
     ahead = bundle.features.lookahead_samples
-    window_samples = (bundle.window - 1) * 512 + ahead
-    latest = max(window_samples, (beat_sync.lookahead_frames(30.0)
-                                  + beat_tracker.lookahead_frames()) * 512 + ahead)
+    hop, length = bundle.hop, bundle.window
+    beats_after = beat_sync.lookahead_frames(30.0) + beat_tracker.lookahead_frames()
+
+    def allowed(f: int) -> int:  # samples after which frame f can be out (a window: 4 s)
+        window = (f + beat_sync.fade_frames(30.0)) // hop
+        return max((window * hop + length - 1) * 512, (f + beats_after) * 512) + ahead
+
     fed = 0
 
     def blocks():
@@ -126,14 +129,51 @@ def test_pieces_come_as_the_audio_arrives(generator) -> None:
             fed += block.size
             yield block
 
-    first_at = None
-    for _, piece in generator.stream(blocks(), "Jazz", sample_rate=sr, steps=2,
-                                     foot_lock=False):
-        if first_at is None:
-            first_at = fed
+    arrivals = []
+    for start, piece in generator.stream(blocks(), "Jazz", sample_rate=sr, steps=2,
+                                         foot_lock=False):
+        arrivals.append((start, piece.shape[0], fed))
         assert piece.shape[1] == FINEDANCE.dim and np.isfinite(piece).all()
-    assert first_at is not None and first_at < y.size
-    assert window_samples <= first_at < latest + sr // 10  # within one block
+    first_start, _, first_at = arrivals[0]
+    assert first_start == 0 and (length - 1) * 512 + ahead <= first_at < y.size
+    assert len(arrivals) > 5  # pieces between windows as the beats settle
+    song_frames = y.size // 512
+    for start, count, at in arrivals:
+        last = start + count - 1
+        if last < song_frames - length - hop:  # the song's end releases the rest
+            assert at < allowed(last) + sr // 10, (start, count, at, allowed(last))
+
+
+def test_the_first_piece_comes_before_the_second_window(generator, monkeypatch) -> None:
+    """With the beat sync and the foot lock on (the defaults), the first piece comes as soon as
+    the beats after it settle, not with the next window: the sync's held frames are released
+    between windows. (The random model's contact channels are cleared, so the lock holds a
+    frame only for its settle frames.)"""
+    sr = 15360
+    y = music(16.0, sr, seed=2)
+    bundle = generator.bundle
+    contacts = bundle.layout.contacts
+    sample_block = generator._sample_block
+
+    def no_contacts(*args, **kwargs):
+        motion, carry = sample_block(*args, **kwargs)
+        motion = motion.copy()
+        motion[:, contacts] = 0.0
+        return motion, carry
+
+    monkeypatch.setattr(generator, "_sample_block", no_contacts)
+    fed = 0
+
+    def blocks():
+        nonlocal fed
+        for block in pieces_of(y, [sr // 10]):
+            fed += block.size
+            yield block
+
+    first_at = next(fed for _ in generator.stream(blocks(), "Jazz", sample_rate=sr, steps=2))
+    ahead = bundle.features.lookahead_samples
+    second_window = (bundle.hop + bundle.window - 1) * 512 + ahead
+    assert (bundle.window - 1) * 512 + ahead <= first_at < second_window - sr // 2
 
 
 def test_memory_does_not_grow_with_the_song(generator) -> None:

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     fps = gen.bundle.fps
     first_audio, first_wall = rows[0][2], rows[0][3]
     print(f"first piece: frames 0-{rows[0][1]} ({rows[0][1] / fps:.2f} s of dance) after "
-          f"{first_audio:.2f} s of audio (a 4 s window, the look-ahead, the block) and "
+          f"{first_audio:.2f} s of audio (a 4 s window, the look-ahead, the beats, the block) and "
           f"{first_wall:.2f} s of wall time")
     if not args.realtime:
         print(f"real-time factor: {total / (y.size / sr):.3f} (compute s per audio s; < 1 keeps "

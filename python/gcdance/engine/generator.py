@@ -491,7 +491,8 @@ class Generator:
         can change it; the pieces are consecutive from frame 0, and joined they equal
         :meth:`generate` on the whole audio with the same prompt (a schedule too), seed and
         settings. The first piece comes after the first 4 s window's audio, the features'
-        look-ahead (``bundle.features.lookahead_samples``) and one window's compute; memory
+        look-ahead (``bundle.features.lookahead_samples``) and one window's compute, and with
+        the beat sync once the beats after its frames settle (about 1 s more); memory
         does not grow with the song beyond the pieces. Needs a bundle whose features have a
         bounded look-ahead (e.g. ``stft`` + ``rhythm``; the bundled default model's ``baseline``
         set tracks beats over the whole song, so it cannot stream).

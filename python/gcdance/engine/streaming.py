@@ -20,7 +20,7 @@ What is final when:
   frames after it are (:mod:`gcdance.conditioning.features.beat_tracker`; the onset curve is
   the bundle's own ``rhythm`` column or one computed beside its features,
   :mod:`gcdance.conditioning.features.beats`): 131 frames (4.4 s) of features after a frame in
-  all, which the first piece's 4 s window nearly covers;
+  all, at most; held frames come out as soon as those beats settle, between windows too;
 - foot lock: a frame once ``settle_frames()`` (24) later frames are known
   (:class:`gcdance.motion.foot_lock.FootLockStream`).
 
@@ -115,7 +115,8 @@ class _Beats:
         from ..conditioning.features.beats import beat_tracker
 
         self.config = config  # the config of the rows beats are read from
-        self.extra = extra  # a rhythm stream beside the bundle's features, when they mark none
+        self.extra = extra  # a rhythm stream beside the bundle's features, when they carry no
+        # onset curve
         self.tracker = beat_tracker(config)
         self.new: list[np.ndarray] = []  # beats found since they were last taken
 
@@ -212,10 +213,16 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
         yield from settle(motion[: ready * hop], final=False)
         song.forget(next_window * hop)
 
+    def beats_settled() -> Iterator[tuple[int, np.ndarray]]:
+        # New beats release frames the sync held back, without waiting for the next window.
+        if sync is not None and next_window > 0:
+            yield from settle(np.zeros((0, bundle.layout.dim), np.float32), final=False)
+
     for index, item in enumerate(chunks):
         samples = _chunk(item, sample_rate, index)
         add_music(features.push(samples), samples, final=False)
         yield from ready_blocks()
+        yield from beats_settled()
     add_music(features.finish(), None, final=True)
     total = song.frames
     seconds = features.samples_in / sample_rate

@@ -14,6 +14,10 @@ end:
   passes through it (a fixed-lag reading of the path; paths that share their past agree on it),
   and it is at least half a period after the beat before.
 
+Smaller differences from librosa: a path may start on any frame (where no earlier beat adds to
+its score) instead of only after the first strong onset, weak beats at the ends are not
+trimmed, and the Gaussian of the local score is cut at 4 frames (its sigma is at most 1.4).
+
 Look-ahead: frame ``k``'s verdict reads the onset curve before frame ``k +``
 :func:`lookahead_frames` (2 x :data:`LOOKAHEAD` ``+ BLOCK + 4`` = 79 frames, 2.6 s) and nothing
 later, so a prefix of the curve that long gives the whole curve's verdicts up to ``k``.
@@ -28,6 +32,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ...errors import InputError
 
 __all__ = ["BLOCK", "LOOKAHEAD", "PAST", "BeatTracker", "lookahead_frames",
            "track_beats_bounded"]
@@ -64,12 +70,17 @@ class BeatTracker:
     the beats (int64 frames) whose verdicts the new rows made final, ``finish()`` the rest.
     Joined, they equal :func:`track_beats_bounded` of the whole curve: both run this code, frame
     by frame in the same order. Memory: the last :data:`PAST` frames of the curve and a few
-    periods of the path."""
+    periods of the path (up to 330 frames more: it is trimmed in steps of 10 s). The onset
+    curve is at 30 fps (the constants are frames at that rate)."""
 
     def __init__(self, *, sr: int = 15360, hop_length: int = 512, start_bpm: float = 120.0,
                  tightness: float = 100.0) -> None:
         self._sr, self._hop = int(sr), int(hop_length)
         self._fps = sr / hop_length
+        if abs(self._fps - 30.0) > 1e-9:
+            raise InputError(f"BeatTracker: its windows are set in frames at 30 fps, got "
+                             f"{sr} Hz / hop {hop_length} = {self._fps:g} fps; compute the onset "
+                             "curve at 30 fps (hop_length = sample_rate / 30)")
         self._start_bpm, self._tightness = float(start_bpm), float(tightness)
         self._n = 0  # frames received
         self._final = False
@@ -91,9 +102,18 @@ class BeatTracker:
         return self._decided
 
     def push(self, env: np.ndarray) -> np.ndarray:
-        rows = np.asarray(env, dtype=np.float64).reshape(-1)
         if self._final:
-            raise RuntimeError("BeatTracker.push after finish")
+            raise InputError("BeatTracker.push after finish(): start a new tracker for "
+                             "another song")
+        rows = np.asarray(env, dtype=np.float64)
+        if rows.ndim != 1:
+            raise InputError(f"BeatTracker.push: the onset curve must be 1-D (frames,), got "
+                             f"shape {rows.shape}; pass one column of the features "
+                             "(gcdance.conditioning.features.beats.onset_curve)")
+        if not np.isfinite(rows).all():
+            bad = int(np.flatnonzero(~np.isfinite(rows))[0])
+            raise InputError(f"BeatTracker.push: the onset curve has a NaN or infinite value "
+                             f"at frame {self._n + bad}; the features it came from are broken")
         self._env = np.concatenate([self._env, rows])
         self._n += rows.size
         return self._advance()

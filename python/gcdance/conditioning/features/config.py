@@ -59,10 +59,12 @@ class FeatureConfig:
       in frame mode, and what the GCDance reference does per clip); ``"frame"``: per window.
     - ``rhythm_lookahead``: frames of audio after a frame that its ``rhythm`` columns may read
       (their analysis windows end there).
-    - ``start_bpm`` / ``tightness``: beat tracking (``librosa.beat.beat_track``) for the
-      ``baseline`` set and the beat times; EDGE uses tightness 100. EDGE seeds ``start_bpm``
+    - ``start_bpm`` / ``tightness``: beat tracking: ``librosa.beat.beat_track`` for the
+      ``baseline`` set's beat column and the beat times, and the beat sync's bounded tracker
+      (:mod:`.beat_tracker`) for every set; EDGE uses tightness 100. EDGE seeds ``start_bpm``
       per song (AIST++: the tempo in the file name, else a tempo estimate); here it is a fixed
-      prior, and a known tempo can be passed as ``bpm`` to ``extract_features``.
+      prior. A known tempo can be passed as ``bpm`` to ``extract_features`` (the baseline
+      column's tracker only; the sync's tracker estimates its own).
     """
 
     sets: tuple[str, ...] = ("wav2clip", "stft")
