@@ -100,6 +100,18 @@ def test_beat_sync_streams_from_features_that_mark_no_beats(tmp_path: Path) -> N
     assert abs(np.median(np.diff(gen.music_beats((y, sr)))) - 15) < 1  # the 120 bpm hits
 
 
+class _Fed:
+    """Real-time-sized blocks of ``y``, counting the samples handed out so far."""
+
+    def __init__(self, y: np.ndarray, size: int) -> None:
+        self.y, self.size, self.samples = y, size, 0
+
+    def __iter__(self):
+        for block in pieces_of(self.y, [self.size]):
+            self.samples += block.size
+            yield block
+
+
 def test_pieces_come_as_the_audio_arrives(generator) -> None:
     """Real-time-sized blocks: every frame comes out within a block of the moment the audio
     allows: its window generated (with the 15 frames after it, which the sync reads) and the
@@ -121,18 +133,12 @@ def test_pieces_come_as_the_audio_arrives(generator) -> None:
         window = (f + beat_sync.fade_frames(30.0)) // hop
         return max((window * hop + length - 1) * 512, (f + beats_after) * 512) + ahead
 
-    fed = 0
-
-    def blocks():
-        nonlocal fed
-        for block in pieces_of(y, [sr // 10]):
-            fed += block.size
-            yield block
+    feed = _Fed(y, sr // 10)
 
     arrivals = []
-    for start, piece in generator.stream(blocks(), "Jazz", sample_rate=sr, steps=2,
+    for start, piece in generator.stream(feed, "Jazz", sample_rate=sr, steps=2,
                                          foot_lock=False):
-        arrivals.append((start, piece.shape[0], fed))
+        arrivals.append((start, piece.shape[0], feed.samples))
         assert piece.shape[1] == FINEDANCE.dim and np.isfinite(piece).all()
     first_start, _, first_at = arrivals[0]
     assert first_start == 0 and (length - 1) * 512 + ahead <= first_at < y.size
@@ -162,15 +168,9 @@ def test_the_first_piece_comes_before_the_second_window(generator, monkeypatch) 
         return motion, carry
 
     monkeypatch.setattr(generator, "_sample_block", no_contacts)
-    fed = 0
+    feed = _Fed(y, sr // 10)
 
-    def blocks():
-        nonlocal fed
-        for block in pieces_of(y, [sr // 10]):
-            fed += block.size
-            yield block
-
-    first_at = next(fed for _ in generator.stream(blocks(), "Jazz", sample_rate=sr, steps=2))
+    first_at = next(feed.samples for _ in generator.stream(feed, "Jazz", sample_rate=sr, steps=2))
     ahead = bundle.features.lookahead_samples
     second_window = (bundle.hop + bundle.window - 1) * 512 + ahead
     assert (bundle.window - 1) * 512 + ahead <= first_at < second_window - sr // 2
