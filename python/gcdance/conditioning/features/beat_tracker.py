@@ -82,7 +82,6 @@ class BeatTracker:
                              f"{sr} Hz / hop {hop_length} = {self._fps:g} fps; compute the onset "
                              "curve at 30 fps (hop_length = sample_rate / 30)")
         self._start_bpm, self._tightness = float(start_bpm), float(tightness)
-        self._n = 0  # frames received
         self._final = False
         # Per-frame arrays hold frames [self._f0, self._f0 + len): the curve, the period and
         # scaled curve of each frame's block, the local score, the path's score and back link.
@@ -95,6 +94,11 @@ class BeatTracker:
         self._back = np.zeros(0, dtype=np.int64)
         self._last_beat: int | None = None
         self._decided = 0
+
+    @property
+    def _n(self) -> int:
+        """Frames received."""
+        return self._f0 + self._env.size
 
     @property
     def decided(self) -> int:
@@ -115,7 +119,6 @@ class BeatTracker:
             raise InputError(f"BeatTracker.push: the onset curve has a NaN or infinite value "
                              f"at frame {self._n + bad}; the features it came from are broken")
         self._env = np.concatenate([self._env, rows])
-        self._n += rows.size
         return self._advance()
 
     def finish(self) -> np.ndarray:
