@@ -1,6 +1,8 @@
-"""Change a bundle's default sampling settings without its checkpoint.
+"""Change a bundle's default sampling settings, or its features' look-ahead, without its
+checkpoint.
 
     python -m export.retune BUNDLE [--out DIR] [--sampler S] [--steps N] [--guidance G] [--eta E]
+                                   [--bounded-features]
 
 A bundle's defaults are chosen by measurement after it is exported (``python -m
 choreography.evaluate_model``, ``tools/steps_table.py``); this writes the chosen ones:
@@ -10,11 +12,19 @@ bundle's own diffusion schedule, and the provenance records the old and new valu
 must load, so their sha256 are checked first); the manifest is sealed again and the result must
 load before it replaces anything (``--out`` may be the bundle itself). The model card is copied
 as it is: rewrite it (``python -m export.model_card``) with numbers measured at the new settings.
+
+``--bounded-features`` serves a model trained on EDGE's whole-song ``baseline`` features with
+their bounded version (``manifest["features"]["baseline_bounded"]``,
+:mod:`gcdance.conditioning.features.baseline_bounded`), which a stream can compute. Do it after
+measuring that the model dances as well on them (``python -m choreography.evaluate_model
+--bundle`` on a retuned copy), as was done for the default model (docs/music_diagnosis.md
+section 14).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shutil
@@ -32,24 +42,31 @@ from gcdance.sampling.schedule import SAMPLERS, ddim_schedule, save_schedule
 
 from .migrate import reseal
 
-__all__ = ["SETTINGS", "main", "retune_bundle"]
+__all__ = ["FEATURE_SETTINGS", "SETTINGS", "main", "retune_bundle"]
 
 SETTINGS = ("sampler", "steps", "guidance", "eta")
 """The sampling defaults this tool sets (``manifest["sampling"]`` keys)."""
+FEATURE_SETTINGS = ("baseline_bounded",)
+"""The feature settings this tool sets (``manifest["features"]`` keys)."""
 
 
 def _settings(given: dict[str, Any]) -> dict[str, Any]:
     """Checked, JSON-ready values (numpy scalars welcome) of the given settings."""
-    unknown = sorted(set(given) - set(SETTINGS))
+    unknown = sorted(set(given) - set(SETTINGS) - set(FEATURE_SETTINGS))
     if unknown:
         raise InputError(f"retune: unknown setting(s) {', '.join(unknown)}; use "
-                         f"{', '.join(SETTINGS)}")
+                         f"{', '.join(SETTINGS + FEATURE_SETTINGS)}")
     if not given:
         raise InputError("retune: nothing to change; give at least one of "
-                         + ", ".join(f"--{k}" for k in SETTINGS))
+                         + ", ".join(f"--{k}" for k in SETTINGS) + ", --bounded-features")
     out: dict[str, Any] = {}
     for key, value in given.items():
-        if key == "sampler":
+        if key == "baseline_bounded":
+            if not isinstance(value, bool):
+                raise InputError(f"retune: baseline_bounded must be True or False, got "
+                                 f"{value!r}")
+            out[key] = value
+        elif key == "sampler":
             if value not in SAMPLERS:
                 raise InputError(f"retune: unknown sampler {value!r}; use one of "
                                  f"{', '.join(SAMPLERS)}")
@@ -82,8 +99,9 @@ def _destination(src: Path, out: Path, listed: Any) -> None:
 
 
 def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
-    """Write ``src`` with the given sampling defaults (keys of :data:`SETTINGS`) to ``out``
-    (atomically; ``out`` may be ``src``, not another existing folder) and return ``out``.
+    """Write ``src`` with the given sampling defaults (keys of :data:`SETTINGS`) and feature
+    settings (:data:`FEATURE_SETTINGS`: ``baseline_bounded=True``) to ``out`` (atomically;
+    ``out`` may be ``src``, not another existing folder) and return ``out``.
 
     Settings the bundle's schedule cannot take (steps over the diffusion's timesteps, ...) are
     an :class:`InputError` before anything is written. Switching to ``dpmpp`` (deterministic)
@@ -98,6 +116,8 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
         old = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
         _destination(src, out, old["files"])
         sampling = dict(old["sampling"])
+        feature_changes = {k: given.pop(k) for k in FEATURE_SETTINGS if k in given}
+        features = _features(old["features"], feature_changes)
         if given.get("sampler") == "dpmpp" and "eta" not in given:
             given["eta"] = 0.0
         new = {**sampling, **given}
@@ -109,11 +129,13 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
                               num_timesteps=int(diffusion["num_timesteps"]),
                               s=float(diffusion["cosine_s"]),
                               max_beta=float(diffusion["max_beta"]))
-        if new == sampling:
+        if new == sampling and features == old["features"]:
             return src if out == src else _copy_unchanged(src, out)
         before = (old["provenance"].get("retuned") or {}).get("changed") or {}
-        changed = {k: [before[k][0] if k in before else sampling.get(k), new[k]]
-                   for k in SETTINGS if k in before or new[k] != sampling.get(k)}
+        now = {**new, **features}
+        was = {**sampling, **{k: old["features"].get(k, False) for k in FEATURE_SETTINGS}}
+        changed = {k: [before[k][0] if k in before else was.get(k), now[k]]
+                   for k in SETTINGS + FEATURE_SETTINGS if k in before or now[k] != was.get(k)}
         changed = {k: v for k, v in changed.items() if v[0] != v[1]}
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -124,6 +146,7 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
             save_schedule(tmp / SCHEDULE_FILE, table)
             manifest = {k: v for k, v in old.items() if k != "manifest_sha256"}
             manifest["sampling"] = new
+            manifest["features"] = features
             reseal(tmp, out, manifest, "retuned", {
                 "tool": "python -m export.retune", "changed": changed})
         finally:
@@ -135,6 +158,20 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
         raise BundleError(f"retune: cannot rewrite {src} to {out}: {type(exc).__name__}: {exc}"
                           ) from None
     return out
+
+
+def _features(old: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's feature config with ``changes``, derived fields recomputed; unchanged
+    (the very dict) when nothing changes."""
+    from gcdance.conditioning.features import FeatureConfig
+
+    cfg = FeatureConfig.from_dict(old)
+    if all(getattr(cfg, k) == v for k, v in changes.items()):
+        return old
+    if changes.get("baseline_bounded") and "baseline" not in cfg.sets:
+        raise InputError(f"retune: --bounded-features: the bundle's features {list(cfg.sets)} "
+                         "have no baseline set to bound")
+    return dataclasses.replace(cfg, **changes).to_dict()
 
 
 def _copy_unchanged(src: Path, out: Path) -> Path:
@@ -152,17 +189,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="default sampling steps")
     parser.add_argument("--guidance", type=float, help="default guidance weight")
     parser.add_argument("--eta", type=float, help="default DDIM eta (0 = deterministic)")
+    parser.add_argument("--bounded-features", action="store_true",
+                        help="serve the baseline features with a bounded look-ahead (streaming)")
     args = parser.parse_args(argv)
     settings = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    if args.bounded_features:
+        settings["baseline_bounded"] = True
     try:
         out = retune_bundle(args.bundle, args.out or args.bundle, **settings)
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     sampling = load_bundle(out).sampling
+    bounded = load_bundle(out).features.baseline_bounded
     print(f"{out}: sampling " + ", ".join(f"{k} {getattr(sampling, k)}" for k in SETTINGS)
-          + "; rewrite its model card (python -m export.model_card) with numbers measured at "
-          "these settings")
+          + f"; baseline_bounded {bounded}; rewrite its model card (python -m "
+          "export.model_card) with numbers measured at these settings")
     return 0
 
 

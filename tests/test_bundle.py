@@ -291,6 +291,34 @@ def test_retune_sets_sampling_defaults(tiny_bundle: Path, tmp_path: Path) -> Non
         retune_bundle(damaged, damaged, eta=0.0)
 
 
+def test_retune_bounds_the_baseline_features(tmp_path: Path) -> None:
+    """--bounded-features switches a baseline bundle to the bounded set (the derived look-ahead
+    recomputed, the change recorded, the graphs untouched); a bundle without a baseline set is
+    refused, and a second retune writes nothing."""
+    from export.bundle import random_bundle
+    from export.retune import main as retune_main
+    from export.retune import retune_bundle
+
+    src = random_bundle(tmp_path / "edge", "tiny", seed=0, features="stft_baseline")
+    assert load_bundle(src).features.lookahead_samples is None
+    assert retune_main([str(src), "--out", str(tmp_path / "bounded"), "--bounded-features"]) == 0
+    b = load_bundle(tmp_path / "bounded")
+    assert b.features.baseline_bounded and b.features.lookahead_samples == 79 * 512
+    assert b.features.sets == load_bundle(src).features.sets
+    assert b.provenance["retuned"]["changed"] == {"baseline_bounded": [False, True]}
+    assert b.sampling == load_bundle(src).sampling
+    assert file_sha256(tmp_path / "bounded" / "denoiser.onnx") == file_sha256(
+        src / "denoiser.onnx")
+    before = (tmp_path / "bounded" / "manifest.json").read_bytes()
+    retune_bundle(tmp_path / "bounded", tmp_path / "bounded", baseline_bounded=True)
+    assert (tmp_path / "bounded" / "manifest.json").read_bytes() == before
+    rhythm = random_bundle(tmp_path / "rhythm", "tiny", seed=0, features="stft_rhythm")
+    with pytest.raises(gcdance_errors.InputError, match="no baseline set to bound"):
+        retune_bundle(rhythm, rhythm, baseline_bounded=True)
+    with pytest.raises(gcdance_errors.InputError, match="True or False"):
+        retune_bundle(src, src, baseline_bounded="yes")
+
+
 def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
     npz = sorted(tiny_bundle.glob("*.npz"))
     assert {p.name for p in npz} == {"normalizer.npz", "control_embeddings.npz",

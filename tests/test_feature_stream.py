@@ -190,16 +190,16 @@ def test_a_manifest_dict_works_as_config():
 
 
 @pytest.mark.parametrize(
-    ("cfg", "name"),
+    ("cfg", "name", "fix"),
     [
-        (FeatureConfig.baseline(), "baseline"),
-        (FeatureConfig(sets=("stft", "baseline")), "baseline"),
-        (FeatureConfig.full(), "wav2clip"),
+        (FeatureConfig.baseline(), "baseline", "export.retune BUNDLE --bounded-features"),
+        (FeatureConfig(sets=("stft", "baseline")), "baseline", "--bounded-features"),
+        (FeatureConfig.full(), "wav2clip", r"sets=\('stft', 'rhythm'\)"),
     ],
 )
-def test_whole_song_sets_are_refused(cfg, name):
+def test_whole_song_sets_are_refused(cfg, name, fix):
     assert cfg.lookahead_samples is None
-    with pytest.raises(FeatureConfigError, match=rf"'{name}'.*bounded look-ahead.*stft.*rhythm"):
+    with pytest.raises(FeatureConfigError, match=rf"'{name}'.*bounded look-ahead.*{fix}"):
         FeatureStream(cfg, 44100)
 
 

@@ -228,13 +228,25 @@ def test_bad_streams_are_refused(generator) -> None:
         list(generator.stream([y], [(0, "Jazz"), (9.0, "Pop")], sample_rate=sr, steps=1))
 
 
-def test_a_whole_song_bundle_cannot_stream(tmp_path: Path) -> None:
+def test_a_whole_song_bundle_streams_once_its_features_are_bounded(tmp_path: Path) -> None:
+    """A bundle with EDGE's whole-song baseline set is refused (with the fix in the message);
+    retuned to the bounded set (what the default model ships with), its stream equals its
+    generate, beat sync and foot lock on."""
     from export.bundle import random_bundle
+    from export.retune import retune_bundle
 
     bundle = random_bundle(tmp_path / "baseline", "tiny", seed=0, features="stft_baseline")
     gen = gcdance.Generator(bundle, provider="cpu", threads=1)
-    with pytest.raises(FeatureConfigError, match=r"whole song.*rhythm"):
+    with pytest.raises(FeatureConfigError, match=r"whole song.*--bounded-features"):
         gen.stream([np.zeros(1000, np.float32)], "Jazz", sample_rate=15360)
+    bounded = gcdance.Generator(retune_bundle(bundle, tmp_path / "bounded",
+                                              baseline_bounded=True), provider="cpu", threads=1)
+    assert bounded.bundle.features.lookahead_samples == 79 * 512
+    sr = 22050
+    y = music(9.0, sr, seed=3)
+    whole = bounded.generate((y, sr), "Jazz", seed=2, steps=3)
+    got, _ = joined(bounded, pieces_of(y, [3001, 517]), "Jazz", sr, seed=2, steps=3)
+    np.testing.assert_allclose(got, whole.motion, rtol=0, atol=1e-4)
 
 
 def test_the_foot_lock_stream_equals_locking_the_whole_motion() -> None:

@@ -494,8 +494,9 @@ class Generator:
         look-ahead (``bundle.features.lookahead_samples``) and one window's compute, and with
         the beat sync once the beats after its frames settle (about 1 s more); memory
         does not grow with the song beyond the pieces. Needs a bundle whose features have a
-        bounded look-ahead (e.g. ``stft`` + ``rhythm``; the bundled default model's ``baseline``
-        set tracks beats over the whole song, so it cannot stream).
+        bounded look-ahead: the bundled default model's (its ``baseline`` set bounded, final
+        2.6 s after a frame), ``stft`` + ``rhythm`` (0.53 s); not EDGE's whole-song
+        ``baseline`` set, nor Wav2CLIP with one normalisation over the song.
 
         Every argument is checked before the first chunk is read; a chunk's problems (shape,
         dtype, NaN, a changed sample rate) when it arrives.

@@ -11,14 +11,15 @@ its own stream of the seed, so the batching does not matter: joined, the pieces 
 What is final when:
 
 - features: frame ``k`` once the audio up to ``k * hop + lookahead_samples`` (resampled) has
-  arrived (:class:`gcdance.conditioning.features.stream.FeatureStream`; bundles whose features look
+  arrived (:class:`gcdance.conditioning.features.stream.FeatureStream`; 79 frames for the default
+  model's bounded ``baseline`` set, 16 for ``stft`` + ``rhythm``; bundles whose features look
   at the whole song cannot stream);
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
 - beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known, at
   30 fps (:class:`gcdance.motion.beat_sync.BeatSyncStream`), and a beat once the features 79
   frames after it are (:mod:`gcdance.conditioning.features.beat_tracker`; the onset curve is
-  the bundle's own ``rhythm`` column or one computed beside its features,
+  the bundle's own onset column or one computed beside its features,
   :mod:`gcdance.conditioning.features.beats`): 131 frames (4.4 s) of features after a frame in
   all, at most; held frames come out as soon as those beats settle, between windows too;
 - foot lock: a frame once ``settle_frames()`` (24) later frames are known

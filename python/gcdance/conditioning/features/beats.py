@@ -5,9 +5,9 @@ One tracker for every bundle, :mod:`.beat_tracker` (librosa's method with a boun
 so a stream finds the beats as it goes), on the onset curve that the features carry:
 
 - ``rhythm`` set: its ``onset`` column (``log1p`` of the spectral flux, undone);
-- else ``baseline`` set: its onset-strength column (librosa's ``onset_strength``). Its beat
-  column (``librosa.beat.beat_track`` over the whole audio) stays what the model was trained
-  with and reads; the sync does not use it;
+- else ``baseline`` set: its onset-strength column (librosa's ``onset_strength``). With
+  ``baseline_bounded`` its beat column holds these very beats; EDGE's whole-song beat column
+  (``librosa.beat.beat_track`` over the audio) is only read by the model;
 - else (``wav2clip`` / ``stft`` only): no onset curve in the features; :func:`rhythm_config`
   gives the ``rhythm`` set to compute for them, at the same rate and hop.
 

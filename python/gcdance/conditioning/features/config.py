@@ -65,6 +65,9 @@ class FeatureConfig:
       per song (AIST++: the tempo in the file name, else a tempo estimate); here it is a fixed
       prior. A known tempo can be passed as ``bpm`` to ``extract_features`` (the baseline
       column's tracker only; the sync's tracker estimates its own).
+    - ``baseline_bounded``: the ``baseline`` set with a bounded look-ahead
+      (:mod:`.baseline_bounded`: running floor and peak scale, tuning 0, CQT in blocks, the
+      bounded tracker's beats), which a stream can compute; ``False`` is EDGE's, whole-song.
     """
 
     sets: tuple[str, ...] = ("wav2clip", "stft")
@@ -77,6 +80,7 @@ class FeatureConfig:
     start_bpm: float = 120.0
     tightness: float = 100.0
     rhythm_lookahead: int = 15
+    baseline_bounded: bool = False
     version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -114,8 +118,15 @@ class FeatureConfig:
             raise FeatureConfigError(
                 f"wav2clip_norm must be one of {WAV2CLIP_NORMS}, got {self.wav2clip_norm!r}"
             )
-        if not isinstance(self.stft_log, bool):
-            raise FeatureConfigError(f"stft_log must be a bool, got {self.stft_log!r}")
+        for name in ("stft_log", "baseline_bounded"):
+            if not isinstance(getattr(self, name), bool):
+                raise FeatureConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.baseline_bounded and self.fps != 30:
+            raise FeatureConfigError(
+                f"baseline_bounded needs 30 fps (its beat tracker's windows are set in frames "
+                f"at 30 fps), got sample_rate {self.sample_rate} / hop_length "
+                f"{self.hop_length} = {self.sample_rate / self.hop_length:g} fps"
+            )
         for name in ("start_bpm", "tightness"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -183,8 +194,10 @@ class FeatureConfig:
         """Samples after frame ``k``'s centre (``k * hop_length``) that a prefix of the audio
         must hold for its frame ``k`` to equal the whole song's (a prefix of ``m`` samples has
         ``m // hop_length`` frames, so at least one hop); ``None`` when a set looks at the
-        whole audio (``baseline``: beat tracking and normalisations over the song;
-        ``wav2clip`` with ``"audio"`` norm: one mean/std over it). Streaming needs a bound."""
+        whole audio (``baseline`` unless ``baseline_bounded``: beat tracking and
+        normalisations over the song; ``wav2clip`` with ``"audio"`` norm: one mean/std over
+        it). Streaming needs a bound."""
+        from . import baseline_bounded
         from .rhythm import lookahead_samples
 
         ahead = self.hop_length
@@ -195,6 +208,8 @@ class FeatureConfig:
                 ahead = max(ahead, lookahead_samples(self.rhythm_lookahead, self.hop_length))
             elif name == "wav2clip" and self.wav2clip_norm == "frame":
                 ahead = max(ahead, self.hop_length // 2 + self.wav2clip_window // 2)
+            elif name == "baseline" and self.baseline_bounded:
+                ahead = max(ahead, baseline_bounded.lookahead_samples(self.hop_length))
             else:
                 return None
         return ahead
@@ -252,7 +267,7 @@ def _as_config(value: FeatureConfig | Mapping[str, Any], role: str) -> FeatureCo
 _SET_FIELDS: dict[str, tuple[str, ...]] = {
     "wav2clip": ("wav2clip_window", "wav2clip_norm"),
     "stft": ("stft_n_fft", "stft_log"),
-    "baseline": ("start_bpm", "tightness"),
+    "baseline": ("start_bpm", "tightness", "baseline_bounded"),
     "rhythm": ("rhythm_lookahead",),
 }
 

@@ -11,7 +11,9 @@ Sets (see :class:`~gcdance.conditioning.features.config.FeatureConfig`):
   one-hot (1), beats one-hot (1; ``beat_track`` with ``start_bpm`` and tightness 100). The values
   equal those librosa calls made directly on the whole signal; the steps that look at the whole
   signal (the 80 dB floor below the loudest mel bin, the tuning estimate of the CQT, the
-  onset-envelope normalisation, the tempo) are done globally from per-chunk results.
+  onset-envelope normalisation, the tempo) are done globally from per-chunk results. With
+  ``baseline_bounded`` each of them is bounded instead, so a stream can compute the set:
+  :mod:`gcdance.conditioning.features.baseline_bounded`.
 - ``wav2clip``: see :mod:`gcdance.conditioning.features.wav2clip`.
 - ``rhythm``: see :mod:`gcdance.conditioning.features.rhythm` (bounded look-ahead).
 
@@ -31,6 +33,7 @@ import numpy as np
 from ...errors import InputError
 from ..audio import AudioInput, load_audio
 from ._region import padded_region
+from .baseline_bounded import bounded_baseline_features
 from .config import FeatureConfig, check_compatible
 from .rhythm import rhythm_features
 from .wav2clip import Wav2CLIPEncoder
@@ -50,7 +53,8 @@ class MusicFeatures:
 
     ``features``: ``(n_frames, config.dim)`` float32, the sets concatenated in ``config.sets``
     order; ``duration``: seconds analysed; ``tempo`` (bpm) and ``beat_frames`` (frame indices,
-    ``< n_frames``) when beats were tracked (the ``baseline`` set, or ``beats=True``).
+    ``< n_frames``) when beats were tracked (the ``baseline`` set, or ``beats=True``); the
+    bounded ``baseline`` set gives its beat column's frames and no single tempo.
     """
 
     features: np.ndarray
@@ -123,6 +127,11 @@ def compute_features(
             f"y must be mono audio of shape (n,), got {y.shape}; load it with "
             "gcdance.conditioning.audio.load_audio"
         )
+    if bpm is not None and cfg.baseline_bounded and "baseline" in cfg.sets:
+        raise InputError(
+            "bpm: the bounded baseline set's beat tracker estimates the tempo as it goes and "
+            "takes no known tempo; leave bpm out (or use baseline_bounded=False)"
+        )
     n_frames = cfg.n_frames(y.shape[0])
     chunk = max(1, round(chunk_seconds * cfg.fps))
     out = np.empty((n_frames, cfg.dim), dtype=np.float32)
@@ -145,6 +154,12 @@ def compute_features(
             rhythm_features(
                 y, n_frames, sr=cfg.sample_rate, hop_length=cfg.hop_length,
                 lookahead=cfg.rhythm_lookahead, out=out[:, cols],
+            )
+        elif name == "baseline" and cfg.baseline_bounded:
+            _, beat_frames = bounded_baseline_features(
+                y, n_frames, sr=cfg.sample_rate, hop_length=cfg.hop_length,
+                start_bpm=cfg.start_bpm, tightness=cfg.tightness, chunk_frames=chunk,
+                out=out[:, cols],
             )
         elif name == "baseline":
             _, tempo, beat_frames = baseline_features(

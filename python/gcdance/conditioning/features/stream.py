@@ -16,9 +16,11 @@ arrived (8192 = 0.533 s at 15360 Hz for the ``stft`` + ``rhythm`` sets), or when
 Resampling adds soxr's own delay: its output trails the input by 20-38 ms at 44.1 and 22.05
 kHz, 7-78 ms at 48 kHz (measured; docs/spec.md, "Streaming features").
 
-Only sets with a bounded look-ahead can be streamed: ``stft`` and ``rhythm``. ``baseline`` (beat
-tracking and normalisations over the song) and ``wav2clip`` with ``"audio"`` norm (one mean/std
-over the song) are refused with :class:`~gcdance.errors.FeatureConfigError`.
+Only sets with a bounded look-ahead can be streamed: ``stft``, ``rhythm`` and the bounded
+``baseline`` set (``baseline_bounded``, :mod:`.baseline_bounded`, final 79 frames = 2.6 s after
+its frame). EDGE's whole-song ``baseline`` (beat tracking and normalisations over the song) and
+``wav2clip`` with ``"audio"`` norm (one mean/std over the song) are refused with
+:class:`~gcdance.errors.FeatureConfigError`.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ import numpy as np
 from ...errors import AudioDecodeError, FeatureConfigError, InputError
 from ..audio import MonoResampler, _check_positive_int, to_float32
 from . import rhythm
+from .baseline_bounded import BoundedBaseline
 from .config import FeatureConfig
 from .music import stft_rows
 
 
 def _streamable(config: FeatureConfig) -> None:
     for name in config.sets:
-        if name == "baseline" or (name == "wav2clip" and config.wav2clip_norm == "audio"):
+        whole_song_baseline = name == "baseline" and not config.baseline_bounded
+        if whole_song_baseline or (name == "wav2clip" and config.wav2clip_norm == "audio"):
             why = (
                 "beat tracking and normalisations over the song"
                 if name == "baseline"
@@ -46,8 +50,12 @@ def _streamable(config: FeatureConfig) -> None:
             raise FeatureConfigError(
                 f"the '{name}' feature set looks at the whole song ({why}): its frames are "
                 "not final until the song has ended, and streaming needs features with a "
-                "bounded look-ahead (FeatureConfig.lookahead_samples is None). Re-export or "
-                "retrain the model with FeatureConfig(sets=('stft', 'rhythm'))."
+                "bounded look-ahead (FeatureConfig.lookahead_samples is None). "
+                + ("A model trained on these features may read the bounded version as well: "
+                   "measure it, then set it with python -m export.retune BUNDLE "
+                   "--bounded-features." if name == "baseline" else
+                   "Re-export or retrain the model with FeatureConfig(sets=('stft', "
+                   "'rhythm')).")
             )
         if name == "wav2clip":
             raise FeatureConfigError(
@@ -106,6 +114,12 @@ class FeatureStream:
         # Delayed onset curves (full band, low band) of frames [self._c0, self._c0 + m).
         self._curves = np.zeros((2, rhythm.ONSET_DELAY), dtype=np.float32)
         self._c0 = 0
+        # The bounded baseline set keeps its own state; its rows wait here for the other sets'.
+        self._baseline = (BoundedBaseline(sr=config.sample_rate, hop_length=hop,
+                                          start_bpm=config.start_bpm, tightness=config.tightness)
+                          if "baseline" in config.sets else None)
+        self._baseline_rows = np.zeros((0, config.set_dim("baseline")), dtype=np.float32)
+        self._baseline_fed = 0  # resampled samples given to it
         self._finished = False
 
     # -- state -------------------------------------------------------------------------------
@@ -163,9 +177,9 @@ class FeatureStream:
             raise InputError("finish() was already called: this stream has ended.")
         self._finished = True
         tail, total = self._resampler.finish()
-        self._take(tail)
+        self._take(tail, last=True)
         self._consolidate()
-        if total < self._used:  # soxr never hands out more than that before the end
+        if total < max(self._used, self._baseline_fed):  # soxr never gives that many early
             raise RuntimeError(
                 f"the resampler gave {self._n} samples before the end but the song has {total}: "
                 "frames already handed out would change (internal error)"
@@ -177,6 +191,11 @@ class FeatureStream:
                 [self._audio, np.zeros(total - self._n, dtype=np.float32)]
             )
         self._n = self._end = total
+        if self._baseline is not None:
+            rest = self._audio[self._baseline_fed - self._a0 : total - self._a0]
+            self._baseline_rows = np.concatenate(
+                [self._baseline_rows, self._baseline.push(rest), self._baseline.finish()])
+            self._baseline_fed = total
         return self._advance()
 
     def _samples(self, chunk: Any) -> np.ndarray:
@@ -212,11 +231,15 @@ class FeatureStream:
             )
         return x
 
-    def _take(self, samples: np.ndarray) -> None:
+    def _take(self, samples: np.ndarray, last: bool = False) -> None:
         if samples.size:
             # A copy: a pass-through block may be the caller's array, reused after push().
             self._pending.append(np.array(samples, dtype=np.float32, copy=True))
             self._n += samples.size
+            if self._baseline is not None and not last:  # the last block: once cut to length
+                self._baseline_rows = np.concatenate(
+                    [self._baseline_rows, self._baseline.push(self._pending[-1])])
+                self._baseline_fed = self._n
 
     def _consolidate(self) -> None:
         if self._pending:
@@ -233,6 +256,8 @@ class FeatureStream:
             stop = (self._n - self._delay) // hop + 1 if self._n >= self._delay else 0
         else:
             stop = cfg.n_frames(self._end)
+        if self._baseline is not None:  # its own readiness (within the delay's bound)
+            stop = min(stop, self._done + self._baseline_rows.shape[0])
         start = self._done
         if stop <= start:
             return self._empty()
@@ -249,6 +274,9 @@ class FeatureStream:
                 rhythm.rhythm_rows(
                     self._curves, self._c0, start, stop, self._lookahead, out=out[:, cols]
                 )
+            elif name == "baseline":
+                out[:, cols] = self._baseline_rows[: stop - start]
+                self._baseline_rows = self._baseline_rows[stop - start :]
         self._done = stop
         if self._end is None:
             self._used = (stop - 1) * hop + self._delay
@@ -275,7 +303,7 @@ class FeatureStream:
     def _forget(self) -> None:
         """Drop the audio and onset history that no later frame reads."""
         hop, cfg = self._hop, self._cfg
-        keep = self._n
+        keep = self._n if self._baseline is None else self._baseline_fed
         keep_c = None
         for name in cfg.sets:
             if name == "stft":

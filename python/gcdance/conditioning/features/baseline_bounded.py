@@ -1,0 +1,339 @@
+"""The ``baseline`` set with a bounded look-ahead (``FeatureConfig(baseline_bounded=True)``).
+
+EDGE/FineDance's 35 columns (:func:`~gcdance.conditioning.features.music.baseline_features`)
+look at the whole song in four places; here each is replaced by what the audio so far can
+tell, so that a stream computes every frame exactly as the offline path does:
+
+- the 80 dB floor under the loudest mel bin: the loudest bin *so far* (a running maximum);
+- the onset peaks' normalisation by the envelope's maximum: its maximum so far (up to the
+  last frame the peak's window reads);
+- the chroma's tuning estimate over the song: 0 (in tune), and the CQT computed per block of
+  :data:`CQT_BLOCK` frames with fixed context (:data:`CQT_PAST` frames before,
+  :data:`CQT_AHEAD` after; the chroma differs from the whole song's CQT by under 0.03, after
+  the L1 norm);
+- the beat column: the bounded tracker's beats (:mod:`.beat_tracker`) on the onset column,
+  the same beats the beat sync follows, instead of ``librosa.beat.beat_track`` over the song.
+
+The columns are otherwise librosa's (``onset_strength``'s alignment: frame ``k`` is the mean
+rise from mel frame ``k - 3`` to ``k - 2``; MFCC 1-20 as a DCT-II of the floored mel dB;
+CENS's quantisation, 41-frame Hann smoothing and L2 norm; ``onset_detect``'s peak rule at
+30 fps: a frame at least 0.07 of the scale above the mean of the 7 frames around it). The
+shipped default model, trained on the whole-song columns, dances the same on these
+(``docs/music_diagnosis.md`` section 14).
+
+Look-ahead: frame ``k`` is final once the audio up to ``k * hop +`` :func:`lookahead_samples`
+has arrived (79 frames, 2.6 s, set by the beat tracker), or at the song's end. Every
+computation is on fixed blocks aligned to frame 0 (see
+:func:`~gcdance.conditioning.features.rhythm._blocks`) or elementwise in a fixed order, so the
+offline features (:func:`bounded_baseline_features`) and a stream's
+(:class:`BoundedBaseline` fed as the audio comes) are equal bit for bit: the offline path is
+the stream fed the whole song.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import numpy as np
+
+from ._region import padded_region
+from .beat_tracker import BeatTracker, lookahead_frames
+
+__all__ = ["CQT_AHEAD", "CQT_BLOCK", "CQT_PAST", "BoundedBaseline", "bounded_baseline_features",
+           "lookahead_samples"]
+
+_MEL_N_FFT = 2048  # librosa's default for melspectrogram / onset_strength / mfcc
+_MEL_BLOCK = 32  # frames per mel / MFCC product (fixed shapes: bitwise stream = offline)
+_TOP_DB = 80.0
+_ENV_DELAY = 2  # onset_strength: lag 1 + n_fft // (2 hop) = 3 frames of padding
+CQT_BLOCK = 45
+"""Frames per CQT call (1.5 s): a call costs about 35 ms whatever its length."""
+CQT_PAST = 15
+"""Frames of audio before a CQT block that the call sees (0.5 s)."""
+CQT_AHEAD = 10
+"""Frames of audio after a CQT block that the call sees (0.33 s)."""
+_CENS_STEPS = (0.4, 0.2, 0.1, 0.05)
+_CENS_HALF = 20  # chroma_cens: a 43-point symmetric Hann, whose end points are 0
+_PEAK_PAST, _PEAK_AHEAD = 3, 3  # onset_detect at 30 fps: pre_avg 3, post_avg 4 (exclusive)
+_PEAK_DELTA = 0.07
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def lookahead_samples(hop_length: int = 512) -> int:
+    """Samples after frame ``k``'s centre that must have arrived for frame ``k`` to be final:
+    the beat tracker's verdict (its onset frames up to ``k + 78``; the onset of frame ``j``
+    reads samples before ``j * hop``) or the chroma's (the smoothing reads 20 frames ahead,
+    whose CQT block may end :data:`CQT_BLOCK` ``+`` :data:`CQT_AHEAD` frames later)."""
+    return max(lookahead_frames(), _CENS_HALF + CQT_BLOCK + CQT_AHEAD) * hop_length
+
+
+@lru_cache(maxsize=4)
+def _bases(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mel filter bank (128, 1025), the DCT-II rows 0..19 as a (128, 20) product, and the
+    CENS smoothing weights (41,)."""
+    import librosa
+
+    mel = librosa.filters.mel(sr=sr, n_fft=_MEL_N_FFT).astype(np.float32)
+    dct = np.zeros((mel.shape[0], 20))
+    n = mel.shape[0]
+    i = np.arange(n)
+    for q in range(20):  # orthonormal DCT-II, as scipy's dct(norm="ortho")
+        dct[:, q] = np.cos(np.pi * q * (2 * i + 1) / (2 * n)) * np.sqrt((1 if q else 0.5) * 2 / n)
+    win = librosa.filters.get_window("hann", 2 * _CENS_HALF + 3, fftbins=False)[1:-1]
+    return mel, dct.astype(np.float32), (win / win.sum()).astype(np.float32)
+
+
+class BoundedBaseline:
+    """The 35 columns of audio that arrives in blocks of samples at ``sr`` (already resampled):
+    ``push(samples)`` returns the ``(k, 35)`` float32 rows now final, ``finish()`` the rest
+    (``len // hop_length`` frames in all). Memory is bounded: a few seconds of audio and of
+    each column's history."""
+
+    def __init__(self, *, sr: int = 15360, hop_length: int = 512, start_bpm: float = 120.0,
+                 tightness: float = 100.0) -> None:
+        self._sr, self._hop = int(sr), int(hop_length)
+        self._tracker = BeatTracker(sr=sr, hop_length=hop_length, start_bpm=start_bpm,
+                                    tightness=tightness)
+        self._audio = np.zeros(0, dtype=np.float32)  # samples [self._a0, self._n)
+        self._a0 = 0
+        self._n = 0
+        self._end: int | None = None
+        self._rows = np.zeros((0, 35), dtype=np.float32)  # frames [self._out, ...), being filled
+        self._out = 0  # frames handed out
+        self._loudest = -np.inf  # the running maximum of the mel dB
+        self._last_mel = np.zeros((0, 128), dtype=np.float32)  # the last floored mel frame
+        self._mel = 0  # mel frames done (MFCC written)
+        self._env = np.zeros(0, dtype=np.float32)  # onset frames [self._e0, self._env_done)
+        self._e0 = 0
+        self._scale = np.zeros(0, dtype=np.float32)  # max of the onset up to each frame, same
+        self._env_written = 0  # frames whose onset column is written
+        self._peaks = 0  # frames whose peak verdict is written
+        self._quant = np.zeros((12, 0), dtype=np.float32)  # frames [self._q0, self._chroma)
+        self._q0 = 0
+        self._chroma = 0  # frames with their quantised chroma (whole CQT blocks)
+        self._cens = 0  # frames with their CENS written
+        self._fed = 0  # onset frames fed to the tracker
+        self._beats_done = 0
+        self._finished = False
+
+    @property
+    def _env_done(self) -> int:
+        return self._e0 + self._env.size
+
+    def _frames_known(self) -> int:
+        """Frames the song has at least (all of them once it has ended)."""
+        return self._n // self._hop
+
+    # -- input -------------------------------------------------------------------------------
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        if self._finished:
+            raise RuntimeError("BoundedBaseline.push after finish()")
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if x.size:
+            self._audio = np.concatenate([self._audio, x])
+            self._n += x.size
+        return self._advance()
+
+    def finish(self) -> np.ndarray:
+        self._finished = True
+        self._end = self._n
+        return self._advance()
+
+    # -- stages ------------------------------------------------------------------------------
+    def _advance(self) -> np.ndarray:
+        known = self._frames_known()
+        if self._end is not None:
+            mel_to = known
+        else:  # frame j reads samples before j * hop + n_fft / 2
+            mel_to = min(known, max(0, (self._n - _MEL_N_FFT // 2) // self._hop + 1))
+        self._grow(known)
+        self._mel_stage(mel_to)
+        self._onset_stage(known)
+        self._peak_stage(known)
+        self._chroma_stage(known)
+        self._beat_stage(known)
+        ready = min(self._mel, self._peaks, self._cens, self._beats_done)
+        out = self._rows[: ready - self._out].copy()
+        self._rows = self._rows[ready - self._out :]
+        self._out = ready
+        self._forget()
+        return out
+
+    def _grow(self, known: int) -> None:
+        have = self._out + self._rows.shape[0]
+        if known > have:
+            self._rows = np.concatenate([self._rows, np.zeros((known - have, 35), np.float32)])
+
+    def _col(self, k0: int, k1: int, cols: slice | int) -> np.ndarray:
+        return self._rows[k0 - self._out : k1 - self._out, cols]
+
+    def _mel_stage(self, stop: int) -> None:
+        """Floored mel dB and MFCC of frames ``self._mel .. stop - 1``."""
+        if stop <= self._mel:
+            return
+        mel_basis, dct, _ = _bases(self._sr)
+        hop, half = self._hop, _MEL_N_FFT // 2
+        window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(_MEL_N_FFT) / _MEL_N_FFT)
+                  ).astype(np.float32)
+        for b0 in range(self._mel - self._mel % _MEL_BLOCK, stop, _MEL_BLOCK):
+            b1 = b0 + _MEL_BLOCK
+            region = padded_region(self._audio, self._a0, b0 * hop - half,
+                                   (b1 - 1) * hop + half, self._end)
+            frames = np.lib.stride_tricks.sliding_window_view(region, _MEL_N_FFT)[::hop]
+            power = np.abs(np.fft.rfft(frames[:_MEL_BLOCK] * window, axis=-1)) ** 2
+            db = 10.0 * np.log10(np.maximum(power.astype(np.float32) @ mel_basis.T, 1e-10))
+            lo, hi = max(self._mel, b0), min(stop, b1)
+            new = db[lo - b0 : hi - b0]
+            loudest = np.maximum.accumulate(np.maximum(new.max(axis=1), self._loudest))
+            self._loudest = float(loudest[-1])
+            floored = np.maximum(new, (loudest - _TOP_DB)[:, None]).astype(np.float32)
+            block = np.zeros((_MEL_BLOCK, floored.shape[1]), dtype=np.float32)
+            block[lo - b0 : hi - b0] = floored
+            self._col(lo, hi, slice(1, 21))[:] = (block @ dct)[lo - b0 : hi - b0]
+            self._onsets_of(floored)
+        self._mel = stop
+
+    def _onsets_of(self, floored: np.ndarray) -> None:
+        """Onset frames ``lo + 2 .. hi + 1`` from the floored mel frames ``lo .. hi - 1`` and
+        the one before (librosa's ``onset_strength``: lag 1, centred, mean over the bands)."""
+        mel = np.concatenate([self._last_mel, floored])
+        rise = np.maximum(np.diff(mel, axis=0), 0.0).mean(axis=1).astype(np.float32)
+        if not self._last_mel.size:  # frames 0, 1, 2 are padding; 3 is the rise into mel 1
+            rise = np.concatenate([np.zeros(_ENV_DELAY + 1, np.float32), rise])
+        self._last_mel = floored[-1:]
+        top = float(self._scale[-1]) if self._scale.size else 0.0
+        self._env = np.concatenate([self._env, rise])
+        self._scale = np.concatenate([self._scale, np.maximum.accumulate(np.maximum(rise, top))])
+
+    def _onset_stage(self, known: int) -> None:
+        """Write the onset column of the frames the song has (the curve runs a frame ahead)."""
+        hi = min(self._env_done, known)
+        if hi > self._env_written:
+            lo = self._env_written
+            self._col(lo, hi, 0)[:] = self._env[lo - self._e0 : hi - self._e0]
+            self._env_written = hi
+
+    def _peak_stage(self, known: int) -> None:
+        """Onset peaks: ``env[k] >= mean(env[k-3 .. k+3]) + 0.07 * max(env[.. k+3])``."""
+        env_to = min(self._env_done, known)
+        stop = known if self._end is not None else env_to - _PEAK_AHEAD
+        if stop <= self._peaks:
+            return
+        ks = np.arange(self._peaks, stop)
+        total = np.zeros(ks.size)
+        count = np.zeros(ks.size)
+        for m in range(-_PEAK_PAST, _PEAK_AHEAD + 1):  # fixed order: batch-independent
+            j = ks + m
+            ok = (j >= 0) & (j < env_to)
+            total += np.where(ok, self._env[np.clip(j, self._e0, env_to - 1) - self._e0], 0.0)
+            count += ok
+        last = np.minimum(ks + _PEAK_AHEAD, env_to - 1)
+        scale = self._scale[last - self._e0].astype(np.float64) + _TINY
+        env = self._env[ks - self._e0].astype(np.float64)
+        self._col(self._peaks, stop, 33)[:] = (env >= total / count + _PEAK_DELTA * scale)
+        self._peaks = stop
+
+    def _chroma_stage(self, known: int) -> None:
+        """Quantised chroma per CQT block; CENS once the smoothing's frames are there."""
+        import librosa
+
+        hop = self._hop
+        while self._chroma < known:
+            c0 = self._chroma
+            first, last = (c0 - CQT_PAST) * hop, (c0 + CQT_BLOCK + CQT_AHEAD) * hop
+            if self._end is None and self._n < last:
+                break
+            seg = padded_region(self._audio, self._a0, first, last, self._end)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="n_fft=.* is too large for input")
+                c = librosa.feature.chroma_cqt(
+                    y=seg, sr=self._sr, hop_length=hop, tuning=0.0, norm=None, n_chroma=12,
+                    n_octaves=7, bins_per_octave=36,
+                )[:, CQT_PAST : CQT_PAST + CQT_BLOCK]
+            c = librosa.util.normalize(c, norm=1, axis=0)
+            quant = np.zeros_like(c)
+            for step in _CENS_STEPS:
+                quant += (c > step) * (1.0 / len(_CENS_STEPS))
+            take = min(CQT_BLOCK, known - c0) if self._end is not None else CQT_BLOCK
+            self._quant = np.concatenate([self._quant, quant[:, :take].astype(np.float32)],
+                                         axis=1)
+            self._chroma = c0 + take
+        stop = known if self._end is not None else self._chroma - _CENS_HALF
+        if stop <= self._cens:
+            return
+        _, _, win = _bases(self._sr)
+        ks = np.arange(self._cens, stop)
+        smooth = np.zeros((12, ks.size), dtype=np.float32)
+        for m in range(-_CENS_HALF, _CENS_HALF + 1):  # fixed order: batch-independent
+            j = ks + m
+            ok = (j >= 0) & (j < self._chroma)
+            src = self._quant[:, np.clip(j, self._q0, self._chroma - 1) - self._q0]
+            smooth += win[m + _CENS_HALF] * np.where(ok[None, :], src, 0.0).astype(np.float32)
+        norm = np.sqrt((smooth.astype(np.float64) ** 2).sum(axis=0))
+        cens = np.where(norm > _TINY, smooth / np.where(norm > _TINY, norm, 1.0), smooth)
+        self._col(self._cens, stop, slice(21, 33))[:] = cens.T
+        self._cens = stop
+
+    def _beat_stage(self, known: int) -> None:
+        """The tracker, fed the onset frames the song has."""
+        hi = min(self._env_done, known)
+        beats = [self._tracker.push(self._env[self._fed - self._e0 : hi - self._e0])]
+        self._fed = max(self._fed, hi)
+        if self._end is not None:
+            beats.append(self._tracker.finish())
+        for k in np.concatenate(beats):  # every new beat is at or after self._out
+            self._rows[k - self._out, 34] = 1.0
+        self._beats_done = known if self._end is not None else min(self._tracker.decided, known)
+
+    def _forget(self) -> None:
+        """Drop the audio and history that no later frame reads."""
+        hop = self._hop
+        mel_from = (self._mel - self._mel % _MEL_BLOCK) * hop - _MEL_N_FFT // 2
+        keep = min(mel_from, (self._chroma - CQT_PAST) * hop, self._n)
+        if keep - self._a0 > 30 * self._sr:  # amortised: in steps of 30 s
+            self._audio = self._audio[keep - self._a0 :].copy()
+            self._a0 = keep
+        env_keep = min(self._peaks - _PEAK_PAST, self._fed, self._env_written)
+        if env_keep - self._e0 > 900:
+            cut = env_keep - self._e0
+            self._env, self._scale = self._env[cut:].copy(), self._scale[cut:].copy()
+            self._e0 = env_keep
+        q_keep = self._cens - _CENS_HALF
+        if q_keep - self._q0 > 900:
+            self._quant = self._quant[:, q_keep - self._q0 :].copy()
+            self._q0 = q_keep
+
+
+def bounded_baseline_features(
+    y: np.ndarray,
+    n_frames: int,
+    *,
+    sr: int = 15360,
+    hop_length: int = 512,
+    start_bpm: float = 120.0,
+    tightness: float = 100.0,
+    chunk_frames: int = 1800,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 35 bounded baseline columns of mono audio ``y`` (``n_frames = len(y) // hop``):
+    ``(features (n_frames, 35), beat frames)``; ``out`` (optional) receives the features.
+    :class:`BoundedBaseline` fed ``y`` in chunks of ``chunk_frames`` frames (memory only: the
+    values do not depend on it)."""
+    if n_frames != y.shape[0] // hop_length:
+        raise ValueError(f"n_frames {n_frames} != len(y) // hop_length")
+    if out is None:
+        out = np.empty((n_frames, 35), dtype=np.float32)
+    stream = BoundedBaseline(sr=sr, hop_length=hop_length, start_bpm=start_bpm,
+                             tightness=tightness)
+    at = 0
+    step = max(1, chunk_frames) * hop_length
+    for s0 in range(0, y.shape[0], step):
+        rows = stream.push(y[s0 : s0 + step])
+        out[at : at + rows.shape[0]] = rows
+        at += rows.shape[0]
+    rows = stream.finish()
+    out[at : at + rows.shape[0]] = rows
+    at += rows.shape[0]
+    assert at == n_frames, (at, n_frames)
+    return out, np.flatnonzero(out[:, 34] > 0).astype(np.int64)
