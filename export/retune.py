@@ -132,7 +132,8 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
         if new == sampling and features == old["features"]:
             return src if out == src else _copy_unchanged(src, out)
         before = (old["provenance"].get("retuned") or {}).get("changed") or {}
-        now = {**new, **features}
+        # Manifests written before a feature setting existed lack it (its default, False).
+        now = {**new, **{k: features.get(k, False) for k in FEATURE_SETTINGS}}
         was = {**sampling, **{k: old["features"].get(k, False) for k in FEATURE_SETTINGS}}
         changed = {k: [before[k][0] if k in before else was.get(k), now[k]]
                    for k in SETTINGS + FEATURE_SETTINGS if k in before or now[k] != was.get(k)}
@@ -200,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    sampling = load_bundle(out).sampling
-    bounded = load_bundle(out).features.baseline_bounded
+    written = load_bundle(out)
+    sampling, bounded = written.sampling, written.features.baseline_bounded
     print(f"{out}: sampling " + ", ".join(f"{k} {getattr(sampling, k)}" for k in SETTINGS)
           + f"; baseline_bounded {bounded}; rewrite its model card (python -m "
           "export.model_card) with numbers measured at these settings")

@@ -317,6 +317,16 @@ def test_retune_bounds_the_baseline_features(tmp_path: Path) -> None:
         retune_bundle(rhythm, rhythm, baseline_bounded=True)
     with pytest.raises(gcdance_errors.InputError, match="True or False"):
         retune_bundle(src, src, baseline_bounded="yes")
+    # A manifest written before the setting existed (no 'baseline_bounded' in its features)
+    # retunes its sampling as before.
+    manifest = json.loads((src / "manifest.json").read_text())
+    del manifest["features"]["baseline_bounded"], manifest["manifest_sha256"]
+    seal_manifest(manifest)
+    (src / "manifest.json").write_text(json.dumps(manifest))
+    assert load_bundle(src).features.baseline_bounded is False
+    b = load_bundle(retune_bundle(src, tmp_path / "older", steps=40))
+    assert b.sampling.steps == 40 and not b.features.baseline_bounded
+    assert b.provenance["retuned"]["changed"] == {"steps": [50, 40]}
 
 
 def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:

@@ -109,23 +109,20 @@ class _Song:
 
 
 class _Beats:
-    """The beats of the music received so far: the bundle's beat tracker
-    (:mod:`gcdance.conditioning.features.beats`) fed the onset curve of each new block of rows."""
+    """The beats of the music received so far (:class:`gcdance.conditioning.features.beats.
+    FeatureBeats`), from each new block of rows."""
 
     def __init__(self, config: Any, extra: FeatureStream | None) -> None:
-        from ..conditioning.features.beats import beat_tracker
+        from ..conditioning.features.beats import FeatureBeats
 
-        self.config = config  # the config of the rows beats are read from
         self.extra = extra  # a rhythm stream beside the bundle's features, when they carry no
         # onset curve
-        self.tracker = beat_tracker(config)
+        self.tracker = FeatureBeats(config)
         self.new: list[np.ndarray] = []  # beats found since they were last taken
 
     def add(self, rows: np.ndarray, final: bool) -> None:
-        from ..conditioning.features.beats import onset_curve
-
         if rows.shape[0]:
-            self.new.append(self.tracker.push(onset_curve(rows, self.config)))
+            self.new.append(self.tracker.push(rows))
         if final:
             self.new.append(self.tracker.finish())
 

@@ -21,13 +21,15 @@ CENS's quantisation, 41-frame Hann smoothing and L2 norm; ``onset_detect``'s pea
 shipped default model, trained on the whole-song columns, dances the same on these
 (``docs/music_diagnosis.md`` section 14).
 
-Look-ahead: frame ``k`` is final once the audio up to ``k * hop +`` :func:`lookahead_samples`
-has arrived (79 frames, 2.6 s, set by the beat tracker), or at the song's end. Every
-computation is on fixed blocks aligned to frame 0 (see
-:func:`~gcdance.conditioning.features.rhythm._blocks`) or elementwise in a fixed order, so the
-offline features (:func:`bounded_baseline_features`) and a stream's
-(:class:`BoundedBaseline` fed as the audio comes) are equal bit for bit: the offline path is
-the stream fed the whole song.
+Defined at EDGE's analysis rate only (15360 Hz, hop 512: 30 fps), where its alignment and
+look-ahead are set. Look-ahead: frame ``k`` is final once the audio up to ``k * hop +``
+:func:`lookahead_samples` has arrived (79 frames, 2.6 s, set by the beat tracker), or at the
+song's end. Every computation has the same shapes whatever audio has arrived (the mel bands
+and MFCC one frame at a time, the CQT one whole block at a time) or is elementwise in a fixed
+order (BLAS products can change in their last bit with the product's shape, see
+:func:`~gcdance.conditioning.features.rhythm._blocks`), so the offline features
+(:func:`bounded_baseline_features`) and a stream's (:class:`BoundedBaseline` fed as the audio
+comes) are equal bit for bit: the offline path is the stream fed the whole song.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ...errors import InputError
 from ._region import padded_region
 from .beat_tracker import BeatTracker, lookahead_frames
 
@@ -44,7 +47,6 @@ __all__ = ["CQT_AHEAD", "CQT_BLOCK", "CQT_PAST", "BoundedBaseline", "bounded_bas
            "lookahead_samples"]
 
 _MEL_N_FFT = 2048  # librosa's default for melspectrogram / onset_strength / mfcc
-_MEL_BLOCK = 32  # frames per mel / MFCC product (fixed shapes: bitwise stream = offline)
 _TOP_DB = 80.0
 _ENV_DELAY = 2  # onset_strength: lag 1 + n_fft // (2 hop) = 3 frames of padding
 CQT_BLOCK = 45
@@ -58,6 +60,7 @@ _CENS_HALF = 20  # chroma_cens: a 43-point symmetric Hann, whose end points are 
 _PEAK_PAST, _PEAK_AHEAD = 3, 3  # onset_detect at 30 fps: pre_avg 3, post_avg 4 (exclusive)
 _PEAK_DELTA = 0.07
 _TINY = float(np.finfo(np.float32).tiny)
+_TRIM = 30 * 15360  # audio is dropped in steps of 30 s (amortised)
 
 
 def lookahead_samples(hop_length: int = 512) -> int:
@@ -69,33 +72,36 @@ def lookahead_samples(hop_length: int = 512) -> int:
 
 
 @lru_cache(maxsize=4)
-def _bases(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The mel filter bank (128, 1025), the DCT-II rows 0..19 as a (128, 20) product, and the
-    CENS smoothing weights (41,)."""
+def _bases(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The periodic Hann window (2048,), the mel filter bank as a (1025, 128) product, the
+    DCT-II rows 0..19 as a (128, 20) product, and the CENS smoothing weights (41,)."""
     import librosa
 
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(_MEL_N_FFT) / _MEL_N_FFT))
     mel = librosa.filters.mel(sr=sr, n_fft=_MEL_N_FFT).astype(np.float32)
-    dct = np.zeros((mel.shape[0], 20))
     n = mel.shape[0]
     i = np.arange(n)
+    dct = np.zeros((n, 20))
     for q in range(20):  # orthonormal DCT-II, as scipy's dct(norm="ortho")
         dct[:, q] = np.cos(np.pi * q * (2 * i + 1) / (2 * n)) * np.sqrt((1 if q else 0.5) * 2 / n)
     win = librosa.filters.get_window("hann", 2 * _CENS_HALF + 3, fftbins=False)[1:-1]
-    return mel, dct.astype(np.float32), (win / win.sum()).astype(np.float32)
+    return (window.astype(np.float32), np.ascontiguousarray(mel.T), dct.astype(np.float32),
+            (win / win.sum()).astype(np.float32))
 
 
 class BoundedBaseline:
     """The 35 columns of audio that arrives in blocks of samples at ``sr`` (already resampled):
-    ``push(samples)`` returns the ``(k, 35)`` float32 rows now final, ``finish()`` the rest
-    (``len // hop_length`` frames in all). Memory is bounded: a few seconds of audio and of
-    each column's history."""
+    ``push(samples)`` (mono float samples, 1-D) returns the ``(k, 35)`` float32 rows now final,
+    ``finish()`` the rest (``len // hop_length`` frames in all). Memory is bounded: at most
+    about 35 s of audio (dropped in steps of 30 s) and a few seconds of each column's history.
+    :class:`~gcdance.conditioning.features.stream.FeatureStream` feeds it for a stream."""
 
     def __init__(self, *, sr: int = 15360, hop_length: int = 512, start_bpm: float = 120.0,
                  tightness: float = 100.0) -> None:
         self._sr, self._hop = int(sr), int(hop_length)
         self._tracker = BeatTracker(sr=sr, hop_length=hop_length, start_bpm=start_bpm,
                                     tightness=tightness)
-        self._audio = np.zeros(0, dtype=np.float32)  # samples [self._a0, self._n)
+        self._store = np.zeros(1 << 16, dtype=np.float32)  # samples [self._a0, self._n) first
         self._a0 = 0
         self._n = 0
         self._end: int | None = None
@@ -118,6 +124,10 @@ class BoundedBaseline:
         self._finished = False
 
     @property
+    def _audio(self) -> np.ndarray:
+        return self._store[: self._n - self._a0]
+
+    @property
     def _env_done(self) -> int:
         return self._e0 + self._env.size
 
@@ -128,14 +138,29 @@ class BoundedBaseline:
     # -- input -------------------------------------------------------------------------------
     def push(self, samples: np.ndarray) -> np.ndarray:
         if self._finished:
-            raise RuntimeError("BoundedBaseline.push after finish()")
-        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+            raise InputError("BoundedBaseline.push after finish(): start a new one for another "
+                             "song")
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise InputError(f"BoundedBaseline.push: mono samples of shape (n,), got shape "
+                             f"{x.shape}; mix the channels down first")
+        if not np.isfinite(x).all():
+            bad = int(np.flatnonzero(~np.isfinite(x))[0]) + self._n
+            raise InputError(f"BoundedBaseline.push: sample {bad} of the song is NaN or "
+                             "infinite")
         if x.size:
-            self._audio = np.concatenate([self._audio, x])
+            held = self._n - self._a0
+            if held + x.size > self._store.size:  # grow geometrically: amortised O(new)
+                grown = np.zeros(max(held + x.size, 2 * self._store.size), dtype=np.float32)
+                grown[:held] = self._store[:held]
+                self._store = grown
+            self._store[held : held + x.size] = x
             self._n += x.size
         return self._advance()
 
     def finish(self) -> np.ndarray:
+        if self._finished:
+            raise InputError("BoundedBaseline.finish() was already called")
         self._finished = True
         self._end = self._n
         return self._advance()
@@ -169,29 +194,22 @@ class BoundedBaseline:
         return self._rows[k0 - self._out : k1 - self._out, cols]
 
     def _mel_stage(self, stop: int) -> None:
-        """Floored mel dB and MFCC of frames ``self._mel .. stop - 1``."""
+        """Floored mel dB and MFCC of frames ``self._mel .. stop - 1``, one frame per product
+        (a frame is computed once, when its samples are in)."""
         if stop <= self._mel:
             return
-        mel_basis, dct, _ = _bases(self._sr)
+        window, mel_basis, dct, _ = _bases(self._sr)
         hop, half = self._hop, _MEL_N_FFT // 2
-        window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(_MEL_N_FFT) / _MEL_N_FFT)
-                  ).astype(np.float32)
-        for b0 in range(self._mel - self._mel % _MEL_BLOCK, stop, _MEL_BLOCK):
-            b1 = b0 + _MEL_BLOCK
-            region = padded_region(self._audio, self._a0, b0 * hop - half,
-                                   (b1 - 1) * hop + half, self._end)
-            frames = np.lib.stride_tricks.sliding_window_view(region, _MEL_N_FFT)[::hop]
-            power = np.abs(np.fft.rfft(frames[:_MEL_BLOCK] * window, axis=-1)) ** 2
-            db = 10.0 * np.log10(np.maximum(power.astype(np.float32) @ mel_basis.T, 1e-10))
-            lo, hi = max(self._mel, b0), min(stop, b1)
-            new = db[lo - b0 : hi - b0]
-            loudest = np.maximum.accumulate(np.maximum(new.max(axis=1), self._loudest))
-            self._loudest = float(loudest[-1])
-            floored = np.maximum(new, (loudest - _TOP_DB)[:, None]).astype(np.float32)
-            block = np.zeros((_MEL_BLOCK, floored.shape[1]), dtype=np.float32)
-            block[lo - b0 : hi - b0] = floored
-            self._col(lo, hi, slice(1, 21))[:] = (block @ dct)[lo - b0 : hi - b0]
-            self._onsets_of(floored)
+        floored = np.empty((stop - self._mel, mel_basis.shape[1]), dtype=np.float32)
+        for i, j in enumerate(range(self._mel, stop)):
+            frame = padded_region(self._audio, self._a0, j * hop - half, j * hop + half,
+                                  self._end)
+            power = (np.abs(np.fft.rfft(frame * window)) ** 2).astype(np.float32)
+            db = 10.0 * np.log10(np.maximum(power @ mel_basis, 1e-10))
+            self._loudest = max(self._loudest, float(db.max()))
+            floored[i] = np.maximum(db, np.float32(self._loudest - _TOP_DB))
+            self._rows[j - self._out, 1:21] = floored[i] @ dct
+        self._onsets_of(floored)
         self._mel = stop
 
     def _onsets_of(self, floored: np.ndarray) -> None:
@@ -262,7 +280,7 @@ class BoundedBaseline:
         stop = known if self._end is not None else self._chroma - _CENS_HALF
         if stop <= self._cens:
             return
-        _, _, win = _bases(self._sr)
+        *_, win = _bases(self._sr)
         ks = np.arange(self._cens, stop)
         smooth = np.zeros((12, ks.size), dtype=np.float32)
         for m in range(-_CENS_HALF, _CENS_HALF + 1):  # fixed order: batch-independent
@@ -270,7 +288,10 @@ class BoundedBaseline:
             ok = (j >= 0) & (j < self._chroma)
             src = self._quant[:, np.clip(j, self._q0, self._chroma - 1) - self._q0]
             smooth += win[m + _CENS_HALF] * np.where(ok[None, :], src, 0.0).astype(np.float32)
-        norm = np.sqrt((smooth.astype(np.float64) ** 2).sum(axis=0))
+        norm = np.zeros(ks.size)
+        for row in smooth.astype(np.float64):  # fixed order: batch-independent
+            norm += row * row
+        norm = np.sqrt(norm)
         cens = np.where(norm > _TINY, smooth / np.where(norm > _TINY, norm, 1.0), smooth)
         self._col(self._cens, stop, slice(21, 33))[:] = cens.T
         self._cens = stop
@@ -289,10 +310,10 @@ class BoundedBaseline:
     def _forget(self) -> None:
         """Drop the audio and history that no later frame reads."""
         hop = self._hop
-        mel_from = (self._mel - self._mel % _MEL_BLOCK) * hop - _MEL_N_FFT // 2
-        keep = min(mel_from, (self._chroma - CQT_PAST) * hop, self._n)
-        if keep - self._a0 > 30 * self._sr:  # amortised: in steps of 30 s
-            self._audio = self._audio[keep - self._a0 :].copy()
+        keep = min(self._mel * hop - _MEL_N_FFT // 2, (self._chroma - CQT_PAST) * hop, self._n)
+        if keep - self._a0 > _TRIM:
+            cut, held = keep - self._a0, self._n - self._a0
+            self._store[: held - cut] = self._store[cut:held]
             self._a0 = keep
         env_keep = min(self._peaks - _PEAK_PAST, self._fed, self._env_written)
         if env_keep - self._e0 > 900:

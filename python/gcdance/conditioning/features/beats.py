@@ -6,8 +6,10 @@ so a stream finds the beats as it goes), on the onset curve that the features ca
 
 - ``rhythm`` set: its ``onset`` column (``log1p`` of the spectral flux, undone);
 - else ``baseline`` set: its onset-strength column (librosa's ``onset_strength``). With
-  ``baseline_bounded`` its beat column holds these very beats; EDGE's whole-song beat column
-  (``librosa.beat.beat_track`` over the audio) is only read by the model;
+  ``baseline_bounded`` the set's beat column holds these very beats, final with their rows, and
+  is read instead (a stream then does not wait for the tracker a second time); EDGE's
+  whole-song beat column (``librosa.beat.beat_track`` over the audio) is only read by the
+  model;
 - else (``wav2clip`` / ``stft`` only): no onset curve in the features; :func:`rhythm_config`
   gives the ``rhythm`` set to compute for them, at the same rate and hop.
 
@@ -21,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import FeatureConfigError
-from .beat_tracker import BeatTracker, track_beats_bounded
+from .beat_tracker import BeatTracker
 from .config import FeatureConfig
 
-__all__ = ["beat_tracker", "onset_curve", "rhythm_config", "song_beats"]
+__all__ = ["FeatureBeats", "onset_curve", "rhythm_config", "song_beats"]
 
 
 def rhythm_config(config: FeatureConfig) -> FeatureConfig | None:
@@ -51,17 +53,37 @@ def onset_curve(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
                              "the rhythm_config() features of the audio and pass those")
 
 
-def beat_tracker(config: FeatureConfig) -> BeatTracker:
-    """A :class:`BeatTracker` for the :func:`onset_curve` of ``config``'s features, fed row by
-    row as they arrive (a stream)."""
-    return BeatTracker(sr=config.sample_rate, hop_length=config.hop_length,
-                       start_bpm=config.start_bpm, tightness=config.tightness)
+class FeatureBeats:
+    """The beats of ``config``'s feature rows as they arrive (a stream): ``push(rows)`` returns
+    the beats (int64 frames) the new rows made final, ``finish()`` the rest, :attr:`decided`
+    the frame before which every beat is known. The bounded baseline set's beat column, or
+    the tracker on the rows' :func:`onset_curve`."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self._config = config
+        bounded = "baseline" in config.sets and config.baseline_bounded
+        self._column = config.slices()["baseline"].stop - 1 if bounded else None
+        self._tracker = None if bounded else BeatTracker(
+            sr=config.sample_rate, hop_length=config.hop_length, start_bpm=config.start_bpm,
+            tightness=config.tightness)
+        self._rows = 0
+
+    def push(self, rows: np.ndarray) -> np.ndarray:
+        first, self._rows = self._rows, self._rows + rows.shape[0]
+        if self._tracker is None:
+            return np.flatnonzero(rows[:, self._column] > 0).astype(np.int64) + first
+        return self._tracker.push(onset_curve(rows, self._config))
+
+    def finish(self) -> np.ndarray:
+        return np.zeros(0, np.int64) if self._tracker is None else self._tracker.finish()
+
+    @property
+    def decided(self) -> int:
+        return self._rows if self._tracker is None else self._tracker.decided
 
 
 def song_beats(features: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Beat positions (frames, float64) in ``features`` ``(frames, config.dim)``, the whole
     song's (or clip's) rows from its first frame."""
-    beats = track_beats_bounded(onset_curve(features, config), sr=config.sample_rate,
-                                hop_length=config.hop_length, start_bpm=config.start_bpm,
-                                tightness=config.tightness)
-    return beats.astype(np.float64)
+    beats = FeatureBeats(config)
+    return np.concatenate([beats.push(features), beats.finish()]).astype(np.float64)

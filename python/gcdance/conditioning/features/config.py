@@ -121,11 +121,16 @@ class FeatureConfig:
         for name in ("stft_log", "baseline_bounded"):
             if not isinstance(getattr(self, name), bool):
                 raise FeatureConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if self.baseline_bounded and self.fps != 30:
+        if self.baseline_bounded and "baseline" not in sets:
             raise FeatureConfigError(
-                f"baseline_bounded needs 30 fps (its beat tracker's windows are set in frames "
-                f"at 30 fps), got sample_rate {self.sample_rate} / hop_length "
-                f"{self.hop_length} = {self.sample_rate / self.hop_length:g} fps"
+                f"baseline_bounded=True bounds the 'baseline' set, but the sets are "
+                f"{list(sets)}: add 'baseline' or leave baseline_bounded False"
+            )
+        if self.baseline_bounded and (self.sample_rate, self.hop_length) != (15360, 512):
+            raise FeatureConfigError(
+                f"baseline_bounded is defined at EDGE's analysis rate, sample_rate 15360 and "
+                f"hop_length 512 (its onset alignment, look-ahead and beat tracker are set in "
+                f"those frames), got {self.sample_rate} / {self.hop_length}"
             )
         for name in ("start_bpm", "tightness"):
             value = getattr(self, name)

@@ -60,8 +60,8 @@ def _streamable(config: FeatureConfig) -> None:
         if name == "wav2clip":
             raise FeatureConfigError(
                 "the 'wav2clip' feature set (wav2clip_norm='frame') is not computed on a stream "
-                "yet; streaming supports the sets 'stft' and 'rhythm'. Re-export or retrain the "
-                "model with FeatureConfig(sets=('stft', 'rhythm'))."
+                "yet; streaming supports the sets 'stft', 'rhythm' and the bounded 'baseline'. "
+                "Re-export or retrain the model with FeatureConfig(sets=('stft', 'rhythm'))."
             )
 
 
@@ -79,7 +79,8 @@ class FeatureStream:
     A chunk is a 1-D array of mono samples: float (nominal range [-1, 1]) or integer PCM
     (scaled by its full range, as :func:`gcdance.conditioning.audio.load_audio` scales it). Memory
     stays bounded however long the song: the stream keeps a few seconds of resampled audio and the
-    last 8 s of the onset curve that the ``rhythm`` set looks back on.
+    last 8 s of the onset curve that the ``rhythm`` set looks back on; the bounded ``baseline``
+    set keeps up to about 35 s of audio of its own (:class:`.baseline_bounded.BoundedBaseline`).
     """
 
     def __init__(self, config: FeatureConfig | Mapping[str, Any], sample_rate: int) -> None:
