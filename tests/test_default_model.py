@@ -27,6 +27,8 @@ def test_default_bundle_is_packaged_trained_and_documented() -> None:
     assert prov["training"]["model"]["name"] == "small"
     assert b.dataset == "finedance" and len(b.genres) == 16
     assert b.features.sets == ("stft", "baseline")  # no external weights needed
+    assert b.features.baseline_bounded  # so that it streams (music_diagnosis section 14)
+    assert b.provenance["retuned"]["changed"]["baseline_bounded"] == [False, True]
     card = b.model_card
     assert card is not None
     text = card.read_text(encoding="utf-8")
@@ -53,6 +55,30 @@ def test_default_model_dances_to_a_real_song(tmp_path: Path) -> None:
     again = gen.generate(TRACK, "energetic K-pop with sharp arm hits", seed=0, start=8.0,
                          duration=6.0)
     np.testing.assert_array_equal(again.motion, dance.motion)
+
+
+def test_default_model_streams_what_it_generates() -> None:
+    """The shipped model on a real song fed in 0.1 s blocks at 44.1 kHz: the pieces come while
+    the audio arrives and, joined, are its generate() (beat sync and foot lock on)."""
+    from gcdance.conditioning.audio import load_audio
+
+    gen = gcdance.Generator(provider="cpu")
+    y = load_audio(TRACK, sr=44100, start=20.0, duration=9.0)
+    whole = gen.generate((y, 44100), "Jazz", seed=1)
+    got, arrived, fed = [], [], 0
+
+    def blocks():
+        nonlocal fed
+        for at in range(0, y.size, 4410):
+            fed = at + 4410
+            yield y[at : at + 4410]
+
+    for start, piece in gen.stream(blocks(), "Jazz", sample_rate=44100, seed=1):
+        assert start == sum(p.shape[0] for p in got)
+        got.append(piece)
+        arrived.append(min(fed, y.size) / 44100)
+    np.testing.assert_allclose(np.concatenate(got), whole.motion, rtol=0, atol=1e-4)
+    assert len(got) >= 3 and arrived[0] < 8.0  # the first piece before the song's end
 
 
 def test_cli_default_model_writes_bvh_and_video(tmp_path: Path) -> None:

@@ -492,8 +492,9 @@ class Generator:
         :meth:`generate` on the whole audio with the same prompt (a schedule too), seed and
         settings. The first piece comes after the first 4 s window's audio, the features'
         look-ahead (``bundle.features.lookahead_samples``) and one window's compute, and with
-        the beat sync once the beats after its frames settle (about 1 s more); memory
-        does not grow with the song beyond the pieces. Needs a bundle whose features have a
+        the beat sync once the beats after its frames settle (the default model: after 6.7 s
+        of audio, ``docs/streaming.md``); memory does not grow with the song beyond the
+        pieces. Needs a bundle whose features have a
         bounded look-ahead: the bundled default model's (its ``baseline`` set bounded, final
         2.6 s after a frame), ``stft`` + ``rhythm`` (0.53 s); not EDGE's whole-song
         ``baseline`` set, nor Wav2CLIP with one normalisation over the song.
