@@ -17,11 +17,13 @@ What is final when:
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
 - beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known, at
-  30 fps (:class:`gcdance.motion.beat_sync.BeatSyncStream`), and a beat once the features 79
-  frames after it are (:mod:`gcdance.conditioning.features.beat_tracker`; the onset curve is
-  the bundle's own onset column or one computed beside its features,
-  :mod:`gcdance.conditioning.features.beats`): 131 frames (4.4 s) of features after a frame in
-  all, at most; held frames come out as soon as those beats settle, between windows too;
+  30 fps (:class:`gcdance.motion.beat_sync.BeatSyncStream`), and a beat once the onset curve
+  79 frames after it is (:mod:`gcdance.conditioning.features.beat_tracker`; its verdicts are
+  the default model's beat column, final with their row, or the tracker is fed the bundle's
+  onset column or one computed beside its features, :mod:`gcdance.conditioning.features.beats`):
+  131 frames (4.4 s) of audio after a frame in all, at most (plus the features' few frames for
+  a ``rhythm`` bundle); held frames come out as soon as those beats settle, between windows
+  too;
 - foot lock: a frame once ``settle_frames()`` (24) later frames are known
   (:class:`gcdance.motion.foot_lock.FootLockStream`).
 
