@@ -115,3 +115,6 @@ def test_info_names_the_default_model(capsys: pytest.CaptureFixture[str]) -> Non
     info = json.loads(capsys.readouterr().out)["bundle"]
     assert info["path"] == str(DEFAULT_BUNDLE_DIR) and info["trained"] is True
     assert info["model"] == "small" and info["model_card"].endswith("MODEL_CARD.md")
+    assert info["stream_lookahead_s"] == 2.633  # the bounded baseline set: it streams
+    assert main(["info"]) == 0
+    assert "streams (Generator.stream): yes, features final 2.633 s" in capsys.readouterr().out

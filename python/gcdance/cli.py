@@ -350,6 +350,9 @@ def bundle_summary(bundle: Any) -> dict[str, Any]:
         "checkpoint_step": (prov.get("checkpoint") or {}).get("step"),
         "dataset": bundle.dataset, "genres": list(bundle.genres),
         "features": list(bundle.features.sets), "music_dim": bundle.music_dim,
+        # seconds of audio after a frame before its features are final; None: no streaming
+        "stream_lookahead_s": (None if bundle.features.lookahead_samples is None else round(
+            bundle.features.lookahead_samples / bundle.features.sample_rate, 3)),
         "steps": bundle.sampling.steps, "guidance": bundle.sampling.guidance,
         "format_version": m["format_version"], "size_bytes": sum(sizes.values()),
         "model_card": str(bundle.model_card) if bundle.model_card else None,
@@ -396,6 +399,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  {b['dataset']}: {len(b['genres'])} genres; music features "
           f"{'+'.join(b['features'])} ({b['music_dim']} dims); {b['steps']} steps, guidance "
           f"{b['guidance']:g}; {b['size_bytes'] / 1e6:.1f} MB")
+    ahead = b["stream_lookahead_s"]
+    print("  streams (Generator.stream): " + (
+        f"yes, features final {ahead:g} s of audio after a frame" if ahead is not None
+        else "no, its features look at the whole song (docs/streaming.md)"))
     if b["model_card"]:
         print(f"  model card: {b['model_card']}")
     return EXIT_OK
