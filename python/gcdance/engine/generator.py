@@ -376,7 +376,8 @@ class Generator:
                     features: np.ndarray | None = None) -> np.ndarray:
         """Beat positions (frames) of the audio that :meth:`generate` syncs the dance to: the
         beat tracker's on the onset curve of the bundle's music features (``rhythm`` or
-        ``baseline`` set), else on that of the ``rhythm`` set computed for the purpose
+        ``baseline`` set; the bounded ``baseline`` set's beat column holds them), else on that
+        of the ``rhythm`` set computed for the purpose
         (:mod:`gcdance.conditioning.features.beats`). ``features``: the audio's
         :meth:`music_features`, when already computed (used when they carry the curve)."""
         from ..conditioning.features.beats import rhythm_config, song_beats

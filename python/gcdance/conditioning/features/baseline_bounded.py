@@ -55,7 +55,6 @@ CQT_PAST = 15
 """Frames of audio before a CQT block that the call sees (0.5 s)."""
 CQT_AHEAD = 10
 """Frames of audio after a CQT block that the call sees (0.33 s)."""
-_CENS_STEPS = (0.4, 0.2, 0.1, 0.05)
 _CENS_HALF = 20  # chroma_cens: a 43-point symmetric Hann, whose end points are 0
 _PEAK_PAST, _PEAK_AHEAD = 3, 3  # onset_detect at 30 fps: pre_avg 3, post_avg 4 (exclusive)
 _PEAK_DELTA = 0.07
@@ -113,13 +112,12 @@ class BoundedBaseline:
         self._env = np.zeros(0, dtype=np.float32)  # onset frames [self._e0, self._env_done)
         self._e0 = 0
         self._scale = np.zeros(0, dtype=np.float32)  # max of the onset up to each frame, same
-        self._env_written = 0  # frames whose onset column is written
+        self._env_written = 0  # frames whose onset column is written (and fed to the tracker)
         self._peaks = 0  # frames whose peak verdict is written
         self._quant = np.zeros((12, 0), dtype=np.float32)  # frames [self._q0, self._chroma)
         self._q0 = 0
         self._chroma = 0  # frames with their quantised chroma (whole CQT blocks)
         self._cens = 0  # frames with their CENS written
-        self._fed = 0  # onset frames fed to the tracker
         self._beats_done = 0
         self._finished = False
 
@@ -177,7 +175,6 @@ class BoundedBaseline:
         self._onset_stage(known)
         self._peak_stage(known)
         self._chroma_stage(known)
-        self._beat_stage(known)
         ready = min(self._mel, self._peaks, self._cens, self._beats_done)
         out = self._rows[: ready - self._out].copy()
         self._rows = self._rows[ready - self._out :]
@@ -225,12 +222,18 @@ class BoundedBaseline:
         self._scale = np.concatenate([self._scale, np.maximum.accumulate(np.maximum(rise, top))])
 
     def _onset_stage(self, known: int) -> None:
-        """Write the onset column of the frames the song has (the curve runs a frame ahead)."""
-        hi = min(self._env_done, known)
-        if hi > self._env_written:
-            lo = self._env_written
-            self._col(lo, hi, 0)[:] = self._env[lo - self._e0 : hi - self._e0]
-            self._env_written = hi
+        """The onset column of the frames the song has (the curve runs a frame ahead), and the
+        beat column: the tracker fed the same frames."""
+        lo, hi = self._env_written, min(self._env_done, known)
+        new = self._env[lo - self._e0 : max(lo, hi) - self._e0]
+        self._col(lo, lo + new.size, 0)[:] = new
+        self._env_written = lo + new.size
+        beats = [self._tracker.push(new)]
+        if self._end is not None:
+            beats.append(self._tracker.finish())
+        for k in np.concatenate(beats):  # every new beat is at or after self._out
+            self._rows[k - self._out, 34] = 1.0
+        self._beats_done = known if self._end is not None else min(self._tracker.decided, known)
 
     def _peak_stage(self, known: int) -> None:
         """Onset peaks: ``env[k] >= mean(env[k-3 .. k+3]) + 0.07 * max(env[.. k+3])``."""
@@ -256,6 +259,8 @@ class BoundedBaseline:
         """Quantised chroma per CQT block; CENS once the smoothing's frames are there."""
         import librosa
 
+        from .music import cens_quantize  # music imports this module
+
         hop = self._hop
         while self._chroma < known:
             c0 = self._chroma
@@ -269,10 +274,7 @@ class BoundedBaseline:
                     y=seg, sr=self._sr, hop_length=hop, tuning=0.0, norm=None, n_chroma=12,
                     n_octaves=7, bins_per_octave=36,
                 )[:, CQT_PAST : CQT_PAST + CQT_BLOCK]
-            c = librosa.util.normalize(c, norm=1, axis=0)
-            quant = np.zeros_like(c)
-            for step in _CENS_STEPS:
-                quant += (c > step) * (1.0 / len(_CENS_STEPS))
+            quant = cens_quantize(librosa.util.normalize(c, norm=1, axis=0))
             take = min(CQT_BLOCK, known - c0) if self._end is not None else CQT_BLOCK
             self._quant = np.concatenate([self._quant, quant[:, :take].astype(np.float32)],
                                          axis=1)
@@ -296,17 +298,6 @@ class BoundedBaseline:
         self._col(self._cens, stop, slice(21, 33))[:] = cens.T
         self._cens = stop
 
-    def _beat_stage(self, known: int) -> None:
-        """The tracker, fed the onset frames the song has."""
-        hi = min(self._env_done, known)
-        beats = [self._tracker.push(self._env[self._fed - self._e0 : hi - self._e0])]
-        self._fed = max(self._fed, hi)
-        if self._end is not None:
-            beats.append(self._tracker.finish())
-        for k in np.concatenate(beats):  # every new beat is at or after self._out
-            self._rows[k - self._out, 34] = 1.0
-        self._beats_done = known if self._end is not None else min(self._tracker.decided, known)
-
     def _forget(self) -> None:
         """Drop the audio and history that no later frame reads."""
         hop = self._hop
@@ -315,7 +306,7 @@ class BoundedBaseline:
             cut, held = keep - self._a0, self._n - self._a0
             self._store[: held - cut] = self._store[cut:held]
             self._a0 = keep
-        env_keep = min(self._peaks - _PEAK_PAST, self._fed, self._env_written)
+        env_keep = min(self._peaks - _PEAK_PAST, self._env_written)
         if env_keep - self._e0 > 900:
             cut = env_keep - self._e0
             self._env, self._scale = self._env[cut:].copy(), self._scale[cut:].copy()

@@ -373,6 +373,15 @@ def track_beats(
     return float(np.atleast_1d(tempo)[0]), np.asarray(frames, dtype=np.int64)
 
 
+def cens_quantize(chroma: np.ndarray) -> np.ndarray:
+    """CENS's quantisation of L1-normalised chroma ``(12, frames)``: each value counts the steps
+    0.4, 0.2, 0.1, 0.05 it exceeds, over 4 (librosa's ``chroma_cens``)."""
+    quant = np.zeros_like(chroma)
+    for step in _CENS_STEPS:
+        quant += (chroma > step) * (1.0 / len(_CENS_STEPS))
+    return quant
+
+
 def _chroma_cens(
     y: np.ndarray, n_full: int, sr: int, hop: int, tuning: float, chunk_frames: int
 ) -> np.ndarray:
@@ -393,10 +402,7 @@ def _chroma_cens(
                 n_octaves=7, bins_per_octave=36,
             )
         chroma[:, k0:k1] = c[:, j0 : j0 + k1 - k0]
-    chroma = librosa.util.normalize(chroma, norm=1, axis=-2)
-    quant = np.zeros_like(chroma)
-    for step in _CENS_STEPS:
-        quant += (chroma > step) * (1.0 / len(_CENS_STEPS))
+    quant = cens_quantize(librosa.util.normalize(chroma, norm=1, axis=-2))
     win = librosa.filters.get_window("hann", _CENS_SMOOTH + 2, fftbins=False)
     win = (win / np.sum(win))[None, :]
     smooth = scipy.ndimage.convolve(quant, win, mode="constant")

@@ -120,7 +120,6 @@ class FeatureStream:
                                           start_bpm=config.start_bpm, tightness=config.tightness)
                           if "baseline" in config.sets else None)
         self._baseline_rows = np.zeros((0, config.set_dim("baseline")), dtype=np.float32)
-        self._baseline_fed = 0  # resampled samples given to it
         self._finished = False
 
     # -- state -------------------------------------------------------------------------------
@@ -178,9 +177,10 @@ class FeatureStream:
             raise InputError("finish() was already called: this stream has ended.")
         self._finished = True
         tail, total = self._resampler.finish()
+        fed = self._n  # what the bounded baseline set has had: all but the tail
         self._take(tail, last=True)
         self._consolidate()
-        if total < max(self._used, self._baseline_fed):  # soxr never gives that many early
+        if total < max(self._used, fed):  # soxr never gives that many early
             raise RuntimeError(
                 f"the resampler gave {self._n} samples before the end but the song has {total}: "
                 "frames already handed out would change (internal error)"
@@ -193,10 +193,9 @@ class FeatureStream:
             )
         self._n = self._end = total
         if self._baseline is not None:
-            rest = self._audio[self._baseline_fed - self._a0 : total - self._a0]
+            rest = self._audio[fed - self._a0 : total - self._a0]
             self._baseline_rows = np.concatenate(
                 [self._baseline_rows, self._baseline.push(rest), self._baseline.finish()])
-            self._baseline_fed = total
         return self._advance()
 
     def _samples(self, chunk: Any) -> np.ndarray:
@@ -240,7 +239,6 @@ class FeatureStream:
             if self._baseline is not None and not last:  # the last block: once cut to length
                 self._baseline_rows = np.concatenate(
                     [self._baseline_rows, self._baseline.push(self._pending[-1])])
-                self._baseline_fed = self._n
 
     def _consolidate(self) -> None:
         if self._pending:
@@ -304,7 +302,7 @@ class FeatureStream:
     def _forget(self) -> None:
         """Drop the audio and onset history that no later frame reads."""
         hop, cfg = self._hop, self._cfg
-        keep = self._n if self._baseline is None else self._baseline_fed
+        keep = self._n
         keep_c = None
         for name in cfg.sets:
             if name == "stft":
