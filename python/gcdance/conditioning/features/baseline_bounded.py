@@ -50,11 +50,13 @@ _MEL_N_FFT = 2048  # librosa's default for melspectrogram / onset_strength / mfc
 _TOP_DB = 80.0
 _ENV_DELAY = 2  # onset_strength: lag 1 + n_fft // (2 hop) = 3 frames of padding
 CQT_BLOCK = 45
-"""Frames per CQT call (1.5 s): a call costs about 35 ms whatever its length."""
+"""Frames per CQT block (1.5 s). The blocks ready together share one CQT call, whose filter
+construction (about 35 ms) is most of its cost."""
 CQT_PAST = 15
 """Frames of audio before a CQT block that the call sees (0.5 s)."""
 CQT_AHEAD = 10
 """Frames of audio after a CQT block that the call sees (0.33 s)."""
+_CQT_OCTAVES, _CQT_BINS_PER_OCTAVE = 7, 36  # EDGE's chroma_cqt(n_octaves=7, bins_per_octave=36)
 _CENS_HALF = 20  # chroma_cens: a 43-point symmetric Hann, whose end points are 0
 _PEAK_PAST, _PEAK_AHEAD = 3, 3  # onset_detect at 30 fps: pre_avg 3, post_avg 4 (exclusive)
 _PEAK_DELTA = 0.07
@@ -86,6 +88,15 @@ def _bases(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     win = librosa.filters.get_window("hann", 2 * _CENS_HALF + 3, fftbins=False)[1:-1]
     return (window.astype(np.float32), np.ascontiguousarray(mel.T), dct.astype(np.float32),
             (win / win.sum()).astype(np.float32))
+
+
+@lru_cache(maxsize=1)
+def _cq_to_chroma() -> np.ndarray:
+    """chroma_cqt's map from the CQT bins (C1 up, 36 per octave) to 12 chroma bins."""
+    import librosa
+
+    return librosa.filters.cq_to_chroma(_CQT_OCTAVES * _CQT_BINS_PER_OCTAVE,
+                                        bins_per_octave=_CQT_BINS_PER_OCTAVE, n_chroma=12)
 
 
 class BoundedBaseline:
@@ -262,23 +273,35 @@ class BoundedBaseline:
         from .music import cens_quantize  # music imports this module
 
         hop = self._hop
-        while self._chroma < known:
-            c0 = self._chroma
-            first, last = (c0 - CQT_PAST) * hop, (c0 + CQT_BLOCK + CQT_AHEAD) * hop
-            if self._end is None and self._n < last:
-                break
-            seg = padded_region(self._audio, self._a0, first, last, self._end)
+        starts = []  # the blocks that can be computed now, from self._chroma on
+        c0 = self._chroma
+        while c0 < known and (self._end is not None
+                              or self._n >= (c0 + CQT_BLOCK + CQT_AHEAD) * hop):
+            starts.append(c0)
+            c0 += CQT_BLOCK
+        if starts:
+            # One CQT call for every ready block: librosa rebuilds its filters on every call
+            # (most of a call's cost), and its CQT of a batch equals its CQT of each row bit for
+            # bit (the batch is a loop over rows of the same shapes). The chroma map is applied
+            # per block with chroma_cqt's own einsum, so that a block's chroma does not depend
+            # on how many blocks were ready together.
+            segs = np.stack([
+                padded_region(self._audio, self._a0, (c - CQT_PAST) * hop,
+                              (c + CQT_BLOCK + CQT_AHEAD) * hop, self._end) for c in starts])
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="n_fft=.* is too large for input")
-                c = librosa.feature.chroma_cqt(
-                    y=seg, sr=self._sr, hop_length=hop, tuning=0.0, norm=None, n_chroma=12,
-                    n_octaves=7, bins_per_octave=36,
-                )[:, CQT_PAST : CQT_PAST + CQT_BLOCK]
-            quant = cens_quantize(librosa.util.normalize(c, norm=1, axis=0))
-            take = min(CQT_BLOCK, known - c0) if self._end is not None else CQT_BLOCK
-            self._quant = np.concatenate([self._quant, quant[:, :take].astype(np.float32)],
-                                         axis=1)
-            self._chroma = c0 + take
+                cqt = np.abs(librosa.cqt(segs, sr=self._sr, hop_length=hop, tuning=0.0,
+                                         n_bins=_CQT_OCTAVES * _CQT_BINS_PER_OCTAVE,
+                                         bins_per_octave=_CQT_BINS_PER_OCTAVE))
+            to_chroma = _cq_to_chroma()
+            for c, cq in zip(starts, cqt, strict=True):
+                chroma = np.einsum("cf,ft->ct", to_chroma, cq, optimize=True)
+                block = chroma[:, CQT_PAST : CQT_PAST + CQT_BLOCK]
+                quant = cens_quantize(librosa.util.normalize(block, norm=1, axis=0))
+                take = min(CQT_BLOCK, known - c) if self._end is not None else CQT_BLOCK
+                self._quant = np.concatenate([self._quant, quant[:, :take].astype(np.float32)],
+                                             axis=1)
+                self._chroma = c + take
         stop = known if self._end is not None else self._chroma - _CENS_HALF
         if stop <= self._cens:
             return
