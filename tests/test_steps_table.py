@@ -81,6 +81,22 @@ def test_fid_scores_counts_self_and_too_few() -> None:
     assert real[0]["kinetic"].shape == (156,) and real[0]["geometric"].shape == (32,)
     one = fid_scores(fast[:1], real)
     assert one["n"] == 1 and math.isnan(one["fid_k"]) and math.isnan(one["fid_g"])
+    assert "fid_k_std" not in far  # the bootstrap only when asked for
+
+
+def test_fid_scores_bootstrap_spread() -> None:
+    real = [clip_features(_walk(120, s, 0.3)) for s in range(6)]
+    mixed = [clip_features(_walk(120, 100 + s, 0.3 + 0.5 * s)) for s in range(8)]
+    a = fid_scores(mixed, real, resamples=20, seed=3)
+    assert a == fid_scores(mixed, real, resamples=20, seed=3)  # seeded
+    assert a["fid_k"] == fid_scores(mixed, real)["fid_k"]  # the value is the full set's
+    # dances of different speeds: which of them are drawn moves the FID
+    assert 0 < a["fid_k_std"] < a["fid_k"] and math.isfinite(a["fid_g_std"])
+    # the same dance eight times: every draw is the same set
+    same = fid_scores([mixed[0]] * 8, real, resamples=20)
+    assert same["fid_k_std"] == pytest.approx(0, abs=1e-9)
+    one = fid_scores(mixed[:1], real, resamples=20)
+    assert math.isnan(one["fid_k_std"]) and math.isnan(one["fid_g_std"])
 
 
 def _row(bas: float, shift: float, pfc: float, speed: float, slide: float) -> dict[str, float]:
@@ -413,3 +429,12 @@ def test_model_card_shows_fid_with_floor_and_counts() -> None:
     del e["fid"], e["sampler"]  # an evaluation from before: no FID rows
     old = render_model_card(manifest, name="m", evaluation=e)
     assert "FID" not in old and "10 steps, seed 0" in old
+
+
+def test_fid_cells_carry_their_bootstrap_spread(tool: ModuleType) -> None:
+    fid_g = next(m for m in tool.MEASURES if m.label.startswith("FID_g"))
+    r = {"fid": {"generated": {"fid_g": 60.512, "fid_g_std": 9.134}}}
+    assert fid_g.spread(r) == pytest.approx(9.134)
+    assert tool._cell(fid_g.value(r), fid_g.digits, fid_g.spread(r)) == "60.51 ± 9.13"
+    assert math.isnan(fid_g.spread({"fid": {"generated": {"fid_g": 60.5}}}))
+    assert tool._cell(60.5, 2) == "60.50" and tool._cell(math.nan, 2, 1.0) == "n/a"

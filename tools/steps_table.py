@@ -71,6 +71,11 @@ class Measure:
     floor: float  # absolute tolerance: differences below it never count
     digits: int
 
+    def spread(self, result: dict[str, Any]) -> float:
+        """The value's ``<key>_std`` next to it (NaN when there is none)."""
+        return Measure(self.label, (*self.path[:-1], f"{self.path[-1]}_std"), self.better,
+                       self.floor, self.digits).value(result)
+
     def value(self, result: dict[str, Any]) -> float:
         v: Any = result
         for key in self.path:
@@ -201,8 +206,11 @@ def judge(result: dict[str, Any], ref: dict[str, Any]) -> list[str]:
             if not math.isnan(m.value(ref)) and not m.ok(m.value(result), m.value(ref))]
 
 
-def _cell(value: float, digits: int) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+def _cell(value: float, digits: int, sd: float = math.nan) -> str:
+    """The value, with ``+- sd`` when its spread is known (the FIDs' bootstrap)."""
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
 
 
 def _short(label: str) -> str:
@@ -238,7 +246,7 @@ def markdown_table(results: dict[Run, dict[str, Any] | str], reference: Run) -> 
         verdicts.setdefault(run.sampler, {})[run.steps] = run == reference or verdict == "yes"
         speed = r.get("generate_seconds_per_dance", r["seconds_per_dance"])
         lines.append(f"| {run.sampler} | {run.steps} | "
-                     + " | ".join(_cell(m.value(r), m.digits) for m in MEASURES)
+                     + " | ".join(_cell(m.value(r), m.digits, m.spread(r)) for m in MEASURES)
                      + f" | {speed:.2f} | {verdict} |")
     source = ref or (done[0] if done else None)
     if source is not None:
@@ -259,7 +267,9 @@ def markdown_table(results: dict[Run, dict[str, Any] | str], reference: Run) -> 
                      f"clips from {source['start']:g} s, seed {source['seed']}, "
                      f"{source.get('provider', '?')} provider). FIDs against "
                      f"{f.get('generated', {}).get('n_reference', '?')} {f.get('reference', '')}"
-                     f" ({f.get('features', '')}).")
+                     f" ({f.get('features', '')}); a generated row's FIDs are +- their sd over "
+                     "bootstrap draws of its dances, the part of a difference between rows that "
+                     "is the draw of dances.")
         if floor:
             lines.append(f"The corpus row: its held-out dances on the same clips; its FIDs are "
                          f"the floor, the corpus's training dances ({floor['n']} clips) against "
