@@ -134,6 +134,7 @@ class SamplingSpec:
     hop: int = HOP_FRAMES
     relative_axes: str = DEFAULT_RELATIVE_AXES
     sampler: str = "ddim"
+    timesteps: str = "uniform"
 
 
 @dataclass
@@ -344,7 +345,8 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
         raise InputError(f"{out} is a non-empty directory that is not a bundle; refusing to "
                          "replace it")
     schedule = ddim_schedule(s.steps, s.eta, s.guidance, s.guidance_ramp,
-                             guidance_start=s.guidance_start, sampler=s.sampler)
+                             guidance_start=s.guidance_start, sampler=s.sampler,
+                             timesteps=s.timesteps)
     if "wav2clip" in spec.features.sets and spec.wav2clip_onnx is None:
         log("note: the model uses Wav2CLIP features but the bundle will not include "
             "wav2clip.onnx (--wav2clip-onnx); inference then looks for it in the gcdance cache")
@@ -408,7 +410,8 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
             "diffusion": diffusion_config(),
             "sampling": {"steps": s.steps, "guidance": s.guidance, "eta": s.eta,
                          "guidance_ramp": s.guidance_ramp, "guidance_start": s.guidance_start,
-                         "sampler": s.sampler, "window": s.window, "hop": s.hop,
+                         "sampler": s.sampler, "timesteps": s.timesteps,
+                         "window": s.window, "hop": s.hop,
                          "relative_axes": axes,
                          "anchor_dims": anchor_dims,
                          "anchor_zero": [float(v) for v in anchor_zero],

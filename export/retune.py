@@ -38,13 +38,13 @@ import numpy as np
 
 from gcdance.engine.bundle import MANIFEST, SCHEDULE_FILE, load_bundle
 from gcdance.errors import BundleError, GCDanceError, InputError
-from gcdance.sampling.schedule import SAMPLERS, ddim_schedule, save_schedule
+from gcdance.sampling.schedule import SAMPLERS, TIMESTEP_GRIDS, ddim_schedule, save_schedule
 
 from .migrate import reseal
 
 __all__ = ["FEATURE_SETTINGS", "SETTINGS", "main", "retune_bundle"]
 
-SETTINGS = ("sampler", "steps", "guidance", "eta")
+SETTINGS = ("sampler", "timesteps", "steps", "guidance", "eta")
 """The sampling defaults this tool sets (``manifest["sampling"]`` keys)."""
 FEATURE_SETTINGS = ("baseline_bounded",)
 """The feature settings this tool sets (``manifest["features"]`` keys)."""
@@ -70,6 +70,11 @@ def _settings(given: dict[str, Any]) -> dict[str, Any]:
             if value not in SAMPLERS:
                 raise InputError(f"retune: unknown sampler {value!r}; use one of "
                                  f"{', '.join(SAMPLERS)}")
+            out[key] = str(value)
+        elif key == "timesteps":
+            if value not in TIMESTEP_GRIDS:
+                raise InputError(f"retune: unknown timestep grid {value!r}; use one of "
+                                 f"{', '.join(TIMESTEP_GRIDS)}")
             out[key] = str(value)
         elif key == "steps":
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -126,6 +131,7 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
                               float(new["guidance_ramp"]),
                               guidance_start=float(new["guidance_start"]),
                               sampler=new["sampler"],
+                              timesteps=new.get("timesteps", "uniform"),
                               num_timesteps=int(diffusion["num_timesteps"]),
                               s=float(diffusion["cosine_s"]),
                               max_beta=float(diffusion["max_beta"]))
@@ -134,7 +140,8 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
         before = (old["provenance"].get("retuned") or {}).get("changed") or {}
         # Manifests written before a feature setting existed lack it (its default, False).
         now = {**new, **{k: features.get(k, False) for k in FEATURE_SETTINGS}}
-        was = {**sampling, **{k: old["features"].get(k, False) for k in FEATURE_SETTINGS}}
+        was = {"timesteps": "uniform", **sampling,  # older manifests: EDGE's grid
+               **{k: old["features"].get(k, False) for k in FEATURE_SETTINGS}}
         changed = {k: [before[k][0] if k in before else was.get(k), now[k]]
                    for k in SETTINGS + FEATURE_SETTINGS if k in before or now[k] != was.get(k)}
         changed = {k: v for k, v in changed.items() if v[0] != v[1]}
@@ -187,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("bundle", help="the bundle directory")
     parser.add_argument("--out", help="where to write it (default: the bundle itself)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="default sampler")
+    parser.add_argument("--timesteps", choices=TIMESTEP_GRIDS,
+                        help="default timestep grid (uniform: EDGE's; logsnr: for few steps)")
     parser.add_argument("--steps", type=int, help="default sampling steps")
     parser.add_argument("--guidance", type=float, help="default guidance weight")
     parser.add_argument("--eta", type=float, help="default DDIM eta (0 = deterministic)")

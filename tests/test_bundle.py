@@ -770,3 +770,40 @@ def test_model_card_entry_must_be_listed(copy: Path) -> None:
     _edit(copy, lambda m: m.__setitem__("model_card", "MODEL_CARD.md"))
     with pytest.raises(BundleError, match="model_card"):
         load_bundle(copy)
+
+
+def test_timestep_grid_is_a_sampling_default(tiny_bundle: Path, tmp_path: Path,
+                                             copy: Path) -> None:
+    """sampling.timesteps: retuned to logsnr, every step count samples on that grid and the
+    dance says so; a manifest without the key (older bundles) is EDGE's uniform grid; an
+    unknown grid is refused, at load and at retune."""
+    import gcdance
+    from export.retune import main as retune_main
+    from export.retune import retune_bundle
+
+    assert "timesteps" in _manifest(tiny_bundle)["sampling"]  # new exports write it
+    out = tmp_path / "logsnr"
+    assert retune_main([str(tiny_bundle), "--out", str(out), "--timesteps", "logsnr"]) == 0
+    b = load_bundle(out)
+    assert b.sampling.timesteps == "logsnr"
+    assert b.provenance["retuned"]["changed"] == {"timesteps": ["uniform", "logsnr"]}
+    for steps in (None, 8):
+        want = ddim_schedule(steps or b.sampling.steps, b.sampling.eta, b.sampling.guidance,
+                             timesteps="logsnr")
+        np.testing.assert_allclose(b.schedule_table(steps)["timestep"], want["timestep"])
+    audio = (np.random.default_rng(0).standard_normal(15360 * 3).astype(np.float32) * 0.1,
+             15360)
+    dances = {grid: gcdance.Generator(bundle=str(path), provider="cpu").generate(
+        audio, b.genres[0], seed=1, steps=8, beat_sync=False)
+        for grid, path in (("uniform", tiny_bundle), ("logsnr", out))}
+    assert dances["logsnr"].settings["timesteps"] == "logsnr"
+    assert "timesteps" not in dances["uniform"].settings  # EDGE's grid goes unsaid
+    assert not np.allclose(dances["logsnr"].motion, dances["uniform"].motion)
+    # an older manifest: no key, the uniform grid
+    _edit(copy, lambda m: m["sampling"].pop("timesteps"))
+    assert load_bundle(copy).sampling.timesteps == "uniform"
+    _edit(copy, lambda m: m["sampling"].__setitem__("timesteps", "karras"))
+    with pytest.raises(BundleError, match=r"sampling\.timesteps must be one of"):
+        load_bundle(copy)
+    with pytest.raises(gcdance_errors.InputError, match="unknown timestep grid 'karras'"):
+        retune_bundle(out, out, timesteps="karras")

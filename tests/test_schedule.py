@@ -76,6 +76,42 @@ def test_timesteps_follow_edge_linspace() -> None:
     assert len(set(ddim_timesteps(1000).tolist())) == 1001  # every timestep once
 
 
+def test_logsnr_grid() -> None:
+    """The first step at T - 1, then uniform in half log-SNR from t = 950 to t = 30, each the
+    nearest timestep; the uniform grid stays EDGE's, and the table follows its grid."""
+    ab = np.asarray(_reference_alpha_bar(), dtype=np.float64)
+    lam = 0.5 * np.log(ab / (1 - ab))
+    assert ddim_timesteps(10, grid="logsnr").tolist() == [
+        999, 950, 903, 815, 663, 455, 262, 136, 66, 30, -1]  # the grid measured in sampling.md
+    for steps in (3, 8, 12, 20, 50):
+        t = ddim_timesteps(steps, grid="logsnr")
+        assert len(t) == steps + 1 and t[0] == 999 and t[1] == 950 and t[-2] == 30
+        assert t[-1] == -1 and np.all(np.diff(t) < 0)
+        gaps = np.diff(lam[t[1:-1]])
+        # uniform in lambda up to the rounding to whole timesteps (lambda moves < 0.1 per
+        # timestep over the span)
+        assert np.allclose(gaps, (lam[30] - lam[950]) / (steps - 2), atol=0.1), steps
+    assert ddim_timesteps(1, grid="logsnr").tolist() == [999, -1]
+    assert ddim_timesteps(2, grid="logsnr").tolist() == [999, 30, -1]
+    with pytest.raises(InputError, match="no 900 distinct steps"):
+        ddim_timesteps(900, grid="logsnr")
+    with pytest.raises(InputError, match="unknown timestep grid 'karras'"):
+        ddim_timesteps(10, grid="karras")
+    with pytest.raises(InputError, match="unknown timestep grid"):
+        ddim_schedule(10, timesteps="karras")
+    table = ddim_schedule(10, 0.5, 6.0, timesteps="logsnr")
+    np.testing.assert_array_equal(table["timestep"], [999, 950, 903, 815, 663, 455, 262, 136,
+                                                      66, 30])
+    np.testing.assert_allclose(table["sqrt_alpha_bar"], np.sqrt(ab[table["timestep"].astype(int)]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(table["sqrt_alpha_bar_prev"][:-1], table["sqrt_alpha_bar"][1:])
+    assert table["sqrt_alpha_bar_prev"][-1] == 1 and table["sigma"][-1] == 0
+    # dpmpp's multistep weights follow the grid: uniform lambda steps give r = 1 inside the span
+    dpm = ddim_schedule(10, 0.0, 6.0, sampler="dpmpp", timesteps="logsnr")
+    assert np.allclose(dpm["x0_coef"][2:-1], 1.5, atol=0.1)
+    assert np.array_equal(ddim_schedule(10, 0.5, 6.0)["timestep"][-1], np.float32(99))
+
+
 def test_alpha_bar_monotone_and_betas_clipped() -> None:
     betas = cosine_betas()
     ab = alphas_cumprod()

@@ -353,7 +353,9 @@ def bundle_summary(bundle: Any) -> dict[str, Any]:
         # seconds of audio after a frame before its features are final; None: no streaming
         "stream_lookahead_s": (None if bundle.features.lookahead_samples is None else round(
             bundle.features.lookahead_samples / bundle.features.sample_rate, 3)),
+        "sampler": bundle.sampling.sampler, "timesteps": bundle.sampling.timesteps,
         "steps": bundle.sampling.steps, "guidance": bundle.sampling.guidance,
+        "eta": bundle.sampling.eta,
         "format_version": m["format_version"], "size_bytes": sum(sizes.values()),
         "model_card": str(bundle.model_card) if bundle.model_card else None,
     }
@@ -397,8 +399,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  {b['model']} denoiser, {b['parameters']:,} parameters, {b['weights']} weights, "
           f"{state}")
     print(f"  {b['dataset']}: {len(b['genres'])} genres; music features "
-          f"{'+'.join(b['features'])} ({b['music_dim']} dims); {b['steps']} steps, guidance "
-          f"{b['guidance']:g}; {b['size_bytes'] / 1e6:.1f} MB")
+          f"{'+'.join(b['features'])} ({b['music_dim']} dims); {b['size_bytes'] / 1e6:.1f} MB")
+    print(f"  sampling: {b['sampler']}, {b['steps']} steps on the {b['timesteps']} timestep "
+          f"grid, guidance {b['guidance']:g}, eta {b['eta']:g}")
     ahead = b["stream_lookahead_s"]
     print("  streams (Generator.stream): " + (
         f"yes, features final {ahead:g} s of audio after a frame" if ahead is not None

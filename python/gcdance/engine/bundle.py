@@ -63,7 +63,13 @@ from ..conditioning.genres import REGISTRY
 from ..errors import BundleError, GCDanceError
 from ..motion.layout import MotionLayout
 from ..motion.normalizer import MinMaxNormalizer
-from ..sampling.schedule import SAMPLERS, TABLE_KEYS, ddim_schedule, load_schedule
+from ..sampling.schedule import (
+    SAMPLERS,
+    TABLE_KEYS,
+    TIMESTEP_GRIDS,
+    ddim_schedule,
+    load_schedule,
+)
 from ..sampling.stitching import check_windows
 
 __all__ = [
@@ -394,6 +400,7 @@ class SamplingDefaults:
     hop: int
     relative_axes: str
     sampler: str = "ddim"
+    timesteps: str = "uniform"  # the grid (gcdance.sampling.schedule.TIMESTEP_GRIDS)
 
     @property
     def overlap(self) -> int:
@@ -499,7 +506,8 @@ class Bundle:
         if want == (s.steps, s.eta, s.guidance, s.guidance_ramp, s.guidance_start, s.sampler):
             return self.schedule
         return ddim_schedule(want[0], want[1], want[2], want[3], guidance_start=want[4],
-                             sampler=want[5], **_diffusion_args(self.diffusion))
+                             sampler=want[5], timesteps=s.timesteps,
+                             **_diffusion_args(self.diffusion))
 
     def genre_id(self, name: str) -> int:
         """Id of a genre of this bundle by exact name."""
@@ -806,10 +814,14 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         eta=_float(s, "eta", "sampling"), guidance_ramp=_float(s, "guidance_ramp", "sampling"),
         guidance_start=_float(s, "guidance_start", "sampling"),
         window=_int(s, "window", "sampling", 2), hop=_int(s, "hop", "sampling"),
-        relative_axes=axes, sampler=s.get("sampler"))
+        relative_axes=axes, sampler=s.get("sampler"),
+        timesteps=s.get("timesteps", "uniform"))  # older manifests: EDGE's grid
     if sampling.sampler not in SAMPLERS:
         raise BundleError(_fix(f"sampling.sampler must be one of {list(SAMPLERS)}, got "
                                f"{sampling.sampler!r}"))
+    if sampling.timesteps not in TIMESTEP_GRIDS:
+        raise BundleError(_fix(f"sampling.timesteps must be one of {list(TIMESTEP_GRIDS)}, got "
+                               f"{sampling.timesteps!r}"))
     try:
         check_windows(sampling.window, sampling.hop, anchored=bool(axes))
     except GCDanceError as exc:
@@ -820,7 +832,8 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
     try:
         expected = ddim_schedule(sampling.steps, sampling.eta, sampling.guidance,
                                  sampling.guidance_ramp, guidance_start=sampling.guidance_start,
-                                 sampler=sampling.sampler, **_diffusion_args(diffusion))
+                                 sampler=sampling.sampler, timesteps=sampling.timesteps,
+                                 **_diffusion_args(diffusion))
     except GCDanceError as exc:
         raise BundleError(_fix(f"sampling: {exc}")) from None
     if schedule["timestep"].shape != expected["timestep"].shape:

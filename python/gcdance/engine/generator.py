@@ -418,6 +418,8 @@ class Generator:
         if sampling.guidance_ramp:
             used |= {"guidance_ramp": float(sampling.guidance_ramp),
                      "guidance_start": float(sampling.guidance_start)}
+        if sampling.timesteps != "uniform":  # EDGE's grid goes unsaid, as in older dances
+            used["timesteps"] = sampling.timesteps
         return used
 
     def _dance(self, motion: np.ndarray, schedule: list[tuple[float, str, str, dict[str, float]]],

@@ -11,11 +11,22 @@ Diffusion (docs/spec.md section 4): ``T = 1000`` steps, cosine schedule with ``s
     beta_t = min(1 - f(t + 1) / f(t), 0.999),  t = 0 .. T-1
     alpha_bar_t = prod_{k <= t} (1 - beta_k)
 
-DDIM timesteps follow EDGE: ``linspace(-1, T - 1, steps + 1)`` truncated toward zero, reversed
-and taken in pairs ``(t, t_prev)``; the last pair is ``(t_1, -1)`` where ``alpha_bar_prev := 1``.
-The values are computed in exact integer arithmetic (``t_k = floor(k * T / steps) - 1``), which
-equals EDGE's float32 linspace whenever ``steps`` divides ``T`` (e.g. 50) and avoids its
-float rounding otherwise.
+The timesteps come from one of two grids (:data:`TIMESTEP_GRIDS`, a bundle's sampling default),
+taken in pairs ``(t, t_prev)``; the last pair is ``(t_1, -1)`` where ``alpha_bar_prev := 1``:
+
+- ``uniform`` (EDGE's): ``linspace(-1, T - 1, steps + 1)`` truncated toward zero, reversed. The
+  values are computed in exact integer arithmetic (``t_k = floor(k * T / steps) - 1``), which
+  equals EDGE's float32 linspace whenever ``steps`` divides ``T`` (e.g. 50) and avoids its
+  float rounding otherwise. Its last model call is at ``t = T / steps - 1``: 99 at 10 steps,
+  where the state still carries noise of std 0.17, and the x0 predicted from it keeps some of
+  it (the dances of 10 uniform steps have 5 times the velocity energy above 6 Hz of 50 steps'
+  and move 15-20% faster: jitter).
+- ``logsnr``: the first step at ``T - 1`` (pure noise), then ``steps - 1`` timesteps uniform in
+  the half log-SNR ``lambda_t`` between ``t = 0.95 T`` and ``t = 0.03 T`` (:data:`LOGSNR_SPAN`),
+  each the timestep nearest its ``lambda``: the spacing DPM-Solver's authors recommend for few
+  steps, without its waste at the cosine schedule's clipped end (``lambda`` drops from -6.5 to
+  -9.9 over the last timestep, where a grid uniform up to ``T - 1`` would put several steps).
+  At 8-10 steps its dances have the speed and high-frequency energy of 50 uniform steps.
 
 Per step ``i`` (sampling order, ``i = 0`` is the noisiest) the table holds::
 
@@ -68,11 +79,13 @@ from ..errors import BundleError, InputError
 
 __all__ = [
     "COSINE_S",
+    "LOGSNR_SPAN",
     "MAX_BETA",
     "NUM_TIMESTEPS",
     "SAMPLERS",
     "SCHEDULE_FORMAT_VERSION",
     "TABLE_KEYS",
+    "TIMESTEP_GRIDS",
     "alphas_cumprod",
     "cosine_betas",
     "ddim_schedule",
@@ -90,6 +103,10 @@ MAX_BETA = 0.999
 SCHEDULE_FORMAT_VERSION = 2  # 2: the multistep columns x0_coef, x0_prev_coef
 SAMPLERS: tuple[str, ...] = ("ddim", "dpmpp")
 """Samplers of :func:`ddim_schedule` (module docstring)."""
+TIMESTEP_GRIDS: tuple[str, ...] = ("uniform", "logsnr")
+"""Timestep grids of :func:`ddim_timesteps` (module docstring)."""
+LOGSNR_SPAN = (0.95, 0.03)
+"""Where the ``logsnr`` grid is uniform in ``lambda``: between these fractions of ``T``."""
 
 TABLE_KEYS: tuple[str, ...] = (
     "timestep",
@@ -145,15 +162,31 @@ def alphas_cumprod(
     return np.cumprod(1.0 - cosine_betas(num_timesteps, s, max_beta))
 
 
-def ddim_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS) -> np.ndarray:
-    """EDGE's DDIM timesteps in sampling order: ``(steps + 1,)`` int64, ``[T-1, ..., -1]``."""
+def ddim_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS, grid: str = "uniform", *,
+                   s: float = COSINE_S, max_beta: float = MAX_BETA) -> np.ndarray:
+    """The timesteps in sampling order, ``(steps + 1,)`` int64, ``[T-1, ..., -1]``, on
+    ``grid`` (module docstring; ``s``/``max_beta`` set the ``logsnr`` grid's ``lambda``)."""
     steps = _check_positive_int(steps, "steps")
     n = _check_positive_int(num_timesteps, "num_timesteps")
+    if grid not in TIMESTEP_GRIDS:
+        raise InputError(f"unknown timestep grid {grid!r}: use one of {', '.join(TIMESTEP_GRIDS)}")
     if steps > n:
         raise InputError(f"steps={steps} exceeds the number of diffusion timesteps {n}")
-    k = np.arange(steps + 1, dtype=np.int64)
-    times = (k * n) // steps - 1  # exact trunc(-1 + k * T / steps); k = 0 gives -1
-    return times[::-1].copy()
+    if grid == "uniform":
+        k = np.arange(steps + 1, dtype=np.int64)
+        times = (k * n) // steps - 1  # exact trunc(-1 + k * T / steps); k = 0 gives -1
+        return times[::-1].copy()
+    ab = alphas_cumprod(n, s, max_beta)
+    lam = 0.5 * np.log(ab / (1.0 - ab))  # decreasing in t
+    hi, lo = (round(f * n) for f in LOGSNR_SPAN)
+    targets = np.linspace(lam[hi], lam[lo], steps - 1) if steps > 2 else lam[[lo]][: steps - 1]
+    near = np.abs(lam[None, :] - targets[:, None]).argmin(axis=1)
+    times = np.concatenate([[n - 1], near, [-1]]).astype(np.int64)
+    if np.any(np.diff(times) >= 0):
+        raise InputError(f"the logsnr timestep grid of a {n}-step diffusion has no {steps} "
+                         "distinct steps (its span is set for few-step sampling); use fewer "
+                         "steps or the uniform grid")
+    return times
 
 
 def guidance_weights(
@@ -180,6 +213,7 @@ def ddim_schedule(
     *,
     guidance_start: float = 1.0,
     sampler: str = "ddim",
+    timesteps: str = "uniform",
     num_timesteps: int = NUM_TIMESTEPS,
     s: float = COSINE_S,
     max_beta: float = MAX_BETA,
@@ -187,7 +221,8 @@ def ddim_schedule(
     """The sampling table: ``{key: (steps,) float32}`` for every key of :data:`TABLE_KEYS`.
 
     ``sampler``: ``"ddim"`` (``eta = 0`` deterministic, ``eta = 1`` EDGE's setting) or
-    ``"dpmpp"`` (DPM-Solver++(2M), ``eta = 0`` only). Computed in float64.
+    ``"dpmpp"`` (DPM-Solver++(2M), ``eta = 0`` only); ``timesteps``: the grid, ``"uniform"``
+    (EDGE's) or ``"logsnr"``. Computed in float64.
     """
     eta = _check_finite(eta, "eta", 0.0)
     if sampler not in SAMPLERS:
@@ -195,7 +230,7 @@ def ddim_schedule(
     if sampler == "dpmpp" and eta != 0.0:
         raise InputError(f"sampler 'dpmpp' (DPM-Solver++ 2M) is deterministic: eta must be 0, "
                          f"got {eta}; use sampler='ddim' for eta > 0")
-    times = ddim_timesteps(steps, num_timesteps)
+    times = ddim_timesteps(steps, num_timesteps, timesteps, s=s, max_beta=max_beta)
     ab = alphas_cumprod(num_timesteps, s, max_beta)
     t, t_prev = times[:-1], times[1:]
     ab_t = ab[t]
@@ -244,6 +279,7 @@ def diffusion_config(
         "max_beta": _check_finite(max_beta, "max_beta", 0.0),
         "prediction": "x0",
         "ddim_timesteps": "edge: trunc(linspace(-1, T - 1, steps + 1)), reversed; -1 = x0",
+        "timestep_grids": list(TIMESTEP_GRIDS),
         "samplers": list(SAMPLERS),
         "table_keys": list(TABLE_KEYS),
     }
