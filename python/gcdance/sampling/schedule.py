@@ -179,7 +179,8 @@ def ddim_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS, grid: str = "
     ab = alphas_cumprod(n, s, max_beta)
     lam = 0.5 * np.log(ab / (1.0 - ab))  # decreasing in t
     hi, lo = (round(f * n) for f in LOGSNR_SPAN)
-    targets = np.linspace(lam[hi], lam[lo], steps - 1) if steps > 2 else lam[[lo]][: steps - 1]
+    # two steps: T - 1 and the span's low end; one: T - 1 alone
+    targets = np.linspace(lam[hi], lam[lo], steps - 1) if steps > 2 else lam[[lo] * (steps - 1)]
     near = np.abs(lam[None, :] - targets[:, None]).argmin(axis=1)
     times = np.concatenate([[n - 1], near, [-1]]).astype(np.int64)
     if np.any(np.diff(times) >= 0):
