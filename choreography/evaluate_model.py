@@ -603,6 +603,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         # before the sampler option existed every dance was DDIM (then settings has no sampler)
         "sampler": str(settings.get("sampler") or sampler or "ddim"),
         "eta": float(settings["eta"]) if "eta" in settings else eta,
+        "timesteps": str(settings.get("timesteps", "uniform")),  # the bundle's grid
         "max_files": max_files, "post_processing": POST_PROCESSING,
     }
     if drums:

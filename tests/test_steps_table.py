@@ -322,6 +322,16 @@ def test_resume_reuses_complete_runs_and_redoes_the_rest(
     assert _main(tool, corpus, out, beats, "--samplers", "ddim") == 0
     assert [c["steps"] for c in beats.calls] == [8]
     assert "ddim:8: running (made with post_processing" in capsys.readouterr().err
+    # a result on another timestep grid (a bundle retuned to logsnr) is stale; one without the
+    # key (made before the grid existed) was on the uniform grid and is reused
+    grid = json.loads((out / "ddim_8.json").read_text())
+    grid["timesteps"] = "logsnr"
+    (out / "ddim_8.json").write_text(json.dumps(grid))
+    regrid = FakeEvaluate(corpus)
+    assert _main(tool, corpus, out, regrid, "--samplers", "ddim") == 0
+    assert [c["steps"] for c in regrid.calls] == [8]
+    assert "made with timesteps = 'logsnr', this table needs 'uniform'" in (
+        capsys.readouterr().err)
     # another --seconds makes every result stale
     other = FakeEvaluate(corpus)
     assert _main(tool, corpus, out, other, "--samplers", "ddim", "--seconds", "8") == 0

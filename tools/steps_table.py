@@ -156,7 +156,8 @@ def load_complete(path: Path, want: dict[str, Any]) -> tuple[dict[str, Any] | No
     if not isinstance(result, dict):
         return None, "not an evaluate_model result"
     for key, value in want.items():
-        if result.get(key) != value:
+        # results made before the timestep grid existed were on the uniform grid
+        if result.get(key, "uniform" if key == "timesteps" else None) != value:
             return None, f"made with {key} = {result.get(key)!r}, this table needs {value!r}"
     missing = [m.label for m in MEASURES if math.isnan(m.value(result)) and m.path[0] != "fid"]
     if missing or "fid" not in result or "seconds_per_dance" not in result:
@@ -308,9 +309,9 @@ def _rule(m: Measure) -> str:
 
 
 def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
-    """The denoiser's and the corpus's SHA-256 and the bundle's guidance and eta, as
-    evaluate_model records them (a result made with another model, corpus or default guidance or
-    eta is stale)."""
+    """The denoiser's and the corpus's SHA-256 and the bundle's guidance, eta and timestep grid,
+    as evaluate_model records them (a result made with another model, corpus or default
+    guidance, eta or grid is stale)."""
     import hashlib
 
     from gcdance.engine.bundle import MANIFEST, default_bundle_path
@@ -321,6 +322,7 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
         denoiser = str(manifest["files"]["denoiser.onnx"]["sha256"])
         guidance = float(manifest["sampling"]["guidance"])
         eta = float(manifest["sampling"]["eta"])
+        timesteps = str(manifest["sampling"].get("timesteps", "uniform"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{root} is not a model bundle with a readable {MANIFEST} ({exc}); "
                          "give --bundle a bundle folder") from None
@@ -330,7 +332,7 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
         raise InputError(f"{corpus} has no readable corpus.json ({exc}); build a corpus with "
                          "python -m choreography --out DIR") from None
     return {"denoiser_sha256": denoiser, "corpus_sha256": corpus_sha, "guidance": guidance,
-            "eta": eta}
+            "eta": eta, "timesteps": timesteps}
 
 
 def main(argv: Sequence[str] | None = None,
