@@ -61,6 +61,16 @@ TOLERANCE = 0.10
 """Relative tolerance of the verdict (10% of the reference's value)."""
 
 
+def _lookup(result: dict[str, Any], path: tuple[str, ...]) -> float:
+    """The number at ``path`` in an evaluate_model result, NaN where it is missing."""
+    v: Any = result
+    for key in path:
+        if not isinstance(v, dict) or key not in v or v[key] is None:
+            return math.nan
+        v = v[key]
+    return float(v)
+
+
 @dataclass(frozen=True)
 class Measure:
     """One judged column: where it sits in evaluate_model's JSON and which way is better."""
@@ -71,18 +81,12 @@ class Measure:
     floor: float  # absolute tolerance: differences below it never count
     digits: int
 
+    def value(self, result: dict[str, Any]) -> float:
+        return _lookup(result, self.path)
+
     def spread(self, result: dict[str, Any]) -> float:
         """The value's ``<key>_std`` next to it (NaN when there is none)."""
-        return Measure(self.label, (*self.path[:-1], f"{self.path[-1]}_std"), self.better,
-                       self.floor, self.digits).value(result)
-
-    def value(self, result: dict[str, Any]) -> float:
-        v: Any = result
-        for key in self.path:
-            if not isinstance(v, dict) or key not in v or v[key] is None:
-                return math.nan
-            v = v[key]
-        return float(v)
+        return _lookup(result, (*self.path[:-1], f"{self.path[-1]}_std"))
 
     def ok(self, value: float, ref: float) -> bool:
         """Within :data:`TOLERANCE` of ``ref`` in the bad direction (see the module docstring)."""

@@ -43,8 +43,8 @@ from ...errors import InputError
 from ._region import padded_region
 from .beat_tracker import BeatTracker, lookahead_frames
 
-__all__ = ["CQT_AHEAD", "CQT_BLOCK", "CQT_PAST", "BoundedBaseline", "bounded_baseline_features",
-           "lookahead_samples"]
+__all__ = ["CQT_AHEAD", "CQT_BINS_PER_OCTAVE", "CQT_BLOCK", "CQT_OCTAVES", "CQT_PAST",
+           "BoundedBaseline", "bounded_baseline_features", "lookahead_samples"]
 
 _MEL_N_FFT = 2048  # librosa's default for melspectrogram / onset_strength / mfcc
 _TOP_DB = 80.0
@@ -56,7 +56,8 @@ CQT_PAST = 15
 """Frames of audio before a CQT block that the call sees (0.5 s)."""
 CQT_AHEAD = 10
 """Frames of audio after a CQT block that the call sees (0.33 s)."""
-_CQT_OCTAVES, _CQT_BINS_PER_OCTAVE = 7, 36  # EDGE's chroma_cqt(n_octaves=7, bins_per_octave=36)
+CQT_OCTAVES, CQT_BINS_PER_OCTAVE = 7, 36
+"""EDGE's chroma CQT: 7 octaves from C1, 36 bins per octave (both baseline sets)."""
 _CENS_HALF = 20  # chroma_cens: a 43-point symmetric Hann, whose end points are 0
 _PEAK_PAST, _PEAK_AHEAD = 3, 3  # onset_detect at 30 fps: pre_avg 3, post_avg 4 (exclusive)
 _PEAK_DELTA = 0.07
@@ -95,8 +96,8 @@ def _cq_to_chroma() -> np.ndarray:
     """chroma_cqt's map from the CQT bins (C1 up, 36 per octave) to 12 chroma bins."""
     import librosa
 
-    return librosa.filters.cq_to_chroma(_CQT_OCTAVES * _CQT_BINS_PER_OCTAVE,
-                                        bins_per_octave=_CQT_BINS_PER_OCTAVE, n_chroma=12)
+    return librosa.filters.cq_to_chroma(CQT_OCTAVES * CQT_BINS_PER_OCTAVE,
+                                        bins_per_octave=CQT_BINS_PER_OCTAVE, n_chroma=12)
 
 
 class BoundedBaseline:
@@ -291,17 +292,18 @@ class BoundedBaseline:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="n_fft=.* is too large for input")
                 cqt = np.abs(librosa.cqt(segs, sr=self._sr, hop_length=hop, tuning=0.0,
-                                         n_bins=_CQT_OCTAVES * _CQT_BINS_PER_OCTAVE,
-                                         bins_per_octave=_CQT_BINS_PER_OCTAVE))
+                                         n_bins=CQT_OCTAVES * CQT_BINS_PER_OCTAVE,
+                                         bins_per_octave=CQT_BINS_PER_OCTAVE))
             to_chroma = _cq_to_chroma()
+            quants = [self._quant]
             for c, cq in zip(starts, cqt, strict=True):
                 chroma = np.einsum("cf,ft->ct", to_chroma, cq, optimize=True)
                 block = chroma[:, CQT_PAST : CQT_PAST + CQT_BLOCK]
                 quant = cens_quantize(librosa.util.normalize(block, norm=1, axis=0))
                 take = min(CQT_BLOCK, known - c) if self._end is not None else CQT_BLOCK
-                self._quant = np.concatenate([self._quant, quant[:, :take].astype(np.float32)],
-                                             axis=1)
+                quants.append(quant[:, :take].astype(np.float32))
                 self._chroma = c + take
+            self._quant = np.concatenate(quants, axis=1)
         stop = known if self._end is not None else self._chroma - _CENS_HALF
         if stop <= self._cens:
             return

@@ -33,7 +33,7 @@ import numpy as np
 from ...errors import InputError
 from ..audio import AudioInput, load_audio
 from ._region import padded_region
-from .baseline_bounded import bounded_baseline_features
+from .baseline_bounded import CQT_BINS_PER_OCTAVE, CQT_OCTAVES, bounded_baseline_features
 from .config import FeatureConfig, check_compatible
 from .rhythm import rhythm_features
 from .wav2clip import Wav2CLIPEncoder
@@ -399,7 +399,7 @@ def _chroma_cens(
             warnings.filterwarnings("ignore", message="n_fft=.* is too large for input signal")
             c = librosa.feature.chroma_cqt(
                 y=seg, sr=sr, hop_length=hop, tuning=tuning, norm=None, n_chroma=12,
-                n_octaves=7, bins_per_octave=36,
+                n_octaves=CQT_OCTAVES, bins_per_octave=CQT_BINS_PER_OCTAVE,
             )
         chroma[:, k0:k1] = c[:, j0 : j0 + k1 - k0]
     quant = cens_quantize(librosa.util.normalize(chroma, norm=1, axis=-2))
