@@ -30,11 +30,13 @@ def _motion(
     dtype: type = np.float64,
     rise: float = 0.0,
     yaw: float = 0.2,
+    slide: float = SLIDE,
 ) -> np.ndarray:
     """A bent-knee stance whose root slides sideways (SLIDE m/s), bobs and yaws; the contact
     channels in ``contacts`` (channel -> frame range) are 1, all others 0. ``rise`` lifts the
     root by that many metres over the clip (to make a planted foot unreachable); ``yaw`` is the
-    amplitude (rad) of the pelvis' turning, which turns the feet with it."""
+    amplitude (rad) of the pelvis' turning, which turns the feet with it; ``slide`` the root's
+    sideways speed (m/s)."""
     t = np.arange(frames) / FPS
     aa = np.zeros((frames, layout.num_joints, 3))
     aa[:, [L_HIP, R_HIP], 0] = -0.35  # thighs forward
@@ -44,7 +46,7 @@ def _motion(
     aa[:, 3, 0] = 0.1 * np.sin(3.0 * t)  # spine sway (must stay untouched)
     m = np.zeros((frames, layout.dim))
     m[:, layout.root] = np.stack(
-        [SLIDE * t, 1.2 + 0.02 * np.sin(6.0 * t) + rise * t / t[-1], np.zeros(frames)], axis=-1
+        [slide * t, 1.2 + 0.02 * np.sin(6.0 * t) + rise * t / t[-1], np.zeros(frames)], axis=-1
     )
     m[:, layout.rotations] = axis_angle_to_rotation_6d(aa).reshape(frames, -1)
     for channel, (a, b) in (contacts if contacts is not None else {0: CONTACT, 2: CONTACT}).items():
@@ -161,6 +163,42 @@ def test_close_contacts_get_a_smooth_transition():
     moved = np.flatnonzero(np.abs(j1[:, L_ANKLE] - j0[:, L_ANKLE]).max(axis=-1) > 0)
     assert moved.min() == 15 and moved.max() == 35 and moved.size == 21
     assert np.linalg.norm(np.diff(j1[:, L_ANKLE], axis=0), axis=-1).max() < 0.015
+
+
+@pytest.mark.parametrize(("slide", "yaw"), [(SLIDE, 0.2), (0.0, 1.2)])
+def test_a_foot_the_body_leaves_steps_to_a_new_hold(slide: float, yaw: float):
+    """A contact labelled for 4 s while the body walks away (0.6 m) or turns (up to 69 degrees
+    each way) over the foot: the foot is held, then lifted and put down again where the body
+    has taken it, instead of being held at its landing point for the whole contact (a leg
+    stretched out of reach or twisted); the step frames' labels are cleared."""
+    skel = Skeleton.load("smplh52")
+    frames, (a, b) = 150, (10, 140)
+    m = _motion(frames=frames, contacts={0: (a, b), 2: (a, b)}, slide=slide, yaw=yaw)
+    out = lock_feet(m, FINEDANCE)
+    j0, j1 = _joints(m), _joints(out)
+    held = out[:, 0] > 0.5
+    runs = np.flatnonzero(np.diff(held.astype(int)))  # edges of the holds and of the steps
+    steps = [(s + 1, e + 1) for s, e in zip(runs[1:-1:2], runs[2::2], strict=True)]
+    assert len(steps) >= 2 and all(e - s == 10 for s, e in steps), steps  # 2 * blend_frames
+    assert np.array_equal(held[:a], np.zeros(a, bool)) and held[a] and not held[b]
+    assert np.array_equal(out[:, 1], m[:, 1])  # the other foot's labels stay
+    # Held: no slide (both the ankle and the toe) on frames the output labels planted.
+    both = held[:-1] & held[1:]
+    assert _hspeed(j1[:, L_ANKLE])[both].max() <= 0.01
+    assert _hspeed(j1[:, L_FOOT])[both].max() <= 0.01
+    # Each step lifts the foot (3-8 cm over its hold; the body bobs 2 cm), and smoothly.
+    for s, e in steps:
+        rise = j1[s:e, L_ANKLE, 1].max() - j1[s - 1, L_ANKLE, 1]
+        assert 0.02 < rise < 0.11, rise
+    # (the largest: the last hold's fade-out, as in test_blends_in_and_out_without_a_pop)
+    assert np.linalg.norm(np.diff(j1[:, L_ANKLE], axis=0), axis=-1).max() < 0.055
+    # The foot stays near the unlocked one: never out of reach, never dragged.
+    near = np.linalg.norm((j1[:, L_ANKLE] - j0[:, L_ANKLE])[:, [0, 2]], axis=-1)
+    assert near.max() < 0.25, near.max()
+    bones = np.linalg.norm(j1[:, 1:] - j1[:, skel.parents[1:]], axis=-1)
+    assert np.abs(bones - np.linalg.norm(skel.offsets[1:], axis=-1)).max() < 1e-6
+    side = np.sum(_bend(j0, L_HIP, L_KNEE, L_ANKLE) * _bend(j1, L_HIP, L_KNEE, L_ANKLE), -1)
+    assert side.min() > 0
 
 
 def test_no_contacts_is_bit_identical():
@@ -331,8 +369,9 @@ def test_default_model_dance(jazz_dance: tuple[np.ndarray, float]):
     out = lock_feet(motion, FINEDANCE)
     lock_seconds = time.perf_counter() - t0
     j0, j1 = _joints(motion), _joints(out)
+    # each dance's own labels (the lock clears those of the frames where a foot steps)
     contacts = motion[:, FINEDANCE.contacts]
-    slide0, slide1 = _planted_slide(j0, contacts), _planted_slide(j1, contacts)
+    slide0, slide1 = _planted_slide(j0, contacts), _planted_slide(j1, out[:, FINEDANCE.contacts])
     pfc0, pfc1 = pfc(j0), pfc(j1)
     print(f"\nfoot lock on {len(motion)} frames: planted slide {slide0:.4f} -> {slide1:.2e} m/s, "
           f"PFC {pfc0:.4f} -> {pfc1:.2e}, lock {1e3 * lock_seconds:.1f} ms vs generation "

@@ -13,6 +13,7 @@ import gcdance
 from gcdance.errors import AudioTooShortError, FeatureConfigError, GCDanceError
 from gcdance.motion.foot_lock import FootLockStream, lock_feet, settle_frames
 from gcdance.motion.layout import FINEDANCE
+from gcdance.motion.rotation import axis_angle_to_rotation_6d
 
 pytest.importorskip("torch")
 
@@ -286,6 +287,31 @@ def test_the_foot_lock_stream_equals_locking_the_whole_motion() -> None:
     assert feet._base == 5  # left: no lift of 10 frames between 10 and 106 (right: cut at 50)
     assert feet.push(motion[130:200]).shape[0] == 70
     assert feet._base == 145  # left: off on 120-150; right: off from 140, cut at 176
+
+
+@pytest.mark.parametrize("blend", [1, 2, 3, 5])
+def test_the_foot_lock_stream_settles_within_its_bound_on_long_contacts(blend: int) -> None:
+    """Long contacts under a body that walks and turns re-plant the foot (a hold, a step, a new
+    hold): streamed in pieces of 1 and 11 frames it still equals locking the whole."""
+    rng = np.random.default_rng(blend)
+    frames = 300
+    motion = np.zeros((frames, FINEDANCE.dim), np.float32)
+    motion[:, FINEDANCE.rotations] = np.tile([1, 0, 0, 0, 1, 0], FINEDANCE.num_joints)
+    motion[:, FINEDANCE.rotations] += rng.normal(0, 0.05, (frames, 6 * FINEDANCE.num_joints))
+    yaw = np.cumsum(rng.normal(0, 0.05, frames))  # the pelvis turns about the vertical
+    root = FINEDANCE.joint_slice(0)
+    motion[:, root] = axis_angle_to_rotation_6d(yaw[:, None] * [0.0, 1.0, 0.0])
+    motion[:, FINEDANCE.root] = np.cumsum(rng.normal(0.004, 0.008, (frames, 3)), axis=0)
+    flips = rng.random((frames, FINEDANCE.contacts.stop - FINEDANCE.contacts.start)) < 0.03
+    motion[:, FINEDANCE.contacts] = (np.cumsum(flips, axis=0) % 2 == 0).astype(np.float32)
+    whole = lock_feet(motion, FINEDANCE, blend_frames=blend)
+    stepped = (motion[:, FINEDANCE.contacts] > 0.5) & (whole[:, FINEDANCE.contacts] < 0.5)
+    assert stepped.any()  # some foot re-planted
+    for size in (1, 11):
+        feet = FootLockStream(FINEDANCE, blend_frames=blend)
+        pieces = [feet.push(motion[a: a + size]) for a in range(0, frames, size)]
+        pieces.append(feet.finish())
+        np.testing.assert_array_equal(np.concatenate(pieces), whole)
 
 
 @pytest.mark.parametrize("blend", [0, 2, 5])

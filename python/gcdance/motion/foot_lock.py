@@ -29,6 +29,16 @@ which every foot the contact labels call planted stays in place. Conventions:
   ``MIN_CONTACT_FRAMES``) to make a gap that long, and the offset crossfades across it from one
   hold to the next: without this a label gap of 3 frames between two long, drifting contacts
   would make the foot jump between their holds. All other frames are untouched (bit-identical).
+- **Re-planting.** The model may call a foot planted for seconds while the body walks or turns
+  away from it. A hold therefore ends at the first frame (after its landing) where the unlocked
+  pin point has moved more than ``REPLANT_DRIFT`` (0.15 m) horizontally from the target, or a
+  flat foot has turned more than ``REPLANT_TURN`` (45 degrees) about the vertical from its
+  landing yaw; the foot then steps to a new hold over ``2 * blend_frames`` frames: the offset
+  crossfades from one hold to the next as above, and the ankle is lifted by ``STEP_LIFT``
+  (0.4 of the step's length, 3-8 cm, a ``sin^2`` bump). The new hold lands where the unlocked
+  foot is after the step, and may end in a step again (with ``blend_frames = 0`` a step would
+  be a jump, so there is none). Holding the landing point for a whole 12 s contact stretched
+  or twisted the leg (``docs/foot_lock.md``, "Long contacts").
 - **IK.** Per frame, with the hip position from FK (the pelvis and everything above the hip are
   unchanged), thigh length ``l1`` and shin length ``l2`` from the skeleton offsets: the
   hip-to-target distance is clamped to ``[|l1 - l2| + m, l1 + l2 - m]`` with ``m = 1e-3 (l1 +
@@ -41,10 +51,12 @@ which every foot the contact labels call planted stays in place. Conventions:
   is unchanged. Locals: ``R = G_parent^T G``.
   A target out of reach is approached as far as the clamped leg allows (the foot is then
   dragged along by the straight leg).
-- **What changes.** Only the 6D rotations of the hips, knees and ankles (re-encoded
-  orthonormal), and only on pinned/blended frames. Root translation, contacts and every other
-  joint's dims are copied unchanged; bone lengths stay exact (FK uses the fixed offsets). A
-  motion without any segment is returned as an unchanged copy.
+- **What changes.** The 6D rotations of the hips, knees and ankles (re-encoded orthonormal),
+  only on pinned/blended frames; and a foot's two contact channels are set to 0 on the frames
+  where it moves from one hold to the next (a step, or the crossfade between two close
+  contacts), so that the labels say where the output's foot is held. Root translation and
+  every other joint's dims are copied unchanged; bone lengths stay exact (FK uses the fixed
+  offsets). A motion without any segment is returned as an unchanged copy.
 
 Cost: about 5-20 ms for 360 frames on one CPU core (no per-frame Python loops).
 """
@@ -69,7 +81,8 @@ from .rotation import (
 from .skeleton import Skeleton
 
 __all__ = ["DEFAULT_BLEND_FRAMES", "HOLD_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES",
-           "FootLockStream", "lock_feet", "settle_frames"]
+           "REPLANT_DRIFT", "REPLANT_TURN", "STEP_LIFT", "FootLockStream", "lock_feet",
+           "settle_frames"]
 
 DEFAULT_BLEND_FRAMES = 5
 """Frames of blend before and after each planted segment (1/6 s at 30 fps)."""
@@ -79,6 +92,12 @@ MIN_CONTACT_FRAMES = 3
 """Contacts shorter than this (after filling gaps) are label noise and are not pinned."""
 HOLD_FRAMES = 10
 """A contact's pin point is where the foot is over its first this many frames (1/3 s)."""
+REPLANT_DRIFT = 0.15
+"""A hold ends in a step once the unlocked pin point is this far (m, horizontally) from it."""
+REPLANT_TURN = np.pi / 4
+"""... or once the unlocked flat foot has turned this far (rad, about the vertical) from it."""
+STEP_LIFT = (0.4, 0.03, 0.08)
+"""A step lifts the foot by this fraction of its length, clipped to [min, max] m."""
 
 
 def settle_frames(blend_frames: int = DEFAULT_BLEND_FRAMES) -> int:
@@ -89,10 +108,13 @@ def settle_frames(blend_frames: int = DEFAULT_BLEND_FRAMES) -> int:
     ``MAX_GAP_FRAMES`` frames) changes its own target only while it is shorter than
     ``HOLD_FRAMES``, and that reaches ``blend_frames`` frames before its start; a segment
     shorter than ``MIN_CONTACT_FRAMES + 2 * blend_frames`` at the cut changes how much room is
-    made before it (its neighbour's end, at most ``2 * blend_frames`` earlier).
+    made before it (its neighbour's end, at most ``2 * blend_frames`` earlier); a step
+    (re-planting) that starts at a frame heads for a hold that lands ``2 * blend_frames``
+    frames later.
     """
     return max(MAX_GAP_FRAMES + HOLD_FRAMES + blend_frames,
-               MIN_CONTACT_FRAMES + 4 * blend_frames) + 1
+               MIN_CONTACT_FRAMES + 4 * blend_frames,
+               MAX_GAP_FRAMES + HOLD_FRAMES + 2 * blend_frames) + 1
 
 _REACH_MARGIN = 1e-3  # of l1 + l2: keeps the leg off the singular fully straight/folded poses
 _TINY = 1e-12
@@ -131,7 +153,8 @@ def lock_feet(
             back to the motion before it reaches kept frames instead of jumping there.
 
     Returns:
-        A new array of the same shape and dtype; only hip/knee/ankle rotations differ.
+        A new array of the same shape and dtype; only hip/knee/ankle rotations differ, and
+        the contact channels of a foot on the frames where it steps between two holds.
 
     Raises:
         InputError: wrong shape, dtype, NaN/inf, or an invalid argument.
@@ -165,7 +188,13 @@ def _lock(m: np.ndarray, lay: MotionLayout, skel: Skeleton, legs: Sequence[_Leg]
                          lay.joint_slice(leg.ankle)]
             segments = _avoid(segments, kept[:, dims].any(axis=1), blend_frames)
         if segments:
-            _lock_leg(m, out, lay, skel, leg, segments, on[:, leg.ankle_channel], blend_frames)
+            moving = _lock_leg(m, out, lay, skel, leg, segments, on[:, leg.ankle_channel],
+                               blend_frames)
+            channels = [lay.contacts.start + leg.ankle_channel,
+                        lay.contacts.start + leg.toe_channel]
+            for c in channels:  # the foot is off the floor there: its labels say so
+                clear = moving if kept is None else moving & ~kept[:, c]
+                out[clear, c] = 0.0
     return out
 
 
@@ -250,9 +279,11 @@ class FootLockStream:
             start = self._cuts[i] - self._base
             piece = _lock(self._raw[start:], self._lay, self._skel, [leg], self._threshold,
                           self._blend, None)
-            for j in (leg.hip, leg.knee, leg.ankle):
-                dims = self._lay.joint_slice(j)
-                out[:, dims] = piece[lo - start : hi - start, dims]
+            dims = np.r_[self._lay.joint_slice(leg.hip), self._lay.joint_slice(leg.knee),
+                         self._lay.joint_slice(leg.ankle),
+                         self._lay.contacts.start + leg.ankle_channel,
+                         self._lay.contacts.start + leg.toe_channel]
+            out[:, dims] = piece[lo - start : hi - start, dims]
             self._cuts[i] = self._base + self._last_cut(leg, start, hi)
         self._done = stop
         drop = min(self._cuts) - self._base
@@ -329,6 +360,57 @@ def _make_room(segments: list[tuple[int, int]], blend: int) -> list[tuple[int, i
 
 
 # ----------------------------------------------------------------------------------- the leg
+def _replant(
+    segments: list[tuple[int, int]],
+    ankle_on: np.ndarray,
+    ankle0: np.ndarray,
+    toe_rel: np.ndarray,
+    blend: int,
+) -> tuple[list[tuple[int, int]], list[bool]]:
+    """Split contacts the unlocked foot leaves into holds joined by steps.
+
+    The model may label a foot planted for seconds while the body walks or turns away from it
+    (a whole 12 s clip, the foot drifting 0.8 m); held there, the leg stretches and twists. So a
+    hold ends at the first frame after its landing where the unlocked pin point is more than
+    ``REPLANT_DRIFT`` from the hold's target (horizontally), or a flat foot has turned more
+    than ``REPLANT_TURN`` about the vertical; the foot then steps, over ``2 * blend`` frames,
+    to a new hold that lands where the unlocked foot is after them. No split is made when what
+    is left after the step would be shorter than ``MIN_CONTACT_FRAMES``: that foot lifts soon
+    anyway. The splits depend only on the contact's frames so far (the streaming bound).
+
+    Returns the holds (untrimmed, as ``_segments``) and, per hold, whether a step joins it to
+    the next one.
+    """
+    holds: list[tuple[int, int]] = []
+    steps: list[bool] = []
+    yaw = np.arctan2(toe_rel[:, 0], toe_rel[:, 2])
+    for first, stop in segments:
+        cur = first
+        while True:
+            land = slice(cur, min(cur + HOLD_FRAMES, stop))
+            flat = ankle_on[land].mean() >= 0.5
+            pin = ankle0 if flat else ankle0 + toe_rel
+            after = cur + HOLD_FRAMES
+            split = None
+            if blend > 0 and after + 2 * blend + MIN_CONTACT_FRAMES <= stop:
+                drift = np.linalg.norm((pin[after:stop] - pin[land].mean(axis=0))[:, [0, 2]],
+                                       axis=-1)
+                held = np.arctan2(np.sin(yaw[land]).mean(), np.cos(yaw[land]).mean())
+                turn = np.abs(np.angle(np.exp(1j * (yaw[after:stop] - held))))
+                far = (drift > REPLANT_DRIFT) | (flat & (turn > REPLANT_TURN))
+                far[stop - after - 2 * blend - MIN_CONTACT_FRAMES + 1 :] = False
+                if far.any():
+                    split = after + int(np.argmax(far))
+            if split is None:
+                holds.append((cur, stop))
+                steps.append(False)
+                break
+            holds.append((cur, split))
+            steps.append(True)
+            cur = split + 2 * blend
+    return holds, steps
+
+
 def _lock_leg(
     m: np.ndarray,
     out: np.ndarray,
@@ -338,7 +420,9 @@ def _lock_leg(
     segments: list[tuple[int, int]],
     ankle_on: np.ndarray,
     blend: int,
-) -> None:
+) -> np.ndarray:
+    """Pin one leg's foot in ``out``; returns the frames where the foot moves from one hold to
+    the next (a step or a crossfade), whose contact labels the caller clears."""
     frames = m.shape[0]
     off = skel.offsets
     rot = lay.rotations.start
@@ -358,10 +442,12 @@ def _lock_leg(
     # Desired ankle trajectory = original + offset[:, :3], desired foot orientation = the
     # original turned by axis-angle offset[:, 3:]: the offset pins the foot in segments and fades
     # (or crossfades to the next segment's) next to them; elsewhere it is 0.
-    landed = segments  # the pin points come from the untrimmed segments' first frames
-    segments = _make_room(segments, blend)
+    landed, steps = _replant(segments, ankle_on, ankle0, toe_rel, blend)
+    segments = _make_room(landed, blend)  # the pin points come from the untrimmed holds
     offset = np.zeros((frames, 6))
     touched = np.zeros(frames, dtype=bool)
+    moving = np.zeros(frames, dtype=bool)
+    pins = []
     for (a, b), (first, stop) in zip(segments, landed, strict=True):
         land = slice(first, min(first + HOLD_FRAMES, stop))
         if ankle_on[land].mean() >= 0.5:  # flat foot: ankle and orientation as it landed
@@ -371,21 +457,28 @@ def _lock_leg(
         else:  # toe contact: hold the toe, the ankle sits where the foot's orientation puts it
             target = (ankle0[land] + toe_rel[land]).mean(axis=0) - toe_rel[a:b]
             offset[a:b, :3] = target - ankle0[a:b]
+        pins.append(ankle0[a] + offset[a, :3])
         touched[a:b] = True
     k = np.arange(1, blend + 1)
     fade = smoothstep(1.0 - k / (blend + 1.0))  # weight k frames away from a segment
+    # Crossfade from segment i to i + 1 across a short gap or a step, else fade out and in.
+    cross = [steps[i] or segments[i + 1][0] - segments[i][1] < 2 * blend
+             for i in range(len(segments) - 1)] + [False]
     for i, (a, b) in enumerate(segments):
-        prev = segments[i - 1][1] if i > 0 else None
-        nxt = segments[i + 1][0] if i + 1 < len(segments) else None
-        if prev is None or a - prev >= 2 * blend:  # else the previous crossfade covers it
+        if i == 0 or not cross[i - 1]:
             in_idx = a - k
             ok = in_idx >= 0
             offset[in_idx[ok]] = fade[ok, None] * offset[a]
             touched[in_idx[ok]] = True
-        if nxt is not None and nxt - b < 2 * blend:  # short gap: crossfade the two offsets
-            x = smoothstep(np.arange(1, nxt - b + 1) / (nxt - b + 1.0))
-            offset[b:nxt] = offset[b - 1] + x[:, None] * (offset[nxt] - offset[b - 1])
-            touched[b:nxt] = True
+        if cross[i]:
+            nxt = segments[i + 1][0]
+            x = np.arange(1, nxt - b + 1) / (nxt - b + 1.0)
+            offset[b:nxt] = offset[b - 1] + smoothstep(x)[:, None] * (offset[nxt] - offset[b - 1])
+            if steps[i]:  # the unlocked foot stayed down: lift it (sin^2: no pop at either end)
+                length = float(np.linalg.norm((pins[i + 1] - pins[i])[[0, 2]]))
+                frac, low, high = STEP_LIFT
+                offset[b:nxt, 1] += np.clip(frac * length, low, high) * np.sin(np.pi * x) ** 2
+            touched[b:nxt] = moving[b:nxt] = True
         else:
             out_idx = b - 1 + k
             ok = out_idx < frames
@@ -412,6 +505,7 @@ def _lock_leg(
     }
     for j, r in new_local.items():
         out[idx, rot + 6 * j : rot + 6 * j + 6] = matrix_to_rotation_6d(r).astype(out.dtype)
+    return moving
 
 
 def _chain_to(
