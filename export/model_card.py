@@ -116,9 +116,10 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
         ("music features", f"{', '.join(feats.get('sets', []))}: {model['music_dim']} dims per "
                            "frame at 30 fps"),
         ("prompt to genre", manifest["text"].get("prompt_to_genre", "")),
-        ("sampling", f"DDIM, {samp['steps']} steps, guidance {samp['guidance']}, eta "
-                     f"{samp['eta']}, {samp['window']}-frame windows every {samp['hop']} "
-                     "frames"),
+        ("sampling", f"{_SAMPLER_NAMES.get(samp.get('sampler', 'ddim'), samp.get('sampler'))}, "
+                     f"{samp['steps']} steps on the {samp.get('timesteps', 'uniform')} timestep "
+                     f"grid, guidance {samp['guidance']}, eta {samp['eta']}, "
+                     f"{samp['window']}-frame windows every {samp['hop']} frames"),
         ("weights", f"{model.get('weights', '?')} weights"
                     + (f" of checkpoint step {ckpt['step']}" if "step" in ckpt else "")),
         ("bundle", f"{total / 1e6:.1f} MB in {len(sizes)} files (largest "
@@ -167,6 +168,8 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
             f"clip: {e['dances']} dances, {e['steps']} steps"
             + (f" of {_SAMPLER_NAMES.get(e['sampler'], e['sampler'])}"
                if e.get("sampler") else "")
+            # results made before the grid was recorded were on the uniform grid
+            + f" on the {e.get('timesteps', 'uniform')} timestep grid"
             + f", seed {e['seed']}, prompts = "
             f"{e['prompts']}).", "",
             "| measure | value |", "| --- | ---: |",

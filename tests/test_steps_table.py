@@ -213,7 +213,8 @@ class FakeEvaluate:
         self.identity = {
             "corpus_sha256": hashlib.sha256((corpus / "corpus.json").read_bytes()).hexdigest(),
             "denoiser_sha256": manifest["files"]["denoiser.onnx"]["sha256"],
-            "guidance": float(manifest["sampling"]["guidance"])}
+            "guidance": float(manifest["sampling"]["guidance"]),
+            "timesteps": manifest["sampling"].get("timesteps", "uniform")}
         self.eta = float(manifest["sampling"]["eta"])  # DDIM's; DPM-Solver++ runs at 0
         self.calls: list[dict[str, Any]] = []
         self.stop_after = stop_after
@@ -322,16 +323,23 @@ def test_resume_reuses_complete_runs_and_redoes_the_rest(
     assert _main(tool, corpus, out, beats, "--samplers", "ddim") == 0
     assert [c["steps"] for c in beats.calls] == [8]
     assert "ddim:8: running (made with post_processing" in capsys.readouterr().err
-    # a result on another timestep grid (a bundle retuned to logsnr) is stale; one without the
-    # key (made before the grid existed) was on the uniform grid and is reused
+    # a result on another timestep grid (the bundle retuned) is stale; one without the key
+    # (made before the grid existed) was on the uniform grid
     grid = json.loads((out / "ddim_8.json").read_text())
-    grid["timesteps"] = "logsnr"
+    ours = grid["timesteps"]
+    other = "uniform" if ours == "logsnr" else "logsnr"
+    grid["timesteps"] = other
     (out / "ddim_8.json").write_text(json.dumps(grid))
     regrid = FakeEvaluate(corpus)
     assert _main(tool, corpus, out, regrid, "--samplers", "ddim") == 0
     assert [c["steps"] for c in regrid.calls] == [8]
-    assert "made with timesteps = 'logsnr', this table needs 'uniform'" in (
+    assert f"made with timesteps = '{other}', this table needs '{ours}'" in (
         capsys.readouterr().err)
+    del grid["timesteps"]
+    (out / "ddim_8.json").write_text(json.dumps(grid))
+    keyless = FakeEvaluate(corpus)
+    assert _main(tool, corpus, out, keyless, "--samplers", "ddim") == 0
+    assert [c["steps"] for c in keyless.calls] == ([] if ours == "uniform" else [8])
     # another --seconds makes every result stale
     other = FakeEvaluate(corpus)
     assert _main(tool, corpus, out, other, "--samplers", "ddim", "--seconds", "8") == 0

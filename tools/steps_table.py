@@ -1,7 +1,7 @@
 """Quality against sampling steps: ``evaluate_model`` over a grid of samplers and step counts.
 
     python tools/steps_table.py --corpus corpus [--bundle DIR] [--samplers ddim dpmpp]
-        [--steps 5 8 10 15 20 50] [--runs ddim:10 dpmpp:8 ...] [--reference ddim:50]
+        [--steps 5 8 10 12 15 20 50] [--runs ddim:10 dpmpp:8 ...] [--reference ddim:50]
         [--max-files 4] [--seconds 12] [--start 20] [--seed 0] [--threads 0]
         [--out eval/steps] [--quiet]
 
@@ -56,7 +56,7 @@ from gcdance.errors import GCDanceError, InputError  # noqa: E402
 __all__ = ["MEASURES", "Measure", "Run", "judge", "load_complete", "main", "markdown_table",
            "parse_run", "run_table"]
 
-DEFAULT_STEPS = (5, 8, 10, 15, 20, 50)
+DEFAULT_STEPS = (5, 8, 10, 12, 15, 20, 50)
 TOLERANCE = 0.10
 """Relative tolerance of the verdict (10% of the reference's value)."""
 
