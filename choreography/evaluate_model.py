@@ -31,7 +31,8 @@ tracks):
   post-process is a pure function of it): as ``generate`` returns it (beat sync, then the foot
   lock: ``generated``), without the foot lock (``generated_no_foot_lock``), and with the model's
   own timing (the foot lock only, no beat sync: ``generated_no_beat_sync``), which is what the
-  model itself knows of the beat.
+  model itself knows of the beat. Each row also has its own genre control (``genre``, per
+  dance; ``genre_window``), so a post-process that costs genre control shows.
 - **Seams.** The jerk ratio at the window seams (:func:`gcdance.metrics.seam_jerk_ratio`); the
   corpus's own clips at the same frames give the reference (no seams: about 1).
 - **BAS gap.** BAS against the beat grid minus BAS against the half-beat-shifted grid, per
@@ -209,9 +210,16 @@ LABELS = {"generated": "generated", "generated_no_foot_lock": "generated, no foo
           "generated_no_beat_sync": "generated, no beat sync"}
 
 
+GENRE_SCORES = ("genre", "genre_window")
+"""Per generated variant: the classifier's verdict on the dance (1 = the asked genre) and its
+share of windows in the asked genre (the corpus's rows have neither)."""
+
+
 def _row(rows: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Means of :data:`SCORES` over dances, and the BAS gap (BAS minus BAS half a beat off)."""
-    out = {k: float(np.mean([r[k] for r in rows])) for k in SCORES}
+    """Means of :data:`SCORES` (and :data:`GENRE_SCORES` where the dances have them) over
+    dances, and the BAS gap (BAS minus BAS half a beat off)."""
+    keys = SCORES + tuple(k for k in GENRE_SCORES if rows and all(k in r for r in rows))
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     out["bas_gap"] = out["bas"] - out["bas_shift"]
     return out
 
@@ -564,13 +572,16 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                 for key, motion in variants.items():
                     joints = motion_to_joints(motion, raw.layout).astype(np.float64)[:frames]
                     # contacts: the sync moves them with the motion
-                    scores[key].append(_clip_scores(joints, motion[:frames, raw.layout.contacts],
-                                                    seams, *grid))
+                    score = _clip_scores(joints, motion[:frames, raw.layout.contacts], seams,
+                                         *grid)
+                    per_window, verdict = clf.judge(joints)  # genre control of every variant
+                    score["genre"] = float(verdict == columns[a])
+                    score["genre_window"] = float(np.mean(per_window == columns[a]))
+                    scores[key].append(score)
                     if not drums:  # FID needs the corpus's dances to the same music
                         features[key].append(clip_features(joints))
                     if key == "generated":
                         chosen_ok.append(raw.genre == genre)
-                        per_window, verdict = clf.judge(joints)
                         window_hits.extend((per_window == columns[a]).tolist())
                         confusion[a, verdict] += 1
                 done += 1
@@ -705,11 +716,14 @@ def format_report(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"{'':24s} {'BAS':>7s} {'BAS half-beat shift':>20s} {'BAS gap':>8s} {'PFC':>8s} "
-        f"{'speed m/s':>10s} {'slide m/s':>10s} {'seam jerk':>10s}",
+        f"{'speed m/s':>10s} {'slide m/s':>10s} {'seam jerk':>10s} {'genre':>6s}",
         *(f"{label:24s} {v['bas']:7.4f} {v['bas_shift']:20.4f} "
           f"{v.get('bas_gap', v['bas'] - v['bas_shift']):8.4f} {v['pfc']:8.4f} "
           f"{v['speed']:10.3f} {v.get('slide', nan):10.4f} "
-          f"{v.get('seam_jerk', nan):10.2f}" for label, v in rows),
+          f"{v.get('seam_jerk', nan):10.2f} "
+          + (f"{v['genre']:6.3f}" if "genre" in v else f"{'-':>6s}") for label, v in rows),
+        "(genre: the share of dances the classifier judges in the asked genre, per variant; "
+        "the top-1 above is the first row's)",
     ]
     if drums:
         lines += [

@@ -260,6 +260,10 @@ def test_evaluate_model_on_drums_end_to_end(tmp_path: Path, click_corpus: Path,
                 *(c["generated"] for c in r["drum_clips"])):
         assert 0 <= row["bas"] <= 1 and 0 <= row["bas_shift"] <= 1 and row["speed"] > 0
         assert row["bas_gap"] == pytest.approx(row["bas"] - row["bas_shift"])
+    for key in ("generated", "generated_no_foot_lock", "generated_no_beat_sync"):
+        assert 0 <= r[key]["genre"] <= 1 and 0 <= r[key]["genre_window"] <= 1  # per variant
+    assert r["generated"]["genre"] == pytest.approx(r["genre_accuracy_dance"])
+    assert r["generated"]["genre_window"] == pytest.approx(r["genre_accuracy_window"])
     both = [c["generated"]["bas"] for c in r["drum_clips"]]
     assert r["generated"]["bas"] == pytest.approx(np.mean(both))
     assert r["classifier_heldout_corpus_accuracy"] >= 0.6

@@ -437,7 +437,10 @@ def test_model_card_shows_fid_with_floor_and_counts() -> None:
     manifest = json.loads((BUNDLE / "manifest.json").read_text())
     e = _result("dpmpp", 10)
     card = render_model_card(manifest, name="m", evaluation=e)
-    assert "8 dances, 10 steps of DPM-Solver++, seed 0" in card
+    # a result without the grid was made on the uniform grid
+    assert "8 dances, 10 steps of DPM-Solver++ on the uniform timestep grid, seed 0" in card
+    card = render_model_card(manifest, name="m", evaluation={**e, "timesteps": "logsnr"})
+    assert "8 dances, 10 steps of DPM-Solver++ on the logsnr timestep grid, seed 0" in card
     assert ("| FID_k / FID_g, generated (8 dances) against the corpus's 16 held-out dances on "
             "the same clips | **100.0** / **20.00** |") in card
     assert "training dances (8) against the same held-out dances, mean of 8 draws | 40.0 / 9.00 |" \
@@ -446,7 +449,7 @@ def test_model_card_shows_fid_with_floor_and_counts() -> None:
     assert "floor" not in render_model_card(manifest, name="m", evaluation=e)
     del e["fid"], e["sampler"]  # an evaluation from before: no FID rows
     old = render_model_card(manifest, name="m", evaluation=e)
-    assert "FID" not in old and "10 steps, seed 0" in old
+    assert "FID" not in old and "10 steps on the uniform timestep grid, seed 0" in old
 
 
 def test_fid_cells_carry_their_bootstrap_spread(tool: ModuleType) -> None:
