@@ -357,6 +357,9 @@ def _lock_rows(e: dict[str, Any]) -> list[str]:
             f"**{g['slide']:.4f}** / {raw['slide']:.4f} / {c['slide']:.4f} |",
             f"| PFC without the foot lock | {raw['pfc']:.4f} |",
             f"| BAS without the foot lock / shifted | {raw['bas']:.3f} / {raw['bas_shift']:.3f} |",
+            # genre control per variant: evaluations from 2026-12-05 on
+            *([f"| genre control per dance without the foot lock | {_pct(raw['genre'])} |"]
+              if "genre" in raw else []),
             *([f"| seam jerk ratio, generated / corpus at the same frames | "
                f"**{g['seam_jerk']:.2f}** / {c['seam_jerk']:.2f} |"]
               if math.isfinite(g["seam_jerk"]) else [])]  # one-window clips have no seams

@@ -445,6 +445,11 @@ def test_model_card_shows_fid_with_floor_and_counts() -> None:
             "the same clips | **100.0** / **20.00** |") in card
     assert "training dances (8) against the same held-out dances, mean of 8 draws | 40.0 / 9.00 |" \
         in card
+    # genre control per variant (evaluations from 2026-12-05 on; none before)
+    assert "genre control per dance without the foot lock" not in card
+    e["generated_no_foot_lock"]["genre"] = 0.5
+    with_genre = render_model_card(manifest, name="m", evaluation=e)
+    assert "| genre control per dance without the foot lock | 50.0% |" in with_genre
     e["fid"]["floor"] = None  # --music train: no floor row
     assert "floor" not in render_model_card(manifest, name="m", evaluation=e)
     del e["fid"], e["sampler"]  # an evaluation from before: no FID rows
