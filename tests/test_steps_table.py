@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from choreography.evaluate_model import (
+    POST_PROCESSING,
     clip_features,
     fid_scores,
     floor_clips,
@@ -113,7 +114,7 @@ def _result(sampler: str = "ddim", steps: int = 50, *, genre: float = 0.8, gap: 
         "bundle": "b", "provider": "cpu", "prompts": "names", "music": "test", "guidance": 6.0,
         "seconds": 12.0, "start": 20.0, "seed": 0, "steps": steps, "sampler": sampler,
         "eta": 0.0, "max_files": 4, "held_out_files": 4, "genres": genres, "dances": 8,
-        "post_processing": ["beat_sync:beat_tracker", "foot_lock"],
+        "post_processing": list(POST_PROCESSING),
         "classifier_heldout_corpus_accuracy": 1.0, "genre_accuracy_dance": genre,
         "genre_accuracy_window": genre, "prompt_to_genre_accuracy": 1.0,
         "per_genre_accuracy": dict.fromkeys(genres, genre), "confusion": [[4, 0], [0, 4]],
@@ -317,12 +318,19 @@ def test_resume_reuses_complete_runs_and_redoes_the_rest(
     assert "ddim:5: running (unreadable" in err and "ddim:10: running (incomplete" in err
     # a result whose beat sync followed the features' beat marks (before the beat tracker)
     old_beats = json.loads((out / "ddim_8.json").read_text())
-    old_beats["post_processing"] = ["beat_sync", "foot_lock"]
+    old_beats["post_processing"] = ["beat_sync", "foot_lock"]  # the sync's and lock's before
     (out / "ddim_8.json").write_text(json.dumps(old_beats))
     beats = FakeEvaluate(corpus)
     assert _main(tool, corpus, out, beats, "--samplers", "ddim") == 0
     assert [c["steps"] for c in beats.calls] == [8]
     assert "ddim:8: running (made with post_processing" in capsys.readouterr().err
+    old_lock = json.loads((out / "ddim_8.json").read_text())
+    old_lock["post_processing"] = ["beat_sync:beat_tracker", "foot_lock"]  # before re-planting
+    (out / "ddim_8.json").write_text(json.dumps(old_lock))
+    relock = FakeEvaluate(corpus)
+    assert _main(tool, corpus, out, relock, "--samplers", "ddim") == 0
+    assert [c["steps"] for c in relock.calls] == [8]
+    capsys.readouterr()
     # a result on another timestep grid (the bundle retuned) is stale; one without the key
     # (made before the grid existed) was on the uniform grid
     grid = json.loads((out / "ddim_8.json").read_text())
