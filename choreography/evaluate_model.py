@@ -125,7 +125,7 @@ from gcdance.motion.beat_sync import beat_sync
 from gcdance.motion.contacts import foot_contacts
 from gcdance.motion.foot_lock import lock_feet
 from gcdance.motion.skeleton import motion_to_joints
-from gcdance.sampling.schedule import SAMPLERS
+from gcdance.sampling.schedule import SAMPLERS, UNNAMED_GRID
 
 from .report import WINDOW, body_speeds, joints_of, logistic_regression, motion_features
 
@@ -615,7 +615,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         # before the sampler option existed every dance was DDIM (then settings has no sampler)
         "sampler": str(settings.get("sampler") or sampler or "ddim"),
         "eta": float(settings["eta"]) if "eta" in settings else eta,
-        "timesteps": str(settings.get("timesteps", "uniform")),  # the bundle's grid
+        "timesteps": str(settings.get("timesteps", UNNAMED_GRID)),  # the bundle's grid
         "max_files": max_files, "post_processing": POST_PROCESSING,
     }
     if drums:

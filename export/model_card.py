@@ -36,6 +36,7 @@ from gcdance.engine.bundle import (
     seal_manifest,
 )
 from gcdance.errors import BundleError, GCDanceError, InputError
+from gcdance.sampling.schedule import UNNAMED_GRID
 
 __all__ = ["render_model_card", "write_model_card"]
 
@@ -117,7 +118,7 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
                            "frame at 30 fps"),
         ("prompt to genre", manifest["text"].get("prompt_to_genre", "")),
         ("sampling", f"{_SAMPLER_NAMES.get(samp.get('sampler', 'ddim'), samp.get('sampler'))}, "
-                     f"{samp['steps']} steps on the {samp.get('timesteps', 'uniform')} timestep "
+                     f"{samp['steps']} steps on the {samp.get('timesteps', UNNAMED_GRID)} timestep "
                      f"grid, guidance {samp['guidance']}, eta {samp['eta']}, "
                      f"{samp['window']}-frame windows every {samp['hop']} frames"),
         ("weights", f"{model.get('weights', '?')} weights"
@@ -168,8 +169,7 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
             f"clip: {e['dances']} dances, {e['steps']} steps"
             + (f" of {_SAMPLER_NAMES.get(e['sampler'], e['sampler'])}"
                if e.get("sampler") else "")
-            # results made before the grid was recorded were on the uniform grid
-            + f" on the {e.get('timesteps', 'uniform')} timestep grid"
+            + f" on the {e.get('timesteps', UNNAMED_GRID)} timestep grid"
             + f", seed {e['seed']}, prompts = "
             f"{e['prompts']}).", "",
             "| measure | value |", "| --- | ---: |",

@@ -38,7 +38,13 @@ import numpy as np
 
 from gcdance.engine.bundle import MANIFEST, SCHEDULE_FILE, load_bundle
 from gcdance.errors import BundleError, GCDanceError, InputError
-from gcdance.sampling.schedule import SAMPLERS, TIMESTEP_GRIDS, ddim_schedule, save_schedule
+from gcdance.sampling.schedule import (
+    SAMPLERS,
+    TIMESTEP_GRIDS,
+    UNNAMED_GRID,
+    ddim_schedule,
+    save_schedule,
+)
 
 from .migrate import reseal
 
@@ -131,7 +137,7 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
                               float(new["guidance_ramp"]),
                               guidance_start=float(new["guidance_start"]),
                               sampler=new["sampler"],
-                              timesteps=new.get("timesteps", "uniform"),
+                              timesteps=new.get("timesteps", UNNAMED_GRID),
                               num_timesteps=int(diffusion["num_timesteps"]),
                               s=float(diffusion["cosine_s"]),
                               max_beta=float(diffusion["max_beta"]))
@@ -140,7 +146,7 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
         before = (old["provenance"].get("retuned") or {}).get("changed") or {}
         # Manifests written before a feature setting existed lack it (its default, False).
         now = {**new, **{k: features.get(k, False) for k in FEATURE_SETTINGS}}
-        was = {"timesteps": "uniform", **sampling,  # older manifests: EDGE's grid
+        was = {"timesteps": UNNAMED_GRID, **sampling,
                **{k: old["features"].get(k, False) for k in FEATURE_SETTINGS}}
         changed = {k: [before[k][0] if k in before else was.get(k), now[k]]
                    for k in SETTINGS + FEATURE_SETTINGS if k in before or now[k] != was.get(k)}

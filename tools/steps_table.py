@@ -52,6 +52,7 @@ from choreography.evaluate_model import (  # noqa: E402
 from gcdance._atomic import atomic_path  # noqa: E402
 from gcdance.datasets.finedance import FINEDANCE_FPS  # noqa: E402
 from gcdance.errors import GCDanceError, InputError  # noqa: E402
+from gcdance.sampling.schedule import UNNAMED_GRID  # noqa: E402
 
 __all__ = ["MEASURES", "Measure", "Run", "judge", "load_complete", "main", "markdown_table",
            "parse_run", "run_table"]
@@ -160,8 +161,7 @@ def load_complete(path: Path, want: dict[str, Any]) -> tuple[dict[str, Any] | No
     if not isinstance(result, dict):
         return None, "not an evaluate_model result"
     for key, value in want.items():
-        # results made before the timestep grid existed were on the uniform grid
-        if result.get(key, "uniform" if key == "timesteps" else None) != value:
+        if result.get(key, UNNAMED_GRID if key == "timesteps" else None) != value:
             return None, f"made with {key} = {result.get(key)!r}, this table needs {value!r}"
     missing = [m.label for m in MEASURES if math.isnan(m.value(result)) and m.path[0] != "fid"]
     if missing or "fid" not in result or "seconds_per_dance" not in result:
@@ -326,7 +326,7 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
         denoiser = str(manifest["files"]["denoiser.onnx"]["sha256"])
         guidance = float(manifest["sampling"]["guidance"])
         eta = float(manifest["sampling"]["eta"])
-        timesteps = str(manifest["sampling"].get("timesteps", "uniform"))
+        timesteps = str(manifest["sampling"].get("timesteps", UNNAMED_GRID))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{root} is not a model bundle with a readable {MANIFEST} ({exc}); "
                          "give --bundle a bundle folder") from None

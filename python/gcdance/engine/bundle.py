@@ -67,6 +67,7 @@ from ..sampling.schedule import (
     SAMPLERS,
     TABLE_KEYS,
     TIMESTEP_GRIDS,
+    UNNAMED_GRID,
     ddim_schedule,
     load_schedule,
 )
@@ -815,7 +816,7 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         guidance_start=_float(s, "guidance_start", "sampling"),
         window=_int(s, "window", "sampling", 2), hop=_int(s, "hop", "sampling"),
         relative_axes=axes, sampler=s.get("sampler"),
-        timesteps=s.get("timesteps", "uniform"))  # older manifests: EDGE's grid
+        timesteps=s.get("timesteps", UNNAMED_GRID))
     if sampling.sampler not in SAMPLERS:
         raise BundleError(_fix(f"sampling.sampler must be one of {list(SAMPLERS)}, got "
                                f"{sampling.sampler!r}"))

@@ -28,7 +28,7 @@ import numpy as np
 from .. import masks as masks_mod
 from ..dance import AudioInfo, Dance
 from ..errors import InputError, ProviderError
-from ..sampling.schedule import SAMPLERS, TABLE_KEYS
+from ..sampling.schedule import SAMPLERS, TABLE_KEYS, UNNAMED_GRID
 from ..sampling.stitching import plan_windows
 from .bundle import Bundle, load_bundle
 from .engine import available_providers, native
@@ -418,7 +418,7 @@ class Generator:
         if sampling.guidance_ramp:
             used |= {"guidance_ramp": float(sampling.guidance_ramp),
                      "guidance_start": float(sampling.guidance_start)}
-        if sampling.timesteps != "uniform":  # EDGE's grid goes unsaid, as in older dances
+        if sampling.timesteps != UNNAMED_GRID:  # EDGE's grid goes unsaid, as in older dances
             used["timesteps"] = sampling.timesteps
         return used
 

@@ -254,6 +254,11 @@ class FootLockStream:
         self._threshold, self._blend = _check_options(threshold, blend_frames)
         self._skel = Skeleton.load(self._lay.skeleton)
         self._legs = _legs(self._lay, self._skel)
+        # what a leg's lock writes: its hip, knee and ankle rotations and its two contacts
+        lay = self._lay
+        self._dims = [np.r_[lay.joint_slice(leg.hip), lay.joint_slice(leg.knee),
+                            lay.joint_slice(leg.ankle), lay.contacts.start + leg.ankle_channel,
+                            lay.contacts.start + leg.toe_channel] for leg in self._legs]
         self._settle = settle_frames(self._blend)
         self._raw = np.zeros((0, self._lay.dim), np.float32)  # frames from _base on
         self._base = 0  # frame index of _raw[0]
@@ -275,14 +280,10 @@ class FootLockStream:
             return self._raw[:0].copy()
         lo, hi = self._done - self._base, stop - self._base
         out = self._raw[lo:hi].copy()
-        for i, leg in enumerate(self._legs):
+        for i, (leg, dims) in enumerate(zip(self._legs, self._dims, strict=True)):
             start = self._cuts[i] - self._base
             piece = _lock(self._raw[start:], self._lay, self._skel, [leg], self._threshold,
                           self._blend, None)
-            dims = np.r_[self._lay.joint_slice(leg.hip), self._lay.joint_slice(leg.knee),
-                         self._lay.joint_slice(leg.ankle),
-                         self._lay.contacts.start + leg.ankle_channel,
-                         self._lay.contacts.start + leg.toe_channel]
             out[:, dims] = piece[lo - start : hi - start, dims]
             self._cuts[i] = self._base + self._last_cut(leg, start, hi)
         self._done = stop

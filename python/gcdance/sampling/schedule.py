@@ -105,6 +105,9 @@ SAMPLERS: tuple[str, ...] = ("ddim", "dpmpp")
 """Samplers of :func:`ddim_schedule` (module docstring)."""
 TIMESTEP_GRIDS: tuple[str, ...] = ("uniform", "logsnr")
 """Timestep grids of :func:`ddim_timesteps` (module docstring)."""
+UNNAMED_GRID = "uniform"
+"""The grid of a manifest, a result or ``dance.settings`` that names none: EDGE's, the only one
+before the grid became a setting (2026-12-05)."""
 LOGSNR_SPAN = (0.95, 0.03)
 """Where the ``logsnr`` grid is uniform in ``lambda``: between these fractions of ``T``."""
 
