@@ -173,7 +173,11 @@ def _file_blocks(
                         return
                     handle.seek(offset - skip)
                 while remaining is None or remaining > 0:
-                    data = handle.read(block, dtype="float32", always_2d=True)
+                    # No more than the request needs (a 12 s clip of a long song decodes 12 s,
+                    # not a whole block), still in whole MPEG frames.
+                    want = block if remaining is None else min(
+                        block, math.ceil((remaining + skip) / _READ_ALIGN) * _READ_ALIGN)
+                    data = handle.read(want, dtype="float32", always_2d=True)
                     n_read = data.shape[0]
                     if skip:
                         data, skip = data[skip:], 0
@@ -187,7 +191,7 @@ def _file_blocks(
                                 "16-bit PCM WAV or FLAC."
                             )
                         yield _to_mono(data)
-                    if n_read < block:
+                    if n_read < want:
                         return
             except (sf.SoundFileError, RuntimeError, OSError) as err:
                 raise _decode_error(p, err) from err

@@ -150,6 +150,21 @@ class BoundedBaseline:
         if self._finished:
             raise InputError("BoundedBaseline.push after finish(): start a new one for another "
                              "song")
+        self._append(samples)
+        return self._advance()
+
+    def finish(self, samples: np.ndarray | None = None) -> np.ndarray:
+        """The rows not handed out yet, after the last ``samples`` (if any): ``push(samples)``
+        then ``finish()`` in one pass (the CQT's filters are built once per pass)."""
+        if self._finished:
+            raise InputError("BoundedBaseline.finish() was already called")
+        if samples is not None:
+            self._append(samples)
+        self._finished = True
+        self._end = self._n
+        return self._advance()
+
+    def _append(self, samples: np.ndarray) -> None:
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1:
             raise InputError(f"BoundedBaseline.push: mono samples of shape (n,), got shape "
@@ -166,14 +181,6 @@ class BoundedBaseline:
                 self._store = grown
             self._store[held : held + x.size] = x
             self._n += x.size
-        return self._advance()
-
-    def finish(self) -> np.ndarray:
-        if self._finished:
-            raise InputError("BoundedBaseline.finish() was already called")
-        self._finished = True
-        self._end = self._n
-        return self._advance()
 
     # -- stages ------------------------------------------------------------------------------
     def _advance(self) -> np.ndarray:
@@ -365,11 +372,12 @@ def bounded_baseline_features(
                              tightness=tightness)
     at = 0
     step = max(1, chunk_frames) * hop_length
-    for s0 in range(0, y.shape[0], step):
+    last = max(0, (y.shape[0] - 1) // step) * step  # the last chunk goes with finish()
+    for s0 in range(0, last, step):
         rows = stream.push(y[s0 : s0 + step])
         out[at : at + rows.shape[0]] = rows
         at += rows.shape[0]
-    rows = stream.finish()
+    rows = stream.finish(y[last:])
     out[at : at + rows.shape[0]] = rows
     at += rows.shape[0]
     assert at == n_frames, (at, n_frames)
