@@ -1,13 +1,22 @@
-"""The default model's sampling against 50 DDIM steps on EDGE's uniform grid, in one run.
+"""The default sampling against 50 DDIM steps on EDGE's uniform grid, in one run.
 
     python benchmarks/bench_default_speed.py [--seconds 12] [--repeat 5] [--threads 2]
+    python benchmarks/bench_default_speed.py --config paper [--seconds 4|60] [--repeat 3]
 
-Times ``Generator.generate`` on a held-out-style song (``immich-memories-music``'s
-``happy_electronic_s411``) with the bundled default model's sampling defaults and with a copy
-of the bundle retuned to ``--steps 50 --timesteps uniform`` (``export.retune``, in a
-temporary folder), alternating the two, after one warm-up each. Prints the median seconds per
-dance of each, the music features' share (the same for both) and the ratios: the whole
-``generate`` and the rest once the features are taken out (sampling, beat sync, foot lock).
+``--config default`` (the default) times ``Generator.generate`` on a held-out-style song
+(``immich-memories-music``'s ``happy_electronic_s411``) with the bundled default model's
+sampling defaults and with a copy of the bundle retuned to ``--steps 50 --timesteps uniform``
+(``export.retune``, in a temporary folder), alternating the two, after one warm-up each.
+Prints the median seconds per dance of each, the music features' share (the same for both)
+and the ratios: the whole ``generate`` and the rest once the features are taken out
+(sampling, beat sync, foot lock).
+
+``--config paper`` times the engine's sampling loop (``gcdance bench --no-torch``'s
+measurement: random weights of the 89.5M-parameter ``paper`` configuration, random features)
+at the exporter's default steps (``export.bundle.SamplingSpec``, what a paper bundle samples
+with) and at 50 steps, alternating, ``--repeat`` times each; the step count is what sets the
+time (the grid does not change the work).
+
 Run it from the repository (``export/`` must import) on an otherwise idle machine.
 """
 
@@ -25,13 +34,7 @@ if str(REPO) not in sys.path:  # export/ lives in the repository root
     sys.path.insert(0, str(REPO))
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=12.0, help="dance length (default 12)")
-    ap.add_argument("--repeat", type=int, default=5, help="timed runs of each (default 5)")
-    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
-    args = ap.parse_args()
-
+def default_model(seconds: float, repeat: int, threads: int) -> None:
     import immich_memories_music as mm
 
     import gcdance
@@ -42,29 +45,67 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gcdance-bench-") as tmp:
         edge = retune_bundle(default_bundle_path(), Path(tmp) / "edge50", steps=50,
                              timesteps="uniform")
-        gens = {"default": gcdance.Generator(threads=args.threads),
-                "50 uniform": gcdance.Generator(edge, threads=args.threads)}
+        gens = {"default": gcdance.Generator(threads=threads),
+                "50 uniform": gcdance.Generator(edge, threads=threads)}
         times: dict[str, list[float]] = {name: [] for name in gens}
         feats: list[float] = []
         for gen in gens.values():  # warm-up: sessions, caches
-            gen.generate(song, "Jazz", duration=args.seconds)
-        for _ in range(args.repeat):
+            gen.generate(song, "Jazz", duration=seconds)
+        for _ in range(repeat):
             t0 = time.perf_counter()
-            gens["default"].music_features(song, None, args.seconds)
+            gens["default"].music_features(song, None, seconds)
             feats.append(time.perf_counter() - t0)
             for name, gen in gens.items():
                 t0 = time.perf_counter()
-                gen.generate(song, "Jazz", duration=args.seconds)
+                gen.generate(song, "Jazz", duration=seconds)
                 times[name].append(time.perf_counter() - t0)
         s = gens["default"].bundle.sampling
     med = {name: statistics.median(v) for name, v in times.items()}
     f = statistics.median(feats)
-    print(f"{args.seconds:g} s dance, {args.threads} threads, median of {args.repeat}:")
+    print(f"default model, {seconds:g} s dance, {threads} threads, median of {repeat}:")
     print(f"  default ({s.sampler}, {s.steps} steps, {s.timesteps} grid): {med['default']:.2f} s")
     print(f"  50 DDIM steps, uniform grid:                   {med['50 uniform']:.2f} s")
     print(f"  of which music features (both):                {f:.2f} s")
     print(f"  speed-up: generate {med['50 uniform'] / med['default']:.2f}x, without the "
           f"features {(med['50 uniform'] - f) / (med['default'] - f):.2f}x")
+
+
+def paper_config(seconds: float, repeat: int, threads: int) -> None:
+    from export.bundle import SamplingSpec
+    from gcdance.engine.bench import run_benchmark
+
+    steps = {"default": SamplingSpec().steps, "50": 50}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    windows = 0
+    for _ in range(repeat):  # alternating, so that a drift of the machine hits both
+        for name, n in steps.items():
+            r = run_benchmark(config="paper", frames=round(seconds * 30), steps=n,
+                              threads=threads, repeat=1, torch_reference=False)
+            times[name].append(r["engine_ms"] / 1000)
+            windows = r["windows"]
+    med = {name: statistics.median(v) for name, v in times.items()}
+    print(f"paper configuration (random weights, engine only), {seconds:g} s of music "
+          f"({windows} windows), {threads} threads, median of {repeat}:")
+    print(f"  default ({steps['default']} DDIM steps): {med['default']:.2f} s")
+    print(f"  50 DDIM steps:          {med['50']:.2f} s")
+    print(f"  speed-up: {med['50'] / med['default']:.2f}x")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", choices=("default", "paper"), default="default",
+                    help="the bundled default model (generate) or the paper configuration "
+                         "(the engine's loop); default: default")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="dance length (default 12; paper: 4, one window)")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="timed runs of each (default 5; paper: 3)")
+    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    args = ap.parse_args()
+    if args.config == "paper":
+        paper_config(args.seconds or 4.0, args.repeat or 3, args.threads)
+    else:
+        default_model(args.seconds or 12.0, args.repeat or 5, args.threads)
     return 0
 
 

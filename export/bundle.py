@@ -19,9 +19,9 @@ held-out accuracy in its metadata) unless ``--classifier checkpoint`` (the head 
 model) or a path. A run trained with ``model.control = "predicted"`` (the paper configuration)
 exports its own P by default: that P was trained jointly with the denoiser, whose C_E came from
 its prediction. The sampling defaults are the run's ``[sampling]`` settings where set
-(``sampling_from_config``), else 50 steps, guidance 2.7, eta 0; command-line flags override
-both. The Wav2CLIP and text-encoder graphs can be included (``--wav2clip-onnx``,
-``--text-encoder-onnx``).
+(``sampling_from_config``), else :class:`SamplingSpec`'s (12 DDIM steps on the log-SNR grid,
+guidance 2.7, eta 0.5); command-line flags override both. The Wav2CLIP and text-encoder
+graphs can be included (``--wav2clip-onnx``, ``--text-encoder-onnx``).
 A run trained with ``data.text_encoder = "clip"`` (the paper configuration) always ships its CLIP
 text tower as ``text_encoder.onnx`` (P classifies prompts in CLIP space): the given graph, else
 one exported from the run's ``data.clip_checkpoint`` / ``--clip-checkpoint`` /
@@ -83,6 +83,7 @@ from gcdance.motion.normalizer import MinMaxNormalizer
 from gcdance.sampling.schedule import (
     SAMPLERS,
     TABLE_KEYS,
+    TIMESTEP_GRIDS,
     ddim_schedule,
     diffusion_config,
     save_schedule,
@@ -123,18 +124,28 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class SamplingSpec:
-    """Default sampling settings written to the manifest (and the default schedule table)."""
+    """Default sampling settings written to the manifest (and the default schedule table).
 
-    steps: int = 50
+    ``steps``, ``timesteps`` and ``eta`` are the fastest setting measured to keep quality, on
+    the default model's 256 held-out dances: 12 DDIM steps on the log-SNR grid are within 10%
+    of 50 DDIM steps on EDGE's uniform grid on every measure (FID_k 211.7 against a limit of
+    211.8), 10 are not (FID_k 214.5) (``docs/sampling.md``), at a quarter of their denoiser
+    calls; eta 0.5 beat 0 and 1 (``docs/music_diagnosis.md`` section 12, ``docs/sampling.md``
+    "eta at 12 steps"). ``guidance`` is the paper's.
+    A trained model of another size gets the same unless its config's ``[sampling]`` says
+    otherwise; ``python -m export.retune`` changes them in a bundle afterwards.
+    """
+
+    steps: int = 12
     guidance: float = 2.7
-    eta: float = 0.0
+    eta: float = 0.5
     guidance_ramp: float = 0.0
     guidance_start: float = 1.0
     window: int = WINDOW_FRAMES
     hop: int = HOP_FRAMES
     relative_axes: str = DEFAULT_RELATIVE_AXES
     sampler: str = "ddim"
-    timesteps: str = "uniform"
+    timesteps: str = "logsnr"
 
 
 @dataclass
@@ -285,7 +296,10 @@ def _sampling(base: SamplingSpec, overrides: Mapping[str, Any] | None) -> Sampli
     unknown = sorted(set(overrides or {}) - known)
     if unknown:
         raise InputError(f"unknown sampling settings {unknown}; known: {sorted(known)}")
-    spec = replace(base, **(overrides or {}))
+    given = dict(overrides or {})
+    if given.get("sampler") == "dpmpp" and "eta" not in given:
+        given["eta"] = 0.0  # deterministic, as generate(sampler="dpmpp") and export.retune
+    spec = replace(base, **given)
     axes = spec.relative_axes
     if not isinstance(axes, str) or set(axes) - set("xyz") or len(set(axes)) != len(axes):
         raise InputError(f"relative_axes must be distinct letters of 'xyz', got {axes!r}")
@@ -706,9 +720,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # else SamplingSpec's.
     parser.add_argument("--sampler", choices=SAMPLERS,
                         help="default sampler (ddim, or dpmpp: DPM-Solver++ 2M; default ddim)")
-    parser.add_argument("--steps", type=int, help="default sampling steps (50)")
+    parser.add_argument("--steps", type=int, help="default sampling steps (12)")
+    parser.add_argument("--timesteps", choices=TIMESTEP_GRIDS,
+                        help="default timestep grid (logsnr; uniform: EDGE's)")
     parser.add_argument("--guidance", type=float, help="default guidance weight (2.7)")
-    parser.add_argument("--eta", type=float, help="default DDIM eta (0)")
+    parser.add_argument("--eta", type=float, help="default DDIM eta (0.5)")
     parser.add_argument("--guidance-ramp", type=float,
                         help="default guidance ramp (fraction of the steps; 0 = constant)")
     parser.add_argument("--quiet", action="store_true")
@@ -725,7 +741,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "text_encoder_onnx": args.text_encoder_onnx, "log": log}
     try:
         given = {"steps": args.steps, "guidance": args.guidance, "eta": args.eta,
-                 "guidance_ramp": args.guidance_ramp, "sampler": args.sampler}
+                 "guidance_ramp": args.guidance_ramp, "sampler": args.sampler,
+                 "timesteps": args.timesteps}
         sampling = {k: v for k, v in given.items() if v is not None}
         if args.checkpoint:
             bundle_from_checkpoint(args.checkpoint, args.out, prefer_ema=not args.no_ema,

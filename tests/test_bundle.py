@@ -103,13 +103,15 @@ def test_round_trip_fields(tiny_bundle: Path) -> None:
     assert b.classifier.encoder_name == "minilm" and "finedance" in b.classifier.layers
     assert b.features.sets == ("baseline",) and b.features.dim == 35
     s = b.sampling
-    assert (s.steps, s.guidance, s.eta, s.guidance_ramp) == (50, 2.7, 0.0, 0.0)
+    # The exporter's measured default (export.bundle.SamplingSpec).
+    assert (s.steps, s.guidance, s.eta, s.guidance_ramp) == (12, 2.7, 0.5, 0.0)
+    assert (s.sampler, s.timesteps) == ("ddim", "logsnr")
     assert (b.window, b.hop, b.relative_axes, s.overlap) == (120, 60, "xz", 60)
     assert b.anchor_dims == (4, 6)
     ref = placeholder_normalizer(b.layout)
     np.testing.assert_array_equal(b.normalizer.data_min, ref.data_min)
     np.testing.assert_allclose(b.anchor_zero, ref.transform(np.zeros(319))[[4, 6]])
-    for k, v in ddim_schedule(50, 0.0, 2.7).items():
+    for k, v in ddim_schedule(12, 0.5, 2.7, timesteps="logsnr").items():
         np.testing.assert_array_equal(b.schedule[k], v)
     assert b.schedule_table() is b.schedule
     assert b.schedule_table(steps=10)["timestep"].shape == (10,)
@@ -176,13 +178,17 @@ def test_graphs_round_trip_and_compose(tiny_bundle: Path) -> None:
     ort.InferenceSession(str(g.upload), **opts)
 
 
-def test_format_1_bundles_are_refused_and_migrate(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_format_1_bundles_are_refused_and_migrate(tmp_path: Path) -> None:
     """A format-1 bundle (the denoiser twice, no sampler step) is refused with the fix, and
     export.migrate turns it into a format-3 bundle of the same weights; so is a format-2 one
     (before the carry)."""
+    from export.bundle import random_bundle
     from export.migrate import migrate_bundle
     from export.sampler_graph import build_sampler_graph, build_upload_graph
 
+    # Bundles of formats 1 and 2 predate the timestep grid setting: EDGE's uniform grid.
+    tiny_bundle = random_bundle(tmp_path / "uniform", "tiny", seed=3,
+                                sampling={"timesteps": "uniform"})
     old = tmp_path / "v1"
     shutil.copytree(tiny_bundle, old)
     m = json.loads((old / "manifest.json").read_text())
@@ -240,14 +246,14 @@ def test_retune_sets_sampling_defaults(tiny_bundle: Path, tmp_path: Path) -> Non
     from export.retune import retune_bundle
 
     src = load_bundle(tiny_bundle)
-    out = retune_bundle(tiny_bundle, tmp_path / "tuned", eta=0.5, steps=20)
+    out = retune_bundle(tiny_bundle, tmp_path / "tuned", eta=0.25, steps=20)
     b = load_bundle(out)
-    assert (b.sampling.eta, b.sampling.steps) == (0.5, 20)
+    assert (b.sampling.eta, b.sampling.steps) == (0.25, 20)
     assert b.sampling.guidance == src.sampling.guidance and b.sampling.sampler == "ddim"
-    want = ddim_schedule(20, 0.5, src.sampling.guidance)
+    want = ddim_schedule(20, 0.25, src.sampling.guidance, timesteps=src.sampling.timesteps)
     for key, column in want.items():
         np.testing.assert_allclose(b.schedule[key], column, rtol=1e-6, atol=1e-7)
-    assert b.provenance["retuned"]["changed"] == {"eta": [src.sampling.eta, 0.5],
+    assert b.provenance["retuned"]["changed"] == {"eta": [src.sampling.eta, 0.25],
                                                   "steps": [src.sampling.steps, 20]}
     for name in json.loads((tiny_bundle / "manifest.json").read_text())["files"]:
         if name != "schedule.npz":
@@ -258,7 +264,8 @@ def test_retune_sets_sampling_defaults(tiny_bundle: Path, tmp_path: Path) -> Non
     b = load_bundle(out)
     assert (b.sampling.sampler, b.sampling.eta) == ("dpmpp", 0.0)
     assert b.provenance["retuned"]["changed"] == {
-        "sampler": ["ddim", "dpmpp"], "steps": [src.sampling.steps, 20]}  # eta is back to 0
+        "sampler": ["ddim", "dpmpp"], "steps": [src.sampling.steps, 20],
+        "eta": [src.sampling.eta, 0.0]}
     before = (out / "manifest.json").read_bytes()
     retune_bundle(out, out, steps=np.int64(20))  # what it already has: nothing is written
     assert (out / "manifest.json").read_bytes() == before
@@ -326,7 +333,7 @@ def test_retune_bounds_the_baseline_features(tmp_path: Path) -> None:
     assert load_bundle(src).features.baseline_bounded is False
     b = load_bundle(retune_bundle(src, tmp_path / "older", steps=40))
     assert b.sampling.steps == 40 and not b.features.baseline_bounded
-    assert b.provenance["retuned"]["changed"] == {"steps": [50, 40]}
+    assert b.provenance["retuned"]["changed"] == {"steps": [12, 40]}
 
 
 def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
@@ -579,9 +586,9 @@ def test_feature_dim_inconsistent_with_music_dim(copy: Path) -> None:
 
 def test_schedule_inconsistent_with_sampling(copy: Path) -> None:
     _edit(copy, lambda m: m["sampling"].update(steps=40))
-    with pytest.raises(BundleError, match=r"schedule.npz has 50 steps but sampling.steps is 40"):
+    with pytest.raises(BundleError, match=r"schedule.npz has 12 steps but sampling.steps is 40"):
         load_bundle(copy)
-    _edit(copy, lambda m: m["sampling"].update(steps=50, guidance=3.0))
+    _edit(copy, lambda m: m["sampling"].update(steps=12, guidance=3.0))
     with pytest.raises(BundleError, match=r"column 'guidance' does not match"):
         load_bundle(copy)
 
@@ -774,19 +781,22 @@ def test_model_card_entry_must_be_listed(copy: Path) -> None:
 
 def test_timestep_grid_is_a_sampling_default(tiny_bundle: Path, tmp_path: Path,
                                              copy: Path) -> None:
-    """sampling.timesteps: retuned to logsnr, every step count samples on that grid and the
-    dance says so; a manifest without the key (older bundles) is EDGE's uniform grid; an
-    unknown grid is refused, at load and at retune."""
+    """sampling.timesteps: retuned to uniform and back to logsnr, every step count samples on
+    that grid and the dance says so; a manifest without the key (older bundles) is EDGE's
+    uniform grid; an unknown grid is refused, at load and at retune."""
     import gcdance
     from export.retune import main as retune_main
     from export.retune import retune_bundle
 
-    assert "timesteps" in _manifest(tiny_bundle)["sampling"]  # new exports write it
+    assert _manifest(tiny_bundle)["sampling"]["timesteps"] == "logsnr"  # new exports write it
+    uniform = tmp_path / "uniform"
+    assert retune_main([str(tiny_bundle), "--out", str(uniform), "--timesteps", "uniform"]) == 0
+    assert load_bundle(uniform).provenance["retuned"]["changed"] == {
+        "timesteps": ["logsnr", "uniform"]}
     out = tmp_path / "logsnr"
-    assert retune_main([str(tiny_bundle), "--out", str(out), "--timesteps", "logsnr"]) == 0
+    assert retune_main([str(uniform), "--out", str(out), "--timesteps", "logsnr"]) == 0
     b = load_bundle(out)
     assert b.sampling.timesteps == "logsnr"
-    assert b.provenance["retuned"]["changed"] == {"timesteps": ["uniform", "logsnr"]}
     for steps in (None, 8):
         want = ddim_schedule(steps or b.sampling.steps, b.sampling.eta, b.sampling.guidance,
                              timesteps="logsnr")
@@ -795,13 +805,14 @@ def test_timestep_grid_is_a_sampling_default(tiny_bundle: Path, tmp_path: Path,
              15360)
     dances = {grid: gcdance.Generator(bundle=str(path), provider="cpu").generate(
         audio, b.genres[0], seed=1, steps=8, beat_sync=False)
-        for grid, path in (("uniform", tiny_bundle), ("logsnr", out))}
+        for grid, path in (("uniform", uniform), ("logsnr", out))}
     assert dances["logsnr"].settings["timesteps"] == "logsnr"
     assert "timesteps" not in dances["uniform"].settings  # EDGE's grid goes unsaid
     assert not np.allclose(dances["logsnr"].motion, dances["uniform"].motion)
     # an older manifest: no key, the uniform grid
-    _edit(copy, lambda m: m["sampling"].pop("timesteps"))
-    assert load_bundle(copy).sampling.timesteps == "uniform"
+    older = Path(shutil.copytree(uniform, tmp_path / "older"))
+    _edit(older, lambda m: m["sampling"].pop("timesteps"))
+    assert load_bundle(older).sampling.timesteps == "uniform"
     _edit(copy, lambda m: m["sampling"].__setitem__("timesteps", "karras"))
     with pytest.raises(BundleError, match=r"sampling\.timesteps must be one of"):
         load_bundle(copy)

@@ -288,6 +288,8 @@ def test_config_errors_are_clear(tmp_path: Path):
         ('[data]\nroot = "x"\n[train\n', "not valid TOML"),
         ('[data]\nroot = "x"\n[sampling]\neta = -1.0\n', "sampling.eta"),
         ('[data]\nroot = "x"\n[sampling]\nsteps = 0\n', "sampling.steps"),
+        ('[data]\nroot = "x"\n[sampling]\ntimesteps = "cosine"\n', "sampling.timesteps"),
+        ('[data]\nroot = "x"\n[sampling]\nsampler = "euler"\n', "sampling.sampler"),
     ]
     for text, message in cases:
         bad = tmp_path / "bad.toml"
@@ -313,9 +315,11 @@ def test_example_config_is_valid():
     cfg = load_config(ROOT / "training" / "configs" / "finedance_nash.toml",
                       ["data.root=/somewhere"])
     assert cfg.mtl.method == "nash" and cfg.model.name == "paper" and cfg.data.root == "/somewhere"
-    # The paper configuration: five tasks in the bargaining (P drives C_E), paper sampling.
+    # The paper configuration: five tasks in the bargaining (P drives C_E), the paper's guidance;
+    # steps, grid and eta are left to the exporter's measured default.
     assert cfg.model.control == "predicted" and tuple(cfg.mtl.tasks) == LOSS_NAMES
-    assert (cfg.sampling.steps, cfg.sampling.guidance, cfg.sampling.eta) == (50, 2.7, 1.0)
+    s = cfg.sampling
+    assert (s.steps, s.guidance, s.eta, s.sampler, s.timesteps) == (None, 2.7, None, None, None)
     # C_E and P over CLIP (the paper's); the weights are a local file given at run time.
     assert cfg.data.text_encoder == "clip" and cfg.data.clip_checkpoint is None
 

@@ -37,17 +37,8 @@ SECONDS_PER_GENRE = 600.0
 # --guidance G): genre control per dance 0.42 at 2.7 (the paper's), 0.58 at 6, 0.59 at 10, and
 # foot contact (PFC) 0.49 / 0.58 / 0.94; 6 is the balance. The held-out music was not used.
 GUIDANCE = 6.0
-# DDIM eta of the default bundle (docs/music_diagnosis.md, section 12). On 64 dances to training
-# music, eta 0 / 0.5 / 1: genre control per dance 72% / 77% / 69%, eta 1 worse on every measure
-# but the BAS gap; on the 256 held-out dances, 0.5 against 0: genre 75.0% / 73.4%, seam jerk
-# 1.12 / 1.27, FID_g 58 / 66, the rest equal (slide 0.0077 / 0.0073 m/s). (The held-out set
-# confirmed a choice made on training music; it was run once at each setting.)
-ETA = 0.5
-# Steps and timestep grid of the default bundle (docs/sampling.md, "The timestep grid"): on the
-# 256 held-out dances, 12 DDIM steps on the log-SNR grid are within 10% of 50 steps on the
-# uniform grid on every measure (FID_k 211.7 against a limit of 211.8; genre 76.6% / 77.7%,
-# FID_g 34.2 / 33.9), 10 steps are not (FID_k 214.5).
-STEPS, TIMESTEPS = 12, "logsnr"
+# Steps, timestep grid and eta are the exporter's defaults (export.bundle.SamplingSpec), which
+# were measured on this model: 12 DDIM steps on the log-SNR grid, eta 0.5.
 # The bundle serves its EDGE baseline features bounded, so that it streams
 # (docs/music_diagnosis.md, section 14): trained on the whole-song set, the shipped model dances
 # the same on the bounded one (256 held-out dances: genre 75.0% both, BAS gap 0.296 / 0.297,
@@ -142,8 +133,7 @@ def build_default_model(*, config: Path = DEFAULT_CONFIG, corpus: Path = DEFAULT
     from gcdance.engine.bundle import load_bundle
 
     bundle = bundle_from_checkpoint(run_dir, out, force=force, log=_log,
-                                    sampling={"guidance": float(guidance), "eta": ETA,
-                                              "steps": STEPS, "timesteps": TIMESTEPS})
+                                    sampling={"guidance": float(guidance)})
     if BOUNDED_FEATURES and "baseline" in load_bundle(bundle).features.sets:
         from export.retune import retune_bundle
 

@@ -57,6 +57,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from gcdance.errors import GCDanceError, InputError
 from gcdance.motion.layout import get_layout
+from gcdance.sampling.schedule import SAMPLERS, TIMESTEP_GRIDS
 
 from .data import (
     DataConfig,
@@ -237,16 +238,26 @@ class RunConfig:
 @dataclass(frozen=True)
 class SamplingConfig:
     """``[sampling]``: default sampling settings of a bundle exported from the run
-    (``export.bundle``; its command-line flags still win): DDIM ``steps``, classifier-free
+    (``export.bundle``; its command-line flags still win): ``sampler`` (``ddim``, ``dpmpp``),
+    ``steps``, ``timesteps`` (the grid: ``uniform``, EDGE's, or ``logsnr``), classifier-free
     ``guidance`` weight, ``eta`` (0: deterministic; 1: re-noising, EDGE's and the official
-    GCDance code's setting). Kept in the training config so that a configuration carries its
-    paper settings to its bundle; a key left unset (null) keeps the exporter's default."""
+    GCDance code's setting). Kept in the training config so that a configuration can carry its
+    own settings to its bundle; a key left unset (null) keeps the exporter's default, the
+    measured one (``export.bundle.SamplingSpec``)."""
 
     steps: int | None = None
     guidance: float | None = None
     eta: float | None = None
+    sampler: str | None = None
+    timesteps: str | None = None
 
     def __post_init__(self) -> None:
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampling.sampler must be one of {', '.join(SAMPLERS)}, got "
+                              f"{self.sampler!r}")
+        if self.timesteps is not None and self.timesteps not in TIMESTEP_GRIDS:
+            raise ConfigError(f"sampling.timesteps must be one of {', '.join(TIMESTEP_GRIDS)}, "
+                              f"got {self.timesteps!r}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"sampling.steps must be >= 1, got {self.steps}")
         if self.guidance is not None and not math.isfinite(self.guidance):
