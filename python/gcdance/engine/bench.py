@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GCDanceError
+from ..errors import BundleError, GCDanceError
+from .bundle import Bundle
 
-__all__ = ["run_benchmark"]
+__all__ = ["bench_bundle", "run_benchmark"]
 
 
 def _import_training() -> None:
@@ -119,6 +120,28 @@ def _bundle_dir(config: str, seed: int) -> Path:
     return cache_dir("bench", f"{config}-seed{seed}-v{__version__}")
 
 
+def bench_bundle(config: str = "paper", seed: int = 0,
+                 log: Callable[[str], None] | None = None) -> Bundle:
+    """The random-weights bundle of ``config`` that the benchmarks time, built into the cache
+    once (needs torch and the repository's ``export/``)."""
+    from .bundle import load_bundle
+
+    path = _bundle_dir(config, seed)
+    if (path / "manifest.json").is_file():
+        try:
+            return load_bundle(path)
+        except BundleError as exc:  # e.g. written by an older gcdance: it is only a cache
+            if log:
+                log(f"rebuilding the cached bundle: {exc}")
+    _import_training()
+    from export.bundle import random_bundle
+
+    if log:
+        log(f"building a random '{config}' bundle (seed {seed}) in {path} (once)")
+    random_bundle(path, config, seed=seed, force=path.exists())
+    return load_bundle(path)
+
+
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(repeat):
@@ -134,9 +157,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                   precision: str = "fp32", device_id: int = 0, sampler: str = "ddim",
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both samplers on ``frames`` frames (120 = one 4 s window); returns the JSON dict."""
-    from ..errors import BundleError
     from ..sampling.stitching import plan_windows
-    from .bundle import load_bundle
     from .engine import native, runtime_info
     from .generator import engine_config, schedule_array
 
@@ -146,20 +167,7 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
                            f"{repeat}")
     threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                           else os.cpu_count() or 1)
-    path = _bundle_dir(config, seed)
-    bundle = None
-    if (path / "manifest.json").is_file():
-        try:
-            bundle = load_bundle(path)
-        except BundleError as exc:  # e.g. written by an older gcdance: it is only a cache
-            log(f"rebuilding the cached bundle: {exc}")
-    if bundle is None:
-        _import_training()
-        from export.bundle import random_bundle
-
-        log(f"building a random '{config}' bundle (seed {seed}) in {path} (once)")
-        random_bundle(path, config, seed=seed, force=path.exists())
-        bundle = load_bundle(path)
+    bundle = bench_bundle(config, seed, log)
     plan = plan_windows(frames, bundle.window, bundle.hop)
     rng = np.random.default_rng(seed)
     music = rng.standard_normal((frames, bundle.music_dim)).astype(np.float32)
@@ -268,6 +276,6 @@ def run_benchmark(config: str = "paper", frames: int = 120, steps: int = 50,
         torch_version=torch.__version__)
     if result["max_abs_diff"] > 1e-3 and precision == "fp32" and provider != "tensorrt":
         result["warning"] = (f"the engine and PyTorch disagree ({result['max_abs_diff']:.2e}): "
-                             f"the cached bundle {path} may hold other weights than this code "
-                             "builds; delete it and run again")
+                             f"the cached bundle {_bundle_dir(config, seed)} may hold other "
+                             "weights than this code builds; delete it and run again")
     return result
