@@ -84,6 +84,7 @@ from gcdance.sampling.schedule import (
     SAMPLERS,
     TABLE_KEYS,
     TIMESTEP_GRIDS,
+    UNNAMED_GRID,
     ddim_schedule,
     diffusion_config,
     save_schedule,
@@ -297,8 +298,10 @@ def _sampling(base: SamplingSpec, overrides: Mapping[str, Any] | None) -> Sampli
     if unknown:
         raise InputError(f"unknown sampling settings {unknown}; known: {sorted(known)}")
     given = dict(overrides or {})
-    if given.get("sampler") == "dpmpp" and "eta" not in given:
-        given["eta"] = 0.0  # deterministic, as generate(sampler="dpmpp") and export.retune
+    if "eta" not in given and given.get("sampler", base.sampler) != base.sampler:
+        # dpmpp is deterministic (as generate(sampler="dpmpp") and export.retune); back to
+        # ddim, the measured eta
+        given["eta"] = 0.0 if given["sampler"] == "dpmpp" else SamplingSpec.eta
     spec = replace(base, **given)
     axes = spec.relative_axes
     if not isinstance(axes, str) or set(axes) - set("xyz") or len(set(axes)) != len(axes):
@@ -310,11 +313,16 @@ def sampling_from_config(config: Mapping[str, Any],
                          overrides: Mapping[str, Any] | None = None) -> SamplingSpec:
     """The sampling defaults of a bundle of a training run, from its config as a checkpoint
     stores it (``training.train.Config.to_dict()``): the window plan and root anchoring of
-    ``[data]``, the ``[sampling]`` keys that are set (e.g. the paper configuration's eta 1),
-    :class:`SamplingSpec`'s defaults for the rest; then ``overrides`` (the export options)."""
+    ``[data]``, the ``[sampling]`` keys that are set (e.g. the paper configuration's guidance
+    2.7), :class:`SamplingSpec`'s defaults for the rest; then ``overrides`` (the export
+    options). A run whose config predates the ``timesteps`` key and sets steps or eta chose
+    them on EDGE's uniform grid, and keeps it (no 50 steps with eta 1 on the log-SNR grid)."""
     data = config.get("data") or {}
     window = int(data.get("window", WINDOW_FRAMES))
-    trained = {k: v for k, v in (config.get("sampling") or {}).items() if v is not None}
+    stored = config.get("sampling") or {}
+    trained = {k: v for k, v in stored.items() if v is not None}
+    if "timesteps" not in stored and trained.keys() & {"steps", "eta"}:
+        trained["timesteps"] = UNNAMED_GRID
     base = _sampling(SamplingSpec(window=window, hop=window // 2,
                                   relative_axes=str(data.get("relative_axes",
                                                              DEFAULT_RELATIVE_AXES))), trained)

@@ -311,9 +311,16 @@ def test_paper_config_samples_with_the_measured_fast_default() -> None:
     paper = dict(cfg, sampling={"steps": 50, "timesteps": "uniform", "eta": 1.0})
     spec = export_bundle.sampling_from_config(paper)
     assert (spec.steps, spec.timesteps, spec.eta) == (50, "uniform", 1.0)
+    # A checkpoint's config from before the timesteps key (the old paper configuration's 50
+    # steps with eta 1) keeps the grid those were chosen on.
+    old_paper = dict(cfg, sampling={"steps": 50, "guidance": 2.7, "eta": 1.0})
+    spec = export_bundle.sampling_from_config(old_paper)
+    assert (spec.steps, spec.timesteps, spec.eta) == (50, "uniform", 1.0)
     # DPM-Solver++ is deterministic: chosen without an eta, it samples with eta 0.
     assert export_bundle.sampling_from_config(cfg, {"sampler": "dpmpp"}).eta == 0.0
     assert export_bundle.sampling_from_config(dict(cfg, sampling={"sampler": "dpmpp"})).eta == 0
+    dpmpp = dict(cfg, sampling={"sampler": "dpmpp"})  # and back to ddim by the export flag
+    assert export_bundle.sampling_from_config(dpmpp, {"sampler": "ddim"}).eta == 0.5
     # A config without [sampling] (older checkpoints) keeps the exporter's defaults.
     older = {k: v for k, v in cfg.items() if k != "sampling"}
     assert export_bundle.sampling_from_config(older) == export_bundle.SamplingSpec()

@@ -290,6 +290,7 @@ def test_config_errors_are_clear(tmp_path: Path):
         ('[data]\nroot = "x"\n[sampling]\nsteps = 0\n', "sampling.steps"),
         ('[data]\nroot = "x"\n[sampling]\ntimesteps = "cosine"\n', "sampling.timesteps"),
         ('[data]\nroot = "x"\n[sampling]\nsampler = "euler"\n', "sampling.sampler"),
+        ('[data]\nroot = "x"\n[sampling]\nsampler = "dpmpp"\neta = 1.0\n', "deterministic"),
     ]
     for text, message in cases:
         bad = tmp_path / "bad.toml"

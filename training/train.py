@@ -255,6 +255,9 @@ class SamplingConfig:
         if self.sampler is not None and self.sampler not in SAMPLERS:
             raise ConfigError(f"sampling.sampler must be one of {', '.join(SAMPLERS)}, got "
                               f"{self.sampler!r}")
+        if self.sampler == "dpmpp" and self.eta:
+            raise ConfigError(f"sampling.eta must be 0 (or unset) with sampler 'dpmpp', which "
+                              f"is deterministic; got {self.eta}")
         if self.timesteps is not None and self.timesteps not in TIMESTEP_GRIDS:
             raise ConfigError(f"sampling.timesteps must be one of {', '.join(TIMESTEP_GRIDS)}, "
                               f"got {self.timesteps!r}")

@@ -103,8 +103,9 @@ def _cq_to_chroma() -> np.ndarray:
 class BoundedBaseline:
     """The 35 columns of audio that arrives in blocks of samples at ``sr`` (already resampled):
     ``push(samples)`` (mono float samples, 1-D) returns the ``(k, 35)`` float32 rows now final,
-    ``finish()`` the rest (``len // hop_length`` frames in all). Memory is bounded: at most
-    about 35 s of audio (dropped in steps of 30 s) and a few seconds of each column's history.
+    ``finish()`` (or ``finish(last_samples)``) the rest (``len // hop_length`` frames in all).
+    Memory is bounded: at most about 35 s of audio (dropped in steps of 30 s) and a few seconds
+    of each column's history.
     :class:`~gcdance.conditioning.features.stream.FeatureStream` feeds it for a stream."""
 
     def __init__(self, *, sr: int = 15360, hop_length: int = 512, start_bpm: float = 120.0,
@@ -150,7 +151,7 @@ class BoundedBaseline:
         if self._finished:
             raise InputError("BoundedBaseline.push after finish(): start a new one for another "
                              "song")
-        self._append(samples)
+        self._append(samples, "push")
         return self._advance()
 
     def finish(self, samples: np.ndarray | None = None) -> np.ndarray:
@@ -159,19 +160,19 @@ class BoundedBaseline:
         if self._finished:
             raise InputError("BoundedBaseline.finish() was already called")
         if samples is not None:
-            self._append(samples)
+            self._append(samples, "finish")
         self._finished = True
         self._end = self._n
         return self._advance()
 
-    def _append(self, samples: np.ndarray) -> None:
+    def _append(self, samples: np.ndarray, call: str) -> None:
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1:
-            raise InputError(f"BoundedBaseline.push: mono samples of shape (n,), got shape "
+            raise InputError(f"BoundedBaseline.{call}: mono samples of shape (n,), got shape "
                              f"{x.shape}; mix the channels down first")
         if not np.isfinite(x).all():
             bad = int(np.flatnonzero(~np.isfinite(x))[0]) + self._n
-            raise InputError(f"BoundedBaseline.push: sample {bad} of the song is NaN or "
+            raise InputError(f"BoundedBaseline.{call}: sample {bad} of the song is NaN or "
                              "infinite")
         if x.size:
             held = self._n - self._a0

@@ -195,7 +195,7 @@ class FeatureStream:
         if self._baseline is not None:
             rest = self._audio[fed - self._a0 : total - self._a0]
             self._baseline_rows = np.concatenate(
-                [self._baseline_rows, self._baseline.push(rest), self._baseline.finish()])
+                [self._baseline_rows, self._baseline.finish(rest)])
         return self._advance()
 
     def _samples(self, chunk: Any) -> np.ndarray:
