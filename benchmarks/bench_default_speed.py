@@ -77,6 +77,7 @@ def paper_config(seconds: float, repeat: int, threads: int) -> None:
     from gcdance.engine.bench import bench_bundle
     from gcdance.engine.engine import native
     from gcdance.engine.generator import engine_config, schedule_array
+    from gcdance.sampling.stitching import plan_windows
 
     spec = SamplingSpec()
     bundle = bench_bundle("paper", log=print)
@@ -97,7 +98,7 @@ def paper_config(seconds: float, repeat: int, threads: int) -> None:
             gen.generate(music, text, table, seed=0)
             times[name].append(time.perf_counter() - t0)
     med = {name: statistics.median(v) for name, v in times.items()}
-    windows = -(-max(frames - bundle.window, 0) // bundle.hop) + 1
+    windows = plan_windows(frames, bundle.window, bundle.hop).num_windows
     print(f"paper configuration (random weights, the engine's loop), {seconds:g} s of music "
           f"({windows} windows), {threads} threads, median of {repeat}:")
     print(f"  default ({spec.steps} DDIM steps, eta {spec.eta:g}): {med['default']:.2f} s")

@@ -383,14 +383,12 @@ def run_protocol(protocol: str, data: str | os.PathLike[str], bundle: Any,
         else repr(bundle), "clips": [asdict(c) for c in clips], "rounds": rounds,
         "seed": seed, "steps": steps, "guidance": guidance, "eta": eta, "foot_lock": foot_lock,
     }  # what the generated dances depend on (the real set does not: real/ is rewritten)
-    sampling = getattr(getattr(generator, "bundle", None), "sampling", None)
-    if sampling is not None:  # what ran, the bundle's defaults resolved: a re-export shows
-        settings["sampling"] = {
-            "sampler": sampling.sampler, "timesteps": sampling.timesteps,
-            "steps": sampling.steps if steps is None else steps,
-            "guidance": sampling.guidance if guidance is None else guidance,
-            "eta": (0.0 if sampling.sampler == "dpmpp" else sampling.eta) if eta is None
-            else eta}
+    if hasattr(generator, "_used"):  # what ran, the bundle's defaults resolved: a re-export shows
+        s = generator.bundle.sampling
+        used = generator._used(guidance, eta, None, beat_sync=beat_sync, foot_lock=foot_lock)
+        settings["sampling"] = {"sampler": used["sampler"], "timesteps": s.timesteps,
+                                "steps": s.steps if steps is None else steps,
+                                "guidance": used["guidance"], "eta": used["eta"]}
     if beat_sync:  # only when on: runs from before the option resume
         settings["beat_sync"] = True
     _check_settings(out_dir, settings, force)

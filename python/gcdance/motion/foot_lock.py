@@ -129,6 +129,10 @@ class _Leg:
     ankle_channel: int
     toe_channel: int
 
+    def contact_dims(self, lay: MotionLayout) -> list[int]:
+        """The motion dims of this foot's two contact channels (ankle, toe)."""
+        return [lay.contacts.start + self.ankle_channel, lay.contacts.start + self.toe_channel]
+
 
 def lock_feet(
     motion: np.ndarray,
@@ -190,9 +194,7 @@ def _lock(m: np.ndarray, lay: MotionLayout, skel: Skeleton, legs: Sequence[_Leg]
         if segments:
             moving = _lock_leg(m, out, lay, skel, leg, segments, on[:, leg.ankle_channel],
                                blend_frames)
-            channels = [lay.contacts.start + leg.ankle_channel,
-                        lay.contacts.start + leg.toe_channel]
-            for c in channels:  # the foot is off the floor there: its labels say so
+            for c in leg.contact_dims(lay):  # the foot is off the floor there: its labels say so
                 clear = moving if kept is None else moving & ~kept[:, c]
                 out[clear, c] = 0.0
     return out
@@ -257,8 +259,8 @@ class FootLockStream:
         # what a leg's lock writes: its hip, knee and ankle rotations and its two contacts
         lay = self._lay
         self._dims = [np.r_[lay.joint_slice(leg.hip), lay.joint_slice(leg.knee),
-                            lay.joint_slice(leg.ankle), lay.contacts.start + leg.ankle_channel,
-                            lay.contacts.start + leg.toe_channel] for leg in self._legs]
+                            lay.joint_slice(leg.ankle), leg.contact_dims(lay)]
+                      for leg in self._legs]
         self._settle = settle_frames(self._blend)
         self._raw = np.zeros((0, self._lay.dim), np.float32)  # frames from _base on
         self._base = 0  # frame index of _raw[0]
@@ -361,6 +363,13 @@ def _make_room(segments: list[tuple[int, int]], blend: int) -> list[tuple[int, i
 
 
 # ----------------------------------------------------------------------------------- the leg
+def _landing(first: int, stop: int, ankle_on: np.ndarray) -> tuple[slice, bool]:
+    """A hold's landing (its first ``HOLD_FRAMES`` frames, where its pin point is taken) and
+    whether the foot lands flat there (the ankle's label on in at least half of them)."""
+    land = slice(first, min(first + HOLD_FRAMES, stop))
+    return land, bool(ankle_on[land].mean() >= 0.5)
+
+
 def _replant(
     segments: list[tuple[int, int]],
     ankle_on: np.ndarray,
@@ -388,8 +397,7 @@ def _replant(
     for first, stop in segments:
         cur = first
         while True:
-            land = slice(cur, min(cur + HOLD_FRAMES, stop))
-            flat = ankle_on[land].mean() >= 0.5
+            land, flat = _landing(cur, stop, ankle_on)
             pin = ankle0 if flat else ankle0 + toe_rel
             after = cur + HOLD_FRAMES
             split = None
@@ -450,8 +458,8 @@ def _lock_leg(
     moving = np.zeros(frames, dtype=bool)
     pins = []
     for (a, b), (first, stop) in zip(segments, landed, strict=True):
-        land = slice(first, min(first + HOLD_FRAMES, stop))
-        if ankle_on[land].mean() >= 0.5:  # flat foot: ankle and orientation as it landed
+        land, flat = _landing(first, stop, ankle_on)
+        if flat:  # flat foot: ankle and orientation as it landed
             offset[a:b, :3] = ankle0[land].mean(axis=0) - ankle0[a:b]
             hold = _mean_rotation(g_ankle[land])
             offset[a:b, 3:] = matrix_to_axis_angle(hold @ np.swapaxes(g_ankle[a:b], -1, -2))
