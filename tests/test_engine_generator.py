@@ -434,16 +434,19 @@ def stream_seed(seed: int, window: int) -> int:
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_seeded_noise_is_the_documented_stream(toy, masked: bool) -> None:
-    """One stream per window (seeded with StreamSeed(seed, first_window + w)): its x_T, then per
-    step its z (only where sigma != 0) and zq (only with a mask). Replaying those streams as
-    injected noise gives the seeded dance. A window's slab is 9 frames x 19 dims, an odd count:
-    Box-Muller pairs straddle the slabs."""
+    """One stream per hop-long block of the song (seeded with StreamSeed(seed, first_window +
+    b)): its x_T, then per step its z (only where sigma != 0) and zq (only with a mask); window
+    w holds blocks w, w + 1, ... from its frames 0, hop, ..., so overlapping windows share the
+    noise of their shared frames. Replaying those streams as injected noise gives the seeded
+    dance. A block is an odd number of values: Box-Muller pairs straddle the draws."""
     gen = engine.native().Generator(toy_model(toy))
     frames, seed = 16, 2**64 - 3
     music, text, known = toy_inputs(frames, seed=1)
     w = gen.num_windows(frames)
     assert w == 3
-    n = TOY["window"] * TOY["dim"]
+    L, hop, dim = TOY["window"], TOY["hop"], TOY["dim"]
+    span = -(-L // hop)  # blocks a window touches (the last one cut at the window's end)
+    n = hop * dim
     assert n % 2 == 1
     mask = np.zeros((frames, TOY["dim"]), bool)
     mask[:4] = True
@@ -453,19 +456,28 @@ def test_seeded_noise_is_the_documented_stream(toy, masked: bool) -> None:
     rows[2, SIGMA] = 0.0  # a sigma = 0 step in the middle draws no z
     for sched in (rows, table(4, eta=0.0)):
         steps = sched.shape[0]
-        x_T = np.zeros((w, TOY["window"], TOY["dim"]), np.float32)
-        z = np.zeros((steps, *x_T.shape), np.float32)
-        zq = np.zeros_like(z) if masked else None
-        for k in range(w):
+        blocks_x = np.zeros((w + span - 1, hop, dim), np.float32)
+        blocks_z = np.zeros((steps, *blocks_x.shape), np.float32)
+        blocks_zq = np.zeros_like(blocks_z)
+        for b in range(w + span - 1):
             draws = n * (1 + int(np.count_nonzero(sched[:, SIGMA])) + masked * steps)
-            stream = iter(np.split(engine_normals(stream_seed(seed, k), draws), draws // n))
-            x_T[k] = next(stream).reshape(x_T.shape[1:])
+            stream = iter(np.split(engine_normals(stream_seed(seed, b), draws), draws // n))
+            blocks_x[b] = next(stream).reshape(hop, dim)
             for s in range(steps):
                 if sched[s, SIGMA] != 0.0:
-                    z[s, k] = next(stream).reshape(x_T.shape[1:])
-                if zq is not None:
-                    zq[s, k] = next(stream).reshape(x_T.shape[1:])
+                    blocks_z[s, b] = next(stream).reshape(hop, dim)
+                if masked:
+                    blocks_zq[s, b] = next(stream).reshape(hop, dim)
             assert next(stream, None) is None
+
+        x_T = np.stack([blocks_x[k:k + span].reshape(-1, dim)[:L] for k in range(w)])
+        z = np.stack([np.stack([blocks_z[s, k:k + span].reshape(-1, dim)[:L]
+                                for k in range(w)]) for s in range(steps)])
+        zq = (np.stack([np.stack([blocks_zq[s, k:k + span].reshape(-1, dim)[:L]
+                                  for k in range(w)]) for s in range(steps)])
+              if masked else None)
+        # The shared frames of two windows got the same draws.
+        np.testing.assert_array_equal(x_T[0, hop:], x_T[1, :L - hop])
         seeded, seeded_windows = gen.generate(music, text, sched, seed=seed, **extra)
         injected, injected_windows = gen.generate(music, text, sched, x_T=x_T, z=z, zq=zq,
                                                   **extra)
@@ -478,7 +490,7 @@ def test_seeded_noise_is_the_documented_stream(toy, masked: bool) -> None:
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_blocks_with_a_carry_equal_one_run(toy, anchored: bool, eta: float) -> None:
     """Streaming: a song generated a few windows at a time, each request continuing the one
-    before through its carry and drawing its windows' own noise streams (first_window),
+    before through its carry and drawing its blocks' own noise streams (first_window),
     equals one request over all the windows."""
     gen = engine.native().Generator(toy_model(toy, anchored))
     L, hop = TOY["window"], TOY["hop"]
@@ -487,7 +499,7 @@ def test_blocks_with_a_carry_equal_one_run(toy, anchored: bool, eta: float) -> N
     sched = table(7, eta=eta)
     whole, whole_windows = gen.generate(music, text, sched, seed=seed)
     assert gen.num_windows(frames) == 6
-    pieces, carry, start = [], None, 0
+    pieces, carry, start, carries = [], None, 0, []
     for count in (2, 1, 3):
         last = start + count == 6
         stop = frames if last else (start + count - 1) * hop + L
@@ -499,14 +511,18 @@ def test_blocks_with_a_carry_equal_one_run(toy, anchored: bool, eta: float) -> N
                                    atol=1e-5)
         pieces.append(motion if last else motion[: count * hop])
         start += count
+        carries.append(carry)
         x0, anchors = carry
         assert x0.shape == (7, L, TOY["dim"])
         assert (anchors is None) == (not anchored)
     np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=0, atol=1e-5)
-    # Without the carry the block's first window does not continue the one before it.
-    alone, _ = gen.generate(music[2 * hop: 3 * hop + L - hop], text, sched, seed=seed,
-                            first_window=2)
-    assert np.abs(alone[:hop] - whole[2 * hop: 3 * hop]).max() > 1e-3
+    # The block's first window takes its head over from the carry: another carry's x0 changes
+    # it. (Without a carry, this frame-local toy model continues the run anyway: the frames
+    # two windows share have the same noise, so both predict them alike.)
+    moved = (carries[0][0] + 0.5, carries[0][1])
+    other, _ = gen.generate(music[2 * hop: 3 * hop + L - hop], text, sched, seed=seed,
+                            first_window=2, carry=moved)
+    assert np.abs(other[:hop] - whole[2 * hop: 3 * hop]).max() > 1e-3
     # The carry's checks.
     with pytest.raises(gcdance.InputError, match="first_window must be >= 1"):
         gen.generate(music, text, sched, carry=carry)

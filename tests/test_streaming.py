@@ -72,7 +72,7 @@ def test_stream_equals_generate(generator, seconds: float, sr: int, sizes: list[
 
 
 def test_stream_equals_generate_with_a_schedule_and_eta(generator) -> None:
-    """A prompt schedule and re-noising DDIM (eta 1: every window's z from its own stream)."""
+    """A prompt schedule and re-noising DDIM (eta 1: every block's z from its own stream)."""
     y, sr = music(14.0, 15360, seed=1), 15360
     schedule = [(0.0, "Jazz"), (6.0, "Breaking")]
     whole = generator.generate((y, sr), schedule, seed=9, steps=3, eta=1.0)

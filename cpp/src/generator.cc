@@ -70,10 +70,10 @@ void FillMusic(const float* music, int64_t frames, int64_t W, const ModelConfig&
 
 }  // namespace
 
-uint64_t StreamSeed(uint64_t seed, uint64_t window) {
-  // SplitMix64's finalizer over seed + golden ratio x (window + 1): distinct, decorrelated
-  // seeds for neighbouring windows and seeds.
-  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (window + 1);
+uint64_t StreamSeed(uint64_t seed, uint64_t block) {
+  // SplitMix64's finalizer over seed + golden ratio x (block + 1): distinct, decorrelated
+  // seeds for neighbouring blocks and seeds.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (block + 1);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
@@ -341,14 +341,37 @@ void Generator::Upload(const GenerateRequest& req, bool masked) {
       if (masked) std::memcpy(zq + size_t(s + 1) * n, req.zq + size_t(s) * n, n * sizeof(float));
     }
   } else {
-    // Each window's own stream: its x_T, then its z and zq slices step by step.
-    for (int64_t w = 0; w < W; ++w) {
-      NormalNoise rng(StreamSeed(req.seed, uint64_t(req.first_window + w)));
-      const size_t at = size_t(w) * per_window;
-      rng.Fill(x_.data() + at, per_window);
+    // One stream per hop-long block of the song (its x_T, then its z and zq step by step);
+    // window w reads blocks w, w + 1, ..., so the frames two windows share get the same noise
+    // in both. Their noisy states then differ only by what their predictions did; with a
+    // stream per window the handover averaged two independent draws' motions on every overlap
+    // (a pulse every hop, docs/seams.md).
+    const int64_t H = c.hop, span = (L + H - 1) / H;  // blocks a window touches
+    const size_t per_block = size_t(H * D);
+    if (draw_.capacity() < per_block) ++allocations_;
+    draw_.resize(per_block);
+    // A block's draw into every window that covers it (window w holds block w + i at i * H).
+    auto place = [&](int64_t b, float* slab) {
+      for (int64_t i = 0; i < span; ++i) {
+        const int64_t w = b - i, rows = std::min(H, L - i * H);
+        if (w < 0 || w >= W) continue;
+        std::memcpy(slab + size_t(w) * per_window + size_t(i * H * D), draw_.data(),
+                    size_t(rows * D) * sizeof(float));
+      }
+    };
+    for (int64_t b = 0; b < W + span - 1; ++b) {
+      NormalNoise rng(StreamSeed(req.seed, uint64_t(req.first_window + b)));
+      rng.Fill(draw_.data(), per_block);
+      place(b, x_.data());
       for (int64_t s = 0; s < S; ++s) {
-        if (index[3 * s] > 0) rng.Fill(z + size_t(index[3 * s]) * n + at, per_window);
-        if (masked) rng.Fill(zq + size_t(s + 1) * n + at, per_window);
+        if (index[3 * s] > 0) {
+          rng.Fill(draw_.data(), per_block);
+          place(b, z + size_t(index[3 * s]) * n);
+        }
+        if (masked) {
+          rng.Fill(draw_.data(), per_block);
+          place(b, zq + size_t(s + 1) * n);
+        }
       }
     }
   }

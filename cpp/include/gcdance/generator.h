@@ -99,11 +99,12 @@ struct GenerateRequest {
 
 // Seeded standard normal noise (mt19937_64 + Box-Muller in double). Same seed, same sequence,
 // on every platform (std::normal_distribution is implementation-defined, so it is not used).
-// Every window of a song has its own stream, seeded with StreamSeed(seed, window): its x_T,
-// then per step its z when sigma != 0 (z is not drawn where it would be multiplied by 0) and
-// its zq with a mask. So a window's noise does not depend on how many windows a request has
-// (streaming generates a few at a time).
-uint64_t StreamSeed(uint64_t seed, uint64_t window);
+// Every hop-long block of a song has its own stream, seeded with StreamSeed(seed, block): its
+// x_T, then per step its z when sigma != 0 (z is not drawn where it would be multiplied by 0)
+// and its zq with a mask; a window's noise is that of the blocks it covers, so overlapping
+// windows share the noise of their shared frames. A block's noise does not depend on how many
+// windows a request has (streaming generates a few at a time).
+uint64_t StreamSeed(uint64_t seed, uint64_t block);
 
 class NormalNoise {
  public:
@@ -146,7 +147,7 @@ class Generator {
   int64_t num_windows_ = -1;
   size_t allocations_ = 0;
   // (W, L, D) state and known motion, mask; (W, K) anchors.
-  std::vector<float> x_, known_, anchors_;
+  std::vector<float> x_, known_, anchors_, draw_;
   std::vector<uint8_t> mask_;
   std::vector<double> stitch_;  // stitching work buffer (raw representation, float64)
 };

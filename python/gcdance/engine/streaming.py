@@ -4,9 +4,9 @@ A dance is made of 4 s windows whose starts are 2 s apart, and window ``w`` depe
 windows before it (the window handover and root anchoring, ``training/sampler.py``). So the
 stream generates each window as soon as its music features are final, in one engine request
 per batch of ready windows, and each request continues the one before through the engine's
-*carry* (the last window's x0 and next start at every step). Every window draws its noise from
-its own stream of the seed, so the batching does not matter: joined, the pieces equal
-``Generator.generate`` on the same audio and seed (within float rounding).
+*carry* (the last window's x0 and next start at every step). Every hop-long block of the song
+draws its noise from its own stream of the seed, so the batching does not matter: joined, the
+pieces equal ``Generator.generate`` on the same audio and seed (within float rounding).
 
 What is final when:
 
