@@ -74,7 +74,7 @@ def test_default_config_is_the_cpu_model() -> None:
 
     cfg = load_config(CONFIG)
     assert cfg.model.name == "small" and cfg.data.dataset == "finedance"
-    assert cfg.data.features == "stft_rhythm" and cfg.data.wav2clip_onnx is None
+    assert cfg.data.features == "stft_baseline" and cfg.data.wav2clip_onnx is None
     assert cfg.data.text_encoder == "minilm" and cfg.mtl.method in ("fixed", "nash")
     assert cfg.train.device == "cpu" and 0 < cfg.optim.ema_decay < 1
     assert cfg.train.save_every < cfg.train.max_steps
@@ -82,7 +82,7 @@ def test_default_config_is_the_cpu_model() -> None:
     from training.model.denoiser import build_denoiser
 
     music_dim = _feature_config(cfg.data).dim
-    assert music_dim == 200
+    assert music_dim == 228
     model = build_denoiser("small", music_dim=music_dim, text_dim=384)
     assert isinstance(model, GCDanceDenoiser)
     assert 2_000_000 < count_parameters(model) < 10_000_000  # float32: < 40 MB per graph
@@ -94,13 +94,18 @@ def test_pipeline_outputs(built: dict[str, Path]) -> None:
     assert (built["run"] / f"ckpt-{STEPS:08d}.safetensors").is_file()
     manifest = json.loads((built["bundle"] / "manifest.json").read_text())
     assert manifest["model"]["weights"] == "ema"
-    assert manifest["model"]["music_dim"] == 200
-    assert manifest["features"]["sets"] == ["stft", "rhythm"]
-    assert manifest["features"]["lookahead_samples"] == 8192  # streamable
-    # the features the model was trained on are the ones the bundle asks for
+    assert manifest["model"]["music_dim"] == 228
+    assert manifest["features"]["sets"] == ["stft", "baseline"]
+    # trained on EDGE's whole-song baseline set, served bounded so that the model streams
+    assert manifest["features"]["baseline_bounded"] is True
+    assert manifest["features"]["lookahead_samples"] == 40448
+    # otherwise the features the model was trained on are the ones the bundle asks for
     windows = next(built["cache"].glob("windows-*"))
     trained = json.loads((windows / "meta.json").read_text())["features"]
-    assert {k: manifest["features"][k] for k in trained} == trained
+    assert trained["baseline_bounded"] is False and trained["lookahead_samples"] is None
+    served = {"baseline_bounded", "lookahead_samples"}
+    assert ({k: manifest["features"][k] for k in trained if k not in served}
+            == {k: v for k, v in trained.items() if k not in served})
     # the run's normalizer and C_E table went into the bundle
     from training.train import load_trained
 

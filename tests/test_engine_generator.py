@@ -423,10 +423,10 @@ def test_the_noise_helper_is_mt19937_64() -> None:
     assert MT19937_64(5489).draw(10000)[-1] == np.uint64(9981545732273789042)
 
 
-def stream_seed(seed: int, window: int) -> int:
-    """The engine's StreamSeed: SplitMix64's finalizer over seed + golden ratio x (w + 1)."""
+def stream_seed(seed: int, block: int) -> int:
+    """The engine's StreamSeed: SplitMix64's finalizer over seed + golden ratio x (b + 1)."""
     m = 2**64 - 1
-    z = (seed + 0x9E3779B97F4A7C15 * (window + 1)) & m
+    z = (seed + 0x9E3779B97F4A7C15 * (block + 1)) & m
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
     return z ^ (z >> 31)

@@ -134,7 +134,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="DDIM steps (default: the bundle's, 12)")
     p.add_argument("--guidance", type=float, default=None,
-                   help="guidance weight (default: the bundle's; 2.7 in the paper, 6 for the "
+                   help="guidance weight (default: the bundle's; 2.7 in the paper, 3 for the "
                         "bundled model)")
     p.add_argument("--sampler", choices=("ddim", "dpmpp"), default=None,
                    help="ddim, or dpmpp (DPM-Solver++ 2M: as good in fewer steps); default: "
