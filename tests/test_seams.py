@@ -6,11 +6,12 @@ one implementation against another: the jerk of the joints and the root's steps 
 
 A single dance has few seams and the model's own moves are uneven (a spin may start on a seam
 by chance), so a per-dance ratio scatters: on 16 dances of 3 windows (seeds 0-3, Jazz, Popping,
-Kun, Breaking) it ranges 0.2-1.5 with a median of 1.11. The old sampler gave 20-35 on every
+Kun, Breaking) it ranges 0.2-1.4 with a median of 0.96. The old sampler gave 20-35 on every
 dance. The jerk rule is therefore checked on the median over seeds and prompts (at most 1.2),
 and per dance on long dances, where 20 seams average it out (at most 1.2, issue 13's limit:
-16 dances of 42 s measure 0.58-1.14 since overlapping windows share the noise of their shared
-frames, 0.76-1.60 before; ``docs/seams.md``).
+16 dances of 42 s measure 0.52-1.31, one above 1.2; the previous default model measured 0.58-1.14
+once overlapping windows shared the noise of their shared frames, 0.76-1.60 before;
+``docs/seams.md``).
 For the root, the old sampler's jumps were 7-10 times the 99th-percentile step; a seamless
 dance puts a seam step above its own 99th percentile by chance about once in 15 seams, so the
 rule is "at most 2 x the 99th percentile" per seam and "above it at most 10% of the time"
@@ -76,9 +77,9 @@ def _check(dances: list[gcdance.Dance], bundle, per_dance_jerk: bool = False) ->
 
 
 @pytest.mark.parametrize(("seconds", "windows"), [
-    # Medians of the 16 dances: 1.03 (2 windows), 1.12 (3), 1.11 (3, the last one short).
+    # Medians of the 16 dances: 0.98 (2 windows), 0.96 (3), 0.96 (3, the last one short).
     (5.0, 2), (8.0, 3), (7.1, 3),
-    # 4 dances of 20 windows, each held to the limit (measured 0.71-1.03).
+    # 4 dances of 20 windows, each held to the limit (measured 0.96-1.06).
     (42.0, 20),
 ])
 def test_generated_dances_are_continuous_at_seams(generator, song, seconds, windows) -> None:

@@ -39,11 +39,11 @@ SECONDS_PER_GENRE = 600.0
 # the feet under issue 13's 0.01 m/s. The held-out music was not used.
 GUIDANCE = 3.0
 # Steps, timestep grid and eta are the exporter's defaults (export.bundle.SamplingSpec), which
-# were measured on this model: 12 DDIM steps on the log-SNR grid, eta 0.5.
+# were measured on the previous default model: 12 DDIM steps on the log-SNR grid, eta 0.5.
 # The bundle serves its EDGE baseline features bounded, so that it streams
-# (docs/music_diagnosis.md, section 14): trained on the whole-song set, the shipped model dances
-# the same on the bounded one (256 held-out dances: genre 75.0% both, BAS gap 0.296 / 0.297,
-# FID_g 60.5 / 59.8).
+# (docs/music_diagnosis.md, section 14): trained on the whole-song set, the previous default
+# model danced the same on the bounded one (256 held-out dances: genre 75.0% both, BAS gap
+# 0.296 / 0.297, FID_g 60.5 / 59.8).
 BOUNDED_FEATURES = True
 MAX_FILE_BYTES = 50 * 1024 * 1024  # what a file in the package may weigh
 
