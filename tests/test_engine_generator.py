@@ -470,12 +470,12 @@ def test_seeded_noise_is_the_documented_stream(toy, masked: bool) -> None:
                     blocks_zq[s, b] = next(stream).reshape(hop, dim)
             assert next(stream, None) is None
 
-        x_T = np.stack([blocks_x[k:k + span].reshape(-1, dim)[:L] for k in range(w)])
-        z = np.stack([np.stack([blocks_z[s, k:k + span].reshape(-1, dim)[:L]
-                                for k in range(w)]) for s in range(steps)])
-        zq = (np.stack([np.stack([blocks_zq[s, k:k + span].reshape(-1, dim)[:L]
-                                  for k in range(w)]) for s in range(steps)])
-              if masked else None)
+        def windows(blocks: np.ndarray) -> np.ndarray:  # (blocks, hop, dim) -> (w, L, dim)
+            return np.stack([blocks[k:k + span].reshape(-1, dim)[:L] for k in range(w)])
+
+        x_T = windows(blocks_x)
+        z = np.stack([windows(b) for b in blocks_z])
+        zq = np.stack([windows(b) for b in blocks_zq]) if masked else None
         # The shared frames of two windows got the same draws.
         np.testing.assert_array_equal(x_T[0, hop:], x_T[1, :L - hop])
         seeded, seeded_windows = gen.generate(music, text, sched, seed=seed, **extra)
