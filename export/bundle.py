@@ -147,6 +147,9 @@ class SamplingSpec:
     relative_axes: str = DEFAULT_RELATIVE_AXES
     sampler: str = "ddim"
     timesteps: str = "logsnr"
+    distilled: dict[str, Any] | None = None
+    """A distilled student's record (``training.distill``): the steps and grid it was trained
+    for and its teacher's guidance, which its weights hold; it samples with those only."""
 
 
 @dataclass
@@ -326,6 +329,16 @@ def sampling_from_config(config: Mapping[str, Any],
     base = _sampling(SamplingSpec(window=window, hop=window // 2,
                                   relative_axes=str(data.get("relative_axes",
                                                              DEFAULT_RELATIVE_AXES))), trained)
+    distill = config.get("distill") or {}
+    if distill.get("teacher"):  # a student: its settings are the ones it was trained for
+        if overrides:
+            raise InputError(f"a distilled student samples the settings it was trained for "
+                             f"([sampling] of its config); export it without sampling overrides "
+                             f"(got {dict(overrides)})")
+        return replace(base, distilled={
+            "steps": base.steps, "timesteps": base.timesteps,
+            "teacher_guidance": float(distill.get("guidance", 0.0)),
+            "substeps": int(distill.get("substeps", 0))})
     return _sampling(base, overrides)
 
 
@@ -437,7 +450,8 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                          "relative_axes": axes,
                          "anchor_dims": anchor_dims,
                          "anchor_zero": [float(v) for v in anchor_zero],
-                         "clamp_x0": [-1.0, 1.0], "schedule": SCHEDULE_FILE},
+                         "clamp_x0": [-1.0, 1.0], "schedule": SCHEDULE_FILE,
+                         **({"distilled": s.distilled} if s.distilled else {})},
             "features": spec.features.to_dict(),
             "text": {
                 "template": control_prompt("{genre}"),

@@ -132,6 +132,10 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
         if given.get("sampler") == "dpmpp" and "eta" not in given:
             given["eta"] = 0.0
         new = {**sampling, **given}
+        if sampling.get("distilled") and new != sampling:
+            raise InputError(f"{src} is a distilled student: its weights hold its teacher's "
+                             "guidance and it was trained for its own steps and grid only, so "
+                             "its sampling settings cannot change (retune its teacher instead)")
         diffusion = old["diffusion"]
         table = ddim_schedule(new["steps"], new["eta"], new["guidance"],
                               float(new["guidance_ramp"]),

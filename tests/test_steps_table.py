@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -195,7 +196,7 @@ def test_measure_rule_directions_and_floors(tool: ModuleType) -> None:
 # ddim 5: genre control 12.5% lower; ddim 8: every difference inside the rule; ddim 10: FID_g
 # 12.5% higher; dpmpp: not available.
 FAKE = {5: {"genre": 0.7}, 8: {"gap": 0.044, "fid_k": 109.0, "speed": 0.219, "pfc": 0.0029},
-        10: {"fid_g": 22.5}, 50: {}}
+        10: {"fid_g": 22.5}, 50: {}, 3: {"speed": 0.15}}
 
 
 @pytest.fixture
@@ -210,13 +211,7 @@ class FakeEvaluate:
     """evaluate_model's stand-in: records its calls, returns :data:`FAKE`'s numbers."""
 
     def __init__(self, corpus: Path, stop_after: int | None = None) -> None:
-        manifest = json.loads((BUNDLE / "manifest.json").read_text())
-        self.identity = {
-            "corpus_sha256": hashlib.sha256((corpus / "corpus.json").read_bytes()).hexdigest(),
-            "denoiser_sha256": manifest["files"]["denoiser.onnx"]["sha256"],
-            "guidance": float(manifest["sampling"]["guidance"]),
-            "timesteps": manifest["sampling"].get("timesteps", "uniform")}
-        self.eta = float(manifest["sampling"]["eta"])  # DDIM's; DPM-Solver++ runs at 0
+        self.corpus_sha256 = hashlib.sha256((corpus / "corpus.json").read_bytes()).hexdigest()
         self.calls: list[dict[str, Any]] = []
         self.stop_after = stop_after
 
@@ -228,9 +223,15 @@ class FakeEvaluate:
         if kw["sampler"] == "dpmpp":
             raise InputError("sampler 'dpmpp' is not available: this gcdance's "
                              "Generator.generate has no sampler option")
+        manifest = json.loads((Path(kw["bundle"] or BUNDLE) / "manifest.json").read_text())
+        identity = {"corpus_sha256": self.corpus_sha256,
+                    "denoiser_sha256": manifest["files"]["denoiser.onnx"]["sha256"],
+                    "guidance": float(manifest["sampling"]["guidance"]),
+                    "timesteps": manifest["sampling"].get("timesteps", "uniform")}
+        eta = float(manifest["sampling"]["eta"])  # DDIM's; DPM-Solver++ runs at 0
         return _result(kw["sampler"], kw["steps"], seconds=kw["seconds"], seed=kw["seed"],
-                       max_files=kw["max_files"], start=kw["start"], **self.identity,
-                       eta=self.eta if kw["sampler"] == "ddim" else 0.0, **FAKE[kw["steps"]])
+                       max_files=kw["max_files"], start=kw["start"], **identity,
+                       eta=eta if kw["sampler"] == "ddim" else 0.0, **FAKE[kw["steps"]])
 
 
 def _main(tool: ModuleType, corpus: Path, out: Path, fake: FakeEvaluate, *extra: str) -> int:
@@ -376,6 +377,32 @@ def test_runs_option_reference_and_a_crash(tool: ModuleType, corpus: Path, tmp_p
                       "--out", str(tmp_path / "r")], evaluate=FakeEvaluate(corpus)) == 0
     rows = _rows(capsys.readouterr().out)
     assert rows["ddim:10"][-1] == "reference" and rows["ddim:5"][-1] == "no (genre top-1 per dance)"
+
+
+def test_a_distilled_students_row_is_judged_at_its_own_defaults(
+        tool: ModuleType, corpus: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    student = tmp_path / "student"
+    shutil.copytree(BUNDLE, student)
+    manifest = json.loads((student / "manifest.json").read_text())
+    manifest["sampling"].update(steps=3, guidance=1.0, eta=0.0, sampler="ddim")
+    manifest["files"]["denoiser.onnx"]["sha256"] = "0" * 64
+    (student / "manifest.json").write_text(json.dumps(manifest))
+    fake = FakeEvaluate(corpus)
+    out = tmp_path / "o"
+    argv = ["--corpus", str(corpus), "--runs", "ddim:8", "--out", str(out),
+            "--distilled", str(student)]
+    assert tool.main(argv, evaluate=fake) == 0
+    assert [(c["sampler"], c["steps"], c["bundle"]) for c in fake.calls] == [
+        ("ddim", 50, None), ("ddim", 8, None), ("ddim", 3, str(student))]
+    text = capsys.readouterr().out
+    rows = _rows(text)
+    assert list(rows) == ["ddim:8", "ddim:50", "ddim, distilled (student):3", "corpus:—"]
+    assert rows["ddim, distilled (student):3"][-1] == "no (body speed m/s)"
+    assert "on every measure: ddim 8.\n" in text  # the student is no step count of the model
+    assert (out / "distilled_student_ddim_3.json").is_file()
+    again = FakeEvaluate(corpus)  # its result is reused like any other run's
+    assert tool.main(argv, evaluate=again) == 0 and again.calls == []
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -2,6 +2,7 @@
 
     python tools/steps_table.py --corpus corpus [--bundle DIR] [--samplers ddim dpmpp]
         [--steps 5 8 10 12 15 20 50] [--runs ddim:10 dpmpp:8 ...] [--reference ddim:50]
+        [--distilled DIR ...]
         [--max-files 4] [--seconds 12] [--start 20] [--seed 0] [--threads 0]
         [--out eval/steps] [--quiet]
 
@@ -11,6 +12,10 @@ default), with the run's sampler and step count and everything else the bundle's
 run's numbers go to ``OUT/<sampler>_<steps>.json``; a run whose JSON is there, complete and made
 with the same bundle, corpus and options is not run again, so an interrupted table continues
 where it stopped. The Markdown table goes to stdout and ``OUT/table.md``.
+
+``--distilled`` adds a row per bundle of a distilled student (``training.distill``) at its own
+sampling defaults (its steps, guidance 1), judged against the same reference: what a student
+buys against the sampler rows of its teacher.
 
 The verdict column says whether a row is within 10% of the reference row (50-step DDIM) on
 every measure of :data:`MEASURES`; the reference run is added to the grid when it is not in it.
@@ -119,13 +124,22 @@ MEASURES = (
 class Run:
     sampler: str
     steps: int
+    bundle: str | None = None  # a distilled student's bundle; None: the table's bundle
 
     @property
     def name(self) -> str:
-        return f"{self.sampler}_{self.steps}"
+        base = f"{self.sampler}_{self.steps}"
+        return base if self.bundle is None else f"distilled_{Path(self.bundle).name}_{base}"
+
+    @property
+    def label(self) -> str:
+        """The table's sampler cell."""
+        return self.sampler if self.bundle is None else (
+            f"{self.sampler}, distilled ({Path(self.bundle).name})")
 
     def __str__(self) -> str:
-        return f"{self.sampler}:{self.steps}"
+        return f"{self.sampler}:{self.steps}" + (
+            "" if self.bundle is None else f" ({self.bundle})")
 
 
 def parse_run(text: str) -> Run:
@@ -171,26 +185,31 @@ def load_complete(path: Path, want: dict[str, Any]) -> tuple[dict[str, Any] | No
 
 def run_table(runs: Sequence[Run], out: Path, options: dict[str, Any],
               identity: dict[str, Any], evaluate: Callable[..., dict[str, Any]] = evaluate_model,
-              log: Callable[[str], None] | None = None) -> dict[Run, dict[str, Any] | str]:
+              log: Callable[[str], None] | None = None,
+              identities: dict[str, dict[str, Any]] | None = None,
+              ) -> dict[Run, dict[str, Any] | str]:
     """Every run's result (reused or made now) or, for a failed run, its error message.
 
     ``options``: ``evaluate_model`` keyword arguments shared by every run (``corpus``,
     ``bundle``, ``seconds``, ``start``, ``seed``, ``max_files``, ``threads``); ``identity``:
     ``denoiser_sha256``, ``corpus_sha256``, ``guidance`` and the bundle's ``eta`` (DDIM rows;
-    DPM-Solver++ rows run at 0) a reusable result must carry.
+    DPM-Solver++ rows run at 0) a reusable result must carry; ``identities``: the same for
+    each distilled run's bundle.
     """
     say = log or (lambda _msg: None)
     results: dict[Run, dict[str, Any] | str] = {}
     for i, run in enumerate(runs, 1):
         path = out / f"{run.name}.json"
-        done, why = load_complete(path, _expected(run, options, identity))
+        own = identity if run.bundle is None else (identities or {})[run.bundle]
+        done, why = load_complete(path, _expected(run, options, own))
         if done is not None:
             say(f"[{i}/{len(runs)}] {run}: reusing {path}")
             results[run] = done
             continue
         say(f"[{i}/{len(runs)}] {run}: running ({why})")
         try:
-            result = evaluate(**options, steps=run.steps, sampler=run.sampler,
+            result = evaluate(**{**options, "bundle": run.bundle or options["bundle"]},
+                              steps=run.steps, sampler=run.sampler,
                               log=lambda m, r=run: say(f"  [{r}] {m}"))
         except Exception as exc:  # a failed run (no such sampler, a crash) must not stop the rest
             if not isinstance(exc, GCDanceError):  # a bug, not bad input: keep the traceback
@@ -233,12 +252,13 @@ def markdown_table(results: dict[Run, dict[str, Any] | str], reference: Run) -> 
     ref = results.get(reference)
     ref = ref if isinstance(ref, dict) else None
     verdicts: dict[str, dict[int, bool]] = {}  # sampler -> steps -> qualifies
-    order = sorted(results, key=lambda r: (SAMPLERS.index(r.sampler), r.steps))
+    order = sorted(results, key=lambda r: (r.bundle is not None, r.bundle or "",
+                                           SAMPLERS.index(r.sampler), r.steps))
     for run in order:
         r = results[run]
         if not isinstance(r, dict):
             error = " ".join(r.split()).replace("|", "\\|")
-            lines.append(f"| {run.sampler} | {run.steps} | " + " | ".join("—" for _ in MEASURES)
+            lines.append(f"| {run.label} | {run.steps} | " + " | ".join("—" for _ in MEASURES)
                          + f" | — | failed: {error} |")
             continue
         if run == reference:
@@ -248,9 +268,11 @@ def markdown_table(results: dict[Run, dict[str, Any] | str], reference: Run) -> 
         else:
             failing = judge(r, ref)
             verdict = "yes" if not failing else "no (" + ", ".join(map(_short, failing)) + ")"
-        verdicts.setdefault(run.sampler, {})[run.steps] = run == reference or verdict == "yes"
+        if run.bundle is None:  # a student is judged, but it is not a step count of the model
+            verdicts.setdefault(run.sampler, {})[run.steps] = (run == reference
+                                                               or verdict == "yes")
         speed = r.get("generate_seconds_per_dance", r["seconds_per_dance"])
-        lines.append(f"| {run.sampler} | {run.steps} | "
+        lines.append(f"| {run.label} | {run.steps} | "
                      + " | ".join(_cell(m.value(r), m.digits, m.spread(r)) for m in MEASURES)
                      + f" | {speed:.2f} | {verdict} |")
     source = ref or (done[0] if done else None)
@@ -289,7 +311,8 @@ def markdown_table(results: dict[Run, dict[str, Any] | str], reference: Run) -> 
     else:
         lines += ["", "Fewest steps within 10% of the reference on every measure: "
                   + ", ".join(_fewest(s, verdicts.get(s, {}))
-                              for s in dict.fromkeys(r.sampler for r in order)) + "."]
+                              for s in dict.fromkeys(r.sampler for r in order
+                                                     if r.bundle is None)) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -339,6 +362,14 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
             "eta": eta, "timesteps": timesteps}
 
 
+def _defaults(bundle: str) -> tuple[str, int]:
+    """A bundle's default sampler and steps (read where :func:`_identity` checked it)."""
+    from gcdance.engine.bundle import MANIFEST
+
+    sampling = json.loads((Path(bundle) / MANIFEST).read_text(encoding="utf-8"))["sampling"]
+    return str(sampling.get("sampler", "ddim")), int(sampling["steps"])
+
+
 def main(argv: Sequence[str] | None = None,
          evaluate: Callable[..., dict[str, Any]] = evaluate_model) -> int:
     p = argparse.ArgumentParser(
@@ -353,6 +384,8 @@ def main(argv: Sequence[str] | None = None,
                    help="these runs instead of --samplers x --steps")
     p.add_argument("--reference", default="ddim:50",
                    help="the run the verdicts compare with (default ddim:50; always run)")
+    p.add_argument("--distilled", nargs="+", default=[], metavar="DIR",
+                   help="also a row per distilled student's bundle, at its own defaults")
     p.add_argument("--max-files", type=int, default=4,
                    help="held-out music files, x every genre (default 4: 64 dances)")
     p.add_argument("--seconds", type=float, default=12.0, help="clip length (default 12)")
@@ -374,6 +407,8 @@ def main(argv: Sequence[str] | None = None,
         runs = list(dict.fromkeys([reference, *runs]))  # the reference first: verdicts need it
         corpus = Path(a.corpus)
         identity = _identity(corpus, a.bundle)
+        identities = {d: _identity(corpus, d) for d in a.distilled}
+        runs += [Run(*_defaults(d), bundle=d) for d in a.distilled]
         out = Path(a.out)
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} is a file; give a folder")
@@ -384,7 +419,7 @@ def main(argv: Sequence[str] | None = None,
     options = {"corpus": str(corpus), "bundle": a.bundle, "seconds": a.seconds,
                "start": a.start, "seed": a.seed, "max_files": a.max_files,
                "threads": a.threads}
-    results = run_table(runs, out, options, identity, evaluate, log)
+    results = run_table(runs, out, options, identity, evaluate, log, identities)
     table = markdown_table(results, reference)
     with atomic_path(out / "table.md") as tmp:
         tmp.write_text(table, encoding="utf-8")

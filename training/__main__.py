@@ -8,7 +8,8 @@
     torchrun --nproc_per_node 4 -m training --config run.toml  # multi-process (DDP-style)
 
 The config (TOML or JSON) has the sections [data], [model], [optim], [mtl], [train] and
-[sampling] (the exported bundle's defaults); see ``training.train`` for every key. Errors in
+[sampling] (the exported bundle's defaults), and [distill] for step distillation
+(``training.distill``); see ``training.train`` for every key. Errors in
 the config or the data are reported in one line.
 """
 
@@ -24,7 +25,7 @@ from gcdance.errors import GCDanceError
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training",
-                                     description="Train the GCDance denoiser.")
+                                     description="Train (or distil) the GCDance denoiser.")
     parser.add_argument("--config", required=True, help="TOML or JSON training config")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE",
@@ -49,9 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = prepare_text(config.data, log=log)
             print(f"windows: {data.path} ({len(data)} windows)\ntext: {text}")
             return 0
+        from training.distill import distill
         from training.train import train
 
-        summary = train(config, resume=args.resume)
+        run = distill if config.distill.teacher is not None else train
+        summary = run(config, resume=args.resume)
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -77,6 +77,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "Config",
     "ConfigError",
+    "DistillConfig",
     "MTLConfig",
     "ModelConfig",
     "OptimConfig",
@@ -270,9 +271,28 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """``[distill]``: step distillation (:mod:`training.distill`). With ``teacher`` set (a run
+    directory or checkpoint; its EMA weights start the student) the run trains a student that
+    takes one deterministic DDIM step of ``[sampling]``'s grid where the teacher, guided with
+    ``guidance``, takes ``substeps``; the guidance is built into the student, which samples
+    with ``[sampling]`` guidance 1 and eta 0. Unset ``teacher``: ordinary training."""
+
+    teacher: str | None = None
+    guidance: float = 3.0
+    substeps: int = 4
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.guidance):
+            raise ConfigError(f"distill.guidance must be a finite number, got {self.guidance}")
+        if self.substeps < 1:
+            raise ConfigError(f"distill.substeps must be >= 1, got {self.substeps}")
+
+
+@dataclass(frozen=True)
 class Config:
-    """A whole training config: sections ``data``, ``model``, ``optim``, ``mtl``, ``train``
-    and ``sampling`` (the exported bundle's defaults)."""
+    """A whole training config: sections ``data``, ``model``, ``optim``, ``mtl``, ``train``,
+    ``sampling`` (the exported bundle's defaults) and ``distill`` (step distillation)."""
 
     data: DataConfig
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -280,11 +300,20 @@ class Config:
     mtl: MTLConfig = field(default_factory=MTLConfig)
     train: RunConfig = field(default_factory=RunConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.model.control == "predicted" and "genre" not in self.mtl.tasks:
             raise ConfigError("model.control='predicted' needs the 'genre' task in mtl.tasks "
                               "(P would otherwise never learn genres)")
+        s = self.sampling
+        if self.distill.teacher is not None and (
+                s.steps is None or s.timesteps is None or s.sampler not in (None, "ddim")
+                or s.eta != 0.0 or s.guidance != 1.0):
+            raise ConfigError(
+                "a distilled student samples the grid it was trained on, deterministically, "
+                "with the teacher's guidance built in: set [sampling] steps and timesteps, "
+                f"guidance = 1.0, eta = 0.0 and sampler 'ddim' (got {asdict(s)})")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -295,7 +324,8 @@ class Config:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: the config must be a table/object of sections")
         sections = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
-                    "mtl": MTLConfig, "train": RunConfig, "sampling": SamplingConfig}
+                    "mtl": MTLConfig, "train": RunConfig, "sampling": SamplingConfig,
+                    "distill": DistillConfig}
         unknown = sorted(set(data) - set(sections))
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {unknown}; known: "

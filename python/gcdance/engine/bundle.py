@@ -60,7 +60,7 @@ import numpy as np
 from ..conditioning.features.config import FeatureConfig
 from ..conditioning.genre_classifier import GenreClassifier, load_control_embeddings
 from ..conditioning.genres import REGISTRY
-from ..errors import BundleError, GCDanceError
+from ..errors import BundleError, GCDanceError, InputError
 from ..motion.layout import MotionLayout
 from ..motion.normalizer import MinMaxNormalizer
 from ..sampling.schedule import (
@@ -402,6 +402,10 @@ class SamplingDefaults:
     relative_axes: str
     sampler: str = "ddim"
     timesteps: str = "uniform"  # the grid (gcdance.sampling.schedule.TIMESTEP_GRIDS)
+    distilled: dict[str, Any] | None = None
+    """A distilled student's record (``docs/distillation.md``): its steps, grid and teacher's
+    guidance. Its weights hold the guidance, and it was trained for those steps only, so it
+    samples with its defaults only (:meth:`Bundle.schedule_table`)."""
 
     @property
     def overlap(self) -> int:
@@ -506,6 +510,14 @@ class Bundle:
                 s.sampler if sampler is None else sampler)
         if want == (s.steps, s.eta, s.guidance, s.guidance_ramp, s.guidance_start, s.sampler):
             return self.schedule
+        if s.distilled:
+            d = s.distilled
+            raise InputError(
+                f"{self.path} is a distilled student: its weights hold its teacher's guidance "
+                f"({d.get('teacher_guidance')}) and it was trained for {s.steps} deterministic "
+                f"{s.sampler} steps on the {s.timesteps} grid only; sample it with its defaults "
+                "(leave steps, guidance, eta and sampler unset), or use its teacher's bundle "
+                "for other settings")
         return ddim_schedule(want[0], want[1], want[2], want[3], guidance_start=want[4],
                              sampler=want[5], timesteps=s.timesteps,
                              **_diffusion_args(self.diffusion))
@@ -816,13 +828,23 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         guidance_start=_float(s, "guidance_start", "sampling"),
         window=_int(s, "window", "sampling", 2), hop=_int(s, "hop", "sampling"),
         relative_axes=axes, sampler=s.get("sampler"),
-        timesteps=s.get("timesteps", UNNAMED_GRID))
+        timesteps=s.get("timesteps", UNNAMED_GRID), distilled=s.get("distilled"))
     if sampling.sampler not in SAMPLERS:
         raise BundleError(_fix(f"sampling.sampler must be one of {list(SAMPLERS)}, got "
                                f"{sampling.sampler!r}"))
     if sampling.timesteps not in TIMESTEP_GRIDS:
         raise BundleError(_fix(f"sampling.timesteps must be one of {list(TIMESTEP_GRIDS)}, got "
                                f"{sampling.timesteps!r}"))
+    d = sampling.distilled
+    if d is not None and (
+            not isinstance(d, dict) or d.get("steps") != sampling.steps
+            or d.get("timesteps") != sampling.timesteps or sampling.sampler != "ddim"
+            or sampling.eta != 0.0 or sampling.guidance != 1.0 or sampling.guidance_ramp != 0.0):
+        raise BundleError(_fix(
+            f"sampling.distilled is {d!r}, but a distilled student samples exactly what it was "
+            "trained for: its steps and grid, ddim, eta 0, guidance 1 (its weights hold the "
+            f"guidance); got steps {sampling.steps}, {sampling.timesteps}, {sampling.sampler}, "
+            f"eta {sampling.eta}, guidance {sampling.guidance}"))
     try:
         check_windows(sampling.window, sampling.hop, anchored=bool(axes))
     except GCDanceError as exc:
