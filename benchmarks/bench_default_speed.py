@@ -1,6 +1,7 @@
 """The default sampling against 50 DDIM steps on EDGE's uniform grid, in one run.
 
     python benchmarks/bench_default_speed.py [--seconds 12] [--repeat 5] [--threads 2]
+        [--distilled DIR]
     python benchmarks/bench_default_speed.py --config paper [--seconds 4|60] [--repeat 3]
 
 ``--config default`` (the default) times ``Generator.generate`` on a held-out-style song
@@ -9,7 +10,8 @@ sampling defaults and with a copy of the bundle retuned to ``--steps 50 --timest
 (``export.retune``, in a temporary folder), alternating the two, after one warm-up each.
 Prints the median seconds per dance of each, the music features' share (the same for both)
 and the ratios: the whole ``generate`` and the rest once the features are taken out
-(sampling, beat sync, foot lock).
+(sampling, beat sync, foot lock). ``--distilled DIR`` times a distilled student's bundle
+(``docs/distillation.md``) in the same rotation, at its own settings.
 
 ``--config paper`` times the engine's sampling loop (``gcdance bench --no-torch``'s
 measurement: random weights of the 89.5M-parameter ``paper`` configuration, random features)
@@ -34,7 +36,8 @@ if str(REPO) not in sys.path:  # export/ lives in the repository root
     sys.path.insert(0, str(REPO))
 
 
-def default_model(seconds: float, repeat: int, threads: int) -> None:
+def default_model(seconds: float, repeat: int, threads: int,
+                  distilled: str | None = None) -> None:
     import immich_memories_music as mm
 
     import gcdance
@@ -47,6 +50,8 @@ def default_model(seconds: float, repeat: int, threads: int) -> None:
                              timesteps="uniform")
         gens = {"default": gcdance.Generator(threads=threads),
                 "50 uniform": gcdance.Generator(edge, threads=threads)}
+        if distilled:
+            gens["distilled"] = gcdance.Generator(distilled, threads=threads)
         times: dict[str, list[float]] = {name: [] for name in gens}
         feats: list[float] = []
         for gen in gens.values():  # warm-up: sessions, caches
@@ -68,6 +73,12 @@ def default_model(seconds: float, repeat: int, threads: int) -> None:
     print(f"  of which music features (both):                {f:.2f} s")
     print(f"  speed-up: generate {med['50 uniform'] / med['default']:.2f}x, without the "
           f"features {(med['50 uniform'] - f) / (med['default'] - f):.2f}x")
+    if distilled:
+        d = gens["distilled"].bundle.sampling
+        print(f"  distilled student ({d.steps} steps, guidance built in): "
+              f"{med['distilled']:.2f} s, speed-up: generate "
+              f"{med['50 uniform'] / med['distilled']:.2f}x, without the features "
+              f"{(med['50 uniform'] - f) / (med['distilled'] - f):.2f}x")
 
 
 def paper_config(seconds: float, repeat: int, threads: int) -> None:
@@ -116,11 +127,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=None,
                     help="timed runs of each (default 5; paper: 3)")
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    ap.add_argument("--distilled", default=None, metavar="DIR",
+                    help="also time this distilled student's bundle (default config only)")
     args = ap.parse_args()
     if args.config == "paper":
         paper_config(args.seconds or 4.0, args.repeat or 3, args.threads)
     else:
-        default_model(args.seconds or 12.0, args.repeat or 5, args.threads)
+        default_model(args.seconds or 12.0, args.repeat or 5, args.threads, args.distilled)
     return 0
 
 
