@@ -99,9 +99,7 @@ def test_distillation_learns_the_target_and_exports_a_guidance_free_bundle(teach
     from export.retune import retune_bundle
 
     tmp, tree = teacher
-    from training.distill import distill
-
-    summary = distill(Config.from_dict(_student_tree(tmp, tree, "student", max_steps=120,
+    summary = train(Config.from_dict(_student_tree(tmp, tree, "student", max_steps=120,
                                                      log_every=40)))
     loss = np.array([h["loss"] for h in summary["history"]])
     assert len(loss) == 120 and np.isfinite(loss).all()

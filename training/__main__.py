@@ -50,11 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = prepare_text(config.data, log=log)
             print(f"windows: {data.path} ({len(data)} windows)\ntext: {text}")
             return 0
-        from training.distill import distill
         from training.train import train
 
-        run = distill if config.distill.teacher is not None else train
-        summary = run(config, resume=args.resume)
+        summary = train(config, resume=args.resume)
     except GCDanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,8 @@ One training step, per sample (windows of the training data, as in ordinary trai
    so ``x0~ = z''``, the teacher's final x0);
 4. the loss is the mean squared error of the student's conditional x0 against ``x0~``.
 
-Everything else (data, optimizer, EMA, checkpoints, resuming, logs) is :class:`Trainer`'s; the
+Everything else (data, optimizer, EMA, checkpoints, resuming, logs) is :class:`Trainer`'s, and
+:func:`training.train.train` runs it when the config names a teacher; the
 checkpoints are ordinary ones, so ``export.bundle`` makes a bundle of the student whose sampling
 defaults are ``[sampling]``'s.
 """
@@ -51,7 +52,7 @@ from .train import (
     load_trained,
 )
 
-__all__ = ["Distiller", "distill", "teacher_timesteps"]
+__all__ = ["Distiller", "teacher_timesteps"]
 
 
 def teacher_timesteps(student: np.ndarray, substeps: int, ab: np.ndarray) -> list[np.ndarray]:
@@ -188,16 +189,3 @@ class Distiller(Trainer):
             if bool(hit.any()):
                 out[f"loss_step{i}"] = float(per_sample[hit].mean().detach())
         return out
-
-
-def distill(config: Config, *, resume: str | os.PathLike[str] | None = None,
-            text_encoder: Any | None = None) -> dict[str, Any]:
-    """Distil ``config.distill.teacher`` (resuming from a checkpoint or run directory)."""
-    distiller = Distiller(config, resume=resume, text_encoder=text_encoder)
-    finished = False
-    try:
-        result = distiller.fit()
-        finished = True
-        return result
-    finally:
-        distiller.close(finished)

@@ -1144,8 +1144,14 @@ class Trainer:
 
 def train(config: Config, *, resume: str | os.PathLike[str] | None = None,
           text_encoder: Any | None = None) -> dict[str, Any]:
-    """Train with ``config`` (resuming from a checkpoint path or run directory if given)."""
-    trainer = Trainer(config, resume=resume, text_encoder=text_encoder)
+    """Train with ``config`` (resuming from a checkpoint path or run directory if given); a
+    ``[distill]`` teacher makes it step distillation (:mod:`training.distill`)."""
+    kind = Trainer
+    if config.distill.teacher is not None:
+        from .distill import Distiller  # it builds on this module
+
+        kind = Distiller
+    trainer = kind(config, resume=resume, text_encoder=text_encoder)
     finished = False
     try:
         result = trainer.fit()
