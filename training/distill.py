@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from gcdance.errors import InputError
-from gcdance.sampling.schedule import alphas_cumprod, ddim_timesteps
+from gcdance.sampling.schedule import alphas_cumprod, ddim_timesteps, half_log_snr
 
 from .train import (
     EMA,
@@ -60,7 +60,7 @@ def teacher_timesteps(student: np.ndarray, substeps: int, ab: np.ndarray) -> lis
     ``student[i + 1]``. Inside the grid ``substeps`` steps, each to the timestep nearest a
     half log-SNR uniform between the two ends (repeats dropped); the step from pure noise
     (``T - 1``) and the step to x0 (``-1``) are single, as on the teacher's own grid."""
-    lam = 0.5 * np.log(ab / (1.0 - ab))
+    lam = half_log_snr(ab)
     n = len(ab)
     out = []
     for t, t_next in itertools.pairwise(student):
@@ -106,14 +106,16 @@ class Distiller(Trainer):
             raise ConfigError(f"the teacher {cfg.distill.teacher} does not fit this config's "
                               f"model; distil with the teacher's own config ({exc})") from None
         self.ema = EMA(self.module, cfg.optim.ema_decay)
-        ab = alphas_cumprod(cfg.train.num_timesteps)
         self.student_steps = ddim_timesteps(int(cfg.sampling.steps), cfg.train.num_timesteps,
                                             str(cfg.sampling.timesteps))
-        self.teacher_steps = teacher_timesteps(self.student_steps, cfg.distill.substeps, ab)
-        # sqrt(alpha_bar) and sqrt(1 - alpha_bar) with index T for "t = -1" (x0 itself).
-        ab1 = np.append(ab, 1.0)
-        self._a = torch.from_numpy(np.sqrt(ab1)).float().to(self.device)
-        self._s = torch.from_numpy(np.sqrt(1.0 - ab1)).float().to(self.device)
+        self.teacher_steps = teacher_timesteps(self.student_steps, cfg.distill.substeps,
+                                               alphas_cumprod(cfg.train.num_timesteps))
+        # The diffusion's sqrt(alpha_bar) and sqrt(1 - alpha_bar), with index T for "t = -1"
+        # (x0 itself: 1 and 0).
+        d = self.diffusion
+        self._a = torch.cat((d.sqrt_alphas_cumprod, d.sqrt_alphas_cumprod.new_ones(1)))
+        self._s = torch.cat((d.sqrt_one_minus_alphas_cumprod,
+                             d.sqrt_one_minus_alphas_cumprod.new_zeros(1)))
         self._log("distilling " + "; ".join(
             f"{s[0]}->{s[-1]}: {len(s) - 1} teacher step(s)" for s in self.teacher_steps))
 

@@ -92,6 +92,7 @@ __all__ = [
     "ddim_timesteps",
     "diffusion_config",
     "guidance_weights",
+    "half_log_snr",
     "load_schedule",
     "save_schedule",
     "validate_schedule",
@@ -165,6 +166,13 @@ def alphas_cumprod(
     return np.cumprod(1.0 - cosine_betas(num_timesteps, s, max_beta))
 
 
+def half_log_snr(ab: np.ndarray) -> np.ndarray:
+    """``lambda_t = log(sqrt(ab_t) / sqrt(1 - ab_t))`` of ``alpha_bar`` values (inf where
+    ``ab = 1``, the ``t = -1`` of the last step)."""
+    with np.errstate(divide="ignore"):
+        return 0.5 * np.log(ab / (1.0 - ab))
+
+
 def ddim_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS, grid: str = "uniform", *,
                    s: float = COSINE_S, max_beta: float = MAX_BETA) -> np.ndarray:
     """The timesteps in sampling order, ``(steps + 1,)`` int64, ``[T-1, ..., -1]``, on
@@ -180,7 +188,7 @@ def ddim_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS, grid: str = "
         times = (k * n) // steps - 1  # exact trunc(-1 + k * T / steps); k = 0 gives -1
         return times[::-1].copy()
     ab = alphas_cumprod(n, s, max_beta)
-    lam = 0.5 * np.log(ab / (1.0 - ab))  # decreasing in t
+    lam = half_log_snr(ab)  # decreasing in t
     hi, lo = (round(f * n) for f in LOGSNR_SPAN)
     # two steps: T - 1 and the span's low end; one: T - 1 alone
     targets = np.linspace(lam[hi], lam[lo], steps - 1) if steps > 2 else lam[[lo] * (steps - 1)]
@@ -261,10 +269,8 @@ def _multistep_weights(ab_t: np.ndarray, ab_prev: np.ndarray, sampler: str
     steps = ab_t.shape[0]
     c, c_prev = np.ones(steps), np.zeros(steps)
     if sampler == "dpmpp" and steps > 2:
-        lam = 0.5 * np.log(ab_t / (1.0 - ab_t))  # lambda of t_i; t_S = -1 has lambda = inf
-        with np.errstate(divide="ignore"):
-            lam_next = 0.5 * np.log(ab_prev / (1.0 - ab_prev))
-        h = lam_next - lam
+        # lambda of t_i and t_{i+1} (t_S = -1 has lambda = inf)
+        h = half_log_snr(ab_prev) - half_log_snr(ab_t)
         for i in range(1, steps - 1):  # first order at the first and the last step
             r = h[i - 1] / h[i]
             c[i], c_prev[i] = 1.0 + 0.5 / r, -0.5 / r
