@@ -19,7 +19,7 @@ held-out accuracy in its metadata) unless ``--classifier checkpoint`` (the head 
 model) or a path. A run trained with ``model.control = "predicted"`` (the paper configuration)
 exports its own P by default: that P was trained jointly with the denoiser, whose C_E came from
 its prediction. The sampling defaults are the run's ``[sampling]`` settings where set
-(``sampling_from_config``), else :class:`SamplingSpec`'s (12 DDIM steps on the log-SNR grid,
+(``sampling_from_config``), else :class:`SamplingSpec`'s (8 DDIM steps on the log-SNR grid,
 guidance 2.7, eta 0.5); command-line flags override both. The Wav2CLIP and text-encoder
 graphs can be included (``--wav2clip-onnx``, ``--text-encoder-onnx``).
 A run trained with ``data.text_encoder = "clip"`` (the paper configuration) always ships its CLIP
@@ -127,17 +127,16 @@ Log = Callable[[str], None]
 class SamplingSpec:
     """Default sampling settings written to the manifest (and the default schedule table).
 
-    ``steps``, ``timesteps`` and ``eta`` are the fastest setting measured to keep quality, on
-    the default model's 256 held-out dances: 12 DDIM steps on the log-SNR grid are within 10%
-    of 50 DDIM steps on EDGE's uniform grid on every measure (FID_k 211.7 against a limit of
-    211.8), 10 are not (FID_k 214.5) (``docs/sampling.md``), at a quarter of their denoiser
-    calls; eta 0.5 beat 0 and 1 (``docs/music_diagnosis.md`` section 12, ``docs/sampling.md``
-    "eta at 12 steps"). ``guidance`` is the paper's.
+    ``steps``, ``timesteps`` and ``eta`` are the fastest setting measured to keep quality on
+    the default model: 8 DDIM steps on the log-SNR grid are the fewest within 10% of 50 DDIM
+    steps on every measure of the steps table (64 held-out dances; 5 are not), at 8 of their 50
+    denoiser calls (``README.md`` *Fewer steps*, ``docs/sampling.md``); eta 0.5 beat 0 and 1 at
+    8 steps (``docs/sampling.md``, "eta at 8 steps"). ``guidance`` is the paper's.
     A trained model of another size gets the same unless its config's ``[sampling]`` says
     otherwise; ``python -m export.retune`` changes them in a bundle afterwards.
     """
 
-    steps: int = 12
+    steps: int = 8
     guidance: float = 2.7
     eta: float = 0.5
     guidance_ramp: float = 0.0
@@ -742,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # else SamplingSpec's.
     parser.add_argument("--sampler", choices=SAMPLERS,
                         help="default sampler (ddim, or dpmpp: DPM-Solver++ 2M; default ddim)")
-    parser.add_argument("--steps", type=int, help="default sampling steps (12)")
+    parser.add_argument("--steps", type=int, help="default sampling steps (8)")
     parser.add_argument("--timesteps", choices=TIMESTEP_GRIDS,
                         help="default timestep grid (logsnr; uniform: EDGE's)")
     parser.add_argument("--guidance", type=float, help="default guidance weight (2.7)")

@@ -106,7 +106,8 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
     training = prov.get("training") or {}
     data = prov.get("training_data") or {}
     ckpt = prov.get("checkpoint") or {}
-    sizes = {n: int(f["size"]) for n, f in manifest["files"].items()}
+    # the model's files: a card written again must not count its previous self
+    sizes = {n: int(f["size"]) for n, f in manifest["files"].items() if n != MODEL_CARD_FILE}
     total = sum(sizes.values())
     lines = [f"# Model card: {name}", ""]
     rows = [

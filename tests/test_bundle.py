@@ -104,14 +104,14 @@ def test_round_trip_fields(tiny_bundle: Path) -> None:
     assert b.features.sets == ("baseline",) and b.features.dim == 35
     s = b.sampling
     # The exporter's measured default (export.bundle.SamplingSpec).
-    assert (s.steps, s.guidance, s.eta, s.guidance_ramp) == (12, 2.7, 0.5, 0.0)
+    assert (s.steps, s.guidance, s.eta, s.guidance_ramp) == (8, 2.7, 0.5, 0.0)
     assert (s.sampler, s.timesteps) == ("ddim", "logsnr")
     assert (b.window, b.hop, b.relative_axes, s.overlap) == (120, 60, "xz", 60)
     assert b.anchor_dims == (4, 6)
     ref = placeholder_normalizer(b.layout)
     np.testing.assert_array_equal(b.normalizer.data_min, ref.data_min)
     np.testing.assert_allclose(b.anchor_zero, ref.transform(np.zeros(319))[[4, 6]])
-    for k, v in ddim_schedule(12, 0.5, 2.7, timesteps="logsnr").items():
+    for k, v in ddim_schedule(8, 0.5, 2.7, timesteps="logsnr").items():
         np.testing.assert_array_equal(b.schedule[k], v)
     assert b.schedule_table() is b.schedule
     assert b.schedule_table(steps=10)["timestep"].shape == (10,)
@@ -333,7 +333,7 @@ def test_retune_bounds_the_baseline_features(tmp_path: Path) -> None:
     assert load_bundle(src).features.baseline_bounded is False
     b = load_bundle(retune_bundle(src, tmp_path / "older", steps=40))
     assert b.sampling.steps == 40 and not b.features.baseline_bounded
-    assert b.provenance["retuned"]["changed"] == {"steps": [12, 40]}
+    assert b.provenance["retuned"]["changed"] == {"steps": [8, 40]}
 
 
 def test_every_npz_loads_without_pickle(tiny_bundle: Path) -> None:
@@ -586,9 +586,9 @@ def test_feature_dim_inconsistent_with_music_dim(copy: Path) -> None:
 
 def test_schedule_inconsistent_with_sampling(copy: Path) -> None:
     _edit(copy, lambda m: m["sampling"].update(steps=40))
-    with pytest.raises(BundleError, match=r"schedule.npz has 12 steps but sampling.steps is 40"):
+    with pytest.raises(BundleError, match=r"schedule.npz has 8 steps but sampling.steps is 40"):
         load_bundle(copy)
-    _edit(copy, lambda m: m["sampling"].update(steps=12, guidance=3.0))
+    _edit(copy, lambda m: m["sampling"].update(steps=8, guidance=3.0))
     with pytest.raises(BundleError, match=r"column 'guidance' does not match"):
         load_bundle(copy)
 
@@ -677,9 +677,13 @@ def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
     assert text.rstrip().endswith("Fly.")
     m = _manifest(copy)
     assert m["model_card"] == "MODEL_CARD.md" and "MODEL_CARD.md" in m["files"]
-    # written twice: one entry, the new text
+    # written twice: one entry, the new text, the same size row (the card never counts itself)
+    size_row = next(line for line in text.splitlines() if line.startswith("| bundle |"))
+    n_model_files = len(m["files"]) - 1
+    assert f"in {n_model_files} files" in size_row
     assert card_main(["--bundle", str(copy), "--name", "again"]) == 0
-    assert load_bundle(copy).model_card.read_text().startswith("# Model card: again")
+    again = load_bundle(copy).model_card.read_text()
+    assert again.startswith("# Model card: again") and size_row in again.splitlines()
     # `gcdance info BUNDLE` shows the model and its card
     capsys.readouterr()
     assert cli_main(["info", str(copy)]) == 0
