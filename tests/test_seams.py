@@ -77,7 +77,8 @@ def _check(dances: list[gcdance.Dance], bundle, per_dance_jerk: bool = False) ->
 
 
 @pytest.mark.parametrize(("seconds", "windows"), [
-    # Medians of the 16 dances at the default's 8 steps: 1.03 (2 windows), 0.96 (3).
+    # Medians of the 16 dances at the default's 8 steps: 1.03 (2 windows), 0.96 (3; the short
+    # last window not measured separately).
     (5.0, 2), (8.0, 3), (7.1, 3),
     # 4 dances of 20 windows, each held to the limit (measured 0.94-1.04 at 8 steps).
     (42.0, 20),

@@ -132,7 +132,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                         "(default: SONG's name with .npz, in the current directory)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None,
-                   help="sampling steps (default: the bundle's, 8)")
+                   help="sampling steps (default: the bundle's; 8 for the bundled model)")
     p.add_argument("--guidance", type=float, default=None,
                    help="guidance weight (default: the bundle's; 2.7 in the paper, 3 for the "
                         "bundled model)")
