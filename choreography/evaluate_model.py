@@ -679,6 +679,9 @@ def format_report(r: dict[str, Any]) -> str:
         music = (f"synthesized drum grooves (choreography.drums, not from the corpus): "
                  f"{r['clips']} clips ({feels}; {', '.join(f'{t:g}' for t in tempi)} bpm), "
                  f"{clip}; {r['dances']} dances ({len(genres)} genres x clips)")
+    elif r.get("music") == "train":  # tuning runs: the corpus's training music
+        music = (f"training music (for tuning, not a measurement): {r['held_out_files']} corpus "
+                 f"training files, {clip}; {r['dances']} dances ({len(genres)} genres x files)")
     else:
         music = (f"held-out music: {r['held_out_files']} corpus test files, {clip}; "
                  f"{r['dances']} dances ({len(genres)} genres x files)")

@@ -143,6 +143,10 @@ def test_format_report_prints_bas_gap_fid_counts_and_floor() -> None:
     assert table["corpus training (floor)"] == ["40.00", "+-", "12.50", "9.00", "+-", "1.50", "8"]
     assert "over 8 draws" in fid and "pool of 40" in fid
     assert "(0.5 s of it generating)" in text
+    assert "held-out music: 4 corpus test files" in text
+    tuning = format_report(_result(music="train"))  # --music train says what it danced to
+    assert "training music (for tuning" in tuning and "4 corpus training files" in tuning
+    assert "held-out" not in tuning.splitlines()[1]
     # a result without a floor (--music train) and an old one without FIDs still print
     old = _result()
     old["fid"]["floor"] = None
