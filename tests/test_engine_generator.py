@@ -102,8 +102,9 @@ def config_for(graphs: Graphs, *, dim: int, music_dim: int, text_dim: int, windo
     return cfg
 
 
-def table(steps: int = STEPS, eta: float = 1.0, sampler: str = "ddim") -> np.ndarray:
-    return schedule_array(ddim_schedule(steps, eta, 2.7, sampler=sampler))
+def table(steps: int = STEPS, eta: float = 1.0, sampler: str = "ddim",
+          guidance: float = 2.7) -> np.ndarray:
+    return schedule_array(ddim_schedule(steps, eta, guidance, sampler=sampler))
 
 
 # ------------------------------------------------------------------------ the tiny model
@@ -167,14 +168,15 @@ def inputs(frames: int, seed: int, masked: bool = False, steps: int = STEPS, hop
 
 def reference(model, music, text, x_T, z, zq, normalizer, *, known=None, mask=None,
               relative_axes: str = "xz", steps: int = STEPS, eta: float = 1.0,
-              hop: int = 60, sampler: str = "ddim") -> tuple[np.ndarray, np.ndarray]:
+              hop: int = 60, sampler: str = "ddim",
+              guidance: float = 2.7) -> tuple[np.ndarray, np.ndarray]:
     """The reference sampler's stitched output and its windows after the last step."""
     last: dict[str, np.ndarray] = {}
 
     def keep(i: int, x: torch.Tensor) -> None:
         last["windows"] = x.numpy().copy()
 
-    out = sample(model, music, text, steps=steps, eta=eta, guidance=2.7, sampler=sampler,
+    out = sample(model, music, text, steps=steps, eta=eta, guidance=guidance, sampler=sampler,
                  noise=InjectedNoise(x_T, z, zq), normalizer=normalizer, known=known, mask=mask,
                  relative_axes=relative_axes, hop=hop, callback=keep)
     return out, last["windows"]
@@ -289,6 +291,32 @@ def test_parity_over_step_counts_and_eta(model, graphs, normalizer, steps: int, 
     gen = engine.native().Generator(engine_model(graphs, normalizer))
     got, windows = gen.generate(music, text, table(steps, eta), x_T=x_T, z=z, **extra)
     assert_parity(got, windows, want, want_windows, normalizer)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_guidance_one_runs_the_conditional_half_alone(model, graphs, normalizer,
+                                                      masked: bool) -> None:
+    """Guidance 1 at every step makes x0 = uncond + (cond - uncond) = cond, so on the CPU the
+    engine runs the denoiser on the batch's conditional half alone (half the work: a distilled
+    student's sampling). The dance is still the reference sampler's, and one Generator goes
+    from that to the batch of two and back (the unconditional half is zeroed every time)."""
+    frames, steps = 240, 4
+    music, text, x_T, z, zq = inputs(frames, seed=90, masked=masked, steps=steps)
+    extra: dict[str, Any] = {}
+    if masked:
+        known = np.clip(np.random.default_rng(91).standard_normal((frames, FINEDANCE.dim)),
+                        -1, 1).astype(np.float32)
+        extra = {"known": known, "zq": zq,
+                 "mask": masks.resolve(masks.joints("hands") | masks.frames(100, 160),
+                                       FINEDANCE, frames)}
+    gen = engine.native().Generator(engine_model(graphs, normalizer))
+    for guidance in (1.0, 2.7, 1.0):
+        want, want_windows = reference(model, music, text, x_T, z, extra.get("zq"), normalizer,
+                                       known=extra.get("known"), mask=extra.get("mask"),
+                                       steps=steps, eta=1.0, guidance=guidance)
+        got, windows = gen.generate(music, text, table(steps, 1.0, guidance=guidance), x_T=x_T,
+                                    z=z, **extra)
+        assert_parity(got, windows, want, want_windows, normalizer)
 
 
 @pytest.mark.parametrize(("frames", "steps", "masked", "relative_axes"),

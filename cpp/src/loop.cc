@@ -151,6 +151,31 @@ void Loop::Bind() {
   denoiser_->BindInput("cond_mask", Bound("cond"));
   denoiser_->BindInput("cond_cache", Bound("cache"));
   denoiser_->BindOutput("x0", Bound("x0_pair"));
+  denoiser_cond_.reset();
+  cond_views_.clear();
+  if (!device_allocator_) {  // host memory: views and the zeroed half need no device API
+    const int64_t W = shape_[0];
+    const Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    cond_views_.reserve(6);  // the bindings keep their own references; no reallocation anyway
+    auto half = [&](const char* name) -> Ort::Value& {
+      Ort::Value& whole = Bound(name);
+      auto info = whole.GetTensorTypeAndShapeInfo();
+      std::vector<int64_t> dims = info.GetShape();  // (2W, ...): the conditional rows first
+      const size_t bytes = info.GetElementCount() / 2 * ElementSize(info.GetElementType());
+      dims[0] = W;
+      cond_views_.push_back(Ort::Value::CreateTensor(cpu, whole.GetTensorMutableRawData(), bytes,
+                                                     dims.data(), dims.size(),
+                                                     info.GetElementType()));
+      return cond_views_.back();
+    };
+    denoiser_cond_ = std::make_unique<Ort::IoBinding>(model_->denoiser().session());
+    denoiser_cond_->BindInput("x_t", half("x_in"));
+    denoiser_cond_->BindInput("t", half("t"));
+    denoiser_cond_->BindInput("text_emb", half("text"));
+    denoiser_cond_->BindInput("cond_mask", half("cond"));
+    denoiser_cond_->BindInput("cond_cache", half("cache"));
+    denoiser_cond_->BindOutput("x0", half("x0_pair"));
+  }
   // Update p reads side p and writes side 1 - p (A = "x", B = "x_b"); the last step writes x
   // to the host.
   const bool anchored = !c.anchor_dims.empty();
@@ -180,6 +205,16 @@ void Loop::Bind() {
   sampler_[0] = bind_sampler(0, false);
   sampler_[1] = bind_sampler(1, false);
   last_ = bind_sampler(int((shape_[1] - 1) % 2), true);
+}
+
+bool Loop::GuidanceIsOne() const {
+  const HostTensor& table = *host_.at("table");
+  const auto* rows = static_cast<const float*>(table.data());
+  const int64_t columns = table.shape()[1], g = model_->column("guidance");
+  for (int64_t r = 0; r < table.shape()[0]; ++r) {
+    if (rows[r * columns + g] != 1.0f) return false;
+  }
+  return true;
 }
 
 void Loop::RunBinding(Ort::IoBinding& binding, OrtModel& model) {
@@ -236,8 +271,15 @@ void Loop::Run(const std::function<bool(int64_t, int64_t)>& progress, float* x_o
   }
   RunBinding(*upload_, model_->upload());
   RunBinding(*condition_, model_->condition());
+  const bool cond_only = denoiser_cond_ && GuidanceIsOne();
+  if (cond_only) {  // the unconditional half, never written: 0, so the step's x0 is cond's
+    Ort::Value& pair = Bound("x0_pair");
+    const size_t half = pair.GetTensorTypeAndShapeInfo().GetElementCount() / 2 * sizeof(float);
+    std::memset(static_cast<char*>(pair.GetTensorMutableRawData()) + half, 0, half);
+  }
+  Ort::IoBinding& denoiser = cond_only ? *denoiser_cond_ : *denoiser_;
   for (int64_t s = 0; s < steps; ++s) {
-    RunBinding(*denoiser_, model_->denoiser());
+    RunBinding(denoiser, model_->denoiser());
     Ort::IoBinding& step = s + 1 == steps ? *last_ : *sampler_[s % 2];
     if (!views.empty()) BindCarry(step, &views[size_t(s)]);
     RunBinding(step, model_->sampler());

@@ -81,6 +81,12 @@ class Loop {
   std::map<std::string, std::unique_ptr<DeviceTensor>> device_;
   std::unique_ptr<HostTensor> x_host_;  // the last step's x_next
   std::unique_ptr<Ort::IoBinding> upload_, condition_, denoiser_, sampler_[2], last_;
+  // CPU only: the denoiser on the conditional half of the batch, for schedules whose guidance
+  // is 1 at every step (x0 = uncond + 1 * (cond - uncond) = cond): over views of the first W
+  // rows of the batch's buffers, the unconditional half of x0_pair held at 0.
+  std::unique_ptr<Ort::IoBinding> denoiser_cond_;
+  std::vector<Ort::Value> cond_views_;
+  bool GuidanceIsOne() const;
   Ort::RunOptions options_;
 };
 
