@@ -166,6 +166,15 @@ def inputs(frames: int, seed: int, masked: bool = False, steps: int = STEPS, hop
     return music, text, x_T, z, zq
 
 
+def inpainting(frames: int, zq: np.ndarray, seed: int) -> dict[str, Any]:
+    """An edit's inputs: random known motion, the hands and frames 100-160 kept."""
+    known = np.clip(np.random.default_rng(seed).standard_normal((frames, FINEDANCE.dim)),
+                    -1, 1).astype(np.float32)
+    return {"known": known, "zq": zq,
+            "mask": masks.resolve(masks.joints("hands") | masks.frames(100, 160), FINEDANCE,
+                                  frames)}
+
+
 def reference(model, music, text, x_T, z, zq, normalizer, *, known=None, mask=None,
               relative_axes: str = "xz", steps: int = STEPS, eta: float = 1.0,
               hop: int = 60, sampler: str = "ddim",
@@ -278,13 +287,7 @@ def test_parity_over_step_counts_and_eta(model, graphs, normalizer, steps: int, 
     ping-pong; eta = 0 is deterministic DDIM (sigma = 0: the z slabs add exactly 0)."""
     frames = 197
     music, text, x_T, z, zq = inputs(frames, seed=40 + steps, masked=masked, steps=steps)
-    extra: dict[str, Any] = {}
-    if masked:
-        known = np.clip(np.random.default_rng(41).standard_normal((frames, FINEDANCE.dim)),
-                        -1, 1).astype(np.float32)
-        extra = {"known": known, "zq": zq,
-                 "mask": masks.resolve(masks.joints("hands") | masks.frames(100, 160),
-                                       FINEDANCE, frames)}
+    extra = inpainting(frames, zq, seed=41) if masked else {}
     want, want_windows = reference(model, music, text, x_T, z, extra.get("zq"), normalizer,
                                    known=extra.get("known"), mask=extra.get("mask"),
                                    steps=steps, eta=eta)
@@ -302,13 +305,7 @@ def test_guidance_one_runs_the_conditional_half_alone(model, graphs, normalizer,
     from that to the batch of two and back (the unconditional half is zeroed every time)."""
     frames, steps = 240, 4
     music, text, x_T, z, zq = inputs(frames, seed=90, masked=masked, steps=steps)
-    extra: dict[str, Any] = {}
-    if masked:
-        known = np.clip(np.random.default_rng(91).standard_normal((frames, FINEDANCE.dim)),
-                        -1, 1).astype(np.float32)
-        extra = {"known": known, "zq": zq,
-                 "mask": masks.resolve(masks.joints("hands") | masks.frames(100, 160),
-                                       FINEDANCE, frames)}
+    extra = inpainting(frames, zq, seed=91) if masked else {}
     gen = engine.native().Generator(engine_model(graphs, normalizer))
     for guidance in (1.0, 2.7, 1.0):
         want, want_windows = reference(model, music, text, x_T, z, extra.get("zq"), normalizer,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <functional>
 
 #include "gcdance/generator.h"
 #include "gcdance/runtime.h"
@@ -144,13 +145,18 @@ void Loop::Bind() {
   condition_->BindInput("text_emb", Bound("text"));
   condition_->BindInput("cond_mask", Bound("cond"));
   condition_->BindOutput("cond_cache", Bound("cache"));
-  denoiser_ = std::make_unique<Ort::IoBinding>(model_->denoiser().session());
-  denoiser_->BindInput("x_t", Bound("x_in"));
-  denoiser_->BindInput("t", Bound("t"));
-  denoiser_->BindInput("text_emb", Bound("text"));
-  denoiser_->BindInput("cond_mask", Bound("cond"));
-  denoiser_->BindInput("cond_cache", Bound("cache"));
-  denoiser_->BindOutput("x0", Bound("x0_pair"));
+  // The denoiser over the given tensors (by buffer name): the whole batch, or views of it.
+  auto bind_denoiser = [&](const std::function<Ort::Value&(const char*)>& tensor) {
+    auto d = std::make_unique<Ort::IoBinding>(model_->denoiser().session());
+    d->BindInput("x_t", tensor("x_in"));
+    d->BindInput("t", tensor("t"));
+    d->BindInput("text_emb", tensor("text"));
+    d->BindInput("cond_mask", tensor("cond"));
+    d->BindInput("cond_cache", tensor("cache"));
+    d->BindOutput("x0", tensor("x0_pair"));
+    return d;
+  };
+  denoiser_ = bind_denoiser([&](const char* name) -> Ort::Value& { return Bound(name); });
   denoiser_cond_.reset();
   cond_views_.clear();
   if (!device_allocator_) {  // host memory: views and the zeroed half need no device API
@@ -168,13 +174,7 @@ void Loop::Bind() {
                                                      info.GetElementType()));
       return cond_views_.back();
     };
-    denoiser_cond_ = std::make_unique<Ort::IoBinding>(model_->denoiser().session());
-    denoiser_cond_->BindInput("x_t", half("x_in"));
-    denoiser_cond_->BindInput("t", half("t"));
-    denoiser_cond_->BindInput("text_emb", half("text"));
-    denoiser_cond_->BindInput("cond_mask", half("cond"));
-    denoiser_cond_->BindInput("cond_cache", half("cache"));
-    denoiser_cond_->BindOutput("x0", half("x0_pair"));
+    denoiser_cond_ = bind_denoiser(half);
   }
   // Update p reads side p and writes side 1 - p (A = "x", B = "x_b"); the last step writes x
   // to the host.
