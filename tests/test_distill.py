@@ -100,7 +100,7 @@ def test_distillation_learns_the_target_and_exports_a_guidance_free_bundle(teach
 
     tmp, tree = teacher
     summary = train(Config.from_dict(_student_tree(tmp, tree, "student", max_steps=120,
-                                                     log_every=40)))
+                                                   log_every=40)))
     loss = np.array([h["loss"] for h in summary["history"]])
     assert len(loss) == 120 and np.isfinite(loss).all()
     assert loss[-20:].mean() * 2 <= loss[:20].mean(), (loss[:20].mean(), loss[-20:].mean())
