@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -228,6 +229,22 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path):
     _assert_denoises(trained)
 
 
+def test_cosine_decay_runs_from_lr_after_the_warm_up_to_min_lr_at_the_last_step(
+        tmp_path: Path):
+    tree = make_config(tmp_path, ["001", "002"], optim__lr=1e-3, optim__min_lr=1e-4,
+                       optim__warmup_steps=2, train__max_steps=12, train__log_every=1)
+    train(_config(tree))
+    lines = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    col = lines[0].split(",").index("lr")
+    lr = [float(line.split(",")[col]) for line in lines[1:]]
+    assert len(lr) == 12
+    np.testing.assert_allclose(lr[:3], [5e-4, 1e-3, 1e-3], rtol=1e-9)  # warm-up, then the peak
+    np.testing.assert_allclose(lr[-1], 1e-4, rtol=1e-9)
+    np.testing.assert_allclose(lr[6], 1e-4 + 9e-4 * 0.5 * (1 + np.cos(np.pi * 4 / 9)),
+                               rtol=1e-9)  # step 6 is 4 of the 9 decay steps in
+    assert all(a > b for a, b in itertools.pairwise(lr[2:]))
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_stay_identical(tmp_path: Path):
     tree = make_config(tmp_path, ["001", "002", "003", "004", "005"], mtl__method="nash",
@@ -285,6 +302,7 @@ def test_config_errors_are_clear(tmp_path: Path):
         ('[data]\nroot = "x"\n[model]\noverrides = {music_dim = 3}\n', "follow from the data"),
         ('[train]\nmax_steps = 5\n', "[data] section is required"),
         ('[data]\nroot = "x"\n[optim]\noptimizer = "sgd"\n', "optim.optimizer"),
+        ('[data]\nroot = "x"\n[optim]\nlr = 1e-4\nmin_lr = 2e-4\n', "optim.min_lr"),
         ('[data]\nroot = "x"\n[train\n', "not valid TOML"),
         ('[data]\nroot = "x"\n[sampling]\neta = -1.0\n', "sampling.eta"),
         ('[data]\nroot = "x"\n[sampling]\nsteps = 0\n', "sampling.steps"),
