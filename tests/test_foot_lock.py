@@ -148,12 +148,19 @@ def test_close_contacts_get_a_smooth_transition():
     # between them in a window widened to 2 * blend_frames frames, at the contacts' expense.
     m = _motion(contacts={0: (10, 40), 2: (10, 40)})
     m[43:80, [0, 2]] = 1.0
-    j = _joints(lock_feet(m, FINEDANCE, blend_frames=5))
+    out = lock_feet(m, FINEDANCE, blend_frames=5)
+    j = _joints(out)
     step = np.linalg.norm(np.diff(j[:, L_ANKLE], axis=0), axis=-1)
     assert step[30:50].max() < 0.035, step[30:50].max()  # 16.5 cm from hold to hold in 10
     # (the last contact's fade-out: 16 cm in 5 frames, as in test_blends_in_and_out_without_a_pop)
     assert step.max() < 0.05, step.max()
-    assert _hspeed(j[10:36, L_ANKLE]).max() <= 0.01 and _hspeed(j[46:80, L_ANKLE]).max() <= 0.01
+    # The frames taken from the contacts (36-39, 43-45) are the foot's move: their labels are
+    # cleared, and every frame still labelled planted holds the foot (ankle and toe).
+    held = out[:, 0] > 0.5
+    assert np.array_equal(np.flatnonzero(held), np.r_[10:36, 46:80])
+    assert np.array_equal(out[:, 0], out[:, 2])
+    both = held[:-1] & held[1:]
+    assert _hspeed(j[:, L_ANKLE])[both].max() <= 0.01 and _hspeed(j[:, L_FOOT])[both].max() <= 0.01
     jump = _joints(lock_feet(m, FINEDANCE, blend_frames=0))
     assert np.linalg.norm(np.diff(jump[:, L_ANKLE], axis=0), axis=-1).max() > 0.1
     # Contacts too short to trim: the gap stays short and is crossfaded; both outer edges blend.

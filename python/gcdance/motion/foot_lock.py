@@ -470,8 +470,10 @@ def _lock_leg(
         touched[a:b] = True
     k = np.arange(1, blend + 1)
     fade = smoothstep(1.0 - k / (blend + 1.0))  # weight k frames away from a segment
-    # Crossfade from segment i to i + 1 across a short gap or a step, else fade out and in.
-    cross = [steps[i] or segments[i + 1][0] - segments[i][1] < 2 * blend
+    # Crossfade from segment i to i + 1 across a step or a gap that _make_room widened (judged
+    # on the untrimmed holds: the trimmed frames are labelled planted, and the foot moves there),
+    # else fade out and in.
+    cross = [steps[i] or landed[i + 1][0] - landed[i][1] < 2 * blend
              for i in range(len(segments) - 1)] + [False]
     for i, (a, b) in enumerate(segments):
         if i == 0 or not cross[i - 1]:
