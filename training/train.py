@@ -596,7 +596,6 @@ def _resolve_device(kind: str, local_rank: int) -> torch.device:
             raise ConfigError("train.device='cuda' but no CUDA device is available")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
-    _keep_freed_memory()
     return torch.device("cpu")
 
 
@@ -885,6 +884,8 @@ class Trainer:
                 config.train.device == "auto" and torch.cuda.is_available()) else "cpu",
             config.train.dist_timeout_min)
         self.device = _resolve_device(config.train.device, self.dist.local_rank)
+        if self.device.type == "cpu":
+            _keep_freed_memory()
         self.amp = self.device.type == "cuda" and config.train.mixed_precision != "off"
         if config.train.mixed_precision == "bf16" and self.device.type != "cuda":
             warnings.warn("bf16 mixed precision is used on GPU only; training in float32 on "
