@@ -32,7 +32,10 @@ tracks):
   lock: ``generated``), without the foot lock (``generated_no_foot_lock``), and with the model's
   own timing (the foot lock only, no beat sync: ``generated_no_beat_sync``), which is what the
   model itself knows of the beat. Each row also has its own genre control (``genre``, per
-  dance; ``genre_window``), so a post-process that costs genre control shows.
+  dance; ``genre_window``), so a post-process that costs genre control shows. Since the rows
+  are the same samples, each post-process's effect is measured paired (``effects``: the mean
+  per-dance difference with a 95% bootstrap interval, :func:`post_process_effects`); the
+  per-dance numbers themselves are in the JSON (``per_dance``), to pair two runs as well.
 - **Seams.** The jerk ratio at the window seams (:func:`gcdance.metrics.seam_jerk_ratio`); the
   corpus's own clips at the same frames give the reference (no seams: about 1).
 - **BAS gap.** BAS against the beat grid minus BAS against the half-beat-shifted grid, per
@@ -222,6 +225,47 @@ def _row(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     keys = SCORES + tuple(k for k in GENRE_SCORES if rows and all(k in r for r in rows))
     out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     out["bas_gap"] = out["bas"] - out["bas_shift"]
+    return out
+
+
+EFFECT_SCORES = ("genre", "genre_window", "bas_gap", "speed", "pfc", "slide")
+EFFECTS = {"foot_lock": ("generated", "generated_no_foot_lock"),
+           "beat_sync": ("generated", "generated_no_beat_sync")}
+"""What each post-process changes: the dances as generated against the same samples without it."""
+EFFECT_RESAMPLES = 2000
+
+
+def post_process_effects(scores: dict[str, list[dict[str, float]]], *, seed: int = 0,
+                         resamples: int = EFFECT_RESAMPLES) -> dict[str, dict[str, Any]]:
+    """Paired effect of each post-process (:data:`EFFECTS`) on :data:`EFFECT_SCORES`: the mean
+    over dances of (with - without), and its 95% interval over bootstrap draws of the dances.
+
+    Both variants are the same samples, so the difference of their means is the post-process's
+    effect alone; the interval is what the choice of dances leaves open (an effect whose interval
+    holds 0 is not measurable with this many dances)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, Any]] = {}
+    for name, (a, b) in EFFECTS.items():
+        if not scores.get(a) or not scores.get(b):
+            continue
+        n = len(scores[a])
+        draws = rng.integers(0, n, size=(resamples, n))
+        row: dict[str, Any] = {"dances": n}
+        def value(r: dict[str, float], key: str) -> float:
+            return r["bas"] - r["bas_shift"] if key == "bas_gap" else r[key]
+
+        for key in EFFECT_SCORES:
+            needs = ("bas", "bas_shift") if key == "bas_gap" else (key,)
+            if not all(k in r for r in scores[a] + scores[b] for k in needs):
+                continue
+            diff = np.array([value(x, key) - value(y, key)
+                             for x, y in zip(scores[a], scores[b], strict=True)])
+            means = diff[draws].mean(axis=1)
+            row[key] = {"mean": float(diff.mean()),
+                        "low": float(np.percentile(means, 2.5)),
+                        "high": float(np.percentile(means, 97.5)),
+                        "better": int((diff > 0).sum()), "worse": int((diff < 0).sum())}
+        out[name] = row
     return out
 
 
@@ -553,6 +597,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         confusion = np.zeros((len(asked), len(judged)), dtype=np.int64)  # requested x judged
         chosen_ok: list[bool] = []
         scores: dict[str, list[dict[str, float]]] = {k: [] for k in VARIANTS}
+        verdicts: dict[str, list[str]] = {k: [] for k in VARIANTS}  # per dance, for pairing
         features: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in VARIANTS}
         for i, music_clip in enumerate(clips):  # clip-major: scores[i * len(asked) + a]
             beats = gen.music_beats(music_clip.audio, start, seconds)  # the sync's, per clip
@@ -579,6 +624,7 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                     score["genre"] = float(verdict == columns[a])
                     score["genre_window"] = float(np.mean(per_window == columns[a]))
                     scores[key].append(score)
+                    verdicts[key].append(judged[verdict])
                     if not drums:  # FID needs the corpus's dances to the same music
                         features[key].append(clip_features(joints))
                     if key == "generated":
@@ -599,6 +645,12 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
             "prompt_to_genre_accuracy": float(np.mean(chosen_ok)),
             "per_genre_accuracy": {g: float(a) for g, a in zip(asked, per_genre, strict=True)},
             "confusion": confusion.tolist(),
+            "per_dance": {
+                "genre": [g for _ in clips for g in asked],
+                "clip": [i for i in range(len(clips)) for _ in asked],
+                **{k: {"judged": verdicts[k],
+                       **{s: [r[s] for r in rows] for s in SCORES + GENRE_SCORES}}
+                   for k, rows in scores.items()}},
         }, scores, features
 
     control, gen_scores, gen_features = run(modes[0])
@@ -653,8 +705,11 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
                for k, v in gen_features.items()},
             "floor": floor,
         }
+    result["effects"] = post_process_effects(gen_scores, seed=seed)
     if len(modes) > 1:
-        result["descriptions"] = run(modes[1])[0]
+        descriptions = run(modes[1])[0]
+        descriptions.pop("per_dance")
+        result["descriptions"] = descriptions
     result["seconds_per_dance"] = (time.monotonic() - t1) / done
     result["generate_seconds_per_dance"] = generating / done
     return result
@@ -729,6 +784,14 @@ def format_report(r: dict[str, Any]) -> str:
         "(genre: the share of dances the classifier judges in the asked genre, per variant; "
         "the top-1 above is the first row's)",
     ]
+    if r.get("effects"):
+        lines += ["", "what each post-process changes (the same samples with it minus without it; "
+                  "mean over dances [95% bootstrap interval], dances higher / lower):"]
+        for name, row in r["effects"].items():
+            cells = [f"{key} {v['mean']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}] "
+                     f"{v['better']}/{v['worse']}"
+                     for key, v in row.items() if isinstance(v, dict)]
+            lines.append(f"  {name.replace('_', ' ')}: " + "; ".join(cells))
     if drums:
         lines += [
             "",

@@ -316,6 +316,34 @@ def test_clip_beats_cut_and_shift() -> None:
         clip_beats(beats, start=30.0, frames=120)
 
 
+def test_post_process_effects_are_paired_differences_with_bootstrap_intervals() -> None:
+    """The effect of a post-process is the mean of per-dance differences: an effect that every
+    dance shares is certain however noisy the dances are, one of random sign is not."""
+    from choreography.evaluate_model import post_process_effects
+
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.2, 0.8, 200)  # dances differ a lot from each other
+    noise = rng.normal(0.0, 0.01, 200)
+
+    def rows(bas: np.ndarray, speed: np.ndarray) -> list[dict[str, float]]:
+        return [{"bas": b, "bas_shift": 0.1, "speed": v, "pfc": 0.0, "slide": 0.0,
+                 "genre": 1.0, "genre_window": 1.0} for b, v in zip(bas, speed, strict=True)]
+
+    scores = {"generated": rows(base + 0.01, base),
+              "generated_no_foot_lock": rows(base, base + noise),
+              "generated_no_beat_sync": rows(base, base)}
+    lock = post_process_effects(scores)["foot_lock"]
+    assert lock["dances"] == 200
+    gap = lock["bas_gap"]  # +0.01 on every dance: certain
+    assert gap["mean"] == pytest.approx(0.01) and gap["low"] == pytest.approx(0.01)
+    assert (gap["better"], gap["worse"]) == (200, 0)
+    speed = lock["speed"]  # noise only: the interval holds 0
+    assert speed["low"] < 0 < speed["high"] and speed["high"] - speed["low"] < 0.01
+    assert lock["genre"] == {"mean": 0.0, "low": 0.0, "high": 0.0, "better": 0, "worse": 0}
+    assert post_process_effects(scores) == post_process_effects(scores)  # seeded
+    assert "beat_sync" not in post_process_effects({**scores, "generated_no_beat_sync": []})
+
+
 def test_motion_genre_classifier_separates_genres_and_judges_a_dance() -> None:
     """Fitted on dances of three genres to one tempo, it recognises each genre to another tempo
     and seed (per window and per dance)."""

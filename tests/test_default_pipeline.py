@@ -236,6 +236,22 @@ def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path
     assert r["generated"]["speed"] > 0 and r["corpus"]["speed"] > 0
     for k in ("generated", "generated_no_foot_lock", "corpus"):  # the BAS gap of every row
         assert r[k]["bas_gap"] == pytest.approx(r[k]["bas"] - r[k]["bas_shift"])
+    per = r["per_dance"]  # per dance, so that two runs or two variants can be paired
+    assert len(per["genre"]) == len(per["clip"]) == r["dances"]
+    row = per["generated"]
+    assert np.mean(row["genre"]) == pytest.approx(r["generated"]["genre"])
+    assert np.mean(row["bas"]) == pytest.approx(r["generated"]["bas"])
+    assert np.mean([j == g for j, g in zip(row["judged"], per["genre"], strict=True)]) \
+        == pytest.approx(r["genre_accuracy_dance"])
+    lock = r["effects"]["foot_lock"]  # the paired effect is the difference of the two rows
+    assert lock["dances"] == r["dances"]
+    assert lock["genre"]["mean"] == pytest.approx(
+        r["generated"]["genre"] - r["generated_no_foot_lock"]["genre"])
+    assert lock["bas_gap"]["mean"] == pytest.approx(
+        r["generated"]["bas_gap"] - r["generated_no_foot_lock"]["bas_gap"])
+    for v in (lock["bas_gap"], r["effects"]["beat_sync"]["speed"]):
+        assert v["low"] <= v["mean"] <= v["high"]
+    assert "per_dance" not in r["descriptions"]
     fid = r["fid"]  # against every held-out clip; the floor as many training clips as dances
     assert fid["generated"]["n"] == r["dances"] and fid["generated"]["n_reference"] == held
     assert fid["floor"]["n"] == r["dances"] and fid["floor"]["draws"] >= 2
