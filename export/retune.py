@@ -2,7 +2,7 @@
 checkpoint.
 
     python -m export.retune BUNDLE [--out DIR] [--sampler S] [--steps N] [--guidance G] [--eta E]
-                                   [--bounded-features]
+                                   [--guidance-ramp R --guidance-start G0] [--bounded-features]
 
 A bundle's defaults are chosen by measurement after it is exported (``python -m
 choreography.evaluate_model``, ``tools/steps_table.py``); this writes the chosen ones:
@@ -50,7 +50,7 @@ from .migrate import reseal
 
 __all__ = ["FEATURE_SETTINGS", "SETTINGS", "main", "retune_bundle"]
 
-SETTINGS = ("sampler", "timesteps", "steps", "guidance", "eta")
+SETTINGS = ("sampler", "timesteps", "steps", "guidance", "eta", "guidance_ramp", "guidance_start")
 """The sampling defaults this tool sets (``manifest["sampling"]`` keys)."""
 FEATURE_SETTINGS = ("baseline_bounded",)
 """The feature settings this tool sets (``manifest["features"]`` keys)."""
@@ -63,8 +63,8 @@ def _settings(given: dict[str, Any]) -> dict[str, Any]:
         raise InputError(f"retune: unknown setting(s) {', '.join(unknown)}; use "
                          f"{', '.join(SETTINGS + FEATURE_SETTINGS)}")
     if not given:
-        raise InputError("retune: nothing to change; give at least one of "
-                         + ", ".join(f"--{k}" for k in SETTINGS) + ", --bounded-features")
+        flags = [f"--{k.replace('_', '-')}" for k in SETTINGS] + ["--bounded-features"]
+        raise InputError(f"retune: nothing to change; give at least one of {', '.join(flags)}")
     out: dict[str, Any] = {}
     for key, value in given.items():
         if key == "baseline_bounded":
@@ -89,9 +89,11 @@ def _settings(given: dict[str, Any]) -> dict[str, Any]:
         else:
             v = float(value) if isinstance(value, (int, float, np.number)) \
                 and not isinstance(value, bool) else math.nan
-            if not math.isfinite(v) or (key == "eta" and v < 0):
-                raise InputError(f"retune: {key} must be a finite number"
-                                 f"{' >= 0' if key == 'eta' else ''}, got {value!r}")
+            bounds = {"eta": " >= 0", "guidance_ramp": " in [0, 1]"}.get(key, "")
+            if not math.isfinite(v) or (key == "eta" and v < 0) or (
+                    key == "guidance_ramp" and not 0.0 <= v <= 1.0):
+                raise InputError(f"retune: {key} must be a finite number{bounds}, got "
+                                 f"{value!r}")
             out[key] = v
     return out
 
@@ -209,6 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="default sampling steps")
     parser.add_argument("--guidance", type=float, help="default guidance weight")
     parser.add_argument("--eta", type=float, help="default DDIM eta (0 = deterministic)")
+    parser.add_argument("--guidance-ramp", type=float,
+                        help="fraction of the steps over which the guidance weight rises from "
+                             "--guidance-start to --guidance (0 = constant)")
+    parser.add_argument("--guidance-start", type=float,
+                        help="guidance weight of the first step when there is a ramp")
     parser.add_argument("--bounded-features", action="store_true",
                         help="serve the baseline features with a bounded look-ahead (streaming)")
     args = parser.parse_args(argv)

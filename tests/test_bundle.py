@@ -34,7 +34,7 @@ from gcdance.engine.bundle import (
 )
 from gcdance.errors import BundleError
 from gcdance.motion.normalizer import MinMaxNormalizer
-from gcdance.sampling.schedule import ddim_schedule, load_schedule
+from gcdance.sampling.schedule import ddim_schedule, guidance_weights, load_schedule
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -266,6 +266,14 @@ def test_retune_sets_sampling_defaults(tiny_bundle: Path, tmp_path: Path) -> Non
     assert b.provenance["retuned"]["changed"] == {
         "sampler": ["ddim", "dpmpp"], "steps": [src.sampling.steps, 20],
         "eta": [src.sampling.eta, 0.0]}
+    # A rising guidance: the table's weights climb from the start to the guidance.
+    assert retune_main([str(out), "--out", str(tmp_path / "ramp"), "--guidance-ramp", "0.5",
+                        "--guidance-start", "3", "--guidance", "8"]) == 0
+    ramped = load_bundle(tmp_path / "ramp")
+    assert (ramped.sampling.guidance_ramp, ramped.sampling.guidance_start) == (0.5, 3.0)
+    np.testing.assert_allclose(ramped.schedule["guidance"],
+                               guidance_weights(20, 8.0, 0.5, guidance_start=3.0), rtol=1e-6)
+    assert ramped.schedule["guidance"][0] == 3.0 and ramped.schedule["guidance"][-1] == 8.0
     before = (out / "manifest.json").read_bytes()
     retune_bundle(out, out, steps=np.int64(20))  # what it already has: nothing is written
     assert (out / "manifest.json").read_bytes() == before
@@ -278,7 +286,8 @@ def test_retune_sets_sampling_defaults(tiny_bundle: Path, tmp_path: Path) -> Non
              ({"steps": 2.5}, "steps must be an integer"), ({"steps": True}, "integer"),
              ({"steps": 0}, "integer >= 1"), ({"guidance": float("nan")}, "finite"),
              ({"eta": -0.5}, "finite number >= 0"), ({"guidance": "6"}, "finite"),
-             ({"sampler": "euler"}, "unknown sampler")]
+             ({"sampler": "euler"}, "unknown sampler"),
+             ({"guidance_ramp": 1.5}, r"guidance_ramp must be a finite number in \[0, 1\]")]
     for settings, message in cases:
         with pytest.raises(gcdance_errors.InputError, match=message):
             retune_bundle(out, out, **settings)
