@@ -88,7 +88,7 @@ def test_default_config_is_the_cpu_model() -> None:
     assert 2_000_000 < count_parameters(model) < 10_000_000  # float32: < 40 MB per graph
 
 
-def test_pipeline_outputs(built: dict[str, Path]) -> None:
+def test_pipeline_outputs(built: dict[str, Path], tool: ModuleType) -> None:
     corpus_meta = json.loads((built["corpus"] / "corpus.json").read_text())
     assert sorted(g["name"] for g in corpus_meta["genres"]) == sorted(GENRES)
     assert (built["run"] / f"ckpt-{STEPS:08d}.safetensors").is_file()
@@ -121,6 +121,11 @@ def test_pipeline_outputs(built: dict[str, Path]) -> None:
     bundle = load_bundle(built["bundle"])
     assert bundle.dataset == "finedance" and len(bundle.genres) == 16
     assert bundle.graphs.cache_dim > 0 and bundle.sampling.window == 120
+    s = bundle.sampling  # the default's rising guidance, as the tool sets it
+    assert (s.guidance, s.guidance_ramp, s.guidance_start) == (
+        tool.GUIDANCE, tool.GUIDANCE_RAMP, tool.GUIDANCE_START)
+    assert bundle.schedule["guidance"][0] == tool.GUIDANCE_START
+    assert bundle.schedule["guidance"][-1] == tool.GUIDANCE
     np.testing.assert_allclose(bundle.control_embeddings, model.control.numpy(), atol=1e-6)
 
 
