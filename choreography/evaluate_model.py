@@ -662,6 +662,8 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
         "corpus_sha256": hashlib.sha256((root / "corpus.json").read_bytes()).hexdigest(),
         "provider": gen.provider, "precision": precision, "prompts": modes[0], "music": music,
         "guidance": float(gen.bundle.sampling.guidance if guidance is None else guidance),
+        # a rising weight: from guidance_start at the first step to guidance (the bundle's ramp)
+        **{k: float(settings[k]) for k in ("guidance_ramp", "guidance_start") if k in settings},
         "seconds": seconds, "start": start, "seed": seed,
         "steps": int(gen.bundle.sampling.steps if steps is None else steps),
         # before the sampler option existed every dance was DDIM (then settings has no sampler)
@@ -744,7 +746,10 @@ def format_report(r: dict[str, Any]) -> str:
         f"model {r['bundle']}",
         f"{music}, prompts = {r['prompts']}, {r['steps']} steps"
         + (f" of {r['sampler']}" if "sampler" in r else "")
-        + (f" (eta {r['eta']:g})" if isinstance(r.get("eta"), (int, float)) and r["eta"] else ""),
+        + (f" (eta {r['eta']:g})" if isinstance(r.get("eta"), (int, float)) and r["eta"] else "")
+        + (f", guidance {r['guidance_start']:g} rising to {r['guidance']:g} over "
+           f"{r['guidance_ramp']:.0%} of the steps" if r.get("guidance_ramp")
+           else f", guidance {r['guidance']:g}" if "guidance" in r else ""),
         "",
         f"genre control (independent motion classifier of {len(judged)} genres, chance "
         f"{1 / len(judged):.3f}; on the corpus's own held-out dances it scores "

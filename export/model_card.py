@@ -92,6 +92,14 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+
+def _guidance(samp: Mapping[str, Any]) -> str:
+    """The guidance weight, or its ramp: ``3.0 rising to 8.0 over the first 50% of the steps``."""
+    if float(samp.get("guidance_ramp", 0.0)):
+        return (f"{samp['guidance_start']} rising to {samp['guidance']} over the first "
+                f"{float(samp['guidance_ramp']):.0%} of the steps")
+    return f"{samp['guidance']}"
+
 def render_model_card(manifest: Mapping[str, Any], *, name: str,
                       evaluation: Mapping[str, Any] | None = None,
                       corpus_report: Mapping[str, Any] | None = None,
@@ -120,7 +128,7 @@ def render_model_card(manifest: Mapping[str, Any], *, name: str,
         ("prompt to genre", manifest["text"].get("prompt_to_genre", "")),
         ("sampling", f"{_SAMPLER_NAMES.get(samp.get('sampler', 'ddim'), samp.get('sampler'))}, "
                      f"{samp['steps']} steps on the {samp.get('timesteps', UNNAMED_GRID)} timestep "
-                     f"grid, guidance {samp['guidance']}, eta {samp['eta']}, "
+                     f"grid, guidance {_guidance(samp)}, eta {samp['eta']}, "
                      f"{samp['window']}-frame windows every {samp['hop']} frames"),
         ("weights", f"{model.get('weights', '?')} weights"
                     + (f" of checkpoint step {ckpt['step']}" if "step" in ckpt else "")),
@@ -228,6 +236,23 @@ def _check_evaluation(ev: Any, manifest: Mapping[str, Any], path: Any) -> None:
     if ev.get("precision", "fp32") != "fp32":
         raise InputError(f"{path} measured the {ev['precision']} variant; the model card "
                          "describes the float32 model: run the evaluation without --precision")
+    # The card states the bundle's sampling defaults next to the numbers: they must be the
+    # settings the numbers were measured at (a retuned bundle needs a new evaluation).
+    samp = manifest["sampling"]
+    ramp = float(samp.get("guidance_ramp", 0.0))
+    bundle_at = {"steps": int(samp["steps"]), "guidance": float(samp["guidance"]),
+                 "guidance_ramp": ramp}
+    measured_at = {"steps": ev["steps"], "guidance": ev.get("guidance", bundle_at["guidance"]),
+                   "guidance_ramp": float(ev.get("guidance_ramp", 0.0))}
+    if ramp:
+        bundle_at["guidance_start"] = float(samp["guidance_start"])
+        measured_at["guidance_start"] = ev.get("guidance_start")
+    differ = {k: (measured_at[k], v) for k, v in bundle_at.items() if measured_at[k] != v}
+    if differ:
+        raise InputError(f"{path} was measured at other sampling settings than this bundle's "
+                         "defaults (" + ", ".join(f"{k} {a} against {b}"
+                                                  for k, (a, b) in differ.items())
+                         + "); run python -m choreography.evaluate_model on the bundle as it is")
 
 
 def _validate_without_card(root: Path, manifest: dict[str, Any]) -> None:

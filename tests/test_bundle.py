@@ -651,12 +651,15 @@ def test_hash_cache_sees_same_size_rewrites(tmp_path: Path,
 
 
 # ------------------------------------------------------------------------------ model card
-def _evaluation() -> dict:
-    """The structure python -m choreography.evaluate_model --json writes."""
+def _evaluation(bundle: Path) -> dict:
+    """The structure python -m choreography.evaluate_model --json writes, measured at the
+    bundle's sampling defaults."""
     genres = list(REGISTRY.names("finedance"))
     conf = np.eye(len(genres), dtype=int) * 2
+    sampling = _manifest(bundle)["sampling"]
     return {"held_out_files": 2, "genres": genres, "dances": 2 * len(genres), "seconds": 12.0,
-            "start": 20.0, "steps": 50, "seed": 0, "prompts": "names",
+            "start": 20.0, "steps": sampling["steps"], "guidance": sampling["guidance"],
+            "seed": 0, "prompts": "names",
             "classifier_heldout_corpus_accuracy": 0.99, "genre_accuracy_dance": 0.875,
             "genre_accuracy_window": 0.8, "prompt_to_genre_accuracy": 1.0,
             "per_genre_accuracy": {g: 1.0 for g in genres}, "confusion": conf.tolist(),
@@ -672,7 +675,7 @@ def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
 
     assert load_bundle(copy).model_card is None
     ev = tmp_path / "eval.json"
-    ev.write_text(json.dumps(_evaluation()))
+    ev.write_text(json.dumps(_evaluation(copy)))
     notes = tmp_path / "notes.md"
     notes.write_text("## What it cannot do\n\nFly.\n")
     assert card_main(["--bundle", str(copy), "--evaluation", str(ev), "--notes", str(notes),
@@ -713,10 +716,17 @@ def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
     assert "better numbers" not in load_bundle(copy).model_card.read_text()
     # refusals: not a bundle, an evaluation of another model, a broken evaluation file
     assert card_main(["--bundle", str(tmp_path / "none")]) == 2
-    other = dict(_evaluation(), denoiser_sha256="0" * 64)
+    other = dict(_evaluation(copy), denoiser_sha256="0" * 64)
     ev.write_text(json.dumps(other))
     assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 2
     assert "another model" in capsys.readouterr().err
+    # numbers measured at other sampling settings than the bundle's (a retuned bundle)
+    s = _manifest(copy)["sampling"]
+    for change in ({"guidance": s["guidance"] + 1}, {"steps": s["steps"] + 1},
+                   {"guidance_ramp": 0.5, "guidance_start": 1.0}):
+        ev.write_text(json.dumps(dict(_evaluation(copy), **change)))
+        assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 2
+        assert "other sampling settings" in capsys.readouterr().err
     ev.write_text("[1, 2]")
     assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 2
     assert "evaluate_model" in capsys.readouterr().err
@@ -743,7 +753,7 @@ def test_model_card_keeps_its_training_line_and_shows_the_models_own_timing(
     line = "- 4800 steps in 87 min; loss 1.000 at the first log row, 0.040 at the last"
     assert line in load_bundle(copy).model_card.read_text()
     ev = tmp_path / "eval.json"
-    e = _evaluation()
+    e = _evaluation(copy)
     e["generated_no_beat_sync"] = dict(e["generated"], bas=0.252, bas_shift=0.219)
     ev.write_text(json.dumps(e))
     assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 0

@@ -41,6 +41,7 @@ def test_default_bundle_is_packaged_trained_and_documented() -> None:
     assert (s.sampler, s.steps, s.timesteps) == ("ddim", 8, "logsnr")
     assert f"| sampling | DDIM, {s.steps} steps on the {s.timesteps} timestep grid" in text
     assert f"256 dances, {s.steps} steps of DDIM on the {s.timesteps} timestep grid" in text
+    assert f"guidance {s.guidance}, eta {s.eta}" in text
     sizes = [p.stat().st_size for p in b.files.values()]
     assert max(sizes) < 50_000_000  # the repository's limit per file
 

@@ -135,7 +135,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="sampling steps (default: the bundle's; 8 for the bundled model)")
     p.add_argument("--guidance", type=float, default=None,
                    help="guidance weight (default: the bundle's; 2.7 in the paper, 3 for the "
-                        "bundled model)")
+                        "bundled model; with a bundle whose weight rises over the steps, the "
+                        "weight it reaches)")
     p.add_argument("--sampler", choices=("ddim", "dpmpp"), default=None,
                    help="ddim, or dpmpp (DPM-Solver++ 2M: as good in fewer steps); default: "
                         "the bundle's")

@@ -458,9 +458,10 @@ class Generator:
 
         ``steps``/``guidance``/``eta``/``sampler`` default to the bundle's sampling settings
         (``sampler``: ``"ddim"`` or ``"dpmpp"``, DPM-Solver++(2M);
-        :mod:`gcdance.sampling.schedule`), and the values used go into ``dance.settings``; ``start``
-        and ``duration`` select seconds of the audio (None: all of it). ``beat_sync`` retimes the
-        dance to slow into every beat of the music and speed up between them
+        :mod:`gcdance.sampling.schedule`; with a bundle whose guidance rises over the steps,
+        ``guidance`` is the weight it reaches), and the values used go into ``dance.settings``;
+        ``start`` and ``duration`` select seconds of the audio (None: all of it). ``beat_sync``
+        retimes the dance to slow into every beat of the music and speed up between them
         (:mod:`gcdance.motion.beat_sync`); ``foot_lock`` then pins the feet the model labels as
         planted (leg IK, :mod:`gcdance.motion.foot_lock`); ``False`` keeps the model's raw
         timing or legs. Same inputs and seed give the same dance on the same machine and
