@@ -264,7 +264,7 @@ def post_process_effects(scores: dict[str, list[dict[str, float]]], *, seed: int
             row[key] = {"mean": float(diff.mean()),
                         "low": float(np.percentile(means, 2.5)),
                         "high": float(np.percentile(means, 97.5)),
-                        "better": int((diff > 0).sum()), "worse": int((diff < 0).sum())}
+                        "higher": int((diff > 0).sum()), "lower": int((diff < 0).sum())}
         out[name] = row
     return out
 
@@ -794,7 +794,7 @@ def format_report(r: dict[str, Any]) -> str:
                   "mean over dances [95% bootstrap interval], dances higher / lower):"]
         for name, row in r["effects"].items():
             cells = [f"{key} {v['mean']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}] "
-                     f"{v['better']}/{v['worse']}"
+                     f"{v['higher']}/{v['lower']}"
                      for key, v in row.items() if isinstance(v, dict)]
             lines.append(f"  {name.replace('_', ' ')}: " + "; ".join(cells))
     if drums:

@@ -92,13 +92,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-
 def _guidance(samp: Mapping[str, Any]) -> str:
     """The guidance weight, or its ramp: ``3.0 rising to 8.0 over the first 50% of the steps``."""
     if float(samp.get("guidance_ramp", 0.0)):
         return (f"{samp['guidance_start']} rising to {samp['guidance']} over the first "
                 f"{float(samp['guidance_ramp']):.0%} of the steps")
     return f"{samp['guidance']}"
+
 
 def render_model_card(manifest: Mapping[str, Any], *, name: str,
                       evaluation: Mapping[str, Any] | None = None,
@@ -237,13 +237,21 @@ def _check_evaluation(ev: Any, manifest: Mapping[str, Any], path: Any) -> None:
         raise InputError(f"{path} measured the {ev['precision']} variant; the model card "
                          "describes the float32 model: run the evaluation without --precision")
     # The card states the bundle's sampling defaults next to the numbers: they must be the
-    # settings the numbers were measured at (a retuned bundle needs a new evaluation).
+    # settings the numbers were measured at (a retuned bundle needs a new evaluation). Results
+    # older than a key did not record it; they count as measured at what the key's absence
+    # meant then (DDIM, EDGE's grid, a constant weight), or, for guidance and eta, which every
+    # evaluate_model result of a bundle has recorded, at the bundle's.
     samp = manifest["sampling"]
-    ramp = float(samp.get("guidance_ramp", 0.0))
-    bundle_at = {"steps": int(samp["steps"]), "guidance": float(samp["guidance"]),
-                 "guidance_ramp": ramp}
-    measured_at = {"steps": ev["steps"], "guidance": ev.get("guidance", bundle_at["guidance"]),
-                   "guidance_ramp": float(ev.get("guidance_ramp", 0.0))}
+    ramp = float(samp.get("guidance_ramp") or 0.0)
+    bundle_at: dict[str, Any] = {
+        "steps": int(samp["steps"]), "guidance": float(samp["guidance"]),
+        "eta": float(samp["eta"]), "sampler": str(samp.get("sampler") or "ddim"),
+        "timesteps": str(samp.get("timesteps") or UNNAMED_GRID), "guidance_ramp": ramp}
+    measured_at = {
+        "steps": ev["steps"], "guidance": ev.get("guidance", bundle_at["guidance"]),
+        "eta": ev.get("eta") if ev.get("eta") is not None else bundle_at["eta"],
+        "sampler": ev.get("sampler") or "ddim", "timesteps": ev.get("timesteps") or UNNAMED_GRID,
+        "guidance_ramp": ev.get("guidance_ramp") or 0.0}
     if ramp:
         bundle_at["guidance_start"] = float(samp["guidance_start"])
         measured_at["guidance_start"] = ev.get("guidance_start")

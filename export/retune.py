@@ -134,6 +134,10 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
         if given.get("sampler") == "dpmpp" and "eta" not in given:
             given["eta"] = 0.0
         new = {**sampling, **given}
+        if (float(new["guidance_ramp"]) and not float(sampling["guidance_ramp"])
+                and "guidance_start" not in given):
+            raise InputError("retune: a guidance ramp needs the weight of its first step: give "
+                             "guidance_start (--guidance-start) with guidance_ramp")
         if sampling.get("distilled") and new != sampling:
             raise InputError(f"{src} is a distilled student: its weights hold its teacher's "
                              "guidance and it was trained for its own steps and grid only, so "
@@ -215,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="fraction of the steps over which the guidance weight rises from "
                              "--guidance-start to --guidance (0 = constant)")
     parser.add_argument("--guidance-start", type=float,
-                        help="guidance weight of the first step when there is a ramp")
+                        help="guidance weight of the first step when there is a ramp "
+                             "(needed to turn a ramp on)")
     parser.add_argument("--bounded-features", action="store_true",
                         help="serve the baseline features with a bounded look-ahead (streaming)")
     args = parser.parse_args(argv)

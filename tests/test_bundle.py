@@ -287,7 +287,9 @@ def test_retune_sets_sampling_defaults(tiny_bundle: Path, tmp_path: Path) -> Non
              ({"steps": 0}, "integer >= 1"), ({"guidance": float("nan")}, "finite"),
              ({"eta": -0.5}, "finite number >= 0"), ({"guidance": "6"}, "finite"),
              ({"sampler": "euler"}, "unknown sampler"),
-             ({"guidance_ramp": 1.5}, r"guidance_ramp must be a finite number in \[0, 1\]")]
+             ({"guidance_ramp": 1.5}, r"guidance_ramp must be a finite number in \[0, 1\]"),
+             ({"guidance_ramp": 0.5}, "needs the weight of its first step"),
+             ({"guidance_ramp": 0.5, "guidance_start": float("nan")}, "finite")]
     for settings, message in cases:
         with pytest.raises(gcdance_errors.InputError, match=message):
             retune_bundle(out, out, **settings)
@@ -659,7 +661,8 @@ def _evaluation(bundle: Path) -> dict:
     sampling = _manifest(bundle)["sampling"]
     return {"held_out_files": 2, "genres": genres, "dances": 2 * len(genres), "seconds": 12.0,
             "start": 20.0, "steps": sampling["steps"], "guidance": sampling["guidance"],
-            "seed": 0, "prompts": "names",
+            "eta": sampling["eta"], "sampler": sampling["sampler"],
+            "timesteps": sampling["timesteps"], "seed": 0, "prompts": "names",
             "classifier_heldout_corpus_accuracy": 0.99, "genre_accuracy_dance": 0.875,
             "genre_accuracy_window": 0.8, "prompt_to_genre_accuracy": 1.0,
             "per_genre_accuracy": {g: 1.0 for g in genres}, "confusion": conf.tolist(),
@@ -723,10 +726,23 @@ def test_model_card_is_written_listed_and_protected(copy: Path, tmp_path: Path,
     # numbers measured at other sampling settings than the bundle's (a retuned bundle)
     s = _manifest(copy)["sampling"]
     for change in ({"guidance": s["guidance"] + 1}, {"steps": s["steps"] + 1},
-                   {"guidance_ramp": 0.5, "guidance_start": 1.0}):
+                   {"guidance_ramp": 0.5, "guidance_start": 1.0}, {"sampler": "dpmpp"},
+                   {"eta": s["eta"] + 0.5}, {"timesteps": "uniform"}):
         ev.write_text(json.dumps(dict(_evaluation(copy), **change)))
         assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 2
         assert "other sampling settings" in capsys.readouterr().err
+    # a bundle retuned to a rising weight takes numbers measured at it, and says so
+    from export.retune import retune_bundle
+
+    ramped = retune_bundle(copy, tmp_path / "ramped", guidance=8.0, guidance_ramp=0.5,
+                           guidance_start=3.0)
+    ev.write_text(json.dumps(dict(_evaluation(ramped), guidance_ramp=0.5, guidance_start=3.0)))
+    assert card_main(["--bundle", str(ramped), "--evaluation", str(ev)]) == 0
+    assert "guidance 3.0 rising to 8.0 over the first 50% of the steps" in \
+        load_bundle(ramped).model_card.read_text()
+    ev.write_text(json.dumps(dict(_evaluation(ramped), guidance_ramp=0.5, guidance_start=1.0)))
+    assert card_main(["--bundle", str(ramped), "--evaluation", str(ev)]) == 2
+    assert "guidance_start 1.0 against 3.0" in capsys.readouterr().err
     ev.write_text("[1, 2]")
     assert card_main(["--bundle", str(copy), "--evaluation", str(ev)]) == 2
     assert "evaluate_model" in capsys.readouterr().err

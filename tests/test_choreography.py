@@ -336,10 +336,10 @@ def test_post_process_effects_are_paired_differences_with_bootstrap_intervals() 
     assert lock["dances"] == 200
     gap = lock["bas_gap"]  # +0.01 on every dance: certain
     assert gap["mean"] == pytest.approx(0.01) and gap["low"] == pytest.approx(0.01)
-    assert (gap["better"], gap["worse"]) == (200, 0)
+    assert (gap["higher"], gap["lower"]) == (200, 0)
     speed = lock["speed"]  # noise only: the interval holds 0
     assert speed["low"] < 0 < speed["high"] and speed["high"] - speed["low"] < 0.01
-    assert lock["genre"] == {"mean": 0.0, "low": 0.0, "high": 0.0, "better": 0, "worse": 0}
+    assert lock["genre"] == {"mean": 0.0, "low": 0.0, "high": 0.0, "higher": 0, "lower": 0}
     assert post_process_effects(scores) == post_process_effects(scores)  # seeded
     assert "beat_sync" not in post_process_effects({**scores, "generated_no_beat_sync": []})
 

@@ -353,6 +353,17 @@ def test_resume_reuses_complete_runs_and_redoes_the_rest(
     keyless = FakeEvaluate(corpus)
     assert _main(tool, corpus, out, keyless, "--samplers", "ddim") == 0
     assert [c["steps"] for c in keyless.calls] == ([] if ours == "uniform" else [8])
+    capsys.readouterr()
+    # a result made with a rising guidance is stale for a bundle with a constant one (results
+    # without the key were made at a constant weight)
+    ramped = json.loads((out / "ddim_8.json").read_text())
+    assert "guidance_ramp" not in ramped
+    ramped.update(guidance_ramp=0.5, guidance_start=3.0)
+    (out / "ddim_8.json").write_text(json.dumps(ramped))
+    reramp = FakeEvaluate(corpus)
+    assert _main(tool, corpus, out, reramp, "--samplers", "ddim") == 0
+    assert [c["steps"] for c in reramp.calls] == [8]
+    assert "made with guidance_ramp = 0.5, this table needs 0.0" in capsys.readouterr().err
     # another --seconds makes every result stale
     other = FakeEvaluate(corpus)
     assert _main(tool, corpus, out, other, "--samplers", "ddim", "--seconds", "8") == 0

@@ -174,8 +174,9 @@ def load_complete(path: Path, want: dict[str, Any]) -> tuple[dict[str, Any] | No
         return None, f"unreadable ({exc})"
     if not isinstance(result, dict):
         return None, "not an evaluate_model result"
+    unsaid = {"timesteps": UNNAMED_GRID, "guidance_ramp": 0.0}  # what older results leave out
     for key, value in want.items():
-        if result.get(key, UNNAMED_GRID if key == "timesteps" else None) != value:
+        if result.get(key, unsaid.get(key)) != value:
             return None, f"made with {key} = {result.get(key)!r}, this table needs {value!r}"
     missing = [m.label for m in MEASURES if math.isnan(m.value(result)) and m.path[0] != "fid"]
     if missing or "fid" not in result or "seconds_per_dance" not in result:
@@ -336,9 +337,9 @@ def _rule(m: Measure) -> str:
 
 
 def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
-    """The denoiser's and the corpus's SHA-256 and the bundle's guidance, eta and timestep grid,
-    as evaluate_model records them (a result made with another model, corpus or default
-    guidance, eta or grid is stale)."""
+    """The denoiser's and the corpus's SHA-256 and the bundle's guidance (and its ramp), eta and
+    timestep grid, as evaluate_model records them (a result made with another model, corpus or
+    default guidance, ramp, eta or grid is stale)."""
     import hashlib
 
     from gcdance.engine.bundle import MANIFEST, default_bundle_path
@@ -350,6 +351,10 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
         guidance = float(manifest["sampling"]["guidance"])
         eta = float(manifest["sampling"]["eta"])
         timesteps = str(manifest["sampling"].get("timesteps", UNNAMED_GRID))
+        ramp = float(manifest["sampling"].get("guidance_ramp", 0.0))
+        ramped = {"guidance_ramp": ramp}
+        if ramp:  # evaluate_model records the start only where there is a ramp
+            ramped["guidance_start"] = float(manifest["sampling"]["guidance_start"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{root} is not a model bundle with a readable {MANIFEST} ({exc}); "
                          "give --bundle a bundle folder") from None
@@ -359,7 +364,7 @@ def _identity(corpus: Path, bundle: str | None) -> dict[str, Any]:
         raise InputError(f"{corpus} has no readable corpus.json ({exc}); build a corpus with "
                          "python -m choreography --out DIR") from None
     return {"denoiser_sha256": denoiser, "corpus_sha256": corpus_sha, "guidance": guidance,
-            "eta": eta, "timesteps": timesteps}
+            "eta": eta, "timesteps": timesteps, **ramped}
 
 
 def _defaults(bundle: str) -> tuple[str, int]:
