@@ -235,6 +235,11 @@ EFFECTS = {"foot_lock": ("generated", "generated_no_foot_lock"),
 EFFECT_RESAMPLES = 2000
 
 
+def _score(row: dict[str, float], key: str) -> float:
+    """One dance's score, the BAS gap included (BAS minus BAS half a beat off)."""
+    return row["bas"] - row["bas_shift"] if key == "bas_gap" else row[key]
+
+
 def post_process_effects(scores: dict[str, list[dict[str, float]]], *, seed: int = 0,
                          resamples: int = EFFECT_RESAMPLES) -> dict[str, dict[str, Any]]:
     """Paired effect of each post-process (:data:`EFFECTS`) on :data:`EFFECT_SCORES`: the mean
@@ -251,14 +256,11 @@ def post_process_effects(scores: dict[str, list[dict[str, float]]], *, seed: int
         n = len(scores[a])
         draws = rng.integers(0, n, size=(resamples, n))
         row: dict[str, Any] = {"dances": n}
-        def value(r: dict[str, float], key: str) -> float:
-            return r["bas"] - r["bas_shift"] if key == "bas_gap" else r[key]
-
         for key in EFFECT_SCORES:
             needs = ("bas", "bas_shift") if key == "bas_gap" else (key,)
             if not all(k in r for r in scores[a] + scores[b] for k in needs):
                 continue
-            diff = np.array([value(x, key) - value(y, key)
+            diff = np.array([_score(x, key) - _score(y, key)
                              for x, y in zip(scores[a], scores[b], strict=True)])
             means = diff[draws].mean(axis=1)
             row[key] = {"mean": float(diff.mean()),
