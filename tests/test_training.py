@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from gcdance.conditioning.genres import FINEDANCE_GENRES
+from gcdance.errors import InputError
 from gcdance.motion.layout import FINEDANCE
 from gcdance.motion.normalizer import MinMaxNormalizer
 from gcdance.motion.rotation import axis_angle_to_rotation_6d
@@ -135,6 +136,33 @@ def test_data_cache_and_dataset(tmp_path: Path):
         torch.testing.assert_close(ds[0]["text"], ds[0]["text"])
         drawn.add(row)
     assert len(drawn) == 2  # both descriptions of the genre are used
+
+
+def test_genre_repeats_draw_a_genres_windows_more_often(tmp_path: Path):
+    tree = make_config(tmp_path, ["001", "002", "003"])
+    tree["data"]["stride"] = 30
+    plain = prepare_data(_config(tree).data)
+    name = FINEDANCE_GENRES[int(plain.genre[1])]
+    tree["data"]["genre_repeats"] = {name: 3}
+    cfg = _config(tree).data
+    data = prepare_data(cfg)
+    assert data.path == plain.path  # the windows cache does not depend on the repeats
+    ds = WindowDataset(data, load_text_bank(prepare_text(cfg)), seed=0,
+                       repeats=cfg.repeats_per_genre())
+    assert len(ds) == 5
+    genres = [int(ds[i]["genre"]) for i in range(len(ds))]
+    assert genres.count(int(data.genre[1])) == 3
+    assert sorted(set(genres)) == sorted(data.genre.tolist())
+    copies = [i for i, g in enumerate(genres) if g == int(data.genre[1])]
+    for i in copies:  # every copy is the same window
+        torch.testing.assert_close(ds[i]["motion"], ds[copies[0]]["motion"])
+        torch.testing.assert_close(ds[i]["music"], ds[copies[0]]["music"])
+    for bad, why in (({"Salsa": 2}, "not a finedance genre"), ({name: 0}, "whole number >= 1"),
+                     ({name: 1.5}, "genre_repeats.*integer"),
+                     ({name: True}, "genre_repeats")):
+        tree["data"]["genre_repeats"] = bad
+        with pytest.raises(InputError, match=why):
+            _config(tree)
 
 
 def test_features_extracted_from_audio(tmp_path: Path):

@@ -94,6 +94,9 @@ class DataConfig:
     a clear error, see :func:`training.text_encoders.clip_checkpoint_path`).
     ``control_embeddings``: a C_E ``.npz`` (``training.genre_classifier`` format); None encodes
     the prompts with ``text_encoder``. ``num_workers``: DataLoader worker processes.
+    ``genre_repeats``: genre name -> how many times each of its windows is drawn per epoch (a
+    whole number >= 1; genres not named: once), to give genres a model is slow to learn a
+    larger share of the batches. The windows cache does not depend on it.
     """
 
     dataset: str = "finedance"
@@ -114,6 +117,7 @@ class DataConfig:
     clip_checkpoint: str | None = None
     control_embeddings: str | None = None
     num_workers: int = 2
+    genre_repeats: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dataset not in ("finedance", "aistpp"):
@@ -136,6 +140,19 @@ class DataConfig:
         if self.text_encoder not in ("minilm", "clip"):
             raise InputError(f"data.text_encoder must be 'minilm' or 'clip', got "
                              f"{self.text_encoder!r}")
+        names = REGISTRY.names(self.dataset)
+        for name, count in self.genre_repeats.items():
+            if name not in names:
+                raise InputError(f"data.genre_repeats names {name!r}, which is not a "
+                                 f"{self.dataset} genre; the genres are {list(names)}")
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise InputError(f"data.genre_repeats[{name!r}] must be a whole number >= 1 "
+                                 f"(draws of each window per epoch), got {count!r}")
+
+    def repeats_per_genre(self) -> np.ndarray:
+        """Draws per epoch of one window of each genre id (``genre_repeats``; 1 if absent)."""
+        names = REGISTRY.names(self.dataset)
+        return np.array([self.genre_repeats.get(n, 1) for n in names], dtype=np.int64)
 
     @property
     def layout_name(self) -> str:
@@ -279,7 +296,7 @@ class PreparedData:
 def _windows_key(cfg: DataConfig, seqs: Sequence[_Sequence]) -> str:
     relevant = {k: v for k, v in asdict(cfg).items()
                 if k not in ("cache_dir", "num_workers", "descriptions", "text_encoder",
-                             "clip_checkpoint", "control_embeddings")}
+                             "clip_checkpoint", "control_embeddings", "genre_repeats")}
     relevant["root"] = str(Path(cfg.root).expanduser().resolve())
     stamps = [[s.name, [_file_stamp(p) for p in s.inputs]] for s in seqs]
     if cfg.features_dir is not None:
@@ -483,12 +500,26 @@ class WindowDataset(Dataset):
 
     Items are dicts of tensors: ``motion`` (W, D) float32 in [-1, 1], ``music`` (W, F) float32,
     ``genre`` () int64, ``text`` (E,) float32 (a description of the genre, drawn from
-    ``(seed, epoch, index)``; all zeros without a text bank).
+    ``(seed, epoch, index)``; all zeros without a text bank). ``repeats`` (one count per genre
+    id, :meth:`DataConfig.repeats_per_genre`) lists each window of genre ``g`` ``repeats[g]``
+    times; each copy draws its own description.
     """
 
     def __init__(self, data: PreparedData, text: TextBank | None = None, *,
-                 normalizer: MinMaxNormalizer | None = None, seed: int = 0) -> None:
+                 normalizer: MinMaxNormalizer | None = None, seed: int = 0,
+                 repeats: np.ndarray | None = None) -> None:
         self.data = data
+        counts = None
+        if repeats is not None and len(data):
+            repeats = np.asarray(repeats, dtype=np.int64)
+            top = int(data.genre.max())
+            if top >= len(repeats):
+                raise InputError(f"windows have genre id {top} but repeats lists "
+                                 f"{len(repeats)} genres")
+            counts = repeats[np.asarray(data.genre)]
+        # Item i of the epoch is window _window[i] (None: the identity).
+        self._window = None if counts is None or (counts == 1).all() else np.repeat(
+            np.arange(len(data)), counts)
         self.text = text
         norm = normalizer if normalizer is not None else data.normalizer
         self._center = norm.center.astype(np.float32)
@@ -505,11 +536,13 @@ class WindowDataset(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.data) if self._window is None else len(self._window)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        motion = (np.asarray(self.data.motion[index], dtype=np.float32) - self._center) / self._half
-        genre = int(self.data.genre[index])
+        window = int(index) if self._window is None else int(self._window[index])
+        motion = np.asarray(self.data.motion[window], dtype=np.float32)
+        motion = (motion - self._center) / self._half
+        genre = int(self.data.genre[window])
         if self.text is not None:
             rows = self.text.by_genre[genre]
             rng = np.random.default_rng((self.seed, self.epoch, int(index)))
@@ -518,7 +551,7 @@ class WindowDataset(Dataset):
             text = np.zeros(1, np.float32)
         return {
             "motion": torch.from_numpy(motion),
-            "music": torch.from_numpy(np.array(self.data.music[index], dtype=np.float32)),
+            "music": torch.from_numpy(np.array(self.data.music[window], dtype=np.float32)),
             "genre": torch.tensor(genre, dtype=torch.int64),
             "text": torch.from_numpy(np.array(text, dtype=np.float32)),
         }

@@ -957,7 +957,8 @@ class Trainer:
             importance=cfg.mtl.importance or None, max_norm=cfg.mtl.max_norm,
             rtol=cfg.mtl.rtol, ridge=cfg.mtl.ridge)
         self.ema = EMA(self.module, cfg.optim.ema_decay)
-        self.dataset = WindowDataset(self.data, self.text, seed=cfg.train.seed)
+        self.dataset = WindowDataset(self.data, self.text, seed=cfg.train.seed,
+                                     repeats=cfg.data.repeats_per_genre())
         per_rank = len(self.dataset) // self.dist.world
         if per_rank < cfg.train.batch_size:
             raise ConfigError(
