@@ -143,6 +143,33 @@ def test_genre_bce_and_gradients():
         losses(x, x, genre_logits=logits)
 
 
+def test_sample_weights_weight_each_samples_x0_losses():
+    losses, x, _, _ = _setup(seed=5)
+    pert = x + 0.05 * torch.randn_like(x)
+    plain = losses(pert, x)
+    ones = losses(pert, x, weights=torch.ones(2))
+    first = losses(pert[:1], x[:1])
+    only_first = losses(pert, x, weights=torch.tensor([2.0, 0.0]))
+    for name in ("simple", "velocity", "fk", "foot"):
+        torch.testing.assert_close(ones[name], plain[name])
+        torch.testing.assert_close(only_first[name], first[name])
+    with pytest.raises(InputError, match="weights"):
+        losses(pert, x, weights=torch.ones(3))
+
+
+def test_min_snr_weights_favour_the_less_noisy_timesteps():
+    from training.model.diffusion import GaussianDiffusion
+
+    d = GaussianDiffusion()
+    w = d.loss_weights(torch.arange(d.num_timesteps), 5.0).double()
+    assert abs(w.mean().item() - 1.0) < 1e-6
+    assert bool((w[1:] <= w[:-1]).all()) and w[-1].item() < 1e-6
+    ab = d.alphas_cumprod.double()
+    capped = (ab / (1 - ab) >= 5.0)
+    assert bool(capped[:100].all()) and not bool(capped[500:].any())
+    torch.testing.assert_close(w[capped], torch.full_like(w[capped], w[0].item()))
+
+
 def test_losses_reject_wrong_shapes():
     losses, x, _, _ = _setup()
     with pytest.raises(InputError):

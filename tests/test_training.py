@@ -331,6 +331,8 @@ def test_config_errors_are_clear(tmp_path: Path):
         ('[train]\nmax_steps = 5\n', "[data] section is required"),
         ('[data]\nroot = "x"\n[optim]\noptimizer = "sgd"\n', "optim.optimizer"),
         ('[data]\nroot = "x"\n[optim]\nlr = 1e-4\nmin_lr = 2e-4\n', "optim.min_lr"),
+        ('[data]\nroot = "x"\n[train]\nsnr_gamma = -1.0\n', "train.snr_gamma"),
+        ('[data]\nroot = "x"\n[train]\nsnr_gamma = nan\n', "train.snr_gamma"),
         ('[data]\nroot = "x"\n[train\n', "not valid TOML"),
         ('[data]\nroot = "x"\n[sampling]\neta = -1.0\n', "sampling.eta"),
         ('[data]\nroot = "x"\n[sampling]\nsteps = 0\n', "sampling.steps"),

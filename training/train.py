@@ -210,7 +210,9 @@ class MTLConfig:
 class RunConfig:
     """``[train]``: output directory, seed, per-process batch size, steps, logging/checkpoint
     intervals, device (``auto``/``cpu``/``cuda``), bf16 autocast (``auto`` = on GPU only), CFG
-    drop probability, diffusion steps, checkpoints kept, distributed timeout."""
+    drop probability, diffusion steps, checkpoints kept, distributed timeout; ``snr_gamma`` > 0
+    weights each sample's x0 losses by ``min(SNR_t, snr_gamma)`` (Min-SNR; 0 = EDGE's plain
+    mean)."""
 
     out_dir: str = "runs/gcdance"
     seed: int = 0
@@ -224,6 +226,7 @@ class RunConfig:
     cond_drop_prob: float = 0.25
     num_timesteps: int = 1000
     dist_timeout_min: int = 60
+    snr_gamma: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_steps", "log_every", "save_every", "num_timesteps",
@@ -238,6 +241,9 @@ class RunConfig:
         if self.mixed_precision not in ("auto", "bf16", "off"):
             raise ConfigError(f"train.mixed_precision must be 'auto', 'bf16' or 'off', got "
                               f"{self.mixed_precision!r}")
+        if not self.snr_gamma >= 0:  # also refuses NaN
+            raise ConfigError(f"train.snr_gamma must be >= 0 (0 = unweighted), got "
+                              f"{self.snr_gamma}")
         if not 0 <= self.cond_drop_prob <= 1:
             raise ConfigError(f"train.cond_drop_prob must be in [0, 1], got "
                               f"{self.cond_drop_prob}")
@@ -1085,9 +1091,12 @@ class Trainer:
         self.module.train()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.amp):
             pred, logits = self.module(x_t, t, music, genre, text, mask)
+        t_weights = (self.diffusion.loss_weights(t, cfg.train.snr_gamma)
+                     if cfg.train.snr_gamma > 0 else None)
         losses = self.losses(pred.float(), x0,
                              genre_logits=logits if "genre" in cfg.mtl.tasks else None,
-                             genre=genre if "genre" in cfg.mtl.tasks else None)
+                             genre=genre if "genre" in cfg.mtl.tasks else None,
+                             weights=t_weights)
         losses = {k: losses[k] for k in cfg.mtl.tasks}
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()

@@ -59,6 +59,15 @@ class GaussianDiffusion(nn.Module):
         """Uniform timesteps (batch,) int64 in ``[0, T)``."""
         return torch.randint(0, self.num_timesteps, (batch,), generator=generator, device=device)
 
+    def loss_weights(self, t: Tensor, snr_gamma: float) -> Tensor:
+        """Per-sample weights ``min(SNR_t, gamma)`` of the x0 losses, scaled to mean 1 over the
+        uniform timesteps (Min-SNR weighting, Hang et al. 2023, for x0 prediction): the
+        unweighted x0 loss spends most of its gradient on the noisiest timesteps, whose target
+        is the average dance; this moves it to the timesteps that decide the details."""
+        ab = self.alphas_cumprod.double()
+        w = torch.clamp(ab / (1.0 - ab), max=float(snr_gamma))
+        return (w / w.mean())[t.long()].float()
+
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """``sqrt(ab_t) x0 + sqrt(1 - ab_t) noise`` for per-sample timesteps ``t`` (B,)."""
         if noise.shape != x0.shape:

@@ -71,11 +71,13 @@ class DanceLosses(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor,
                 genre_logits: torch.Tensor | None = None,
-                genre: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                genre: torch.Tensor | None = None,
+                weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Losses of predicted vs. target x0 (both normalized, ``(B, T, D)``), in float32.
 
         ``genre_logits`` ``(B, G)`` and integer labels ``genre`` ``(B,)`` add the ``genre``
-        loss.
+        loss. ``weights`` ``(B,)`` weight each sample's x0 losses (simple, velocity, fk, foot;
+        e.g. :meth:`GaussianDiffusion.loss_weights`); None is the plain mean.
         """
         d = self.layout.dim
         if pred.shape != target.shape or pred.dim() != 3 or pred.shape[-1] != d:
@@ -83,21 +85,28 @@ class DanceLosses(nn.Module):
                              f"{tuple(pred.shape)} and {tuple(target.shape)}")
         if pred.shape[1] < 2:
             raise InputError("velocity and foot losses need at least 2 frames per window")
+        if weights is not None and (weights.dim() != 1 or weights.shape[0] != pred.shape[0]):
+            raise InputError(f"weights must be ({pred.shape[0]},), got {tuple(weights.shape)}")
         pred, target = pred.float(), target.float()
+
+        def mean(sq: torch.Tensor) -> torch.Tensor:  # equal-sized samples: the plain mean
+            return sq.mean() if weights is None else (sq.flatten(1).mean(1)
+                                                      * weights.float()).mean()
+
         c = self.layout.contacts
-        losses = {"simple": F.mse_loss(pred, target)}
+        losses = {"simple": mean((pred - target).pow(2))}
         p_rest, t_rest = pred[..., c.stop:], target[..., c.stop:]
-        losses["velocity"] = F.mse_loss(p_rest[:, 1:] - p_rest[:, :-1],
-                                        t_rest[:, 1:] - t_rest[:, :-1])
+        losses["velocity"] = mean(((p_rest[:, 1:] - p_rest[:, :-1])
+                                   - (t_rest[:, 1:] - t_rest[:, :-1])).pow(2))
         p_raw = self.unnormalize(pred)
         p_joints = self.fk.motion_to_joints(p_raw, self.layout)
         with torch.no_grad():
             t_joints = self.fk.motion_to_joints(self.unnormalize(target), self.layout)
-        losses["fk"] = F.mse_loss(p_joints, t_joints)
+        losses["fk"] = mean((p_joints - t_joints).pow(2))
         feet = p_joints.index_select(2, self.contact_joints)  # (B, T, 4, 3)
         foot_v = feet[:, 1:] - feet[:, :-1]
         planted = (p_raw[:, :-1, c] > self.contact_threshold).detach()
-        losses["foot"] = (foot_v * planted[..., None].to(foot_v.dtype)).pow(2).mean()
+        losses["foot"] = mean((foot_v * planted[..., None].to(foot_v.dtype)).pow(2))
         if genre_logits is not None or genre is not None:
             if genre_logits is None or genre is None:
                 raise InputError("the genre loss needs both genre_logits and genre labels")
