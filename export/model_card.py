@@ -38,7 +38,20 @@ from gcdance.engine.bundle import (
 from gcdance.errors import BundleError, GCDanceError, InputError
 from gcdance.sampling.schedule import UNNAMED_GRID
 
-__all__ = ["render_model_card", "write_model_card"]
+__all__ = ["UNSAID_SETTINGS", "measured_setting", "render_model_card", "write_model_card"]
+
+UNSAID_SETTINGS: dict[str, Any] = {"sampler": "ddim", "timesteps": UNNAMED_GRID,
+                                   "guidance_ramp": 0.0}
+"""What an ``evaluate_model`` result older than one of these keys was measured at: the key
+came with the setting, and before it every result sampled as its value here says."""
+
+
+def measured_setting(result: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """The sampling setting ``key`` an ``evaluate_model`` result was measured at; a result
+    that does not record it (null or absent) gets :data:`UNSAID_SETTINGS`'s value, else
+    ``default``."""
+    value = result.get(key)
+    return UNSAID_SETTINGS.get(key, default) if value is None else value
 
 
 def _read_json(path: str | os.PathLike[str] | None, what: str) -> dict[str, Any] | None:
@@ -238,20 +251,15 @@ def _check_evaluation(ev: Any, manifest: Mapping[str, Any], path: Any) -> None:
                          "describes the float32 model: run the evaluation without --precision")
     # The card states the bundle's sampling defaults next to the numbers: they must be the
     # settings the numbers were measured at (a retuned bundle needs a new evaluation). Results
-    # older than a key did not record it; they count as measured at what the key's absence
-    # meant then (DDIM, EDGE's grid, a constant weight), or, for guidance and eta, which every
-    # evaluate_model result of a bundle has recorded, at the bundle's.
+    # older than a key did not record it (measured_setting); guidance and eta, which every
+    # evaluate_model result of a bundle has recorded, default to the bundle's.
     samp = manifest["sampling"]
     ramp = float(samp.get("guidance_ramp") or 0.0)
     bundle_at: dict[str, Any] = {
         "steps": int(samp["steps"]), "guidance": float(samp["guidance"]),
         "eta": float(samp["eta"]), "sampler": str(samp.get("sampler") or "ddim"),
         "timesteps": str(samp.get("timesteps") or UNNAMED_GRID), "guidance_ramp": ramp}
-    measured_at = {
-        "steps": ev["steps"], "guidance": ev.get("guidance", bundle_at["guidance"]),
-        "eta": ev.get("eta") if ev.get("eta") is not None else bundle_at["eta"],
-        "sampler": ev.get("sampler") or "ddim", "timesteps": ev.get("timesteps") or UNNAMED_GRID,
-        "guidance_ramp": ev.get("guidance_ramp") or 0.0}
+    measured_at = {k: measured_setting(ev, k, bundle_at[k]) for k in bundle_at}
     if ramp:
         bundle_at["guidance_start"] = float(samp["guidance_start"])
         measured_at["guidance_start"] = ev.get("guidance_start")

@@ -857,3 +857,16 @@ def test_timestep_grid_is_a_sampling_default(tiny_bundle: Path, tmp_path: Path,
         load_bundle(copy)
     with pytest.raises(gcdance_errors.InputError, match="unknown timestep grid 'karras'"):
         retune_bundle(out, out, timesteps="karras")
+
+
+def test_an_older_evaluation_counts_as_measured_at_what_its_missing_keys_meant():
+    """The model card and the steps table read evaluate_model results through one helper."""
+    from export.model_card import UNSAID_SETTINGS, measured_setting
+
+    assert UNSAID_SETTINGS == {"sampler": "ddim", "timesteps": "uniform", "guidance_ramp": 0.0}
+    for key, then in UNSAID_SETTINGS.items():
+        assert measured_setting({}, key) == then
+        assert measured_setting({key: None}, key) == then
+    assert measured_setting({"timesteps": "logsnr"}, "timesteps") == "logsnr"
+    assert measured_setting({}, "eta", 0.5) == 0.5 and measured_setting({"eta": 0.0}, "eta") == 0.0
+    assert measured_setting({"guidance_ramp": 0.0}, "guidance_ramp", 3) == 0.0

@@ -54,6 +54,7 @@ from choreography.evaluate_model import (  # noqa: E402
     SAMPLERS,
     evaluate_model,
 )
+from export.model_card import measured_setting  # noqa: E402
 from gcdance._atomic import atomic_path  # noqa: E402
 from gcdance.datasets.finedance import FINEDANCE_FPS  # noqa: E402
 from gcdance.errors import GCDanceError, InputError  # noqa: E402
@@ -174,9 +175,8 @@ def load_complete(path: Path, want: dict[str, Any]) -> tuple[dict[str, Any] | No
         return None, f"unreadable ({exc})"
     if not isinstance(result, dict):
         return None, "not an evaluate_model result"
-    unsaid = {"timesteps": UNNAMED_GRID, "guidance_ramp": 0.0}  # what older results leave out
     for key, value in want.items():
-        if result.get(key, unsaid.get(key)) != value:
+        if measured_setting(result, key) != value:
             return None, f"made with {key} = {result.get(key)!r}, this table needs {value!r}"
     missing = [m.label for m in MEASURES if math.isnan(m.value(result)) and m.path[0] != "fid"]
     if missing or "fid" not in result or "seconds_per_dance" not in result:
