@@ -15,12 +15,12 @@ the step-invariant part runs once per generation and the rest at every step::
 ``x_t`` is the noisy motion in normalized space (dim = 319 / 151), ``t`` the diffusion timestep
 0..T-1 (integer values as float), ``music`` the per-frame music features, ``text_emb`` the
 control embedding C_E (512 CLIP / 384 MiniLM), ``cond_mask`` 1 = conditional, 0 = null
-condition. ``C = GCDanceDenoiser.cache_dim`` (``4 * num_layers * latent_dim``; layout in
-``GCDanceDenoiser.condition``). ``text_emb`` is an input of ``condition.onnx`` that the current
-cache does not read. Classifier-free guidance is ONE call over a batch of two: W windows are fed
-as 2W rows, the first W with ``cond_mask = 1`` and the same inputs again with ``cond_mask = 0``;
-the graphs pick the learned null embeddings per row (no control flow). The denoiser config is
-stored in each graph's metadata (``gcdance.denoiser_config``).
+condition. ``C = GCDanceDenoiser.cache_dim`` (``2 * (num_layers + hand_layers) * latent_dim``;
+layout in ``GCDanceDenoiser.condition``). ``text_emb`` is an input of ``condition.onnx`` that
+the current cache does not read. Classifier-free guidance is ONE call over a batch of two: W
+windows are fed as 2W rows, the first W with ``cond_mask = 1`` and the same inputs again with
+``cond_mask = 0``; the graphs pick the learned null embeddings per row (no control flow). The
+denoiser config is stored in each graph's metadata (``gcdance.denoiser_config``).
 
 Weights come from a training checkpoint (``training/train.py`` format: the EMA weights
 ``ema.denoiser.*`` when present, else ``model.denoiser.*``) or an in-memory model. Every export
@@ -84,9 +84,9 @@ TOLERANCE = 1e-4
 CHECK_SHAPES: tuple[tuple[int, int], ...] = ((2, 120), (6, 120), (4, 37), (1, 1))
 """(batch, frames) pairs the export is checked on: CFG over 1 and 3 windows, odd shapes."""
 MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit for one file without external data
-CACHE_LAYOUT = ("per frame: for each decoder layer (body 0..L-1, then hands 0..L-1) the "
+CACHE_LAYOUT = ("per frame: for each decoder layer (body 0..L-1, then hands 0..H-1) the "
                 "cross-attention [K | V] of the music token (K with rotary at the frame index, "
-                "heads in order); width 4 * num_layers * latent_dim")
+                "heads in order); width 2 * (num_layers + hand_layers) * latent_dim")
 """The cache layout, as stored in the graphs' metadata (``gcdance.cache_layout``)."""
 
 

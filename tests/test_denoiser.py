@@ -144,6 +144,11 @@ def test_input_validation(tiny: GCDanceDenoiser) -> None:
     assert DenoiserConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(InputError, match="unknown denoiser config fields"):
         DenoiserConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    for bad in (0, 1.5, True):
+        with pytest.raises(InputError, match="hand_layers must be a positive int or None"):
+            DenoiserConfig(hand_layers=bad)
+    older = {k: v for k, v in cfg.to_dict().items() if k != "hand_layers"}  # bundles before it
+    assert DenoiserConfig.from_dict(older) == cfg and cfg.hand_depth == cfg.num_layers
 
 
 def test_diffusion_q_sample_and_condition_mask() -> None:
@@ -189,7 +194,7 @@ def test_onnx_export_matches_onnxruntime(tiny: GCDanceDenoiser, tmp_path) -> Non
 
 # ------------------------------------------------------------- condition / denoise split
 MEDIUM = DenoiserConfig(layout="aistpp", music_dim=35, latent_dim=96, ff_dim=160, num_layers=3,
-                        num_heads=4, music_layers=2, num_time_tokens=3)
+                        hand_layers=1, num_heads=4, music_layers=2, num_time_tokens=3)
 
 
 def _reference_forward(model: GCDanceDenoiser, x_t, t, music, text_emb, cond_mask):
@@ -246,7 +251,9 @@ def test_forward_is_denoise_of_condition(config: str) -> None:
     x, t, m, _ = _inputs(b=4, n=37, music_dim=cfg.music_dim, dim=model.dim, seed=3)
     e = torch.randn(4, cfg.text_dim)
     mask = torch.tensor([1.0, 1.0, 0.0, 0.0])
-    assert model.cache_dim == 4 * cfg.num_layers * cfg.latent_dim
+    assert len(model.body.layers) == cfg.num_layers
+    assert len(model.hands.layers) == (1 if config == "medium" else cfg.num_layers)
+    assert model.cache_dim == 2 * (cfg.num_layers + len(model.hands.layers)) * cfg.latent_dim
     model.eval()
     with torch.no_grad():
         for cm in (mask, None):

@@ -258,6 +258,25 @@ def test_bundle_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_shallower_hand_decoder_exports_and_generates(tmp_path: Path) -> None:
+    """model.overrides.hand_layers: the graphs' cache narrows with it (checked against PyTorch
+    at export) and the engine reads its width from the bundle."""
+    import gcdance
+
+    _tiny_run(tmp_path, model={"overrides": {"hand_layers": 1}})
+    loaded = load_denoiser(tmp_path / "run")
+    assert len(loaded.model.hands.layers) == 1 and len(loaded.model.body.layers) == 2
+    out = export_bundle.bundle_from_checkpoint(tmp_path / "run", tmp_path / "b",
+                                               check_shapes=((2, 120),))
+    b = load_bundle(out)
+    assert b.graphs.cache_dim == 2 * (2 + 1) * loaded.config.latent_dim
+    audio = (np.random.default_rng(0).standard_normal(15360 * 3).astype(np.float32) * 0.1, 15360)
+    dance = gcdance.Generator(bundle=str(out), provider="cpu").generate(
+        audio, b.genres[0], seed=1, steps=4)
+    assert dance.motion.shape == (90, 319) and np.isfinite(dance.motion).all()
+
+
+@pytest.mark.slow
 def test_cli_from_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
     assert export_bundle.main(["--checkpoint", str(run_dir), "--out", str(out), "--quiet",

@@ -44,8 +44,8 @@ Step-invariant split (``condition`` / ``denoise``): during sampling, music, text
 (rotary applied) and values of the music tokens are computed once per generation by
 ``condition(music, text_emb, cond_mask) -> cond_cache (B, N, cache_dim)`` and reused by
 ``denoise(x_t, t, text_emb, cond_mask, cond_cache) -> x0`` at every step; ``forward`` is exactly
-their composition, so training is unaffected. ``cache_dim = 4 * num_layers * latent_dim``
-(tiny 256, paper 16384); the layout is in ``GCDanceDenoiser.condition``.
+their composition, so training is unaffected. ``cache_dim = 2 * (num_layers + hand_layers) *
+latent_dim`` (tiny 256, paper 16384); the layout is in ``GCDanceDenoiser.condition``.
 
 The genre loss (paper Eq. 2) trains the text classifier P (``training/genre_classifier.py``),
 not this network, so the denoiser outputs x0 only.
@@ -84,6 +84,7 @@ class DenoiserConfig:
     latent_dim: int = 512
     ff_dim: int = 1024
     num_layers: int = 8
+    hand_layers: int | None = None  # the hand decoder's layers; None: num_layers
     num_heads: int = 8
     music_layers: int = 2
     num_time_tokens: int = 2
@@ -99,6 +100,10 @@ class DenoiserConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"DenoiserConfig.{name} must be a positive int, got {v!r}")
+        h = self.hand_layers
+        if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
+            raise InputError(f"DenoiserConfig.hand_layers must be a positive int or None (as "
+                             f"many as num_layers), got {h!r}")
         if not isinstance(self.music_layers, int) or self.music_layers < 0:
             raise InputError(f"DenoiserConfig.music_layers must be >= 0, got {self.music_layers}")
         if self.latent_dim % self.num_heads or (self.latent_dim // self.num_heads) % 2:
@@ -116,6 +121,11 @@ class DenoiserConfig:
     @property
     def motion_layout(self) -> MotionLayout:
         return get_layout(self.layout)
+
+    @property
+    def hand_depth(self) -> int:
+        """The hand decoder's layer count (``hand_layers``, or ``num_layers`` when None)."""
+        return self.num_layers if self.hand_layers is None else self.hand_layers
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -357,7 +367,7 @@ class SinusoidalEmbedding(nn.Module):
 class PartDecoder(nn.Module):
     """One EDGE-style FiLM Transformer decoder over a part of the motion (body or hands)."""
 
-    def __init__(self, cfg: DenoiserConfig, part_dim: int) -> None:
+    def __init__(self, cfg: DenoiserConfig, part_dim: int, num_layers: int) -> None:
         super().__init__()
         d = cfg.latent_dim
         self.num_time_tokens = cfg.num_time_tokens
@@ -367,7 +377,7 @@ class PartDecoder(nn.Module):
         self.time_cond = nn.Linear(4 * d, d)
         self.time_tokens = nn.Linear(4 * d, cfg.num_time_tokens * d)
         self.memory_norm = nn.LayerNorm(d)
-        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_layers))
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(d)
         self.output_proj = nn.Linear(d, part_dim)
 
@@ -436,12 +446,15 @@ class GCDanceDenoiser(nn.Module):
         self.text_adapter = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(), nn.Linear(d, d))
         self.null_music = nn.Parameter(torch.randn(d))
         self.null_text = nn.Parameter(torch.randn(d))
-        self.body = PartDecoder(cfg, self.body_dim)
-        self.hands = PartDecoder(cfg, self.hand_dim)
+        self.body = PartDecoder(cfg, self.body_dim, cfg.num_layers)
+        # The fingers follow the body decoder's features: a shallower hand decoder is most
+        # of the saving when training time is short (docs/music_diagnosis.md, section 20).
+        self.hands = PartDecoder(cfg, self.hand_dim, cfg.hand_depth)
 
     @property
     def cache_dim(self) -> int:
-        """C, the width of :meth:`condition`'s cache: ``4 * num_layers * latent_dim``."""
+        """C, the width of :meth:`condition`'s cache: ``2 * (num_layers + hand_layers) *
+        latent_dim``."""
         return self.body.cache_dim + self.hands.cache_dim
 
     def forward(
@@ -468,7 +481,7 @@ class GCDanceDenoiser(nn.Module):
         """The step-invariant part of the model: ``cond_cache`` (B, N, :attr:`cache_dim`).
 
         Row ``[b, n]`` is, for each decoder layer in order (body layers 0..L-1, then hand
-        layers 0..L-1), that layer's cross-attention ``[K | V]`` (2 latent) of music token n:
+        layers 0..H-1), that layer's cross-attention ``[K | V]`` (2 latent) of music token n:
         ``K | V = kv(memory_norm(m_n))`` with rotary at position n applied to K (heads in order
         within each half), where ``m`` is the music adapter's output, or the learned null music
         embedding for rows with ``cond_mask = 0``. The cache does not depend on ``text_emb``
