@@ -146,3 +146,15 @@ def test_distillation_config_errors(teacher) -> None:
     other["model"]["overrides"] = {"dropout": 0.0, "num_layers": 1}
     with pytest.raises(ConfigError, match="another denoiser configuration"):
         Distiller(Config.from_dict(other))
+
+
+def test_the_default_distillation_takes_the_default_models_data_and_model() -> None:
+    """distill_default.toml is run on the default model's run: its [data] and [model] must be
+    that recipe's, or the distiller refuses the teacher (a hand_layers change in one file)."""
+    from training.train import load_config
+
+    configs = Path(__file__).resolve().parent.parent / "training" / "configs"
+    teacher = load_config(configs / "default_corpus.toml", [])
+    student = load_config(configs / "distill_default.toml", [])
+    assert student.model == teacher.model
+    assert student.data == teacher.data
