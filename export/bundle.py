@@ -128,8 +128,9 @@ class SamplingSpec:
     """Default sampling settings written to the manifest (and the default schedule table).
 
     ``steps``, ``timesteps`` and ``eta`` are the fastest setting measured to keep quality on
-    the default model: 8 DDIM steps on the log-SNR grid are the fewest within 10% of 50 DDIM
-    steps on every measure of the steps table (64 held-out dances; 5 are not), at 8 of their 50
+    the default model: 8 DDIM steps on the log-SNR grid were the fewest within 10% of 50 DDIM
+    steps on every measure of the steps table of the 6,600-step model (64 held-out dances; 5
+    are not; on the shipped model they miss PFC alone, by 11%), at 8 of their 50
     denoiser calls (``README.md`` *Fewer steps*, ``docs/sampling.md``; against 50 steps on
     EDGE's uniform grid, on 256 dances, they miss PFC alone, as 12 steps do); eta 0.5 beat 0 and
     1 at 8 steps (``docs/sampling.md``, "eta at 8 steps"). ``guidance`` is the paper's.

@@ -45,7 +45,7 @@ GUIDANCE = 3.0
 # Steps, timestep grid and eta are the exporter's defaults (export.bundle.SamplingSpec), which
 # were measured on this model: 8 DDIM steps on the log-SNR grid, eta 0.5.
 # The bundle serves its EDGE baseline features bounded, so that it streams
-# (docs/music_diagnosis.md, section 14): trained on the whole-song set, the previous default
+# (docs/music_diagnosis.md, section 14): trained on the whole-song set, an earlier default
 # model danced the same on the bounded one (256 held-out dances: genre 75.0% both, BAS gap
 # 0.296 / 0.297, FID_g 60.5 / 59.8).
 BOUNDED_FEATURES = True
