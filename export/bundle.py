@@ -170,6 +170,8 @@ class BundleSpec:
     weights: str = "random"  # "ema", "model" or "random"
     wav2clip_onnx: Path | None = None
     text_encoder_onnx: Path | None = None
+    log_snr_shift: float = 0.0
+    """The training run's ``train.log_snr_shift``: the diffusion the model was trained with."""
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -382,7 +384,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                          "replace it")
     schedule = ddim_schedule(s.steps, s.eta, s.guidance, s.guidance_ramp,
                              guidance_start=s.guidance_start, sampler=s.sampler,
-                             timesteps=s.timesteps)
+                             timesteps=s.timesteps, log_snr_shift=spec.log_snr_shift)
     if "wav2clip" in spec.features.sets and spec.wav2clip_onnx is None:
         log("note: the model uses Wav2CLIP features but the bundle will not include "
             "wav2clip.onnx (--wav2clip-onnx); inference then looks for it in the gcdance cache")
@@ -443,7 +445,7 @@ def write_bundle(out: str | os.PathLike[str], model: GCDanceDenoiser, spec: Bund
                       "weights": spec.weights},
             "layout": layout.to_dict(),
             "genres": {"dataset": dataset, "names": genres},
-            "diffusion": diffusion_config(),
+            "diffusion": diffusion_config(log_snr_shift=spec.log_snr_shift),
             "sampling": {"steps": s.steps, "guidance": s.guidance, "eta": s.eta,
                          "guidance_ramp": s.guidance_ramp, "guidance_start": s.guidance_start,
                          "sampler": s.sampler, "timesteps": s.timesteps,
@@ -701,6 +703,8 @@ def bundle_from_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.Pat
                              if k in ("model", "optim", "mtl")},
             },
             sampling=samp, weights=loaded.weights,
+            log_snr_shift=float((state.get("config", {}).get("train") or {}).get(
+                "log_snr_shift", 0.0)),
             wav2clip_onnx=Path(wav2clip_onnx) if wav2clip_onnx else None,
             text_encoder_onnx=Path(text_encoder_onnx) if text_encoder_onnx else None)
         return write_bundle(out, loaded.model, spec, force=force, check_shapes=check_shapes,

@@ -48,7 +48,13 @@ from gcdance.engine.bundle import (
     seal_manifest,
 )
 from gcdance.errors import BundleError, GCDanceError, InputError
-from gcdance.sampling.schedule import TABLE_KEYS, ddim_schedule, diffusion_config, save_schedule
+from gcdance.sampling.schedule import (
+    TABLE_KEYS,
+    ddim_schedule,
+    diffusion_args,
+    diffusion_config,
+    save_schedule,
+)
 
 from .bundle import _dumps, publish
 from .sampler_graph import build_sampler_graph, build_upload_graph
@@ -105,8 +111,7 @@ def _migrate(src: Path, out: Path) -> Path:
     table = ddim_schedule(int(sampling["steps"]), float(sampling["eta"]),
                           float(sampling["guidance"]), float(sampling["guidance_ramp"]),
                           guidance_start=float(sampling["guidance_start"]),
-                          num_timesteps=int(diffusion["num_timesteps"]),
-                          s=float(diffusion["cosine_s"]), max_beta=float(diffusion["max_beta"]))
+                          **diffusion_args(diffusion))
     with np.load(src / SCHEDULE_FILE, allow_pickle=False) as stored:
         for key in stored.files:
             if key != "format_version" and not np.allclose(stored[key], table[key], rtol=1e-5,
@@ -122,9 +127,9 @@ def _migrate(src: Path, out: Path) -> Path:
         manifest: dict[str, Any] = {k: v for k, v in old.items() if k != "manifest_sha256"}
         _engine_graphs(tmp, manifest)
         manifest["sampling"] = {**sampling, "sampler": "ddim"}
-        manifest["diffusion"] = diffusion_config(int(diffusion["num_timesteps"]),
-                                                 float(diffusion["cosine_s"]),
-                                                 float(diffusion["max_beta"]))
+        args = diffusion_args(diffusion)
+        manifest["diffusion"] = diffusion_config(args["num_timesteps"], args["s"],
+                                                 args["max_beta"], args["log_snr_shift"])
         graphs = {
             key: {"file": name, "inputs": split["inputs"][old_key],
                   "outputs": split["outputs"][old_key]}

@@ -43,6 +43,7 @@ from gcdance.sampling.schedule import (
     TIMESTEP_GRIDS,
     UNNAMED_GRID,
     ddim_schedule,
+    diffusion_args,
     save_schedule,
 )
 
@@ -148,9 +149,7 @@ def retune_bundle(src: str | Path, out: str | Path, **settings: Any) -> Path:
                               guidance_start=float(new["guidance_start"]),
                               sampler=new["sampler"],
                               timesteps=new.get("timesteps", UNNAMED_GRID),
-                              num_timesteps=int(diffusion["num_timesteps"]),
-                              s=float(diffusion["cosine_s"]),
-                              max_beta=float(diffusion["max_beta"]))
+                              **diffusion_args(diffusion))
         if new == sampling and features == old["features"]:
             return src if out == src else _copy_unchanged(src, out)
         before = (old["provenance"].get("retuned") or {}).get("changed") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -270,6 +271,33 @@ def test_a_shallower_hand_decoder_exports_and_generates(tmp_path: Path) -> None:
                                                check_shapes=((2, 120),))
     b = load_bundle(out)
     assert b.graphs.cache_dim == 2 * (2 + 1) * loaded.config.latent_dim
+    audio = (np.random.default_rng(0).standard_normal(15360 * 3).astype(np.float32) * 0.1, 15360)
+    dance = gcdance.Generator(bundle=str(out), provider="cpu").generate(
+        audio, b.genres[0], seed=1, steps=4)
+    assert dance.motion.shape == (90, 319) and np.isfinite(dance.motion).all()
+
+
+@pytest.mark.slow
+def test_a_shifted_schedule_travels_from_the_run_to_the_engine(tmp_path: Path) -> None:
+    """train.log_snr_shift: trained on, written into the manifest, and every table the bundle
+    makes (its default and other steps) is of the shifted diffusion."""
+    import gcdance
+    from gcdance.sampling.schedule import alphas_cumprod, ddim_schedule
+
+    shift = math.log(9.0)
+    _tiny_run(tmp_path, train={"log_snr_shift": shift})
+    out = export_bundle.bundle_from_checkpoint(tmp_path / "run", tmp_path / "b",
+                                               check_shapes=((2, 120),))
+    b = load_bundle(out)
+    assert b.manifest["diffusion"]["log_snr_shift"] == shift
+    s = b.sampling
+    want = ddim_schedule(s.steps, s.eta, s.guidance, timesteps=s.timesteps, log_snr_shift=shift)
+    np.testing.assert_array_equal(b.schedule["sqrt_alpha_bar"], want["sqrt_alpha_bar"])
+    t = b.schedule_table(4)["timestep"].astype(np.int64)
+    np.testing.assert_allclose(b.schedule_table(4)["sqrt_alpha_bar"],
+                               np.sqrt(alphas_cumprod(log_snr_shift=shift)[t]), rtol=1e-6)
+    assert not np.allclose(b.schedule_table(4)["sqrt_alpha_bar"],
+                           np.sqrt(alphas_cumprod()[t]), rtol=1e-3)
     audio = (np.random.default_rng(0).standard_normal(15360 * 3).astype(np.float32) * 0.1, 15360)
     dance = gcdance.Generator(bundle=str(out), provider="cpu").generate(
         audio, b.genres[0], seed=1, steps=4)

@@ -270,3 +270,35 @@ def test_dpmpp_is_deterministic_only() -> None:
         ddim_schedule(20, 1.0, sampler="dpmpp")
     with pytest.raises(InputError, match="unknown sampler 'euler'"):
         ddim_schedule(20, sampler="euler")
+
+
+# ------------------------------------------------------------------------ log-SNR shift
+def test_log_snr_shift_multiplies_every_snr_and_keeps_the_grid() -> None:
+    shift = math.log(9.0)
+    plain, shifted = alphas_cumprod(), alphas_cumprod(log_snr_shift=shift)
+    np.testing.assert_array_equal(alphas_cumprod(log_snr_shift=0.0), plain)
+    ratio = (shifted / (1 - shifted)) / (plain / (1 - plain))
+    np.testing.assert_allclose(ratio, 9.0, rtol=1e-9)
+    assert shifted[-1] < 1e-6  # the first step still starts from pure noise
+    for steps in (4, 8, 12):  # uniform in lambda: the same timesteps
+        np.testing.assert_array_equal(ddim_timesteps(steps, grid="logsnr", log_snr_shift=shift),
+                                      ddim_timesteps(steps, grid="logsnr"))
+    table = ddim_schedule(8, 0.5, 3.0, timesteps="logsnr", log_snr_shift=shift)
+    t = table["timestep"].astype(np.int64)
+    np.testing.assert_allclose(table["sqrt_alpha_bar"], np.sqrt(shifted[t]), rtol=1e-6)
+    with pytest.raises(InputError, match="log_snr_shift"):
+        alphas_cumprod(log_snr_shift=float("nan"))
+
+
+def test_diffusion_args_of_old_and_broken_manifests() -> None:
+    from gcdance.sampling.schedule import diffusion_args
+
+    cfg = diffusion_config(log_snr_shift=1.5)
+    assert diffusion_args(cfg)["log_snr_shift"] == 1.5
+    old = {k: v for k, v in cfg.items() if k != "log_snr_shift"}  # written before the shift
+    assert diffusion_args(old) == {"num_timesteps": 1000, "s": 0.008, "max_beta": 0.999,
+                                   "log_snr_shift": 0.0}
+    with pytest.raises(BundleError, match="log_snr_shift"):
+        diffusion_args({**cfg, "log_snr_shift": "big"})
+    with pytest.raises(BundleError, match="cosine_s"):
+        diffusion_args({k: v for k, v in cfg.items() if k != "cosine_s"})

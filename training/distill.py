@@ -96,6 +96,12 @@ class Distiller(Trainer):
                 and np.array_equal(trained.normalizer.data_max, self.normalizer.data_max)):
             raise ConfigError(f"the teacher {cfg.distill.teacher} was trained on other data "
                               "(its normalizer differs); use the teacher's [data]")
+        shift = (trained.config.train.num_timesteps, trained.config.train.log_snr_shift)
+        if shift != (cfg.train.num_timesteps, cfg.train.log_snr_shift):
+            raise ConfigError(f"the teacher {cfg.distill.teacher} was trained with "
+                              f"train.num_timesteps / log_snr_shift = {shift}, this config has "
+                              f"{(cfg.train.num_timesteps, cfg.train.log_snr_shift)}: the "
+                              "student must learn the teacher's diffusion; use its [train] values")
         self.teacher = TrainModule(trained.denoiser, trained.control, trained.head,
                                    trained.config.model.control).to(self.device).eval()
         self.teacher.requires_grad_(False)
@@ -106,10 +112,12 @@ class Distiller(Trainer):
             raise ConfigError(f"the teacher {cfg.distill.teacher} does not fit this config's "
                               f"model; distil with the teacher's own config ({exc})") from None
         self.ema = EMA(self.module, cfg.optim.ema_decay)
-        self.student_steps = ddim_timesteps(int(cfg.sampling.steps), cfg.train.num_timesteps,
-                                            str(cfg.sampling.timesteps))
+        diffusion = {"num_timesteps": cfg.train.num_timesteps,
+                     "log_snr_shift": cfg.train.log_snr_shift}
+        self.student_steps = ddim_timesteps(int(cfg.sampling.steps), grid=str(
+            cfg.sampling.timesteps), **diffusion)
         self.teacher_steps = teacher_timesteps(self.student_steps, cfg.distill.substeps,
-                                               alphas_cumprod(cfg.train.num_timesteps))
+                                               alphas_cumprod(**diffusion))
         # The diffusion's sqrt(alpha_bar) and sqrt(1 - alpha_bar), with index T for "t = -1"
         # (x0 itself: 1 and 0).
         d = self.diffusion

@@ -212,7 +212,8 @@ class RunConfig:
     intervals, device (``auto``/``cpu``/``cuda``), bf16 autocast (``auto`` = on GPU only), CFG
     drop probability, diffusion steps, checkpoints kept, distributed timeout; ``snr_gamma`` > 0
     weights each sample's x0 losses by ``min(SNR_t, snr_gamma)`` (Min-SNR; 0 = EDGE's plain
-    mean)."""
+    mean); ``log_snr_shift`` shifts the cosine schedule's log-SNR (0 = EDGE's schedule; ``2 ln
+    b`` noises the data as if it were ``b`` times larger; the bundle carries it)."""
 
     out_dir: str = "runs/gcdance"
     seed: int = 0
@@ -227,6 +228,7 @@ class RunConfig:
     num_timesteps: int = 1000
     dist_timeout_min: int = 60
     snr_gamma: float = 0.0
+    log_snr_shift: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_steps", "log_every", "save_every", "num_timesteps",
@@ -244,6 +246,9 @@ class RunConfig:
         if not self.snr_gamma >= 0:  # also refuses NaN
             raise ConfigError(f"train.snr_gamma must be >= 0 (0 = unweighted), got "
                               f"{self.snr_gamma}")
+        if not math.isfinite(self.log_snr_shift):
+            raise ConfigError(f"train.log_snr_shift must be a finite number (0 = the cosine "
+                              f"schedule as it is), got {self.log_snr_shift}")
         if not 0 <= self.cond_drop_prob <= 1:
             raise ConfigError(f"train.cond_drop_prob must be in [0, 1], got "
                               f"{self.cond_drop_prob}")
@@ -953,7 +958,8 @@ class Trainer:
         self.module = TrainModule(denoiser, torch.from_numpy(self.text.control), head,
                                   cfg.model.control).to(self.device)
         self.denoiser_config = den_cfg
-        self.diffusion = GaussianDiffusion(cfg.train.num_timesteps).to(self.device)
+        self.diffusion = GaussianDiffusion(
+            cfg.train.num_timesteps, log_snr_shift=cfg.train.log_snr_shift).to(self.device)
         self.losses = DanceLosses(layout, self.normalizer).to(self.device)
         self.shared, self.specific = self.module.parameter_groups()
         self.optimizer = _make_optimizer(cfg.optim, [*self.shared,

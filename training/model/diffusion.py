@@ -37,10 +37,12 @@ class GaussianDiffusion(nn.Module):
     """Forward process ``q(x_t | x_0)`` of the cosine schedule (the network predicts x0)."""
 
     def __init__(
-        self, num_timesteps: int = NUM_TIMESTEPS, s: float = COSINE_S, max_beta: float = MAX_BETA
+        self, num_timesteps: int = NUM_TIMESTEPS, s: float = COSINE_S, max_beta: float = MAX_BETA,
+        log_snr_shift: float = 0.0,
     ) -> None:
         super().__init__()
-        ab = alphas_cumprod(num_timesteps, s, max_beta)
+        ab = alphas_cumprod(num_timesteps, s, max_beta, log_snr_shift)
+        self.log_snr_shift = float(log_snr_shift)
         self.num_timesteps = int(num_timesteps)
         self.register_buffer("alphas_cumprod", torch.from_numpy(ab).float(), persistent=False)
         self.register_buffer(

@@ -69,6 +69,7 @@ from ..sampling.schedule import (
     TIMESTEP_GRIDS,
     UNNAMED_GRID,
     ddim_schedule,
+    diffusion_args,
     load_schedule,
 )
 from ..sampling.stitching import check_windows
@@ -520,7 +521,7 @@ class Bundle:
                 "for other settings")
         return ddim_schedule(want[0], want[1], want[2], want[3], guidance_start=want[4],
                              sampler=want[5], timesteps=s.timesteps,
-                             **_diffusion_args(self.diffusion))
+                             **diffusion_args(self.diffusion))
 
     def genre_id(self, name: str) -> int:
         """Id of a genre of this bundle by exact name."""
@@ -576,11 +577,6 @@ def _float(section: Mapping[str, Any], key: str, where: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise BundleError(_fix(f"manifest {where}.{key} must be a finite number, got {v!r}"))
     return float(v)
-
-
-def _diffusion_args(diffusion: Mapping[str, Any]) -> dict[str, Any]:
-    return {"num_timesteps": diffusion["num_timesteps"], "s": diffusion["cosine_s"],
-            "max_beta": diffusion["max_beta"]}
 
 
 def _read_manifest(root: Path) -> dict[str, Any]:
@@ -810,9 +806,10 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
 
     # -- diffusion, sampling, schedule -------------------------------------------------------
     diffusion = _section(manifest, "diffusion")
-    for key in ("num_timesteps", "cosine_s", "max_beta"):
-        if key not in diffusion:
-            raise BundleError(_fix(f"manifest diffusion lacks {key!r}"))
+    try:
+        schedule_args = diffusion_args(diffusion)
+    except BundleError as exc:
+        raise BundleError(_fix(str(exc))) from None
     if diffusion.get("prediction") != "x0":
         raise BundleError(_fix(f"diffusion.prediction is {diffusion.get('prediction')!r}; "
                                "this engine samples x0-predicting models only"))
@@ -856,7 +853,7 @@ def _build(root: Path, manifest: dict[str, Any], files: dict[str, Path]) -> Bund
         expected = ddim_schedule(sampling.steps, sampling.eta, sampling.guidance,
                                  sampling.guidance_ramp, guidance_start=sampling.guidance_start,
                                  sampler=sampling.sampler, timesteps=sampling.timesteps,
-                                 **_diffusion_args(diffusion))
+                                 **schedule_args)
     except GCDanceError as exc:
         raise BundleError(_fix(f"sampling: {exc}")) from None
     if schedule["timestep"].shape != expected["timestep"].shape:

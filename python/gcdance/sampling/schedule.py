@@ -11,6 +11,14 @@ Diffusion (docs/spec.md section 4): ``T = 1000`` steps, cosine schedule with ``s
     beta_t = min(1 - f(t + 1) / f(t), 0.999),  t = 0 .. T-1
     alpha_bar_t = prod_{k <= t} (1 - beta_k)
 
+A model may be trained with the schedule's log-SNR shifted, ``log(SNR_t) = logit(alpha_bar_t)
++ log_snr_shift`` (``train.log_snr_shift``, the manifest's ``diffusion.log_snr_shift``, 0 when
+absent): ``2 ln b`` noises the data as if it were ``b`` times larger. Min-max normalized dance
+varies little within a window (a median of 0.07 per dimension against the noise's 1), so at
+most timesteps of the plain schedule its motion is drowned and the network learns the average
+pose (``docs/music_diagnosis.md`` section 21). ``T - 1`` stays pure noise for any moderate
+shift, and the ``logsnr`` grid below is uniform in ``lambda``, so it picks the same timesteps.
+
 The timesteps come from one of two grids (:data:`TIMESTEP_GRIDS`, a bundle's sampling default),
 taken in pairs ``(t, t_prev)``; the last pair is ``(t_1, -1)`` where ``alpha_bar_prev := 1``:
 
@@ -90,6 +98,7 @@ __all__ = [
     "cosine_betas",
     "ddim_schedule",
     "ddim_timesteps",
+    "diffusion_args",
     "diffusion_config",
     "guidance_weights",
     "half_log_snr",
@@ -160,10 +169,16 @@ def cosine_betas(
 
 
 def alphas_cumprod(
-    num_timesteps: int = NUM_TIMESTEPS, s: float = COSINE_S, max_beta: float = MAX_BETA
+    num_timesteps: int = NUM_TIMESTEPS, s: float = COSINE_S, max_beta: float = MAX_BETA,
+    log_snr_shift: float = 0.0,
 ) -> np.ndarray:
-    """``alpha_bar_t = prod_{k<=t} (1 - beta_k)`` for ``t = 0..T-1``, float64."""
-    return np.cumprod(1.0 - cosine_betas(num_timesteps, s, max_beta))
+    """``alpha_bar_t = prod_{k<=t} (1 - beta_k)`` for ``t = 0..T-1``, float64, with
+    ``log(SNR_t) = logit(alpha_bar_t)`` shifted by ``log_snr_shift`` (module docstring)."""
+    shift = _check_finite(log_snr_shift, "log_snr_shift")
+    ab = np.cumprod(1.0 - cosine_betas(num_timesteps, s, max_beta))
+    if shift == 0.0:
+        return ab
+    return 1.0 / (1.0 + np.exp(-(np.log(ab) - np.log1p(-ab) + shift)))
 
 
 def half_log_snr(ab: np.ndarray) -> np.ndarray:
@@ -174,7 +189,8 @@ def half_log_snr(ab: np.ndarray) -> np.ndarray:
 
 
 def ddim_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS, grid: str = "uniform", *,
-                   s: float = COSINE_S, max_beta: float = MAX_BETA) -> np.ndarray:
+                   s: float = COSINE_S, max_beta: float = MAX_BETA,
+                   log_snr_shift: float = 0.0) -> np.ndarray:
     """The timesteps in sampling order, ``(steps + 1,)`` int64, ``[T-1, ..., -1]``, on
     ``grid`` (module docstring; ``s``/``max_beta`` set the ``logsnr`` grid's ``lambda``)."""
     steps = _check_positive_int(steps, "steps")
@@ -187,7 +203,7 @@ def ddim_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS, grid: str = "
         k = np.arange(steps + 1, dtype=np.int64)
         times = (k * n) // steps - 1  # exact trunc(-1 + k * T / steps); k = 0 gives -1
         return times[::-1].copy()
-    ab = alphas_cumprod(n, s, max_beta)
+    ab = alphas_cumprod(n, s, max_beta, log_snr_shift)
     lam = half_log_snr(ab)  # decreasing in t
     hi, lo = (round(f * n) for f in LOGSNR_SPAN)
     # two steps: T - 1 and the span's low end; one: T - 1 alone
@@ -229,12 +245,15 @@ def ddim_schedule(
     num_timesteps: int = NUM_TIMESTEPS,
     s: float = COSINE_S,
     max_beta: float = MAX_BETA,
+    log_snr_shift: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """The sampling table: ``{key: (steps,) float32}`` for every key of :data:`TABLE_KEYS`.
 
     ``sampler``: ``"ddim"`` (``eta = 0`` deterministic, ``eta = 1`` EDGE's setting) or
     ``"dpmpp"`` (DPM-Solver++(2M), ``eta = 0`` only); ``timesteps``: the grid, ``"uniform"``
-    (EDGE's) or ``"logsnr"``. Computed in float64.
+    (EDGE's) or ``"logsnr"``; ``num_timesteps``, ``s``, ``max_beta``, ``log_snr_shift``: the
+    diffusion the model was trained with (:func:`diffusion_args` of a manifest). Computed in
+    float64.
     """
     eta = _check_finite(eta, "eta", 0.0)
     if sampler not in SAMPLERS:
@@ -242,8 +261,9 @@ def ddim_schedule(
     if sampler == "dpmpp" and eta != 0.0:
         raise InputError(f"sampler 'dpmpp' (DPM-Solver++ 2M) is deterministic: eta must be 0, "
                          f"got {eta}; use sampler='ddim' for eta > 0")
-    times = ddim_timesteps(steps, num_timesteps, timesteps, s=s, max_beta=max_beta)
-    ab = alphas_cumprod(num_timesteps, s, max_beta)
+    times = ddim_timesteps(steps, num_timesteps, timesteps, s=s, max_beta=max_beta,
+                           log_snr_shift=log_snr_shift)
+    ab = alphas_cumprod(num_timesteps, s, max_beta, log_snr_shift)
     t, t_prev = times[:-1], times[1:]
     ab_t = ab[t]
     ab_prev = np.where(t_prev >= 0, ab[np.maximum(t_prev, 0)], 1.0)
@@ -278,7 +298,8 @@ def _multistep_weights(ab_t: np.ndarray, ab_prev: np.ndarray, sampler: str
 
 
 def diffusion_config(
-    num_timesteps: int = NUM_TIMESTEPS, s: float = COSINE_S, max_beta: float = MAX_BETA
+    num_timesteps: int = NUM_TIMESTEPS, s: float = COSINE_S, max_beta: float = MAX_BETA,
+    log_snr_shift: float = 0.0,
 ) -> dict[str, Any]:
     """JSON-ready description of the diffusion for a bundle manifest (``diffusion`` entry)."""
     return {
@@ -287,12 +308,30 @@ def diffusion_config(
         "beta_schedule": "cosine",
         "cosine_s": _check_finite(s, "s", 0.0),
         "max_beta": _check_finite(max_beta, "max_beta", 0.0),
+        "log_snr_shift": _check_finite(log_snr_shift, "log_snr_shift"),
         "prediction": "x0",
         "ddim_timesteps": "edge: trunc(linspace(-1, T - 1, steps + 1)), reversed; -1 = x0",
         "timestep_grids": list(TIMESTEP_GRIDS),
         "samplers": list(SAMPLERS),
         "table_keys": list(TABLE_KEYS),
     }
+
+
+def diffusion_args(diffusion: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`ddim_schedule` for a manifest's ``diffusion`` entry
+    (:func:`diffusion_config`; a manifest written before the shift existed has none: 0)."""
+    try:
+        return {"num_timesteps": _check_positive_int(diffusion["num_timesteps"],
+                                                     "diffusion.num_timesteps"),
+                "s": _check_finite(diffusion["cosine_s"], "diffusion.cosine_s", 0.0),
+                "max_beta": _check_finite(diffusion["max_beta"], "diffusion.max_beta", 0.0),
+                "log_snr_shift": _check_finite(diffusion.get("log_snr_shift", 0.0),
+                                               "diffusion.log_snr_shift")}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BundleError(f"the manifest's diffusion entry {diffusion!r} lacks {exc}; "
+                          "re-export the bundle with this gcdance version") from None
+    except InputError as exc:
+        raise BundleError(f"the manifest's diffusion entry: {exc}") from None
 
 
 def validate_schedule(table: dict[str, np.ndarray]) -> int:
