@@ -13,11 +13,9 @@ Diffusion (docs/spec.md section 4): ``T = 1000`` steps, cosine schedule with ``s
 
 A model may be trained with the schedule's log-SNR shifted, ``log(SNR_t) = logit(alpha_bar_t)
 + log_snr_shift`` (``train.log_snr_shift``, the manifest's ``diffusion.log_snr_shift``, 0 when
-absent): ``2 ln b`` noises the data as if it were ``b`` times larger. Min-max normalized dance
-varies little within a window (standard deviations of 0.14 for the body's rotations and 0.07
-for the root, medians over their dimensions, against the noise's 1), so at most timesteps of
-the plain schedule its motion is drowned and the network can only learn the average pose
-(``docs/music_diagnosis.md`` section 21). ``T - 1`` stays pure noise for any moderate
+absent): ``2 ln b`` noises the data as if it were ``b`` times larger (``b < 1``: smaller). The
+default model uses 0: ``ln 9`` measured narrower poses, not wider (``docs/music_diagnosis.md``
+section 21). ``T - 1`` stays pure noise for any moderate
 shift, and the ``logsnr`` grid below is uniform in ``lambda``, so it picks the same timesteps.
 
 The timesteps come from one of two grids (:data:`TIMESTEP_GRIDS`, a bundle's sampling default),
