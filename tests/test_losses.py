@@ -176,3 +176,19 @@ def test_losses_reject_wrong_shapes():
         losses(x[..., :-1], x[..., :-1])
     with pytest.raises(InputError):
         DanceLosses(AISTPP, MinMaxNormalizer(np.zeros(319), np.ones(319)))
+
+
+def test_a_floor_keeps_a_share_of_the_weight_on_the_noisiest_timesteps():
+    from training.model.diffusion import GaussianDiffusion
+
+    d = GaussianDiffusion()
+    t = torch.arange(d.num_timesteps)
+    w = d.loss_weights(t, 3.0, 1.0).double()
+    assert abs(w.mean().item() - 1.0) < 1e-6
+    ab = d.alphas_cumprod.double()
+    snr = ab / (1 - ab)
+    torch.testing.assert_close(w, torch.clamp(snr, 1.0, 3.0) / torch.clamp(snr, 1.0, 3.0).mean())
+    noisy = snr < 0.1
+    share = w[noisy].sum() / w.sum()
+    min_snr = d.loss_weights(t, 3.0).double()
+    assert share > 0.05 > min_snr[noisy].sum() / min_snr.sum()  # Min-SNR leaves them ~nothing

@@ -334,6 +334,8 @@ def test_config_errors_are_clear(tmp_path: Path):
         ('[data]\nroot = "x"\n[train]\nsnr_gamma = -1.0\n', "train.snr_gamma"),
         ('[data]\nroot = "x"\n[train]\nsnr_gamma = nan\n', "train.snr_gamma"),
         ('[data]\nroot = "x"\n[train]\nlog_snr_shift = inf\n', "train.log_snr_shift"),
+        ('[data]\nroot = "x"\n[train]\nsnr_floor = 1.0\n', "train.snr_floor"),
+        ('[data]\nroot = "x"\n[train]\nsnr_gamma = 3.0\nsnr_floor = 4.0\n', "train.snr_floor"),
         ('[data]\nroot = "x"\n[train\n', "not valid TOML"),
         ('[data]\nroot = "x"\n[sampling]\neta = -1.0\n', "sampling.eta"),
         ('[data]\nroot = "x"\n[sampling]\nsteps = 0\n', "sampling.steps"),

@@ -212,7 +212,8 @@ class RunConfig:
     intervals, device (``auto``/``cpu``/``cuda``), bf16 autocast (``auto`` = on GPU only), CFG
     drop probability, diffusion steps, checkpoints kept, distributed timeout; ``snr_gamma`` > 0
     weights each sample's x0 losses by ``min(SNR_t, snr_gamma)`` (Min-SNR; 0 = EDGE's plain
-    mean); ``log_snr_shift`` shifts the cosine schedule's log-SNR (0 = EDGE's schedule; ``2 ln
+    mean), ``snr_floor`` (with ``snr_gamma``) raises the weights below it to it (0 = Min-SNR);
+    ``log_snr_shift`` shifts the cosine schedule's log-SNR (0 = EDGE's schedule; ``2 ln
     b`` noises the data as if it were ``b`` times larger; the bundle carries it)."""
 
     out_dir: str = "runs/gcdance"
@@ -228,6 +229,7 @@ class RunConfig:
     num_timesteps: int = 1000
     dist_timeout_min: int = 60
     snr_gamma: float = 0.0
+    snr_floor: float = 0.0
     log_snr_shift: float = 0.0
 
     def __post_init__(self) -> None:
@@ -246,6 +248,10 @@ class RunConfig:
         if not self.snr_gamma >= 0:  # also refuses NaN
             raise ConfigError(f"train.snr_gamma must be >= 0 (0 = unweighted), got "
                               f"{self.snr_gamma}")
+        if not (0 <= self.snr_floor <= self.snr_gamma or self.snr_floor == 0):  # refuses NaN
+            raise ConfigError(f"train.snr_floor must be in [0, train.snr_gamma] and needs "
+                              f"snr_gamma > 0 (got snr_floor {self.snr_floor}, snr_gamma "
+                              f"{self.snr_gamma})")
         if not math.isfinite(self.log_snr_shift):
             raise ConfigError(f"train.log_snr_shift must be a finite number (0 = the cosine "
                               f"schedule as it is), got {self.log_snr_shift}")
@@ -1100,7 +1106,7 @@ class Trainer:
         self.module.train()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.amp):
             pred, logits = self.module(x_t, t, music, genre, text, mask)
-        t_weights = (self.diffusion.loss_weights(t, cfg.train.snr_gamma)
+        t_weights = (self.diffusion.loss_weights(t, cfg.train.snr_gamma, cfg.train.snr_floor)
                      if cfg.train.snr_gamma > 0 else None)
         losses = self.losses(pred.float(), x0,
                              genre_logits=logits if "genre" in cfg.mtl.tasks else None,

@@ -61,13 +61,15 @@ class GaussianDiffusion(nn.Module):
         """Uniform timesteps (batch,) int64 in ``[0, T)``."""
         return torch.randint(0, self.num_timesteps, (batch,), generator=generator, device=device)
 
-    def loss_weights(self, t: Tensor, snr_gamma: float) -> Tensor:
-        """Per-sample weights ``min(SNR_t, gamma)`` of the x0 losses, scaled to mean 1 over the
-        uniform timesteps (Min-SNR weighting, Hang et al. 2023, for x0 prediction): the
-        unweighted x0 loss spends most of its gradient on the noisiest timesteps, whose target
-        is the average dance; this moves it to the timesteps that decide the details."""
+    def loss_weights(self, t: Tensor, snr_gamma: float, snr_floor: float = 0.0) -> Tensor:
+        """Per-sample weights ``clamp(SNR_t, snr_floor, gamma)`` of the x0 losses, scaled to
+        mean 1 over the uniform timesteps (floor 0: Min-SNR weighting, Hang et al. 2023, for x0
+        prediction): the unweighted x0 loss spends most of its gradient on the noisiest
+        timesteps, whose target is the average dance; this moves it to the timesteps that
+        decide the details. The floor keeps a share on the noisiest timesteps, where the genre
+        is decided (Min-SNR from the start of a run lost it: docs/music_diagnosis.md, 21)."""
         ab = self.alphas_cumprod.double()
-        w = torch.clamp(ab / (1.0 - ab), max=float(snr_gamma))
+        w = torch.clamp(ab / (1.0 - ab), min=float(snr_floor), max=float(snr_gamma))
         return (w / w.mean())[t.long()].float()
 
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
