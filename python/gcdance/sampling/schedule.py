@@ -15,8 +15,8 @@ A model may be trained with the schedule's log-SNR shifted, ``log(SNR_t) = logit
 + log_snr_shift`` (``train.log_snr_shift``, the manifest's ``diffusion.log_snr_shift``, 0 when
 absent): ``2 ln b`` noises the data as if it were ``b`` times larger (``b < 1``: smaller). The
 default model uses 0: ``ln 9`` measured narrower poses, not wider (``docs/music_diagnosis.md``
-section 21). ``T - 1`` stays pure noise for any moderate
-shift, and the ``logsnr`` grid below is uniform in ``lambda``, so it picks the same timesteps.
+section 21). ``T - 1`` stays pure noise for any moderate shift, and the ``logsnr`` grid below
+is uniform in ``lambda``, so it picks the same timesteps.
 
 The timesteps come from one of two grids (:data:`TIMESTEP_GRIDS`, a bundle's sampling default),
 taken in pairs ``(t, t_prev)``; the last pair is ``(t_1, -1)`` where ``alpha_bar_prev := 1``:
