@@ -31,19 +31,19 @@ def _motion(
     rise: float = 0.0,
     yaw: float = 0.2,
     slide: float = SLIDE,
-    knee: float = 0.9,
 ) -> np.ndarray:
     """A bent-knee stance whose root slides sideways (SLIDE m/s), bobs and yaws; the contact
     channels in ``contacts`` (channel -> frame range) are 1, all others 0. ``rise`` lifts the
     root by that many metres over the clip (to make a planted foot unreachable); ``yaw`` is the
     amplitude (rad) of the pelvis' turning, which turns the feet with it; ``slide`` the root's
-    sideways speed (m/s); ``knee`` the knees' bend (rad; the thighs and feet take half of it
-    each way, so the feet stay flat)."""
+    sideways speed (m/s)."""
     t = np.arange(frames) / FPS
     aa = np.zeros((frames, layout.num_joints, 3))
-    aa[:, [L_HIP, R_HIP], 0] = -knee / 2  # thighs forward
-    aa[:, [L_KNEE, R_KNEE], 0] = knee  # shins back: knees bent forward
-    aa[:, [L_ANKLE, R_ANKLE], 0] = -knee / 2  # feet flat
+    # Knees bent enough (hip to ankle 0.89 of the leg) that a hold reaches REPLANT_DRIFT
+    # before the leg runs out of reach.
+    aa[:, [L_HIP, R_HIP], 0] = -0.45  # thighs forward
+    aa[:, [L_KNEE, R_KNEE], 0] = 0.9  # shins back: knees bent forward
+    aa[:, [L_ANKLE, R_ANKLE], 0] = -0.45  # feet flat
     aa[:, 0, 1] = yaw * np.sin(2.0 * t)  # pelvis yaw
     aa[:, 3, 0] = 0.1 * np.sin(3.0 * t)  # spine sway (must stay untouched)
     m = np.zeros((frames, layout.dim))
@@ -210,27 +210,6 @@ def test_a_foot_the_body_leaves_steps_to_a_new_hold(slide: float, yaw: float):
     assert np.abs(bones - np.linalg.norm(skel.offsets[1:], axis=-1)).max() < 1e-6
     side = np.sum(_bend(j0, L_HIP, L_KNEE, L_ANKLE) * _bend(j1, L_HIP, L_KNEE, L_ANKLE), -1)
     assert side.min() > 0
-
-
-def test_a_nearly_straight_leg_steps_before_it_runs_out_of_reach():
-    """Knees bent only 0.5 rad (hip to ankle 0.96 of the leg): the body walking away pulls the
-    held leg straight long before it has walked REPLANT_DRIFT, so the foot steps then, instead
-    of being held until the IK runs out of reach and drags it."""
-    skel = Skeleton.load("smplh52")
-    m = _motion(frames=150, contacts={0: (10, 140), 2: (10, 140)}, knee=0.5)
-    out = lock_feet(m, FINEDANCE)
-    j0, j1 = _joints(m), _joints(out)
-    leg = np.linalg.norm(skel.offsets[L_KNEE]) + np.linalg.norm(skel.offsets[L_ANKLE])
-    assert 0.95 < np.linalg.norm(j0[:, L_ANKLE] - j0[:, L_HIP], axis=-1).mean() / leg < 0.97
-    held = out[:, 0] > 0.5
-    assert not held[10:140].all()  # it stepped
-    first_step = 10 + int(np.argmin(held[10:140]))
-    walked = np.linalg.norm((j0[first_step, L_ANKLE] - j0[10:20, L_ANKLE].mean(axis=0))[[0, 2]])
-    assert walked < REPLANT_DRIFT - 0.05, walked
-    both = held[:-1] & held[1:]
-    assert _hspeed(j1[:, L_ANKLE])[both].max() <= 0.01
-    stretch = np.linalg.norm(j1[held, L_ANKLE] - j1[held, L_HIP], axis=-1) / leg
-    assert stretch.max() < 0.99, stretch.max()
 
 
 def test_no_contacts_is_bit_identical():

@@ -31,10 +31,9 @@ which every foot the contact labels call planted stays in place. Conventions:
   would make the foot jump between their holds. All other frames are untouched (bit-identical).
 - **Re-planting.** The model may call a foot planted for seconds while the body walks or turns
   away from it. A hold therefore ends at the first frame (after its landing) where the unlocked
-  pin point has moved more than ``REPLANT_DRIFT`` (0.25 m) horizontally from the target, the
-  leg would have to reach past ``REPLANT_REACH`` (0.97) of its length to hold it, or a flat
-  foot has turned more than ``REPLANT_TURN`` (45 degrees) about the vertical from its landing
-  yaw; the foot then steps to a new hold over ``2 * blend_frames`` frames: the offset
+  pin point has moved more than ``REPLANT_DRIFT`` (0.25 m) horizontally from the target, or a
+  flat foot has turned more than ``REPLANT_TURN`` (45 degrees) about the vertical from its
+  landing yaw; the foot then steps to a new hold over ``2 * blend_frames`` frames: the offset
   crossfades from one hold to the next as above, and the ankle is lifted by ``STEP_LIFT``
   (0.4 of the step's length, 3-8 cm, a ``sin^2`` bump). The new hold lands where the unlocked
   foot is after the step, and may end in a step again (with ``blend_frames = 0`` a step would
@@ -82,8 +81,8 @@ from .rotation import (
 from .skeleton import Skeleton
 
 __all__ = ["DEFAULT_BLEND_FRAMES", "HOLD_FRAMES", "MAX_GAP_FRAMES", "MIN_CONTACT_FRAMES",
-           "REPLANT_DRIFT", "REPLANT_REACH", "REPLANT_TURN", "STEP_LIFT", "FootLockStream",
-           "lock_feet", "settle_frames"]
+           "REPLANT_DRIFT", "REPLANT_TURN", "STEP_LIFT", "FootLockStream", "lock_feet",
+           "settle_frames"]
 
 DEFAULT_BLEND_FRAMES = 5
 """Frames of blend before and after each planted segment (1/6 s at 30 fps)."""
@@ -96,10 +95,6 @@ HOLD_FRAMES = 10
 REPLANT_DRIFT = 0.25
 """A hold ends in a step once the unlocked pin point is this far (m, horizontally) from it
 (0.15 until 2026-12-06: each step costs a little of the beat alignment, docs/foot_lock.md)."""
-REPLANT_REACH = 0.97
-"""... or once holding it would take more than this fraction of the leg's length (hip to
-ankle): straighter than the default model's planted legs stand (0.967 at their 99th
-percentile), and next to the IK's limit, where the held foot would be dragged."""
 REPLANT_TURN = np.pi / 4
 """... or once the unlocked flat foot has turned this far (rad, about the vertical) from it."""
 STEP_LIFT = (0.4, 0.03, 0.08)
@@ -381,8 +376,6 @@ def _replant(
     ankle_on: np.ndarray,
     ankle0: np.ndarray,
     toe_rel: np.ndarray,
-    hip: np.ndarray,
-    leg_length: float,
     blend: int,
 ) -> tuple[list[tuple[int, int]], list[bool]]:
     """Split contacts the unlocked foot leaves into holds joined by steps.
@@ -390,9 +383,8 @@ def _replant(
     The model may label a foot planted for seconds while the body walks or turns away from it
     (a whole 12 s clip, the foot drifting 0.8 m); held there, the leg stretches and twists. So a
     hold ends at the first frame after its landing where the unlocked pin point is more than
-    ``REPLANT_DRIFT`` from the hold's target (horizontally), the ankle that holds it is more
-    than ``REPLANT_REACH * leg_length`` from the ``hip``, or a flat foot has turned more than
-    ``REPLANT_TURN`` about the vertical; the foot then steps, over ``2 * blend`` frames,
+    ``REPLANT_DRIFT`` from the hold's target (horizontally), or a flat foot has turned more
+    than ``REPLANT_TURN`` about the vertical; the foot then steps, over ``2 * blend`` frames,
     to a new hold that lands where the unlocked foot is after them. No split is made when what
     is left after the step would be shorter than ``MIN_CONTACT_FRAMES``: that foot lifts soon
     anyway. The splits depend only on the contact's frames so far (the streaming bound).
@@ -411,15 +403,11 @@ def _replant(
             after = cur + HOLD_FRAMES
             split = None
             if blend > 0 and after + 2 * blend + MIN_CONTACT_FRAMES <= stop:
-                target = pin[land].mean(axis=0)
-                drift = np.linalg.norm((pin[after:stop] - target)[:, [0, 2]], axis=-1)
-                # where the ankle must be to hold the target (a toe pin: behind the toe)
-                ankle = target if flat else target - toe_rel[after:stop]
-                reach = np.linalg.norm(ankle - hip[after:stop], axis=-1)
+                drift = np.linalg.norm((pin[after:stop] - pin[land].mean(axis=0))[:, [0, 2]],
+                                       axis=-1)
                 held = np.arctan2(np.sin(yaw[land]).mean(), np.cos(yaw[land]).mean())
                 turn = np.abs(np.angle(np.exp(1j * (yaw[after:stop] - held))))
-                far = ((drift > REPLANT_DRIFT) | (reach > REPLANT_REACH * leg_length)
-                       | (flat & (turn > REPLANT_TURN)))
+                far = (drift > REPLANT_DRIFT) | (flat & (turn > REPLANT_TURN))
                 far[stop - after - 2 * blend - MIN_CONTACT_FRAMES + 1 :] = False
                 if far.any():
                     split = after + int(np.argmax(far))
@@ -464,9 +452,7 @@ def _lock_leg(
     # Desired ankle trajectory = original + offset[:, :3], desired foot orientation = the
     # original turned by axis-angle offset[:, 3:]: the offset pins the foot in segments and fades
     # (or crossfades to the next segment's) next to them; elsewhere it is 0.
-    l1 = float(np.linalg.norm(off[leg.knee]))
-    l2 = float(np.linalg.norm(off[leg.ankle]))
-    landed, steps = _replant(segments, ankle_on, ankle0, toe_rel, hip_pos, l1 + l2, blend)
+    landed, steps = _replant(segments, ankle_on, ankle0, toe_rel, blend)
     segments = _make_room(landed, blend)  # the pin points come from the untrimmed holds
     offset = np.zeros((frames, 6))
     touched = np.zeros(frames, dtype=bool)
@@ -513,6 +499,8 @@ def _lock_leg(
     desired = ankle0 + offset[:, :3]
 
     idx = np.flatnonzero(touched)
+    l1 = float(np.linalg.norm(off[leg.knee]))
+    l2 = float(np.linalg.norm(off[leg.ankle]))
     knee, ankle = _two_bone(hip_pos[idx], knee0[idx], ankle0[idx], desired[idx], l1, l2,
                             g_par[idx])
     # Minimal rotations from the old bone directions to the new ones.
