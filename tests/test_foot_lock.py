@@ -177,8 +177,8 @@ def test_close_contacts_get_a_smooth_transition():
 @pytest.mark.parametrize(("slide", "yaw"), [(SLIDE, 0.2), (0.0, 1.2)])
 def test_a_foot_the_body_leaves_steps_to_a_new_hold(slide: float, yaw: float):
     """A contact labelled for 6.3 s while the body walks away (0.95 m) or turns (up to 69
-    degrees each way) over the foot: the foot is held, then lifted and put down again where the body
-    has taken it, instead of being held at its landing point for the whole contact (a leg
+    degrees each way) over the foot: the foot is held, then lifted and put down again where the
+    body has taken it, instead of being held at its landing point for the whole contact (a leg
     stretched out of reach or twisted); the step frames' labels are cleared."""
     skel = Skeleton.load("smplh52")
     frames, (a, b) = 210, (10, 200)
