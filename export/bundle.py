@@ -135,7 +135,9 @@ class SamplingSpec:
     EDGE's uniform grid, on 256 dances, they miss PFC alone, as 12 steps do); eta 0.5 beat 0 and
     1 at 8 steps (``docs/sampling.md``, "eta at 8 steps"). ``guidance`` is the paper's.
     A trained model of another size gets the same unless its config's ``[sampling]`` says
-    otherwise; ``python -m export.retune`` changes them in a bundle afterwards.
+    otherwise; ``python -m export.retune`` changes them in a bundle afterwards. The default
+    model's export overrides them (``tools/train_default_model.py``: 5 DPM-Solver++ steps,
+    chosen against the corpus on its training music).
     """
 
     steps: int = 8
