@@ -35,12 +35,12 @@ def test_default_bundle_is_packaged_trained_and_documented() -> None:
     for section in ("## Training", "## Measured on held-out music", "## What it can do",
                     "## What it cannot do"):
         assert section in text, section
-    # the card's numbers were measured at the bundle's sampling defaults (docs/sampling.md:
-    # 8 DDIM steps on the logsnr grid, the fewest within 10% of 50 in the steps table)
+    # the card's numbers were measured at the bundle's sampling defaults (docs/sampling.md,
+    # "The default model's sampler": 5 DPM-Solver++ steps on the logsnr grid, deterministic)
     s = b.sampling
-    assert (s.sampler, s.steps, s.timesteps) == ("ddim", 8, "logsnr")
-    assert f"| sampling | DDIM, {s.steps} steps on the {s.timesteps} timestep grid" in text
-    assert f"256 dances, {s.steps} steps of DDIM on the {s.timesteps} timestep grid" in text
+    assert (s.sampler, s.steps, s.eta, s.timesteps) == ("dpmpp", 5, 0.0, "logsnr")
+    assert f"| sampling | DPM-Solver++, {s.steps} steps on the {s.timesteps} timestep grid" in text
+    assert f"256 dances, {s.steps} steps of DPM-Solver++ on the {s.timesteps} timestep grid" in text
     assert f"guidance {s.guidance}, eta {s.eta}" in text
     sizes = [p.stat().st_size for p in b.files.values()]
     assert max(sizes) < 50_000_000  # the repository's limit per file
@@ -100,15 +100,16 @@ def test_cli_default_model_writes_bvh_and_video(tmp_path: Path) -> None:
 
 def test_cli_writes_the_dance_the_api_makes(tmp_path: Path) -> None:
     """The CLI's options reach the Generator: the same dance as the Python API (same seed,
-    steps, eta and threads), and a bad engine option fails before any file is written."""
+    sampler, steps, eta and threads), and a bad engine option fails before any file is
+    written."""
     from gcdance.cli import main
 
     out = tmp_path / "jazz.npz"
-    assert main(["generate", str(TRACK), "--prompt", "Jazz", "--duration", "3", "--steps",
-                 "6", "--eta", "0.5", "--seed", "3", "--threads", "1", "-o", str(out),
-                 "--quiet"]) == 0
+    assert main(["generate", str(TRACK), "--prompt", "Jazz", "--duration", "3", "--sampler",
+                 "ddim", "--steps", "6", "--eta", "0.5", "--seed", "3", "--threads", "1", "-o",
+                 str(out), "--quiet"]) == 0
     api = gcdance.Generator(provider="cpu", threads=1).generate(
-        TRACK, "Jazz", seed=3, steps=6, eta=0.5, duration=3.0)
+        TRACK, "Jazz", seed=3, sampler="ddim", steps=6, eta=0.5, duration=3.0)
     np.testing.assert_array_equal(np.load(out)["motion"], api.motion)
     assert main(["generate", str(TRACK), "--prompt", "Jazz", "--threads", "0", "--quiet",
                  "-o", str(tmp_path / "x.npz")]) == 2

@@ -210,7 +210,7 @@ def test_bundle_sizes_and_refusal(built: dict[str, Path], tool: ModuleType,
     assert any("choreography.evaluate_model" in c for c in cmds)
 
 
-def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path,
+def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path, tool: ModuleType,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """Point 3's command runs end to end: every (held-out file, genre) pair is generated and
     judged, and the numbers are consistent with each other."""
@@ -270,7 +270,7 @@ def test_evaluate_model_on_held_out_music(built: dict[str, Path], tmp_path: Path
     bundle = tmp_path / "bundle"  # the card states the defaults its numbers were measured at
     assert card_main(["--bundle", str(Path(shutil.copytree(built["bundle"], bundle))),
                       "--evaluation", str(out)]) == 2
-    assert "(steps 3 against 8)" in capsys.readouterr().err
+    assert f"(steps 3 against {tool.SAMPLING['steps']})" in capsys.readouterr().err
     retune_bundle(bundle, bundle, steps=3)
     assert card_main(["--bundle", str(bundle), "--evaluation", str(out), "--run",
                       str(built["run"]), "--notes",
