@@ -204,12 +204,14 @@ SCORES = ("bas", "bas_shift", "pfc", "speed", "slide", "seam_jerk")
 VARIANTS = ("generated", "generated_no_foot_lock", "generated_no_beat_sync")
 """What :func:`evaluate_model` scores of each sample: what ``generate`` returns (beat sync, then
 the foot lock), the same without the foot lock, and the model's own timing (foot lock only)."""
-POST_PROCESSING = ["beat_sync:beat_tracker", "foot_lock:replant"]
+POST_PROCESSING = ["turn_limit", "beat_sync:beat_tracker", "foot_lock:replant"]
 """What ``generated`` went through after sampling, in order, recorded in the JSON: results made
 before the beat sync existed have no such key, those whose sync followed the features' own beat
 marks (before the bounded beat tracker, 2026-12-05) say ``"beat_sync"``, those whose foot lock
-held every contact to its end (before re-planting, 2026-12-05) ``"foot_lock"``, so that a table
-that reuses results (``tools/steps_table.py``) measures them again."""
+held every contact to its end (before re-planting, 2026-12-05) ``"foot_lock"``, those made
+before the turn limit (2026-12-07; every variant has it, ``generate`` applies it) lack
+``"turn_limit"``, so that a table that reuses results (``tools/steps_table.py``) measures them
+again."""
 LABELS = {"generated": "generated", "generated_no_foot_lock": "generated, no foot lock",
           "generated_no_beat_sync": "generated, no beat sync"}
 

@@ -4,9 +4,11 @@ Pipeline of :meth:`Generator.generate`: audio -> per-frame music features (the b
 configuration, checked) -> genre from the prompt (exact name/alias, else the bundle's classifier
 P; a prompt schedule gives one per window) -> its control embedding C_E -> the engine's sampling
 loop over 4 s windows (DDIM or DPM-Solver++, guidance, root anchoring, window handover,
-stitching; ``gcdance._engine``) -> unnormalized motion -> beat sync (a local time warp that
-slows the dance into every beat, :mod:`gcdance.motion.beat_sync`, on by default) -> foot
-contact clean-up (:mod:`gcdance.motion.foot_lock`, on by default) -> ``Dance``.
+stitching; ``gcdance._engine``) -> unnormalized motion -> turn limit (a heading flip of the
+model's root spread into a fast turn, :mod:`gcdance.motion.turn_limit`, always) -> beat sync (a
+local time warp that slows the dance into every beat, :mod:`gcdance.motion.beat_sync`, on by
+default) -> foot contact clean-up (:mod:`gcdance.motion.foot_lock`, on by default) ->
+``Dance``.
 
 Threading: one ``Generator`` may be used from several threads at once. The model's sessions
 (weights) are shared; each call borrows an engine state (buffers) from a pool that holds one per
@@ -28,6 +30,7 @@ import numpy as np
 from .. import masks as masks_mod
 from ..dance import AudioInfo, Dance
 from ..errors import InputError, ProviderError
+from ..motion.turn_limit import limit_turns
 from ..sampling.schedule import SAMPLERS, TABLE_KEYS, UNNAMED_GRID
 from ..sampling.stitching import plan_windows
 from .bundle import Bundle, load_bundle
@@ -475,6 +478,7 @@ class Generator:
         self._check_changes(schedule, features.shape[0])
         genres = self._window_genres(schedule, features.shape[0])
         motion = self._sample(features, genres, seed, table, None, None, progress)
+        motion = limit_turns(motion, self.bundle.layout)
         motion = self._sync_beats(motion, beat_sync, features, audio, start, duration)
         motion = self._lock_feet(motion, foot_lock)
         return self._dance(motion, schedule, seed, audio, start, duration, table,
@@ -535,9 +539,9 @@ class Generator:
         ``reference``: a ``Dance`` or unnormalized ``(frames, dim)`` motion, frame-aligned with
         the audio segment; ``keep``: a ``gcdance.masks`` expression (``joints("body")``,
         ``frames(0, 30)``, combined with ``|``, ``&``, ``~``) or a boolean ``(frames, dim)``
-        array. Kept values come back unchanged (the beat sync and the foot lock, as in
-        :meth:`generate`, change only what was regenerated: beat sync leaves alone every frame
-        where anything is kept).
+        array. Kept values come back unchanged (the turn limit, the beat sync and the foot lock,
+        as in :meth:`generate`, change only what was regenerated: beat sync leaves alone every
+        frame where anything is kept).
         """
         beat_sync = _check_flag(beat_sync, "beat_sync")
         foot_lock = _check_flag(foot_lock, "foot_lock")
@@ -564,7 +568,8 @@ class Generator:
         out = self._sample(features, self._window_genres(schedule, frames), seed, table, known,
                            mask.view(np.uint8), progress)
         out[mask] = ref[mask].astype(np.float32)  # exactly the given values where kept
-        # Both leave the kept values alone.
+        # All three leave the kept values alone.
+        out = limit_turns(out, layout, keep=mask)
         out = self._sync_beats(out, beat_sync, features, audio, start, duration, keep=mask)
         out = self._lock_feet(out, foot_lock, keep=mask)
         return self._dance(out, schedule, seed, audio, start, duration, table,

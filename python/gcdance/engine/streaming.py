@@ -16,6 +16,8 @@ What is final when:
   at the whole song cannot stream);
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
+- turn limit: a frame once ``settle_frames()`` (25) later frames are known
+  (:class:`gcdance.motion.turn_limit.TurnLimitStream`);
 - beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known, at
   30 fps (:class:`gcdance.motion.beat_sync.BeatSyncStream`), and a beat once the onset curve
   79 frames after it is (:mod:`gcdance.conditioning.features.beat_tracker`; its verdicts are
@@ -28,7 +30,8 @@ What is final when:
   (:class:`gcdance.motion.foot_lock.FootLockStream`).
 
 Memory stays bounded as the song grows: the last windows' features, the carry, the beats of the
-last seconds and the motion not yet settled by the beat sync and the foot lock.
+last seconds and the motion not yet settled by the turn limit, the beat sync and the foot
+lock.
 """
 
 from __future__ import annotations
@@ -147,6 +150,7 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
     from ..conditioning.features.stream import FeatureStream
     from ..motion.beat_sync import BeatSyncStream
     from ..motion.foot_lock import FootLockStream
+    from ..motion.turn_limit import TurnLimitStream
 
     bundle = gen.bundle
     L, hop, fps = bundle.window, bundle.hop, bundle.fps
@@ -162,6 +166,7 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
     next_window = 0  # the first window not generated yet
     carry: Any = None
     tail: np.ndarray | None = None  # the last generated window's frames after its start hop
+    turns = TurnLimitStream(bundle.layout)
     feet = FootLockStream(bundle.layout) if foot_lock else None
     sync = BeatSyncStream(bundle.layout, fps) if beat_sync else None
     beats: _Beats | None = None
@@ -188,7 +193,9 @@ def stream_dance(gen: Generator, chunks: Iterable[Any], schedule: list[tuple[flo
 
     def settle(motion: np.ndarray, final: bool) -> Iterator[tuple[int, np.ndarray]]:
         nonlocal done
-        piece = motion
+        piece = turns.push(motion)
+        if final:
+            piece = np.concatenate([piece, turns.finish()])
         if sync is not None and beats is not None:
             piece = (np.concatenate([sync.push(piece, beats.take(), beats.until),
                                      sync.finish(beats.take())]) if final
