@@ -9,9 +9,10 @@ by chance), so a per-dance ratio scatters: on 16 dances of 3 windows (seeds 0-3,
 Kun, Breaking) it ranges 0.2-1.4 with a median of 0.96. The old sampler gave 20-35 on every
 dance. The jerk rule is therefore checked on the median over seeds and prompts (at most 1.2),
 and per dance on long dances, where 20 seams average it out (at most 1.2, issue 13's limit:
-16 dances of 42 s measure 0.52-1.31, one above 1.2; the previous default model measured 0.58-1.14
-once overlapping windows shared the noise of their shared frames, 0.76-1.60 before;
-``docs/seams.md``).
+16 dances of 42 s of the default model at guidance 4 with the turn limit measure 0.92-1.27, two
+above 1.2, each from its fastest turn on one seam; earlier default models measured 0.52-1.31
+and 0.58-1.14 once overlapping windows shared the noise of their shared frames, 0.76-1.60
+before; ``docs/seams.md``).
 For the root, the old sampler's jumps were 7-10 times the 99th-percentile step; a seamless
 dance puts a seam step above its own 99th percentile by chance about once in 15 seams, so the
 rule is "at most 2 x the 99th percentile" per seam and "above it at most 10% of the time"

@@ -149,6 +149,8 @@ def test_bad_input_is_refused() -> None:
         limit_turns(m[:, :100], LAY)
     with pytest.raises(InputError, match="push the motion first"):
         TurnLimitStream(LAY).finish()
+    empty = TurnLimitStream(LAY).push(m[:0])  # a sync may hold back every frame at first
+    assert empty.shape == (0, LAY.dim)
     with pytest.raises(InputError, match="layout"):
         limit_turns(m, 3)  # type: ignore[arg-type]
 

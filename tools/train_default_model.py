@@ -32,16 +32,14 @@ DEFAULT_CONFIG = REPO / "training" / "configs" / "default_corpus.toml"
 DEFAULT_CORPUS = REPO / "corpus"
 DEFAULT_BUNDLE = REPO / "python" / "gcdance" / "data" / "default_bundle"
 SECONDS_PER_GENRE = 600.0
-# Classifier-free guidance of the default bundle. Tuned on the corpus's *training* music
-# (python -m choreography.evaluate_model --music train --max-files 4 --guidance G, 64 dances;
-# docs/music_diagnosis.md, section 16): genre control per dance 82.8% at 6, 89.1% at 4 and 3;
-# planted-foot slide 0.0158 / 0.0107 / 0.0088 m/s; FID_k 141 / 158 / 168. 3 is the only one with
-# the feet under issue 13's 0.01 m/s. The held-out music was not used. Once the foot lock's fix
-# took the slide out of the choice, higher and rising weights were measured again (section 18):
-# they make the body livelier and bring Urban out, but the extra speed comes with about twice the
-# corpus's velocity above 6 Hz (jitter, the fingers most) and seams over issue 13's limit on
-# some long dances, so 3 stays.
-GUIDANCE = 3.0
+# Classifier-free guidance of the default bundle, tuned on the corpus's *training* music at the
+# bundle's sampler below (python -m choreography.evaluate_model --music train --max-files 4
+# --guidance G, 64 dances; docs/music_diagnosis.md, section 24): guidance 3 / 4 / 5 give body
+# speed 0.297 / 0.308 / 0.321 m/s, genre control per dance 93.8% / 96.9% / 96.9%, PFC 0.075 /
+# 0.095 / 0.141, seam jerk 1.04 / 1.09 / 1.13. 4 takes most of the speed at half of 5's rise in
+# PFC, with no more motion above 6 Hz than 3; measured once on the held-out music. (At 8 DDIM
+# steps 3 had been chosen, section 16; a weight rising to 8, section 18, made the dance shake.)
+GUIDANCE = 4.0
 # The sampler: DPM-Solver++(2M) at 5 steps on the exporter's log-SNR grid (deterministic, eta 0).
 # Chosen on the training music (64 dances, --music train --max-files 4) against 8 DDIM steps at
 # eta 0.5 (the exporter's default) and 8 DPM-Solver++ steps: body speed 69% / 59% / 65% of the

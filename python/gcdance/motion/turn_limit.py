@@ -23,6 +23,10 @@ slerped between its values at the spread's two edge frames. Frame ``t`` inside a
 an edit keeps); their edge frames, every frame outside them, the root's position, the other
 joints and the contacts are unchanged, and a motion without a fast turn comes back equal.
 
+``Generator`` runs it on every dance right after the sampling, before the beat sync: it repairs
+the model's output. The sync then plays frames at 0.3-1.7 times their speed, a turn as every
+other move (``docs/turn_limit.md``).
+
 Streaming (:class:`TurnLimitStream`): a frame is final once ``2 * half`` later frames have
 arrived (16 at 30 fps), and the joined pieces equal :func:`limit_turns` of the whole motion.
 """
@@ -233,6 +237,8 @@ class TurnLimitStream:
     def push(self, rows: np.ndarray) -> np.ndarray:
         """Add motion frames; returns the frames now final (maybe none)."""
         rows = check_motion(rows, self._lay, "TurnLimitStream.push", allow_empty=True)
+        if self._held is None and not rows.shape[0]:  # nothing yet (a sync holding frames)
+            return rows.copy()
         if rows.shape[0]:
             r, heading = _headings(rows, self._lay)
             self._held = rows if self._held is None else np.concatenate([self._held, rows])
