@@ -607,7 +607,8 @@ def evaluate_model(corpus: str | Path, bundle: str | Path | None = None, *, seco
             beats = gen.music_beats(music_clip.audio, start, seconds)  # the sync's, per clip
             for a, genre in enumerate(asked):
                 # One sample, measured with and without the post-processes (pure functions of
-                # the sample): beat sync then the foot lock, as generate() does by default.
+                # the sample, whose turns generate() has limited): beat sync then the foot lock,
+                # as generate() does by default.
                 t = time.monotonic()
                 raw = gen.generate(music_clip.audio, texts[i][a], seed=seed + i, steps=steps,
                                    guidance=guidance, start=start, duration=seconds,

@@ -125,6 +125,46 @@ def test_the_stream_equals_the_whole_motion(sizes: list[int]) -> None:
     assert first.shape[0] == 100 - settle_frames(LAY.fps)
 
 
+def test_random_streams_equal_the_whole_motion() -> None:
+    """Random headings with big jumps anywhere (the start, the end, flips closer than a
+    spread), random tilts, random chunk sizes with empty pushes: bit-identical every time."""
+    rng = np.random.default_rng(1)
+    for _ in range(150):
+        frames = int(rng.integers(1, 90))
+        steps = rng.normal(0.0, 10.0, frames)
+        jumps = rng.random(frames) < rng.uniform(0.0, 0.3)
+        steps[jumps] = rng.uniform(-180.0, 180.0, jumps.sum())
+        rot = _yaw(np.cumsum(steps)) @ _tilt(float(rng.uniform(0.0, 0.6)))
+        m = np.zeros((frames, LAY.dim), np.float32)
+        m[:, LAY.joint_slice(0)] = matrix_to_rotation_6d(rot).reshape(frames, 6)
+        whole = limit_turns(m, LAY)
+        assert np.isfinite(whole).all()
+        stream, pieces, at = TurnLimitStream(LAY), [], 0
+        while at < frames:
+            size = min(int(rng.choice([0, 1, 2, 5, 17, 18, 19, 40])), frames - at)
+            pieces.append(stream.push(m[at:at + size]))
+            at += size
+        pieces.append(stream.finish())
+        assert np.array_equal(np.concatenate(pieces), whole)
+
+
+def test_a_slow_roll_upside_down_is_not_a_flip() -> None:
+    """Near upside down the heading is ill-defined: a slow roll reads as a fast heading change
+    (here up to 70 degrees per frame) while the rotation itself moves 1.26 degrees per frame.
+    Only a flip of the whole rotation is spread."""
+    frames = 20
+    a = np.radians(1.26 * np.arange(frames))
+    roll = np.zeros((frames, 3, 3))
+    roll[:, 2, 2] = 1.0
+    roll[:, 0, 0] = roll[:, 1, 1] = np.cos(a)
+    roll[:, 1, 0], roll[:, 0, 1] = np.sin(a), -np.sin(a)
+    m = np.zeros((frames, LAY.dim), np.float32)
+    m[:, LAY.joint_slice(0)] = matrix_to_rotation_6d(roll @ _tilt(np.radians(178.0))).reshape(
+        frames, 6)
+    assert np.abs(root_turns(m, LAY)).max() > CAP
+    assert np.array_equal(limit_turns(m, LAY), m)
+
+
 def test_an_edits_kept_frames_stay() -> None:
     m = spinning(flips=(50,))
     keep = np.zeros(m.shape, bool)

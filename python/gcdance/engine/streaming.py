@@ -16,7 +16,7 @@ What is final when:
   at the whole song cannot stream);
 - motion: window ``w``'s frames ``[w * hop, (w + 1) * hop)`` once window ``w`` is generated
   (window ``w + 1`` blends its own start over the rest); the last window's tail at the end;
-- turn limit: a frame once ``settle_frames()`` (25) later frames are known
+- turn limit: a frame once ``settle_frames()`` (18) later frames are known
   (:class:`gcdance.motion.turn_limit.TurnLimitStream`);
 - beat sync: a frame once the motion 15 frames and the beats 52 frames after it are known, at
   30 fps (:class:`gcdance.motion.beat_sync.BeatSyncStream`), and a beat once the onset curve

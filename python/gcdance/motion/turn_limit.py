@@ -1,4 +1,4 @@
-"""Turn limit: the root's heading never turns faster than a dancer can (numpy).
+"""Turn limit: the root's heading does not flip faster than a dancer can turn (numpy).
 
 **Why.** The model predicts the root's rotation as two matrix rows (6D). The heading is the
 quantity it is least sure of, so its prediction of the first row is shrunk toward zero (median
@@ -6,13 +6,15 @@ norm about 0.5 on the default model) and, when the dance turns, that row can pas
 instead of around the circle. Gram-Schmidt then flips the heading by 100-180 degrees in one or
 two frames: the whole body whips round while the pelvis stays put, a glitch 4-6 times the
 corpus's largest jerk. On the default model (256 held-out 12 s dances, guidance 3) 11% of the
-dances had a root turn above 45 degrees per frame, 5% above 90; the corpus's fastest turn is
+dances had a root rotation above 45 degrees per frame, 5% above 90; the corpus's fastest is
 42.9 degrees per frame (Wei; Breaking 30.6). ``docs/turn_limit.md`` has the measurements.
 
 **What.** Per frame, the heading is the angle of the nearest rotation about the vertical axis
 (``atan2(R[b,a] - R[a,b], R[a,a] + R[b,b])`` for the up axis and the two others in cyclic
-order); its frame-to-frame increments are wrapped to (-pi, pi]. An increment above
-:data:`MAX_TURN_DEG_PER_S` opens a *spread*: the increments within :data:`SPREAD_SECONDS` on
+order); its frame-to-frame increments are wrapped to [-pi, pi). An increment above
+:data:`MAX_TURN_DEG_PER_S`, where the whole root rotation also moves that far (the angle between
+the two frames' rotations: near upside down the heading is ill-defined and a slow roll reads as
+a fast heading change), opens a *spread*: the increments within :data:`SPREAD_SECONDS` on
 either side of it are replaced by a line between the turn rates just outside plus a sin^2 bump
 that keeps their sum, so the body turns as far as the model made it turn, at a rate that rises
 and falls smoothly over about half a second: a fast spin instead of a flip. The rest of the
@@ -27,8 +29,10 @@ joints and the contacts are unchanged, and a motion without a fast turn comes ba
 the model's output. The sync then plays frames at 0.3-1.7 times their speed, a turn as every
 other move (``docs/turn_limit.md``).
 
-Streaming (:class:`TurnLimitStream`): a frame is final once ``2 * half`` later frames have
-arrived (16 at 30 fps), and the joined pieces equal :func:`limit_turns` of the whole motion.
+Streaming (:class:`TurnLimitStream`): a frame is final once :func:`settle_frames` later
+frames have arrived (18 at 30 fps), and the joined pieces equal :func:`limit_turns` of the
+whole motion. Flips closer together than a spread, or at the motion's ends, can leave a turn
+somewhat over the limit (the spread's length is capped to keep the latency bounded).
 """
 
 from __future__ import annotations
@@ -87,18 +91,27 @@ def _cap(fps: float) -> float:
 
 def root_turns(motion: np.ndarray, layout: MotionLayout | str) -> np.ndarray:
     """The root's heading change (degrees, signed) from each frame to the next ``(frames - 1,)``:
-    what :func:`limit_turns` caps (a measure for reports)."""
+    what :func:`limit_turns` spreads where it is over the limit (a measure for reports)."""
     lay = check_layout(layout, "root_turns")
     m = check_motion(motion, lay, "root_turns")
     return np.degrees(_wrap(np.diff(_headings(m, lay)[1])))
 
 
-def _reshape(delta: np.ndarray, offset: int, lo: np.ndarray, hi: np.ndarray, cap: float,
-             half: int, prev_end: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def _increments(r: np.ndarray, heading: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray]:
+    """The heading's increments ``(frames - 1,)`` (wrapped) and which of them are flips: over
+    ``cap`` with the whole rotation turning over ``cap`` too."""
+    delta = _wrap(np.diff(heading))
+    cos = (np.sum(r[:-1] * r[1:], axis=(1, 2)) - 1.0) / 2.0  # (tr(R_t^T R_t+1) - 1) / 2
+    return delta, (np.abs(delta) > cap) & (cos < math.cos(cap))
+
+
+def _reshape(delta: np.ndarray, flips: np.ndarray, offset: int, lo: np.ndarray, hi: np.ndarray,
+             cap: float, half: int, prev_end: int = 0
+             ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Changes to the heading increments ``delta`` (absolute indices ``offset + i``) and the
     spreads ``[a, b)`` (absolute increment indices).
 
-    Scanning left to right, an increment above ``cap`` not inside an earlier spread opens one:
+    Scanning left to right, a flip (``flips``) not inside an earlier spread opens one:
     ``[s - half, s + half]``, cut to the increment's segment ``[lo[i], hi[i])`` (absolute) and
     to the end of the previous spread, widened for later excesses inside it up to ``2 half + 1``
     increments in all. Its increments are replaced by a line between the turn rates just outside
@@ -106,7 +119,7 @@ def _reshape(delta: np.ndarray, offset: int, lo: np.ndarray, hi: np.ndarray, cap
     the turn's rate rises and falls smoothly in between. ``prev_end``: where a scan that
     restarts mid-motion resumes (streaming)."""
     d = np.zeros_like(delta)
-    excess = np.flatnonzero(np.abs(delta) > cap)
+    excess = np.flatnonzero(flips)
     spreads: list[tuple[int, int]] = []
     end = prev_end
     n = delta.shape[0]
@@ -125,7 +138,8 @@ def _reshape(delta: np.ndarray, offset: int, lo: np.ndarray, hi: np.ndarray, cap
         spreads.append((a, b))
         ia, ib = a - offset, b - offset
         if ib > n:  # a stream's spread past the frames in so far: not final, not needed yet
-            continue
+            continue  # (one with ib == n reads a stand-in right rate: it starts at or after the
+            # stream's stop, so none of its frames is returned before it is scanned again)
         left = float(np.clip(delta[ia - 1], -cap, cap)) if a - 1 >= int(lo[i]) else None
         right = float(np.clip(delta[ib], -cap, cap)) if b < int(hi[i]) and ib < n else None
         if left is None:  # at an end: the other side's rate
@@ -202,7 +216,7 @@ def limit_turns(motion: np.ndarray, layout: MotionLayout | str, *,
     if frames < 2:
         return m.copy()
     r, heading = _headings(m, lay)
-    delta = _wrap(np.diff(heading))
+    delta, flips = _increments(r, heading, _cap(lay.fps))
     n = delta.shape[0]
     if k is None:
         lo, hi = np.zeros(n, np.int64), np.full(n, n, np.int64)
@@ -212,7 +226,7 @@ def limit_turns(motion: np.ndarray, layout: MotionLayout | str, *,
         last = np.maximum.accumulate(np.where(kept, idx, 0))  # last kept frame <= i (or 0)
         nxt = np.minimum.accumulate(np.where(kept, idx, n)[::-1])[::-1]  # first kept >= i
         lo, hi = last[:n], nxt[1:]
-    d, spreads = _reshape(delta, 0, lo, hi, _cap(lay.fps), _half(lay.fps))
+    d, spreads = _reshape(delta, flips, 0, lo, hi, _cap(lay.fps), _half(lay.fps))
     return _apply(m, r, heading, np.concatenate([[0.0], np.cumsum(d)]), spreads, 0, lay)
 
 
@@ -259,12 +273,12 @@ class TurnLimitStream:
             raise InputError("TurnLimitStream: no frames pushed yet; push the motion first")
         if stop <= self._done:
             return self._held[:0].copy()
-        delta = _wrap(np.diff(self._heading))  # increments from _base on
+        delta, flips = _increments(self._rot, self._heading, self._cap)  # from _base on
         # until the end is known no spread is cut there (the frames it could change wait)
         hi = np.full(delta.shape[0], self._frames - 1 if final else np.iinfo(np.int64).max // 2,
                      np.int64)
-        d, spreads = _reshape(delta, self._base, np.zeros_like(hi), hi, self._cap, self._half,
-                              self._scan)
+        d, spreads = _reshape(delta, flips, self._base, np.zeros_like(hi), hi, self._cap,
+                              self._half, self._scan)
         first = self._done - self._base
         c = np.zeros(self._heading.shape[0])
         # changes from frame _done on, summed in the order limit_turns' cumsum sums them
