@@ -34,21 +34,32 @@ def generator(tmp_path_factory: pytest.TempPathFactory) -> gcdance.Generator:
     return gcdance.Generator(bundle, provider="cpu", threads=1)
 
 
-def test_windows_before_the_first_change_are_the_unscheduled_dance(generator) -> None:
+def test_windows_before_the_first_change_are_the_unscheduled_dance(generator,
+                                                                 monkeypatch) -> None:
+    import gcdance.engine.generator as generator_module
     from gcdance.motion.beat_sync import reach_frames
+    from gcdance.motion.turn_limit import settle_frames
 
     audio = clicks(12.0)
-    raw = {"beat_sync": False, "foot_lock": False}  # the sampler's own output
+    raw = {"beat_sync": False, "foot_lock": False}  # the sampler's output and the turn limit
     plain = generator.generate(audio, "Jazz", seed=2, steps=6, **raw)
     # A change at 5 s: the windows starting at 0, 2 and 4 s are Jazz, the one at 6 s is not.
     mixed = generator.generate(audio, [(0, "Jazz"), (5.0, "Breaking")], seed=2, steps=6, **raw)
     differs = np.flatnonzero(np.abs(plain.motion - mixed.motion).max(axis=1) > 0)
+    # The turn limit's spreads (this random model's heading flips often) read up to
+    # settle_frames() past a frame: the change may show that early.
+    assert differs.size and 180 - settle_frames() <= differs[0] <= 180
+    with monkeypatch.context() as m:  # the sampler's own output: from the first window after it
+        m.setattr(generator_module, "limit_turns", lambda motion, layout, keep=None: motion)
+        sampled = [generator.generate(audio, p, seed=2, steps=6, **raw)
+                   for p in ("Jazz", [(0, "Jazz"), (5.0, "Breaking")])]
+    differs = np.flatnonzero(np.abs(sampled[0].motion - sampled[1].motion).max(axis=1) > 0)
     assert differs.size and differs[0] == 180  # the first window that starts after the change
     # Beat sync reads the motion a few frames around each frame: the change shows that early.
     synced = [generator.generate(audio, p, seed=2, steps=6, foot_lock=False)
               for p in ("Jazz", [(0, "Jazz"), (5.0, "Breaking")])]
     differs = np.flatnonzero(np.abs(synced[0].motion - synced[1].motion).max(axis=1) > 0)
-    assert 180 - reach_frames() <= differs[0] <= 180
+    assert 180 - settle_frames() - reach_frames() <= differs[0] <= 180
     assert mixed.genre == "Jazz" and mixed.schedule == [(0.0, "Jazz"), (5.0, "Breaking")]
     assert mixed.settings["prompt_schedule"] == [[0.0, "Jazz"], [5.0, "Breaking"]]
     assert plain.schedule == [(0.0, "Jazz")] and "prompt_schedule" not in plain.settings

@@ -457,7 +457,8 @@ class Generator:
         "breaking"), ...]`` (sorted, the first at 0, every change inside the music): each 4 s
         window dances the genre in force where it starts, and ``dance.schedule`` lists
         ``(start_seconds, genre)``. The windows before the first change are the unscheduled
-        dance's (same seed).
+        dance's (same seed), up to the few frames before the change that the post-processes
+        read past (the turn limit's 18, the beat sync's).
 
         ``steps``/``guidance``/``eta``/``sampler`` default to the bundle's sampling settings
         (``sampler``: ``"ddim"`` or ``"dpmpp"``, DPM-Solver++(2M);
