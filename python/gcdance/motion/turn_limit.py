@@ -44,7 +44,14 @@ import numpy as np
 from ..errors import InputError
 from ._checks import check_keep, check_layout, check_motion
 from .layout import MotionLayout
-from .rotation import matrix_to_quaternion, quaternion_to_matrix, rotation_6d_to_matrix, slerp
+from .rotation import (
+    axis_angle_to_matrix,
+    geodesic_angle,
+    matrix_to_quaternion,
+    quaternion_to_matrix,
+    rotation_6d_to_matrix,
+    slerp,
+)
 
 __all__ = ["MAX_TURN_DEG_PER_S", "SPREAD_SECONDS", "TurnLimitStream", "limit_turns",
            "root_turns", "settle_frames"]
@@ -101,8 +108,7 @@ def _increments(r: np.ndarray, heading: np.ndarray, cap: float) -> tuple[np.ndar
     """The heading's increments ``(frames - 1,)`` (wrapped) and which of them are flips: over
     ``cap`` with the whole rotation turning over ``cap`` too."""
     delta = _wrap(np.diff(heading))
-    cos = (np.sum(r[:-1] * r[1:], axis=(1, 2)) - 1.0) / 2.0  # (tr(R_t^T R_t+1) - 1) / 2
-    return delta, (np.abs(delta) > cap) & (cos < math.cos(cap))
+    return delta, (np.abs(delta) > cap) & (geodesic_angle(r[:-1], r[1:]) > cap)
 
 
 def _reshape(delta: np.ndarray, flips: np.ndarray, offset: int, lo: np.ndarray, hi: np.ndarray,
@@ -158,13 +164,7 @@ def _reshape(delta: np.ndarray, flips: np.ndarray, offset: int, lo: np.ndarray, 
 
 def _yaw(angle: np.ndarray, lay: MotionLayout) -> np.ndarray:
     """Rotations ``(n, 3, 3)`` about the up axis by ``angle`` (rad)."""
-    u, a, b = _axes(lay)
-    cos, sin = np.cos(angle), np.sin(angle)
-    rot = np.zeros((angle.shape[0], 3, 3))
-    rot[:, u, u] = 1.0
-    rot[:, a, a] = rot[:, b, b] = cos
-    rot[:, b, a], rot[:, a, b] = sin, -sin
-    return rot
+    return axis_angle_to_matrix(angle[:, None] * np.eye(3)[lay.up_index])
 
 
 def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
